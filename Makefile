@@ -1,0 +1,107 @@
+# moesim: build, test, demo, bench, deps, install.
+#
+#   make            build build/moesim and build/libmoesim.a
+#   make test       unit + command-line tests (SAN=1: ASan + UBSan build)
+#   make demo       replay the shipped trace against every policy, write
+#                   results/demo.db and results/demo_hit_rate.png
+#   make bench      benchmarks, one line "bench <name> <value> <unit>" each
+#   make deps       install the Debian packages moesim needs (root)
+#   make install PREFIX=/usr/local
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+SAN     ?= 0
+
+DEB_PACKAGES := build-essential libsqlite3-dev sqlite3 libgsl-dev libcsv-dev libcjson-dev \
+                gnuplot-nox parallel
+
+ifeq ($(SAN),1)
+BUILD   := build-san
+SANFLAGS:= -fsanitize=address,undefined -fno-sanitize-recover=all
+OPT     := -O1 -g -fno-omit-frame-pointer $(SANFLAGS)
+else
+BUILD   := build
+OPT     := -O2 -g
+endif
+
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Werror -pthread -MMD -MP
+LDLIBS  := -lsqlite3 -lgsl -lgslcblas -lcsv -lcjson -lm -pthread
+LDFLAGS += $(SANFLAGS)
+
+CORE_SRC    := $(wildcard core/*.c core/policies/*.c)
+SIM_SRC     := $(filter-out sim/main.c,$(wildcard sim/*.c))
+BACKEND_SRC := $(wildcard backend/*.c)
+TEST_SRC    := $(wildcard tests/unit/test_*.c)
+BENCH_SRC   := $(wildcard tests/bench/bench_*.c)
+
+CORE_OBJ    := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
+SIM_OBJ     := $(SIM_SRC:%.c=$(BUILD)/obj/%.o)
+BACKEND_OBJ := $(BACKEND_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_BIN    := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+BENCH_BIN   := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
+APP_LIBS    := $(BUILD)/libmoesim-sim.a $(BUILD)/libmoesim-backend.a $(BUILD)/libmoesim.a
+
+.PHONY: FORCE all test demo bench deps check-deps install clean
+all: $(BUILD)/moesim $(BUILD)/libmoesim.a
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+# The version string is rebuilt every time so results never carry a stale one.
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+$(BUILD)/obj/core/version.o: CFLAGS += -DMOESIM_VERSION='"$(VERSION)"'
+$(BUILD)/obj/core/version.o: FORCE
+FORCE:
+
+$(BUILD)/libmoesim.a: $(CORE_OBJ)
+	@rm -f $@; ar rcs $@ $^
+$(BUILD)/libmoesim-sim.a: $(SIM_OBJ)
+	@rm -f $@; ar rcs $@ $^
+$(BUILD)/libmoesim-backend.a: $(BACKEND_OBJ)
+	@rm -f $@; ar rcs $@ $^
+
+$(BUILD)/moesim: $(BUILD)/obj/sim/main.o $(APP_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $< $(APP_LIBS) $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(APP_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(APP_LIBS) $(LDLIBS)
+
+$(BUILD)/bench/%: tests/bench/%.c $(APP_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(APP_LIBS) $(LDLIBS)
+
+# Missing packages are installed when we are root, otherwise named.
+check-deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing missing Debian packages:" $$missing; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing Debian packages (run 'sudo make deps'):" $$missing; exit 1; fi; \
+	fi
+
+deps:
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y $(DEB_PACKAGES)
+
+test: check-deps all $(TEST_BIN)
+	@BUILD=$(BUILD) sh tests/run.sh
+
+demo: check-deps all
+	@BUILD=$(BUILD) sh experiments/demo.sh
+
+bench: check-deps all $(BENCH_BIN)
+	@for b in $(BENCH_BIN); do $$b || exit 1; done
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/moesim
+	install -m 755 $(BUILD)/moesim $(DESTDIR)$(PREFIX)/bin/moesim
+	install -m 644 $(BUILD)/libmoesim.a $(DESTDIR)$(PREFIX)/lib/libmoesim.a
+	install -m 644 core/*.h $(DESTDIR)$(PREFIX)/include/moesim/
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

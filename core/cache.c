@@ -1,0 +1,116 @@
+/* cache.c: residency bookkeeping shared by every policy. */
+#include "cache.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const moe_policy_ops *lookup(const char *spec, const char **args, moe_error *err) {
+    char name[64];
+    const char *colon = strchr(spec, ':');
+    size_t len = colon ? (size_t)(colon - spec) : strlen(spec);
+    if (len == 0 || len >= sizeof name) return moe_fail(err, "bad policy name '%s'", spec), NULL;
+    memcpy(name, spec, len);
+    name[len] = 0;
+    const moe_policy_ops *ops = moe_policy_find(name);
+    if (!ops) {
+        char known[512] = "";
+        for (const moe_policy_ops *const *p = moe_policy_list(); *p; p++) {
+            if (p != moe_policy_list()) strncat(known, ", ", sizeof known - strlen(known) - 1);
+            strncat(known, (*p)->name, sizeof known - strlen(known) - 1);
+        }
+        moe_fail(err, "unknown policy '%s' (known: %s)", name, known);
+        return NULL;
+    }
+    *args = colon ? colon + 1 : "";
+    return ops;
+}
+
+moe_cache *moe_cache_new(const char *spec, const moe_policy_env *env, moe_error *err) {
+    const char *args;
+    const moe_policy_ops *ops = lookup(spec, &args, err);
+    if (!ops) return NULL;
+    moe_cache *c = calloc(1, sizeof *c);
+    if (!c) return moe_fail(err, "out of memory"), NULL;
+    c->ops = ops;
+    c->env = *env;
+    c->n_keys = env->n_keys;
+    /* A cache larger than the key space behaves as one of n_keys. */
+    c->capacity = env->capacity < env->n_keys ? env->capacity : env->n_keys;
+    c->env.capacity = c->capacity;
+    c->resident = calloc(c->n_keys ? c->n_keys : 1, 1);
+    c->protect_gen = calloc(c->n_keys ? c->n_keys : 1, sizeof(uint32_t));
+    if (!c->resident || !c->protect_gen) {
+        moe_cache_free(c);
+        return moe_fail(err, "out of memory"), NULL;
+    }
+    c->st = ops->create(args, &c->env, c->canonical, sizeof c->canonical, err);
+    if (!c->st) {
+        moe_cache_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void moe_cache_free(moe_cache *c) {
+    if (!c) return;
+    if (c->st) c->ops->destroy(c->st);
+    free(c->resident);
+    free(c->protect_gen);
+    free(c);
+}
+
+int moe_cache_reset(moe_cache *c, moe_error *err) {
+    const char *colon = strchr(c->canonical, ':');
+    void *st = c->ops->create(colon ? colon + 1 : "", &c->env, c->canonical, sizeof c->canonical, err);
+    if (!st) return -1;
+    c->ops->destroy(c->st);
+    c->st = st;
+    memset(c->resident, 0, c->n_keys);
+    c->used = 0;
+    return 0;
+}
+
+/* Make room if full and mark key resident. Returns 0, or -1 on bypass. */
+static int admit(moe_cache *c, uint32_t key, const moe_access *a, int64_t *victim) {
+    *victim = -1;
+    if (c->used >= c->capacity) {
+        int64_t v = c->capacity ? c->ops->choose_victim(c->st, c, a) : -1;
+        if (v < 0) return -1;
+        c->resident[v] = 0;
+        c->used--;
+        c->ops->on_evict(c->st, (uint32_t)v);
+        *victim = v;
+    }
+    c->resident[key] = 1;
+    c->used++;
+    c->ops->on_insert(c->st, key, a);
+    return 0;
+}
+
+enum moe_access_result moe_cache_access(moe_cache *c, uint32_t key, const moe_access *a,
+                                        int64_t *victim) {
+    if (c->resident[key]) {
+        *victim = -1;
+        c->ops->on_hit(c->st, key, a);
+        return MOE_HIT;
+    }
+    return admit(c, key, a, victim) ? MOE_MISS_BYPASSED : MOE_MISS_INSERTED;
+}
+
+int moe_cache_insert(moe_cache *c, uint32_t key, const moe_access *a, int64_t *victim) {
+    if (c->resident[key]) {
+        *victim = -1;
+        return 0;
+    }
+    return admit(c, key, a, victim) ? -1 : 1;
+}
+
+int moe_policy_canonical(const char *spec, const moe_policy_env *env, char *canonical, size_t cap,
+                         moe_error *err) {
+    moe_cache *c = moe_cache_new(spec, env, err);
+    if (!c) return -1;
+    snprintf(canonical, cap, "%s", c->canonical);
+    moe_cache_free(c);
+    return 0;
+}

@@ -1,0 +1,69 @@
+/* cache.h: a capacity-limited expert cache driven by a policy.
+ *
+ * The cache owns residency; the policy owns order. The replay engine and the
+ * real backend both serve accesses through moe_cache_access(), which is what
+ * makes simulated and real runs comparable hit for hit.
+ *
+ * Protection: before serving the experts a (step, layer) needs, the caller
+ * opens a group with moe_cache_begin_group() and marks each needed key with
+ * moe_cache_protect(); a protected key is never chosen as victim, so one
+ * expert of a layer's set never evicts another of the same set. */
+#ifndef MOE_CACHE_H
+#define MOE_CACHE_H
+
+#include <stdint.h>
+
+#include "policy.h"
+
+typedef struct moe_cache {
+    const moe_policy_ops *ops;
+    void *st;
+    moe_policy_env env;
+    uint32_t n_keys;
+    uint32_t capacity;
+    uint32_t used;
+    uint8_t *resident;    /* n_keys */
+    uint32_t *protect_gen; /* key protected iff protect_gen[key] == gen */
+    uint32_t gen;
+    char canonical[256];
+} moe_cache;
+
+enum moe_access_result {
+    MOE_MISS_INSERTED = 0, /* miss; the key is now resident */
+    MOE_HIT = 1,
+    MOE_MISS_BYPASSED = 2, /* miss; every resident key was protected (or capacity 0) */
+};
+
+/* spec is "name" or "name:k=v,...". */
+moe_cache *moe_cache_new(const char *spec, const moe_policy_env *env, moe_error *err);
+void moe_cache_free(moe_cache *c);
+/* Drop every resident key and reset the policy (cold restart). */
+int moe_cache_reset(moe_cache *c, moe_error *err);
+
+static inline void moe_cache_begin_group(moe_cache *c) {
+    if (++c->gen == 0) { /* wrapped: clear stale marks once every 4G groups */
+        for (uint32_t i = 0; i < c->n_keys; i++) c->protect_gen[i] = 0;
+        c->gen = 1;
+    }
+}
+static inline void moe_cache_protect(moe_cache *c, uint32_t key) { c->protect_gen[key] = c->gen; }
+static inline int moe_cache_protected(const moe_cache *c, uint32_t key) {
+    return c->protect_gen[key] == c->gen;
+}
+static inline int moe_cache_resident(const moe_cache *c, uint32_t key) { return c->resident[key]; }
+
+/* Serve one access: hit -> on_hit; miss -> insert, evicting a victim if full.
+ * *victim receives the evicted key or -1. */
+enum moe_access_result moe_cache_access(moe_cache *c, uint32_t key, const moe_access *a,
+                                        int64_t *victim);
+
+/* Insert without counting an access (prefetch); same eviction rule. Returns
+ * 1 if inserted, 0 if already resident, -1 if bypassed. */
+int moe_cache_insert(moe_cache *c, uint32_t key, const moe_access *a, int64_t *victim);
+
+/* Split "name:args" and validate the name against the registry; used by the
+ * command line to reject unknown policies before any work starts. */
+int moe_policy_canonical(const char *spec, const moe_policy_env *env, char *canonical, size_t cap,
+                         moe_error *err);
+
+#endif

@@ -1,0 +1,76 @@
+/* policy.h: the one interface every eviction policy implements.
+ *
+ * A cache holds a subset of n_keys dense keys (expert ids of one layer in
+ * per-layer scope, layer * n_experts + expert in global scope). The cache
+ * (cache.c) owns residency and capacity; a policy only keeps its own order
+ * and answers "whom to evict". Each policy lives in core/policies/<name>.c and
+ * is listed once in core/policy_registry.c. */
+#ifndef MOE_POLICY_H
+#define MOE_POLICY_H
+
+#include <stdint.h>
+
+#include "error.h"
+#include "trace.h"
+
+#define MOE_NEVER UINT64_MAX
+
+/* What the replay knows about the access being served. */
+typedef struct moe_access {
+    uint64_t time;      /* ordinal of this access in the replay (monotone) */
+    uint64_t next_use;  /* time of the next access of this key, MOE_NEVER if none;
+                           only filled for policies with MOE_POLICY_NEEDS_FUTURE */
+    uint64_t step;      /* index of the step (forward pass) in the trace */
+    uint32_t layer;
+    uint32_t expert;
+    float weight;       /* highest gate weight any token gave this expert here, NaN if unknown */
+} moe_access;
+
+struct moe_cache;
+
+/* Everything a policy may look at when created. */
+typedef struct moe_policy_env {
+    uint32_t n_keys;
+    uint32_t capacity;      /* in keys */
+    uint32_t n_layers;      /* of the trace */
+    uint32_t n_experts;     /* per layer */
+    int32_t fixed_layer;    /* per-layer scope: the layer this cache serves; -1 = global */
+    uint64_t seed;          /* for policies that draw random numbers */
+    const moe_trace *trace; /* the replayed trace (for profiles / offline policies) */
+} moe_policy_env;
+
+static inline uint32_t moe_env_layer_of(const moe_policy_env *env, uint32_t key) {
+    return env->fixed_layer >= 0 ? (uint32_t)env->fixed_layer : key / env->n_experts;
+}
+static inline uint32_t moe_env_expert_of(const moe_policy_env *env, uint32_t key) {
+    return env->fixed_layer >= 0 ? key : key % env->n_experts;
+}
+
+enum {
+    MOE_POLICY_NEEDS_FUTURE = 1 << 0, /* replay must compute moe_access.next_use */
+};
+
+typedef struct moe_policy_ops {
+    const char *name;
+    const char *summary;  /* one line for `moesim policies` and --help */
+    unsigned flags;
+    /* Parse args (text after "name:"), allocate state. canonical receives the
+     * full canonical name with effective parameters. */
+    void *(*create)(const char *args, const moe_policy_env *env, char *canonical, size_t cap,
+                    moe_error *err);
+    void (*on_hit)(void *st, uint32_t key, const moe_access *a);
+    void (*on_insert)(void *st, uint32_t key, const moe_access *a);
+    /* Return a resident key that moe_cache_protected() says is not protected,
+     * or -1 if every resident key is protected. */
+    int64_t (*choose_victim)(void *st, const struct moe_cache *c, const moe_access *a);
+    void (*on_evict)(void *st, uint32_t key);
+    /* Called at each new step (forward pass) before its first access; may be NULL. */
+    void (*on_step)(void *st, uint64_t step);
+    void (*destroy)(void *st);
+} moe_policy_ops;
+
+/* Registry (policy_registry.c). */
+const moe_policy_ops *moe_policy_find(const char *name); /* name without args */
+const moe_policy_ops *const *moe_policy_list(void);    /* NULL-terminated */
+
+#endif

@@ -1,0 +1,68 @@
+/* results.h: the SQLite results store.
+ *
+ * A run is identified by (trace hash, config hash), where the config hash is
+ * the SHA-256 of the canonical config text (one "key=value" line per setting,
+ * keys sorted, policy in canonical form). Storing a run is one transaction:
+ * a run row is either absent or complete with all its metrics, so a sweep
+ * killed at any point and started again redoes only runs that are absent.
+ *
+ * Tables (see results.c for the DDL): traces, runs, metrics, layer_metrics,
+ * curves, expectations. */
+#ifndef MOE_RESULTS_H
+#define MOE_RESULTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "trace.h"
+
+typedef struct moe_db moe_db;
+
+typedef struct moe_metric {
+    const char *name;
+    double value;
+} moe_metric;
+
+typedef struct moe_layer_metric {
+    uint32_t layer;
+    const char *name;
+    double value;
+} moe_layer_metric;
+
+typedef struct moe_curve_point {
+    const char *curve; /* e.g. "warmup_hit_rate" */
+    double x, y;
+} moe_curve_point;
+
+typedef struct moe_run_record {
+    const char *experiment;  /* free text, "" for ad-hoc runs */
+    const char *trace_hash;  /* from moe_db_add_trace */
+    const char *config_text; /* canonical; hashed into config_hash */
+    double seconds;          /* wall time of the run */
+    const moe_metric *metrics;
+    size_t n_metrics;
+    const moe_layer_metric *layer_metrics;
+    size_t n_layer_metrics;
+    const moe_curve_point *curve;
+    size_t n_curve;
+} moe_run_record;
+
+/* Open (creating file and schema if needed). The message names the path. */
+moe_db *moe_db_open(const char *path, moe_error *err);
+int moe_db_close(moe_db *db, moe_error *err);
+
+/* SHA-256 of the trace's content (header and arrays) as 64 hex chars. */
+void moe_trace_hash(const moe_trace *t, char out[65]);
+/* SHA-256 hex of a config text. */
+void moe_config_hash(const char *config_text, char out[65]);
+
+/* Record a trace (idempotent); hash_out receives its content hash. */
+int moe_db_add_trace(moe_db *db, const moe_trace *t, const char *path, char hash_out[65],
+                     moe_error *err);
+/* 1 if a complete run with this identity exists, 0 if not, -1 on error. */
+int moe_db_run_exists(moe_db *db, const char *trace_hash, const char *config_text, moe_error *err);
+/* Store a complete run atomically (replaces an existing one with the same identity). */
+int moe_db_store_run(moe_db *db, const moe_run_record *rec, moe_error *err);
+
+#endif

@@ -1,0 +1,270 @@
+/* trace.c: the in-memory trace, its invariants, and the builder importers use. */
+#include "trace.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+void moe_trace_free(moe_trace *t) {
+    if (!t) return;
+    if (t->map) {
+        munmap(t->map, t->map_len);
+    } else {
+        free(t->step_first_token);
+        free(t->step_id);
+        free(t->step_phase);
+        free(t->token_seq);
+        free(t->token_pos);
+        free(t->experts);
+        free(t->weights);
+        free(t->router_logits);
+        free(t->lookahead);
+    }
+    free(t->meta);
+    free(t);
+}
+
+uint64_t moe_trace_count_slots(const moe_trace *t) {
+    uint64_t n = 0, total = t->n_tokens * t->n_layers * t->top_k;
+    for (uint64_t i = 0; i < total; i++) n += t->experts[i] != MOE_NO_EXPERT;
+    return n;
+}
+
+int moe_trace_validate(const moe_trace *t, moe_error *err) {
+    if (t->n_layers == 0) return moe_fail(err, "header: layers is 0");
+    if (t->n_experts == 0 || t->n_experts > MOE_MAX_EXPERTS)
+        return moe_fail(err, "header: experts %u out of range 1..%u", t->n_experts, MOE_MAX_EXPERTS);
+    if (t->top_k == 0 || t->top_k > t->n_experts)
+        return moe_fail(err, "header: top_k %u out of range 1..%u", t->top_k, t->n_experts);
+    if (t->step_first_token[0] != 0) return moe_fail(err, "step 0: first token is not 0");
+    if (t->step_first_token[t->n_steps] != t->n_tokens)
+        return moe_fail(err, "steps cover %llu tokens but the trace has %llu",
+                        (unsigned long long)t->step_first_token[t->n_steps],
+                        (unsigned long long)t->n_tokens);
+    for (uint64_t s = 0; s < t->n_steps; s++) {
+        if (t->step_first_token[s + 1] <= t->step_first_token[s])
+            return moe_fail(err, "step %llu: has no tokens", (unsigned long long)t->step_id[s]);
+        if (s && t->step_id[s] <= t->step_id[s - 1])
+            return moe_fail(err, "step %llu follows step %llu: step numbers must increase",
+                            (unsigned long long)t->step_id[s], (unsigned long long)t->step_id[s - 1]);
+        if (t->step_phase[s] > MOE_PHASE_DECODE)
+            return moe_fail(err, "step %llu: phase %u is neither prefill nor decode",
+                            (unsigned long long)t->step_id[s], t->step_phase[s]);
+    }
+    /* Per record: slots packed (no expert after an absent slot), ids in
+     * range, no expert twice, finite weights. The uint8 seen-array is cheap
+     * since n_experts <= 65534. */
+    uint8_t *seen = calloc(t->n_experts, 1);
+    if (!seen) return moe_fail(err, "out of memory");
+    int rc = 0;
+    uint64_t step = 0;
+    for (uint64_t tok = 0; tok < t->n_tokens && rc == 0; tok++) {
+        while (t->step_first_token[step + 1] <= tok) step++;
+        for (uint32_t l = 0; l < t->n_layers && rc == 0; l++) {
+            size_t r = moe_trace_rec(t, tok, l);
+            int ended = 0;
+            for (uint32_t s = 0; s < t->top_k; s++) {
+                uint16_t e = t->experts[r + s];
+                if (e == MOE_NO_EXPERT) { ended = 1; continue; }
+#define AT "step %llu, token %u, layer %u, slot %u: "
+#define ATARGS (unsigned long long)t->step_id[step], t->token_pos[tok], l, s
+                if (ended) { rc = moe_fail(err, AT "expert after an empty slot", ATARGS); break; }
+                if (e >= t->n_experts) {
+                    rc = moe_fail(err, AT "expert %u >= experts (%u)", ATARGS, e, t->n_experts);
+                    break;
+                }
+                if (seen[e]) { rc = moe_fail(err, AT "expert %u appears twice", ATARGS, e); break; }
+                seen[e] = 1;
+                if (t->weights && !isnan(t->weights[r + s]) && !isfinite(t->weights[r + s])) {
+                    rc = moe_fail(err, AT "weight is not finite", ATARGS);
+                    break;
+                }
+            }
+            for (uint32_t s = 0; s < t->top_k; s++)
+                if (t->experts[r + s] != MOE_NO_EXPERT && t->experts[r + s] < t->n_experts)
+                    seen[t->experts[r + s]] = 0;
+            if (rc == 0 && t->lookahead) {
+                const uint16_t *la = t->lookahead + ((size_t)tok * t->n_layers + l) * t->lookahead_depth * t->top_k;
+                for (uint32_t i = 0; i < t->lookahead_depth * t->top_k; i++)
+                    if (la[i] != MOE_NO_EXPERT && la[i] >= t->n_experts) {
+                        uint32_t s = i % t->top_k;
+                        rc = moe_fail(err, AT "lookahead expert %u >= experts (%u)",
+                                      ATARGS, la[i], t->n_experts);
+                        break;
+                    }
+            }
+#undef AT
+#undef ATARGS
+        }
+    }
+    free(seen);
+    return rc;
+}
+
+/* ---- builder ------------------------------------------------------------ */
+
+struct moe_trace_builder {
+    moe_trace *t;
+    uint64_t cap_steps, cap_tokens;
+    int in_step;
+};
+
+/* Resize one array to n elements of elem bytes; 0 or -1. */
+static int grow(void **p, size_t elem, uint64_t n) {
+    void *q = realloc(*p, elem * n);
+    if (!q) return -1;
+    *p = q;
+    return 0;
+}
+
+moe_trace_builder *moe_tb_new(uint32_t n_layers, uint32_t n_experts, uint32_t top_k,
+                              int with_weights, int with_logits, uint32_t lookahead_depth) {
+    moe_trace_builder *b = calloc(1, sizeof *b);
+    moe_trace *t = calloc(1, sizeof *t);
+    if (!b || !t) { free(b); free(t); return NULL; }
+    t->n_layers = n_layers;
+    t->n_experts = n_experts;
+    t->top_k = top_k;
+    t->lookahead_depth = lookahead_depth;
+    b->t = t;
+    b->cap_steps = 64;
+    b->cap_tokens = 64;
+    t->step_first_token = calloc(b->cap_steps + 1, sizeof(uint64_t));
+    t->step_id = malloc(b->cap_steps * sizeof(uint64_t));
+    t->step_phase = malloc(b->cap_steps);
+    t->token_seq = malloc(b->cap_tokens * sizeof(uint32_t));
+    t->token_pos = malloc(b->cap_tokens * sizeof(uint32_t));
+    size_t rec = (size_t)n_layers * top_k;
+    t->experts = malloc(b->cap_tokens * rec * sizeof(uint16_t));
+    if (with_weights) t->weights = malloc(b->cap_tokens * rec * sizeof(float));
+    if (with_logits) t->router_logits = malloc(b->cap_tokens * n_layers * (size_t)n_experts * sizeof(float));
+    if (lookahead_depth) t->lookahead = malloc(b->cap_tokens * rec * lookahead_depth * sizeof(uint16_t));
+    if (!t->step_first_token || !t->step_id || !t->step_phase || !t->token_seq || !t->token_pos ||
+        !t->experts || (with_weights && !t->weights) || (with_logits && !t->router_logits) ||
+        (lookahead_depth && !t->lookahead)) {
+        moe_tb_abort(b);
+        return NULL;
+    }
+    return b;
+}
+
+void moe_tb_abort(moe_trace_builder *b) {
+    if (!b) return;
+    moe_trace_free(b->t);
+    free(b);
+}
+
+uint64_t moe_tb_steps(const moe_trace_builder *b) { return b->t->n_steps; }
+uint64_t moe_tb_tokens(const moe_trace_builder *b) { return b->t->n_tokens; }
+
+int moe_tb_begin_step(moe_trace_builder *b, uint64_t step_id, int phase, moe_error *err) {
+    moe_trace *t = b->t;
+    if (t->n_steps && t->step_first_token[t->n_steps - 1] == t->n_tokens)
+        return moe_fail(err, "step %llu has no tokens", (unsigned long long)t->step_id[t->n_steps - 1]);
+    if (t->n_steps == b->cap_steps) {
+        uint64_t n = b->cap_steps * 2;
+        if (grow((void **)&t->step_first_token, sizeof(uint64_t), n + 1) ||
+            grow((void **)&t->step_id, sizeof(uint64_t), n) ||
+            grow((void **)&t->step_phase, 1, n))
+            return moe_fail(err, "out of memory after %llu steps", (unsigned long long)t->n_steps);
+        b->cap_steps = n;
+    }
+    t->step_id[t->n_steps] = step_id;
+    t->step_phase[t->n_steps] = (uint8_t)phase;
+    t->step_first_token[t->n_steps] = t->n_tokens;
+    t->n_steps++;
+    t->step_first_token[t->n_steps] = t->n_tokens;
+    b->in_step = 1;
+    return 0;
+}
+
+int64_t moe_tb_add_token(moe_trace_builder *b, uint32_t seq, uint32_t pos, moe_error *err) {
+    moe_trace *t = b->t;
+    if (!b->in_step) return moe_fail(err, "token added before any step");
+    if (t->n_tokens == b->cap_tokens) {
+        uint64_t n = b->cap_tokens * 2;
+        size_t rec = (size_t)t->n_layers * t->top_k;
+        if (grow((void **)&t->token_seq, sizeof(uint32_t), n) ||
+            grow((void **)&t->token_pos, sizeof(uint32_t), n) ||
+            grow((void **)&t->experts, rec * sizeof(uint16_t), n) ||
+            (t->weights && grow((void **)&t->weights, rec * sizeof(float), n)) ||
+            (t->router_logits &&
+             grow((void **)&t->router_logits, (size_t)t->n_layers * t->n_experts * sizeof(float), n)) ||
+            (t->lookahead &&
+             grow((void **)&t->lookahead, rec * t->lookahead_depth * sizeof(uint16_t), n)))
+            return moe_fail(err, "out of memory after %llu tokens", (unsigned long long)t->n_tokens);
+        b->cap_tokens = n;
+    }
+    uint64_t tok = t->n_tokens++;
+    t->token_seq[tok] = seq;
+    t->token_pos[tok] = pos;
+    size_t rec = (size_t)t->n_layers * t->top_k;
+    for (size_t i = 0; i < rec; i++) t->experts[tok * rec + i] = MOE_NO_EXPERT;
+    if (t->weights)
+        for (size_t i = 0; i < rec; i++) t->weights[tok * rec + i] = NAN;
+    if (t->router_logits)
+        memset(t->router_logits + tok * t->n_layers * (size_t)t->n_experts, 0,
+               (size_t)t->n_layers * t->n_experts * sizeof(float));
+    if (t->lookahead)
+        for (size_t i = 0; i < rec * t->lookahead_depth; i++)
+            t->lookahead[tok * rec * t->lookahead_depth + i] = MOE_NO_EXPERT;
+    t->step_first_token[t->n_steps] = t->n_tokens;
+    return (int64_t)(tok - t->step_first_token[t->n_steps - 1]);
+}
+
+static uint64_t tb_token(moe_trace_builder *b, uint64_t tok_in_step) {
+    return b->t->step_first_token[b->t->n_steps - 1] + tok_in_step;
+}
+
+int moe_tb_set(moe_trace_builder *b, uint64_t tok_in_step, uint32_t layer, uint32_t slot,
+               uint32_t expert, float weight, moe_error *err) {
+    moe_trace *t = b->t;
+    if (!t->n_steps) return moe_fail(err, "record before any step");
+    uint64_t tok = tb_token(b, tok_in_step);
+    if (tok >= t->n_tokens) return moe_fail(err, "token %llu not in the current step", (unsigned long long)tok_in_step);
+    if (layer >= t->n_layers) return moe_fail(err, "layer %u >= layers (%u)", layer, t->n_layers);
+    if (slot >= t->top_k) return moe_fail(err, "slot %u >= top_k (%u)", slot, t->top_k);
+    if (expert >= t->n_experts) return moe_fail(err, "expert %u >= experts (%u)", expert, t->n_experts);
+    size_t r = moe_trace_rec(t, tok, layer) + slot;
+    t->experts[r] = (uint16_t)expert;
+    if (t->weights) t->weights[r] = weight;
+    return 0;
+}
+
+float *moe_tb_logits(moe_trace_builder *b, uint64_t tok_in_step, uint32_t layer) {
+    moe_trace *t = b->t;
+    if (!t->router_logits) return NULL;
+    return t->router_logits + (tb_token(b, tok_in_step) * t->n_layers + layer) * (size_t)t->n_experts;
+}
+
+uint16_t *moe_tb_lookahead(moe_trace_builder *b, uint64_t tok_in_step, uint32_t layer) {
+    moe_trace *t = b->t;
+    if (!t->lookahead) return NULL;
+    return t->lookahead + (tb_token(b, tok_in_step) * t->n_layers + layer) * (size_t)t->lookahead_depth * t->top_k;
+}
+
+moe_trace *moe_tb_finish(moe_trace_builder *b, const char *model, const char *source,
+                         const char *meta, moe_error *err) {
+    moe_trace *t = b->t;
+    if (t->n_steps && t->step_first_token[t->n_steps - 1] == t->n_tokens) {
+        moe_fail(err, "step %llu has no tokens", (unsigned long long)t->step_id[t->n_steps - 1]);
+        moe_tb_abort(b);
+        return NULL;
+    }
+    if (t->n_steps == 0) {
+        moe_fail(err, "trace has no steps");
+        moe_tb_abort(b);
+        return NULL;
+    }
+    snprintf(t->model, sizeof t->model, "%s", model ? model : "");
+    snprintf(t->source, sizeof t->source, "%s", source ? source : "");
+    if (meta && *meta) t->meta = strdup(meta);
+    if (moe_trace_validate(t, err)) {
+        moe_tb_abort(b);
+        return NULL;
+    }
+    free(b);
+    return t;
+}

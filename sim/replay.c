@@ -1,0 +1,230 @@
+/* replay.c: serves a trace's accesses to caches and counts what happened. */
+#include "replay.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../core/cache.h"
+
+const char *moe_scope_name(int scope) { return scope == MOE_SCOPE_GLOBAL ? "global" : "per-layer"; }
+
+int moe_scope_parse(const char *s, int *scope, moe_error *err) {
+    if (!strcmp(s, "per-layer")) *scope = MOE_SCOPE_PER_LAYER;
+    else if (!strcmp(s, "global")) *scope = MOE_SCOPE_GLOBAL;
+    else return moe_fail(err, "unknown scope '%s' (use per-layer or global)", s);
+    return 0;
+}
+
+void moe_replay_result_free(moe_replay_result *r) {
+    free(r->layer_accesses);
+    free(r->layer_hits);
+    free(r->win_accesses);
+    free(r->win_hits);
+    memset(r, 0, sizeof *r);
+}
+
+/* Scratch for collecting the union of a (step, layer)'s experts. stamp[e]
+ * == cur marks e as already collected, so no clearing between groups. */
+typedef struct gather {
+    uint32_t *stamp;  /* n_experts */
+    uint32_t cur;
+    uint16_t *set;    /* n_experts */
+    float *weight;    /* n_experts: max gate weight in this group */
+} gather;
+
+/* Collect the sorted union of experts of step s at layer l into g->set. */
+static uint32_t gather_set(const moe_trace *t, uint64_t s, uint32_t l, gather *g) {
+    uint32_t n = 0;
+    if (++g->cur == 0) {
+        memset(g->stamp, 0, t->n_experts * sizeof(uint32_t));
+        g->cur = 1;
+    }
+    uint64_t t0 = t->step_first_token[s], t1 = t->step_first_token[s + 1];
+    for (uint64_t tok = t0; tok < t1; tok++) {
+        size_t r = moe_trace_rec(t, tok, l);
+        for (uint32_t k = 0; k < t->top_k; k++) {
+            uint16_t e = t->experts[r + k];
+            if (e == MOE_NO_EXPERT) break;
+            float w = t->weights ? t->weights[r + k] : NAN;
+            if (g->stamp[e] != g->cur) {
+                g->stamp[e] = g->cur;
+                g->set[n++] = e;
+                g->weight[e] = w;
+            } else if (w > g->weight[e] || isnan(g->weight[e])) {
+                g->weight[e] = w;
+            }
+        }
+    }
+    /* Ascending order: insertion sort for the usual few experts, a scan of
+     * the stamps when a prefill chunk touched many. */
+    if (n <= 32) {
+        for (uint32_t i = 1; i < n; i++) {
+            uint16_t v = g->set[i];
+            uint32_t j = i;
+            while (j && g->set[j - 1] > v) { g->set[j] = g->set[j - 1]; j--; }
+            g->set[j] = v;
+        }
+    } else {
+        uint32_t m = 0;
+        for (uint32_t e = 0; e < t->n_experts; e++)
+            if (g->stamp[e] == g->cur) g->set[m++] = (uint16_t)e;
+    }
+    return n;
+}
+
+static int seq_changes(const moe_trace *t, uint64_t s) {
+    return s > 0 && t->token_seq[t->step_first_token[s]] != t->token_seq[t->step_first_token[s - 1]];
+}
+
+/* For offline policies: next_use[i] = ordinal of the next access of the same
+ * key after access i, MOE_NEVER if none. Keys are global (layer, expert) so
+ * the same array serves both scopes. */
+static uint64_t *compute_next_use(const moe_trace *t, gather *g, uint64_t *n_out, moe_error *err) {
+    uint64_t n = 0, cap = 1 << 16;
+    uint32_t *keys = malloc(cap * sizeof *keys);
+    if (!keys) return moe_fail(err, "out of memory"), NULL;
+    for (uint64_t s = 0; s < t->n_steps; s++)
+        for (uint32_t l = 0; l < t->n_layers; l++) {
+            uint32_t m = gather_set(t, s, l, g);
+            if (n + m > cap) {
+                while (n + m > cap) cap *= 2;
+                uint32_t *k2 = realloc(keys, cap * sizeof *keys);
+                if (!k2) { free(keys); return moe_fail(err, "out of memory"), NULL; }
+                keys = k2;
+            }
+            for (uint32_t i = 0; i < m; i++) keys[n++] = l * t->n_experts + g->set[i];
+        }
+    uint64_t *next = malloc((n ? n : 1) * sizeof *next);
+    uint64_t *last = malloc((size_t)t->n_layers * t->n_experts * sizeof *last);
+    if (!next || !last) {
+        free(keys); free(next); free(last);
+        return moe_fail(err, "out of memory"), NULL;
+    }
+    for (size_t i = 0; i < (size_t)t->n_layers * t->n_experts; i++) last[i] = MOE_NEVER;
+    for (uint64_t i = n; i-- > 0;) {
+        next[i] = last[keys[i]];
+        last[keys[i]] = i;
+    }
+    free(keys);
+    free(last);
+    *n_out = n;
+    return next;
+}
+
+int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_result *res,
+               moe_error *err) {
+    memset(res, 0, sizeof *res);
+    const uint32_t L = t->n_layers, E = t->n_experts;
+    const int global = cfg->scope == MOE_SCOPE_GLOBAL;
+    uint32_t n_caches = global ? 1 : L;
+    int rc = -1;
+    moe_cache **caches = calloc(n_caches, sizeof *caches);
+    uint8_t *seen = calloc((size_t)L * E, 1);
+    uint8_t *hitflag = calloc(E, 1);
+    gather g = {calloc(E, sizeof(uint32_t)), 0, malloc(E * sizeof(uint16_t)), malloc(E * sizeof(float))};
+    uint64_t *next_use = NULL;
+    res->n_layers = L;
+    res->layer_accesses = calloc(L, sizeof(uint64_t));
+    res->layer_hits = calloc(L, sizeof(uint64_t));
+    res->n_windows = cfg->curve_windows ? cfg->curve_windows : 100;
+    if (res->n_windows > t->n_steps) res->n_windows = (uint32_t)t->n_steps;
+    res->win_steps = (t->n_steps + res->n_windows - 1) / res->n_windows;
+    res->n_windows = (uint32_t)((t->n_steps + res->win_steps - 1) / res->win_steps);
+    res->win_accesses = calloc(res->n_windows, sizeof(uint64_t));
+    res->win_hits = calloc(res->n_windows, sizeof(uint64_t));
+    if (!caches || !seen || !hitflag || !g.stamp || !g.set || !g.weight || !res->layer_accesses ||
+        !res->layer_hits || !res->win_accesses || !res->win_hits) {
+        moe_fail(err, "out of memory");
+        goto out;
+    }
+    for (uint32_t i = 0; i < n_caches; i++) {
+        moe_policy_env env = {
+            .n_keys = global ? L * E : E,
+            .capacity = cfg->capacity,
+            .n_layers = L,
+            .n_experts = E,
+            .fixed_layer = global ? -1 : (int32_t)i,
+            /* each layer's cache gets its own stream, derived from the seed */
+            .seed = cfg->seed * 1000003u + i,
+            .trace = t,
+        };
+        if (!(caches[i] = moe_cache_new(cfg->policy, &env, err))) goto out;
+    }
+    snprintf(res->policy, sizeof res->policy, "%s", caches[0]->canonical);
+    int needs_future = (caches[0]->ops->flags & MOE_POLICY_NEEDS_FUTURE) != 0;
+    uint64_t n_acc = 0;
+    if (needs_future && !(next_use = compute_next_use(t, &g, &n_acc, err))) goto out;
+
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    uint64_t time = 0;
+    moe_access a = {.next_use = MOE_NEVER};
+    for (uint64_t s = 0; s < t->n_steps; s++) {
+        if (cfg->cold_per_seq && seq_changes(t, s)) {
+            for (uint32_t i = 0; i < n_caches; i++)
+                if (moe_cache_reset(caches[i], err)) goto out;
+            memset(seen, 0, (size_t)L * E);
+            res->restarts++;
+        }
+        for (uint32_t i = 0; i < n_caches; i++)
+            if (caches[i]->ops->on_step) caches[i]->ops->on_step(caches[i]->st, s);
+        uint64_t win = s / res->win_steps;
+        a.step = s;
+        for (uint32_t l = 0; l < L; l++) {
+            uint32_t m = gather_set(t, s, l, &g);
+            moe_cache *c = caches[global ? 0 : l];
+            uint32_t base = global ? l * E : 0;
+            moe_cache_begin_group(c);
+            for (uint32_t i = 0; i < m; i++) moe_cache_protect(c, base + g.set[i]);
+            uint64_t hits = 0;
+            a.layer = l;
+            for (uint32_t i = 0; i < m; i++) {
+                uint32_t e = g.set[i], key = base + e;
+                a.time = time;
+                a.expert = e;
+                a.weight = g.weight[e];
+                if (next_use) a.next_use = next_use[time];
+                time++;
+                int64_t victim;
+                enum moe_access_result r = moe_cache_access(c, key, &a, &victim);
+                hitflag[e] = r == MOE_HIT;
+                hits += r == MOE_HIT;
+                if (r != MOE_HIT && !seen[l * E + e]) res->compulsory_misses++;
+                seen[l * E + e] = 1;
+                res->bypasses += r == MOE_MISS_BYPASSED;
+                res->evictions += victim >= 0;
+            }
+            res->accesses += m;
+            res->hits += hits;
+            res->layer_accesses[l] += m;
+            res->layer_hits[l] += hits;
+            res->win_accesses[win] += m;
+            res->win_hits[win] += hits;
+            for (uint64_t tok = t->step_first_token[s]; tok < t->step_first_token[s + 1]; tok++) {
+                size_t r = moe_trace_rec(t, tok, l);
+                for (uint32_t k = 0; k < t->top_k && t->experts[r + k] != MOE_NO_EXPERT; k++) {
+                    res->token_slots++;
+                    res->token_slot_hits += hitflag[t->experts[r + k]];
+                }
+            }
+        }
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    res->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    rc = 0;
+out:
+    if (caches)
+        for (uint32_t i = 0; i < n_caches; i++) moe_cache_free(caches[i]);
+    free(caches);
+    free(seen);
+    free(hitflag);
+    free(g.stamp);
+    free(g.set);
+    free(g.weight);
+    free(next_use);
+    if (rc) moe_replay_result_free(res);
+    return rc;
+}
