@@ -122,5 +122,10 @@ void moe_tb_abort(moe_trace_builder *b);
 /* Load any supported trace by content sniffing (binary magic) and extension:
  * .moetrace, .csv. Messages name the file and place. */
 moe_trace *moe_trace_load(const char *path, moe_error *err);
+/* Write the binary .moetrace format (atomically: temp file + rename, so a
+ * full disk or a kill never leaves a half-written trace under the name). */
+int moe_trace_save(const moe_trace *t, const char *path, moe_error *err);
+/* Write the CSV interchange form (header step,seq,token,layer,slot,expert,weight). */
+int moe_trace_save_csv(const moe_trace *t, const char *path, moe_error *err);
 
 #endif
