@@ -1,21 +1,582 @@
-/* results.c: PLACEHOLDER until the SQLite store lands. */
+/* results.c: the SQLite results store (DESIGN "Results store").
+ *
+ * Design decisions:
+ *  - A run's identity is (trace_hash, config_hash); UNIQUE in the schema, so
+ *    two writers can never both keep a copy.
+ *  - moe_db_store_run is one BEGIN IMMEDIATE ... COMMIT transaction. The run
+ *    row is written with status 'running' and flipped to 'done' as the last
+ *    statement, so even a reader that ignores transactions (or a future writer
+ *    that records a run in several transactions, e.g. the real backend) only
+ *    trusts rows with status 'done'. moe_db_run_exists looks for 'done' only.
+ *  - WAL journal + busy_timeout: several processes (sweep shards, GNU
+ *    parallel) can write one file; readers never block the writer. IMMEDIATE
+ *    transactions take the write lock up front, so a writer never has to
+ *    upgrade a read snapshot (which in WAL fails with SQLITE_BUSY_SNAPSHOT
+ *    without calling the busy handler).
+ *  - synchronous=NORMAL: in WAL mode a committed transaction survives a kill
+ *    of the process (the data is in the OS page cache); only a power cut may
+ *    lose the last commits, never consistency. A lost run is simply re-run.
+ *  - Schema version in PRAGMA user_version; later versions migrate from it.
+ *  - Counts are stored as REAL metrics (exact up to 2^53). */
 #include "results.h"
 
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sha256.h"
+#include "version.h"
+
+#define SCHEMA_VERSION 1
+
+struct moe_db {
+    sqlite3 *h;
+    char *path;
+    char host[256];
+};
+
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS traces ("
+    "  hash TEXT PRIMARY KEY,"           /* SHA-256 of content (moe_trace_hash) */
+    "  path TEXT NOT NULL,"              /* where it was first seen */
+    "  model TEXT, layers INTEGER, experts INTEGER, top_k INTEGER,"
+    "  steps INTEGER, tokens INTEGER, source TEXT, meta TEXT,"
+    "  added_at TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS runs ("
+    "  id INTEGER PRIMARY KEY,"
+    "  experiment TEXT NOT NULL DEFAULT '',"
+    "  trace_hash TEXT NOT NULL REFERENCES traces(hash),"
+    "  config_hash TEXT NOT NULL,"
+    "  config_text TEXT NOT NULL,"
+    "  code_version TEXT, host TEXT,"
+    "  started_at TEXT, finished_at TEXT, seconds REAL,"
+    "  status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),"
+    "  UNIQUE (trace_hash, config_hash));"
+    "CREATE INDEX IF NOT EXISTS runs_experiment ON runs(experiment);"
+    /* config_text split into rows: SQL can filter on any setting, and new
+     * settings (prefetcher, device, precision ...) need no schema change. */
+    "CREATE TABLE IF NOT EXISTS run_config ("
+    "  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
+    "  key TEXT NOT NULL, value TEXT NOT NULL,"
+    "  PRIMARY KEY (run_id, key)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS run_config_kv ON run_config(key, value);"
+    "CREATE TABLE IF NOT EXISTS metrics ("
+    "  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL, value REAL,"
+    "  PRIMARY KEY (run_id, name)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS layer_metrics ("
+    "  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
+    "  layer INTEGER NOT NULL, name TEXT NOT NULL, value REAL,"
+    "  PRIMARY KEY (run_id, layer, name)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS curves ("
+    "  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
+    "  curve TEXT NOT NULL, x REAL NOT NULL, y REAL,"
+    "  PRIMARY KEY (run_id, curve, x)) WITHOUT ROWID;"
+    /* Published numbers to compare against (experiment files, reproduce);
+     * selector narrows the runs it applies to ("policy=lru capacity=4"),
+     * '' = the whole experiment. */
+    "CREATE TABLE IF NOT EXISTS expectations ("
+    "  experiment TEXT NOT NULL, metric TEXT NOT NULL,"
+    "  selector TEXT NOT NULL DEFAULT '',"
+    "  value REAL NOT NULL, tolerance REAL NOT NULL DEFAULT 0,"
+    "  source TEXT NOT NULL DEFAULT '',"
+    "  PRIMARY KEY (experiment, metric, selector));"
+    "CREATE VIEW IF NOT EXISTS run_summary AS SELECT"
+    "  r.id, r.experiment, r.trace_hash, t.path AS trace_path, t.model,"
+    "  (SELECT value FROM run_config c WHERE c.run_id = r.id AND c.key = 'policy') AS policy,"
+    "  CAST((SELECT value FROM run_config c WHERE c.run_id = r.id AND c.key = 'capacity') AS INTEGER) AS capacity,"
+    "  (SELECT value FROM run_config c WHERE c.run_id = r.id AND c.key = 'scope') AS scope,"
+    "  CAST((SELECT value FROM run_config c WHERE c.run_id = r.id AND c.key = 'cold_per_seq') AS INTEGER) AS cold_per_seq,"
+    "  (SELECT value FROM metrics m WHERE m.run_id = r.id AND m.name = 'hit_rate') AS hit_rate,"
+    "  r.status"
+    "  FROM runs r LEFT JOIN traces t ON t.hash = r.trace_hash;";
+
+/* Fill err with "<path>: <what>: <sqlite message>" and return -1. */
+static int db_fail(moe_db *db, moe_error *err, const char *what) {
+    int code = sqlite3_extended_errcode(db->h);
+    const char *msg = sqlite3_errmsg(db->h);
+    if ((code & 0xff) == SQLITE_FULL)
+        return moe_fail(err, "%s: %s: %s (no space left on the device?)", db->path, what, msg);
+    return moe_fail(err, "%s: %s: %s", db->path, what, msg);
+}
+
+static int exec(moe_db *db, const char *sql, const char *what, moe_error *err) {
+    if (sqlite3_exec(db->h, sql, NULL, NULL, NULL) != SQLITE_OK) return db_fail(db, err, what);
+    return 0;
+}
+
+static void rollback(moe_db *db) {
+    if (!sqlite3_get_autocommit(db->h)) sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static sqlite3_stmt *prep(moe_db *db, const char *sql, moe_error *err) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK) {
+        db_fail(db, err, "preparing a statement");
+        return NULL;
+    }
+    return st;
+}
+
+/* Step a statement expected to finish (INSERT/UPDATE/DELETE); resets it. */
+static int step_done(moe_db *db, sqlite3_stmt *st, const char *what, moe_error *err) {
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        db_fail(db, err, what);
+        sqlite3_reset(st);
+        return -1;
+    }
+    sqlite3_reset(st);
+    return 0;
+}
+
+const char *moe_db_path(const moe_db *db) { return db->path; }
 
 moe_db *moe_db_open(const char *path, moe_error *err) {
-    moe_fail(err, "%s: results store not implemented yet", path);
+    moe_db *db = calloc(1, sizeof *db);
+    if (!db || !(db->path = strdup(path))) {
+        free(db);
+        moe_fail(err, "%s: out of memory", path);
+        return NULL;
+    }
+    if (gethostname(db->host, sizeof db->host - 1) != 0) snprintf(db->host, sizeof db->host, "unknown");
+    db->host[sizeof db->host - 1] = 0;
+    /* A path into a missing directory or without permission fails here or on
+     * the first statement; both messages name the path. */
+    if (sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+        if (db->h) db_fail(db, err, "cannot open database");
+        else moe_fail(err, "%s: cannot open database: out of memory", path);
+        goto fail;
+    }
+    sqlite3_extended_result_codes(db->h, 1);
+    /* Long timeout: shards of a big sweep may queue behind each other's commits. */
+    sqlite3_busy_timeout(db->h, 60000);
+    /* Reading the schema first turns "not a database" into a clean error. */
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db->h, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        db_fail(db, err, "cannot read database");
+        sqlite3_finalize(st);
+        goto fail;
+    }
+    int version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (version > SCHEMA_VERSION) {
+        moe_fail(err, "%s: results schema version %d is newer than this moesim's (%d)", path, version,
+                 SCHEMA_VERSION);
+        goto fail;
+    }
+    /* journal_mode=WAL is persistent in the file; it returns the mode in
+     * force (a filesystem without shared memory keeps "delete": still
+     * correct, just less concurrent). */
+    if (exec(db, "PRAGMA journal_mode=WAL", "cannot open database", err) ||
+        exec(db, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON", "cannot open database", err))
+        goto fail;
+    if (version < SCHEMA_VERSION) {
+        /* IMMEDIATE: two processes creating the same new file serialise here. */
+        if (exec(db, "BEGIN IMMEDIATE", "cannot create schema", err)) goto fail;
+        char sql[sizeof schema_sql + 64];
+        snprintf(sql, sizeof sql, "%sPRAGMA user_version=%d;", schema_sql, SCHEMA_VERSION);
+        if (exec(db, sql, "cannot create schema", err) || exec(db, "COMMIT", "cannot create schema", err)) {
+            rollback(db);
+            goto fail;
+        }
+    }
+    return db;
+fail:
+    sqlite3_close(db->h);
+    free(db->path);
+    free(db);
     return NULL;
 }
-int moe_db_close(moe_db *db, moe_error *err) { (void)db; (void)err; return 0; }
-void moe_trace_hash(const moe_trace *t, char out[65]) { (void)t; memset(out, '0', 64); out[64] = 0; }
-void moe_config_hash(const char *c, char out[65]) { (void)c; memset(out, '0', 64); out[64] = 0; }
-int moe_db_add_trace(moe_db *db, const moe_trace *t, const char *path, char h[65], moe_error *err) {
-    (void)db; (void)t; (void)path; (void)h; return moe_fail(err, "not implemented");
+
+int moe_db_close(moe_db *db, moe_error *err) {
+    if (!db) return 0;
+    int rc = 0;
+    if (sqlite3_close(db->h) != SQLITE_OK) {
+        rc = moe_fail(err, "%s: closing the database: %s", db->path, sqlite3_errmsg(db->h));
+        sqlite3_close_v2(db->h);
+    }
+    free(db->path);
+    free(db);
+    return rc;
 }
-int moe_db_run_exists(moe_db *db, const char *th, const char *ct, moe_error *err) {
-    (void)db; (void)th; (void)ct; return moe_fail(err, "not implemented");
+
+/* ---- hashing ----------------------------------------------------------- */
+
+/* The trace hash covers a fixed serialisation: every header field and every
+ * array, integers little-endian, floats as their IEEE-754 bits, each array
+ * preceded by a presence flag and its element count. It names the content,
+ * not the file: the same trace as .moetrace or .csv on any host hashes alike
+ * (provided the header fields match). */
+static void h_u64(moe_sha256 *s, uint64_t v) {
+    uint8_t b[8];
+    for (int i = 0; i < 8; i++) b[i] = (uint8_t)(v >> (8 * i));
+    moe_sha256_update(s, b, 8);
 }
+
+static void h_str(moe_sha256 *s, const char *str, size_t max) {
+    if (!str) {
+        h_u64(s, UINT64_MAX);
+        return;
+    }
+    size_t n = strnlen(str, max);
+    h_u64(s, n);
+    moe_sha256_update(s, str, n);
+}
+
+/* An array of n elements of `size` bytes (2, 4 or 8), little-endian. */
+static void h_array(moe_sha256 *s, const void *a, uint64_t n, size_t size) {
+    h_u64(s, a ? n : UINT64_MAX);
+    if (!a) return;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    moe_sha256_update(s, a, (size_t)n * size);
+#else
+    uint8_t buf[4096];
+    const uint8_t *p = a;
+    size_t total = (size_t)n * size, fill = 0;
+    for (size_t i = 0; i < total; i += size) {
+        for (size_t j = 0; j < size; j++) buf[fill + j] = p[i + size - 1 - j];
+        fill += size;
+        if (fill + 8 > sizeof buf) {
+            moe_sha256_update(s, buf, fill);
+            fill = 0;
+        }
+    }
+    moe_sha256_update(s, buf, fill);
+#endif
+}
+
+void moe_trace_hash(const moe_trace *t, char out[65]) {
+    moe_sha256 s;
+    uint8_t d[32];
+    moe_sha256_init(&s);
+    moe_sha256_update(&s, "moesim-trace-hash-v1", 20);
+    h_str(&s, t->model, sizeof t->model);
+    h_str(&s, t->source, sizeof t->source);
+    h_u64(&s, t->n_layers);
+    h_u64(&s, t->n_experts);
+    h_u64(&s, t->top_k);
+    h_u64(&s, t->n_shared);
+    h_u64(&s, t->lookahead_depth);
+    for (int i = 0; i < MOE_PREC_COUNT; i++) h_u64(&s, t->expert_bytes[i]);
+    h_str(&s, t->meta, SIZE_MAX);
+    h_u64(&s, t->n_steps);
+    h_u64(&s, t->n_tokens);
+    uint64_t recs = t->n_tokens * t->n_layers;
+    h_array(&s, t->step_first_token, t->n_steps + 1, 8);
+    h_array(&s, t->step_id, t->n_steps, 8);
+    h_array(&s, t->step_phase, t->n_steps, 1);
+    h_array(&s, t->token_seq, t->n_tokens, 4);
+    h_array(&s, t->token_pos, t->n_tokens, 4);
+    h_array(&s, t->experts, recs * t->top_k, 2);
+    h_array(&s, t->weights, recs * t->top_k, 4);
+    h_array(&s, t->router_logits, recs * t->n_experts, 4);
+    h_array(&s, t->lookahead, recs * t->lookahead_depth * t->top_k, 2);
+    moe_sha256_final(&s, d);
+    moe_sha256_hex(d, out);
+}
+
+void moe_config_hash(const char *config_text, char out[65]) {
+    moe_sha256_buf_hex(config_text, strlen(config_text), out);
+}
+
+/* ---- writing ----------------------------------------------------------- */
+
+int moe_db_add_trace(moe_db *db, const moe_trace *t, const char *path, char hash_out[65],
+                     moe_error *err) {
+    moe_trace_hash(t, hash_out);
+    sqlite3_stmt *st = prep(db,
+                            "INSERT OR IGNORE INTO traces (hash, path, model, layers, experts, top_k, "
+                            "steps, tokens, source, meta, added_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+                            "?8, ?9, ?10, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+                            err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, hash_out, 64, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, path ? path : "", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, t->model, (int)strnlen(t->model, sizeof t->model), SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 4, t->n_layers);
+    sqlite3_bind_int64(st, 5, t->n_experts);
+    sqlite3_bind_int64(st, 6, t->top_k);
+    sqlite3_bind_int64(st, 7, (sqlite3_int64)t->n_steps);
+    sqlite3_bind_int64(st, 8, (sqlite3_int64)t->n_tokens);
+    sqlite3_bind_text(st, 9, t->source, (int)strnlen(t->source, sizeof t->source), SQLITE_TRANSIENT);
+    if (t->meta) sqlite3_bind_text(st, 10, t->meta, -1, SQLITE_TRANSIENT);
+    else sqlite3_bind_null(st, 10);
+    int rc = step_done(db, st, "recording trace", err);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int moe_db_run_exists(moe_db *db, const char *trace_hash, const char *config_text, moe_error *err) {
+    char ch[65];
+    moe_config_hash(config_text, ch);
+    sqlite3_stmt *st = prep(db,
+                            "SELECT 1 FROM runs WHERE trace_hash = ?1 AND config_hash = ?2 "
+                            "AND status = 'done'",
+                            err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, trace_hash, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, ch, 64, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st);
+    int out = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : db_fail(db, err, "looking up a run");
+    sqlite3_finalize(st);
+    return out;
+}
+
+/* Insert the run's "key=value" config lines into run_config. */
+static int store_config_rows(moe_db *db, sqlite3_int64 id, const char *text, moe_error *err) {
+    sqlite3_stmt *st = prep(db, "INSERT INTO run_config (run_id, key, value) VALUES (?1, ?2, ?3)", err);
+    if (!st) return -1;
+    int rc = 0;
+    for (const char *p = text; *p && rc == 0;) {
+        const char *nl = strchr(p, '\n'), *end = nl ? nl : p + strlen(p);
+        const char *eq = memchr(p, '=', (size_t)(end - p));
+        if (eq && eq > p) {
+            sqlite3_bind_int64(st, 1, id);
+            sqlite3_bind_text(st, 2, p, (int)(eq - p), SQLITE_TRANSIENT);
+            sqlite3_bind_text(st, 3, eq + 1, (int)(end - eq - 1), SQLITE_TRANSIENT);
+            rc = step_done(db, st, "storing run config", err);
+        }
+        p = nl ? nl + 1 : end;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int moe_db_store_run(moe_db *db, const moe_run_record *rec, moe_error *err) {
-    (void)db; (void)rec; return moe_fail(err, "not implemented");
+    char ch[65];
+    moe_config_hash(rec->config_text, ch);
+    sqlite3_stmt *st = NULL;
+    sqlite3_int64 id;
+    if (exec(db, "BEGIN IMMEDIATE", "storing run", err)) return -1;
+    /* Replace: a previous copy (complete or left 'running') goes first; its
+     * metrics, config rows and curves follow by ON DELETE CASCADE. */
+    if (!(st = prep(db, "DELETE FROM runs WHERE trace_hash = ?1 AND config_hash = ?2", err))) goto fail;
+    sqlite3_bind_text(st, 1, rec->trace_hash, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, ch, 64, SQLITE_TRANSIENT);
+    if (step_done(db, st, "storing run", err)) goto fail;
+    sqlite3_finalize(st);
+    /* started_at is derived from the wall time so both ends come from one clock. */
+    if (!(st = prep(db,
+                    "INSERT INTO runs (experiment, trace_hash, config_hash, config_text, code_version, "
+                    "host, started_at, finished_at, seconds, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+                    "strftime('%Y-%m-%dT%H:%M:%fZ', julianday('now') - ?7 / 86400.0), "
+                    "strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?7, 'running')",
+                    err)))
+        goto fail;
+    sqlite3_bind_text(st, 1, rec->experiment ? rec->experiment : "", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, rec->trace_hash, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, ch, 64, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 4, rec->config_text, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 5, moe_version(), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, db->host, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_double(st, 7, rec->seconds);
+    if (step_done(db, st, "storing run", err)) goto fail;
+    sqlite3_finalize(st);
+    st = NULL;
+    id = sqlite3_last_insert_rowid(db->h);
+    if (store_config_rows(db, id, rec->config_text, err)) goto fail;
+
+    if (!(st = prep(db, "INSERT INTO metrics (run_id, name, value) VALUES (?1, ?2, ?3)", err))) goto fail;
+    for (size_t i = 0; i < rec->n_metrics; i++) {
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_text(st, 2, rec->metrics[i].name, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_double(st, 3, rec->metrics[i].value);
+        if (step_done(db, st, "storing metrics", err)) goto fail;
+    }
+    sqlite3_finalize(st);
+    if (!(st = prep(db, "INSERT INTO layer_metrics (run_id, layer, name, value) VALUES (?1, ?2, ?3, ?4)",
+                    err)))
+        goto fail;
+    for (size_t i = 0; i < rec->n_layer_metrics; i++) {
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_int64(st, 2, rec->layer_metrics[i].layer);
+        sqlite3_bind_text(st, 3, rec->layer_metrics[i].name, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_double(st, 4, rec->layer_metrics[i].value);
+        if (step_done(db, st, "storing layer metrics", err)) goto fail;
+    }
+    sqlite3_finalize(st);
+    if (!(st = prep(db, "INSERT INTO curves (run_id, curve, x, y) VALUES (?1, ?2, ?3, ?4)", err))) goto fail;
+    for (size_t i = 0; i < rec->n_curve; i++) {
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_text(st, 2, rec->curve[i].curve, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_double(st, 3, rec->curve[i].x);
+        sqlite3_bind_double(st, 4, rec->curve[i].y);
+        if (step_done(db, st, "storing curve", err)) goto fail;
+    }
+    sqlite3_finalize(st);
+    if (!(st = prep(db, "UPDATE runs SET status = 'done' WHERE id = ?1", err))) goto fail;
+    sqlite3_bind_int64(st, 1, id);
+    if (step_done(db, st, "storing run", err)) goto fail;
+    sqlite3_finalize(st);
+    st = NULL;
+    if (exec(db, "COMMIT", "storing run", err)) goto fail;
+    return 0;
+fail:
+    sqlite3_finalize(st);
+    rollback(db);
+    return -1;
+}
+
+/* ---- merge ------------------------------------------------------------- */
+
+static int64_t query_int(moe_db *db, const char *sql, sqlite3_int64 arg, const char *what, moe_error *err) {
+    sqlite3_stmt *st = prep(db, sql, err);
+    if (!st) return -1;
+    if (sqlite3_bind_parameter_count(st) >= 1) sqlite3_bind_int64(st, 1, arg);
+    int64_t v = -1;
+    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+    else db_fail(db, err, what);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* Run one statement with ?1 = arg and return sqlite3_changes, or -1. */
+static int64_t exec_changes(moe_db *db, const char *sql, sqlite3_int64 arg, const char *what,
+                            moe_error *err) {
+    sqlite3_stmt *st = prep(db, sql, err);
+    if (!st) return -1;
+    if (sqlite3_bind_parameter_count(st) >= 1) sqlite3_bind_int64(st, 1, arg);
+    int rc = step_done(db, st, what, err);
+    sqlite3_finalize(st);
+    return rc ? -1 : sqlite3_changes(db->h);
+}
+
+int moe_db_merge(moe_db *db, const char *src_path, moe_db_merge_stats *stats,
+                 void (*report)(void *ctx, const char *line), void *ctx, moe_error *err) {
+    moe_db_merge_stats z = {0};
+    if (!stats) stats = &z;
+    memset(stats, 0, sizeof *stats);
+    struct stat sb;
+    /* ATTACH would silently create a missing file. */
+    if (stat(src_path, &sb) != 0 || !S_ISREG(sb.st_mode))
+        return moe_fail(err, "%s: no such results database", src_path);
+    sqlite3_stmt *st = prep(db, "ATTACH DATABASE ?1 AS src", err);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, src_path, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc != SQLITE_DONE) {
+        moe_fail(err, "%s: cannot attach: %s", src_path, sqlite3_errmsg(db->h));
+        return -1;
+    }
+    int64_t n;
+    sqlite3_int64 max_id;
+    n = query_int(db,
+                  "SELECT count(*) FROM src.sqlite_master WHERE type = 'table' AND name IN "
+                  "('traces', 'runs', 'run_config', 'metrics', 'layer_metrics', 'curves', 'expectations')",
+                  0, "reading source", err);
+    if (n < 0) {
+        moe_fail_prefix(err, "%s", src_path);
+        goto detach;
+    }
+    if (n != 7) {
+        moe_fail(err, "%s: not a moesim results database (tables missing)", src_path);
+        goto detach;
+    }
+    if (exec(db, "BEGIN IMMEDIATE", "merging", err)) goto detach;
+    if ((n = exec_changes(db, "INSERT OR IGNORE INTO main.traces SELECT * FROM src.traces", 0,
+                          "merging traces", err)) < 0)
+        goto fail;
+    stats->traces_added = (uint64_t)n;
+    if ((n = query_int(db, "SELECT count(*) FROM src.runs WHERE status != 'done'", 0,
+                       "merging", err)) < 0)
+        goto fail;
+    stats->incomplete = (uint64_t)n;
+
+    /* Runs complete on both sides: equal metrics = duplicate, else conflict. */
+    if (!(st = prep(db,
+                    "SELECT s.config_text, s.trace_hash, m.id,"
+                    " EXISTS (SELECT name, value FROM src.metrics WHERE run_id = s.id"
+                    "         EXCEPT SELECT name, value FROM main.metrics WHERE run_id = m.id)"
+                    " OR EXISTS (SELECT name, value FROM main.metrics WHERE run_id = m.id"
+                    "         EXCEPT SELECT name, value FROM src.metrics WHERE run_id = s.id)"
+                    " OR EXISTS (SELECT layer, name, value FROM src.layer_metrics WHERE run_id = s.id"
+                    "         EXCEPT SELECT layer, name, value FROM main.layer_metrics WHERE run_id = m.id)"
+                    " OR EXISTS (SELECT layer, name, value FROM main.layer_metrics WHERE run_id = m.id"
+                    "         EXCEPT SELECT layer, name, value FROM src.layer_metrics WHERE run_id = s.id)"
+                    " FROM src.runs s JOIN main.runs m"
+                    "   ON m.trace_hash = s.trace_hash AND m.config_hash = s.config_hash"
+                    " WHERE s.status = 'done' AND m.status = 'done' ORDER BY m.id",
+                    err)))
+        goto fail;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (sqlite3_column_int(st, 3)) {
+            stats->conflicts++;
+            if (report) {
+                char line[1024], cfg[512];
+                snprintf(cfg, sizeof cfg, "%s", (const char *)sqlite3_column_text(st, 0));
+                for (char *p = cfg; *p; p++)
+                    if (*p == '\n') *p = ' ';
+                snprintf(line, sizeof line,
+                         "%s: conflicting duplicate of run %lld (trace %.12s, %s): metrics differ, kept "
+                         "the existing run",
+                         src_path, (long long)sqlite3_column_int64(st, 2),
+                         (const char *)sqlite3_column_text(st, 1), cfg);
+                report(ctx, line);
+            }
+        } else {
+            stats->duplicates++;
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(db, err, "merging");
+        goto fail;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+
+    /* Incomplete runs here that the source has complete are replaced. */
+    if ((n = exec_changes(db,
+                          "DELETE FROM main.runs WHERE status != 'done' AND EXISTS (SELECT 1 FROM "
+                          "src.runs s WHERE s.status = 'done' AND s.trace_hash = main.runs.trace_hash AND "
+                          "s.config_hash = main.runs.config_hash)",
+                          0, "merging runs", err)) < 0)
+        goto fail;
+    stats->replaced = (uint64_t)n;
+    /* New rows get ids above the current maximum (INTEGER PRIMARY KEY picks
+     * max+1), which is how their children are found below. */
+    if ((max_id = query_int(db, "SELECT coalesce(max(id), 0) FROM main.runs", 0, "merging",
+                            err)) < 0)
+        goto fail;
+    if ((n = exec_changes(db,
+                          "INSERT INTO main.runs (experiment, trace_hash, config_hash, config_text, "
+                          "code_version, host, started_at, finished_at, seconds, status) SELECT "
+                          "experiment, trace_hash, config_hash, config_text, code_version, host, "
+                          "started_at, finished_at, seconds, status FROM src.runs s WHERE s.status = 'done' "
+                          "AND NOT EXISTS (SELECT 1 FROM main.runs m WHERE m.trace_hash = s.trace_hash AND "
+                          "m.config_hash = s.config_hash) ORDER BY s.id",
+                          0, "merging runs", err)) < 0)
+        goto fail;
+    stats->runs_added = (uint64_t)n;
+#define CHILD(cols, table)                                                                        \
+    "INSERT INTO main." table " (run_id, " cols ") SELECT m.id, " cols " FROM main.runs m JOIN "   \
+    "src.runs s ON s.trace_hash = m.trace_hash AND s.config_hash = m.config_hash JOIN src." table \
+    " srcrow ON srcrow.run_id = s.id WHERE m.id > ?1"
+    static const char *const children[] = {
+        CHILD("key, value", "run_config"),
+        CHILD("name, value", "metrics"),
+        CHILD("layer, name, value", "layer_metrics"),
+        CHILD("curve, x, y", "curves"),
+    };
+#undef CHILD
+    for (size_t i = 0; i < sizeof children / sizeof *children; i++)
+        if (exec_changes(db, children[i], max_id, "merging run data", err) < 0) goto fail;
+    if (exec_changes(db, "INSERT OR IGNORE INTO main.expectations SELECT * FROM src.expectations", 0,
+                     "merging expectations", err) < 0)
+        goto fail;
+    if (exec(db, "COMMIT", "merging", err)) goto fail;
+    sqlite3_exec(db->h, "DETACH DATABASE src", NULL, NULL, NULL);
+    return 0;
+fail:
+    sqlite3_finalize(st);
+    rollback(db);
+detach:
+    sqlite3_exec(db->h, "DETACH DATABASE src", NULL, NULL, NULL);
+    return -1;
 }

@@ -7,7 +7,9 @@
  * killed at any point and started again redoes only runs that are absent.
  *
  * Tables (see results.c for the DDL): traces, runs, metrics, layer_metrics,
- * curves, expectations. */
+ * curves, expectations, plus run_config (the config text split into key/value
+ * rows, for SQL filters) and the view run_summary (one row per run with
+ * policy, capacity, scope and hit rate, what plots and listings read). */
 #ifndef MOE_RESULTS_H
 #define MOE_RESULTS_H
 
@@ -64,5 +66,21 @@ int moe_db_add_trace(moe_db *db, const moe_trace *t, const char *path, char hash
 int moe_db_run_exists(moe_db *db, const char *trace_hash, const char *config_text, moe_error *err);
 /* Store a complete run atomically (replaces an existing one with the same identity). */
 int moe_db_store_run(moe_db *db, const moe_run_record *rec, moe_error *err);
+
+/* The path the database was opened with. */
+const char *moe_db_path(const moe_db *db);
+
+/* What moe_db_merge did. A duplicate is a complete run whose identity (trace
+ * hash, config hash) is already complete in the destination with the same
+ * metrics; a conflict is one whose metrics differ (the destination's copy is
+ * kept and the conflict reported); incomplete runs of the source are ignored. */
+typedef struct moe_db_merge_stats {
+    uint64_t traces_added, runs_added, duplicates, conflicts, incomplete, replaced;
+} moe_db_merge_stats;
+
+/* Merge the results database at src_path into db in one transaction. Each
+ * conflict is passed to report (may be NULL) as one line of text. */
+int moe_db_merge(moe_db *db, const char *src_path, moe_db_merge_stats *stats,
+                 void (*report)(void *ctx, const char *line), void *ctx, moe_error *err);
 
 #endif
