@@ -1,0 +1,338 @@
+/* trace_bin.c: the binary .moetrace format (layout in traces/README.md).
+ *
+ * All integers little-endian. A fixed 416-byte header, then ten sections,
+ * each starting at an 8-byte-aligned offset and padded to a multiple of 8:
+ *
+ *   0   char[8]  magic "MOETRACE"
+ *   8   u32      version (1)
+ *   12  u32      header size (416)
+ *   16  u64      checksum of bytes [24, file size)
+ *   24  u64      file size
+ *   32  char[64] model, NUL-padded       96  char[64] source
+ *   160 u32 x6   layers, experts, top_k, shared, lookahead depth, flags
+ *   184 u64 x6   expert bytes per precision
+ *   232 u64      steps                  240 u64 tokens
+ *   248 u64      meta length            (reserved until 256)
+ *   256 u64 x2 x10  section table: offset, byte length of
+ *                meta, step_first_token, step_id, step_phase, token_seq,
+ *                token_pos, experts, weights, router_logits, lookahead
+ *
+ * Loading maps the file (MAP_PRIVATE, so a stray write never reaches the
+ * file) and points the trace arrays into the map. Every header field is
+ * checked before any array is touched: sizes are multiplied with overflow
+ * checks, each section must have exactly the size the header implies, lie
+ * inside the file, be aligned, and not overlap the previous one. Then
+ * moe_trace_validate() checks the contents. */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "trace_formats.h"
+
+#define HDR_SIZE 416u
+#define OFF_SECTIONS 256u
+#define N_SECTIONS 10
+#define FLAG_WEIGHTS 1u
+#define FLAG_LOGITS 2u
+#define FLAG_LOOKAHEAD 4u
+
+enum { S_META, S_FIRST, S_STEPID, S_PHASE, S_SEQ, S_POS, S_EXPERTS, S_WEIGHTS, S_LOGITS, S_LOOKAHEAD };
+static const char *const section_name[N_SECTIONS] = {
+    "meta", "step_first_token", "step_id", "step_phase", "token_seq",
+    "token_pos", "experts", "weights", "router_logits", "lookahead"};
+
+static uint32_t get32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t get64(const unsigned char *p) { return get32(p) | (uint64_t)get32(p + 4) << 32; }
+static void put32(unsigned char *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static void put64(unsigned char *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* a * b * c into *out; 0, or -1 on overflow. */
+static int mul3(uint64_t a, uint64_t b, uint64_t c, uint64_t *out) {
+    uint64_t x;
+    if (__builtin_mul_overflow(a, b, &x) || __builtin_mul_overflow(x, c, out)) return -1;
+    return 0;
+}
+
+static uint64_t pad8(uint64_t n) { return (n + 7) & ~(uint64_t)7; }
+
+/* Byte sizes of the sections of t's geometry; -1 if they overflow. */
+static int section_sizes(uint32_t layers, uint32_t experts, uint32_t top_k, uint32_t depth,
+                         uint32_t flags, uint64_t steps, uint64_t tokens, uint64_t meta_len,
+                         uint64_t size[N_SECTIONS]) {
+    uint64_t rec;
+    if (steps == UINT64_MAX || mul3(tokens, layers, top_k, &rec)) return -1;
+    size[S_META] = meta_len;
+    if (mul3(steps + 1, 8, 1, &size[S_FIRST]) || mul3(steps, 8, 1, &size[S_STEPID])) return -1;
+    size[S_PHASE] = steps;
+    if (mul3(tokens, 4, 1, &size[S_SEQ]) || mul3(tokens, 4, 1, &size[S_POS])) return -1;
+    if (mul3(rec, 2, 1, &size[S_EXPERTS])) return -1;
+    size[S_WEIGHTS] = 0, size[S_LOGITS] = 0, size[S_LOOKAHEAD] = 0;
+    if ((flags & FLAG_WEIGHTS) && mul3(rec, 4, 1, &size[S_WEIGHTS])) return -1;
+    if (flags & FLAG_LOGITS) {
+        uint64_t n;
+        if (mul3(tokens, layers, experts, &n) || mul3(n, 4, 1, &size[S_LOGITS])) return -1;
+    }
+    if ((flags & FLAG_LOOKAHEAD) && mul3(rec, depth, 2, &size[S_LOOKAHEAD])) return -1;
+    for (int i = 0; i < N_SECTIONS; i++)
+        if (size[i] > UINT64_MAX - 8) return -1;
+    return 0;
+}
+
+static int host_is_le(void) {
+    uint16_t x = 1;
+    unsigned char c;
+    memcpy(&c, &x, 1);
+    return c == 1;
+}
+
+/* ---- writer ------------------------------------------------------------ */
+
+typedef struct writer {
+    moe_atomic_file af;
+    moe_hash64 hash;
+    uint64_t pos;
+} writer;
+
+static int wr(writer *w, const void *p, size_t n) {
+    if (n && fwrite(p, 1, n, w->af.f) != n) return -1;
+    if (w->pos + n > 24) { /* the checksum covers everything after its own field */
+        size_t skip = w->pos >= 24 ? 0 : (size_t)(24 - w->pos);
+        moe_hash64_update(&w->hash, (const unsigned char *)p + skip, n - skip);
+    }
+    w->pos += n;
+    return 0;
+}
+
+static int wr_pad(writer *w) {
+    static const unsigned char zero[8];
+    return wr(w, zero, (size_t)(pad8(w->pos) - w->pos));
+}
+
+int moe_trace_save(const moe_trace *t, const char *path, moe_error *err) {
+    if (!host_is_le()) return moe_fail(err, "%s: .moetrace is little-endian; this host is not", path);
+    uint32_t flags = (t->weights ? FLAG_WEIGHTS : 0) | (t->router_logits ? FLAG_LOGITS : 0) |
+                     (t->lookahead && t->lookahead_depth ? FLAG_LOOKAHEAD : 0);
+    uint64_t meta_len = t->meta ? strlen(t->meta) : 0, size[N_SECTIONS], off[N_SECTIONS];
+    if (section_sizes(t->n_layers, t->n_experts, t->top_k, t->lookahead_depth, flags, t->n_steps,
+                      t->n_tokens, meta_len, size))
+        return moe_fail(err, "%s: trace too large for the format", path);
+    const void *data[N_SECTIONS] = {t->meta, t->step_first_token, t->step_id, t->step_phase,
+                                    t->token_seq, t->token_pos, t->experts, t->weights,
+                                    t->router_logits, t->lookahead};
+    uint64_t at = HDR_SIZE;
+    for (int i = 0; i < N_SECTIONS; i++) {
+        off[i] = size[i] ? at : 0; /* an absent section has offset 0 and length 0 */
+        at += pad8(size[i]);
+    }
+    unsigned char h[HDR_SIZE];
+    memset(h, 0, sizeof h);
+    memcpy(h, MOE_BIN_MAGIC, 8);
+    put32(h + 8, MOE_BIN_VERSION);
+    put32(h + 12, HDR_SIZE);
+    put64(h + 24, at);
+    /* at most 63 bytes each: byte 63 stays NUL, which the reader checks */
+    memcpy(h + 32, t->model, strnlen(t->model, 63));
+    memcpy(h + 96, t->source, strnlen(t->source, 63));
+    uint32_t u[6] = {t->n_layers, t->n_experts, t->top_k, t->n_shared,
+                     (flags & FLAG_LOOKAHEAD) ? t->lookahead_depth : 0, flags};
+    for (int i = 0; i < 6; i++) put32(h + 160 + 4 * i, u[i]);
+    for (int i = 0; i < MOE_PREC_COUNT; i++) put64(h + 184 + 8 * i, t->expert_bytes[i]);
+    put64(h + 232, t->n_steps);
+    put64(h + 240, t->n_tokens);
+    put64(h + 248, meta_len);
+    for (int i = 0; i < N_SECTIONS; i++) {
+        put64(h + OFF_SECTIONS + 16 * i, off[i]);
+        put64(h + OFF_SECTIONS + 16 * i + 8, size[i]);
+    }
+    writer w = {.pos = 0};
+    if (moe_atomic_open(&w.af, path, err)) return -1;
+    moe_hash64_init(&w.hash);
+    int bad = wr(&w, h, sizeof h);
+    for (int i = 0; i < N_SECTIONS && !bad; i++)
+        if (size[i]) bad = wr(&w, data[i], (size_t)size[i]) || wr_pad(&w);
+    if (!bad) { /* the checksum goes into its slot once everything is hashed */
+        unsigned char sum[8];
+        put64(sum, moe_hash64_final(&w.hash));
+        bad = fflush(w.af.f) != 0 || pwrite(fileno(w.af.f), sum, 8, 16) != 8;
+    }
+    if (bad) {
+        int e = errno ? errno : EIO;
+        moe_atomic_abort(&w.af);
+        return moe_fail(err, "%s: write failed: %s", path, strerror(e));
+    }
+    return moe_atomic_commit(&w.af, err);
+}
+
+/* ---- reader ------------------------------------------------------------ */
+
+/* Map path read-only-private; fills *map, *len. */
+static int map_file(const char *path, void **map, size_t *len, moe_error *err) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return moe_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return moe_fail(err, "%s: cannot stat: %s", path, strerror(e));
+    }
+    if (st.st_size < (off_t)HDR_SIZE) {
+        close(fd);
+        return moe_fail(err, "%s: truncated: %lld bytes, shorter than the %u-byte header", path,
+                        (long long)st.st_size, HDR_SIZE);
+    }
+    /* PROT_WRITE + MAP_PRIVATE: the arrays are not const in moe_trace; a
+     * write through them copies the page instead of faulting. */
+    void *m = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    int e = errno;
+    close(fd);
+    if (m == MAP_FAILED) return moe_fail(err, "%s: cannot map: %s", path, strerror(e));
+    *map = m;
+    *len = (size_t)st.st_size;
+    return 0;
+}
+
+/* Check header + sections of the mapped file; fill t (pointers into map). */
+static int parse(const char *path, const unsigned char *m, size_t len, moe_trace *t, moe_error *err) {
+    if (memcmp(m, MOE_BIN_MAGIC, 8) != 0) return moe_fail(err, "%s: offset 0: not a .moetrace file (bad magic)", path);
+    uint32_t version = get32(m + 8), hsize = get32(m + 12);
+    if (version != MOE_BIN_VERSION)
+        return moe_fail(err, "%s: offset 8: format version %u, this moesim reads version %u", path, version, MOE_BIN_VERSION);
+    if (hsize != HDR_SIZE) return moe_fail(err, "%s: offset 12: header size %u, expected %u", path, hsize, HDR_SIZE);
+    uint64_t flen = get64(m + 24);
+    if (flen != len)
+        return moe_fail(err, "%s: %s: header says %llu bytes, file has %llu", path,
+                        flen > len ? "truncated" : "trailing garbage", (unsigned long long)flen,
+                        (unsigned long long)len);
+    moe_hash64 hs;
+    moe_hash64_init(&hs);
+    moe_hash64_update(&hs, m + 24, len - 24);
+    uint64_t want = get64(m + 16), got = moe_hash64_final(&hs);
+    if (want != got)
+        return moe_fail(err, "%s: checksum mismatch (header %016llx, content %016llx): file is corrupt", path,
+                        (unsigned long long)want, (unsigned long long)got);
+    if (m[32 + 63] || m[96 + 63]) return moe_fail(err, "%s: offset 32: model/source name not NUL-terminated", path);
+    memcpy(t->model, m + 32, 64);
+    memcpy(t->source, m + 96, 64);
+    t->n_layers = get32(m + 160);
+    t->n_experts = get32(m + 164);
+    t->top_k = get32(m + 168);
+    t->n_shared = get32(m + 172);
+    t->lookahead_depth = get32(m + 176);
+    uint32_t flags = get32(m + 180);
+    for (int i = 0; i < MOE_PREC_COUNT; i++) t->expert_bytes[i] = get64(m + 184 + 8 * i);
+    t->n_steps = get64(m + 232);
+    t->n_tokens = get64(m + 240);
+    uint64_t meta_len = get64(m + 248);
+    if (flags & ~(FLAG_WEIGHTS | FLAG_LOGITS | FLAG_LOOKAHEAD))
+        return moe_fail(err, "%s: offset 180: unknown flags %#x", path, flags);
+    if (!(flags & FLAG_LOOKAHEAD) != !t->lookahead_depth)
+        return moe_fail(err, "%s: offset 176: lookahead depth %u disagrees with flags %#x", path, t->lookahead_depth, flags);
+    if (t->n_layers == 0) return moe_fail(err, "%s: offset 160: layers is 0", path);
+    if (t->n_experts == 0 || t->n_experts > MOE_MAX_EXPERTS)
+        return moe_fail(err, "%s: offset 164: experts %u out of range 1..%u", path, t->n_experts, MOE_MAX_EXPERTS);
+    if (t->top_k == 0 || t->top_k > t->n_experts)
+        return moe_fail(err, "%s: offset 168: top_k %u out of range 1..%u", path, t->top_k, t->n_experts);
+    if (t->n_steps == 0) return moe_fail(err, "%s: offset 232: trace has no steps", path);
+    if (t->n_tokens < t->n_steps)
+        return moe_fail(err, "%s: offset 240: %llu tokens for %llu steps (each step needs one)", path,
+                        (unsigned long long)t->n_tokens, (unsigned long long)t->n_steps);
+    uint64_t size[N_SECTIONS];
+    if (section_sizes(t->n_layers, t->n_experts, t->top_k, t->lookahead_depth, flags, t->n_steps,
+                      t->n_tokens, meta_len, size))
+        return moe_fail(err, "%s: offset 160: geometry overflows (layers %u, top_k %u, tokens %llu)", path,
+                        t->n_layers, t->top_k, (unsigned long long)t->n_tokens);
+    void *ptr[N_SECTIONS];
+    uint64_t prev_end = HDR_SIZE;
+    for (int i = 0; i < N_SECTIONS; i++) {
+        const unsigned char *e = m + OFF_SECTIONS + 16 * i;
+        uint64_t off = get64(e), n = get64(e + 8);
+        unsigned where = OFF_SECTIONS + 16 * i;
+        if (n != size[i])
+            return moe_fail(err, "%s: offset %u: section %s has %llu bytes, header geometry implies %llu", path,
+                            where + 8, section_name[i], (unsigned long long)n, (unsigned long long)size[i]);
+        ptr[i] = NULL;
+        if (n == 0) {
+            if (off != 0) return moe_fail(err, "%s: offset %u: empty section %s has offset %llu", path, where,
+                                          section_name[i], (unsigned long long)off);
+            continue;
+        }
+        if (off % 8 || off < prev_end || off > len || n > len - off)
+            return moe_fail(err, "%s: offset %u: section %s at %llu+%llu is misaligned, overlaps or lies outside the file (%zu bytes)",
+                            path, where, section_name[i], (unsigned long long)off, (unsigned long long)n, len);
+        prev_end = off + n;
+        ptr[i] = (void *)(m + off);
+    }
+    if (memchr(ptr[S_META] ? ptr[S_META] : "", 0, (size_t)meta_len))
+        return moe_fail(err, "%s: section meta contains a NUL byte", path);
+    if (meta_len) {
+        t->meta = malloc((size_t)meta_len + 1);
+        if (!t->meta) return moe_fail(err, "%s: out of memory", path);
+        memcpy(t->meta, ptr[S_META], (size_t)meta_len);
+        t->meta[meta_len] = 0;
+    }
+    t->step_first_token = ptr[S_FIRST];
+    t->step_id = ptr[S_STEPID];
+    t->step_phase = ptr[S_PHASE];
+    t->token_seq = ptr[S_SEQ];
+    t->token_pos = ptr[S_POS];
+    t->experts = ptr[S_EXPERTS];
+    t->weights = ptr[S_WEIGHTS];
+    t->router_logits = ptr[S_LOGITS];
+    t->lookahead = ptr[S_LOOKAHEAD];
+    /* validate() walks step offsets before checking their bounds in its
+     * token loop, so make sure the offsets are monotone and end in range. */
+    for (uint64_t s = 0; s < t->n_steps; s++)
+        if (t->step_first_token[s + 1] <= t->step_first_token[s] || t->step_first_token[s + 1] > t->n_tokens)
+            return moe_fail(err, "%s: section step_first_token: step %llu: token offsets %llu..%llu not increasing within %llu tokens",
+                            path, (unsigned long long)s, (unsigned long long)t->step_first_token[s],
+                            (unsigned long long)t->step_first_token[s + 1], (unsigned long long)t->n_tokens);
+    if (moe_trace_validate(t, err)) return moe_fail_prefix(err, "%s", path);
+    return 0;
+}
+
+moe_trace *moe_trace_load_bin(const char *path, moe_error *err) {
+    if (!host_is_le()) {
+        moe_fail(err, "%s: .moetrace is little-endian; this host is not", path);
+        return NULL;
+    }
+    void *map = NULL;
+    size_t len = 0;
+    if (map_file(path, &map, &len, err)) return NULL;
+    moe_trace *t = calloc(1, sizeof *t);
+    if (!t) {
+        munmap(map, len);
+        moe_fail(err, "%s: out of memory", path);
+        return NULL;
+    }
+    if (parse(path, map, len, t, err)) {
+        free(t->meta);
+        free(t);
+        munmap(map, len);
+        return NULL;
+    }
+    t->map = map;
+    t->map_len = len;
+    return t;
+}
+
+int moe_trace_bin_checksum(const char *path, uint64_t *sum, moe_error *err) {
+    unsigned char h[24];
+    FILE *f = fopen(path, "rb");
+    if (!f) return moe_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    size_t n = fread(h, 1, sizeof h, f);
+    fclose(f);
+    if (n != sizeof h || memcmp(h, MOE_BIN_MAGIC, 8)) return moe_fail(err, "%s: not a .moetrace file", path);
+    *sum = get64(h + 16);
+    return 0;
+}

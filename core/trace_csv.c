@@ -1,0 +1,335 @@
+/* trace_csv.c: the CSV interchange form (libcsv).
+ *
+ *   step,seq,token,layer,slot,expert,weight
+ *
+ * One row per (token, layer, slot) that names an expert; `weight` may be
+ * empty. Import rules:
+ *  - the header must be exactly the line above;
+ *  - steps must not decrease from row to row; rows of one step may come in
+ *    any order: a step's tokens are the distinct (token, seq) pairs, ordered
+ *    by token then seq; a (token, layer) must use slots 0..n-1 with no gap;
+ *  - geometry comes from the options, else max + 1 of each column;
+ *  - a step's phase is not in the CSV: moe_infer_phase() decides;
+ *  - the trace carries weights iff at least one row has one.
+ * Export writes the rows sorted by step, token, seq, layer, slot, weights as
+ * "%.9g" (enough digits for a float to survive the round trip exactly), so a
+ * canonical CSV survives CSV -> binary -> CSV byte for byte. The header
+ * strings, lookahead, logits, a token that has no expert at all, and the
+ * geometry beyond what the rows show do not exist in this form. */
+#include <csv.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "trace_formats.h"
+
+static const char *const col_name[7] = {"step", "seq", "token", "layer", "slot", "expert", "weight"};
+
+typedef struct row {
+    uint64_t step, line;
+    uint32_t seq, tok, layer, slot, expert;
+    float w;
+} row;
+
+typedef struct ctx {
+    const char *path;
+    const moe_csv_opts *o;
+    moe_error *err;
+    int failed;
+    uint64_t line;      /* line being fed to libcsv */
+    uint64_t n_records; /* records seen, header included */
+    int field;          /* column of the next field */
+    int any_weight;
+    uint64_t vals[6];
+    float w;
+    row *rows;
+    size_t n, cap;
+    uint32_t max[3];    /* largest layer, slot, expert seen */
+} ctx;
+
+static void fail_at(ctx *c, int col, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Report "file:line: column 'name': what" once; later errors are dropped. */
+static void fail_at(ctx *c, int col, const char *fmt, ...) {
+    if (c->failed) return;
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (col >= 0)
+        moe_fail(c->err, "%s:%llu: column '%s': %s", c->path, (unsigned long long)c->line, col_name[col], what);
+    else
+        moe_fail(c->err, "%s:%llu: %s", c->path, (unsigned long long)c->line, what);
+    c->failed = 1;
+}
+
+/* Strict non-negative decimal. */
+static int parse_uint(ctx *c, int col, const char *s, uint64_t max, uint64_t *out) {
+    if (!*s) return fail_at(c, col, "empty"), -1;
+    if (*s == '-') return fail_at(c, col, "negative value '%s'", s), -1;
+    uint64_t v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9') return fail_at(c, col, "'%s' is not a non-negative integer", s), -1;
+        if (v > (UINT64_MAX - 9) / 10) return fail_at(c, col, "'%s' is too large", s), -1;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    if (v > max) return fail_at(c, col, "'%s' is larger than %llu", s, (unsigned long long)max), -1;
+    *out = v;
+    return 0;
+}
+
+static void on_field(void *s, size_t len, void *data) {
+    ctx *c = data;
+    int col = c->field++;
+    if (c->failed) return;
+    const char *txt = s ? s : "";
+    (void)len;
+    if (c->n_records == 0) { /* header */
+        if (col < 7 && strcmp(txt, col_name[col]) != 0)
+            fail_at(c, -1, "wrong header: column %d is '%s', expected step,seq,token,layer,slot,expert,weight",
+                    col + 1, txt);
+        return;
+    }
+    if (col >= 7) return; /* counted in on_row */
+    if (col < 6) {
+        static const uint64_t max[6] = {UINT64_MAX - 1, UINT32_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX};
+        parse_uint(c, col, txt, max[col], &c->vals[col]);
+        return;
+    }
+    if (!*txt) { c->w = NAN; return; }
+    char *end;
+    errno = 0;
+    float w = strtof(txt, &end);
+    if (*end || end == txt || !isfinite(w)) fail_at(c, 6, "'%s' is not a finite number", txt);
+    c->w = w;
+    c->any_weight = 1;
+}
+
+static void on_row(int term, void *data) {
+    ctx *c = data;
+    (void)term;
+    int nf = c->field;
+    c->field = 0;
+    if (c->failed) return;
+    if (nf != 7) {
+        fail_at(c, -1, "%d columns, expected 7 (step,seq,token,layer,slot,expert,weight)", nf);
+        return;
+    }
+    if (c->n_records++ == 0) return;
+    row r = {.step = c->vals[0], .line = c->line, .seq = (uint32_t)c->vals[1], .tok = (uint32_t)c->vals[2],
+             .layer = (uint32_t)c->vals[3], .slot = (uint32_t)c->vals[4], .expert = (uint32_t)c->vals[5], .w = c->w};
+    const uint32_t lim[3] = {c->o->layers, c->o->top_k, c->o->experts};
+    const char *lim_name[3] = {"layers", "top_k", "experts"};
+    const uint32_t v[3] = {r.layer, r.slot, r.expert};
+    for (int i = 0; i < 3; i++) {
+        if (lim[i] && v[i] >= lim[i]) {
+            char m[128];
+            snprintf(m, sizeof m, "%u >= %s (%u)", v[i], lim_name[i], lim[i]);
+            fail_at(c, 3 + i, "%s", m);
+            return;
+        }
+        if (v[i] > c->max[i]) c->max[i] = v[i];
+    }
+    if (r.expert >= MOE_MAX_EXPERTS) {
+        fail_at(c, 5, "%u >= the largest expert count supported (%u)", r.expert, MOE_MAX_EXPERTS);
+        return;
+    }
+    if (c->n && r.step < c->rows[c->n - 1].step) {
+        char m[160];
+        snprintf(m, sizeof m, "%llu after step %llu (line %llu): steps must not decrease",
+                 (unsigned long long)r.step, (unsigned long long)c->rows[c->n - 1].step,
+                 (unsigned long long)c->rows[c->n - 1].line);
+        fail_at(c, 0, "%s", m);
+        return;
+    }
+    if (c->n == c->cap) {
+        size_t nc = c->cap ? c->cap * 2 : 1024;
+        row *nr = realloc(c->rows, nc * sizeof *nr);
+        if (!nr) { fail_at(c, -1, "out of memory"); return; }
+        c->rows = nr, c->cap = nc;
+    }
+    c->rows[c->n++] = r;
+}
+
+static int row_cmp(const void *a, const void *b) {
+    const row *x = a, *y = b;
+#define CMP(f) if (x->f != y->f) return x->f < y->f ? -1 : 1
+    CMP(tok); CMP(seq); CMP(layer); CMP(slot); CMP(line);
+#undef CMP
+    return 0;
+}
+
+/* Build the trace from c->rows (steps non-decreasing). */
+static moe_trace *build(ctx *c) {
+    const moe_csv_opts *o = c->o;
+    uint32_t layers = o->layers ? o->layers : c->max[0] + 1;
+    uint32_t top_k = o->top_k ? o->top_k : c->max[1] + 1;
+    uint32_t experts = o->experts ? o->experts : c->max[2] + 1;
+    if (top_k > experts) experts = top_k; /* inferred experts can be below top_k in tiny files */
+    moe_trace_builder *b = moe_tb_new(layers, experts, top_k, c->any_weight, 0, 0);
+    uint32_t *tseq = NULL, *tpos = NULL;
+    size_t tcap = 0;
+    if (!b) { moe_fail(c->err, "%s: out of memory", c->path); return NULL; }
+    for (size_t i = 0; i < c->n;) {
+        size_t j = i;
+        while (j < c->n && c->rows[j].step == c->rows[i].step) j++;
+        qsort(c->rows + i, j - i, sizeof(row), row_cmp);
+        /* tokens of the step, for the phase rule */
+        uint64_t nt = 0;
+        for (size_t k = i; k < j; k++) {
+            if (k > i && c->rows[k].tok == c->rows[k - 1].tok && c->rows[k].seq == c->rows[k - 1].seq) continue;
+            if (nt == tcap) {
+                tcap = tcap ? tcap * 2 : 64;
+                uint32_t *a = realloc(tseq, tcap * 4), *bb = a ? realloc(tpos, tcap * 4) : NULL;
+                if (a) tseq = a;
+                if (bb) tpos = bb;
+                if (!a || !bb) { moe_fail(c->err, "%s: out of memory", c->path); goto fail; }
+            }
+            tseq[nt] = c->rows[k].seq, tpos[nt] = c->rows[k].tok, nt++;
+        }
+        if (moe_tb_begin_step(b, c->rows[i].step, moe_infer_phase(tseq, tpos, nt), c->err)) goto fail_line;
+        int64_t tok = -1;
+        for (size_t k = i; k < j; k++) {
+            const row *r = &c->rows[k], *p = k > i ? r - 1 : NULL;
+            c->line = r->line;
+            if (!p || r->tok != p->tok || r->seq != p->seq) {
+                tok = moe_tb_add_token(b, r->seq, r->tok, c->err);
+                if (tok < 0) goto fail_line;
+                p = NULL;
+            } else if (r->layer != p->layer) {
+                p = NULL;
+            }
+            if (p && r->slot == p->slot) {
+                char m[200];
+                snprintf(m, sizeof m, "duplicate (step %llu, seq %u, token %u, layer %u, slot %u), first on line %llu",
+                         (unsigned long long)r->step, r->seq, r->tok, r->layer, r->slot, (unsigned long long)p->line);
+                fail_at(c, 4, "%s", m);
+                goto fail;
+            }
+            uint32_t want = p ? p->slot + 1 : 0;
+            if (r->slot != want) {
+                char m[200];
+                snprintf(m, sizeof m, "slot %u of (step %llu, seq %u, token %u, layer %u) but slot %u is missing",
+                         r->slot, (unsigned long long)r->step, r->seq, r->tok, r->layer, want);
+                fail_at(c, 4, "%s", m);
+                goto fail;
+            }
+            if (moe_tb_set(b, (uint64_t)tok, r->layer, r->slot, r->expert, r->w, c->err)) goto fail_line;
+        }
+        i = j;
+    }
+    free(tseq), free(tpos);
+    char meta[256];
+    snprintf(meta, sizeof meta, "imported_from=csv");
+    moe_trace *t = moe_tb_finish(b, "", "import csv", meta, c->err);
+    if (!t) moe_fail_prefix(c->err, "%s", c->path);
+    return t;
+fail_line:
+    moe_fail_prefix(c->err, "%s:%llu", c->path, (unsigned long long)c->line);
+fail:
+    free(tseq), free(tpos);
+    moe_tb_abort(b);
+    return NULL;
+}
+
+moe_trace *moe_trace_load_csv(const char *path, const moe_csv_opts *o, moe_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        moe_fail(err, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct csv_parser p;
+    if (csv_init(&p, CSV_STRICT | CSV_APPEND_NULL) != 0) {
+        fclose(f);
+        moe_fail(err, "%s: out of memory", path);
+        return NULL;
+    }
+    ctx c = {.path = path, .o = o, .err = err};
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    /* Fed line by line so that every callback knows its line number. */
+    while (!c.failed && (n = getline(&line, &cap, f)) > 0) {
+        c.line++;
+        if (csv_parse(&p, line, (size_t)n, on_field, on_row, &c) != (size_t)n && !c.failed) {
+            moe_fail(err, "%s:%llu: %s", path, (unsigned long long)c.line, csv_strerror(csv_error(&p)));
+            c.failed = 1;
+        }
+    }
+    int rerr = ferror(f);
+    if (!c.failed && csv_fini(&p, on_field, on_row, &c) != 0 && !c.failed) {
+        moe_fail(err, "%s:%llu: %s", path, (unsigned long long)c.line, csv_strerror(csv_error(&p)));
+        c.failed = 1;
+    }
+    csv_free(&p);
+    free(line);
+    fclose(f);
+    moe_trace *t = NULL;
+    if (c.failed) {
+    } else if (rerr) {
+        moe_fail(err, "%s: read error", path);
+    } else if (c.n_records == 0) {
+        moe_fail(err, "%s:1: empty file, expected the header step,seq,token,layer,slot,expert,weight", path);
+    } else if (c.n == 0) {
+        moe_fail(err, "%s:2: no data rows after the header", path);
+    } else {
+        t = build(&c);
+    }
+    free(c.rows);
+    return t;
+}
+
+/* ---- export ------------------------------------------------------------ */
+
+typedef struct tok_key {
+    uint32_t pos, seq;
+    uint64_t idx;
+} tok_key;
+
+static int tok_cmp(const void *a, const void *b) {
+    const tok_key *x = a, *y = b;
+    if (x->pos != y->pos) return x->pos < y->pos ? -1 : 1;
+    if (x->seq != y->seq) return x->seq < y->seq ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+int moe_trace_save_csv(const moe_trace *t, const char *path, moe_error *err) {
+    moe_atomic_file af;
+    if (moe_atomic_open(&af, path, err)) return -1;
+    FILE *f = af.f;
+    tok_key *keys = NULL;
+    size_t kcap = 0;
+    int bad = fputs("step,seq,token,layer,slot,expert,weight\n", f) < 0;
+    for (uint64_t s = 0; s < t->n_steps && !bad; s++) {
+        uint64_t a = t->step_first_token[s], n = t->step_first_token[s + 1] - a;
+        if (n > kcap) {
+            tok_key *k = realloc(keys, n * sizeof *k);
+            if (!k) { bad = 1; errno = ENOMEM; break; }
+            keys = k, kcap = n;
+        }
+        for (uint64_t i = 0; i < n; i++) keys[i] = (tok_key){t->token_pos[a + i], t->token_seq[a + i], a + i};
+        qsort(keys, n, sizeof *keys, tok_cmp);
+        for (uint64_t i = 0; i < n && !bad; i++)
+            for (uint32_t l = 0; l < t->n_layers && !bad; l++) {
+                size_t r = moe_trace_rec(t, keys[i].idx, l);
+                for (uint32_t k = 0; k < t->top_k && !bad; k++) {
+                    if (t->experts[r + k] == MOE_NO_EXPERT) break;
+                    bad = fprintf(f, "%llu,%u,%u,%u,%u,%u,", (unsigned long long)t->step_id[s], keys[i].seq,
+                                  keys[i].pos, l, k, t->experts[r + k]) < 0;
+                    if (!bad && t->weights && !isnan(t->weights[r + k]))
+                        bad = fprintf(f, "%.9g", (double)t->weights[r + k]) < 0;
+                    if (!bad) bad = fputc('\n', f) == EOF;
+                }
+            }
+    }
+    free(keys);
+    if (bad) {
+        int e = errno ? errno : EIO;
+        moe_atomic_abort(&af);
+        return moe_fail(err, "%s: write failed: %s", path, strerror(e));
+    }
+    return moe_atomic_commit(&af, err);
+}

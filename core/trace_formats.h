@@ -1,0 +1,99 @@
+/* trace_formats.h: the readers and writers behind moe_trace_load /
+ * moe_trace_save, with the options each importer takes. The public entry
+ * points stay in trace.h; this header is for the `trace` command and tests.
+ * Every function follows error.h: 0 / pointer on success, -1 / NULL with a
+ * message naming the file and the place on failure. */
+#ifndef MOE_TRACE_FORMATS_H
+#define MOE_TRACE_FORMATS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "trace.h"
+
+/* ---- binary .moetrace (trace_bin.c) ------------------------------------ */
+
+#define MOE_BIN_MAGIC "MOETRACE"
+#define MOE_BIN_VERSION 1u
+
+moe_trace *moe_trace_load_bin(const char *path, moe_error *err);
+/* The checksum stored in a .moetrace header (not re-verified here). */
+int moe_trace_bin_checksum(const char *path, uint64_t *sum, moe_error *err);
+
+/* ---- helpers shared by the writers (trace_util.c) ---------------------- */
+
+/* 64-bit checksum, streamed: feed any byte chunks, the result depends only
+ * on the concatenated bytes. Own design (see trace_util.c), not a standard. */
+typedef struct moe_hash64 {
+    uint64_t h, carry;
+    unsigned n_carry;
+    uint64_t total;
+} moe_hash64;
+void moe_hash64_init(moe_hash64 *s);
+void moe_hash64_update(moe_hash64 *s, const void *p, size_t n);
+uint64_t moe_hash64_final(const moe_hash64 *s);
+
+/* A file written under a temporary name in the target's directory and
+ * renamed over the target only when every write succeeded and was fsynced. */
+typedef struct moe_atomic_file {
+    FILE *f;
+    char *final_path;
+    char *tmp_path;
+} moe_atomic_file;
+int moe_atomic_open(moe_atomic_file *a, const char *path, moe_error *err);
+/* Flush, fsync, close, rename; on any failure the temp file is removed. */
+int moe_atomic_commit(moe_atomic_file *a, moe_error *err);
+void moe_atomic_abort(moe_atomic_file *a);
+
+/* Read a whole file into memory (NUL-terminated); *len excludes the NUL. */
+char *moe_read_file(const char *path, size_t *len, moe_error *err);
+
+/* Phase a CSV/JSONL importer gives a step that carries no phase: prefill if
+ * some sequence has more than one token in the step or a token is at
+ * position 0 (a prompt's first token), else decode. The generator's traces
+ * follow this rule exactly, so their phases survive a CSV round trip. */
+int moe_infer_phase(const uint32_t *seq, const uint32_t *pos, uint64_t n);
+
+/* ---- CSV interchange (trace_csv.c) ------------------------------------- */
+
+typedef struct moe_csv_opts {
+    uint32_t layers, experts, top_k; /* 0 = infer as max + 1 */
+} moe_csv_opts;
+moe_trace *moe_trace_load_csv(const char *path, const moe_csv_opts *o, moe_error *err);
+
+/* ---- JSONL routing logs (trace_jsonl.c) -------------------------------- */
+
+enum moe_jsonl_layout { MOE_JSONL_MIXTRAL = 0, MOE_JSONL_QWEN = 1 };
+enum moe_jsonl_order { MOE_ORDER_AUTO = 0, MOE_ORDER_EXEC = 1, MOE_ORDER_SORTED = 2 };
+
+/* Logical fields an importer reads, each mappable to another JSON key. */
+enum moe_jfield { MOE_JF_SEQ, MOE_JF_LAYER, MOE_JF_TOKEN, MOE_JF_EXPERTS, MOE_JF_WEIGHTS,
+                  MOE_JF_STEP, MOE_JF_COUNT };
+
+typedef struct moe_jsonl_opts {
+    int layout;                      /* enum moe_jsonl_layout */
+    int order;                       /* mixtral: enum moe_jsonl_order */
+    const char *field[MOE_JF_COUNT]; /* NULL = the layout's default key */
+    uint32_t layers, experts, top_k; /* 0 = infer (qwen top_k: from the meta line) */
+    uint64_t skip_warmup;            /* qwen: drop the first N route rows */
+    const char *warmup_prefix;       /* qwen: drop rows whose req_id starts with this */
+} moe_jsonl_opts;
+/* Map "name=key" (name: seq, layer, token, experts, weights, step) into o. */
+int moe_jsonl_map_field(moe_jsonl_opts *o, const char *spec, moe_error *err);
+moe_trace *moe_trace_load_jsonl(const char *path, const moe_jsonl_opts *o, moe_error *err);
+/* Which layout a .jsonl file looks like (a first line with "type":"meta" is qwen). */
+int moe_jsonl_sniff(const char *path, moe_error *err);
+
+/* ---- plain cache key sequences (trace_lcs.c) --------------------------- */
+
+#define MOE_LCS_CHUNK 4096u /* experts per layer used for dense key ids */
+
+typedef struct moe_lcs_opts {
+    uint32_t obj_col;   /* 1-based column of the object id (libCacheSim obj-id-col); 0 = 1 */
+    int has_header;     /* skip the first line */
+    char delim;         /* 0 = ',' */
+} moe_lcs_opts;
+moe_trace *moe_trace_load_lcs_csv(const char *path, const moe_lcs_opts *o, moe_error *err);
+moe_trace *moe_trace_load_lcs_oracle(const char *path, moe_error *err);
+
+#endif
