@@ -1,0 +1,155 @@
+/* belady: Belady's MIN, the exact offline optimum for a demand cache.
+ *
+ * Rule: the victim is the unprotected resident expert whose next use is
+ * farthest in the future; experts never used again (next_use = MOE_NEVER)
+ * are the farthest of all. Ties can only happen among never-again experts
+ * and do not change any hit count. With cold-per-seq the next use may lie
+ * beyond the next restart; such an expert is then farther than any expert
+ * used before the restart, which keeps MIN exact.
+ *
+ * Needs the future: the replay fills moe_access.next_use (the ordinal of the
+ * key's next access) for every access (flag MOE_POLICY_NEEDS_FUTURE).
+ *
+ * Data structure: an indexed binary max-heap of resident keys ordered by
+ * next_use, with pos[key] giving each key's slot, so a hit (the key's
+ * next_use grows: sift up), an insertion (push) and an eviction (remove at
+ * pos) are O(log n). choose_victim looks at the top; protected keys (needed
+ * by the current (step, layer)) are popped and set aside until an
+ * unprotected top appears, then pushed back. At most |current set| keys are
+ * set aside, so this stays O(k log n). Parameters: none. */
+#include <stdlib.h>
+
+#include "../cache.h"
+#include "../params.h"
+
+#define NOPOS UINT32_MAX
+
+typedef struct belady {
+    uint32_t *heap;    /* heap[0..n): keys, max next_use at heap[0] */
+    uint32_t *pos;     /* n_keys: index in heap or NOPOS */
+    uint64_t *nu;      /* n_keys: next use of each resident key */
+    uint32_t *aside;   /* scratch for protected keys popped by choose_victim */
+    uint32_t n;
+} belady;
+
+static void sift_up(belady *s, uint32_t i) {
+    uint32_t k = s->heap[i];
+    uint64_t v = s->nu[k];
+    while (i > 0) {
+        uint32_t p = (i - 1) / 2;
+        if (s->nu[s->heap[p]] >= v) break;
+        s->heap[i] = s->heap[p];
+        s->pos[s->heap[i]] = i;
+        i = p;
+    }
+    s->heap[i] = k;
+    s->pos[k] = i;
+}
+
+static void sift_down(belady *s, uint32_t i) {
+    uint32_t k = s->heap[i];
+    uint64_t v = s->nu[k];
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= s->n) break;
+        if (c + 1 < s->n && s->nu[s->heap[c + 1]] > s->nu[s->heap[c]]) c++;
+        if (s->nu[s->heap[c]] <= v) break;
+        s->heap[i] = s->heap[c];
+        s->pos[s->heap[i]] = i;
+        i = c;
+    }
+    s->heap[i] = k;
+    s->pos[k] = i;
+}
+
+static void push(belady *s, uint32_t key) {
+    s->heap[s->n] = key;
+    s->pos[key] = s->n;
+    s->n++;
+    sift_up(s, s->n - 1);
+}
+
+static void remove_key(belady *s, uint32_t key) {
+    uint32_t i = s->pos[key];
+    s->pos[key] = NOPOS;
+    if (--s->n == i) return;
+    uint32_t last = s->heap[s->n];
+    s->heap[i] = last;
+    s->pos[last] = i;
+    if (i > 0 && s->nu[s->heap[(i - 1) / 2]] < s->nu[last]) sift_up(s, i);
+    else sift_down(s, i);
+}
+
+static void belady_destroy(void *st) {
+    belady *s = st;
+    free(s->heap);
+    free(s->pos);
+    free(s->nu);
+    free(s->aside);
+    free(s);
+}
+
+static void *belady_create(const char *args, const moe_policy_env *env, char *canonical, size_t cap,
+                           moe_error *err) {
+    if (moe_params_parse("belady", args, NULL, 0, canonical, cap, err)) return NULL;
+    belady *s = calloc(1, sizeof *s);
+    if (!s) return moe_fail(err, "belady: out of memory"), NULL;
+    size_t n = env->n_keys ? env->n_keys : 1;
+    s->heap = malloc(n * sizeof *s->heap);
+    s->pos = malloc(n * sizeof *s->pos);
+    s->nu = malloc(n * sizeof *s->nu);
+    s->aside = malloc(n * sizeof *s->aside);
+    if (!s->heap || !s->pos || !s->nu || !s->aside) {
+        belady_destroy(s);
+        return moe_fail(err, "belady: out of memory"), NULL;
+    }
+    for (size_t i = 0; i < n; i++) s->pos[i] = NOPOS;
+    return s;
+}
+
+static void belady_on_hit(void *st, uint32_t key, const moe_access *a) {
+    belady *s = st;
+    uint64_t old = s->nu[key];
+    s->nu[key] = a->next_use;
+    if (a->next_use > old) sift_up(s, s->pos[key]);
+    else sift_down(s, s->pos[key]);
+}
+
+static void belady_on_insert(void *st, uint32_t key, const moe_access *a) {
+    belady *s = st;
+    s->nu[key] = a->next_use;
+    push(s, key);
+}
+
+static int64_t belady_choose_victim(void *st, const moe_cache *c, const moe_access *a) {
+    (void)a;
+    belady *s = st;
+    if (s->n && !moe_cache_protected(c, s->heap[0])) return s->heap[0];
+    uint32_t n_aside = 0;
+    int64_t v = -1;
+    while (s->n) {
+        uint32_t k = s->heap[0];
+        if (!moe_cache_protected(c, k)) {
+            v = k;
+            break;
+        }
+        s->aside[n_aside++] = k;
+        remove_key(s, k);
+    }
+    for (uint32_t i = 0; i < n_aside; i++) push(s, s->aside[i]);
+    return v;
+}
+
+static void belady_on_evict(void *st, uint32_t key) { remove_key(st, key); }
+
+const moe_policy_ops moe_policy_belady = {
+    .name = "belady",
+    .summary = "offline optimum (MIN): evict the expert used farthest in the future",
+    .flags = MOE_POLICY_NEEDS_FUTURE,
+    .create = belady_create,
+    .on_hit = belady_on_hit,
+    .on_insert = belady_on_insert,
+    .choose_victim = belady_choose_victim,
+    .on_evict = belady_on_evict,
+    .destroy = belady_destroy,
+};
