@@ -1,0 +1,504 @@
+/* cmd_results.c: `moesim results list|show|export|merge` — reading the
+ * SQLite results store. list/show/export open the database read-only (and
+ * never create one); merge writes through core/results (moe_db_merge). */
+#include <getopt.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/results.h"
+#include "cli.h"
+#include "commands.h"
+
+static const char results_usage[] =
+    "usage: moesim results <list|show|export|merge> [options]\n"
+    "\n"
+    "  list   --db F [--experiment NAME]      one line per run: id, experiment, trace,\n"
+    "                                         policy, capacity, scope, hit rate, status\n"
+    "  show   --db F ID                       a run's config, metrics and per-layer metrics\n"
+    "  export --db F --csv [-o FILE] [--experiment NAME]\n"
+    "                                         one CSV row per complete run: config keys and\n"
+    "                                         metrics as columns\n"
+    "  merge  -o OUT.db IN1.db [IN2.db ...]   union of traces and runs; runs already in OUT\n"
+    "                                         are skipped, conflicting ones reported\n"
+    "\n"
+    "`moesim results <subcommand> --help` describes each.\n";
+
+static const char list_usage[] =
+    "usage: moesim results list --db F [--experiment NAME]\n"
+    "\n"
+    "One line per run: id, experiment, trace, policy, capacity, scope, hit rate and\n"
+    "status (runs not 'done' were interrupted and are redone by the next sweep).\n";
+static const char show_usage[] =
+    "usage: moesim results show --db F ID\n"
+    "\n"
+    "Print run ID: trace, canonical config, code version, host, times, every metric,\n"
+    "the per-layer metrics and the curves stored with it.\n";
+static const char export_usage[] =
+    "usage: moesim results export --db F --csv [-o FILE] [--experiment NAME]\n"
+    "\n"
+    "Write one CSV row per complete run (standard output unless -o): id, experiment,\n"
+    "trace, trace_hash, every config key, code_version, host, started_at,\n"
+    "finished_at, seconds, then every metric name as a column (empty when a run\n"
+    "lacks it). Numbers are written so that they read back exactly.\n";
+static const char merge_usage[] =
+    "usage: moesim results merge -o OUT.db IN1.db [IN2.db ...]\n"
+    "\n"
+    "Merge result databases (e.g. shards of one sweep) into OUT.db, created if\n"
+    "missing: traces by content hash, runs by identity (trace hash, config hash).\n"
+    "A complete run already in OUT.db with equal metrics is skipped; one with other\n"
+    "metrics is reported on stderr as a conflict and OUT's copy kept; incomplete runs\n"
+    "of an input are ignored. Exit status 1 if any conflict or error occurred.\n";
+
+/* Open an existing results database for reading; NULL after printing. */
+static sqlite3 *open_ro(const char *cmd, const char *path) {
+    sqlite3 *h = NULL;
+    if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        fprintf(stderr, "moesim results %s: %s: cannot open database: %s\n", cmd, path,
+                h ? sqlite3_errmsg(h) : "out of memory");
+        sqlite3_close(h);
+        return NULL;
+    }
+    sqlite3_busy_timeout(h, 60000);
+    sqlite3_stmt *st = NULL;
+    int ok = sqlite3_prepare_v2(h, "SELECT count(*) FROM sqlite_master WHERE name IN ('runs', 'run_summary')",
+                                -1, &st, NULL) == SQLITE_OK &&
+             sqlite3_step(st) == SQLITE_ROW;
+    int n = ok ? sqlite3_column_int(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (!ok) {
+        fprintf(stderr, "moesim results %s: %s: %s\n", cmd, path, sqlite3_errmsg(h));
+    } else if (n != 2) {
+        fprintf(stderr, "moesim results %s: %s: not a moesim results database\n", cmd, path);
+        ok = 0;
+    }
+    if (!ok) {
+        sqlite3_close(h);
+        return NULL;
+    }
+    return h;
+}
+
+static int sql_fail(const char *cmd, const char *path, sqlite3 *h) {
+    fprintf(stderr, "moesim results %s: %s: %s\n", cmd, path, sqlite3_errmsg(h));
+    return 1;
+}
+
+/* Shortest of %.15g / %.17g that reads back as the same double. */
+static void fmt_num(double v, char *buf, size_t cap) {
+    snprintf(buf, cap, "%.15g", v);
+    if (strtod(buf, NULL) != v) snprintf(buf, cap, "%.17g", v);
+}
+
+static const char *base_name(const char *p) {
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+/* Parse the common options of list/show/export. */
+typedef struct ropts {
+    const char *db, *experiment, *out;
+    int csv;
+    const char *positional;
+} ropts;
+
+static int parse_ropts(const char *cmd, const char *usage, int allow_pos, int argc, char **argv, ropts *o) {
+    static const struct option opts[] = {
+        {"db", required_argument, 0, 'd'},  {"experiment", required_argument, 0, 'e'},
+        {"csv", no_argument, 0, 'c'},       {"output", required_argument, 0, 'o'},
+        {"help", no_argument, 0, 'h'},      {0, 0, 0, 0},
+    };
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': o->db = optarg; break;
+        case 'e': o->experiment = optarg; break;
+        case 'c': o->csv = 1; break;
+        case 'o': o->out = optarg; break;
+        case 'h': fputs(usage, stdout); return 0;
+        default: fputs(usage, stderr); return 2;
+        }
+    }
+    if (optind < argc && allow_pos) o->positional = argv[optind++];
+    if (optind < argc) {
+        fprintf(stderr, "moesim results %s: unexpected argument '%s'\n%s", cmd, argv[optind], usage);
+        return 2;
+    }
+    if (!o->db) {
+        fprintf(stderr, "moesim results %s: --db is required\n%s", cmd, usage);
+        return 2;
+    }
+    return -1; /* go on */
+}
+
+static int results_list(int argc, char **argv) {
+    ropts o = {0};
+    int rc = parse_ropts("list", list_usage, 0, argc, argv, &o);
+    if (rc >= 0) return rc;
+    sqlite3 *h = open_ro("list", o.db);
+    if (!h) return 1;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(h,
+                           "SELECT id, experiment, coalesce(trace_path, trace_hash), policy, capacity, scope, "
+                           "hit_rate, status, cold_per_seq FROM run_summary WHERE ?1 IS NULL OR experiment = ?1 "
+                           "ORDER BY id",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = sql_fail("list", o.db, h);
+        sqlite3_close(h);
+        return rc;
+    }
+    if (o.experiment) sqlite3_bind_text(st, 1, o.experiment, -1, SQLITE_STATIC);
+    printf("%-5s %-14s %-24s %-22s %8s %-9s %8s %s\n", "id", "experiment", "trace", "policy", "capacity",
+           "scope", "hit_rate", "status");
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *exp = (const char *)sqlite3_column_text(st, 1);
+        const char *trace = (const char *)sqlite3_column_text(st, 2);
+        const char *pol = (const char *)sqlite3_column_text(st, 3);
+        const char *scope = (const char *)sqlite3_column_text(st, 5);
+        char hr[32] = "-", scope_buf[32];
+        if (sqlite3_column_type(st, 6) != SQLITE_NULL) snprintf(hr, sizeof hr, "%.4f", sqlite3_column_double(st, 6));
+        snprintf(scope_buf, sizeof scope_buf, "%s%s", scope ? scope : "-",
+                 sqlite3_column_int(st, 8) ? "+cold" : "");
+        printf("%-5lld %-14s %-24s %-22s %8lld %-9s %8s %s\n", (long long)sqlite3_column_int64(st, 0),
+               exp && *exp ? exp : "-", trace ? base_name(trace) : "-", pol ? pol : "-",
+               (long long)sqlite3_column_int64(st, 4), scope_buf, hr, (const char *)sqlite3_column_text(st, 7));
+    }
+    rc = rc == SQLITE_DONE ? 0 : sql_fail("list", o.db, h);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return rc;
+}
+
+static int results_show(int argc, char **argv) {
+    ropts o = {0};
+    int rc = parse_ropts("show", show_usage, 1, argc, argv, &o);
+    if (rc >= 0) return rc;
+    uint64_t id;
+    moe_error err;
+    if (!o.positional) {
+        fprintf(stderr, "moesim results show: a run ID is required\n%s", show_usage);
+        return 2;
+    }
+    if (cli_parse_u64("run ID", o.positional, INT64_MAX, &id, &err)) {
+        fprintf(stderr, "moesim results show: %s\n", err.msg);
+        return 2;
+    }
+    sqlite3 *h = open_ro("show", o.db);
+    if (!h) return 1;
+    sqlite3_stmt *st = NULL;
+    rc = 1;
+    if (sqlite3_prepare_v2(h,
+                           "SELECT r.experiment, r.trace_hash, t.path, t.model, t.layers, t.experts, t.top_k, "
+                           "t.steps, t.tokens, r.config_text, r.config_hash, r.code_version, r.host, "
+                           "r.started_at, r.finished_at, r.seconds, r.status FROM runs r LEFT JOIN traces t "
+                           "ON t.hash = r.trace_hash WHERE r.id = ?1",
+                           -1, &st, NULL) != SQLITE_OK)
+        goto sqlerr;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_DONE) {
+        fprintf(stderr, "moesim results show: %s: no run with id %llu\n", o.db, (unsigned long long)id);
+        goto out;
+    }
+    if (s != SQLITE_ROW) goto sqlerr;
+#define TXT(i) (sqlite3_column_type(st, i) == SQLITE_NULL ? "-" : (const char *)sqlite3_column_text(st, i))
+    printf("run          %llu (%s)\n", (unsigned long long)id, TXT(16));
+    printf("experiment   %s\n", *TXT(0) ? TXT(0) : "-");
+    printf("trace        %s\n", TXT(2));
+    printf("trace hash   %s\n", TXT(1));
+    printf("trace shape  model %s, %lld layers, %lld experts, top-%lld, %lld steps, %lld tokens\n", TXT(3),
+           (long long)sqlite3_column_int64(st, 4), (long long)sqlite3_column_int64(st, 5),
+           (long long)sqlite3_column_int64(st, 6), (long long)sqlite3_column_int64(st, 7),
+           (long long)sqlite3_column_int64(st, 8));
+    printf("config hash  %s\n", TXT(10));
+    printf("config\n");
+    {
+        const char *p = TXT(9);
+        while (*p) {
+            size_t n = strcspn(p, "\n");
+            printf("  %.*s\n", (int)n, p);
+            p += n;
+            if (*p) p++;
+        }
+    }
+    printf("code         %s on %s\n", TXT(11), TXT(12));
+    printf("time         %s .. %s (%.3f s)\n", TXT(13), TXT(14), sqlite3_column_double(st, 15));
+#undef TXT
+    sqlite3_finalize(st);
+    st = NULL;
+
+    printf("metrics\n");
+    if (sqlite3_prepare_v2(h, "SELECT name, value FROM metrics WHERE run_id = ?1 ORDER BY name", -1, &st, NULL) !=
+        SQLITE_OK)
+        goto sqlerr;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        char num[40];
+        fmt_num(sqlite3_column_double(st, 1), num, sizeof num);
+        printf("  %-22s %s\n", (const char *)sqlite3_column_text(st, 0), num);
+    }
+    if (s != SQLITE_DONE) goto sqlerr;
+    sqlite3_finalize(st);
+    st = NULL;
+
+    /* Per layer: one row per layer, one column per metric name. */
+    if (sqlite3_prepare_v2(h, "SELECT DISTINCT name FROM layer_metrics WHERE run_id = ?1 ORDER BY name", -1, &st,
+                           NULL) != SQLITE_OK)
+        goto sqlerr;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+    char names[16][64];
+    int nn = 0;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW && nn < 16)
+        snprintf(names[nn++], sizeof names[0], "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    st = NULL;
+    if (nn > 0) {
+        printf("per layer\n  %-6s", "layer");
+        for (int i = 0; i < nn; i++) printf(" %14s", names[i]);
+        printf("\n");
+        if (sqlite3_prepare_v2(h, "SELECT layer, name, value FROM layer_metrics WHERE run_id = ?1 ORDER BY layer, name",
+                               -1, &st, NULL) != SQLITE_OK)
+            goto sqlerr;
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+        long long cur = -1;
+        int col = 0;
+        while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+            long long layer = sqlite3_column_int64(st, 0);
+            const char *name = (const char *)sqlite3_column_text(st, 1);
+            if (layer != cur) {
+                if (cur >= 0) printf("\n");
+                printf("  %-6lld", layer);
+                cur = layer;
+                col = 0;
+            }
+            /* pad missing columns so values stay under their heading */
+            while (col < nn && strcmp(names[col], name)) {
+                printf(" %14s", "-");
+                col++;
+            }
+            char num[40];
+            fmt_num(sqlite3_column_double(st, 2), num, sizeof num);
+            printf(" %14s", num);
+            col++;
+        }
+        if (cur >= 0) printf("\n");
+        if (s != SQLITE_DONE) goto sqlerr;
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    if (sqlite3_prepare_v2(h,
+                           "SELECT curve, count(*), min(x), max(x), avg(y) FROM curves WHERE run_id = ?1 "
+                           "GROUP BY curve ORDER BY curve",
+                           -1, &st, NULL) != SQLITE_OK)
+        goto sqlerr;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+    while ((s = sqlite3_step(st)) == SQLITE_ROW)
+        printf("curve        %s: %lld points, x %g..%g, mean y %.4f\n", (const char *)sqlite3_column_text(st, 0),
+               (long long)sqlite3_column_int64(st, 1), sqlite3_column_double(st, 2), sqlite3_column_double(st, 3),
+               sqlite3_column_double(st, 4));
+    if (s != SQLITE_DONE) goto sqlerr;
+    rc = 0;
+    goto out;
+sqlerr:
+    rc = sql_fail("show", o.db, h);
+out:
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return rc;
+}
+
+static void csv_field(FILE *f, const char *s) {
+    if (!s) return;
+    if (strpbrk(s, ",\"\n\r")) {
+        fputc('"', f);
+        for (; *s; s++) {
+            if (*s == '"') fputc('"', f);
+            fputc(*s, f);
+        }
+        fputc('"', f);
+    } else {
+        fputs(s, f);
+    }
+}
+
+/* Collect the distinct values of a one-column query. */
+static int collect(sqlite3 *h, const char *sql, char ***out, int *n) {
+    sqlite3_stmt *st;
+    *out = NULL;
+    *n = 0;
+    if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK) return -1;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        char **v = realloc(*out, (size_t)(*n + 1) * sizeof *v);
+        if (!v) break;
+        *out = v;
+        v[*n] = strdup((const char *)sqlite3_column_text(st, 0));
+        if (!v[*n]) break;
+        (*n)++;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static void free_list(char **v, int n) {
+    for (int i = 0; i < n; i++) free(v[i]);
+    free(v);
+}
+
+static int results_export(int argc, char **argv) {
+    ropts o = {0};
+    int rc = parse_ropts("export", export_usage, 0, argc, argv, &o);
+    if (rc >= 0) return rc;
+    if (!o.csv) {
+        fprintf(stderr, "moesim results export: choose a format (--csv)\n%s", export_usage);
+        return 2;
+    }
+    sqlite3 *h = open_ro("export", o.db);
+    if (!h) return 1;
+    char **keys = NULL, **names = NULL, *sql = NULL;
+    int nk = 0, nm = 0;
+    sqlite3_stmt *st = NULL;
+    FILE *f = stdout;
+    rc = 1;
+    if (collect(h, "SELECT DISTINCT key FROM run_config ORDER BY key", &keys, &nk) ||
+        collect(h, "SELECT DISTINCT name FROM metrics ORDER BY name", &names, &nm))
+        goto sqlerr;
+    /* One SELECT with a sub-select per column; names are quoted by %Q. */
+    sql = sqlite3_mprintf("SELECT r.id, r.experiment, coalesce(t.path, ''), r.trace_hash");
+    for (int i = 0; i < nk && sql; i++) {
+        char *s2 = sqlite3_mprintf("%s, (SELECT value FROM run_config c WHERE c.run_id = r.id AND c.key = %Q)",
+                                   sql, keys[i]);
+        sqlite3_free(sql);
+        sql = s2;
+    }
+    if (sql) {
+        char *s2 = sqlite3_mprintf("%s, r.code_version, r.host, r.started_at, r.finished_at, r.seconds", sql);
+        sqlite3_free(sql);
+        sql = s2;
+    }
+    for (int i = 0; i < nm && sql; i++) {
+        char *s2 =
+            sqlite3_mprintf("%s, (SELECT value FROM metrics m WHERE m.run_id = r.id AND m.name = %Q)", sql, names[i]);
+        sqlite3_free(sql);
+        sql = s2;
+    }
+    if (sql) {
+        char *s2 = sqlite3_mprintf("%s FROM runs r LEFT JOIN traces t ON t.hash = r.trace_hash WHERE r.status = "
+                                   "'done' AND (?1 IS NULL OR r.experiment = ?1) ORDER BY r.id",
+                                   sql);
+        sqlite3_free(sql);
+        sql = s2;
+    }
+    if (!sql || sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK) goto sqlerr;
+    if (o.experiment) sqlite3_bind_text(st, 1, o.experiment, -1, SQLITE_STATIC);
+    if (o.out && !(f = fopen(o.out, "w"))) {
+        fprintf(stderr, "moesim results export: %s: cannot write: %m\n", o.out);
+        goto out;
+    }
+    fputs("id,experiment,trace,trace_hash", f);
+    for (int i = 0; i < nk; i++) fputc(',', f), csv_field(f, keys[i]);
+    fputs(",code_version,host,started_at,finished_at,seconds", f);
+    for (int i = 0; i < nm; i++) fputc(',', f), csv_field(f, names[i]);
+    fputc('\n', f);
+    int s, ncol = sqlite3_column_count(st);
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        for (int c = 0; c < ncol; c++) {
+            if (c) fputc(',', f);
+            int type = sqlite3_column_type(st, c);
+            if (type == SQLITE_FLOAT) {
+                char num[40];
+                fmt_num(sqlite3_column_double(st, c), num, sizeof num);
+                fputs(num, f);
+            } else if (type != SQLITE_NULL) {
+                csv_field(f, (const char *)sqlite3_column_text(st, c));
+            }
+        }
+        fputc('\n', f);
+    }
+    if (s != SQLITE_DONE) goto sqlerr;
+    rc = 0;
+    if (f != stdout && fclose(f) != 0) {
+        fprintf(stderr, "moesim results export: %s: cannot write: %m\n", o.out);
+        rc = 1;
+    }
+    f = stdout;
+    goto out;
+sqlerr:
+    rc = sql_fail("export", o.db, h);
+out:
+    if (f != stdout) fclose(f);
+    sqlite3_free(sql);
+    sqlite3_finalize(st);
+    free_list(keys, nk);
+    free_list(names, nm);
+    sqlite3_close(h);
+    return rc;
+}
+
+static void print_conflict(void *ctx, const char *line) {
+    (void)ctx;
+    fprintf(stderr, "moesim results merge: %s\n", line);
+}
+
+static int results_merge(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"output", required_argument, 0, 'o'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *out = NULL;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o': out = optarg; break;
+        case 'h': fputs(merge_usage, stdout); return 0;
+        default: fputs(merge_usage, stderr); return 2;
+        }
+    }
+    if (!out || optind >= argc) {
+        fprintf(stderr, "moesim results merge: -o OUT.db and at least one input are required\n%s", merge_usage);
+        return 2;
+    }
+    moe_error err = {{0}};
+    moe_db *db = moe_db_open(out, &err);
+    if (!db) return cli_error("results merge", &err);
+    int rc = 0;
+    uint64_t total_runs = 0, total_conf = 0;
+    for (int i = optind; i < argc; i++) {
+        moe_db_merge_stats s;
+        if (moe_db_merge(db, argv[i], &s, print_conflict, NULL, &err)) {
+            cli_error("results merge", &err);
+            rc = 1;
+            continue;
+        }
+        total_runs += s.runs_added;
+        total_conf += s.conflicts;
+        printf("%s: %llu runs added, %llu traces added, %llu duplicates skipped, %llu conflicts, "
+               "%llu incomplete ignored, %llu incomplete replaced\n",
+               argv[i], (unsigned long long)s.runs_added, (unsigned long long)s.traces_added,
+               (unsigned long long)s.duplicates, (unsigned long long)s.conflicts, (unsigned long long)s.incomplete,
+               (unsigned long long)s.replaced);
+    }
+    if (moe_db_close(db, &err)) rc = cli_error("results merge", &err);
+    printf("%s: %llu runs added in all, %llu conflicts\n", out, (unsigned long long)total_runs,
+           (unsigned long long)total_conf);
+    return rc || total_conf ? 1 : 0;
+}
+
+int cmd_results(int argc, char **argv) {
+    if (argc < 2) {
+        fputs(results_usage, stderr);
+        return 2;
+    }
+    const char *sub = argv[1];
+    if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
+        fputs(results_usage, stdout);
+        return 0;
+    }
+    if (!strcmp(sub, "list")) return results_list(argc - 1, argv + 1);
+    if (!strcmp(sub, "show")) return results_show(argc - 1, argv + 1);
+    if (!strcmp(sub, "export")) return results_export(argc - 1, argv + 1);
+    if (!strcmp(sub, "merge")) return results_merge(argc - 1, argv + 1);
+    fprintf(stderr, "moesim results: unknown subcommand '%s'\n%s", sub, results_usage);
+    return 2;
+}
