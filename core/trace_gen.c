@@ -46,9 +46,9 @@ int moe_gen_check(const moe_gen_params *p, moe_error *err) {
 
 void moe_gen_describe(const moe_gen_params *p, char *buf, size_t n) {
     snprintf(buf, n,
-             "generator=moesim trace gen\nsteps=%llu\nlayers=%u\nexperts=%u\ntop_k=%u\nzipf=%.17g\nlocality=%.17g\n"
-             "cross_layer=%.17g\ntopic_every=%llu\nseq_len=%u\nprefill=%u\nlookahead=%u\nlookahead_acc=%.17g\n"
-             "alpha=%.17g\nweights=%d\nseed=%llu\n",
+             "generator=moesim trace gen\nsteps=%llu\nlayers=%u\nexperts=%u\ntop_k=%u\nzipf=%.15g\nlocality=%.15g\n"
+             "cross_layer=%.15g\ntopic_every=%llu\nseq_len=%u\nprefill=%u\nlookahead=%u\nlookahead_acc=%.15g\n"
+             "alpha=%.15g\nweights=%d\nseed=%llu\n",
              (unsigned long long)p->steps, p->layers, p->experts, p->top_k, p->zipf_s, p->locality, p->cross_layer,
              (unsigned long long)p->topic_every, p->seq_len, p->prefill, p->lookahead, p->lookahead_acc, p->alpha,
              p->with_weights, (unsigned long long)p->seed);
