@@ -208,7 +208,7 @@ static int results_show(int argc, char **argv) {
     printf("experiment   %s\n", *TXT(0) ? TXT(0) : "-");
     printf("trace        %s\n", TXT(2));
     printf("trace hash   %s\n", TXT(1));
-    printf("trace shape  model %s, %lld layers, %lld experts, top-%lld, %lld steps, %lld tokens\n", TXT(3),
+    printf("trace shape  model %s, %lld layers, %lld experts, top-%lld, %lld steps, %lld tokens\n", *TXT(3) ? TXT(3) : "-",
            (long long)sqlite3_column_int64(st, 4), (long long)sqlite3_column_int64(st, 5),
            (long long)sqlite3_column_int64(st, 6), (long long)sqlite3_column_int64(st, 7),
            (long long)sqlite3_column_int64(st, 8));
@@ -256,7 +256,7 @@ static int results_show(int argc, char **argv) {
     st = NULL;
     if (nn > 0) {
         printf("per layer\n  %-6s", "layer");
-        for (int i = 0; i < nn; i++) printf(" %14s", names[i]);
+        for (int i = 0; i < nn; i++) printf(" %20s", names[i]);
         printf("\n");
         if (sqlite3_prepare_v2(h, "SELECT layer, name, value FROM layer_metrics WHERE run_id = ?1 ORDER BY layer, name",
                                -1, &st, NULL) != SQLITE_OK)
@@ -275,12 +275,12 @@ static int results_show(int argc, char **argv) {
             }
             /* pad missing columns so values stay under their heading */
             while (col < nn && strcmp(names[col], name)) {
-                printf(" %14s", "-");
+                printf(" %20s", "-");
                 col++;
             }
             char num[40];
             fmt_num(sqlite3_column_double(st, 2), num, sizeof num);
-            printf(" %14s", num);
+            printf(" %20s", num);
             col++;
         }
         if (cur >= 0) printf("\n");
