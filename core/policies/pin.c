@@ -18,6 +18,11 @@
  * unprotected unpinned resident. Since pinned experts never exceed the
  * capacity, a pinned expert always finds room unless every unpinned
  * resident is protected (bypass).
+ * Note: because a pinned expert is never evicted, pin may decline to cache
+ * a miss (bypass) although a resident expert outside the current set exists
+ * (a pinned one). That puts it outside the class of policies for which
+ * belady (MIN) is optimal, and on small caches it can score more hits than
+ * belady (the tests show one at capacity 1).
  * Parameters: n (pinned experts per layer, 0..65534, default 2),
  * profile (path or "self", default self). A cold restart (cold-per-seq)
  * recomputes the profile, which for a file means reading it again. */

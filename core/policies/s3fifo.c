@@ -10,7 +10,10 @@
  * Rule:
  *  - hit: freq = min(freq + 1, 3). Nothing moves.
  *  - miss of x: if x is in G it is removed from G and inserted at the head
- *    of M, else at the head of S; freq = 0 either way.
+ *    of M, else at the head of S; freq = 0 either way. G is consulted
+ *    before the eviction that makes room for x (the paper evicts first),
+ *    so that with a G of one or two entries the eviction's own ghost cannot
+ *    push x's ghost out in between.
  *  - to free one slot (only when the cache is full), repeat:
  *      if (|S| >= s and S has an unprotected key) or M has no unprotected key:
  *        t = oldest unprotected key of S;
@@ -43,6 +46,8 @@ typedef struct s3 {
     uint8_t *where, *freq;
     uint32_t *prev, *next;
     uint32_t s_target, g_cap, threshold;
+    uint32_t ghost_hit; /* key taken out of G by the last choose_victim */
+    moe_policy_env env;
 } s3;
 
 static void s3_destroy(void *st) {
@@ -82,6 +87,8 @@ static void *s3_create(const char *args, const moe_policy_env *env, char *canoni
     s->s_target = st < 1 ? 1 : st > c ? c : (uint32_t)st;
     s->g_cap = c > s->s_target ? c - s->s_target : 1;
     s->threshold = (uint32_t)p[1].i;
+    s->ghost_hit = UINT32_MAX;
+    s->env = *env;
     return s;
 }
 
@@ -107,8 +114,9 @@ static void s3_on_hit(void *st, uint32_t key, const moe_access *a) {
 static void s3_on_insert(void *st, uint32_t key, const moe_access *a) {
     (void)a;
     s3 *s = st;
-    int ghost = s->where[key] == G;
-    if (ghost) take(s, key);
+    int ghost = s->where[key] == G || s->ghost_hit == key;
+    if (s->where[key] == G) take(s, key);
+    s->ghost_hit = UINT32_MAX;
     s->freq[key] = 0;
     put(s, key, ghost ? M : S);
 }
@@ -120,10 +128,14 @@ static int64_t oldest_unprotected(const s3 *s, int list, const moe_cache *c) {
 }
 
 static int64_t s3_choose_victim(void *st, const moe_cache *c, const moe_access *a) {
-    (void)a;
     s3 *s = st;
     int64_t ts = oldest_unprotected(s, S, c), tm = oldest_unprotected(s, M, c);
     if (ts < 0 && tm < 0) return -1; /* bypass: no state change */
+    uint32_t x = s->env.fixed_layer >= 0 ? a->expert : a->layer * s->env.n_experts + a->expert;
+    if (x < s->env.n_keys && s->where[x] == G) {
+        take(s, x);
+        s->ghost_hit = x;
+    }
     for (;;) {
         if ((s->len[S] >= s->s_target && ts >= 0) || tm < 0) {
             uint32_t t = (uint32_t)ts;
