@@ -457,6 +457,14 @@ int cmd_sweep(int argc, char **argv) {
         cJSON_AddNumberToObject(sum, "failed", (double)sw.failed);
         cJSON_AddNumberToObject(sum, "seconds", secs);
         cJSON_AddStringToObject(sum, "db", db_path);
+        /* the content hashes let scripts select these traces' runs in SQL */
+        cJSON *tr = cJSON_AddArrayToObject(sum, "traces");
+        for (size_t i = 0; i < trace_paths.n; i++) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "path", trace_paths.v[i]);
+            cJSON_AddStringToObject(e, "hash", sw.hashes[i]);
+            cJSON_AddItemToArray(tr, e);
+        }
         char *s = cJSON_PrintUnformatted(o);
         if (s) puts(s);
         free(s);
