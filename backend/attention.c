@@ -1,0 +1,93 @@
+/* attention.c: grouped-query self-attention with a KV cache.
+ *
+ * Per layer: q,k,v projections (+bias), q/k norm (qwen3_moe per head, olmoe
+ * over the whole projection), olmoe's clip_qkv, RoPE, append k,v to the cache,
+ * causal (optionally sliding-window) attention, o projection. */
+#include <math.h>
+#include <string.h>
+
+#include "forward_internal.h"
+#include "matmul.h"
+#include "ops.h"
+
+static void clip(float *x, int n, float c) {
+    for (int i = 0; i < n; i++) x[i] = x[i] > c ? c : x[i] < -c ? -c : x[i];
+}
+
+typedef struct att_job {
+    moe_engine *e;
+    int l, pos0, T;
+} att_job;
+
+/* One (token, head) item: online softmax over the keys 0..p (one pass,
+ * running max and sum), accumulating straight into the output slot. */
+static void att_items(void *ctx, int64_t i0, int64_t i1) {
+    const att_job *j = ctx;
+    moe_engine *e = j->e;
+    const moe_model_config *c = &e->m->cfg;
+    int hd = c->head_dim, nh = c->n_heads, group = c->n_heads / c->n_kv_heads;
+    float scale = 1.0f / sqrtf((float)hd);
+    const float *kc = e->k_cache + (size_t)j->l * e->ctx * e->kv_dim;
+    const float *vc = e->v_cache + (size_t)j->l * e->ctx * e->kv_dim;
+    for (int64_t it = i0; it < i1; it++) {
+        int t = (int)(it / nh), h = (int)(it % nh), kvh = h / group;
+        int p = j->pos0 + t;
+        int first = 0;
+        /* transformers' sliding window keeps keys k with p - W < k <= p */
+        if (c->sliding_window > 0 && p - c->sliding_window + 1 > 0) first = p - c->sliding_window + 1;
+        const float *q = e->q + (size_t)t * e->q_dim + (size_t)h * hd;
+        float *out = e->att + (size_t)t * e->q_dim + (size_t)h * hd;
+        memset(out, 0, (size_t)hd * sizeof(float));
+        float mx = -INFINITY;
+        double sum = 0;
+        for (int s = first; s <= p; s++) {
+            const float *k = kc + (size_t)s * e->kv_dim + (size_t)kvh * hd;
+            const float *v = vc + (size_t)s * e->kv_dim + (size_t)kvh * hd;
+            float sc = moe_dot(q, k, hd) * scale;
+            if (sc > mx) { /* rescale what was accumulated under the old maximum */
+                float r = expf(mx - sc);
+                sum *= r;
+                for (int d = 0; d < hd; d++) out[d] *= r;
+                mx = sc;
+            }
+            float w = expf(sc - mx);
+            sum += w;
+            for (int d = 0; d < hd; d++) out[d] += w * v[d];
+        }
+        float inv = (float)(1.0 / sum);
+        for (int d = 0; d < hd; d++) out[d] *= inv;
+    }
+}
+
+void moe_attention(moe_engine *e, int l, int pos0, int T) {
+    const moe_model_config *c = &e->m->cfg;
+    const moe_layer_w *w = &e->m->layers[l];
+    int H = c->hidden, hd = c->head_dim, Q = e->q_dim, KV = e->kv_dim;
+    moe_matmul(e->pool, e->q, w->wq, w->bq, e->xn, T, Q, H);
+    moe_matmul(e->pool, e->k, w->wk, w->bk, e->xn, T, KV, H);
+    moe_matmul(e->pool, e->v, w->wv, w->bv, e->xn, T, KV, H);
+    for (int t = 0; t < T; t++) {
+        float *q = e->q + (size_t)t * Q, *k = e->k + (size_t)t * KV, *v = e->v + (size_t)t * KV;
+        if (c->qk_norm == MOE_QKNORM_FULL) {
+            moe_rmsnorm(q, q, w->q_norm, Q, c->rms_eps);
+            moe_rmsnorm(k, k, w->k_norm, KV, c->rms_eps);
+        } else if (c->qk_norm == MOE_QKNORM_HEAD) {
+            for (int h = 0; h < c->n_heads; h++) moe_rmsnorm(q + h * hd, q + h * hd, w->q_norm, hd, c->rms_eps);
+            for (int h = 0; h < c->n_kv_heads; h++) moe_rmsnorm(k + h * hd, k + h * hd, w->k_norm, hd, c->rms_eps);
+        }
+        if (c->clip_qkv > 0) {
+            clip(q, Q, (float)c->clip_qkv);
+            clip(k, KV, (float)c->clip_qkv);
+            clip(v, KV, (float)c->clip_qkv);
+        }
+        const float *cs = e->rope_cos + (size_t)t * (hd / 2), *sn = e->rope_sin + (size_t)t * (hd / 2);
+        for (int h = 0; h < c->n_heads; h++) moe_rope_apply(q + h * hd, cs, sn, hd);
+        for (int h = 0; h < c->n_kv_heads; h++) moe_rope_apply(k + h * hd, cs, sn, hd);
+        size_t at = ((size_t)l * e->ctx + (size_t)(pos0 + t)) * KV;
+        memcpy(e->k_cache + at, k, (size_t)KV * sizeof(float));
+        memcpy(e->v_cache + at, v, (size_t)KV * sizeof(float));
+    }
+    att_job j = {e, l, pos0, T};
+    moe_pool_run(e->pool, att_items, &j, (int64_t)T * c->n_heads, 1);
+    moe_matmul(e->pool, e->tmp, w->wo, w->bo, e->att, T, H, Q);
+}

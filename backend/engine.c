@@ -1,0 +1,132 @@
+/* engine.c: engine lifetime and the layer loop of the forward pass. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "forward_internal.h"
+#include "matmul.h"
+#include "ops.h"
+
+static void engine_release(moe_engine *e) {
+    float **bufs[] = {&e->k_cache, &e->v_cache, &e->x, &e->xn, &e->q, &e->k, &e->v, &e->att, &e->tmp,
+                      &e->rlog, &e->rprob, &e->gu, &e->act, &e->ey, &e->eo, &e->xe, &e->rope_cos,
+                      &e->rope_sin, &e->selw, &e->w_of};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(*bufs[i]);
+    free(e->sel);
+    free(e->tok_of);
+}
+
+moe_engine *moe_engine_new(const moe_model *m, int threads, int ctx, moe_error *err) {
+    const moe_model_config *c = &m->cfg;
+    if (ctx < 1) {
+        moe_fail(err, "context length must be at least 1");
+        return NULL;
+    }
+    moe_engine *e = calloc(1, sizeof *e);
+    if (!e) {
+        moe_fail(err, "out of memory");
+        return NULL;
+    }
+    e->m = m;
+    e->ctx = ctx;
+    e->q_dim = c->n_heads * c->head_dim;
+    e->kv_dim = c->n_kv_heads * c->head_dim;
+    e->max_inter = c->expert_inter;
+    if (c->shared_inter > e->max_inter) e->max_inter = c->shared_inter;
+    if (c->dense_inter > e->max_inter) e->max_inter = c->dense_inter;
+    size_t CH = MOE_CHUNK, H = (size_t)c->hidden, E = (size_t)c->n_experts;
+    size_t kv = (size_t)c->n_layers * (size_t)ctx * (size_t)e->kv_dim;
+    e->k_cache = malloc(kv * sizeof(float));
+    e->v_cache = malloc(kv * sizeof(float));
+    e->x = malloc(CH * H * sizeof(float));
+    e->xn = malloc(CH * H * sizeof(float));
+    e->tmp = malloc(CH * H * sizeof(float));
+    e->ey = malloc(CH * H * sizeof(float));
+    e->eo = malloc(CH * H * sizeof(float));
+    e->xe = malloc(CH * H * sizeof(float));
+    e->q = malloc(CH * (size_t)e->q_dim * sizeof(float));
+    e->att = malloc(CH * (size_t)e->q_dim * sizeof(float));
+    e->k = malloc(CH * (size_t)e->kv_dim * sizeof(float));
+    e->v = malloc(CH * (size_t)e->kv_dim * sizeof(float));
+    e->rlog = malloc(CH * E * sizeof(float));
+    e->rprob = malloc(CH * E * sizeof(float));
+    e->gu = malloc(CH * 2 * (size_t)e->max_inter * sizeof(float));
+    e->act = malloc(CH * (size_t)e->max_inter * sizeof(float));
+    e->rope_cos = malloc(CH * (size_t)(c->head_dim / 2) * sizeof(float));
+    e->rope_sin = malloc(CH * (size_t)(c->head_dim / 2) * sizeof(float));
+    e->sel = malloc(CH * (size_t)c->top_k * sizeof(int));
+    e->selw = malloc(CH * (size_t)c->top_k * sizeof(float));
+    e->tok_of = malloc(CH * sizeof(int));
+    e->w_of = malloc(CH * sizeof(float));
+    e->pool = moe_pool_new(threads);
+    if (!e->k_cache || !e->v_cache || !e->x || !e->xn || !e->tmp || !e->ey || !e->eo || !e->xe || !e->q ||
+        !e->att || !e->k || !e->v || !e->rlog || !e->rprob || !e->gu || !e->act || !e->rope_cos ||
+        !e->rope_sin || !e->sel || !e->selw || !e->tok_of || !e->w_of || !e->pool) {
+        moe_fail(err, "out of memory for a %d-token context", ctx);
+        moe_engine_free(e);
+        return NULL;
+    }
+    return e;
+}
+
+void moe_engine_free(moe_engine *e) {
+    if (!e) return;
+    moe_pool_free(e->pool);
+    engine_release(e);
+    free(e);
+}
+
+void moe_engine_reset(moe_engine *e) { e->pos = 0; }
+int moe_engine_pos(const moe_engine *e) { return e->pos; }
+const moe_model *moe_engine_model(const moe_engine *e) { return e->m; }
+
+/* One chunk of T tokens through every layer; logits of rows [0,T) into
+ * `logits` (row stride vocab) when want_all, else of the last row only. */
+static void forward_chunk(moe_engine *e, const int *tok, int T, float *logits, int want_all, moe_routing *route,
+                          int t0) {
+    const moe_model *m = e->m;
+    const moe_model_config *c = &m->cfg;
+    int H = c->hidden, V = c->vocab;
+    for (int t = 0; t < T; t++) {
+        memcpy(e->x + (size_t)t * H, m->embed + (size_t)tok[t] * H, (size_t)H * sizeof(float));
+        moe_rope_angles(e->rope_cos + (size_t)t * (c->head_dim / 2), e->rope_sin + (size_t)t * (c->head_dim / 2),
+                        e->pos + t, c->head_dim, c->rope_theta);
+    }
+    for (int l = 0; l < c->n_layers; l++) {
+        const moe_layer_w *w = &m->layers[l];
+        for (int t = 0; t < T; t++)
+            moe_rmsnorm(e->xn + (size_t)t * H, e->x + (size_t)t * H, w->attn_norm, H, c->rms_eps);
+        moe_attention(e, l, e->pos, T);
+        for (size_t i = 0; i < (size_t)T * H; i++) e->x[i] += e->tmp[i];
+        /* e->xn now becomes the MoE block's input (post_attention_layernorm output):
+         * the hidden state the lookahead predictions are computed from. */
+        for (int t = 0; t < T; t++)
+            moe_rmsnorm(e->xn + (size_t)t * H, e->x + (size_t)t * H, w->ffn_norm, H, c->rms_eps);
+        moe_ffn(e, l, T, route, t0);
+        for (size_t i = 0; i < (size_t)T * H; i++) e->x[i] += e->eo[i];
+    }
+    e->pos += T;
+    if (!logits) return;
+    int first = want_all ? 0 : T - 1;
+    for (int t = first; t < T; t++) moe_rmsnorm(e->xn + (size_t)t * H, e->x + (size_t)t * H, m->final_norm, H, c->rms_eps);
+    moe_matmul(e->pool, want_all ? logits : logits, m->lm_head, NULL, e->xn + (size_t)first * H, T - first, V, H);
+}
+
+int moe_engine_forward(moe_engine *e, const int *tokens, int n, float *logits, int all_logits, moe_routing *route,
+                       moe_error *err) {
+    const moe_model_config *c = &e->m->cfg;
+    if (n < 1) return moe_fail(err, "forward of no tokens");
+    if (n > e->ctx - e->pos)
+        return moe_fail(err, "%d more tokens exceed the context of %d (%d already used)", n, e->ctx, e->pos);
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->vocab)
+            return moe_fail(err, "token %d at index %d is outside the vocabulary (%d)", tokens[i], i, c->vocab);
+    for (int t0 = 0; t0 < n; t0 += MOE_CHUNK) {
+        int T = n - t0 < MOE_CHUNK ? n - t0 : MOE_CHUNK;
+        int last_chunk = t0 + T == n;
+        float *out = NULL;
+        if (logits && all_logits) out = logits + (size_t)t0 * c->vocab;
+        else if (logits && last_chunk) out = logits;
+        forward_chunk(e, tokens + t0, T, out, all_logits, route, t0);
+    }
+    return 0;
+}

@@ -1,0 +1,16 @@
+/* matmul.h: y[t][r] = W[r] . x[t] (+ bias[r]) for T token vectors, threads
+ * over the rows r. Every dot product is computed by one thread in one fixed
+ * order, so output is bit-identical for any thread count and for a token
+ * computed alone (decode) or inside a batch (prefill). */
+#ifndef MOE_BACKEND_MATMUL_H
+#define MOE_BACKEND_MATMUL_H
+
+#include "pool.h"
+
+/* dot product of two n-vectors, fixed summation order (8 lanes, then tail). */
+float moe_dot(const float *a, const float *b, int n);
+
+/* y: [T][R] (row stride R), W: [R][C], x: [T][C]; bias may be NULL. */
+void moe_matmul(moe_pool *pool, float *y, const float *W, const float *bias, const float *x, int T, int R, int C);
+
+#endif

@@ -1,0 +1,310 @@
+/* model.c: bind safetensors tensors to the weights of moe_model.
+ *
+ * Tensor names (transformers conventions, checked against its conversion
+ * mapping): per layer L under "model.layers.L.":
+ *   input_layernorm.weight, post_attention_layernorm.weight
+ *   self_attn.{q,k,v,o}_proj.weight (+ .bias if present), self_attn.{q,k}_norm.weight
+ *   MoE block prefix "mlp." (transformers 5, all archs) or "block_sparse_moe." (Mixtral checkpoints):
+ *     gate.weight [E, H]
+ *     fused (transformers 5): experts.gate_up_proj [E, 2I, H] (gate rows first: the
+ *       checkpoint converter concatenates w1 then w3, the forward chunks gate, up),
+ *       experts.down_proj [E, H, I]
+ *     per expert: experts.E.{w1,w3,w2}.weight (Mixtral) or experts.E.{gate,up,down}_proj.weight
+ *     qwen2_moe: shared_expert.{gate,up,down}_proj.weight, shared_expert_gate.weight [1, H]
+ *   dense layers (qwen mlp_only_layers): mlp.{gate,up,down}_proj.weight
+ * plus model.embed_tokens.weight, model.norm.weight, lm_head.weight (absent when tied). */
+#include "model.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "safetensors.h"
+
+typedef struct binder {
+    moe_model *m;
+    st_file st;
+    const char *want_dtype; /* from config.json "dtype"/"torch_dtype", or NULL */
+    moe_error *err;
+} binder;
+
+/* Record p as owned by the model (freed by moe_model_free); p on success. */
+static void *model_own(moe_model *m, void *p) {
+    if (!p) return NULL;
+    if (m->n_allocs == m->cap_allocs) {
+        size_t cap = m->cap_allocs ? m->cap_allocs * 2 : 64;
+        void **a = realloc(m->allocs, cap * sizeof *a);
+        if (!a) { free(p); return NULL; }
+        m->allocs = a;
+        m->cap_allocs = cap;
+    }
+    m->allocs[m->n_allocs++] = p;
+    return p;
+}
+
+static float *model_alloc(moe_model *m, size_t n) { return model_own(m, malloc((n ? n : 1) * sizeof(float))); }
+
+static const st_tensor *lookup(binder *b, const char *name) { return st_find(&b->st, name); }
+
+/* Check tensor `t` has exactly the dims given (n_dims of them). */
+static int check_shape(binder *b, const st_tensor *t, int n_dims, const int64_t *dims) {
+    int ok = t->n_dims == n_dims;
+    for (int i = 0; ok && i < n_dims; i++) ok = t->shape[i] == dims[i];
+    if (!ok) {
+        char got[128], want[128] = "[";
+        size_t o = 1;
+        for (int i = 0; i < n_dims; i++)
+            o += (size_t)snprintf(want + o, sizeof want - o, "%s%" PRId64, i ? ", " : "", dims[i]);
+        snprintf(want + o, sizeof want - o, "]");
+        return moe_fail(b->err, "%s: tensor '%s': shape %s, config.json implies %s", b->st.path, t->name,
+                        st_shape_str(t, got, sizeof got), want);
+    }
+    if (b->want_dtype && strcmp(st_dtype_name(t->dtype), b->want_dtype))
+        return moe_fail(b->err, "%s: tensor '%s': dtype %s, config.json says %s", b->st.path, t->name,
+                        st_dtype_name(t->dtype), b->want_dtype);
+    return 0;
+}
+
+/* Bind a required tensor of the given shape into a fresh f32 buffer. */
+static float *bind(binder *b, int n_dims, const int64_t *dims, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static float *bind_v(binder *b, float *dst, int optional, int n_dims, const int64_t *dims, const char *fmt, va_list ap) {
+    char name[256];
+    vsnprintf(name, sizeof name, fmt, ap);
+    const st_tensor *t = lookup(b, name);
+    if (!t) {
+        if (!optional) moe_fail(b->err, "%s: tensor '%s': missing", b->st.path, name);
+        return NULL;
+    }
+    if (check_shape(b, t, n_dims, dims)) return NULL;
+    float *p = dst ? dst : model_alloc(b->m, t->n_elems);
+    if (!p) {
+        moe_fail(b->err, "%s: tensor '%s': out of memory", b->st.path, name);
+        return NULL;
+    }
+    st_to_f32(t, 0, t->n_elems, p);
+    b->m->n_params += t->n_elems;
+    return p;
+}
+static float *bind(binder *b, int n_dims, const int64_t *dims, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    float *p = bind_v(b, NULL, 0, n_dims, dims, fmt, ap);
+    va_end(ap);
+    return p;
+}
+/* Optional tensor: NULL without error if absent (err set only on a bad shape). */
+static float *bind_opt(binder *b, int *failed, int n_dims, const int64_t *dims, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static float *bind_opt(binder *b, int *failed, int n_dims, const int64_t *dims, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    b->err->msg[0] = 0;
+    float *p = bind_v(b, NULL, 1, n_dims, dims, fmt, ap);
+    va_end(ap);
+    if (!p && b->err->msg[0]) *failed = 1;
+    return p;
+}
+
+/* Bind a required tensor into dst (already allocated). */
+static int bind_into(binder *b, float *dst, int n_dims, const int64_t *dims, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static int bind_into(binder *b, float *dst, int n_dims, const int64_t *dims, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    float *p = bind_v(b, dst, 0, n_dims, dims, fmt, ap);
+    va_end(ap);
+    return p ? 0 : -1;
+}
+
+#define D1(a) 1, (const int64_t[]){(a)}
+#define D2(a, b) 2, (const int64_t[]){(a), (b)}
+#define D3(a, b, c) 3, (const int64_t[]){(a), (b), (c)}
+
+/* A SwiGLU MLP from three separate [I,H],[I,H],[H,I] tensors named pfx + {g,u,d}. */
+static int bind_mlp3(binder *b, moe_mlp_w *w, int inter, const char *pfx, const char *g, const char *u, const char *d) {
+    int64_t H = b->m->cfg.hidden, I = inter;
+    w->inter = inter;
+    w->gate_up = model_alloc(b->m, (size_t)(2 * I * H));
+    if (!w->gate_up) return moe_fail(b->err, "out of memory");
+    if (bind_into(b, w->gate_up, D2(I, H), "%s%s", pfx, g) || bind_into(b, w->gate_up + I * H, D2(I, H), "%s%s", pfx, u))
+        return -1;
+    w->down = bind(b, D2(H, I), "%s%s", pfx, d);
+    return w->down ? 0 : -1;
+}
+
+static int bind_experts(binder *b, moe_layer_w *lw, int l, const char *blk) {
+    const moe_model_config *c = &b->m->cfg;
+    int64_t E = c->n_experts, I = c->expert_inter, H = c->hidden;
+    lw->experts = model_own(b->m, calloc((size_t)E, sizeof *lw->experts));
+    if (!lw->experts) return moe_fail(b->err, "out of memory");
+    char name[256];
+    snprintf(name, sizeof name, "model.layers.%d.%s.experts.gate_up_proj", l, blk);
+    const st_tensor *gu = lookup(b, name);
+    if (gu) {
+        b->m->fused_experts = 1;
+        if (check_shape(b, gu, D3(E, 2 * I, H))) return -1;
+        snprintf(name, sizeof name, "model.layers.%d.%s.experts.down_proj", l, blk);
+        const st_tensor *dn = lookup(b, name);
+        if (!dn) return moe_fail(b->err, "%s: tensor '%s': missing", b->st.path, name);
+        if (check_shape(b, dn, D3(E, H, I))) return -1;
+        snprintf(b->m->dtype, sizeof b->m->dtype, "%s", st_dtype_name(gu->dtype));
+        for (int64_t e = 0; e < E; e++) {
+            moe_mlp_w *w = &lw->experts[e];
+            w->inter = (int)I;
+            w->gate_up = model_alloc(b->m, (size_t)(2 * I * H));
+            w->down = model_alloc(b->m, (size_t)(H * I));
+            if (!w->gate_up || !w->down) return moe_fail(b->err, "out of memory");
+            st_to_f32(gu, (uint64_t)(e * 2 * I * H), (uint64_t)(2 * I * H), w->gate_up);
+            st_to_f32(dn, (uint64_t)(e * H * I), (uint64_t)(H * I), w->down);
+        }
+        b->m->n_params += gu->n_elems + dn->n_elems;
+        return 0;
+    }
+    /* Per-expert names: Mixtral's w1 (gate) / w3 (up) / w2 (down), else Qwen/OLMoE's. */
+    snprintf(name, sizeof name, "model.layers.%d.%s.experts.0.w1.weight", l, blk);
+    int mixtral_names = lookup(b, name) != NULL;
+    snprintf(name, sizeof name, "model.layers.%d.%s.experts.0.gate_proj.weight", l, blk);
+    if (!mixtral_names && !lookup(b, name))
+        return moe_fail(b->err, "%s: tensor 'model.layers.%d.%s.experts.gate_up_proj': missing (nor per-expert "
+                                "experts.0.w1.weight / experts.0.gate_proj.weight)", b->st.path, l, blk);
+    for (int64_t e = 0; e < E; e++) {
+        char pfx[160];
+        snprintf(pfx, sizeof pfx, "model.layers.%d.%s.experts.%" PRId64 ".", l, blk, e);
+        int rc = mixtral_names ? bind_mlp3(b, &lw->experts[e], (int)I, pfx, "w1.weight", "w3.weight", "w2.weight")
+                               : bind_mlp3(b, &lw->experts[e], (int)I, pfx, "gate_proj.weight", "up_proj.weight",
+                                           "down_proj.weight");
+        if (rc) return -1;
+    }
+    snprintf(name, sizeof name, "model.layers.%d.%s.experts.0.%s", l, blk, mixtral_names ? "w1.weight" : "gate_proj.weight");
+    snprintf(b->m->dtype, sizeof b->m->dtype, "%s", st_dtype_name(lookup(b, name)->dtype));
+    return 0;
+}
+
+static int bind_layer(binder *b, int l) {
+    const moe_model_config *c = &b->m->cfg;
+    moe_layer_w *lw = &b->m->layers[l];
+    int64_t H = c->hidden, Q = (int64_t)c->n_heads * c->head_dim, KV = (int64_t)c->n_kv_heads * c->head_dim;
+    char p[64];
+    snprintf(p, sizeof p, "model.layers.%d.", l);
+    int bad = 0;
+    if (!(lw->attn_norm = bind(b, D1(H), "%sinput_layernorm.weight", p)) ||
+        !(lw->ffn_norm = bind(b, D1(H), "%spost_attention_layernorm.weight", p)) ||
+        !(lw->wq = bind(b, D2(Q, H), "%sself_attn.q_proj.weight", p)) ||
+        !(lw->wk = bind(b, D2(KV, H), "%sself_attn.k_proj.weight", p)) ||
+        !(lw->wv = bind(b, D2(KV, H), "%sself_attn.v_proj.weight", p)) ||
+        !(lw->wo = bind(b, D2(H, Q), "%sself_attn.o_proj.weight", p)))
+        return -1;
+    /* Biases are bound when present: qwen2_moe's q/k/v carry them (qkv_bias), others
+     * only with attention_bias; their absence means zero. */
+    lw->bq = bind_opt(b, &bad, D1(Q), "%sself_attn.q_proj.bias", p);
+    if (!bad) lw->bk = bind_opt(b, &bad, D1(KV), "%sself_attn.k_proj.bias", p);
+    if (!bad) lw->bv = bind_opt(b, &bad, D1(KV), "%sself_attn.v_proj.bias", p);
+    if (!bad) lw->bo = bind_opt(b, &bad, D1(H), "%sself_attn.o_proj.bias", p);
+    if (bad) return -1;
+    if (c->qk_norm == MOE_QKNORM_HEAD) {
+        if (!(lw->q_norm = bind(b, D1(c->head_dim), "%sself_attn.q_norm.weight", p)) ||
+            !(lw->k_norm = bind(b, D1(c->head_dim), "%sself_attn.k_norm.weight", p)))
+            return -1;
+    } else if (c->qk_norm == MOE_QKNORM_FULL) {
+        if (!(lw->q_norm = bind(b, D1(Q), "%sself_attn.q_norm.weight", p)) ||
+            !(lw->k_norm = bind(b, D1(KV), "%sself_attn.k_norm.weight", p)))
+            return -1;
+    }
+    if (!c->is_moe[l]) {
+        snprintf(p, sizeof p, "model.layers.%d.mlp.", l);
+        return bind_mlp3(b, &lw->dense, c->dense_inter, p, "gate_proj.weight", "up_proj.weight", "down_proj.weight");
+    }
+    /* Mixtral checkpoints before transformers 5 use block_sparse_moe, 5 renames it mlp. */
+    const char *blk = "mlp";
+    char name[128];
+    snprintf(name, sizeof name, "model.layers.%d.block_sparse_moe.gate.weight", l);
+    if (c->arch == MOE_ARCH_MIXTRAL && lookup(b, name)) blk = "block_sparse_moe";
+    if (!(lw->router = bind(b, D2(c->n_experts, H), "model.layers.%d.%s.gate.weight", l, blk))) return -1;
+    if (bind_experts(b, lw, l, blk)) return -1;
+    if (c->shared_inter) {
+        snprintf(p, sizeof p, "model.layers.%d.mlp.shared_expert.", l);
+        if (bind_mlp3(b, &lw->shared, c->shared_inter, p, "gate_proj.weight", "up_proj.weight", "down_proj.weight") ||
+            !(lw->shared_gate = bind(b, D2(1, H), "model.layers.%d.mlp.shared_expert_gate.weight", l)))
+            return -1;
+    }
+    return 0;
+}
+
+/* config.json's "dtype" (transformers 5) or "torch_dtype" (4) as a safetensors dtype name. */
+static const char *config_dtype(const char *cfg_path) {
+    FILE *f = fopen(cfg_path, "rb");
+    if (!f) return NULL;
+    char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    cJSON *r = cJSON_Parse(buf);
+    const char *out = NULL;
+    const cJSON *d = r ? cJSON_GetObjectItemCaseSensitive(r, "dtype") : NULL;
+    if (r && !cJSON_IsString(d)) d = cJSON_GetObjectItemCaseSensitive(r, "torch_dtype");
+    if (cJSON_IsString(d)) {
+        if (!strcmp(d->valuestring, "float32")) out = "F32";
+        else if (!strcmp(d->valuestring, "float16")) out = "F16";
+        else if (!strcmp(d->valuestring, "bfloat16")) out = "BF16";
+    }
+    cJSON_Delete(r);
+    return out;
+}
+
+moe_model *moe_model_load(const char *dir, moe_error *err) {
+    moe_model *m = calloc(1, sizeof *m);
+    if (!m) { moe_fail(err, "out of memory"); return NULL; }
+    char path[1024];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if (moe_config_load(&m->cfg, path, err)) {
+        free(m);
+        return NULL;
+    }
+    const char *want = config_dtype(path);
+    /* model name = base name of the directory, trailing slashes ignored */
+    size_t len = strlen(dir);
+    while (len > 1 && dir[len - 1] == '/') len--;
+    size_t s = len;
+    while (s > 0 && dir[s - 1] != '/') s--;
+    snprintf(m->name, sizeof m->name, "%.*s", (int)(len - s), dir + s);
+    binder b = {.m = m, .want_dtype = want, .err = err};
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if (st_open(&b.st, path, err)) {
+        moe_model_free(m);
+        return NULL;
+    }
+    const moe_model_config *c = &m->cfg;
+    int64_t V = c->vocab, H = c->hidden;
+    int rc = -1;
+    m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
+    if (!m->layers) { moe_fail(err, "out of memory"); goto out; }
+    if (!(m->embed = bind(&b, D2(V, H), "model.embed_tokens.weight")) ||
+        !(m->final_norm = bind(&b, D1(H), "model.norm.weight")))
+        goto out;
+    for (int l = 0; l < c->n_layers; l++)
+        if (bind_layer(&b, l)) goto out;
+    if (c->tie_embeddings) m->lm_head = m->embed; /* a stored lm_head.weight would be an identical copy */
+    else if (!(m->lm_head = bind(&b, D2(V, H), "lm_head.weight"))) goto out;
+    rc = 0;
+out:
+    st_close(&b.st);
+    if (rc) {
+        moe_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void moe_model_free(moe_model *m) {
+    if (!m) return;
+    for (size_t i = 0; i < m->n_allocs; i++) free(m->allocs[i]);
+    free(m->allocs);
+    free(m->layers);
+    free(m);
+}
+
+size_t moe_expert_params(const moe_model *m) { return (size_t)3 * m->cfg.expert_inter * m->cfg.hidden; }

@@ -1,0 +1,60 @@
+/* model.h: a loaded model: config plus every weight, bound by name and
+ * converted to f32 once at load.
+ *
+ * Why f32 at load: the shipped model is small (tens of MB even in f32), the
+ * CPU has no bf16 arithmetic, and one code path for all dtypes keeps the
+ * forward pass simple and bit-identical across f32/f16/bf16 files holding the
+ * same values (bf16 and f16 widen to f32 exactly). Streaming experts from
+ * disk (a later issue) converts per expert on read instead. */
+#ifndef MOE_BACKEND_MODEL_H
+#define MOE_BACKEND_MODEL_H
+
+#include <stddef.h>
+
+#include "../core/error.h"
+#include "config.h"
+
+/* One SwiGLU MLP: out = down(silu(gate(x)) * up(x)). gate_up holds the gate
+ * rows [0, inter) then the up rows [inter, 2*inter), each row `hidden` long
+ * (the same order as transformers 5's fused gate_up_proj). */
+typedef struct moe_mlp_w {
+    int inter;
+    float *gate_up; /* [2*inter][hidden] */
+    float *down;    /* [hidden][inter] */
+} moe_mlp_w;
+
+typedef struct moe_layer_w {
+    float *attn_norm, *ffn_norm;  /* input_layernorm, post_attention_layernorm [hidden] */
+    float *wq, *wk, *wv, *wo;     /* [q_dim][hidden], [kv_dim][hidden] x2, [hidden][q_dim] */
+    float *bq, *bk, *bv, *bo;     /* optional biases (qwen2_moe qkv_bias, attention_bias) */
+    float *q_norm, *k_norm;       /* qwen3_moe: [head_dim]; olmoe: [q_dim] / [kv_dim] */
+    /* sparse block (is_moe) */
+    float *router;                /* [n_experts][hidden] */
+    moe_mlp_w *experts;           /* [n_experts] */
+    moe_mlp_w shared;             /* qwen2_moe shared expert (inter 0 = none) */
+    float *shared_gate;           /* [hidden]: sigmoid gate of the shared expert */
+    /* dense block (!is_moe) */
+    moe_mlp_w dense;
+} moe_layer_w;
+
+typedef struct moe_model {
+    moe_model_config cfg;
+    char name[64];        /* directory's base name */
+    char dtype[8];        /* dtype of the expert weights in the file */
+    int fused_experts;    /* 1: fused gate_up_proj/down_proj tensors, 0: per-expert */
+    float *embed;         /* [vocab][hidden] */
+    float *final_norm;    /* [hidden] */
+    float *lm_head;       /* [vocab][hidden]; == embed when tied */
+    moe_layer_w *layers;
+    size_t n_params;
+    void **allocs;        /* every weight buffer, freed by moe_model_free */
+    size_t n_allocs, cap_allocs;
+} moe_model;
+
+/* Load DIR/config.json and DIR/model.safetensors. */
+moe_model *moe_model_load(const char *dir, moe_error *err);
+void moe_model_free(moe_model *m);
+/* Parameters of one routed expert (gate + up + down). */
+size_t moe_expert_params(const moe_model *m);
+
+#endif

@@ -1,0 +1,208 @@
+/* cmd_infer.c: `moesim infer` — generate text with the real backend and
+ * optionally capture the routing trace. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../backend/capture.h"
+#include "../backend/engine.h"
+#include "../backend/readfile.h"
+#include "../backend/sample.h"
+#include "../backend/tokenizer.h"
+#include "cli.h"
+#include "commands.h"
+
+static const char infer_usage[] =
+    "usage: moesim infer --model DIR (--prompt TEXT | --prompt-file F | --prompt-ids LIST) [options]\n"
+    "\n"
+    "Run a Hugging Face MoE model (mixtral, qwen2_moe, qwen3_moe, olmoe; config.json +\n"
+    "model.safetensors in DIR) on the CPU and print the generated text.\n"
+    "\n"
+    "  --model DIR          model directory\n"
+    "  --prompt TEXT        prompt (byte-level tokenizer: one token per byte)\n"
+    "  --prompt-file F      prompt read from a file\n"
+    "  --prompt-ids LIST    token ids, e.g. 1,2,3 (models whose tokenizer is not supported;\n"
+    "                       generated ids are then printed as a comma-separated list)\n"
+    "  --max-tokens N       tokens to generate (default 128)\n"
+    "  --temperature T      0 = greedy (default); > 0 samples from softmax(logits / T)\n"
+    "  --top-p P            nucleus sampling mass in (0, 1] (default 1 = off)\n"
+    "  --seed S             seed of the sampler (default 1)\n"
+    "  --threads N          worker threads (default: online CPUs)\n"
+    "  --trace-out F        write the routing trace (.moetrace): the prefill as one step,\n"
+    "                       each generated token as one step, gate weights always\n"
+    "  --lookahead D        also store, per token and layer l, the top-k of layer l+d's\n"
+    "                       router applied to layer l's MoE input, d = 1..D\n"
+    "  --router-logits      also store the full router logits\n"
+    "  -h, --help           this text\n"
+    "\n"
+    "Timing goes to stderr; stdout carries only the generated text.\n";
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int parse_float(const char *opt, const char *s, double lo, double hi, float *out, moe_error *err) {
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end || !(v >= lo && v <= hi)) return moe_fail(err, "%s: expected a number in [%g, %g], got '%s'", opt, lo, hi, s);
+    *out = (float)v;
+    return 0;
+}
+
+typedef struct infer_opts {
+    const char *model, *prompt, *prompt_file, *prompt_ids, *trace_out;
+    uint64_t max_tokens, seed, threads, lookahead;
+    float temperature, top_p;
+    int router_logits;
+} infer_opts;
+
+/* The whole run once options are parsed; returns the exit status. */
+static int run_infer(const infer_opts *o) {
+    moe_error err = {{0}};
+    int rc = 1, n_prompt = 0, *ids = NULL, by_ids = o->prompt_ids != NULL;
+    moe_engine *eng = NULL;
+    moe_capture *cap = NULL;
+    moe_sampler smp = {0};
+    float *logits = NULL;
+    moe_model *m = moe_model_load(o->model, &err);
+    if (!m) return cli_error("infer", &err);
+    const moe_model_config *c = &m->cfg;
+    if (by_ids) {
+        ids = moe_tok_parse_ids(o->prompt_ids, c->vocab, &n_prompt, &err);
+    } else if (!moe_tok_is_bytes(c->vocab)) {
+        moe_fail(&err, "%s: vocabulary of %d is not byte-level; this model's tokenizer is not supported, use --prompt-ids",
+                 o->model, c->vocab);
+    } else if (o->prompt_file) {
+        size_t len;
+        unsigned char *text = moe_backend_read_file(o->prompt_file, &len, &err);
+        if (text && len == 0) moe_fail(&err, "%s: empty prompt", o->prompt_file);
+        else if (text) {
+            ids = moe_tok_encode_bytes(text, len);
+            n_prompt = (int)len;
+        }
+        free(text);
+    } else {
+        n_prompt = (int)strlen(o->prompt);
+        if (!n_prompt) moe_fail(&err, "--prompt: empty prompt");
+        else ids = moe_tok_encode_bytes((const unsigned char *)o->prompt, (size_t)n_prompt);
+    }
+    if (!ids) goto out;
+    if (o->lookahead >= (uint64_t)c->n_moe_layers) {
+        moe_fail(&err, "--lookahead: %llu must be below the number of MoE layers (%d)", (unsigned long long)o->lookahead,
+                 c->n_moe_layers);
+        goto out;
+    }
+    int ctx = n_prompt + (int)o->max_tokens;
+    if (ctx > c->max_pos)
+        fprintf(stderr, "moesim infer: warning: %d tokens exceed max_position_embeddings (%d)\n", ctx, c->max_pos);
+    eng = moe_engine_new(m, (int)o->threads, ctx, &err);
+    if (!eng) goto out;
+    if (o->trace_out) {
+        cap = moe_capture_new(m, o->router_logits, (int)o->lookahead, n_prompt);
+        if (!cap) { moe_fail(&err, "out of memory"); goto out; }
+    }
+    logits = malloc((size_t)c->vocab * sizeof *logits);
+    if (!logits || moe_sampler_init(&smp, c->vocab, o->temperature, o->top_p, o->seed)) {
+        moe_fail(&err, "out of memory");
+        goto out;
+    }
+    double t0 = now();
+    if (moe_engine_forward(eng, ids, n_prompt, logits, 0, cap ? moe_capture_routing(cap) : NULL, &err) ||
+        (cap && moe_capture_step(cap, MOE_PHASE_PREFILL, 0, 0, n_prompt, &err)))
+        goto out;
+    double t1 = now();
+    int byte_out = moe_tok_is_bytes(c->vocab);
+    uint64_t generated = 0;
+    while (generated < o->max_tokens) {
+        int tok = moe_sample(&smp, logits);
+        if (byte_out) fputc(tok, stdout);
+        else printf("%s%d", generated ? "," : "", tok);
+        fflush(stdout);
+        if (++generated == o->max_tokens) break; /* the last token needs no forward pass */
+        int pos = moe_engine_pos(eng);
+        if (moe_engine_forward(eng, &tok, 1, logits, 0, cap ? moe_capture_routing(cap) : NULL, &err) ||
+            (cap && moe_capture_step(cap, MOE_PHASE_DECODE, 0, pos, 1, &err)))
+            goto out;
+    }
+    double t2 = now();
+    putchar('\n');
+    fprintf(stderr, "moesim infer: %s, %d threads: prefill %d tokens %.1f tok/s, decode %llu tokens %.1f tok/s\n",
+            m->name, (int)o->threads, n_prompt, n_prompt / (t1 - t0), (unsigned long long)generated,
+            generated > 1 ? (generated - 1) / (t2 - t1) : 0.0);
+    if (cap) {
+        char meta[512];
+        snprintf(meta, sizeof meta,
+                 "model_dir=%s\narch=%s\nweights_dtype=%s\nprompt_tokens=%d\ngenerated=%llu\ntemperature=%g\ntop_p=%g\n"
+                 "seed=%llu\nlookahead_hidden=post_attention_layernorm output of layer l (MoE block input)\n",
+                 o->model, c->model_type, m->dtype, n_prompt, (unsigned long long)generated, o->temperature, o->top_p,
+                 (unsigned long long)o->seed);
+        moe_trace *t = moe_capture_finish(cap, meta, &err);
+        cap = NULL;
+        if (!t) goto out;
+        int bad = moe_trace_save(t, o->trace_out, &err);
+        moe_trace_free(t);
+        if (bad) goto out;
+    }
+    rc = 0;
+out:
+    if (rc) cli_error("infer", &err);
+    moe_capture_abort(cap);
+    moe_sampler_free(&smp);
+    free(logits);
+    free(ids);
+    moe_engine_free(eng);
+    moe_model_free(m);
+    return rc;
+}
+
+int cmd_infer(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},       {"prompt", required_argument, 0, 'p'},
+        {"prompt-file", required_argument, 0, 'f'}, {"prompt-ids", required_argument, 0, 'i'},
+        {"max-tokens", required_argument, 0, 'n'},  {"seed", required_argument, 0, 's'},
+        {"temperature", required_argument, 0, 'T'}, {"top-p", required_argument, 0, 'P'},
+        {"threads", required_argument, 0, 'j'},     {"trace-out", required_argument, 0, 'o'},
+        {"lookahead", required_argument, 0, 'D'},   {"router-logits", no_argument, 0, 'R'},
+        {"help", no_argument, 0, 'h'},              {0, 0, 0, 0},
+    };
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    infer_opts o = {.max_tokens = 128, .seed = 1, .threads = ncpu > 0 ? (uint64_t)ncpu : 1, .top_p = 1};
+    moe_error err = {{0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case 'm': o.model = optarg; break;
+        case 'p': o.prompt = optarg; break;
+        case 'f': o.prompt_file = optarg; break;
+        case 'i': o.prompt_ids = optarg; break;
+        case 'n': bad = cli_parse_u64("--max-tokens", optarg, 1 << 20, &o.max_tokens, &err); break;
+        case 's': bad = cli_parse_u64("--seed", optarg, UINT64_MAX, &o.seed, &err); break;
+        case 'T': bad = parse_float("--temperature", optarg, 0, 100, &o.temperature, &err); break;
+        case 'P': bad = parse_float("--top-p", optarg, 1e-6, 1, &o.top_p, &err); break;
+        case 'j': bad = cli_parse_u64("--threads", optarg, 256, &o.threads, &err) || (o.threads == 0 && moe_fail(&err, "--threads: must be at least 1")); break;
+        case 'o': o.trace_out = optarg; break;
+        case 'D': bad = cli_parse_u64("--lookahead", optarg, 64, &o.lookahead, &err); break;
+        case 'R': o.router_logits = 1; break;
+        case 'h': fputs(infer_usage, stdout); return 0;
+        default: fputs(infer_usage, stderr); return 2;
+        }
+        if (bad) return cli_error("infer", &err);
+    }
+    if (optind < argc) {
+        fprintf(stderr, "moesim infer: unexpected argument '%s'\n%s", argv[optind], infer_usage);
+        return 2;
+    }
+    if (!o.model || (!!o.prompt + !!o.prompt_file + !!o.prompt_ids) != 1) {
+        fprintf(stderr, "moesim infer: --model and exactly one of --prompt, --prompt-file, --prompt-ids are required\n%s",
+                infer_usage);
+        return 2;
+    }
+    return run_infer(&o);
+}
