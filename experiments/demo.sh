@@ -58,7 +58,7 @@ ceiling=""
 shape=$(sqlite3 "$DB" "SELECT model || ', ' || layers || ' layers x ' || experts || ' experts, top-' || top_k
                        || ', ' || steps || ' steps' FROM traces WHERE hash = '$hash'")
 gnuplot -e "datadir='$data'; policies='${lines# }'; ceiling='$ceiling'; out='$PNG'" \
-    -e "title_text='Expert-cache hit rate vs capacity: $trace ($shape)'" \
+    -e "title_text=\"Expert-cache hit rate vs capacity\\n$trace ($shape)\"" \
     -e "xlabel_text='cache capacity (experts per layer, per-layer scope, warm cache)'" \
     plots/hit_rate.gp || die "gnuplot failed"
 

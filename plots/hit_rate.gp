@@ -20,7 +20,7 @@ set ytics 0.1
 set mytics 2
 set xtics 1
 set grid xtics ytics mytics lc rgb "#dddddd"
-set key outside right top box opaque title "policy"
+set key inside right bottom box opaque title "policy" width 1
 set border 3
 set tics nomirror
 
@@ -34,7 +34,7 @@ if (strlen(ceiling) > 0) {
     plot for [i = 1:words(policies)] file(word(policies, i)) using 1:2 with linespoints lt i \
              title word(policies, i), \
          file(ceiling) using 1:2 with lines lw 4 dt 2 lc rgb "black" \
-             title sprintf("%s (offline optimum, ceiling)", ceiling)
+             title sprintf("%s (ceiling: offline optimum)", ceiling)
 } else {
     plot for [i = 1:words(policies)] file(word(policies, i)) using 1:2 with linespoints lt i \
              title word(policies, i)

@@ -11,17 +11,25 @@ fail() { echo "FAIL $1: $2"; exit 1; }
 cp "$MOESIM" "$dir/moesim" || fail sweep_resume_setup "cannot copy $MOESIM"
 MOESIM=$dir/moesim
 
-# A routing trace in the CSV interchange form, 8 layers x 32 experts, top-2,
-# with skewed popularity; awk's seeded rand() makes it the same on every call.
-awk 'BEGIN { srand(7); print "step,seq,token,layer,slot,expert,weight"
-  for (s = 0; s < 6000; s++) for (l = 0; l < 8; l++) {
-    a = int(32 * rand() * rand()); b = (a + 1 + int(31 * rand() * rand())) % 32
-    printf "%d,%d,%d,%d,0,%d,0.75\n%d,%d,%d,%d,1,%d,0.25\n", s, int(s / 1000), s % 1000, l, a, s, int(s / 1000), s % 1000, l, b } }' \
-    >"$dir/t.csv" || fail sweep_resume_setup "cannot write the trace"
-"$MOESIM" run --trace "$dir/t.csv" --policy lru --capacity 2 >/dev/null 2>"$dir/err" ||
-    fail sweep_resume_setup "moesim run cannot read the CSV trace: $(cat "$dir/err")"
+# The trace: 8 layers x 32 experts, top-2, from the seeded generator; if this
+# moesim has no `trace gen`, the same shape in the CSV interchange form from
+# awk's seeded rand() (identical on every call).
+if "$MOESIM" trace gen --help >/dev/null 2>&1; then
+    T=$dir/t.moetrace
+    "$MOESIM" trace gen -o "$T" --steps 4000 --layers 8 --experts 32 --top-k 2 --seed 7 >/dev/null 2>"$dir/err" ||
+        fail sweep_resume_setup "moesim trace gen failed: $(cat "$dir/err")"
+else
+    T=$dir/t.csv
+    awk 'BEGIN { srand(7); print "step,seq,token,layer,slot,expert,weight"
+      for (s = 0; s < 6000; s++) for (l = 0; l < 8; l++) {
+        a = int(32 * rand() * rand()); b = (a + 1 + int(31 * rand() * rand())) % 32
+        printf "%d,%d,%d,%d,0,%d,0.75\n%d,%d,%d,%d,1,%d,0.25\n", s, int(s / 1000), s % 1000, l, a, s, int(s / 1000), s % 1000, l, b } }' \
+        >"$T" || fail sweep_resume_setup "cannot write the trace"
+fi
+"$MOESIM" run --trace "$T" --policy lru --capacity 2 >/dev/null 2>"$dir/err" ||
+    fail sweep_resume_setup "moesim run cannot read the trace: $(cat "$dir/err")"
 
-set -- --trace "$dir/t.csv" --policies all --capacities 1:32 --scope per-layer,global --experiment resume --jobs 2
+set -- --trace "$T" --policies all --capacities 1:32:2 --scope per-layer,global --experiment resume --jobs 2
 
 # Deterministic columns only, keyed by run identity, in a fixed order.
 dump() {
