@@ -57,6 +57,7 @@ void moe_cache_free(moe_cache *c) {
     if (c->st) c->ops->destroy(c->st);
     free(c->resident);
     free(c->protect_gen);
+    free(c->key_bytes);
     free(c);
 }
 
@@ -68,18 +69,68 @@ int moe_cache_reset(moe_cache *c, moe_error *err) {
     c->st = st;
     memset(c->resident, 0, c->n_keys);
     c->used = 0;
+    c->used_bytes = 0;
+    return 0;
+}
+
+int moe_cache_set_byte_budget(moe_cache *c, uint64_t budget, moe_error *err) {
+    if (c->used) return moe_fail(err, "byte budget set on a non-empty cache");
+    if (!c->key_bytes && !(c->key_bytes = calloc(c->n_keys ? c->n_keys : 1, sizeof *c->key_bytes)))
+        return moe_fail(err, "out of memory");
+    /* The policy was created for the count capacity; recreate it with the
+     * capacity lifted to n_keys so size-dependent policies size their arrays
+     * for every key that may become resident. */
+    c->capacity = c->n_keys;
+    c->env.capacity = c->n_keys;
+    if (moe_cache_reset(c, err)) return -1;
+    c->byte_mode = 1;
+    c->byte_budget = budget;
+    c->used_bytes = 0;
+    return 0;
+}
+
+void moe_cache_set_key_bytes(moe_cache *c, uint32_t key, uint64_t bytes) {
+    if (!c->key_bytes) return;
+    if (c->resident[key]) c->used_bytes = c->used_bytes - c->key_bytes[key] + bytes;
+    c->key_bytes[key] = bytes;
+}
+
+static void evict(moe_cache *c, uint32_t v) {
+    c->resident[v] = 0;
+    c->used--;
+    if (c->byte_mode) c->used_bytes -= c->key_bytes[v];
+    c->ops->on_evict(c->st, v);
+    c->last_evictions++;
+    if (c->evict_hook) c->evict_hook(c->evict_ctx, c, v);
+}
+
+/* Byte mode: evict until the key fits; the victims chosen before we find
+ * that it cannot fit stay evicted (as a real cache that freed space would). */
+static int admit_bytes(moe_cache *c, uint32_t key, const moe_access *a, int64_t *victim) {
+    uint64_t need = c->key_bytes[key];
+    if (need > c->byte_budget) return -1;
+    while (c->used_bytes + need > c->byte_budget) {
+        int64_t v = c->ops->choose_victim(c->st, c, a);
+        if (v < 0) return -1;
+        evict(c, (uint32_t)v);
+        *victim = v;
+    }
+    c->resident[key] = 1;
+    c->used++;
+    c->used_bytes += need;
+    c->ops->on_insert(c->st, key, a);
     return 0;
 }
 
 /* Make room if full and mark key resident. Returns 0, or -1 on bypass. */
 static int admit(moe_cache *c, uint32_t key, const moe_access *a, int64_t *victim) {
     *victim = -1;
+    c->last_evictions = 0;
+    if (c->byte_mode) return admit_bytes(c, key, a, victim);
     if (c->used >= c->capacity) {
         int64_t v = c->capacity ? c->ops->choose_victim(c->st, c, a) : -1;
         if (v < 0) return -1;
-        c->resident[v] = 0;
-        c->used--;
-        c->ops->on_evict(c->st, (uint32_t)v);
+        evict(c, (uint32_t)v);
         *victim = v;
     }
     c->resident[key] = 1;
@@ -92,6 +143,7 @@ enum moe_access_result moe_cache_access(moe_cache *c, uint32_t key, const moe_ac
                                         int64_t *victim) {
     if (c->resident[key]) {
         *victim = -1;
+        c->last_evictions = 0;
         c->ops->on_hit(c->st, key, a);
         return MOE_HIT;
     }
@@ -101,6 +153,7 @@ enum moe_access_result moe_cache_access(moe_cache *c, uint32_t key, const moe_ac
 int moe_cache_insert(moe_cache *c, uint32_t key, const moe_access *a, int64_t *victim) {
     if (c->resident[key]) {
         *victim = -1;
+        c->last_evictions = 0;
         return 0;
     }
     return admit(c, key, a, victim) ? -1 : 1;

@@ -26,6 +26,17 @@ typedef struct moe_cache {
     uint32_t *protect_gen; /* key protected iff protect_gen[key] == gen */
     uint32_t gen;
     char canonical[256];
+    /* Byte-capacity mode (moe_cache_set_byte_budget); off (byte_mode == 0)
+     * unless asked for, so count-capacity callers see no change. */
+    int byte_mode;
+    uint64_t byte_budget;  /* bytes the resident keys may occupy */
+    uint64_t used_bytes;   /* bytes the resident keys occupy */
+    uint64_t *key_bytes;   /* n_keys: size of each key as it would be admitted now */
+    uint32_t last_evictions; /* victims of the last access/insert (byte mode may evict several) */
+    /* Optional: called for every eviction (byte mode can evict several keys
+     * per admission, and *victim only names the last one). */
+    void (*evict_hook)(void *ctx, const struct moe_cache *c, uint32_t key);
+    void *evict_ctx;
 } moe_cache;
 
 enum moe_access_result {
@@ -60,6 +71,24 @@ enum moe_access_result moe_cache_access(moe_cache *c, uint32_t key, const moe_ac
 /* Insert without counting an access (prefetch); same eviction rule. Returns
  * 1 if inserted, 0 if already resident, -1 if bypassed. */
 int moe_cache_insert(moe_cache *c, uint32_t key, const moe_access *a, int64_t *victim);
+
+/* Byte-capacity mode. After this call the cache admits a key only if its
+ * size (moe_cache_set_key_bytes, default 0) fits in `budget` bytes, evicting
+ * policy-chosen victims until it does; the count capacity is lifted to n_keys
+ * (policies see env.capacity == n_keys). A key larger than the whole budget,
+ * or one that cannot fit because every remaining resident key is protected,
+ * is bypassed (not cached, still a miss). Call on an empty cache. */
+int moe_cache_set_byte_budget(moe_cache *c, uint64_t budget, moe_error *err);
+/* Size of a key for its next admission; for a resident key the new size is
+ * accounted at once (used_bytes follows), which may exceed the budget until
+ * the next admission evicts. */
+void moe_cache_set_key_bytes(moe_cache *c, uint32_t key, uint64_t bytes);
+/* Install the eviction callback (NULL to remove). */
+static inline void moe_cache_set_evict_hook(moe_cache *c,
+                                            void (*fn)(void *, const moe_cache *, uint32_t), void *ctx) {
+    c->evict_hook = fn;
+    c->evict_ctx = ctx;
+}
 
 /* Split "name:args" and validate the name against the registry; used by the
  * command line to reject unknown policies before any work starts. */

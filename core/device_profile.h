@@ -1,0 +1,85 @@
+/* device_profile.h: device profiles (experiments/devices.ini) and model
+ * profiles (experiments/models.ini) that price a replay in seconds.
+ *
+ * Device section keys (all optional except io_bandwidth_GBps):
+ *   io_channels         I/O channels serving the FIFO read queue (default 1)
+ *   io_latency_us       fixed cost per read on a channel (default 0)
+ *   io_bandwidth_GBps   bytes per second per channel, in 1e9 bytes
+ *   mem_bandwidth_GBps  memory bandwidth the compute reads weights at
+ *   peak_tflops         dense half-precision matmul peak (1e12 FLOP/s)
+ *   expert_overhead_us  fixed cost per expert computed (kernel launches)
+ *   layer_overhead_us   fixed cost per layer (norms, router, framework)
+ *   memory_GiB, description   informational
+ * Model section keys:
+ *   layers, experts, top_k, shared (informational), hidden
+ *   expert_params       parameters of one routed expert (w1, w2, w3)
+ *   dense_params        per-layer parameters always resident and always run:
+ *                       attention, router, norms, shared experts
+ *   head_params         parameters read once per step (LM head)
+ *   dense_bits          bits per dense weight (default 16)
+ *   quant_overhead_bits extra bits per weight of a quantised expert for its
+ *                       group scales/zeros (default 0.5 = fp16 scale + zero
+ *                       per group of 64)
+ *   attn_us             if > 0: attention + router time per token per layer,
+ *                       replacing the roofline estimate from dense_params
+ *   bytes_f32 .. bytes_q2  explicit bytes per expert per precision, replacing
+ *                       expert_params * bits / 8
+ * Bytes per expert from a trace header, where present, win over the profile. */
+#ifndef MOE_DEVICE_PROFILE_H
+#define MOE_DEVICE_PROFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "trace.h"
+
+#define MOE_DEVICES_INI "experiments/devices.ini"
+#define MOE_MODELS_INI "experiments/models.ini"
+
+typedef struct moe_device_profile {
+    char name[64];
+    uint32_t io_channels;
+    double io_latency_s, io_bandwidth_Bps;
+    double mem_bandwidth_Bps, peak_flops;
+    double expert_overhead_s, layer_overhead_s;
+    char canonical[512]; /* "name:k=v,..." with every effective value */
+} moe_device_profile;
+
+typedef struct moe_model_profile {
+    char name[80];
+    uint32_t n_layers, n_experts, top_k, n_shared, hidden;
+    double expert_params, dense_params, head_params;
+    double dense_bits, quant_overhead_bits, attn_s;
+    uint64_t expert_bytes[MOE_PREC_COUNT];
+    int from_trace;      /* 1: geometry from the trace header, no profile */
+    char canonical[512];
+} moe_model_profile;
+
+/* Nominal bits of each precision tier: 32, 16, 8, 4, 3, 2. */
+extern const double moe_prec_bits[MOE_PREC_COUNT];
+extern const char *const moe_prec_name[MOE_PREC_COUNT]; /* "f32", "f16", "q8", "q4", "q3", "q2" */
+/* Tier for a bit width (32/16/8/4/3/2), -1 otherwise. */
+int moe_prec_of_bits(long bits);
+
+/* Load section `name` (case-insensitive) of a devices file. Unknown names
+ * list the known ones; unknown keys are errors with file:line. */
+int moe_device_load(const char *path, const char *name, moe_device_profile *out, moe_error *err);
+/* Load a model profile; spec is "name" or "name:dense_bits=4,..." where the
+ * options override the file (keys: dense_bits, quant_overhead_bits, attn_us). */
+int moe_model_load(const char *path, const char *spec, moe_model_profile *out, moe_error *err);
+/* A model profile from a trace header alone (expert bytes; params from the
+ * f16 bytes; no dense part). Fails if the header has no bytes. */
+int moe_model_from_trace(const moe_trace *t, moe_model_profile *out, moe_error *err);
+/* Check the profile's geometry against the trace and take the trace header's
+ * bytes where they are non-zero. */
+int moe_model_bind_trace(moe_model_profile *m, const moe_trace *t, moe_error *err);
+
+/* Seconds of attention + router + dense compute of one layer for `tokens`. */
+double moe_dense_layer_s(const moe_device_profile *d, const moe_model_profile *m, uint32_t tokens);
+/* Seconds of one expert at precision `prec` serving `tokens` tokens. */
+double moe_expert_s(const moe_device_profile *d, const moe_model_profile *m, int prec, uint32_t tokens);
+/* Seconds of the LM head for `tokens`. */
+double moe_head_s(const moe_device_profile *d, const moe_model_profile *m, uint32_t tokens);
+
+#endif
