@@ -219,6 +219,11 @@ static int parse(moe_model_config *c, const cJSON *r, const char *p, moe_error *
     }
     if (get_bool(r, p, "tie_word_embeddings", 0, &c->tie_embeddings, err)) return -1;
     if (sparse_layers(c, r, p, err)) return -1;
+    const cJSON *eos = cJSON_GetObjectItemCaseSensitive(r, "eos_token_id");
+    if (cJSON_IsNumber(eos)) c->eos[c->n_eos++] = eos->valueint;
+    else if (cJSON_IsArray(eos))
+        for (const cJSON *x = eos->child; x && c->n_eos < 8; x = x->next)
+            if (cJSON_IsNumber(x)) c->eos[c->n_eos++] = x->valueint;
     for (int l = 0; l < c->n_layers; l++)
         if (!c->is_moe[l] && c->dense_inter <= 0)
             return moe_fail(err, "%s: field 'intermediate_size': needed by dense layer %d", p, l);

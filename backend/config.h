@@ -37,6 +37,7 @@ typedef struct moe_model_config {
     double rope_theta;
     double clip_qkv;       /* olmoe: clamp q,k,v to [-c, c]; 0 = off */
     moe_qknorm qk_norm;
+    int n_eos, eos[8];     /* eos_token_id (int or list); generation stops there, as generate() does */
     int n_moe_layers;
     uint8_t is_moe[MOE_CFG_MAX_LAYERS]; /* per decoder layer: sparse MoE block or dense MLP */
     int moe_index[MOE_CFG_MAX_LAYERS];  /* decoder layer -> MoE layer ordinal, -1 if dense */

@@ -120,10 +120,12 @@ static int run_infer(const infer_opts *o) {
     uint64_t generated = 0;
     while (generated < o->max_tokens) {
         int tok = moe_sample(&smp, logits);
-        if (byte_out) fputc(tok, stdout);
+        if (byte_out) fputc(tok, stdout); /* an end-of-sequence token is printed too, then generation stops */
         else printf("%s%d", generated ? "," : "", tok);
         fflush(stdout);
-        if (++generated == o->max_tokens) break; /* the last token needs no forward pass */
+        int stop = 0;
+        for (int i = 0; i < c->n_eos; i++) stop |= tok == c->eos[i];
+        if (++generated == o->max_tokens || stop) break; /* the last token needs no forward pass */
         int pos = moe_engine_pos(eng);
         if (moe_engine_forward(eng, &tok, 1, logits, 0, cap ? moe_capture_routing(cap) : NULL, &err) ||
             (cap && moe_capture_step(cap, MOE_PHASE_DECODE, 0, pos, 1, &err)))

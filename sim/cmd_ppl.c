@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "../backend/engine.h"
+#include "../backend/nll.h"
 #include "../backend/readfile.h"
 #include "../backend/tokenizer.h"
 #include "cli.h"
@@ -22,9 +23,6 @@ static const char ppl_usage[] =
     "  --text-file F    the text\n"
     "  --threads N      worker threads (default: online CPUs)\n"
     "  -h, --help       this text\n";
-
-/* Tokens per forward call: bounds the logits buffer; results do not depend on it. */
-#define PPL_CHUNK 256
 
 int cmd_ppl(int argc, char **argv) {
     static const struct option opts[] = {
@@ -76,29 +74,15 @@ int cmd_ppl(int argc, char **argv) {
     }
     int rc = 1, V = m->cfg.vocab;
     int *ids = moe_tok_encode_bytes(text, n);
-    float *logits = malloc((size_t)PPL_CHUNK * V * sizeof *logits);
     moe_engine *eng = NULL;
+    double nll;
     if (!moe_tok_is_bytes(V)) moe_fail(&err, "%s: vocabulary of %d is not byte-level", model, V);
-    else if (!ids || !logits) moe_fail(&err, "out of memory");
+    else if (!ids) moe_fail(&err, "out of memory");
     else eng = moe_engine_new(m, (int)threads, (int)n - 1, &err);
     if (eng) {
         if ((int)n - 1 > m->cfg.max_pos)
             fprintf(stderr, "moesim ppl: warning: %zu tokens exceed max_position_embeddings (%d)\n", n - 1, m->cfg.max_pos);
-        double nll = 0;
-        int ok = 1;
-        for (int t0 = 0; t0 < (int)n - 1 && ok; t0 += PPL_CHUNK) {
-            int T = (int)n - 1 - t0 < PPL_CHUNK ? (int)n - 1 - t0 : PPL_CHUNK;
-            if (moe_engine_forward(eng, ids + t0, T, logits, 1, NULL, &err)) { ok = 0; break; }
-            for (int t = 0; t < T; t++) {
-                const float *lg = logits + (size_t)t * V;
-                float mx = lg[0];
-                for (int i = 1; i < V; i++) mx = lg[i] > mx ? lg[i] : mx;
-                double z = 0;
-                for (int i = 0; i < V; i++) z += exp((double)lg[i] - mx);
-                nll += log(z) + mx - lg[ids[t0 + t + 1]];
-            }
-        }
-        if (ok) {
+        if (!moe_sequence_nll(eng, ids, (int)n, &nll, &err)) {
             double npb = nll / (double)(n - 1);
             printf("bytes %zu\nnats_per_byte %.6f\nppl %.6f\n", n, npb, exp(npb));
             rc = 0;
@@ -107,7 +91,6 @@ int cmd_ppl(int argc, char **argv) {
     if (rc) cli_error("ppl", &err);
     moe_engine_free(eng);
     moe_model_free(m);
-    free(logits);
     free(ids);
     free(text);
     return rc;

@@ -1,0 +1,34 @@
+/* nll.c: sequence NLL in chunks of forward calls (chunking changes nothing). */
+#include "nll.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#define NLL_CHUNK 256
+
+int moe_sequence_nll(moe_engine *e, const int *ids, int n, double *nll, moe_error *err) {
+    int V = moe_engine_model(e)->cfg.vocab;
+    if (n < 2) return moe_fail(err, "%d tokens: at least 2 are needed", n);
+    float *logits = malloc((size_t)NLL_CHUNK * V * sizeof *logits);
+    if (!logits) return moe_fail(err, "out of memory");
+    moe_engine_reset(e);
+    double sum = 0;
+    for (int t0 = 0; t0 < n - 1; t0 += NLL_CHUNK) {
+        int T = n - 1 - t0 < NLL_CHUNK ? n - 1 - t0 : NLL_CHUNK;
+        if (moe_engine_forward(e, ids + t0, T, logits, 1, NULL, err)) {
+            free(logits);
+            return -1;
+        }
+        for (int t = 0; t < T; t++) {
+            const float *lg = logits + (size_t)t * V;
+            float mx = lg[0];
+            for (int i = 1; i < V; i++) mx = lg[i] > mx ? lg[i] : mx;
+            double z = 0;
+            for (int i = 0; i < V; i++) z += exp((double)lg[i] - mx);
+            sum += log(z) + mx - lg[ids[t0 + t + 1]];
+        }
+    }
+    free(logits);
+    *nll = sum;
+    return 0;
+}
