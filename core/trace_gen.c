@@ -58,6 +58,8 @@ typedef struct gen {
     const moe_gen_params *p;
     gsl_rng *r;
     double *cdf;        /* Zipf CDF over ranks, E entries */
+    uint32_t *guide;    /* n_guide entries, see zipf_rank_u */
+    uint32_t n_guide;
     uint16_t *perm;     /* layers x E: rank -> expert (current topic) */
     uint16_t *xmap;     /* layers x E: expert at l-1 -> expert at l */
     uint16_t *prev;     /* layers x top_k: previous token's experts */
@@ -65,18 +67,17 @@ typedef struct gen {
     int have_prev;
 } gen;
 
-/* Inverse-CDF Zipf rank by binary search: the fastest exact draw for the
- * small E of MoE layers, and it uses exactly one uniform per draw. */
-static uint32_t zipf_rank(gen *g) {
-    double u = gsl_rng_uniform(g->r);
-    uint32_t lo = 0, hi = g->p->experts - 1;
-    while (lo < hi) {
-        uint32_t mid = (lo + hi) / 2;
-        if (g->cdf[mid] > u) hi = mid;
-        else lo = mid + 1;
-    }
-    return lo;
+/* Inverse-CDF Zipf rank of a uniform u with a guide table: guide[i] is the
+ * first rank whose CDF exceeds i / n_guide, so the walk from there takes
+ * about one step (exact, and without the unpredictable branches of a
+ * binary search; generation speed matters for make bench). */
+static uint32_t zipf_rank_u(const gen *g, double u) {
+    uint32_t r = g->guide[(size_t)(u * g->n_guide)];
+    while (g->cdf[r] <= u) r++;
+    return r;
 }
+
+static uint32_t zipf_rank(gen *g) { return zipf_rank_u(g, gsl_rng_uniform(g->r)); }
 
 static void new_topic(gen *g) {
     uint32_t E = g->p->experts;
@@ -96,15 +97,21 @@ static void draw_token(gen *g) {
     for (uint32_t l = 0; l < p->layers; l++) {
         uint16_t *c = g->cur + (size_t)l * K;
         const uint16_t *perm = g->perm + (size_t)l * E;
+        /* One uniform decides the source and, rescaled to [0,1) within
+         * the chosen branch, also picks the expert: half the RNG calls of
+         * drawing them separately (generation speed matters for make bench). */
+        double pl = g->have_prev ? p->locality : 0, pc = l > 0 ? (1 - pl) * p->cross_layer : 0;
         for (uint32_t s = 0; s < K; s++) {
             uint16_t e;
             double u = gsl_rng_uniform(g->r);
-            if (g->have_prev && u < p->locality)
-                e = g->prev[(size_t)l * K + gsl_rng_uniform_int(g->r, K)];
-            else if (l > 0 && u < p->locality + (1 - p->locality) * p->cross_layer)
+            if (u < pl) {
+                uint32_t i = (uint32_t)(u / pl * K);
+                e = g->prev[(size_t)l * K + (i < K ? i : K - 1)];
+            } else if (u < pl + pc) {
                 e = g->xmap[(size_t)l * E + g->cur[(size_t)(l - 1) * K + s]];
-            else
-                e = perm[zipf_rank(g)];
+            } else {
+                e = perm[zipf_rank_u(g, (u - pl - pc) / (1 - pl - pc))];
+            }
             for (int tries = 0; taken(c, s, e) && tries < 16; tries++) e = perm[zipf_rank(g)];
             for (uint32_t r = 0; taken(c, s, e); r++) e = perm[r]; /* K <= E, so this ends */
             c[s] = e;
@@ -112,19 +119,36 @@ static void draw_token(gen *g) {
     }
 }
 
-static void draw_weights(gen *g, float *w) {
-    uint32_t K = g->p->top_k;
-    double sum = 0, x[64];
-    for (uint32_t s = 0; s < K; s++) {
-        /* Gamma(1) = Exp(1) has a cheap exact draw; other alphas use GSL. */
-        x[s] = g->p->alpha == 1.0 ? -log1p(-gsl_rng_uniform(g->r)) : gsl_ran_gamma(g->r, g->p->alpha, 1.0);
-        sum += x[s];
-    }
-    for (uint32_t s = 1; s < K; s++) /* insertion sort, descending; K is tiny */
+static void sort_desc(double *x, uint32_t n) { /* insertion sort; n is tiny */
+    for (uint32_t s = 1; s < n; s++)
         for (uint32_t j = s; j > 0 && x[j] > x[j - 1]; j--) {
             double t = x[j];
             x[j] = x[j - 1], x[j - 1] = t;
         }
+}
+
+/* Dirichlet(alpha, ..., alpha) over the top_k slots, sorted descending. For
+ * alpha = 1 the exact draw is the spacings of K-1 sorted uniforms (no
+ * logarithms, K-1 uniforms); other alphas normalise Gamma(alpha) draws. */
+static void draw_weights(gen *g, float *w) {
+    uint32_t K = g->p->top_k;
+    double x[65];
+    if (g->p->alpha == 1.0) {
+        for (uint32_t s = 0; s + 1 < K; s++) x[s] = gsl_rng_uniform(g->r);
+        sort_desc(x, K - 1);
+        double hi = 1.0;
+        for (uint32_t s = 0; s + 1 < K; s++) {
+            double lo = x[s];
+            x[s] = hi - lo, hi = lo;
+        }
+        x[K - 1] = hi;
+        sort_desc(x, K);
+        for (uint32_t s = 0; s < K; s++) w[s] = (float)x[s];
+        return;
+    }
+    double sum = 0;
+    for (uint32_t s = 0; s < K; s++) sum += x[s] = gsl_ran_gamma(g->r, g->p->alpha, 1.0);
+    sort_desc(x, K);
     for (uint32_t s = 0; s < K; s++) w[s] = sum > 0 ? (float)(x[s] / sum) : 1.0f / (float)K;
 }
 
@@ -174,6 +198,16 @@ moe_trace *moe_trace_generate(const moe_gen_params *p, moe_error *err) {
     for (uint32_t r = 0; r < E; r++) z += pow(r + 1.0, -p->zipf_s), g.cdf[r] = z;
     for (uint32_t r = 0; r < E; r++) g.cdf[r] /= z;
     g.cdf[E - 1] = 2.0; /* rounding can never push a draw past the last rank */
+    g.n_guide = 4 * E < 256 ? 256 : 4 * E;
+    g.guide = malloc(g.n_guide * sizeof *g.guide);
+    if (!g.guide) {
+        moe_fail(err, "out of memory");
+        goto out;
+    }
+    for (uint32_t i = 0, r = 0; i < g.n_guide; i++) {
+        while (g.cdf[r] <= (double)i / g.n_guide) r++;
+        g.guide[i] = r;
+    }
     for (uint32_t l = 0; l < L; l++)
         for (uint32_t e = 0; e < E; e++) g.perm[(size_t)l * E + e] = (uint16_t)e, g.xmap[(size_t)l * E + e] = (uint16_t)e;
     for (uint32_t l = 1; l < L; l++) gsl_ran_shuffle(g.r, g.xmap + (size_t)l * E, E, sizeof(uint16_t));
@@ -203,6 +237,6 @@ moe_trace *moe_trace_generate(const moe_gen_params *p, moe_error *err) {
 out:
     moe_tb_abort(b);
     gsl_rng_free(g.r);
-    free(g.cdf), free(g.perm), free(g.xmap), free(g.prev), free(g.cur);
+    free(g.cdf), free(g.guide), free(g.perm), free(g.xmap), free(g.prev), free(g.cur);
     return t;
 }
