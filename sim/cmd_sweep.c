@@ -157,6 +157,8 @@ static int parse_capacities(const char *s, u32_list *out, moe_error *err) {
     int rc = 0;
     if (!*s) rc = moe_fail(err, "--capacities: empty list");
     for (char *tok = strtok_r(copy, ",", &save); tok && rc == 0; tok = strtok_r(NULL, ",", &save)) {
+        char orig[64];
+        snprintf(orig, sizeof orig, "%s", tok); /* tok is cut at ':' below */
         char *parts[3] = {tok, NULL, NULL};
         int np = 1;
         for (char *c = tok; *c && np <= 3; c++)
@@ -169,7 +171,7 @@ static int parse_capacities(const char *s, u32_list *out, moe_error *err) {
                 parts[np++] = c + 1;
             }
         if (np > 3) {
-            rc = moe_fail(err, "--capacities: '%s...' has more than START:END:STEP", tok);
+            rc = moe_fail(err, "--capacities: '%s' has more than START:END:STEP", orig);
             break;
         }
         uint64_t v[3] = {0, 0, 1};
