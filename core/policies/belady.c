@@ -7,6 +7,13 @@
  * beyond the next restart; such an expert is then farther than any expert
  * used before the restart, which keeps MIN exact.
  *
+ * Optimality: with the replay's protection rule this is the best possible
+ * hit count whenever every (step, layer) set fits in the cache (checked
+ * against a brute force over all allowed victim choices). When a set is
+ * larger than the cache, the forced bypass of its last misses lets another
+ * victim order keep a key that MIN evicted, and MIN can lose hits; the
+ * tests hold a 15-access example (belady 1 hit, optimum 2).
+ *
  * Needs the future: the replay fills moe_access.next_use (the ordinal of the
  * key's next access) for every access (flag MOE_POLICY_NEEDS_FUTURE).
  *
