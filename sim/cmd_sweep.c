@@ -211,6 +211,8 @@ typedef struct sweep {
     /* under lock */
     moe_db *db;
     size_t next, ran, failed, skipped;
+    size_t not_run;  /* jobs never started because the database failed */
+    int stopped;
     char **json_out; /* per job, printed in plan order at the end */
     struct timespec t0;
     int bar_drawn;
@@ -261,11 +263,18 @@ static void *worker(void *arg) {
                                  .cold_per_seq = sw->cold_per_seq, .seed = sw->seed};
         moe_replay_result res;
         moe_error err = {{0}};
-        int rc = moe_replay(sw->traces[job->trace], &cfg, &res, &err);
+        int replayed = moe_replay(sw->traces[job->trace], &cfg, &res, &err) == 0, rc = replayed ? 0 : -1;
         char *json = NULL;
-        if (rc == 0 && sw->json) json = moe_run_json(&cfg, &res, sw->paths[job->trace]);
+        if (replayed && sw->json) json = moe_run_json(&cfg, &res, sw->paths[job->trace]);
         pthread_mutex_lock(&sw->lock);
-        if (rc == 0) rc = moe_run_store(sw->db, sw->experiment, sw->hashes[job->trace], &cfg, &res, &err);
+        if (replayed && moe_run_store(sw->db, sw->experiment, sw->hashes[job->trace], &cfg, &res, &err)) {
+            rc = -1;
+            /* A database that cannot take one run (full disk, lost lock,
+             * read-only) will not take the next: stop handing out jobs. */
+            if (!sw->stopped) sw->not_run = sw->n_jobs - sw->next;
+            sw->stopped = 1;
+            sw->next = sw->n_jobs;
+        }
         if (rc == 0) {
             sw->ran++;
             sw->json_out[j] = json;
@@ -278,7 +287,7 @@ static void *worker(void *arg) {
         }
         draw_bar(sw);
         pthread_mutex_unlock(&sw->lock);
-        if (rc == 0) moe_replay_result_free(&res);
+        if (replayed) moe_replay_result_free(&res);
     }
     return NULL;
 }
@@ -457,6 +466,7 @@ int cmd_sweep(int argc, char **argv) {
         cJSON_AddNumberToObject(sum, "ran", (double)sw.ran);
         cJSON_AddNumberToObject(sum, "skipped", (double)sw.skipped);
         cJSON_AddNumberToObject(sum, "failed", (double)sw.failed);
+        cJSON_AddNumberToObject(sum, "not_started", (double)sw.not_run);
         cJSON_AddNumberToObject(sum, "seconds", secs);
         cJSON_AddStringToObject(sum, "db", db_path);
         /* the content hashes let scripts select these traces' runs in SQL */
@@ -475,12 +485,16 @@ int cmd_sweep(int argc, char **argv) {
         printf("sweep: %zu runs: %zu ran, %zu skipped (already in %s), %zu failed, %.1f s on %llu threads\n",
                sw.total, sw.ran, sw.skipped, db_path, sw.failed, secs, (unsigned long long)jobs);
     }
+    if (sw.stopped) {
+        fprintf(stderr, "moesim sweep: stopped after a database error; %zu runs not started "
+                        "(run the same command again to finish)\n", sw.not_run);
+    }
     if (moe_db_close(sw.db, &err)) {
         sw.db = NULL;
         goto fail;
     }
     sw.db = NULL;
-    status = sw.failed ? 1 : 0;
+    status = sw.failed || sw.stopped ? 1 : 0;
     goto out;
 misuse:
     fprintf(stderr, "moesim sweep: %s\n", err.msg);
