@@ -72,6 +72,11 @@ uint64_t moe_hash64_final(const moe_hash64 *s) {
 
 int moe_atomic_open(moe_atomic_file *a, const char *path, moe_error *err) {
     memset(a, 0, sizeof a[0]);
+    /* Renaming over a device or directory would replace it with a file
+     * (think /dev/null as root): only regular files are replaced. */
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return moe_fail(err, "%s: exists and is not a regular file", path);
     size_t n = strlen(path);
     a->final_path = strdup(path);
     a->tmp_path = malloc(n + 16);
