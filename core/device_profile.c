@@ -28,7 +28,7 @@ static int known_sections(const moe_ini *ini, const char *what, const char *name
     return moe_fail(err, "%s: unknown %s '%s' (known: %s)", ini->path, what, name, list);
 }
 
-int moe_device_load(const char *path, const char *name, moe_device_profile *out, moe_error *err) {
+int moe_device_profile_load(const char *path, const char *name, moe_device_profile *out, moe_error *err) {
     static const char *const keys[] = {"description", "io_channels", "io_latency_us", "io_bandwidth_GBps",
                                        "mem_bandwidth_GBps", "peak_tflops", "expert_overhead_us",
                                        "layer_overhead_us", "memory_GiB", NULL};
@@ -97,7 +97,7 @@ static void model_canonical(moe_model_profile *m) {
              (unsigned long long)m->expert_bytes[4], (unsigned long long)m->expert_bytes[5]);
 }
 
-int moe_model_load(const char *path, const char *spec, moe_model_profile *out, moe_error *err) {
+int moe_model_profile_load(const char *path, const char *spec, moe_model_profile *out, moe_error *err) {
     static const char *const keys[] = {"description", "layers", "experts", "top_k", "shared", "hidden",
                                        "expert_params", "dense_params", "head_params", "dense_bits",
                                        "quant_overhead_bits", "attn_us", "bytes_f32", "bytes_f16",
@@ -175,7 +175,7 @@ out:
     return rc;
 }
 
-int moe_model_from_trace(const moe_trace *t, moe_model_profile *out, moe_error *err) {
+int moe_model_profile_from_trace(const moe_trace *t, moe_model_profile *out, moe_error *err) {
     memset(out, 0, sizeof *out);
     int any = 0;
     for (int p = 0; p < MOE_PREC_COUNT; p++) any |= t->expert_bytes[p] != 0;
@@ -203,7 +203,7 @@ int moe_model_from_trace(const moe_trace *t, moe_model_profile *out, moe_error *
     return 0;
 }
 
-int moe_model_bind_trace(moe_model_profile *m, const moe_trace *t, moe_error *err) {
+int moe_model_profile_bind_trace(moe_model_profile *m, const moe_trace *t, moe_error *err) {
     if (m->n_layers != t->n_layers || m->n_experts != t->n_experts)
         return moe_fail(err, "model %s has %u layers x %u experts but the trace has %u x %u", m->name,
                         m->n_layers, m->n_experts, t->n_layers, t->n_experts);
@@ -217,7 +217,7 @@ int moe_model_bind_trace(moe_model_profile *m, const moe_trace *t, moe_error *er
     return 0;
 }
 
-double moe_dense_layer_s(const moe_device_profile *d, const moe_model_profile *m, uint32_t tokens) {
+double moe_profile_dense_s(const moe_device_profile *d, const moe_model_profile *m, uint32_t tokens) {
     if (m->attn_s > 0) return m->attn_s * tokens + d->layer_overhead_s;
     /* Attention's KV-cache reads grow with context; this roofline counts only
      * the weights (a stated limit of the model). */
@@ -225,12 +225,12 @@ double moe_dense_layer_s(const moe_device_profile *d, const moe_model_profile *m
                           d->mem_bandwidth_Bps, d->peak_flops, d->layer_overhead_s);
 }
 
-double moe_expert_s(const moe_device_profile *d, const moe_model_profile *m, int prec, uint32_t tokens) {
+double moe_profile_expert_s(const moe_device_profile *d, const moe_model_profile *m, int prec, uint32_t tokens) {
     return moe_roofline_s((double)m->expert_bytes[prec], 2.0 * m->expert_params * tokens,
                           d->mem_bandwidth_Bps, d->peak_flops, d->expert_overhead_s);
 }
 
-double moe_head_s(const moe_device_profile *d, const moe_model_profile *m, uint32_t tokens) {
+double moe_profile_head_s(const moe_device_profile *d, const moe_model_profile *m, uint32_t tokens) {
     if (!(m->head_params > 0)) return 0;
     return moe_roofline_s(m->head_params * m->dense_bits / 8, 2.0 * m->head_params * tokens,
                           d->mem_bandwidth_Bps, d->peak_flops, 0);

@@ -64,22 +64,22 @@ int moe_prec_of_bits(long bits);
 
 /* Load section `name` (case-insensitive) of a devices file. Unknown names
  * list the known ones; unknown keys are errors with file:line. */
-int moe_device_load(const char *path, const char *name, moe_device_profile *out, moe_error *err);
+int moe_device_profile_load(const char *path, const char *name, moe_device_profile *out, moe_error *err);
 /* Load a model profile; spec is "name" or "name:dense_bits=4,..." where the
  * options override the file (keys: dense_bits, quant_overhead_bits, attn_us). */
-int moe_model_load(const char *path, const char *spec, moe_model_profile *out, moe_error *err);
+int moe_model_profile_load(const char *path, const char *spec, moe_model_profile *out, moe_error *err);
 /* A model profile from a trace header alone (expert bytes; params from the
  * f16 bytes; no dense part). Fails if the header has no bytes. */
-int moe_model_from_trace(const moe_trace *t, moe_model_profile *out, moe_error *err);
+int moe_model_profile_from_trace(const moe_trace *t, moe_model_profile *out, moe_error *err);
 /* Check the profile's geometry against the trace and take the trace header's
  * bytes where they are non-zero. */
-int moe_model_bind_trace(moe_model_profile *m, const moe_trace *t, moe_error *err);
+int moe_model_profile_bind_trace(moe_model_profile *m, const moe_trace *t, moe_error *err);
 
 /* Seconds of attention + router + dense compute of one layer for `tokens`. */
-double moe_dense_layer_s(const moe_device_profile *d, const moe_model_profile *m, uint32_t tokens);
+double moe_profile_dense_s(const moe_device_profile *d, const moe_model_profile *m, uint32_t tokens);
 /* Seconds of one expert at precision `prec` serving `tokens` tokens. */
-double moe_expert_s(const moe_device_profile *d, const moe_model_profile *m, int prec, uint32_t tokens);
+double moe_profile_expert_s(const moe_device_profile *d, const moe_model_profile *m, int prec, uint32_t tokens);
 /* Seconds of the LM head for `tokens`. */
-double moe_head_s(const moe_device_profile *d, const moe_model_profile *m, uint32_t tokens);
+double moe_profile_head_s(const moe_device_profile *d, const moe_model_profile *m, uint32_t tokens);
 
 #endif

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "../core/cache.h"
+#include "replay_ext.h"
 
 const char *moe_scope_name(int scope) { return scope == MOE_SCOPE_GLOBAL ? "global" : "per-layer"; }
 
@@ -23,6 +24,7 @@ void moe_replay_result_free(moe_replay_result *r) {
     free(r->layer_hits);
     free(r->win_accesses);
     free(r->win_hits);
+    free(r->ext);
     memset(r, 0, sizeof *r);
 }
 
@@ -116,6 +118,10 @@ static uint64_t *compute_next_use(const moe_trace *t, gather *g, uint64_t *n_out
 
 int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_result *res,
                moe_error *err) {
+    /* Prefetch, speculation, skipping, precision, byte capacities and the
+     * timing model run in their own engine, so this loop (and every result
+     * without those options) stays exactly as it was. */
+    if (moe_replay_config_is_ext(cfg)) return moe_replay_ext_run(t, cfg, res, err);
     memset(res, 0, sizeof *res);
     const uint32_t L = t->n_layers, E = t->n_experts;
     const int global = cfg->scope == MOE_SCOPE_GLOBAL;

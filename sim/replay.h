@@ -30,7 +30,21 @@ typedef struct moe_replay_config {
     int cold_per_seq;
     uint64_t seed;
     uint32_t curve_windows; /* number of warm-up curve windows (0 = 100) */
+    /* Issue 4 extensions (sim/replay_ext.c). All zero / NULL = the plain
+     * replay above, bit for bit. Strings are borrowed, not copied: they must
+     * outlive the config (sim/replay_opts.h sets them from option values). */
+    const char *prefetch;   /* prefetcher spec ("gate:ahead=1,n=2"), NULL = none */
+    int speculate;          /* run predicted experts in I/O stalls (needs prefetch ahead=1) */
+    const char *skip;       /* "cum=0.9,topk_frac=0.3" (either or both), NULL = off */
+    const char *precision;  /* precision scheme spec, NULL = every expert at f16 */
+    const char *device;     /* device profile name: turns the timing model on */
+    const char *model;      /* model profile spec "name[:dense_bits=4,...]", NULL = trace header */
+    const char *devices_path, *models_path; /* NULL = experiments/devices.ini, models.ini */
+    uint64_t capacity_bytes; /* > 0: byte capacity in all (split evenly per layer in per-layer scope) */
+    double capacity_frac;   /* > 0: byte capacity = this fraction of all experts' bytes */
 } moe_replay_config;
+
+typedef struct moe_replay_ext moe_replay_ext; /* sim/replay_ext.h */
 
 typedef struct moe_replay_result {
     char policy[256];       /* canonical policy name */
@@ -48,11 +62,15 @@ typedef struct moe_replay_result {
     uint64_t win_steps;
     uint64_t *win_accesses, *win_hits;
     double seconds;         /* wall time of the replay proper */
+    moe_replay_ext *ext;    /* timing / prefetch / precision results; NULL for a plain replay */
 } moe_replay_result;
 
 int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_result *res,
                moe_error *err);
 void moe_replay_result_free(moe_replay_result *r);
+/* True if the config uses any issue-4 extension (then moe_replay runs the
+ * extended engine, sim/replay_ext.c). */
+int moe_replay_config_is_ext(const moe_replay_config *cfg);
 
 const char *moe_scope_name(int scope);
 int moe_scope_parse(const char *s, int *scope, moe_error *err);

@@ -4,38 +4,173 @@
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "../core/device_profile.h"
+#include "../core/precision.h"
+#include "../core/prefetch.h"
+#include "replay_ext.h"
 
 static double ratio(uint64_t a, uint64_t b) { return b ? (double)a / (double)b : 0.0; }
 
+static int cmp_line(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int moe_run_config_text_err(const moe_replay_config *cfg, const char *canonical_policy, char *buf,
+                            size_t cap, moe_error *err) {
+    /* One "key=value" line per setting that can change a number, keys in
+     * alphabetical order. */
+    char lines[12][640], canon[512];
+    const char *ptr[12];
+    int n = 0;
+    if (cfg->capacity_bytes) snprintf(lines[n++], sizeof lines[0], "capacity_bytes=%llu", (unsigned long long)cfg->capacity_bytes);
+    else if (cfg->capacity_frac > 0) snprintf(lines[n++], sizeof lines[0], "capacity_frac=%g", cfg->capacity_frac);
+    else snprintf(lines[n++], sizeof lines[0], "capacity=%u", cfg->capacity);
+    snprintf(lines[n++], sizeof lines[0], "cold_per_seq=%d", cfg->cold_per_seq ? 1 : 0);
+    snprintf(lines[n++], sizeof lines[0], "policy=%s", canonical_policy);
+    snprintf(lines[n++], sizeof lines[0], "scope=%s", moe_scope_name(cfg->scope));
+    snprintf(lines[n++], sizeof lines[0], "seed=%llu", (unsigned long long)cfg->seed);
+    if (cfg->device) {
+        moe_device_profile d;
+        if (moe_device_profile_load(cfg->devices_path ? cfg->devices_path : MOE_DEVICES_INI, cfg->device, &d, err))
+            return -1;
+        snprintf(lines[n++], sizeof lines[0], "device=%s", d.canonical);
+    }
+    if (cfg->model) {
+        moe_model_profile m;
+        if (moe_model_profile_load(cfg->models_path ? cfg->models_path : MOE_MODELS_INI, cfg->model, &m, err))
+            return -1;
+        /* a trace header's bytes override the profile's; the trace hash,
+         * the other half of the identity, covers them */
+        snprintf(lines[n++], sizeof lines[0], "model=%s", m.canonical);
+    }
+    if (cfg->precision) {
+        if (moe_precision_canonical(cfg->precision, canon, sizeof canon, err)) return -1;
+        snprintf(lines[n++], sizeof lines[0], "precision=%s", canon);
+    }
+    if (cfg->prefetch) {
+        if (moe_prefetch_canonical(cfg->prefetch, canon, sizeof canon, err)) return -1;
+        snprintf(lines[n++], sizeof lines[0], "prefetch=%s", canon);
+    }
+    if (cfg->skip) {
+        double a, b;
+        if (moe_skip_parse(cfg->skip, &a, &b, canon, sizeof canon, err)) return -1;
+        snprintf(lines[n++], sizeof lines[0], "skip=%s", canon);
+    }
+    if (cfg->speculate) snprintf(lines[n++], sizeof lines[0], "speculate=1");
+    for (int i = 0; i < n; i++) ptr[i] = lines[i];
+    qsort(ptr, (size_t)n, sizeof *ptr, cmp_line);
+    size_t used = 0;
+    if (cap) buf[0] = 0;
+    for (int i = 0; i < n; i++) {
+        int w = snprintf(buf + used, cap > used ? cap - used : 0, "%s\n", ptr[i]);
+        if (w < 0 || used + (size_t)w >= cap) return moe_fail(err, "config text too long");
+        used += (size_t)w;
+    }
+    return 0;
+}
+
 int moe_run_config_text(const moe_replay_config *cfg, const char *canonical_policy, char *buf,
                         size_t cap) {
-    /* Keys in alphabetical order; every setting that can change a number is here. */
-    int n = snprintf(buf, cap,
-                     "capacity=%u\ncold_per_seq=%d\npolicy=%s\nscope=%s\nseed=%llu\n",
-                     cfg->capacity, cfg->cold_per_seq ? 1 : 0, canonical_policy,
-                     moe_scope_name(cfg->scope), (unsigned long long)cfg->seed);
-    return n < 0 || (size_t)n >= cap ? -1 : 0;
+    return moe_run_config_text_err(cfg, canonical_policy, buf, cap, NULL);
+}
+
+size_t moe_run_metrics(const moe_replay_result *res, moe_metric *out, size_t cap) {
+    size_t n = 0;
+#define M(name, v) do { if (n < cap) out[n++] = (moe_metric){name, (double)(v)}; } while (0)
+    M("accesses", res->accesses);
+    M("hits", res->hits);
+    M("misses", res->accesses - res->hits);
+    M("hit_rate", ratio(res->hits, res->accesses));
+    M("compulsory_misses", res->compulsory_misses);
+    M("bypasses", res->bypasses);
+    M("evictions", res->evictions);
+    M("restarts", res->restarts);
+    M("token_slots", res->token_slots);
+    M("token_slot_hits", res->token_slot_hits);
+    M("token_slot_hit_rate", ratio(res->token_slot_hits, res->token_slots));
+    const moe_replay_ext *x = res->ext;
+    if (!x) return n;
+    if (x->timing) {
+        M("total_s", x->total_s);
+        M("tok_s", x->tok_s);
+        M("ttft_mean_s", x->ttft_mean_s);
+        M("tpot_mean_s", x->tpot_mean_s);
+        M("tpot_p50_s", x->tpot_p50_s);
+        M("tpot_p99_s", x->tpot_p99_s);
+        M("compute_s", x->compute_s);
+        M("dense_s", x->dense_s);
+        M("expert_s", x->expert_s);
+        M("stall_s", x->stall_s);
+        M("stall_miss_s", x->stall_miss_s);
+        M("stall_late_prefetch_s", x->stall_late_s);
+        M("io_utilisation", x->io_util);
+        M("sequences", x->n_seqs);
+        M("decode_steps", x->decode_steps);
+        M("decode_tokens", x->decode_tokens);
+    }
+    M("bytes_read", x->bytes_read);
+    M("bytes_demand", x->bytes_demand);
+    M("bytes_prefetch", x->bytes_prefetch);
+    M("reads_demand", x->reads_demand);
+    M("reads_prefetch", x->reads_prefetch);
+    if (x->prefetch) {
+        M("prefetch_precision", x->pf_precision);
+        M("prefetch_recall", x->pf_recall);
+        M("prefetch_recall_k", x->pf_recall_k);
+        M("prefetch_predicted", x->pf_predicted);
+        M("prefetch_correct", x->pf_correct);
+        M("prefetch_issued", x->pf_issued);
+        M("prefetch_bypassed", x->pf_bypassed);
+        M("prefetch_useful", x->pf_useful);
+        M("prefetch_late", x->pf_late);
+        M("prefetch_evicted_unused", x->pf_evicted_unused);
+        M("prefetch_unused_end", x->pf_unused_end);
+        M("collision_misses", x->collision_misses);
+        M("prefetch_wasted_bytes", x->pf_wasted_bytes);
+    }
+    if (x->speculate) {
+        M("spec_executed", x->spec_executed);
+        M("spec_hits", x->spec_hits);
+        M("spec_wasted", x->spec_wasted);
+        M("spec_hidden_s", x->spec_hidden_s);
+        M("spec_wasted_s", x->spec_wasted_s);
+    }
+    if (x->skip || x->skipped_slots) {
+        M("skipped_slots", x->skipped_slots);
+        M("skipped_activations", x->skipped_activations);
+        M("skipped_gate_mass", x->skipped_mass_frac);
+    }
+    if (x->precision || x->byte_capacity) {
+        static const char *const tn[MOE_PREC_COUNT][3] = {
+            {"tier_f32_experts", "tier_f32_activations", "tier_f32_bytes_read"},
+            {"tier_f16_experts", "tier_f16_activations", "tier_f16_bytes_read"},
+            {"tier_q8_experts", "tier_q8_activations", "tier_q8_bytes_read"},
+            {"tier_q4_experts", "tier_q4_activations", "tier_q4_bytes_read"},
+            {"tier_q3_experts", "tier_q3_activations", "tier_q3_bytes_read"},
+            {"tier_q2_experts", "tier_q2_activations", "tier_q2_bytes_read"},
+        };
+        M("effective_bits_active", x->eff_bits_active);
+        M("effective_bits_model", x->eff_bits_model);
+        for (int p = 0; p < MOE_PREC_COUNT; p++) {
+            if (!x->tier_experts[p] && !x->tier_activations[p]) continue;
+            M(tn[p][0], x->tier_experts[p]);
+            M(tn[p][1], x->tier_activations[p]);
+            M(tn[p][2], x->tier_bytes_read[p]);
+        }
+    }
+    if (x->byte_capacity) M("capacity_bytes", x->capacity_bytes);
+#undef M
+    return n;
 }
 
 int moe_run_store(moe_db *db, const char *experiment, const char *trace_hash,
                   const moe_replay_config *cfg, const moe_replay_result *res, moe_error *err) {
-    char config[1024];
-    if (moe_run_config_text(cfg, res->policy, config, sizeof config))
-        return moe_fail(err, "config text too long");
-    uint64_t misses = res->accesses - res->hits;
-    moe_metric metrics[] = {
-        {"accesses", (double)res->accesses},
-        {"hits", (double)res->hits},
-        {"misses", (double)misses},
-        {"hit_rate", ratio(res->hits, res->accesses)},
-        {"compulsory_misses", (double)res->compulsory_misses},
-        {"bypasses", (double)res->bypasses},
-        {"evictions", (double)res->evictions},
-        {"restarts", (double)res->restarts},
-        {"token_slots", (double)res->token_slots},
-        {"token_slot_hits", (double)res->token_slot_hits},
-        {"token_slot_hit_rate", ratio(res->token_slot_hits, res->token_slots)},
-    };
+    char config[4096];
+    if (moe_run_config_text_err(cfg, res->policy, config, sizeof config, err)) return -1;
+    moe_metric metrics[128];
+    size_t n_metrics = moe_run_metrics(res, metrics, sizeof metrics / sizeof *metrics);
     size_t n_lm = (size_t)res->n_layers * 2, n_cv = res->n_windows;
     moe_layer_metric *lm = malloc((n_lm ? n_lm : 1) * sizeof *lm);
     moe_curve_point *cv = malloc((n_cv ? n_cv : 1) * sizeof *cv);
@@ -58,7 +193,7 @@ int moe_run_store(moe_db *db, const char *experiment, const char *trace_hash,
         .config_text = config,
         .seconds = res->seconds,
         .metrics = metrics,
-        .n_metrics = sizeof metrics / sizeof *metrics,
+        .n_metrics = n_metrics,
         .layer_metrics = lm,
         .n_layer_metrics = n_lm,
         .curve = cv,
@@ -93,9 +228,81 @@ char *moe_run_json(const moe_replay_config *cfg, const moe_replay_result *res, c
     for (uint32_t l = 0; l < res->n_layers; l++)
         cJSON_AddItemToArray(layers, cJSON_CreateNumber(ratio(res->layer_hits[l], res->layer_accesses[l])));
     cJSON_AddNumberToObject(o, "seconds", res->seconds);
+    if (res->ext) {
+        const moe_replay_ext *x = res->ext;
+        if (cfg->capacity_bytes || cfg->capacity_frac > 0) {
+            cJSON_AddNumberToObject(o, "capacity_bytes", (double)x->capacity_bytes);
+            if (cfg->capacity_frac > 0) cJSON_AddNumberToObject(o, "capacity_frac", cfg->capacity_frac);
+        }
+        if (x->device[0]) cJSON_AddStringToObject(o, "device", x->device);
+        if (x->model[0]) cJSON_AddStringToObject(o, "model", x->model);
+        if (x->prefetcher[0]) cJSON_AddStringToObject(o, "prefetch", x->prefetcher);
+        if (x->scheme[0]) {
+            cJSON_AddStringToObject(o, "precision", x->scheme);
+            cJSON_AddStringToObject(o, "precision_profile",
+                                    x->profile_oracle ? "replayed trace (oracle)" : "separate trace or none");
+        }
+        if (x->skip_spec[0]) cJSON_AddStringToObject(o, "skip", x->skip_spec);
+        cJSON_AddBoolToObject(o, "speculate", x->speculate);
+        moe_metric m[128];
+        size_t n = moe_run_metrics(res, m, 128);
+        for (size_t i = 11; i < n; i++) cJSON_AddNumberToObject(o, m[i].name, m[i].value);
+        cJSON *eb = cJSON_AddObjectToObject(o, "expert_bytes");
+        for (int p = 0; p < MOE_PREC_COUNT; p++) cJSON_AddNumberToObject(eb, moe_prec_name[p], (double)x->expert_bytes[p]);
+    }
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
+}
+
+static double mib(uint64_t b) { return (double)b / 1048576.0; }
+
+static void print_ext(const moe_replay_config *cfg, const moe_replay_result *res) {
+    const moe_replay_ext *x = res->ext;
+    if (x->model[0]) printf("model       %s\n", x->model);
+    if (x->byte_capacity)
+        printf("capacity    %.1f MiB in all%s\n", mib(x->capacity_bytes),
+               cfg->scope == MOE_SCOPE_PER_LAYER ? " (split evenly per layer)" : "");
+    if (x->prefetch) {
+        printf("prefetch    %s: precision %.4f, recall %.4f (of the router's unique set), recall/k %.4f\n",
+               x->prefetcher, x->pf_precision, x->pf_recall, x->pf_recall_k);
+        printf("            issued %llu, useful %llu, late %llu, evicted unused %llu, unused at end %llu,\n"
+               "            collision misses %llu, wasted %.1f MiB\n",
+               (unsigned long long)x->pf_issued, (unsigned long long)x->pf_useful, (unsigned long long)x->pf_late,
+               (unsigned long long)x->pf_evicted_unused, (unsigned long long)x->pf_unused_end,
+               (unsigned long long)x->collision_misses, mib(x->pf_wasted_bytes));
+    }
+    if (x->skip || x->skipped_slots)
+        printf("skipped     %llu slots, %llu activations, gate mass %.4f of %.1f%s%s\n",
+               (unsigned long long)x->skipped_slots, (unsigned long long)x->skipped_activations,
+               x->skipped_mass_frac, x->total_mass, x->skip_spec[0] ? ", skip " : "", x->skip_spec);
+    if (x->precision) {
+        printf("precision   %s%s: effective bits %.2f (computed), %.2f (model)\n", x->scheme,
+               x->profile_oracle ? " [profile = replayed trace: oracle]" : "", x->eff_bits_active, x->eff_bits_model);
+        for (int p = 0; p < MOE_PREC_COUNT; p++)
+            if (x->tier_experts[p] || x->tier_activations[p])
+                printf("  tier %-4s %6llu experts (%.1f MiB), %llu activations, %.1f MiB read\n", moe_prec_name[p],
+                       (unsigned long long)x->tier_experts[p], mib(x->tier_model_bytes[p]),
+                       (unsigned long long)x->tier_activations[p], mib(x->tier_bytes_read[p]));
+    }
+    printf("bytes read  %.1f MiB (demand %.1f in %llu reads, prefetch %.1f in %llu reads)\n", mib(x->bytes_read),
+           mib(x->bytes_demand), (unsigned long long)x->reads_demand, mib(x->bytes_prefetch),
+           (unsigned long long)x->reads_prefetch);
+    if (!x->timing) return;
+    printf("device      %s\n", x->device);
+    printf("tok/s       %.3f  (TPOT mean %.2f ms, p50 %.2f ms, p99 %.2f ms over %llu decode steps)\n", x->tok_s,
+           x->tpot_mean_s * 1e3, x->tpot_p50_s * 1e3, x->tpot_p99_s * 1e3, (unsigned long long)x->decode_steps);
+    printf("TTFT        %.2f ms mean over %llu sequences\n", x->ttft_mean_s * 1e3, (unsigned long long)x->n_seqs);
+    double tot = x->total_s > 0 ? x->total_s : 1;
+    printf("time        %.3f s = compute %.3f s (%.1f%%: dense %.3f, experts %.3f, speculative %.3f)\n"
+           "                    + stall %.3f s (%.1f%%: misses %.3f, late prefetches %.3f)\n",
+           x->total_s, x->compute_s, 100 * x->compute_s / tot, x->dense_s, x->expert_s, x->spec_compute_s,
+           x->stall_s, 100 * x->stall_s / tot, x->stall_miss_s, x->stall_late_s);
+    printf("I/O         utilisation %.1f%%\n", 100 * x->io_util);
+    if (x->speculate)
+        printf("speculate   %llu run, %llu confirmed (%.3f s hidden), %llu wasted (%.3f s)\n",
+               (unsigned long long)x->spec_executed, (unsigned long long)x->spec_hits, x->spec_hidden_s,
+               (unsigned long long)x->spec_wasted, x->spec_wasted_s);
 }
 
 void moe_run_print(const moe_replay_config *cfg, const moe_replay_result *res, const char *trace_path) {
@@ -113,6 +320,7 @@ void moe_run_print(const moe_replay_config *cfg, const moe_replay_result *res, c
     for (uint32_t l = 0; l < res->n_layers; l++)
         printf(" %.3f", ratio(res->layer_hits[l], res->layer_accesses[l]));
     printf("\n");
+    if (res->ext) print_ext(cfg, res);
     if (res->seconds > 0)
         printf("speed       %.1f M accesses/s\n", (double)res->accesses / res->seconds / 1e6);
 }

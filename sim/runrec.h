@@ -13,6 +13,17 @@
  * policy's canonical name (from the result or moe_policy_canonical). */
 int moe_run_config_text(const moe_replay_config *cfg, const char *canonical_policy, char *buf,
                         size_t cap);
+/* The same with a message on failure (an unknown device or model profile,
+ * a bad spec). Issue-4 settings add lines only when set, so a plain run's
+ * text (and identity) is unchanged: capacity_bytes / capacity_frac (instead
+ * of capacity), device and model (canonical, with every profile value),
+ * precision, prefetch, skip, speculate. */
+int moe_run_config_text_err(const moe_replay_config *cfg, const char *canonical_policy, char *buf,
+                            size_t cap, moe_error *err);
+
+/* The scalar metrics of a result (plain ones, then the extension's when
+ * present); returns the count written (at most cap). Names are static. */
+size_t moe_run_metrics(const moe_replay_result *res, moe_metric *out, size_t cap);
 
 /* Store one finished replay as a run. */
 int moe_run_store(moe_db *db, const char *experiment, const char *trace_hash,

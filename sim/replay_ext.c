@@ -1,0 +1,641 @@
+/* replay_ext.c: the extended replay engine (semantics in replay_ext.h). */
+#include "replay_ext.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../core/cache.h"
+#include "../core/device_profile.h"
+#include "../core/params.h"
+#include "../core/precision.h"
+#include "../core/prefetch.h"
+#include "../core/timing.h"
+
+int moe_replay_config_is_ext(const moe_replay_config *cfg) {
+    return cfg->prefetch || cfg->speculate || cfg->skip || cfg->precision || cfg->device || cfg->model ||
+           cfg->capacity_bytes || cfg->capacity_frac > 0;
+}
+
+int moe_skip_parse(const char *spec, double *cum, double *topk_frac, char *canonical, size_t cap,
+                   moe_error *err) {
+    moe_param p[] = {
+        {"cum", MOE_PARAM_DOUBLE, "0", 0, 1, "skip-on-miss cumulative weight threshold (0 = off)", 0, 0, ""},
+        {"topk_frac", MOE_PARAM_DOUBLE, "0", 0, 1, "adaptive top-k: drop below this x top-1 (0 = off)", 0, 0, ""},
+    };
+    char c[256];
+    if (moe_params_parse("skip", spec, p, 2, c, sizeof c, err)) return -1;
+    if (p[0].d == 0 && p[1].d == 0) return moe_fail(err, "skip: give cum=X and/or topk_frac=Y (both are 0)");
+    *cum = p[0].d;
+    *topk_frac = p[1].d;
+    snprintf(canonical, cap, "%s", c + strlen("skip:"));
+    return 0;
+}
+
+enum { ST_NONE = 0, ST_PF_UNUSED = 1, ST_PF_EVICTED = 2 };
+
+typedef struct eng {
+    const moe_trace *t;
+    const moe_replay_config *cfg;
+    moe_replay_result *res;
+    moe_replay_ext *x;
+    uint32_t L, E, n_caches;
+    int global, timing, have_bytes, dynamic;
+    moe_cache **caches;
+    moe_prefetcher *pf;
+    moe_precision_plan plan;
+    moe_device_profile dev;
+    moe_model_profile model;
+    moe_timeline tl;
+    double skip_cum, skip_frac;
+    /* per (layer, expert) */
+    double *ready;       /* time the resident copy's data is (was) complete */
+    uint8_t *keyprec;    /* tier of the resident copy */
+    uint8_t *pfstate;    /* ST_* */
+    uint8_t *seen;
+    uint64_t *pred_stamp; /* step + 1 when predicted for this key in that step */
+    uint64_t *pred_has;  /* per layer: step + 1 when a prediction targets it */
+    /* per expert scratch */
+    uint32_t *st_full, *st_kept, cur;
+    uint16_t *full, *kept, *order, *pred, *cand;
+    uint32_t *nt_full, *nt_kept;
+    uint8_t *need, *prec_used, *hit, *pfhit, *late_kind;
+    float *wmax;
+    double *rdy;
+    uint32_t *spec_ok;   /* == cur: speculated at the previous layer and confirmed */
+    /* speculation carried to the next layer */
+    uint16_t *spec_e;
+    double *spec_dt;
+    uint32_t n_spec, n_cand, cand_layer;
+    uint64_t spec_step; /* step + 1 of the pending speculation, 0 = none */
+    uint32_t spec_layer;
+    /* per-slot scratch of a step: kept expert or MOE_NO_EXPERT */
+    uint16_t *slot_kept;
+    size_t n_slots;
+    double *dur;        /* decode step durations */
+} eng;
+
+static uint64_t bytes_of(const eng *g, int prec) { return g->have_bytes ? g->model.expert_bytes[prec] : 0; }
+static int static_tier(const eng *g, size_t gk) { return g->plan.tier ? g->plan.tier[gk] : MOE_PREC_F16; }
+
+static size_t gkey(const eng *g, const moe_cache *c, uint32_t key) {
+    return c->env.fixed_layer >= 0 ? (size_t)c->env.fixed_layer * g->E + key : key;
+}
+
+static void on_evict(void *ctx, const moe_cache *c, uint32_t key) {
+    eng *g = ctx;
+    size_t gk = gkey(g, c, key);
+    if (g->pfstate[gk] == ST_PF_UNUSED) {
+        g->pfstate[gk] = ST_PF_EVICTED;
+        g->x->pf_evicted_unused++;
+        g->x->pf_wasted_bytes += bytes_of(g, g->keyprec[gk]);
+    }
+}
+
+static void flush_unused(eng *g) {
+    for (size_t gk = 0; gk < (size_t)g->L * g->E; gk++)
+        if (g->pfstate[gk] == ST_PF_UNUSED) {
+            g->x->pf_unused_end++;
+            g->x->pf_wasted_bytes += bytes_of(g, g->keyprec[gk]);
+        }
+}
+
+static void sort_ids(uint16_t *v, uint32_t n) {
+    for (uint32_t i = 1; i < n; i++) {
+        uint16_t a = v[i];
+        uint32_t j = i;
+        while (j && v[j - 1] > a) { v[j] = v[j - 1]; j--; }
+        v[j] = a;
+    }
+}
+
+/* Step 2 of the semantics: the full and the kept sets of (s, l). */
+static void gather(eng *g, uint64_t s, uint32_t l, moe_cache *c, uint32_t base, uint32_t *n_full,
+                   uint32_t *n_kept) {
+    const moe_trace *t = g->t;
+    moe_replay_ext *x = g->x;
+    if (++g->cur == 0) {
+        memset(g->st_full, 0, g->E * sizeof *g->st_full);
+        memset(g->st_kept, 0, g->E * sizeof *g->st_kept);
+        memset(g->spec_ok, 0, g->E * sizeof *g->spec_ok);
+        g->cur = 1;
+    }
+    uint32_t nf = 0, nk = 0;
+    uint64_t t0 = t->step_first_token[s], t1 = t->step_first_token[s + 1];
+    size_t slot = 0;
+    for (uint64_t tok = t0; tok < t1; tok++) {
+        size_t r = moe_trace_rec(t, tok, l);
+        uint32_t ns = 0;
+        double wsum = 0;
+        for (; ns < t->top_k && t->experts[r + ns] != MOE_NO_EXPERT; ns++)
+            if (t->weights && !isnan(t->weights[r + ns])) wsum += t->weights[r + ns];
+        double cum = 0, w0 = t->weights ? t->weights[r] : NAN;
+        for (uint32_t k = 0; k < ns; k++) {
+            uint16_t e = t->experts[r + k];
+            float w = t->weights ? t->weights[r + k] : NAN;
+            double wn = wsum > 0 && !isnan(w) ? w / wsum : 0;
+            if (g->st_full[e] != g->cur) {
+                g->st_full[e] = g->cur;
+                g->full[nf++] = e;
+                g->nt_full[e] = 0;
+            }
+            g->nt_full[e]++;
+            int drop = 0, need = -1;
+            if (g->skip_frac > 0 && k > 0 && w < g->skip_frac * w0) drop = 1;
+            if (!drop && g->dynamic && (need = moe_precision_hobbit_slot(&g->plan, cum)) < 0) drop = 1;
+            if (!drop && g->skip_cum > 0 && k > 0 && cum >= g->skip_cum && !moe_cache_resident(c, base + e))
+                drop = 1;
+            cum += wn;
+            x->total_mass += wn;
+            if (drop) {
+                x->skipped_slots++;
+                x->skipped_mass += wn;
+                g->slot_kept[slot++] = MOE_NO_EXPERT;
+                continue;
+            }
+            g->slot_kept[slot++] = e;
+            if (g->st_kept[e] != g->cur) {
+                g->st_kept[e] = g->cur;
+                g->kept[nk++] = e;
+                g->nt_kept[e] = 0;
+                g->wmax[e] = w;
+                g->need[e] = (uint8_t)(need >= 0 ? need : MOE_PREC_COUNT - 1);
+            } else if (w > g->wmax[e] || isnan(g->wmax[e])) {
+                g->wmax[e] = w;
+            }
+            /* the highest precision any token needs (lower enum = more bits) */
+            if (need >= 0 && need < g->need[e]) g->need[e] = (uint8_t)need;
+            g->nt_kept[e]++;
+        }
+    }
+    g->n_slots = slot;
+    sort_ids(g->full, nf);
+    sort_ids(g->kept, nk);
+    x->skipped_activations += nf - nk;
+    *n_full = nf;
+    *n_kept = nk;
+}
+
+/* Step 4: observe, predict, insert the predicted experts, queue their reads. */
+static void prefetch(eng *g, uint64_t s, uint32_t l, uint32_t n_full, moe_access a, uint32_t *nt_list) {
+    moe_replay_ext *x = g->x;
+    for (uint32_t i = 0; i < n_full; i++) nt_list[i] = g->nt_full[g->full[i]];
+    g->pf->ops->observe(g->pf->st, s, l, g->full, nt_list, n_full);
+    uint32_t lt = 0;
+    uint32_t n = g->pf->ops->predict(g->pf->st, s, l, &lt, g->pred);
+    g->n_cand = 0;
+    if (!n || lt <= l || lt >= g->L) return;
+    x->pf_predictions++;
+    x->pf_predicted += n;
+    g->pred_has[lt] = s + 1;
+    moe_cache *ct = g->caches[g->global ? 0 : lt];
+    uint32_t bt = g->global ? lt * g->E : 0;
+    /* per-layer scope: a fresh group on the target cache; global scope: the
+     * current layer's set stays protected too */
+    if (!g->global) moe_cache_begin_group(ct);
+    for (uint32_t i = 0; i < n; i++) {
+        g->pred_stamp[(size_t)lt * g->E + g->pred[i]] = s + 1;
+        moe_cache_protect(ct, bt + g->pred[i]);
+    }
+    a.layer = lt;
+    a.weight = NAN;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t e = g->pred[i], key = bt + e;
+        size_t gk = (size_t)lt * g->E + e;
+        if (moe_cache_resident(ct, key)) continue;
+        int prec = static_tier(g, gk);
+        if (ct->byte_mode) moe_cache_set_key_bytes(ct, key, bytes_of(g, prec));
+        a.expert = e;
+        int64_t victim;
+        int ins = moe_cache_insert(ct, key, &a, &victim);
+        g->res->evictions += ct->last_evictions;
+        if (ins != 1) {
+            x->pf_bypassed++;
+            continue;
+        }
+        uint64_t b = bytes_of(g, prec);
+        g->ready[gk] = moe_tl_read(&g->tl, b, g->tl.now, 1);
+        x->tier_bytes_read[prec] += b;
+        g->keyprec[gk] = (uint8_t)prec;
+        g->pfstate[gk] = ST_PF_UNUSED;
+        x->pf_issued++;
+    }
+    if (g->cfg->speculate && lt == l + 1) {
+        memcpy(g->cand, g->pred, n * sizeof *g->cand);
+        g->n_cand = n;
+        g->cand_layer = lt;
+    }
+}
+
+/* Step 5: run the kept experts on the lane in order of arrival. */
+static void compute_layer(eng *g, uint64_t s, uint32_t l, uint32_t n_kept, uint32_t T) {
+    moe_replay_ext *x = g->x;
+    /* settle the speculation made at layer l-1 */
+    if (g->spec_step == s + 1 && g->spec_layer == l) {
+        for (uint32_t j = 0; j < g->n_spec; j++) {
+            uint16_t e = g->spec_e[j];
+            if (g->st_kept[e] == g->cur) {
+                x->spec_hits++;
+                x->spec_hidden_s += g->spec_dt[j];
+                g->spec_ok[e] = g->cur;
+            } else {
+                x->spec_wasted++;
+                x->spec_wasted_s += g->spec_dt[j];
+            }
+        }
+        g->spec_step = 0;
+        g->n_spec = 0;
+    }
+    memcpy(g->order, g->kept, n_kept * sizeof *g->order);
+    for (uint32_t i = 1; i < n_kept; i++) { /* by arrival, ties by id (stable) */
+        uint16_t v = g->order[i];
+        uint32_t j = i;
+        while (j && g->rdy[g->order[j - 1]] > g->rdy[v]) { g->order[j] = g->order[j - 1]; j--; }
+        g->order[j] = v;
+    }
+    uint32_t ci = 0;
+    for (uint32_t i = 0; i < n_kept; i++) {
+        uint16_t e = g->order[i];
+        if (g->spec_ok[e] == g->cur) continue; /* already run speculatively */
+        if (g->rdy[e] > g->tl.now) {
+            /* idle lane: speculate on the next layer's predicted experts */
+            while (g->n_cand && g->tl.now < g->rdy[e] && ci < g->n_cand) {
+                uint16_t ce = g->cand[ci++];
+                uint32_t lc = g->cand_layer;
+                moe_cache *cc = g->caches[g->global ? 0 : lc];
+                uint32_t ckey = (g->global ? lc * g->E : 0) + ce;
+                size_t cgk = (size_t)lc * g->E + ce;
+                if (!moe_cache_resident(cc, ckey) || g->ready[cgk] > g->tl.now) continue;
+                double dt = moe_profile_expert_s(&g->dev, &g->model, g->keyprec[cgk], T);
+                moe_tl_compute(&g->tl, dt, MOE_COMPUTE_SPECULATIVE);
+                g->spec_e[g->n_spec] = ce;
+                g->spec_dt[g->n_spec++] = dt;
+                x->spec_executed++;
+            }
+            double st = moe_tl_wait(&g->tl, g->rdy[e], g->late_kind[e] ? MOE_STALL_LATE_PREFETCH : MOE_STALL_MISS);
+            if (st > 0 && g->pfhit[e]) x->pf_late++;
+        }
+        moe_tl_compute(&g->tl, moe_profile_expert_s(&g->dev, &g->model, g->prec_used[e], g->nt_kept[e]),
+                       MOE_COMPUTE_EXPERT);
+    }
+    if (g->n_spec) {
+        g->spec_step = s + 1;
+        g->spec_layer = l + 1;
+    }
+    g->n_cand = 0;
+}
+
+static int setup(eng *g, moe_error *err) {
+    const moe_trace *t = g->t;
+    const moe_replay_config *cfg = g->cfg;
+    moe_replay_ext *x = g->x;
+    /* model geometry and bytes */
+    if (cfg->model) {
+        if (moe_model_profile_load(cfg->models_path ? cfg->models_path : MOE_MODELS_INI, cfg->model, &g->model, err) ||
+            moe_model_profile_bind_trace(&g->model, t, err))
+            return -1;
+        g->have_bytes = 1;
+    } else {
+        moe_error e2;
+        g->have_bytes = moe_model_profile_from_trace(t, &g->model, &e2) == 0;
+    }
+    if (!g->have_bytes && (cfg->device || cfg->precision || cfg->capacity_bytes || cfg->capacity_frac > 0))
+        return moe_fail(err, "%s needs bytes per expert: give --model NAME (a section of %s) or a trace "
+                             "whose header has them",
+                        cfg->device ? "--device" : cfg->precision ? "--precision" : "a byte capacity",
+                        cfg->models_path ? cfg->models_path : MOE_MODELS_INI);
+    if (g->have_bytes) snprintf(x->model, sizeof x->model, "%s", g->model.canonical);
+    memcpy(x->expert_bytes, g->model.expert_bytes, sizeof x->expert_bytes);
+    if (cfg->device) {
+        if (moe_device_profile_load(cfg->devices_path ? cfg->devices_path : MOE_DEVICES_INI, cfg->device, &g->dev, err))
+            return -1;
+        g->timing = x->timing = 1;
+        snprintf(x->device, sizeof x->device, "%s", g->dev.canonical);
+    }
+    if (cfg->precision) {
+        if (moe_precision_plan_new(cfg->precision, t, &g->plan, err)) return -1;
+        g->dynamic = g->plan.dynamic;
+        x->precision = 1;
+        x->profile_oracle = g->plan.profile_oracle;
+        snprintf(x->scheme, sizeof x->scheme, "%s", g->plan.canonical);
+    }
+    if (cfg->skip) {
+        if (moe_skip_parse(cfg->skip, &g->skip_cum, &g->skip_frac, x->skip_spec, sizeof x->skip_spec, err))
+            return -1;
+        x->skip = 1;
+    }
+    if ((cfg->skip || g->dynamic) && !t->weights)
+        return moe_fail(err, "%s needs gate weights, and the trace has none",
+                        cfg->skip ? "--skip" : "--precision hobbit");
+    if (cfg->speculate) {
+        if (!cfg->prefetch) return moe_fail(err, "--speculate needs a prefetcher (--prefetch) to say what to run");
+        if (!cfg->device) return moe_fail(err, "--speculate needs --device (it only fills I/O stalls)");
+    }
+    return 0;
+}
+
+int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_replay_result *res,
+                       moe_error *err) {
+    memset(res, 0, sizeof *res);
+    eng G = {0}, *g = &G;
+    const uint32_t L = t->n_layers, E = t->n_experts;
+    const size_t LE = (size_t)L * E;
+    int rc = -1;
+    g->t = t;
+    g->cfg = cfg;
+    g->res = res;
+    g->L = L;
+    g->E = E;
+    g->global = cfg->scope == MOE_SCOPE_GLOBAL;
+    g->n_caches = g->global ? 1 : L;
+    moe_replay_ext *x = g->x = res->ext = calloc(1, sizeof *x);
+    uint64_t max_tok = 0, n_dec = 0;
+    for (uint64_t s = 0; s < t->n_steps; s++) {
+        uint64_t n = t->step_first_token[s + 1] - t->step_first_token[s];
+        if (n > max_tok) max_tok = n;
+        n_dec += t->step_phase[s] == MOE_PHASE_DECODE;
+    }
+    g->caches = calloc(g->n_caches, sizeof *g->caches);
+    g->ready = calloc(LE, sizeof *g->ready);
+    g->keyprec = calloc(LE, 1);
+    g->pfstate = calloc(LE, 1);
+    g->seen = calloc(LE, 1);
+    g->pred_stamp = calloc(LE, sizeof *g->pred_stamp);
+    g->pred_has = calloc(L, sizeof *g->pred_has);
+    g->st_full = calloc(E, sizeof(uint32_t));
+    g->st_kept = calloc(E, sizeof(uint32_t));
+    g->spec_ok = calloc(E, sizeof(uint32_t));
+    g->full = malloc(E * sizeof(uint16_t));
+    g->kept = malloc(E * sizeof(uint16_t));
+    g->order = malloc(E * sizeof(uint16_t));
+    g->pred = malloc(E * sizeof(uint16_t));
+    g->cand = malloc(E * sizeof(uint16_t));
+    g->spec_e = malloc(E * sizeof(uint16_t));
+    g->spec_dt = malloc(E * sizeof(double));
+    g->nt_full = calloc(E, sizeof(uint32_t));
+    g->nt_kept = calloc(E, sizeof(uint32_t));
+    uint32_t *nt_list = calloc(E, sizeof(uint32_t));
+    g->need = calloc(E, 1);
+    g->prec_used = calloc(E, 1);
+    g->hit = calloc(E, 1);
+    g->pfhit = calloc(E, 1);
+    g->late_kind = calloc(E, 1);
+    g->wmax = calloc(E, sizeof(float));
+    g->rdy = calloc(E, sizeof(double));
+    g->slot_kept = malloc((max_tok * t->top_k + 1) * sizeof(uint16_t));
+    g->dur = malloc((n_dec + 1) * sizeof(double));
+    res->n_layers = L;
+    res->layer_accesses = calloc(L, sizeof(uint64_t));
+    res->layer_hits = calloc(L, sizeof(uint64_t));
+    res->n_windows = cfg->curve_windows ? cfg->curve_windows : 100;
+    if (res->n_windows > t->n_steps) res->n_windows = (uint32_t)t->n_steps;
+    res->win_steps = (t->n_steps + res->n_windows - 1) / res->n_windows;
+    res->n_windows = (uint32_t)((t->n_steps + res->win_steps - 1) / res->win_steps);
+    res->win_accesses = calloc(res->n_windows, sizeof(uint64_t));
+    res->win_hits = calloc(res->n_windows, sizeof(uint64_t));
+    if (!x || !g->caches || !g->ready || !g->keyprec || !g->pfstate || !g->seen || !g->pred_stamp ||
+        !g->pred_has || !g->st_full || !g->st_kept || !g->spec_ok || !g->full || !g->kept || !g->order ||
+        !g->pred || !g->cand || !g->spec_e || !g->spec_dt || !g->nt_full || !g->nt_kept || !nt_list ||
+        !g->need || !g->prec_used || !g->hit || !g->pfhit || !g->late_kind || !g->wmax || !g->rdy ||
+        !g->slot_kept || !g->dur || !res->layer_accesses || !res->layer_hits || !res->win_accesses ||
+        !res->win_hits) {
+        moe_fail(err, "out of memory");
+        goto out;
+    }
+    if (setup(g, err)) goto out;
+    if (moe_tl_init(&g->tl, g->timing ? g->dev.io_channels : 1, g->timing ? g->dev.io_latency_s : 0,
+                    g->timing ? g->dev.io_bandwidth_Bps : INFINITY, err))
+        goto out;
+    for (uint32_t i = 0; i < g->n_caches; i++) {
+        moe_policy_env env = {
+            .n_keys = g->global ? L * E : E,
+            .capacity = cfg->capacity,
+            .n_layers = L,
+            .n_experts = E,
+            .fixed_layer = g->global ? -1 : (int32_t)i,
+            .seed = cfg->seed * 1000003u + i, /* as in the plain replay */
+            .trace = t,
+        };
+        if (!(g->caches[i] = moe_cache_new(cfg->policy, &env, err))) goto out;
+        moe_cache_set_evict_hook(g->caches[i], on_evict, g);
+    }
+    snprintf(res->policy, sizeof res->policy, "%s", g->caches[0]->canonical);
+    if (g->caches[0]->ops->flags & MOE_POLICY_NEEDS_FUTURE) {
+        moe_fail(err, "policy %s needs the future (next use), which the extended replay (prefetch, "
+                      "precision, skip, timing) does not compute yet", res->policy);
+        goto out;
+    }
+    /* precision footprint and byte capacity */
+    double all_bytes = 0, bits_sum = 0;
+    for (size_t gk = 0; gk < LE; gk++) {
+        int p = static_tier(g, gk);
+        x->tier_experts[p]++;
+        x->tier_model_bytes[p] += bytes_of(g, p);
+        all_bytes += (double)bytes_of(g, p);
+        bits_sum += moe_prec_bits[p];
+    }
+    x->eff_bits_model = g->dynamic || !LE ? 0 : bits_sum / (double)LE;
+    if (cfg->capacity_bytes || cfg->capacity_frac > 0) {
+        uint64_t total = cfg->capacity_bytes ? cfg->capacity_bytes : (uint64_t)floor(cfg->capacity_frac * all_bytes);
+        uint64_t each = g->global ? total : total / L;
+        x->byte_capacity = 1;
+        x->capacity_bytes = g->global ? total : each * L;
+        for (uint32_t i = 0; i < g->n_caches; i++) {
+            moe_cache *c = g->caches[i];
+            if (moe_cache_set_byte_budget(c, each, err)) goto out;
+            for (uint32_t k = 0; k < c->n_keys; k++) moe_cache_set_key_bytes(c, k, bytes_of(g, static_tier(g, gkey(g, c, k))));
+        }
+    }
+    if (cfg->prefetch) {
+        moe_prefetch_env penv = {t, L, E, t->top_k, cfg->seed};
+        if (!(g->pf = moe_prefetcher_new(cfg->prefetch, &penv, err))) goto out;
+        x->prefetch = 1;
+        snprintf(x->prefetcher, sizeof x->prefetcher, "%s", g->pf->canonical);
+        if (cfg->speculate && g->pf->ahead != 1) {
+            moe_fail(err, "--speculate needs a prefetcher predicting one layer ahead (%s)", g->pf->canonical);
+            goto out;
+        }
+    }
+    x->speculate = cfg->speculate != 0;
+
+    struct timespec w0, w1;
+    clock_gettime(CLOCK_MONOTONIC, &w0);
+    uint64_t time = 0, nd = 0;
+    double seq_start = 0, ttft_sum = 0, bits_active = 0;
+    int ttft_done = 1;
+    moe_access a = {.next_use = MOE_NEVER};
+    for (uint64_t s = 0; s < t->n_steps; s++) {
+        uint64_t t0 = t->step_first_token[s], t1 = t->step_first_token[s + 1];
+        uint32_t T = (uint32_t)(t1 - t0);
+        int seq_change = s > 0 && t->token_seq[t0] != t->token_seq[t->step_first_token[s - 1]];
+        if (cfg->cold_per_seq && seq_change) {
+            flush_unused(g);
+            for (uint32_t i = 0; i < g->n_caches; i++)
+                if (moe_cache_reset(g->caches[i], err)) goto out;
+            memset(g->seen, 0, LE);
+            memset(g->pfstate, 0, LE);
+            res->restarts++;
+        }
+        for (uint32_t i = 0; i < g->n_caches; i++)
+            if (g->caches[i]->ops->on_step) g->caches[i]->ops->on_step(g->caches[i]->st, s);
+        if (s == 0 || seq_change) {
+            seq_start = g->tl.now;
+            ttft_done = 0;
+            x->n_seqs++;
+        }
+        double step_start = g->tl.now;
+        uint64_t win = s / res->win_steps;
+        a.step = s;
+        for (uint32_t l = 0; l < L; l++) {
+            moe_cache *c = g->caches[g->global ? 0 : l];
+            uint32_t base = g->global ? l * E : 0;
+            if (g->timing) moe_tl_compute(&g->tl, moe_profile_dense_s(&g->dev, &g->model, T), MOE_COMPUTE_DENSE);
+            uint32_t n_full, n_kept;
+            gather(g, s, l, c, base, &n_full, &n_kept);
+            /* prefetch accuracy against the router's full set */
+            if (g->pred_has[l] == s + 1) {
+                const uint64_t *ps = g->pred_stamp + (size_t)l * E;
+                x->pf_actual += n_full;
+                for (uint32_t i = 0; i < n_full; i++) x->pf_correct += ps[g->full[i]] == s + 1;
+                for (uint64_t tok = t0; tok < t1; tok++) {
+                    size_t r = moe_trace_rec(t, tok, l);
+                    for (uint32_t k = 0; k < t->top_k && t->experts[r + k] != MOE_NO_EXPERT; k++) {
+                        x->pf_slots++;
+                        x->pf_slot_correct += ps[t->experts[r + k]] == s + 1;
+                    }
+                }
+            }
+            /* step 3: serve the kept set */
+            moe_cache_begin_group(c);
+            for (uint32_t i = 0; i < n_kept; i++) moe_cache_protect(c, base + g->kept[i]);
+            uint64_t hits = 0;
+            a.layer = l;
+            for (uint32_t i = 0; i < n_kept; i++) {
+                uint32_t e = g->kept[i], key = base + e;
+                size_t gk = (size_t)l * E + e;
+                a.time = time++;
+                a.expert = e;
+                a.weight = g->wmax[e];
+                int prec = g->dynamic ? g->need[e] : static_tier(g, gk);
+                if (c->byte_mode && !moe_cache_resident(c, key)) moe_cache_set_key_bytes(c, key, bytes_of(g, prec));
+                int64_t victim;
+                enum moe_access_result r = moe_cache_access(c, key, &a, &victim);
+                res->evictions += c->last_evictions;
+                g->pfhit[e] = 0;
+                g->late_kind[e] = 0;
+                if (r == MOE_HIT) {
+                    hits++;
+                    g->hit[e] = 1;
+                    g->prec_used[e] = g->keyprec[gk];
+                    g->rdy[e] = g->ready[gk];
+                    if (g->pfstate[gk] == ST_PF_UNUSED) {
+                        x->pf_useful++;
+                        g->pfhit[e] = 1;
+                        g->late_kind[e] = 1;
+                    }
+                } else {
+                    g->hit[e] = 0;
+                    if (!g->seen[gk]) res->compulsory_misses++;
+                    if (g->pfstate[gk] == ST_PF_EVICTED) x->collision_misses++;
+                    g->prec_used[e] = (uint8_t)prec;
+                    uint64_t b = bytes_of(g, prec);
+                    g->rdy[e] = moe_tl_read(&g->tl, b, g->tl.now, 0);
+                    x->tier_bytes_read[prec] += b;
+                    if (r == MOE_MISS_INSERTED) {
+                        g->ready[gk] = g->rdy[e];
+                        g->keyprec[gk] = (uint8_t)prec;
+                    } else {
+                        res->bypasses++;
+                    }
+                }
+                g->pfstate[gk] = ST_NONE;
+                g->seen[gk] = 1;
+                x->tier_activations[g->prec_used[e]]++;
+                bits_active += moe_prec_bits[g->prec_used[e]];
+            }
+            res->accesses += n_kept;
+            res->hits += hits;
+            res->layer_accesses[l] += n_kept;
+            res->layer_hits[l] += hits;
+            res->win_accesses[win] += n_kept;
+            res->win_hits[win] += hits;
+            /* token slots: the kept ones (skipped slots are reported apart) */
+            for (size_t k = 0; k < g->n_slots; k++) {
+                uint16_t e = g->slot_kept[k];
+                if (e != MOE_NO_EXPERT) {
+                    res->token_slots++;
+                    res->token_slot_hits += g->hit[e];
+                }
+            }
+            if (g->pf) prefetch(g, s, l, n_full, a, nt_list);
+            if (g->timing) compute_layer(g, s, l, n_kept, T);
+        }
+        if (g->timing) moe_tl_compute(&g->tl, moe_profile_head_s(&g->dev, &g->model, T), MOE_COMPUTE_DENSE);
+        double dur = g->tl.now - step_start;
+        if (t->step_phase[s] == MOE_PHASE_DECODE) {
+            g->dur[nd++] = dur;
+            x->decode_tokens += T;
+        }
+        x->tokens += T;
+        if (!ttft_done) {
+            int more_prefill = t->step_phase[s] == MOE_PHASE_PREFILL && s + 1 < t->n_steps &&
+                               t->step_phase[s + 1] == MOE_PHASE_PREFILL &&
+                               t->token_seq[t->step_first_token[s + 1]] == t->token_seq[t0];
+            if (!more_prefill) {
+                ttft_sum += g->tl.now - seq_start;
+                ttft_done = 1;
+            }
+        }
+    }
+    clock_gettime(CLOCK_MONOTONIC, &w1);
+    res->seconds = (double)(w1.tv_sec - w0.tv_sec) + 1e-9 * (double)(w1.tv_nsec - w0.tv_nsec);
+    flush_unused(g);
+
+    /* summaries */
+    x->pf_precision = x->pf_predicted ? (double)x->pf_correct / (double)x->pf_predicted : 0;
+    x->pf_recall = x->pf_actual ? (double)x->pf_correct / (double)x->pf_actual : 0;
+    x->pf_recall_k = x->pf_slots ? (double)x->pf_slot_correct / (double)x->pf_slots : 0;
+    x->skipped_mass_frac = x->total_mass > 0 ? x->skipped_mass / x->total_mass : 0;
+    x->eff_bits_active = res->accesses ? bits_active / (double)res->accesses : 0;
+    x->bytes_read = g->tl.bytes_read;
+    x->bytes_demand = g->tl.bytes_kind[0];
+    x->bytes_prefetch = g->tl.bytes_kind[1];
+    x->reads_demand = g->tl.reads_kind[0];
+    x->reads_prefetch = g->tl.reads_kind[1];
+    x->decode_steps = nd;
+    if (g->timing) {
+        x->total_s = g->tl.now;
+        x->dense_s = g->tl.compute_s[MOE_COMPUTE_DENSE];
+        x->expert_s = g->tl.compute_s[MOE_COMPUTE_EXPERT];
+        x->spec_compute_s = g->tl.compute_s[MOE_COMPUTE_SPECULATIVE];
+        x->compute_s = x->dense_s + x->expert_s + x->spec_compute_s;
+        x->stall_miss_s = g->tl.stall_s[MOE_STALL_MISS];
+        x->stall_late_s = g->tl.stall_s[MOE_STALL_LATE_PREFETCH];
+        x->stall_s = x->stall_miss_s + x->stall_late_s;
+        x->io_util = moe_tl_io_utilisation(&g->tl, g->tl.now);
+        x->ttft_mean_s = x->n_seqs ? ttft_sum / (double)x->n_seqs : 0;
+        moe_time_stats ts = moe_time_stats_of(g->dur, nd);
+        x->tpot_mean_s = ts.mean;
+        x->tpot_p50_s = ts.p50;
+        x->tpot_p99_s = ts.p99;
+        x->tok_s = nd && ts.sum > 0 ? (double)x->decode_tokens / ts.sum
+                 : x->total_s > 0 ? (double)x->tokens / x->total_s : 0;
+    }
+    rc = 0;
+out:
+    if (g->caches)
+        for (uint32_t i = 0; i < g->n_caches; i++) moe_cache_free(g->caches[i]);
+    free(g->caches);
+    moe_prefetcher_free(g->pf);
+    moe_precision_plan_free(&g->plan);
+    moe_tl_free(&g->tl);
+    free(g->ready); free(g->keyprec); free(g->pfstate); free(g->seen); free(g->pred_stamp);
+    free(g->pred_has); free(g->st_full); free(g->st_kept); free(g->spec_ok); free(g->full);
+    free(g->kept); free(g->order); free(g->pred); free(g->cand); free(g->spec_e); free(g->spec_dt);
+    free(g->nt_full); free(g->nt_kept); free(nt_list); free(g->need); free(g->prec_used); free(g->hit);
+    free(g->pfhit); free(g->late_kind); free(g->wmax); free(g->rdy); free(g->slot_kept); free(g->dur);
+    if (rc) moe_replay_result_free(res);
+    return rc;
+}
