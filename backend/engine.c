@@ -108,7 +108,7 @@ static void forward_chunk(moe_engine *e, const int *tok, int T, float *logits, i
     if (!logits) return;
     int first = want_all ? 0 : T - 1;
     for (int t = first; t < T; t++) moe_rmsnorm(e->xn + (size_t)t * H, e->x + (size_t)t * H, m->final_norm, H, c->rms_eps);
-    moe_matmul(e->pool, want_all ? logits : logits, m->lm_head, NULL, e->xn + (size_t)first * H, T - first, V, H);
+    moe_matmul(e->pool, logits, m->lm_head, NULL, e->xn + (size_t)first * H, T - first, V, H);
 }
 
 int moe_engine_forward(moe_engine *e, const int *tokens, int n, float *logits, int all_logits, moe_routing *route,
