@@ -13,12 +13,13 @@
 #include "commands.h"
 
 static const char trace_usage[] =
-    "usage: moesim trace <import|export|info|gen> [options]   (moesim trace <sub> --help)\n"
+    "usage: moesim trace <import|export|info|gen|stats> [options]   (moesim trace <sub> --help)\n"
     "\n"
     "  import   convert a CSV, JSONL routing log or libCacheSim trace to .moetrace\n"
     "  export   write any trace as CSV (step,seq,token,layer,slot,expert,weight)\n"
     "  info     print a trace's geometry, counts, meta and checksum\n"
-    "  gen      generate a synthetic trace (seeded, reproducible)\n";
+    "  gen      generate a synthetic trace (seeded, reproducible)\n"
+    "  stats    popularity, reuse distances, lookahead accuracy, moe-lrc metrics\n";
 
 static const char import_usage[] =
     "usage: moesim trace import --format F IN -o OUT.moetrace [options]\n"
@@ -343,6 +344,7 @@ int cmd_trace(int argc, char **argv) {
     if (!strcmp(sub, "export")) return trace_export(argc - 1, argv + 1);
     if (!strcmp(sub, "info")) return trace_info(argc - 1, argv + 1);
     if (!strcmp(sub, "gen")) return trace_gen(argc - 1, argv + 1);
+    if (!strcmp(sub, "stats")) return cmd_trace_stats(argc - 1, argv + 1);
     fprintf(stderr, "moesim trace: unknown subcommand '%s'\n%s", sub, trace_usage);
     return 2;
 }

@@ -6,4 +6,7 @@
 #include "commands.def"
 #undef COMMAND
 
+/* `moesim trace stats`, dispatched by cmd_trace. */
+int cmd_trace_stats(int argc, char **argv);
+
 #endif

@@ -1,12 +1,10 @@
 #!/bin/sh
 # test_trace_stats.sh: `moesim trace stats` on a generated trace: tables,
 # JSON, the SQLite run, and clear failures (missing file, bad lists).
-# Until `trace stats` is dispatched by cmd_trace.c, the temporary
-# `trace-stats` command is used.
 MOESIM=${MOESIM:-build/moesim}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-if "$MOESIM" trace stats --help >/dev/null 2>&1; then set -- trace stats; else set -- trace-stats; fi
+set -- trace stats
 if ! "$MOESIM" trace gen -o "$tmp/g.moetrace" --steps 200 --layers 3 --experts 8 --top-k 2 \
         --seq-len 64 --lookahead 1 --seed 5 >/dev/null 2>"$tmp/err"; then
     echo "SKIP test_trace_stats: moesim trace gen failed: $(cat "$tmp/err")"
