@@ -139,14 +139,8 @@ static int admit(moe_cache *c, uint32_t key, const moe_access *a, int64_t *victi
     return 0;
 }
 
-enum moe_access_result moe_cache_access(moe_cache *c, uint32_t key, const moe_access *a,
-                                        int64_t *victim) {
-    if (c->resident[key]) {
-        *victim = -1;
-        c->last_evictions = 0;
-        c->ops->on_hit(c->st, key, a);
-        return MOE_HIT;
-    }
+enum moe_access_result moe_cache_miss(moe_cache *c, uint32_t key, const moe_access *a,
+                                      int64_t *victim) {
     return admit(c, key, a, victim) ? MOE_MISS_BYPASSED : MOE_MISS_INSERTED;
 }
 

@@ -40,11 +40,26 @@ typedef struct gather {
 /* Collect the sorted union of experts of step s at layer l into g->set. */
 static uint32_t gather_set(const moe_trace *t, uint64_t s, uint32_t l, gather *g) {
     uint32_t n = 0;
+    uint64_t t0 = t->step_first_token[s], t1 = t->step_first_token[s + 1];
+    if (t1 - t0 == 1) {
+        /* Decode fast path: one token's experts are already distinct (the
+         * trace validator guarantees it), so only the sort is left. */
+        size_t r = moe_trace_rec(t, t0, l);
+        for (uint32_t k = 0; k < t->top_k; k++) {
+            uint16_t e = t->experts[r + k];
+            if (e == MOE_NO_EXPERT) break;
+            float w = t->weights ? t->weights[r + k] : NAN;
+            uint32_t j = n++;
+            while (j && g->set[j - 1] > e) { g->set[j] = g->set[j - 1]; j--; }
+            g->set[j] = e;
+            g->weight[e] = w;
+        }
+        return n;
+    }
     if (++g->cur == 0) {
         memset(g->stamp, 0, t->n_experts * sizeof(uint32_t));
         g->cur = 1;
     }
-    uint64_t t0 = t->step_first_token[s], t1 = t->step_first_token[s + 1];
     for (uint64_t tok = t0; tok < t1; tok++) {
         size_t r = moe_trace_rec(t, tok, l);
         for (uint32_t k = 0; k < t->top_k; k++) {
@@ -166,7 +181,10 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
 
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    uint64_t time = 0;
+    /* Counters live in locals and are folded into res at the end: stores
+     * through res on every access cost more than the policy itself. */
+    uint64_t time = 0, n_hits = 0, n_comp = 0, n_byp = 0, n_evict = 0, n_slots = 0, n_slot_hits = 0;
+    int any_on_step = caches[0]->ops->on_step != NULL;
     moe_access a = {.next_use = MOE_NEVER};
     for (uint64_t s = 0; s < t->n_steps; s++) {
         if (cfg->cold_per_seq && seq_changes(t, s)) {
@@ -175,14 +193,16 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
             memset(seen, 0, (size_t)L * E);
             res->restarts++;
         }
-        for (uint32_t i = 0; i < n_caches; i++)
-            if (caches[i]->ops->on_step) caches[i]->ops->on_step(caches[i]->st, s);
+        if (any_on_step)
+            for (uint32_t i = 0; i < n_caches; i++) caches[i]->ops->on_step(caches[i]->st, s);
         uint64_t win = s / res->win_steps;
+        uint64_t tok0 = t->step_first_token[s], tok1 = t->step_first_token[s + 1];
         a.step = s;
         for (uint32_t l = 0; l < L; l++) {
             uint32_t m = gather_set(t, s, l, &g);
             moe_cache *c = caches[global ? 0 : l];
             uint32_t base = global ? l * E : 0;
+            uint8_t *seen_l = seen + (size_t)l * E;
             moe_cache_begin_group(c);
             for (uint32_t i = 0; i < m; i++) moe_cache_protect(c, base + g.set[i]);
             uint64_t hits = 0;
@@ -196,28 +216,40 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
                 time++;
                 int64_t victim;
                 enum moe_access_result r = moe_cache_access(c, key, &a, &victim);
-                hitflag[e] = r == MOE_HIT;
-                hits += r == MOE_HIT;
-                if (r != MOE_HIT && !seen[l * E + e]) res->compulsory_misses++;
-                seen[l * E + e] = 1;
-                res->bypasses += r == MOE_MISS_BYPASSED;
-                res->evictions += victim >= 0;
+                int hit = r == MOE_HIT;
+                hitflag[e] = (uint8_t)hit;
+                hits += (uint64_t)hit;
+                n_comp += !hit && !seen_l[e];
+                seen_l[e] = 1;
+                n_byp += r == MOE_MISS_BYPASSED;
+                n_evict += victim >= 0;
             }
-            res->accesses += m;
-            res->hits += hits;
+            n_hits += hits;
             res->layer_accesses[l] += m;
             res->layer_hits[l] += hits;
             res->win_accesses[win] += m;
             res->win_hits[win] += hits;
-            for (uint64_t tok = t->step_first_token[s]; tok < t->step_first_token[s + 1]; tok++) {
+            if (tok1 - tok0 == 1) { /* one token: its slots are exactly the set */
+                n_slots += m;
+                n_slot_hits += hits;
+                continue;
+            }
+            for (uint64_t tok = tok0; tok < tok1; tok++) {
                 size_t r = moe_trace_rec(t, tok, l);
                 for (uint32_t k = 0; k < t->top_k && t->experts[r + k] != MOE_NO_EXPERT; k++) {
-                    res->token_slots++;
-                    res->token_slot_hits += hitflag[t->experts[r + k]];
+                    n_slots++;
+                    n_slot_hits += hitflag[t->experts[r + k]];
                 }
             }
         }
     }
+    res->accesses = time;
+    res->hits = n_hits;
+    res->compulsory_misses = n_comp;
+    res->bypasses = n_byp;
+    res->evictions = n_evict;
+    res->token_slots = n_slots;
+    res->token_slot_hits = n_slot_hits;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     res->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     rc = 0;
