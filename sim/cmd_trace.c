@@ -19,7 +19,8 @@ static const char trace_usage[] =
     "  export   write any trace as CSV (step,seq,token,layer,slot,expert,weight)\n"
     "  info     print a trace's geometry, counts, meta and checksum\n"
     "  gen      generate a synthetic trace (seeded, reproducible)\n"
-    "  stats    popularity, reuse distances, lookahead accuracy, moe-lrc metrics\n";
+    "  stats    popularity, reuse distances, lookahead accuracy, moe-lrc metrics\n"
+    "  fit      tune the generator to target LRU/Belady hit-rate curves (moe-lrc mode)\n";
 
 static const char import_usage[] =
     "usage: moesim trace import --format F IN -o OUT.moetrace [options]\n"
@@ -345,6 +346,7 @@ int cmd_trace(int argc, char **argv) {
     if (!strcmp(sub, "info")) return trace_info(argc - 1, argv + 1);
     if (!strcmp(sub, "gen")) return trace_gen(argc - 1, argv + 1);
     if (!strcmp(sub, "stats")) return cmd_trace_stats(argc - 1, argv + 1);
+    if (!strcmp(sub, "fit")) { extern int cmd_trace_fit(int, char **); return cmd_trace_fit(argc - 1, argv + 1); }
     fprintf(stderr, "moesim trace: unknown subcommand '%s'\n%s", sub, trace_usage);
     return 2;
 }
