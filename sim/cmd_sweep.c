@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 #include <getopt.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,12 +26,20 @@
 #include "../core/policy.h"
 #include "../core/results.h"
 #include "cli.h"
+#include "experiment.h"
 #include "commands.h"
 #include "replay.h"
 #include "runrec.h"
 
 static const char sweep_usage[] =
-    "usage: moesim sweep --trace F [--trace F2 ...] --policies LIST --capacities LIST --db F [options]\n"
+    "usage: moesim sweep EXPERIMENT.ini [--db F] [--shard i/N] [--jobs N] [--json]\n"
+    "       moesim sweep --trace F [--trace F2 ...] --policies LIST --capacities LIST --db F [options]\n"
+    "\n"
+    "An experiment file (experiments/*.ini, format in sim/experiment.h) gives the\n"
+    "traces, scopes, policies, capacities (experts, bytes, %, or rho = multiple of\n"
+    "top_k), cold-per-seq, seeds, prefetchers, precision, device and model profile,\n"
+    "and the published values to compare against; its runs go to --db, by default\n"
+    "results/NAME.db (results/NAME.shard-i-of-N.db with --shard).\n"
     "\n"
     "Replay every combination of trace, scope, policy and capacity and store each run\n"
     "in an SQLite database. Runs already complete in the database are skipped, so an\n"
@@ -48,154 +57,16 @@ static const char sweep_usage[] =
     "  --db F             SQLite results database (created if missing)\n"
     "  --experiment NAME  experiment label stored with each run\n"
     "  --jobs N           worker threads (default: all cores)\n"
+    "  --shard i/N        run only slice i (1..N) of the run list: runs whose index in\n"
+    "                     the deterministic list is i-1 modulo N; merge the shards'\n"
+    "                     databases with `moesim results merge`\n"
     "  --json             print one JSON object per run replayed, then a summary object\n"
     "  -h, --help         this text\n"
     "\n"
     "A progress bar (runs done/total, ETA) is drawn on stderr when it is a terminal.\n"
     "Exit status: 0 all runs stored, 1 some run failed or an error, 2 misuse.\n";
 
-#define MAX_RUNS 10000000u
-
-typedef struct str_list {
-    char **v;
-    size_t n, cap;
-} str_list;
-
-static int sl_push(str_list *l, const char *s, size_t len) {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 8;
-        char **v = realloc(l->v, cap * sizeof *v);
-        if (!v) return -1;
-        l->v = v;
-        l->cap = cap;
-    }
-    if (!(l->v[l->n] = strndup(s, len))) return -1;
-    l->n++;
-    return 0;
-}
-
-static void sl_free(str_list *l) {
-    for (size_t i = 0; i < l->n; i++) free(l->v[i]);
-    free(l->v);
-    memset(l, 0, sizeof *l);
-}
-
-/* Split a --policies value. Commas separate policies, except that a piece
- * of the form key=value (no ':') continues the previous spec's parameters,
- * since parameter lists use commas themselves. */
-static int parse_policies(const char *s, str_list *out, moe_error *err) {
-    if (!strcmp(s, "all")) {
-        for (const moe_policy_ops *const *p = moe_policy_list(); *p; p++)
-            if (sl_push(out, (*p)->name, strlen((*p)->name))) return moe_fail(err, "out of memory");
-        return 0;
-    }
-    for (const char *p = s; *p;) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        if (len == 0) return moe_fail(err, "--policies: empty policy name in '%s'", s);
-        int is_param = memchr(p, '=', len) && !memchr(p, ':', len);
-        if (is_param) {
-            if (out->n == 0 || !strchr(out->v[out->n - 1], ':'))
-                return moe_fail(err, "--policies: parameter '%.*s' does not follow a 'name:' spec", (int)len, p);
-            char *prev = out->v[out->n - 1];
-            size_t pl = strlen(prev);
-            char *joined = realloc(prev, pl + len + 2);
-            if (!joined) return moe_fail(err, "out of memory");
-            joined[pl] = ',';
-            memcpy(joined + pl + 1, p, len);
-            joined[pl + 1 + len] = 0;
-            out->v[out->n - 1] = joined;
-        } else if (sl_push(out, p, len)) {
-            return moe_fail(err, "out of memory");
-        }
-        p += len;
-        if (*p == ',') p++;
-    }
-    if (out->n == 0) return moe_fail(err, "--policies: no policy given");
-    /* Reject unknown names now, before any trace is loaded. */
-    for (size_t i = 0; i < out->n; i++) {
-        char name[64];
-        size_t len = strcspn(out->v[i], ":");
-        if (len >= sizeof name) len = sizeof name - 1;
-        memcpy(name, out->v[i], len);
-        name[len] = 0;
-        if (!moe_policy_find(name)) {
-            char known[512] = "";
-            for (const moe_policy_ops *const *p = moe_policy_list(); *p; p++) {
-                if (p != moe_policy_list()) strncat(known, ", ", sizeof known - strlen(known) - 1);
-                strncat(known, (*p)->name, sizeof known - strlen(known) - 1);
-            }
-            return moe_fail(err, "--policies: unknown policy '%s' (known: %s)", name, known);
-        }
-    }
-    return 0;
-}
-
-typedef struct u32_list {
-    uint32_t *v;
-    size_t n, cap;
-} u32_list;
-
-static int ul_push(u32_list *l, uint32_t x) {
-    for (size_t i = 0; i < l->n; i++)
-        if (l->v[i] == x) return 0; /* keep the first occurrence only */
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 16;
-        uint32_t *v = realloc(l->v, cap * sizeof *v);
-        if (!v) return -1;
-        l->v = v;
-        l->cap = cap;
-    }
-    l->v[l->n++] = x;
-    return 0;
-}
-
-/* "1,2,4", "1:32", "1:32:4", or a mix. */
-static int parse_capacities(const char *s, u32_list *out, moe_error *err) {
-    char *copy = strdup(s), *save = NULL;
-    if (!copy) return moe_fail(err, "out of memory");
-    int rc = 0;
-    if (!*s) rc = moe_fail(err, "--capacities: empty list");
-    for (char *tok = strtok_r(copy, ",", &save); tok && rc == 0; tok = strtok_r(NULL, ",", &save)) {
-        char orig[64];
-        snprintf(orig, sizeof orig, "%s", tok); /* tok is cut at ':' below */
-        char *parts[3] = {tok, NULL, NULL};
-        int np = 1;
-        for (char *c = tok; *c && np <= 3; c++)
-            if (*c == ':') {
-                *c = 0;
-                if (np == 3) {
-                    np = 4;
-                    break;
-                }
-                parts[np++] = c + 1;
-            }
-        if (np > 3) {
-            rc = moe_fail(err, "--capacities: '%s' has more than START:END:STEP", orig);
-            break;
-        }
-        uint64_t v[3] = {0, 0, 1};
-        for (int i = 0; i < np && rc == 0; i++)
-            rc = cli_parse_u64("--capacities", parts[i], UINT32_MAX, &v[i], err);
-        if (rc) break;
-        if (np == 1) v[1] = v[0];
-        if (v[1] < v[0]) rc = moe_fail(err, "--capacities: range %llu:%llu ends before it starts",
-                                       (unsigned long long)v[0], (unsigned long long)v[1]);
-        else if (v[2] == 0) rc = moe_fail(err, "--capacities: step must be at least 1");
-        else if ((v[1] - v[0]) / v[2] + out->n >= MAX_RUNS) rc = moe_fail(err, "--capacities: too many values");
-        for (uint64_t c = v[0]; rc == 0 && c <= v[1]; c += v[2])
-            if (ul_push(out, (uint32_t)c)) rc = moe_fail(err, "out of memory");
-    }
-    free(copy);
-    return rc;
-}
-
-typedef struct sweep_job {
-    size_t trace;       /* index into sweep.traces */
-    int scope;
-    uint32_t capacity;
-    char policy[256];   /* canonical spec, also what the replay is given */
-} sweep_job;
+typedef moe_exp_run sweep_job;
 
 typedef struct sweep {
     pthread_mutex_t lock;
@@ -206,8 +77,7 @@ typedef struct sweep {
     sweep_job *jobs;
     size_t n_jobs, total; /* total includes skipped runs */
     const char *experiment, *cmd;
-    int cold_per_seq, json, progress;
-    uint64_t seed;
+    int json, progress;
     /* under lock */
     moe_db *db;
     size_t next, ran, failed, skipped;
@@ -259,8 +129,8 @@ static void *worker(void *arg) {
         pthread_mutex_unlock(&sw->lock);
         if (j == SIZE_MAX) break;
         const sweep_job *job = &sw->jobs[j];
-        moe_replay_config cfg = {.policy = job->policy, .capacity = job->capacity, .scope = job->scope,
-                                 .cold_per_seq = sw->cold_per_seq, .seed = sw->seed};
+        moe_replay_config cfg = job->cfg;
+        cfg.policy = job->policy;
         moe_replay_result res;
         moe_error err = {{0}};
         int replayed = moe_replay(sw->traces[job->trace], &cfg, &res, &err) == 0, rc = replayed ? 0 : -1;
@@ -282,8 +152,12 @@ static void *worker(void *arg) {
             sw->failed++;
             free(json);
             clear_bar(sw);
-            fprintf(stderr, "moesim %s: %s, %s capacity %u %s: %s\n", sw->cmd, sw->paths[job->trace],
-                    job->policy, job->capacity, moe_scope_name(job->scope), err.msg);
+            char cap[64];
+            if (cfg.capacity_bytes) snprintf(cap, sizeof cap, "%llu bytes", (unsigned long long)cfg.capacity_bytes);
+            else if (cfg.capacity_frac > 0) snprintf(cap, sizeof cap, "%g%%", cfg.capacity_frac * 100);
+            else snprintf(cap, sizeof cap, "%u", cfg.capacity);
+            fprintf(stderr, "moesim %s: %s, %s capacity %s %s: %s\n", sw->cmd, sw->paths[job->trace],
+                    job->policy, cap, moe_scope_name(cfg.scope), err.msg);
         }
         draw_bar(sw);
         pthread_mutex_unlock(&sw->lock);
@@ -292,65 +166,81 @@ static void *worker(void *arg) {
     return NULL;
 }
 
-/* Plan: one job per combination not yet complete in the database. */
-static int plan(sweep *sw, size_t n_traces, const str_list *policies, const int *scopes, size_t n_scopes,
-                const u32_list *caps, moe_error *err) {
-    size_t max = n_traces * n_scopes * policies->n * caps->n;
-    if (max > MAX_RUNS) return moe_fail(err, "%zu runs is more than one sweep takes (%u)", max, MAX_RUNS);
-    sw->jobs = calloc(max ? max : 1, sizeof *sw->jobs);
-    if (!sw->jobs) return moe_fail(err, "out of memory");
-    for (size_t ti = 0; ti < n_traces; ti++) {
-        /* The same content under two paths is one trace. */
-        int dup = 0;
-        for (size_t k = 0; k < ti; k++) dup |= !strcmp(sw->hashes[k], sw->hashes[ti]);
-        if (dup) continue;
-        const moe_trace *t = sw->traces[ti];
-        for (size_t si = 0; si < n_scopes; si++)
-            for (size_t pi = 0; pi < policies->n; pi++)
-                for (size_t ci = 0; ci < caps->n; ci++) {
-                    sweep_job *job = &sw->jobs[sw->n_jobs];
-                    int global = scopes[si] == MOE_SCOPE_GLOBAL;
-                    moe_policy_env env = {
-                        .n_keys = global ? t->n_layers * t->n_experts : t->n_experts,
-                        .capacity = caps->v[ci],
-                        .n_layers = t->n_layers,
-                        .n_experts = t->n_experts,
-                        .fixed_layer = global ? -1 : 0,
-                        .seed = sw->seed,
-                        .trace = t,
-                    };
-                    /* The canonical name (effective parameters) is the identity
-                     * the replay will store; parameter errors surface here. */
-                    if (moe_policy_canonical(policies->v[pi], &env, job->policy, sizeof job->policy, err))
-                        return moe_fail_prefix(err, "--policies '%s'", policies->v[pi]);
-                    moe_replay_config cfg = {.policy = job->policy, .capacity = caps->v[ci],
-                                             .scope = scopes[si], .cold_per_seq = sw->cold_per_seq,
-                                             .seed = sw->seed};
-                    char text[1024];
-                    if (moe_run_config_text(&cfg, job->policy, text, sizeof text))
-                        return moe_fail(err, "config text too long for policy '%s'", job->policy);
-                    sw->total++;
-                    int ex = moe_db_run_exists(sw->db, sw->hashes[ti], text, err);
-                    if (ex < 0) return -1;
-                    if (ex) {
-                        sw->skipped++;
-                        continue;
-                    }
-                    /* the same spec twice in --policies plans one run */
-                    int twice = 0;
-                    for (size_t k = 0; k < sw->n_jobs && !twice; k++)
-                        twice = sw->jobs[k].trace == ti && sw->jobs[k].scope == scopes[si] &&
-                                sw->jobs[k].capacity == caps->v[ci] && !strcmp(sw->jobs[k].policy, job->policy);
-                    if (twice) {
-                        sw->total--;
-                        continue;
-                    }
-                    job->trace = ti;
-                    job->scope = scopes[si];
-                    job->capacity = caps->v[ci];
-                    sw->n_jobs++;
-                }
+/* Plan: the experiment's full run list (deterministic), narrowed to this
+ * shard, minus runs already complete in the database. The shard is taken
+ * before the database is consulted, so every shard sees the same list
+ * whatever its database already holds. */
+static int plan(sweep *sw, const moe_experiment *exp, uint64_t shard_i, uint64_t shard_n, moe_error *err) {
+    moe_exp_run *all;
+    size_t n_all;
+    if (moe_experiment_plan(exp, sw->traces, sw->hashes, &all, &n_all, err)) return -1;
+    sw->jobs = all; /* compacted in place below */
+    for (size_t i = 0; i < n_all; i++) {
+        if (shard_n > 1 && i % shard_n != shard_i - 1) continue;
+        moe_exp_run *r = &all[i];
+        moe_exp_run_bind(r);
+        char text[4096];
+        if (moe_run_config_text_err(&r->cfg, r->policy, text, sizeof text, err)) return -1;
+        sw->total++;
+        int ex = moe_db_run_exists(sw->db, sw->hashes[r->trace], text, err);
+        if (ex < 0) return -1;
+        if (ex) {
+            sw->skipped++;
+            continue;
+        }
+        if (sw->n_jobs != i) all[sw->n_jobs] = *r;
+        moe_exp_run_bind(&all[sw->n_jobs]);
+        sw->n_jobs++;
     }
+    return 0;
+}
+
+/* Store the experiment's expectations (INSERT OR REPLACE: the file is the
+ * truth for its own experiment). A second connection, since moe_db keeps its
+ * handle private; it is closed before any worker writes. */
+static int store_expectations(const char *db_path, const moe_experiment *exp, moe_error *err) {
+    if (!exp->n_expects) return 0;
+    sqlite3 *h = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    if (sqlite3_open_v2(db_path, &h, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) goto out;
+    sqlite3_busy_timeout(h, 60000);
+    if (sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) goto out;
+    if (sqlite3_prepare_v2(h, "INSERT OR REPLACE INTO expectations (experiment, metric, selector, value, tolerance, source)"
+                              " VALUES (?, ?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
+        goto out;
+    for (size_t i = 0; i < exp->n_expects; i++) {
+        const moe_expectation *x = &exp->expects[i];
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, exp->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, x->metric, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, x->selector, -1, SQLITE_STATIC);
+        sqlite3_bind_double(st, 4, x->value);
+        sqlite3_bind_double(st, 5, x->tolerance);
+        sqlite3_bind_text(st, 6, x->source, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE) goto out;
+    }
+    if (sqlite3_exec(h, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) goto out;
+    rc = 0;
+out:
+    if (rc) moe_fail(err, "%s: storing expectations: %s", db_path, h ? sqlite3_errmsg(h) : "out of memory");
+    sqlite3_finalize(st);
+    if (h) {
+        if (rc) sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_close(h);
+    }
+    return rc;
+}
+
+/* "i/N" with 1 <= i <= N. */
+static int parse_shard(const char *s, uint64_t *i, uint64_t *n, moe_error *err) {
+    const char *slash = strchr(s, '/');
+    char a[32];
+    if (!slash || (size_t)(slash - s) >= sizeof a) return moe_fail(err, "--shard: expected i/N (e.g. 2/4), got '%s'", s);
+    memcpy(a, s, (size_t)(slash - s));
+    a[slash - s] = 0;
+    if (cli_parse_u64("--shard", a, 1000000, i, err) || cli_parse_u64("--shard", slash + 1, 1000000, n, err)) return -1;
+    if (*n < 1 || *i < 1 || *i > *n) return moe_fail(err, "--shard: '%s': need 1 <= i <= N", s);
     return 0;
 }
 
@@ -361,56 +251,74 @@ int cmd_sweep(int argc, char **argv) {
         {"scope", required_argument, 0, 's'},      {"cold-per-seq", no_argument, 0, 'C'},
         {"seed", required_argument, 0, 'S'},       {"db", required_argument, 0, 'd'},
         {"experiment", required_argument, 0, 'e'}, {"jobs", required_argument, 0, 'j'},
-        {"json", no_argument, 0, 'J'},             {"help", no_argument, 0, 'h'},
+        {"json", no_argument, 0, 'J'},             {"shard", required_argument, 0, 'x'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    str_list trace_paths = {0}, policies = {0};
-    u32_list caps = {0};
-    int scopes[2] = {MOE_SCOPE_PER_LAYER}, n_scopes = 0, have_caps = 0, c, status = 2;
-    const char *db_path = NULL;
+    moe_experiment exp = {0};
+    int c, status = 2, cli_axes = 0, have_caps = 0;
+    const char *db_path = NULL, *experiment = NULL;
+    char db_buf[600];
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    uint64_t jobs = ncpu > 0 ? (uint64_t)ncpu : 1, v;
+    uint64_t jobs = ncpu > 0 ? (uint64_t)ncpu : 1, v, shard_i = 1, shard_n = 1, seed = 1;
+    int have_seed = 0;
     moe_error err = {{0}};
-    sweep sw = {.experiment = "", .cmd = "sweep", .seed = 1};
+    sweep sw = {.experiment = "", .cmd = "sweep"};
     pthread_mutex_init(&sw.lock, NULL);
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 't':
-            if (sl_push(&trace_paths, optarg, strlen(optarg))) goto oom;
+            cli_axes = 1;
+            if (moe_str_list_push(&exp.traces, optarg, strlen(optarg))) goto oom;
             break;
         case 'p':
-            if (parse_policies(optarg, &policies, &err)) goto misuse;
+            cli_axes = 1;
+            if (moe_experiment_add_policies(&exp, optarg, &err)) goto misuse_opt;
             break;
         case 'c':
-            if (parse_capacities(optarg, &caps, &err)) goto misuse;
+            cli_axes = 1;
+            if (moe_experiment_add_capacities(&exp, optarg, &err)) goto misuse_opt;
             have_caps = 1;
             break;
         case 's': {
-            char *copy = strdup(optarg), *save = NULL;
-            if (!copy) goto oom;
-            for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            cli_axes = 1;
+            moe_str_list items = {0};
+            if (moe_split_specs(optarg, "scope", &items, &err)) {
+                moe_str_list_free(&items);
+                goto misuse_opt;
+            }
+            for (size_t i = 0; i < items.n; i++) {
                 int sc;
-                if (moe_scope_parse(tok, &sc, &err)) {
-                    free(copy);
+                if (moe_scope_parse(items.v[i], &sc, &err)) {
+                    moe_str_list_free(&items);
                     goto misuse;
                 }
-                if (!(n_scopes == 1 && scopes[0] == sc) && n_scopes < 2) scopes[n_scopes++] = sc;
+                if (!(exp.n_scopes == 1 && exp.scopes[0] == sc) && exp.n_scopes < 2) exp.scopes[exp.n_scopes++] = sc;
             }
-            free(copy);
+            moe_str_list_free(&items);
             break;
         }
-        case 'C': sw.cold_per_seq = 1; break;
+        case 'C':
+            cli_axes = 1;
+            exp.cold[0] = 1;
+            exp.n_cold = 1;
+            break;
         case 'S':
-            if (cli_parse_u64("--seed", optarg, UINT64_MAX, &sw.seed, &err)) goto misuse;
+            cli_axes = 1;
+            if (cli_parse_u64("--seed", optarg, UINT64_MAX, &seed, &err)) goto misuse;
+            have_seed = 1;
             break;
         case 'd': db_path = optarg; break;
-        case 'e': sw.experiment = optarg; break;
+        case 'e': experiment = optarg; break;
         case 'j':
             if (cli_parse_u64("--jobs", optarg, 1024, &v, &err)) goto misuse;
             jobs = v ? v : 1;
             break;
         case 'J': sw.json = 1; break;
+        case 'x':
+            if (parse_shard(optarg, &shard_i, &shard_n, &err)) goto misuse;
+            break;
         case 'h':
             fputs(sweep_usage, stdout);
             status = 0;
@@ -419,27 +327,57 @@ int cmd_sweep(int argc, char **argv) {
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "moesim sweep: unexpected argument '%s'\n%s", argv[optind], sweep_usage);
-        goto out;
+        const char *ini = argv[optind];
+        if (optind + 1 < argc) {
+            fprintf(stderr, "moesim sweep: unexpected argument '%s' (one experiment file per sweep)\n%s",
+                    argv[optind + 1], sweep_usage);
+            goto out;
+        }
+        if (cli_axes) {
+            fprintf(stderr, "moesim sweep: %s sets traces, policies, capacities, scopes, cold-per-seq and seeds; "
+                            "--trace, --policies, --capacities, --scope, --cold-per-seq and --seed cannot be "
+                            "combined with it\n", ini);
+            goto out;
+        }
+        if (moe_experiment_load(ini, &exp, &err)) {
+            status = 1;
+            goto fail;
+        }
+        if (!db_path) {
+            /* results/<name>.db, one file per shard */
+            if (shard_n > 1)
+                snprintf(db_buf, sizeof db_buf, "results/%s.shard-%llu-of-%llu.db", exp.name,
+                         (unsigned long long)shard_i, (unsigned long long)shard_n);
+            else snprintf(db_buf, sizeof db_buf, "results/%s.db", exp.name);
+            db_path = db_buf;
+        }
+    } else {
+        if (!exp.traces.n || !exp.policies.n || !have_caps || !db_path) {
+            fprintf(stderr, "moesim sweep: an experiment file, or --trace, --policies, --capacities and --db, "
+                            "are required\n%s", sweep_usage);
+            goto out;
+        }
+        if (have_seed) {
+            if (!(exp.seeds = malloc(sizeof *exp.seeds))) goto oom;
+            exp.seeds[0] = seed;
+            exp.n_seeds = 1;
+        }
     }
-    if (!trace_paths.n || !policies.n || !have_caps || !db_path) {
-        fprintf(stderr, "moesim sweep: --trace, --policies, --capacities and --db are required\n%s", sweep_usage);
-        goto out;
-    }
-    if (n_scopes == 0) n_scopes = 1;
+    sw.experiment = experiment ? experiment : exp.name;
 
     /* Everything below is work: errors exit 1. */
     status = 1;
-    sw.traces = calloc(trace_paths.n, sizeof *sw.traces);
-    sw.hashes = calloc(trace_paths.n, sizeof *sw.hashes);
-    sw.paths = (const char **)trace_paths.v;
+    sw.traces = calloc(exp.traces.n, sizeof *sw.traces);
+    sw.hashes = calloc(exp.traces.n, sizeof *sw.hashes);
+    sw.paths = (const char **)exp.traces.v;
     if (!sw.traces || !sw.hashes) goto oom;
     if (!(sw.db = moe_db_open(db_path, &err))) goto fail;
-    for (size_t i = 0; i < trace_paths.n; i++) {
-        if (!(sw.traces[i] = moe_trace_load(trace_paths.v[i], &err))) goto fail;
-        if (moe_db_add_trace(sw.db, sw.traces[i], trace_paths.v[i], sw.hashes[i], &err)) goto fail;
+    for (size_t i = 0; i < exp.traces.n; i++) {
+        if (!(sw.traces[i] = moe_trace_load(exp.traces.v[i], &err))) goto fail;
+        if (moe_db_add_trace(sw.db, sw.traces[i], exp.traces.v[i], sw.hashes[i], &err)) goto fail;
     }
-    if (plan(&sw, trace_paths.n, &policies, scopes, (size_t)n_scopes, &caps, &err)) goto fail;
+    if (plan(&sw, &exp, shard_i, shard_n, &err)) goto fail;
+    if (store_expectations(db_path, &exp, &err)) goto fail;
     sw.json_out = calloc(sw.n_jobs ? sw.n_jobs : 1, sizeof *sw.json_out);
     if (!sw.json_out) goto oom;
     sw.progress = cli_is_tty(2);
@@ -469,11 +407,17 @@ int cmd_sweep(int argc, char **argv) {
         cJSON_AddNumberToObject(sum, "not_started", (double)sw.not_run);
         cJSON_AddNumberToObject(sum, "seconds", secs);
         cJSON_AddStringToObject(sum, "db", db_path);
+        cJSON_AddStringToObject(sum, "experiment", sw.experiment);
+        if (shard_n > 1) {
+            char sh[48];
+            snprintf(sh, sizeof sh, "%llu/%llu", (unsigned long long)shard_i, (unsigned long long)shard_n);
+            cJSON_AddStringToObject(sum, "shard", sh);
+        }
         /* the content hashes let scripts select these traces' runs in SQL */
         cJSON *tr = cJSON_AddArrayToObject(sum, "traces");
-        for (size_t i = 0; i < trace_paths.n; i++) {
+        for (size_t i = 0; i < exp.traces.n; i++) {
             cJSON *e = cJSON_CreateObject();
-            cJSON_AddStringToObject(e, "path", trace_paths.v[i]);
+            cJSON_AddStringToObject(e, "path", exp.traces.v[i]);
             cJSON_AddStringToObject(e, "hash", sw.hashes[i]);
             cJSON_AddItemToArray(tr, e);
         }
@@ -482,8 +426,11 @@ int cmd_sweep(int argc, char **argv) {
         free(s);
         cJSON_Delete(o);
     } else {
-        printf("sweep: %zu runs: %zu ran, %zu skipped (already in %s), %zu failed, %.1f s on %llu threads\n",
-               sw.total, sw.ran, sw.skipped, db_path, sw.failed, secs, (unsigned long long)jobs);
+        char sh[64] = "";
+        if (shard_n > 1)
+            snprintf(sh, sizeof sh, " (shard %llu/%llu)", (unsigned long long)shard_i, (unsigned long long)shard_n);
+        printf("sweep: %zu runs: %zu ran, %zu skipped (already in %s), %zu failed, %.1f s on %llu threads%s\n",
+               sw.total, sw.ran, sw.skipped, db_path, sw.failed, secs, (unsigned long long)jobs, sh);
     }
     if (sw.stopped) {
         fprintf(stderr, "moesim sweep: stopped after a database error; %zu runs not started "
@@ -495,6 +442,10 @@ int cmd_sweep(int argc, char **argv) {
     }
     sw.db = NULL;
     status = sw.failed || sw.stopped ? 1 : 0;
+    goto out;
+misuse_opt:
+    fprintf(stderr, "moesim sweep: --%s\n", err.msg);
+    status = 2;
     goto out;
 misuse:
     fprintf(stderr, "moesim sweep: %s\n", err.msg);
@@ -508,16 +459,14 @@ fail:
 out:
     if (sw.db) moe_db_close(sw.db, NULL);
     if (sw.traces)
-        for (size_t i = 0; i < trace_paths.n; i++) moe_trace_free(sw.traces[i]);
+        for (size_t i = 0; i < exp.traces.n; i++) moe_trace_free(sw.traces[i]);
     if (sw.json_out)
         for (size_t j = 0; j < sw.n_jobs; j++) free(sw.json_out[j]);
     free(sw.json_out);
     free(sw.traces);
     free(sw.hashes);
     free(sw.jobs);
-    free(caps.v);
-    sl_free(&trace_paths);
-    sl_free(&policies);
+    moe_experiment_free(&exp);
     pthread_mutex_destroy(&sw.lock);
     return status;
 }

@@ -1,0 +1,127 @@
+/* experiment.h: experiment files (experiments/NAME.ini) and the run list of a
+ * sweep.
+ *
+ * An experiment is a set of axes; the run list is their cartesian product in
+ * a fixed order (trace, scope, cold_per_seq, seed, device, model, precision,
+ * prefetch, policy, capacity: the last varies fastest), which makes the run
+ * list deterministic: shard i/N of a sweep is "every run whose index in this
+ * list is i-1 modulo N" on any machine.
+ *
+ * File format (core/ini syntax):
+ *
+ *   [experiment]
+ *   name        = policies              # stored in runs.experiment (default: file stem)
+ *   description = free text
+ *
+ *   [traces]                            # one trace per key: label = path
+ *   default = traces/default.moetrace   # relative paths: to the working directory
+ *
+ *   [sweep]                             # every key is a comma-separated list
+ *   policies     = lru, fifo, s3fifo:small=0.2,threshold=2   # or "all"
+ *   scopes       = per-layer, global
+ *   capacities   = 1:8, 12, 16          # experts (N, START:END[:STEP]), bytes (12GiB), or P%
+ *   rho          = 0.5, 1, 2            # capacity as a multiple of top_k (see below)
+ *   cold_per_seq = off, on
+ *   seeds        = 1, 2
+ *   prefetch     = none, gate:ahead=1,n=2
+ *   precision    = uniform:bits=16, hot-cold:hot=4
+ *   device       = a100-pcie            # turns the timing model on
+ *   model        = mixtral-8x7b
+ *   skip         = cum=0.9              # single values
+ *   speculate    = off
+ *   devices, models                     # other profile files
+ *
+ *   [expect NAME]                       # any number; stored in the expectations table
+ *   metric    = hit_rate
+ *   selector  = policy=lru capacity=2 scope=global   # '' = every run of the experiment
+ *   value     = 0.364
+ *   tolerance = 0.02
+ *   source    = moe-lrc, Table 2
+ *
+ * A spec's own parameters may follow it in a list (a piece "k=v" without ':'
+ * continues the previous spec), as on the sweep command line.
+ *
+ * ρ (rho) is moe-lrc's relative cache size, a multiple of top_k: per-layer
+ * scope holds round(ρ·k) experts in each layer's cache; global scope holds
+ * round(ρ·L·k) (layer, expert) keys in all, i.e. the same total memory.
+ * Both are at least 1 and at most the number of keys. The run stores the
+ * resulting integer capacity, so ρ = 1 and capacities = 2 on a top-2 trace
+ * are the same run. */
+#ifndef MOE_EXPERIMENT_H
+#define MOE_EXPERIMENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/error.h"
+#include "../core/trace.h"
+#include "replay.h"
+
+typedef struct moe_str_list {
+    char **v;
+    size_t n, cap;
+} moe_str_list;
+
+int moe_str_list_push(moe_str_list *l, const char *s, size_t len);
+void moe_str_list_free(moe_str_list *l);
+/* Split a comma-separated list of specs: a piece "k=v" with no ':' joins the
+ * previous piece (spec parameters use commas too). Whitespace is trimmed.
+ * `what` names the list in messages. */
+int moe_split_specs(const char *s, const char *what, moe_str_list *out, moe_error *err);
+
+typedef struct moe_expectation {
+    char *name, *metric, *selector, *source;
+    double value, tolerance;
+} moe_expectation;
+
+typedef struct moe_experiment {
+    char name[128];
+    char path[512];           /* "" when built from the command line */
+    moe_str_list traces;
+    moe_str_list policies;    /* specs as written */
+    int scopes[2];
+    size_t n_scopes;
+    moe_str_list capacities;  /* one item per capacity (ranges expanded) */
+    double *rho;
+    size_t n_rho;
+    int cold[2];
+    size_t n_cold;
+    uint64_t *seeds;
+    size_t n_seeds;
+    moe_str_list devices, models, precisions, prefetchers; /* "" item = unset */
+    char *skip;               /* NULL = off */
+    int speculate;
+    char *devices_path, *models_path;
+    moe_expectation *expects;
+    size_t n_expects;
+} moe_experiment;
+
+/* Load and validate an experiment file; every error names file:line. */
+int moe_experiment_load(const char *path, moe_experiment *exp, moe_error *err);
+/* Free everything (safe on a zeroed struct). */
+void moe_experiment_free(moe_experiment *exp);
+
+/* Capacity list text: "1,2,4", "1:32", "1:32:4", "12GiB", "40%" mixed;
+ * ranges are expanded into single items. */
+int moe_experiment_add_capacities(moe_experiment *exp, const char *s, moe_error *err);
+/* Policy list text, or "all". Unknown names fail. */
+int moe_experiment_add_policies(moe_experiment *exp, const char *s, moe_error *err);
+
+/* One planned run. The config's strings point into the experiment and into
+ * `policy`, so the experiment must outlive the list; call moe_run_bind
+ * before using cfg after copying a moe_exp_run. */
+typedef struct moe_exp_run {
+    size_t trace;             /* index into exp->traces */
+    moe_replay_config cfg;    /* cfg.policy == policy (after moe_exp_run_bind) */
+    char policy[256];         /* canonical spec */
+} moe_exp_run;
+
+static inline void moe_exp_run_bind(moe_exp_run *r) { r->cfg.policy = r->policy; }
+
+/* Expand the axes against the loaded traces (same order as exp->traces;
+ * duplicate traces, by hash, are planned once; a run equal to an earlier one,
+ * by canonical config text, is dropped). *runs is malloc'ed. */
+int moe_experiment_plan(const moe_experiment *exp, moe_trace *const *traces, char (*hashes)[65],
+                        moe_exp_run **runs, size_t *n_runs, moe_error *err);
+
+#endif
