@@ -5,7 +5,7 @@ independently of backend/, to cross-check the C engine on generated models.
 
   ref_forward.py MODEL_DIR ID,ID,...   -> JSON {"logits": [[V floats] per token],
                                                 "experts": [[[k ids] per layer] per token],
-                                                "weights": same shape}"""
+                                                "weights": same shape, "router": [[E logits]]}"""
 import json
 import math
 import os
@@ -72,6 +72,7 @@ def main():
     vc = [[None] * T for _ in range(L)]
     out_ex = [[None] * L for _ in range(T)]
     out_w = [[None] * L for _ in range(T)]
+    out_r = [[None] * L for _ in range(T)]
     inv = [1.0 / theta ** (2 * i / hd) for i in range(hd // 2)]
     for l in range(L):
         p = "model.layers.%d." % l
@@ -106,6 +107,7 @@ def main():
         for t in range(T):
             xn = rms(x[t], g(p + "post_attention_layernorm.weight"), eps)
             lg = mv(R, xn)
+            out_r[t][l] = lg
             m = max(lg)
             pr = [math.exp(z - m) for z in lg]
             z = sum(pr)
@@ -123,7 +125,7 @@ def main():
     head = "lm_head.weight" if "lm_head.weight" in W else "model.embed_tokens.weight"
     lm = rows(g(head), V, H)
     logits = [mv(lm, rms(x[t], g("model.norm.weight"), eps)) for t in range(T)]
-    json.dump({"logits": logits, "experts": out_ex, "weights": out_w}, sys.stdout)
+    json.dump({"logits": logits, "experts": out_ex, "weights": out_w, "router": out_r}, sys.stdout)
 
 
 if __name__ == "__main__":
