@@ -36,6 +36,8 @@ static const char fit_usage[] =
     "  --max-iter N       Nelder-Mead iterations in all (default 120)\n"
     "  --seed N           generator seed (default 1)\n"
     "  --weights          store gate weights (Dirichlet(1)) in the written trace\n"
+    "  --lookahead D      give the written trace lookahead predictions of depth D\n"
+    "  --lookahead-acc P  P(a prediction is right) (default 0.8; an assumption, not fitted)\n"
     "  -v, --verbose      one line per iteration on stderr\n"
     "  -h, --help         this text\n";
 
@@ -91,9 +93,9 @@ static int write_sidecar(const char *path, const char *out, const moe_fit_target
     fprintf(f, "fit_sse = %.6g\niterations = %u\nevaluations = %u\nseconds = %.1f\n", r->sse, r->iterations,
             r->evaluations, r->seconds);
     fprintf(f, "gen_command = moesim trace gen -o %s --steps %llu --layers %u --experts %u --top-k %u --zipf %.6g "
-               "--locality %.6g --cross-layer %.6g --topic-every %llu --seq-len %u --prefill %u%s --model %s --seed %llu\n",
+               "--locality %.6g --cross-layer %.6g --topic-every %llu --seq-len %u --prefill %u%s --lookahead %u --lookahead-acc %.6g --model %s --seed %llu\n",
             out, (unsigned long long)p->steps, p->layers, p->experts, p->top_k, p->zipf_s, p->locality, p->cross_layer,
-            (unsigned long long)p->topic_every, p->seq_len, p->prefill, p->with_weights ? "" : " --no-weights", p->model,
+            (unsigned long long)p->topic_every, p->seq_len, p->prefill, p->with_weights ? "" : " --no-weights", p->lookahead, p->lookahead_acc, p->model,
             (unsigned long long)p->seed);
     moe_gen_describe(p, gen, sizeof gen);
     fprintf(f, "\n[generator]\n");
@@ -117,6 +119,7 @@ int cmd_trace_fit(int argc, char **argv) {
         {"seq-len", required_argument, 0, 'q'}, {"max-iter", required_argument, 0, 'i'},
         {"seed", required_argument, 0, 's'},    {"weights", no_argument, 0, 'w'},
         {"verbose", no_argument, 0, 'v'},       {"help", no_argument, 0, 'h'},
+        {"lookahead", required_argument, 0, 'D'}, {"lookahead-acc", required_argument, 0, 'A'},
         {0, 0, 0, 0},
     };
     moe_fit_target tg;
@@ -126,6 +129,8 @@ int cmd_trace_fit(int argc, char **argv) {
     const char *out = NULL, *model = "fit";
     uint32_t n_lru = 0, n_bel = 0, seqs = 20;
     int weights = 0, c;
+    uint32_t lookahead = 0;
+    double la_acc = 0.8;
     uint64_t v;
     moe_error err = {{0}};
     for (uint32_t i = 0; i < MOE_FIT_MAX_RHO; i++) tg.lru[i] = tg.belady[i] = NAN;
@@ -147,6 +152,14 @@ int cmd_trace_fit(int argc, char **argv) {
         case 'i': bad = cli_parse_u64("--max-iter", optarg, 100000, &v, &err), o.max_iter = (uint32_t)v; break;
         case 's': bad = cli_parse_u64("--seed", optarg, UINT64_MAX, &o.seed, &err); break;
         case 'w': weights = 1; break;
+        case 'D': bad = cli_parse_u64("--lookahead", optarg, 16, &v, &err), lookahead = (uint32_t)v; break;
+        case 'A': {
+            char *end;
+            la_acc = strtod(optarg, &end);
+            if (!*optarg || *end || !(la_acc >= 0 && la_acc <= 1))
+                bad = moe_fail(&err, "--lookahead-acc: expected a probability, got '%s'", optarg);
+            break;
+        }
         case 'v': o.verbose = 1; break;
         case 'h': fputs(fit_usage, stdout); return 0;
         default: fputs(fit_usage, stderr); return 2;
@@ -178,6 +191,7 @@ int cmd_trace_fit(int argc, char **argv) {
     moe_gen_params p;
     moe_fit_params(&tg, &o, seqs, r.params.zipf_s, r.params.locality, r.params.cross_layer, r.params.topic_every, &p);
     p.with_weights = weights;
+    p.lookahead = lookahead, p.lookahead_acc = la_acc;
     snprintf(p.model, sizeof p.model, "%s", model);
     moe_trace *t = moe_trace_generate(&p, &err);
     double lru[MOE_FIT_MAX_RHO], bel[MOE_FIT_MAX_RHO];

@@ -1,0 +1,618 @@
+/* cmd_reproduce.c: `moesim reproduce [experiments/repro_*.ini ...]` — run
+ * paper reproductions and print one table: experiment, metric, published,
+ * ours, difference, verdict (PASS / FAIL / NOT COMPARABLE) and the reason.
+ *
+ * An experiment file has an [experiment] section (name, title, source) and
+ * one section per check, [check NAME], whose `kind` selects what runs:
+ *
+ *   lrc        moe-lrc cache hit rate (core/lrc.h, model level, chunk 512)
+ *              of `policy` on `trace` at each `rho`; PASS iff
+ *              |ours - published| <= tolerance.
+ *   lrc_order  qualitative: hit rate of `better` >= (or, strict = 1, >)
+ *              that of `worse` at every `rho`, on every trace matching
+ *              `traces` (a glob); `experts` restricts to traces with that
+ *              many experts per layer. ours = the smallest difference.
+ *   eliseev    Eliseev & Mazur's ablation (tok/s: full / no pre-loading /
+ *              no LRU and no pre-loading / naive) priced by the timing model
+ *              on `trace` with `device`, `model`, `precision`, `capacity`
+ *              experts per layer and `prefetch`; compares the RATIOS of
+ *              neighbouring columns (relative tolerance), absolute tok/s are
+ *              printed as NOT COMPARABLE.
+ *   mlx_tiers  MLX-Flash's tier arithmetic: `counts` experts at `bits`
+ *              bits; effective bits and saving against `reference_bits`.
+ *   layer_hits per-layer cache hit rate (token by token, cold per sequence,
+ *              compulsory misses are misses) of `policies` at `capacity`
+ *              experts per layer (or `capacity_frac` of E), counting tokens
+ *              at position >= `skip_tokens`; `relation` approx (|diff| <=
+ *              tolerance) or ge (ours >= published). `experts` restricts the
+ *              traces as in lrc_order.
+ * Every check has `source` (URL) and may have `metric` and `note`.
+ *
+ * Exit status: 0 when the reproductions ran (a FAIL is a finding, not an
+ * error), 1 on a broken experiment file, and with --strict 1 when any row
+ * is FAIL. */
+#include <getopt.h>
+#include <glob.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../core/device_profile.h"
+#include "../core/ini.h"
+#include "../core/lrc.h"
+#include "../core/trace_fit.h"
+#include "cli.h"
+#include "commands.h"
+#include "replay.h"
+#include "replay_ext.h"
+#include "reproduce.h"
+
+static const char reproduce_usage[] =
+    "usage: moesim reproduce [--strict] [experiments/repro_*.ini ...]\n"
+    "\n"
+    "Run paper reproductions and print one table: experiment, metric, published\n"
+    "value, ours, difference, verdict (PASS / FAIL / NOT COMPARABLE) and why.\n"
+    "Without files, every experiments/repro_*.ini runs. The file format is\n"
+    "documented at the top of sim/cmd_reproduce.c.\n"
+    "\n"
+    "  --strict     exit 1 if any verdict is FAIL (default: 0 when it ran)\n"
+    "  -h, --help   this text\n";
+
+#define MAXV 16
+
+typedef struct row {
+    char exp[40], metric[96], pub[24], ours[24], diff[24], verdict[16], reason[1400];
+} row;
+
+typedef struct table {
+    row *r;
+    size_t n, cap;
+    int fails;
+} table;
+
+static row *add_row(table *t, const char *exp, const char *metric) {
+    if (t->n == t->cap) {
+        size_t nc = t->cap ? t->cap * 2 : 32;
+        row *r = realloc(t->r, nc * sizeof *r);
+        if (!r) return NULL;
+        t->r = r, t->cap = nc;
+    }
+    row *r = &t->r[t->n++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->exp, sizeof r->exp, "%s", exp);
+    snprintf(r->metric, sizeof r->metric, "%s", metric);
+    snprintf(r->pub, sizeof r->pub, "-");
+    snprintf(r->ours, sizeof r->ours, "-");
+    snprintf(r->diff, sizeof r->diff, "-");
+    return r;
+}
+
+static void set_reason(row *r, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->reason, sizeof r->reason, fmt, ap);
+    va_end(ap);
+}
+
+static void verdict(table *t, row *r, const char *v) {
+    snprintf(r->verdict, sizeof r->verdict, "%s", v);
+    if (!strcmp(v, "FAIL")) t->fails++;
+}
+
+/* A numeric row: PASS iff |ours - pub| <= tol (absolute). */
+static void numeric(table *t, row *r, double pub, double ours, double tol, const char *fmt) {
+    snprintf(r->pub, sizeof r->pub, fmt, pub);
+    snprintf(r->ours, sizeof r->ours, fmt, ours);
+    snprintf(r->diff, sizeof r->diff, "%+.4f", ours - pub);
+    verdict(t, r, fabs(ours - pub) <= tol + 1e-12 ? "PASS" : "FAIL");
+}
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static int get_list(const moe_ini *ini, const char *sec, const char *key, double *v, uint32_t *n, moe_error *err) {
+    const moe_ini_entry *e = moe_ini_find(ini, sec, key);
+    if (!e) return moe_fail(err, "%s: [%s]: missing key '%s'", ini->path, sec, key);
+    if (repro_parse_list(key, e->value, v, MAXV, n, err)) return moe_fail_prefix(err, "%s:%u", ini->path, e->line), -1;
+    return 0;
+}
+
+static const char *need(const moe_ini *ini, const char *sec, const char *key, moe_error *err) {
+    const char *v = moe_ini_get(ini, sec, key);
+    if (!v) moe_fail(err, "%s: [%s]: missing key '%s'", ini->path, sec, key);
+    return v;
+}
+
+static const char *opt(const moe_ini *ini, const char *sec, const char *key, const char *def) {
+    const char *v = moe_ini_get(ini, sec, key);
+    return v ? v : def;
+}
+
+static const char *base(const char *path) {
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+static int policy_of(const char *s) {
+    if (!strcasecmp(s, "lru")) return MOE_LRC_LRU;
+    if (!strcasecmp(s, "lfu")) return MOE_LRC_LFU;
+    if (!strcasecmp(s, "belady")) return MOE_LRC_BELADY;
+    return -1;
+}
+
+static double lrc_rate(const moe_trace *t, int policy, double rho, moe_error *err) {
+    uint32_t cap = (uint32_t)floor(rho * t->n_layers * t->top_k + 1e-9);
+    uint64_t h = 0, a = 0;
+    if (moe_lrc_cache_run(t, 512, t->n_layers, policy, 0, cap, &h, &a, err)) return NAN;
+    return a ? (double)h / (double)a : NAN;
+}
+
+/* ---- kind = lrc ----------------------------------------------------------- */
+
+static int run_lrc(table *tb, const char *exp, const moe_ini *ini, const char *sec, moe_error *err) {
+    const char *tp = need(ini, sec, "trace", err), *pol = need(ini, sec, "policy", err);
+    if (!tp || !pol) return -1;
+    double rho[MAXV], pub[MAXV], tol;
+    uint32_t nr, np;
+    if (get_list(ini, sec, "rho", rho, &nr, err) || get_list(ini, sec, "published", pub, &np, err)) return -1;
+    if (nr != np) return moe_fail(err, "%s: [%s]: %u rho values but %u published values", ini->path, sec, nr, np);
+    if (moe_ini_get_double(ini, sec, "tolerance", 0.02, 0, 1, &tol, err)) return -1;
+    int p = policy_of(pol);
+    if (p < 0) return moe_fail(err, "%s: [%s]: policy '%s' is not lru, lfu or belady", ini->path, sec, pol);
+    moe_error terr = {{0}};
+    moe_trace *t = moe_trace_load(tp, &terr);
+    for (uint32_t i = 0; i < nr; i++) {
+        char m[96];
+        snprintf(m, sizeof m, "%s %s hit rate rho=%g", opt(ini, sec, "model", ""), pol, rho[i]);
+        row *r = add_row(tb, exp, m);
+        if (!r) return moe_fail(err, "out of memory");
+        snprintf(r->pub, sizeof r->pub, "%.3f", pub[i]);
+        if (!t) {
+            verdict(tb, r, "NOT COMPARABLE");
+            set_reason(r, "no trace: %s", terr.msg);
+            continue;
+        }
+        double v = lrc_rate(t, p, rho[i], err);
+        if (isnan(v)) {
+            moe_trace_free(t);
+            return -1;
+        }
+        numeric(tb, r, pub[i], v, tol, "%.3f");
+        set_reason(r, "%s, tol %g%s%s", base(tp), tol, moe_ini_get(ini, sec, "note") ? "; " : "", opt(ini, sec, "note", ""));
+    }
+    moe_trace_free(t);
+    return 0;
+}
+
+/* ---- kind = lrc_order ----------------------------------------------------- */
+
+static int run_lrc_order(table *tb, const char *exp, const moe_ini *ini, const char *sec, moe_error *err) {
+    const char *pat = need(ini, sec, "traces", err), *bs = need(ini, sec, "better", err), *ws = need(ini, sec, "worse", err);
+    if (!pat || !bs || !ws) return -1;
+    int pb = policy_of(bs), pw = policy_of(ws);
+    if (pb < 0 || pw < 0) return moe_fail(err, "%s: [%s]: better/worse must be lru, lfu or belady", ini->path, sec);
+    double rho[MAXV];
+    uint32_t nr;
+    uint64_t strict, experts;
+    if (get_list(ini, sec, "rho", rho, &nr, err) || moe_ini_get_u64(ini, sec, "strict", 0, 0, 1, &strict, err) ||
+        moe_ini_get_u64(ini, sec, "experts", 0, 0, 65534, &experts, err))
+        return -1;
+    glob_t g;
+    int gr = glob(pat, 0, NULL, &g);
+    if (gr == GLOB_NOMATCH) {
+        row *r = add_row(tb, exp, opt(ini, sec, "metric", "order"));
+        if (!r) return moe_fail(err, "out of memory");
+        verdict(tb, r, "NOT COMPARABLE");
+        set_reason(r, "no trace matches %s", pat);
+        return 0;
+    }
+    if (gr) return moe_fail(err, "%s: [%s]: glob '%s' failed", ini->path, sec, pat);
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        char m[96];
+        snprintf(m, sizeof m, "%s: %s", base(g.gl_pathv[i]), opt(ini, sec, "metric", "order"));
+        row *r = add_row(tb, exp, m);
+        if (!r) { globfree(&g); return moe_fail(err, "out of memory"); }
+        snprintf(r->pub, sizeof r->pub, "%s %s %s", bs, strict ? ">" : ">=", ws);
+        moe_error terr = {{0}};
+        moe_trace *t = moe_trace_load(g.gl_pathv[i], &terr);
+        if (!t) {
+            verdict(tb, r, "NOT COMPARABLE");
+            set_reason(r, "cannot load: %s", terr.msg);
+            continue;
+        }
+        if (experts && t->n_experts != experts) {
+            verdict(tb, r, "NOT COMPARABLE");
+            set_reason(r, "the finding is about %llu-expert models; this trace has %u", (unsigned long long)experts,
+                       t->n_experts);
+            moe_trace_free(t);
+            continue;
+        }
+        double worst = INFINITY, at = 0;
+        for (uint32_t j = 0; j < nr; j++) {
+            double b = lrc_rate(t, pb, rho[j], err), w = lrc_rate(t, pw, rho[j], err);
+            if (isnan(b) || isnan(w)) { moe_trace_free(t); globfree(&g); return -1; }
+            if (b - w < worst) worst = b - w, at = rho[j];
+        }
+        snprintf(r->ours, sizeof r->ours, "min %+.4f", worst);
+        snprintf(r->diff, sizeof r->diff, "@rho=%g", at);
+        int ok = strict ? worst > 0 : worst >= 0;
+        verdict(tb, r, ok ? "PASS" : "FAIL");
+        set_reason(r, "%s - %s smallest at rho=%g over rho %s; %s%s", bs, ws, at, moe_ini_get(ini, sec, "rho"),
+                   strstr(t->source, "gen") ? "synthetic trace: a property of the generator, not of a model. " : "",
+                   opt(ini, sec, "note", ""));
+        moe_trace_free(t);
+    }
+    globfree(&g);
+    return 0;
+}
+
+/* ---- kind = eliseev --------------------------------------------------------- */
+
+static int tok_s(const moe_trace *t, moe_replay_config cfg, double *out, moe_error *err) {
+    moe_replay_result res;
+    if (moe_replay(t, &cfg, &res, err)) return -1;
+    *out = res.ext ? res.ext->tok_s : NAN;
+    moe_replay_result_free(&res);
+    return 0;
+}
+
+static int run_eliseev(table *tb, const char *exp, const moe_ini *ini, const char *sec, moe_error *err) {
+    const char *tp = need(ini, sec, "trace", err), *dev = need(ini, sec, "device", err),
+               *model = need(ini, sec, "model", err);
+    if (!tp || !dev || !model) return -1;
+    const char *prec = opt(ini, sec, "precision", "uniform:bits=2"), *pf = opt(ini, sec, "prefetch", "gate:ahead=1,n=2");
+    const char *label = opt(ini, sec, "label", sec);
+    double pub[MAXV], tol;
+    uint32_t np;
+    uint64_t cap;
+    if (get_list(ini, sec, "published", pub, &np, err)) return -1;
+    if (np != 4) return moe_fail(err, "%s: [%s]: published needs 4 values (full, no pre-loading, no LRU, naive)", ini->path, sec);
+    if (moe_ini_get_double(ini, sec, "tolerance", 0.15, 0, 10, &tol, err) ||
+        moe_ini_get_u64(ini, sec, "capacity", 4, 0, 65534, &cap, err))
+        return -1;
+    static const char *const col[4] = {"full", "no-preload", "no-LRU", "naive"};
+    double ours[4];
+    moe_error terr = {{0}};
+    moe_trace *t = moe_trace_load(tp, &terr);
+    const char *why = NULL;
+    char whybuf[1200];
+    if (!t) snprintf(whybuf, sizeof whybuf, "no trace: %s", terr.msg), why = whybuf;
+    else if (!t->lookahead_depth)
+        snprintf(whybuf, sizeof whybuf, "%s has no lookahead field for the gate pre-loader", base(tp)), why = whybuf;
+    moe_device_profile dp;
+    moe_model_profile mp;
+    if (!why) {
+        if (moe_device_profile_load(MOE_DEVICES_INI, dev, &dp, &terr) ||
+            moe_model_profile_load(MOE_MODELS_INI, model, &mp, &terr))
+            snprintf(whybuf, sizeof whybuf, "timing model unavailable: %s", terr.msg), why = whybuf;
+    }
+    if (!why) {
+        moe_replay_config cfg = {.policy = "lru", .capacity = (uint32_t)cap, .scope = MOE_SCOPE_PER_LAYER,
+                                 .cold_per_seq = 1, .seed = 1, .precision = prec, .device = dev, .model = model};
+        moe_replay_config full = cfg, nolru = cfg;
+        full.prefetch = pf;
+        nolru.capacity = 0;
+        if (tok_s(t, full, &ours[0], err) || tok_s(t, cfg, &ours[1], err) || tok_s(t, nolru, &ours[2], err)) {
+            moe_trace_free(t);
+            return moe_fail_prefix(err, "%s: [%s]", ini->path, sec), -1;
+        }
+        /* naive (accelerate-style offloading) reads every expert of a layer
+         * each token: the no-LRU time plus (E - k) more reads per layer and
+         * decode token, each latency + bytes/bandwidth on the device's
+         * channel (reads are serial and the lane waits for them). */
+        int tier = MOE_PREC_Q2;
+        const char *b = strstr(prec, "bits=");
+        if (b) {
+            int tt = moe_prec_of_bits(atol(b + 5));
+            if (tt >= 0) tier = tt;
+        }
+        double read_s = dp.io_latency_s + (double)mp.expert_bytes[tier] / (dp.io_bandwidth_Bps * dp.io_channels);
+        double extra = (double)t->n_layers * (t->n_experts - t->top_k) * read_s;
+        ours[3] = 1.0 / (1.0 / ours[2] + extra);
+    }
+    /* ratios of neighbouring columns and full/naive */
+    static const int ra[4][2] = {{0, 1}, {1, 2}, {2, 3}, {0, 3}};
+    for (int i = 0; i < 4; i++) {
+        char m[96];
+        snprintf(m, sizeof m, "%s tok/s ratio %s/%s", label, col[ra[i][0]], col[ra[i][1]]);
+        row *r = add_row(tb, exp, m);
+        if (!r) { moe_trace_free(t); return moe_fail(err, "out of memory"); }
+        double pr = pub[ra[i][0]] / pub[ra[i][1]];
+        snprintf(r->pub, sizeof r->pub, "%.3f", pr);
+        if (why) {
+            verdict(tb, r, "NOT COMPARABLE");
+            set_reason(r, "%s", why);
+            continue;
+        }
+        double or_ = ours[ra[i][0]] / ours[ra[i][1]];
+        snprintf(r->ours, sizeof r->ours, "%.3f", or_);
+        snprintf(r->diff, sizeof r->diff, "%+.1f%%", 100 * (or_ / pr - 1));
+        verdict(tb, r, fabs(or_ / pr - 1) <= tol ? "PASS" : "FAIL");
+        set_reason(r, "relative tol %g%s%s", tol, i == 0 && moe_ini_get(ini, sec, "note") ? "; " : "",
+                   i == 0 ? opt(ini, sec, "note", "") : "");
+    }
+    for (int i = 0; i < 4 && !why; i++) {
+        char m[96];
+        snprintf(m, sizeof m, "%s tok/s %s (absolute)", label, col[i]);
+        row *r = add_row(tb, exp, m);
+        if (!r) { moe_trace_free(t); return moe_fail(err, "out of memory"); }
+        snprintf(r->pub, sizeof r->pub, "%.3f", pub[i]);
+        snprintf(r->ours, sizeof r->ours, "%.3f", ours[i]);
+        snprintf(r->diff, sizeof r->diff, "x%.2f", ours[i] / pub[i]);
+        verdict(tb, r, "NOT COMPARABLE");
+        set_reason(r, "absolute speed depends on kernels (HQQ, framework) the profile does not model; only ratios "
+                      "are compared. device %s, %llu experts/layer cached", dev, (unsigned long long)cap);
+    }
+    moe_trace_free(t);
+    return 0;
+}
+
+/* ---- kind = mlx_tiers ----------------------------------------------------- */
+
+static int run_mlx_tiers(table *tb, const char *exp, const moe_ini *ini, const char *sec, moe_error *err) {
+    double cnt[MAXV], bits[MAXV], pbits, psave, refbits, tol;
+    uint32_t nc, nb;
+    uint64_t total;
+    if (get_list(ini, sec, "counts", cnt, &nc, err) || get_list(ini, sec, "bits", bits, &nb, err)) return -1;
+    if (nc != nb) return moe_fail(err, "%s: [%s]: counts and bits differ in length", ini->path, sec);
+    if (moe_ini_get_double(ini, sec, "published_bits", 0, 0, 64, &pbits, err) ||
+        moe_ini_get_double(ini, sec, "published_saving", 0, 0, 1, &psave, err) ||
+        moe_ini_get_double(ini, sec, "reference_bits", 4, 1, 64, &refbits, err) ||
+        moe_ini_get_double(ini, sec, "tolerance", 0.05, 0, 64, &tol, err) ||
+        moe_ini_get_u64(ini, sec, "experts", 0, 0, 65534, &total, err))
+        return -1;
+    double n = 0, sb = 0;
+    char split[256] = "";
+    for (uint32_t i = 0; i < nc; i++) {
+        n += cnt[i], sb += cnt[i] * bits[i];
+        size_t o = strlen(split);
+        snprintf(split + o, sizeof split - o, "%s%g@%gb", i ? "+" : "", cnt[i], bits[i]);
+    }
+    row *r = add_row(tb, exp, "tier split: experts in the tiers");
+    if (!r) return moe_fail(err, "out of memory");
+    snprintf(r->pub, sizeof r->pub, "%llu", (unsigned long long)total);
+    snprintf(r->ours, sizeof r->ours, "%g", n);
+    snprintf(r->diff, sizeof r->diff, "%+g", n - (double)total);
+    verdict(tb, r, n == (double)total ? "PASS" : "FAIL");
+    set_reason(r, "%s; %u tiers listed (the claim says 7)", split, nc);
+    double eff = n > 0 ? sb / n : NAN;
+    r = add_row(tb, exp, "effective bits per weight (nominal)");
+    if (!r) return moe_fail(err, "out of memory");
+    numeric(tb, r, pbits, eff, tol, "%.3f");
+    set_reason(r, "sum(count x bits) / experts = %g / %g = %.4f exactly", sb, n, eff);
+    double save = 1 - eff / refbits;
+    r = add_row(tb, exp, "memory saving vs uniform reference bits");
+    if (!r) return moe_fail(err, "out of memory");
+    snprintf(r->pub, sizeof r->pub, "%.1f%%", 100 * psave);
+    snprintf(r->ours, sizeof r->ours, "%.1f%%", 100 * save);
+    snprintf(r->diff, sizeof r->diff, "%+.1f pp", 100 * (save - psave));
+    verdict(tb, r, fabs(save - psave) <= 0.02 ? "PASS" : "FAIL");
+    set_reason(r, "1 - %.4f/%g; the published %g bits would give %.1f%% (vs FP16: %.1f%%)", eff, refbits, pbits,
+               100 * (1 - pbits / refbits), 100 * (1 - eff / 16));
+    return 0;
+}
+
+/* ---- kind = layer_hits ------------------------------------------------------ */
+
+/* Per-layer cache of `cap` experts, token by token, cold per sequence: a
+ * token's experts at a layer are looked up, then the missing ones inserted,
+ * evicting (LRU) the least recently used or (Belady) the one used farthest
+ * in the future of the sequence, never one the token itself uses. Hits and
+ * accesses are counted for tokens at position >= skip. */
+static int layer_sim(const moe_trace *t, int belady, uint32_t cap, uint32_t skip, double *rate, moe_error *err) {
+    const uint32_t L = t->n_layers, E = t->n_experts, K = t->top_k;
+    size_t nk = (size_t)L * E;
+    uint64_t *stamp = calloc(nk, sizeof *stamp), *nextu = calloc(nk, sizeof *nextu), *last = malloc(nk * sizeof *last);
+    uint8_t *res = calloc(nk, 1), *cur = calloc(E, 1);
+    uint32_t *size = calloc(L, sizeof *size);
+    uint64_t *nxt = belady ? malloc((size_t)t->n_tokens * L * K * sizeof *nxt) : NULL;
+    if (!stamp || !nextu || !last || !res || !cur || !size || (belady && !nxt)) {
+        free(stamp), free(nextu), free(last), free(res), free(cur), free(size), free(nxt);
+        return moe_fail(err, "out of memory");
+    }
+    if (belady) { /* next use of each (token, layer, slot) within its sequence */
+        for (size_t i = 0; i < nk; i++) last[i] = UINT64_MAX;
+        for (uint64_t tok = t->n_tokens; tok-- > 0;) {
+            if (tok + 1 < t->n_tokens && t->token_seq[tok + 1] != t->token_seq[tok])
+                for (size_t i = 0; i < nk; i++) last[i] = UINT64_MAX;
+            for (uint32_t l = 0; l < L; l++) {
+                size_t r = moe_trace_rec(t, tok, l);
+                for (uint32_t s = 0; s < K; s++) {
+                    uint16_t e = t->experts[r + s];
+                    nxt[r + s] = UINT64_MAX;
+                    if (e == MOE_NO_EXPERT) continue;
+                    nxt[r + s] = last[(size_t)l * E + e];
+                    last[(size_t)l * E + e] = tok;
+                }
+            }
+        }
+    }
+    uint64_t hits = 0, acc = 0, clock = 0;
+    for (uint64_t tok = 0; tok < t->n_tokens; tok++) {
+        if (tok == 0 || t->token_seq[tok] != t->token_seq[tok - 1]) {
+            memset(res, 0, nk);
+            memset(size, 0, L * sizeof *size);
+        }
+        int count = t->token_pos[tok] >= skip;
+        for (uint32_t l = 0; l < L; l++) {
+            size_t r = moe_trace_rec(t, tok, l);
+            uint8_t *rs = res + (size_t)l * E;
+            for (uint32_t s = 0; s < K && t->experts[r + s] != MOE_NO_EXPERT; s++) {
+                uint16_t e = t->experts[r + s];
+                cur[e] = 1;
+                if (count) acc++, hits += rs[e];
+            }
+            for (uint32_t s = 0; s < K && t->experts[r + s] != MOE_NO_EXPERT; s++) {
+                uint16_t e = t->experts[r + s];
+                size_t key = (size_t)l * E + e;
+                stamp[key] = ++clock;
+                if (belady) nextu[key] = nxt[r + s];
+                if (rs[e] || cap == 0) continue;
+                if (size[l] < cap) {
+                    rs[e] = 1, size[l]++;
+                    continue;
+                }
+                int64_t victim = -1;
+                for (uint32_t x = 0; x < E; x++) { /* lowest id wins ties */
+                    if (!rs[x] || cur[x]) continue;
+                    size_t kx = (size_t)l * E + x;
+                    if (victim < 0) { victim = x; continue; }
+                    size_t kv = (size_t)l * E + (size_t)victim;
+                    if (belady ? nextu[kx] > nextu[kv] : stamp[kx] < stamp[kv]) victim = x;
+                }
+                if (victim >= 0) rs[victim] = 0, rs[e] = 1; /* else every resident is in use: not cached */
+            }
+            for (uint32_t s = 0; s < K && t->experts[r + s] != MOE_NO_EXPERT; s++) cur[t->experts[r + s]] = 0;
+        }
+    }
+    *rate = acc ? (double)hits / (double)acc : NAN;
+    free(stamp), free(nextu), free(last), free(res), free(cur), free(size), free(nxt);
+    return 0;
+}
+
+static int run_layer_hits(table *tb, const char *exp, const moe_ini *ini, const char *sec, moe_error *err) {
+    const char *pat = need(ini, sec, "traces", err), *pols = opt(ini, sec, "policies", "lru,belady");
+    const char *rel = opt(ini, sec, "relation", "approx");
+    if (!pat) return -1;
+    double pub, tol, frac;
+    uint64_t cap, skip, experts;
+    if (moe_ini_get_double(ini, sec, "published", 0, 0, 1, &pub, err) ||
+        moe_ini_get_double(ini, sec, "tolerance", 0.03, 0, 1, &tol, err) ||
+        moe_ini_get_double(ini, sec, "capacity_frac", 0, 0, 1, &frac, err) ||
+        moe_ini_get_u64(ini, sec, "capacity", 0, 0, 65534, &cap, err) ||
+        moe_ini_get_u64(ini, sec, "skip_tokens", 0, 0, 1u << 30, &skip, err) ||
+        moe_ini_get_u64(ini, sec, "experts", 0, 0, 65534, &experts, err))
+        return -1;
+    if (!cap && !(frac > 0)) return moe_fail(err, "%s: [%s]: give capacity or capacity_frac", ini->path, sec);
+    int ge = !strcmp(rel, "ge");
+    if (!ge && strcmp(rel, "approx")) return moe_fail(err, "%s: [%s]: relation must be approx or ge", ini->path, sec);
+    glob_t g;
+    int gr = glob(pat, 0, NULL, &g);
+    if (gr && gr != GLOB_NOMATCH) return moe_fail(err, "%s: [%s]: glob '%s' failed", ini->path, sec, pat);
+    for (size_t i = 0; gr == 0 && i < g.gl_pathc; i++) {
+        moe_error terr = {{0}};
+        moe_trace *t = moe_trace_load(g.gl_pathv[i], &terr);
+        for (int p = 0; p < 2; p++) {
+            const char *pn = p ? "belady" : "lru";
+            if (!strstr(pols, pn)) continue;
+            uint32_t c = (uint32_t)cap;
+            if (t && !c) c = (uint32_t)floor(frac * t->n_experts + 1e-9);
+            char m[96];
+            char sk[32] = "";
+            if (skip) snprintf(sk, sizeof sk, ", pos>=%llu", (unsigned long long)skip);
+            snprintf(m, sizeof m, "%s: %s %u/%u per layer%s", base(g.gl_pathv[i]), pn, c, t ? t->n_experts : 0, sk);
+            row *r = add_row(tb, exp, m);
+            if (!r) { moe_trace_free(t); globfree(&g); return moe_fail(err, "out of memory"); }
+            snprintf(r->pub, sizeof r->pub, ge ? ">=%.2f" : "~%.2f", pub);
+            if (!t) {
+                verdict(tb, r, "NOT COMPARABLE");
+                set_reason(r, "cannot load: %s", terr.msg);
+                continue;
+            }
+            if (experts && t->n_experts != experts) {
+                verdict(tb, r, "NOT COMPARABLE");
+                set_reason(r, "claim is about %llu-expert Mixtral; trace has %u experts per layer",
+                           (unsigned long long)experts, t->n_experts);
+                continue;
+            }
+            double v = NAN;
+            if (layer_sim(t, p, c, (uint32_t)skip, &v, err)) { moe_trace_free(t); globfree(&g); return -1; }
+            snprintf(r->ours, sizeof r->ours, "%.3f", v);
+            snprintf(r->diff, sizeof r->diff, "%+.4f", v - pub);
+            verdict(tb, r, (ge ? v >= pub : fabs(v - pub) <= tol) ? "PASS" : "FAIL");
+            set_reason(r, "per-layer cache, cold per sequence, token by token%s%s%s", skip ? ", hits of tokens at position >= skip" : "",
+                       strstr(t->source, "gen") ? "; synthetic trace" : "", opt(ini, sec, "note", ""));
+        }
+        moe_trace_free(t);
+    }
+    if (gr == GLOB_NOMATCH) {
+        row *r = add_row(tb, exp, opt(ini, sec, "metric", "hit rate"));
+        if (!r) return moe_fail(err, "out of memory");
+        verdict(tb, r, "NOT COMPARABLE");
+        set_reason(r, "no trace matches %s", pat);
+    } else
+        globfree(&g);
+    return 0;
+}
+
+/* ---- driver --------------------------------------------------------------- */
+
+static int run_file(table *tb, const char *path, moe_error *err) {
+    moe_ini *ini = moe_ini_load(path, err);
+    if (!ini) return -1;
+    const char *exp = moe_ini_get(ini, "experiment", "name");
+    if (!exp) {
+        moe_ini_free(ini);
+        return moe_fail(err, "%s: missing [experiment] name", path);
+    }
+    int rc = 0, n = 0;
+    for (size_t i = 0; i < ini->n_sections && !rc; i++) {
+        const char *sec = ini->sections[i].name;
+        if (strncasecmp(sec, "check ", 6)) continue;
+        const char *kind = moe_ini_get(ini, sec, "kind");
+        if (!kind) rc = moe_fail(err, "%s:%u: [%s] has no kind", path, ini->sections[i].line, sec);
+        else if (!strcmp(kind, "lrc")) rc = run_lrc(tb, exp, ini, sec, err);
+        else if (!strcmp(kind, "lrc_order")) rc = run_lrc_order(tb, exp, ini, sec, err);
+        else if (!strcmp(kind, "eliseev")) rc = run_eliseev(tb, exp, ini, sec, err);
+        else if (!strcmp(kind, "mlx_tiers")) rc = run_mlx_tiers(tb, exp, ini, sec, err);
+        else if (!strcmp(kind, "layer_hits")) rc = run_layer_hits(tb, exp, ini, sec, err);
+        else rc = moe_fail(err, "%s:%u: [%s]: unknown kind '%s' (lrc, lrc_order, eliseev, mlx_tiers, layer_hits)", path,
+                           moe_ini_find(ini, sec, "kind")->line, sec, kind);
+        n++;
+    }
+    if (!rc && n == 0) rc = moe_fail(err, "%s: no [check ...] sections", path);
+    moe_ini_free(ini);
+    return rc;
+}
+
+static void print_table(const table *tb) {
+    printf("%-14s %-56s %-12s %-12s %-9s %-15s %s\n", "experiment", "metric", "published", "ours", "diff", "verdict",
+           "reason");
+    for (size_t i = 0; i < tb->n; i++) {
+        const row *r = &tb->r[i];
+        printf("%-14s %-56s %-12s %-12s %-9s %-15s %s\n", r->exp, r->metric, r->pub, r->ours, r->diff, r->verdict,
+               r->reason);
+    }
+    size_t pass = 0, fail = 0, nc = 0;
+    for (size_t i = 0; i < tb->n; i++) {
+        pass += !strcmp(tb->r[i].verdict, "PASS");
+        fail += !strcmp(tb->r[i].verdict, "FAIL");
+        nc += !strcmp(tb->r[i].verdict, "NOT COMPARABLE");
+    }
+    printf("\n%zu rows: %zu PASS, %zu FAIL, %zu NOT COMPARABLE\n", tb->n, pass, fail, nc);
+}
+
+int cmd_reproduce(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"strict", no_argument, 0, 's'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int strict = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 's') strict = 1;
+        else if (c == 'h') return fputs(reproduce_usage, stdout), 0;
+        else return fputs(reproduce_usage, stderr), 2;
+    }
+    glob_t g = {0};
+    char **files = argv + optind;
+    size_t nf = (size_t)(argc - optind);
+    if (nf == 0) {
+        if (glob("experiments/repro_*.ini", 0, NULL, &g) || g.gl_pathc == 0) {
+            fprintf(stderr, "moesim reproduce: no experiments/repro_*.ini here; give experiment files\n");
+            globfree(&g);
+            return 2;
+        }
+        files = g.gl_pathv, nf = g.gl_pathc;
+    }
+    table tb = {0};
+    moe_error err = {{0}};
+    int rc = 0;
+    for (size_t i = 0; i < nf && !rc; i++)
+        if (run_file(&tb, files[i], &err)) rc = cli_error("reproduce", &err);
+    if (!rc) print_table(&tb);
+    if (!rc && strict && tb.fails) rc = 1;
+    free(tb.r);
+    globfree(&g);
+    return rc;
+}
