@@ -1,0 +1,13 @@
+# common.gp: look shared by every moesim figure (loaded by the templates).
+# Twelve distinguishable colours (matplotlib's tab10 + two); point types vary
+# too, so lines stay apart in grey-scale print.
+array C[12] = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", \
+               "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939"]
+do for [i = 1:12] { set linetype i lc rgb C[i] lw 2 pt (i % 13) + 1 ps 1.0 }
+set linetype 13 lc rgb "#000000" lw 2 pt 7
+set title title_text font ",13"
+set grid xtics ytics mytics lc rgb "#dddddd" lw 1
+set border 3
+set tics nomirror
+set key noenhanced
+file(i) = sprintf("%s/%d.dat", datadir, i)

@@ -1,0 +1,11 @@
+# warmup.gp: hit rate within consecutive windows of steps, one line per
+# policy (`moesim plot warmup`). Variables: datadir (1.dat .. n.dat: "step
+# hit_rate"), policies, n, xlabel_text, title_text.
+load sprintf("%s/common.gp", ARG0[1:strlen(ARG0) - strlen("warmup.gp") - 1])
+set xlabel xlabel_text
+set ylabel "hit rate in the window"
+set yrange [0:1.0]
+set ytics 0.1
+set mytics 2
+set key outside right top box title "policy" noenhanced
+plot for [i = 1:n] file(i) using 1:2 with lines lt i title word(policies, i)
