@@ -36,6 +36,18 @@ static char *read_file(const char *path, moe_error *err) {
     return buf;
 }
 
+/* The number of routed experts: transformers names it num_local_experts
+ * (Mixtral, and Qwen3-MoE as 5.x writes it) or num_experts (Qwen2-MoE, OLMoE);
+ * either spelling is accepted for every architecture, the usual one first. */
+static int get_int(const cJSON *root, const char *path, const char *key, long def, long lo, long hi, int *out,
+                   moe_error *err);
+static int get_n_experts(const cJSON *r, const char *p, const char *first, const char *second, int *out,
+                         moe_error *err) {
+    if (cJSON_GetObjectItemCaseSensitive(r, first) || !cJSON_GetObjectItemCaseSensitive(r, second))
+        return get_int(r, p, first, -1, 1, 65534, out, err);
+    return get_int(r, p, second, -1, 1, 65534, out, err);
+}
+
 /* An integer field; `def` < 0 means required. */
 static int get_int(const cJSON *root, const char *path, const char *key, long def, long lo, long hi, int *out,
                    moe_error *err) {
@@ -178,7 +190,7 @@ static int parse(moe_model_config *c, const cJSON *r, const char *p, moe_error *
     case MOE_ARCH_MIXTRAL:
         /* MixtralConfig: rope_theta 1e6, eps 1e-5; the router always renormalises. */
         rope = 1e6;
-        if (get_int(r, p, "num_local_experts", -1, 1, 65534, &c->n_experts, err) ||
+        if (get_n_experts(r, p, "num_local_experts", "num_experts", &c->n_experts, err) ||
             get_int(r, p, "intermediate_size", -1, 1, BIG, &c->expert_inter, err))
             return -1;
         norm_def = 1;
@@ -190,7 +202,7 @@ static int parse(moe_model_config *c, const cJSON *r, const char *p, moe_error *
         if (c->arch == MOE_ARCH_QWEN2_MOE &&
             get_int(r, p, "shared_expert_intermediate_size", -1, 1, BIG, &c->shared_inter, err))
             return -1;
-        if (get_int(r, p, "num_experts", -1, 1, 65534, &c->n_experts, err) ||
+        if (get_n_experts(r, p, "num_experts", "num_local_experts", &c->n_experts, err) ||
             get_int(r, p, "moe_intermediate_size", -1, 1, BIG, &c->expert_inter, err) ||
             get_int(r, p, "intermediate_size", 0, 0, BIG, &c->dense_inter, err))
             return -1;
@@ -201,7 +213,7 @@ static int parse(moe_model_config *c, const cJSON *r, const char *p, moe_error *
         }
         break;
     case MOE_ARCH_OLMOE:
-        if (get_int(r, p, "num_experts", -1, 1, 65534, &c->n_experts, err) ||
+        if (get_n_experts(r, p, "num_experts", "num_local_experts", &c->n_experts, err) ||
             get_int(r, p, "intermediate_size", -1, 1, BIG, &c->expert_inter, err) ||
             get_num(r, p, "clip_qkv", 0, &c->clip_qkv, err))
             return -1;
