@@ -1,0 +1,96 @@
+#!/bin/sh
+# test_reproduce.sh: `moesim reproduce` on small experiments: table format,
+# the MLX-Flash arithmetic (worked by hand below), verdicts, exit codes
+# (0 with FAILs, 1 with --strict), and a broken experiment file.
+MOESIM=${MOESIM:-build/moesim}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+"$MOESIM" trace gen -o "$tmp/small.moetrace" --steps 300 --layers 4 --experts 8 --top-k 2 --seq-len 128 \
+    --prefill 8 --no-weights --seed 3 >/dev/null 2>&1 || { echo "FAIL reproduce_setup: trace gen"; exit 0; }
+cat >"$tmp/repro_small.ini" <<INI
+[experiment]
+name = small
+source = https://example.org/test
+
+[check tiers]
+kind = mlx_tiers
+counts = 5,15,30,30,48
+bits = 16,8,4,3,2
+experts = 128
+published_bits = 3.1
+published_saving = 0.23
+reference_bits = 4
+source = https://github.com/szibis/MLX-Flash
+
+[check lru]
+kind = lrc
+trace = $tmp/small.moetrace
+policy = lru
+rho = 1,2
+published = 0.5,0.7
+tolerance = 1
+source = https://arxiv.org/abs/2505.16056
+
+[check order]
+kind = lrc_order
+traces = $tmp/*.moetrace
+better = belady
+worse = lru
+rho = 0.5,1
+source = https://arxiv.org/abs/2505.16056
+
+[check missing]
+kind = lrc
+trace = $tmp/nope.moetrace
+policy = belady
+rho = 1
+published = 0.5
+source = https://arxiv.org/abs/2505.16056
+INI
+
+# by hand: (5*16 + 15*8 + 30*4 + 30*3 + 48*2) / 128 = 506 / 128 = 3.953125 bits;
+# saving against 4-bit = 1 - 3.953125/4 = 0.01171875 = 1.2%
+bits=$(awk 'BEGIN { printf "%.3f", (5*16 + 15*8 + 30*4 + 30*3 + 48*2) / 128 }')
+save=$(awk 'BEGIN { printf "%.1f%%", 100 * (1 - (5*16 + 15*8 + 30*4 + 30*3 + 48*2) / 128 / 4) }')
+[ "$bits" = 3.953 ] && [ "$save" = 1.2% ] || echo "FAIL reproduce_hand: awk gave $bits $save"
+
+"$MOESIM" reproduce "$tmp/repro_small.ini" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 0 ] && head -1 "$tmp/out" | grep -Eq '^experiment +metric +published +ours +diff +verdict +reason'; then
+    echo "PASS reproduce_table_header"
+else
+    echo "FAIL reproduce_table_header: rc $rc: $(head -2 "$tmp/out") $(cat "$tmp/err")"
+fi
+line=$(grep "effective bits" "$tmp/out")
+if echo "$line" | grep -q " 3.100 " && echo "$line" | grep -q " $bits " && echo "$line" | grep -q "FAIL" &&
+   echo "$line" | grep -q "506 / 128"; then
+    echo "PASS reproduce_mlx_bits"
+else
+    echo "FAIL reproduce_mlx_bits: '$line'"
+fi
+line=$(grep "memory saving" "$tmp/out")
+if echo "$line" | grep -q " 23.0% " && echo "$line" | grep -q " $save " && echo "$line" | grep -q "FAIL"; then
+    echo "PASS reproduce_mlx_saving"
+else
+    echo "FAIL reproduce_mlx_saving: '$line'"
+fi
+# every data row ends in a known verdict column; tolerance 1 makes the lrc rows PASS;
+# Belady >= LRU holds; the missing trace is NOT COMPARABLE with the reason
+ok=1
+n=$(grep -c '^small ' "$tmp/out")
+[ "$n" -eq 7 ] || { ok=0; echo "FAIL reproduce_rows: $n rows"; }
+[ "$(grep '^small ' "$tmp/out" | grep -Ec ' (PASS|FAIL|NOT COMPARABLE) ')" -eq "$n" ] || ok=0
+[ "$(grep '^small .*lru hit rate rho=' "$tmp/out" | grep -c ' PASS ')" -eq 2 ] || ok=0
+grep 'Belady\|belady >= lru' "$tmp/out" | grep -q PASS || ok=0
+grep 'rho=1 ' "$tmp/out" | grep 'belady' | grep -q 'NOT COMPARABLE .*no trace' || ok=0
+grep -q '^7 rows: 4 PASS, 2 FAIL, 1 NOT COMPARABLE' "$tmp/out" || ok=0
+[ $ok = 1 ] && echo "PASS reproduce_verdicts" || { echo "FAIL reproduce_verdicts"; cat "$tmp/out"; }
+
+"$MOESIM" reproduce --strict "$tmp/repro_small.ini" >/dev/null 2>&1
+[ $? -eq 1 ] && echo "PASS reproduce_strict" || echo "FAIL reproduce_strict: FAIL rows did not make --strict exit 1"
+
+printf '[experiment]\nname = bad\n[check x]\nkind = lrc\ntrace = a\npolicy = lru\nrho = 1,x\npublished = 1\n' >"$tmp/bad.ini"
+"$MOESIM" reproduce "$tmp/bad.ini" >/dev/null 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 1 ] && grep -q "bad.ini:7" "$tmp/err"; then echo "PASS reproduce_bad_file"
+else echo "FAIL reproduce_bad_file: rc $rc: $(cat "$tmp/err")"; fi
