@@ -199,7 +199,7 @@ int cmd_plan(int argc, char **argv) {
            cmax, cmax == total ? " (the whole model fits)" : "");
     printf("time/token = compute %.3f ms + misses/token x %.3f ms per read / %u channel(s)  (closed form, see moesim plan source)\n",
            p.compute_s * 1e3, p.read_s * 1e3, p.d.io_channels);
-    printf("\n%-10s %-8s %-9s %-9s %-12s %-9s %-12s %s\n", "experts", "per-layer", "RAM GiB", "LRU hit", "LRU tok/s",
+    printf("\n%-10s %-9s %-9s %-9s %-12s %-9s %-12s %s\n", "experts", "per-layer", "RAM GiB", "LRU hit", "LRU tok/s",
            "Belady", "Belady tok/s", "");
     /* rows: evenly spaced over 0..total, plus the knee and the choice */
     uint32_t n_rows = (uint32_t)rows;
@@ -230,7 +230,7 @@ int cmd_plan(int argc, char **argv) {
             goto out;
         }
         double lh = (double)LRU_HITS(C) / (double)p.accesses, bhr = (double)bh / (double)p.accesses;
-        printf("%-10u %-8u  %-9.2f %-9.4f %-12.3f %-9.4f %-12.3f %s%s%s\n", C, C / L, (dense + C * eb) / GiB, lh,
+        printf("%-10u %-9u %-9.3f %-9.4f %-12.3f %-9.4f %-12.3f %s%s%s\n", C, C / L, (dense + C * eb) / GiB, lh,
                tok_s_of(&p, (double)(p.accesses - LRU_HITS(C))), bhr, tok_s_of(&p, (double)(p.accesses - bh)),
                C == best ? "<- choice " : "", C == knee && knee != best ? "<- knee (95% of best) " : "",
                C > cmax ? "over budget" : "");
