@@ -8,6 +8,7 @@ set ylabel "fraction"
 set yrange [0:1.0]
 set ytics 0.1
 set xtics 1
+set offsets 0.25, 0.25, 0, 0
 set key outside right top box noenhanced
 plot for [i = 1:n] file(i) using 1:2 with linespoints lt i title word(policies, i) . " precision", \
      for [i = 1:n] file(i) using 1:3 with linespoints lt i dt 2 title word(policies, i) . " recall"

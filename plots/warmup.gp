@@ -7,5 +7,5 @@ set ylabel "hit rate in the window"
 set yrange [0:1.0]
 set ytics 0.1
 set mytics 2
-set key outside right top box title "policy" noenhanced
+set key inside right bottom box opaque title "policy" noenhanced maxrows 7
 plot for [i = 1:n] file(i) using 1:2 with lines lt i title word(policies, i)

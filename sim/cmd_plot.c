@@ -297,6 +297,14 @@ static int pick_capacity(plot_ctx *p, int plain) {
     return 0;
 }
 
+/* names[i] shortened to its base name when no other drawn policy shares it. */
+static int short_len(char names[][128], int n, int i) {
+    size_t bl = strcspn(names[i], ":");
+    for (int j = 0; j < n; j++)
+        if (j != i && strcspn(names[j], ":") == bl && !strncmp(names[i], names[j], bl)) return (int)strlen(names[i]);
+    return (int)bl;
+}
+
 /* Legend names: the policy's base name ("s3fifo"), unless two variants of
  * the same policy are drawn, when the full canonical spec tells them apart. */
 static int policy_files(plot_ctx *p, char names[][128], int n) {
@@ -350,10 +358,11 @@ static int plot_hit_rate(plot_ctx *p) {
 
 static int plot_warmup(plot_ctx *p, int topic) {
     if (pick_defaults(p, 1)) return -1;
-    if (topic && p->cold < 0) p->cold = 0;
+    if (topic) p->cold = 1; /* pick capacity and policies among cold-per-seq runs */
     if (pick_capacity(p, 1)) return -1;
     char names[64][128], where[1024], sql[1800], file[256];
     int n = list_policies(p, 1, names, 64);
+    if (topic && n == 0) return empty_selection(p, "cold-per-seq runs (sweep with cold_per_seq = off, on)");
     if (n < 0) return -1;
     if (n == 0) return empty_selection(p, "runs");
     filter_sql(p, where, sizeof where, 1);
@@ -382,9 +391,9 @@ static int plot_warmup(plot_ctx *p, int topic) {
             long rows = dump_rows(p, st, file);
             sqlite3_finalize(st);
             if (rows < 0) return -1;
-            if (rows == 0) continue;
+            if (rows == 0 && !topic) continue; /* topic-switch keeps pairs: an empty file draws nothing */
             k++;
-            appendf(labels, sizeof labels, "%s%s%s", k > 1 ? " " : "", names[i],
+            appendf(labels, sizeof labels, "%s%.*s%s", k > 1 ? " " : "", short_len(names, n, i), names[i],
                      topic ? (cold ? "(cold-per-seq)" : "(warm)") : "");
         }
     if (k == 0) return empty_selection(p, "warm-up curves");
@@ -448,18 +457,23 @@ static int plot_layer_heatmap(plot_ctx *p) {
     char rows[128][128], tics[12000] = "";
     int nr = 0, rc;
     uint32_t maxl = 0;
+    double vmin = 1, vmax = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         char key[128];
         snprintf(key, sizeof key, "%s", (const char *)sqlite3_column_text(st, 0));
         if (nr == 0 || strcmp(rows[nr - 1], key)) {
             if (nr == 128) break;
             snprintf(rows[nr++], 128, "%s", key);
-            appendf(tics, sizeof tics, "%s\"%s\" %d", nr > 1 ? ", " : "", key, nr - 1);
         }
         uint32_t l = (uint32_t)sqlite3_column_int(st, 1);
         if (l > maxl) maxl = l;
-        fprintf(f, "%u %d %.6f\n", l, nr - 1, sqlite3_column_double(st, 2));
+        double v = sqlite3_column_double(st, 2);
+        if (v < vmin) vmin = v;
+        if (v > vmax) vmax = v;
+        fprintf(f, "%u %d %.6f\n", l, nr - 1, v);
     }
+    for (int i = 0; i < nr; i++)
+        appendf(tics, sizeof tics, "%s\"%.*s\" %d", i ? ", " : "", by_capacity ? 127 : short_len(rows, nr, i), rows[i], i);
     sqlite3_finalize(st);
     fclose(f);
     if (nr == 0) return empty_selection(p, "per-layer metrics");
@@ -467,9 +481,15 @@ static int plot_layer_heatmap(plot_ctx *p) {
     gp_num(p, "n_rows", nr);
     gp_num(p, "n_layers", maxl + 1);
     gp_str(p, "ylabel_text", by_capacity ? "capacity" : "policy");
-    gp_str(p, "cblabel_text", "hit rate in the layer");
-    gp_num(p, "cbmin", 0);
-    gp_num(p, "cbmax", 1);
+    /* colour scale over the data's range (to 0.05), so differences between
+     * layers show; the label says the scale does not start at 0 */
+    double lo = floor(vmin * 20) / 20, hi = ceil(vmax * 20) / 20;
+    if (hi <= lo) hi = lo + 0.05;
+    char cbl[128];
+    snprintf(cbl, sizeof cbl, "hit rate in the layer (scale %.2f to %.2f)", lo, hi);
+    gp_str(p, "cblabel_text", cbl);
+    gp_num(p, "cbmin", lo);
+    gp_num(p, "cbmax", hi);
     char xl[256];
     if (by_capacity) snprintf(xl, sizeof xl, "MoE layer (policy %s, capacity in %s)", p->policy, capacity_unit(p));
     else snprintf(xl, sizeof xl, "MoE layer (capacity %ld %s)", p->capacity, capacity_unit(p));
@@ -558,7 +578,10 @@ static int plot_time_breakdown(plot_ctx *p) {
 #define MV(name) "(SELECT value FROM metrics m WHERE m.run_id = s.id AND m.name = '" name "')"
 #define CV(key) "(SELECT value FROM run_config c WHERE c.run_id = s.id AND c.key = '" key "')"
     snprintf(sql, sizeof sql,
-             "SELECT s.policy || COALESCE(' +' || " CV("prefetch") ", '') || COALESCE(' ' || " CV("precision") ", ''),"
+             /* short label: policy base name, prefetcher without its ',n=..' tail */
+             "SELECT CASE WHEN instr(s.policy, ':') THEN substr(s.policy, 1, instr(s.policy, ':') - 1) ELSE s.policy END"
+             " || COALESCE(' + ' || CASE WHEN instr(" CV("prefetch") ", ',') THEN substr(" CV("prefetch") ", 1,"
+             " instr(" CV("prefetch") ", ',') - 1) ELSE " CV("prefetch") " END, '') || COALESCE(' ' || " CV("precision") ", ''),"
              " 1e3 * " MV("dense_s") " / t.tokens, 1e3 * " MV("expert_s") " / t.tokens,"
              " 1e3 * " MV("stall_miss_s") " / t.tokens, 1e3 * COALESCE(" MV("stall_late_prefetch_s") ", 0) / t.tokens,"
              " 1e3 * " MV("io_utilisation") " * " MV("total_s") " / t.tokens"
@@ -601,8 +624,9 @@ static int plot_prefetch(plot_ctx *p) {
     int k = 0;
     for (int i = 0; i < 5; i++) {
         snprintf(sql, sizeof sql,
-                 "SELECT CAST(COALESCE(NULLIF(substr(" CV ", instr(" CV ", 'ahead=') + 6), " CV "),"
-                 " NULLIF(substr(" CV ", instr(" CV ", 'hops=') + 5), " CV "), '1') AS INTEGER) AS d,"
+                 "SELECT CASE WHEN instr(" CV ", 'ahead=') THEN CAST(substr(" CV ", instr(" CV ", 'ahead=') + 6) AS INTEGER)"
+                 " WHEN instr(" CV ", 'hops=') THEN CAST(substr(" CV ", instr(" CV ", 'hops=') + 5) AS INTEGER)"
+                 " ELSE 1 END AS d,"
                  " AVG((SELECT value FROM metrics m WHERE m.run_id = s.id AND m.name = 'prefetch_precision')),"
                  " AVG((SELECT value FROM metrics m WHERE m.run_id = s.id AND m.name = 'prefetch_recall'))"
                  " FROM run_summary s WHERE %s AND " CV " LIKE '%s%%' GROUP BY d ORDER BY d",
