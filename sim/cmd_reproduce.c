@@ -239,9 +239,9 @@ static int run_lrc_order(table *tb, const char *exp, const moe_ini *ini, const c
         snprintf(r->diff, sizeof r->diff, "@rho=%g", at);
         int ok = strict ? worst > 0 : worst >= 0;
         verdict(tb, r, ok ? "PASS" : "FAIL");
-        set_reason(r, "%s - %s smallest at rho=%g over rho %s; %s%s", bs, ws, at, moe_ini_get(ini, sec, "rho"),
-                   strstr(t->source, "gen") ? "synthetic trace: a property of the generator, not of a model. " : "",
-                   opt(ini, sec, "note", ""));
+        set_reason(r, "%s - %s smallest at rho=%g over rho %s%s%s%s", bs, ws, at, moe_ini_get(ini, sec, "rho"),
+                   strstr(t->source, "gen") ? "; synthetic trace: a property of the generator, not of a model" : "",
+                   moe_ini_get(ini, sec, "note") ? "; " : "", opt(ini, sec, "note", ""));
         moe_trace_free(t);
     }
     globfree(&g);
@@ -522,8 +522,9 @@ static int run_layer_hits(table *tb, const char *exp, const moe_ini *ini, const 
             snprintf(r->ours, sizeof r->ours, "%.3f", v);
             snprintf(r->diff, sizeof r->diff, "%+.4f", v - pub);
             verdict(tb, r, (ge ? v >= pub : fabs(v - pub) <= tol) ? "PASS" : "FAIL");
-            set_reason(r, "per-layer cache, cold per sequence, token by token%s%s%s", skip ? ", hits of tokens at position >= skip" : "",
-                       strstr(t->source, "gen") ? "; synthetic trace" : "", opt(ini, sec, "note", ""));
+            set_reason(r, "per-layer cache, cold per sequence, token by token%s%s%s%s",
+                       skip ? ", hits of tokens at position >= skip" : "", strstr(t->source, "gen") ? "; synthetic trace" : "",
+                       moe_ini_get(ini, sec, "note") ? "; " : "", opt(ini, sec, "note", ""));
         }
         moe_trace_free(t);
     }
