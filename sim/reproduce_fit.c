@@ -92,8 +92,8 @@ static int write_sidecar(const char *path, const char *out, const moe_fit_target
     join(b, sizeof b, r->belady, tg->n_rho, "%.4f"), fprintf(f, "fit_trace_belady = %s\n", b);
     fprintf(f, "fit_sse = %.6g\niterations = %u\nevaluations = %u\nseconds = %.1f\n", r->sse, r->iterations,
             r->evaluations, r->seconds);
-    fprintf(f, "gen_command = moesim trace gen -o %s --steps %llu --layers %u --experts %u --top-k %u --zipf %.6g "
-               "--locality %.6g --cross-layer %.6g --topic-every %llu --seq-len %u --prefill %u%s --lookahead %u --lookahead-acc %.6g --model %s --seed %llu\n",
+    fprintf(f, "gen_command = moesim trace gen -o %s --steps %llu --layers %u --experts %u --top-k %u --zipf %.17g "
+               "--locality %.17g --cross-layer %.17g --topic-every %llu --seq-len %u --prefill %u%s --lookahead %u --lookahead-acc %.6g --model %s --seed %llu\n",
             out, (unsigned long long)p->steps, p->layers, p->experts, p->top_k, p->zipf_s, p->locality, p->cross_layer,
             (unsigned long long)p->topic_every, p->seq_len, p->prefill, p->with_weights ? "" : " --no-weights", p->lookahead, p->lookahead_acc, p->model,
             (unsigned long long)p->seed);
