@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "../core/cache.h"
+#include "../core/split.h"
 #include "replay_ext.h"
 
 const char *moe_scope_name(int scope) { return scope == MOE_SCOPE_GLOBAL ? "global" : "per-layer"; }
@@ -147,6 +148,7 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
     uint8_t *hitflag = calloc(E, 1);
     gather g = {calloc(E, sizeof(uint32_t)), 0, malloc(E * sizeof(uint16_t)), malloc(E * sizeof(float))};
     uint64_t *next_use = NULL;
+    uint32_t *caps = NULL; /* per-layer capacities of a non-uniform split */
     res->n_layers = L;
     res->layer_accesses = calloc(L, sizeof(uint64_t));
     res->layer_hits = calloc(L, sizeof(uint64_t));
@@ -161,10 +163,21 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
         moe_fail(err, "out of memory");
         goto out;
     }
+    if (!moe_split_is_uniform(cfg->split)) {
+        if (global) {
+            moe_fail(err, "--split %s: only per-layer scope has per-layer capacities", cfg->split);
+            goto out;
+        }
+        if (!(caps = malloc(L * sizeof *caps))) {
+            moe_fail(err, "out of memory");
+            goto out;
+        }
+        if (moe_split_compute(cfg->split, t, cfg->capacity, cfg->cold_per_seq, caps, err)) goto out;
+    }
     for (uint32_t i = 0; i < n_caches; i++) {
         moe_policy_env env = {
             .n_keys = global ? L * E : E,
-            .capacity = cfg->capacity,
+            .capacity = caps ? caps[i] : cfg->capacity,
             .n_layers = L,
             .n_experts = E,
             .fixed_layer = global ? -1 : (int32_t)i,
@@ -263,6 +276,7 @@ out:
     free(g.set);
     free(g.weight);
     free(next_use);
+    free(caps);
     if (rc) moe_replay_result_free(res);
     return rc;
 }

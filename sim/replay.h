@@ -42,6 +42,10 @@ typedef struct moe_replay_config {
     const char *devices_path, *models_path; /* NULL = experiments/devices.ini, models.ini */
     uint64_t capacity_bytes; /* > 0: byte capacity in all (split evenly per layer in per-layer scope) */
     double capacity_frac;   /* > 0: byte capacity = this fraction of all experts' bytes */
+    /* Per-layer capacity split (core/split.h): "uniform" (= NULL, the plain
+     * per-layer capacity), "adapmoe[:profile=oracle|PATH]",
+     * "fate[:shallow=S]". Per-layer scope only; budget = capacity x layers. */
+    const char *split;
 } moe_replay_config;
 
 typedef struct moe_replay_ext moe_replay_ext; /* sim/replay_ext.h */

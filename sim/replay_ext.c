@@ -12,6 +12,7 @@
 #include "../core/params.h"
 #include "../core/precision.h"
 #include "../core/prefetch.h"
+#include "../core/split.h"
 #include "../core/timing.h"
 
 int moe_replay_config_is_ext(const moe_replay_config *cfg) {
@@ -343,6 +344,7 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
     const uint32_t L = t->n_layers, E = t->n_experts;
     const size_t LE = (size_t)L * E;
     int rc = -1;
+    uint32_t *split_caps = NULL;
     g->t = t;
     g->cfg = cfg;
     g->res = res;
@@ -408,10 +410,22 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
     if (moe_tl_init(&g->tl, g->timing ? g->dev.io_channels : 1, g->timing ? g->dev.io_latency_s : 0,
                     g->timing ? g->dev.io_bandwidth_Bps : INFINITY, err))
         goto out;
+    if (!moe_split_is_uniform(cfg->split)) {
+        /* per-layer count capacities, as in the plain replay */
+        if (g->global || cfg->capacity_bytes || cfg->capacity_frac > 0) {
+            moe_fail(err, "--split %s: needs per-layer scope and a capacity in experts", cfg->split);
+            goto out;
+        }
+        if (!(split_caps = malloc(L * sizeof *split_caps))) {
+            moe_fail(err, "out of memory");
+            goto out;
+        }
+        if (moe_split_compute(cfg->split, t, cfg->capacity, cfg->cold_per_seq, split_caps, err)) goto out;
+    }
     for (uint32_t i = 0; i < g->n_caches; i++) {
         moe_policy_env env = {
             .n_keys = g->global ? L * E : E,
-            .capacity = cfg->capacity,
+            .capacity = split_caps ? split_caps[i] : cfg->capacity,
             .n_layers = L,
             .n_experts = E,
             .fixed_layer = g->global ? -1 : (int32_t)i,
@@ -636,6 +650,7 @@ out:
     free(g->kept); free(g->order); free(g->pred); free(g->cand); free(g->spec_e); free(g->spec_dt);
     free(g->nt_full); free(g->nt_kept); free(nt_list); free(g->need); free(g->prec_used); free(g->hit);
     free(g->pfhit); free(g->late_kind); free(g->wmax); free(g->rdy); free(g->slot_kept); free(g->dur);
+    free(split_caps);
     if (rc) moe_replay_result_free(res);
     return rc;
 }

@@ -12,6 +12,7 @@
 #include "../core/device_profile.h"
 #include "../core/precision.h"
 #include "../core/prefetch.h"
+#include "../core/split.h"
 #include "replay_ext.h"
 
 const char moe_replay_opts_help[] =
@@ -27,7 +28,11 @@ const char moe_replay_opts_help[] =
     "                     hobbit:hi=0.6,lo=0.9 (profile=oracle|PATH for the first two)\n"
     "  --device D         device profile (experiments/devices.ini): turns on the timing model\n"
     "  --model M          model profile (experiments/models.ini), M[:dense_bits=4]\n"
-    "  --devices F, --models F   other profile files\n";
+    "  --devices F, --models F   other profile files\n"
+    "  --split S          per-layer scope: divide capacity x layers among the layers:\n"
+    "                     uniform (default), adapmoe (DP over per-layer LRU miss\n"
+    "                     curves; profile=oracle|PATH), fate:shallow=1.5 (shallow\n"
+    "                     layers get more, linear weights 1.5..1)\n";
 
 static int flag_value(const char *name, const char *v, int *out, moe_error *err) {
     if (!v || !strcmp(v, "1") || !strcasecmp(v, "on") || !strcasecmp(v, "yes") || !strcasecmp(v, "true"))
@@ -124,6 +129,9 @@ int moe_replay_opt_set(moe_replay_config *cfg, const char *name, const char *v, 
     } else if (same(name, "devices")) {
         if (need(name, v, err)) return -1;
         cfg->devices_path = v;
+    } else if (same(name, "split")) {
+        if (need(name, v, err) || moe_split_canonical(v, canon, sizeof canon, err)) return -1;
+        cfg->split = v;
     } else if (same(name, "models")) {
         if (need(name, v, err)) return -1;
         cfg->models_path = v;
@@ -151,6 +159,9 @@ int moe_replay_config_check(const moe_replay_config *cfg, moe_error *err) {
         double a, b;
         if (moe_skip_parse(cfg->skip, &a, &b, canon, sizeof canon, err)) return -1;
     }
+    if (cfg->split && moe_split_canonical(cfg->split, canon, sizeof canon, err)) return -1;
+    if (!moe_split_is_uniform(cfg->split) && cfg->scope == MOE_SCOPE_GLOBAL)
+        return moe_fail(err, "--split %s needs per-layer scope", cfg->split);
     if (cfg->speculate && !cfg->prefetch) return moe_fail(err, "--speculate needs --prefetch");
     if (cfg->speculate && !cfg->device) return moe_fail(err, "--speculate needs --device");
     return 0;

@@ -9,6 +9,7 @@
 #include "../core/device_profile.h"
 #include "../core/precision.h"
 #include "../core/prefetch.h"
+#include "../core/split.h"
 #include "replay_ext.h"
 
 static double ratio(uint64_t a, uint64_t b) { return b ? (double)a / (double)b : 0.0; }
@@ -21,8 +22,8 @@ int moe_run_config_text_err(const moe_replay_config *cfg, const char *canonical_
                             size_t cap, moe_error *err) {
     /* One "key=value" line per setting that can change a number, keys in
      * alphabetical order. */
-    char lines[12][640], canon[512];
-    const char *ptr[12];
+    char lines[16][640], canon[512];
+    const char *ptr[16];
     int n = 0;
     if (cfg->capacity_bytes) snprintf(lines[n++], sizeof lines[0], "capacity_bytes=%llu", (unsigned long long)cfg->capacity_bytes);
     else if (cfg->capacity_frac > 0) snprintf(lines[n++], sizeof lines[0], "capacity_frac=%g", cfg->capacity_frac);
@@ -59,6 +60,12 @@ int moe_run_config_text_err(const moe_replay_config *cfg, const char *canonical_
         snprintf(lines[n++], sizeof lines[0], "skip=%s", canon);
     }
     if (cfg->speculate) snprintf(lines[n++], sizeof lines[0], "speculate=1");
+    /* only a non-uniform split is a different run: "uniform" keeps the
+     * identity of a run without --split */
+    if (!moe_split_is_uniform(cfg->split)) {
+        if (moe_split_canonical(cfg->split, canon, sizeof canon, err)) return -1;
+        snprintf(lines[n++], sizeof lines[0], "split=%s", canon);
+    }
     for (int i = 0; i < n; i++) ptr[i] = lines[i];
     qsort(ptr, (size_t)n, sizeof *ptr, cmp_line);
     size_t used = 0;
