@@ -33,6 +33,9 @@ static const char infer_usage[] =
     "  --threads N          worker threads (default: online CPUs)\n"
     "  --trace-out F        write the routing trace (.moetrace): the prefill as one step,\n"
     "                       each generated token as one step, gate weights always\n"
+    "  --prefill-chunk N    prefill in chunks of N prompt tokens, one step each (as a\n"
+    "                       chunked-prefill server does; 1 = token by token); default:\n"
+    "                       the whole prompt in one step. Results are bit-identical.\n"
     "  --lookahead D        also store, per token and layer l, the top-k of layer l+d's\n"
     "                       router applied to layer l's MoE input, d = 1..D\n"
     "  --router-logits      also store the full router logits\n"
@@ -59,6 +62,7 @@ typedef struct infer_opts {
     uint64_t max_tokens, seed, threads, lookahead;
     float temperature, top_p;
     int router_logits;
+    uint64_t prefill_chunk; /* 0 = whole prompt in one forward call */
 } infer_opts;
 
 /* The whole run once options are parsed; returns the exit status. */
@@ -112,9 +116,15 @@ static int run_infer(const infer_opts *o) {
         goto out;
     }
     double t0 = now();
-    if (moe_engine_forward(eng, ids, n_prompt, logits, 0, cap ? moe_capture_routing(cap) : NULL, &err) ||
-        (cap && moe_capture_step(cap, MOE_PHASE_PREFILL, 0, 0, n_prompt, &err)))
-        goto out;
+    int chunk = o->prefill_chunk && o->prefill_chunk < (uint64_t)n_prompt ? (int)o->prefill_chunk : n_prompt;
+    for (int p0 = 0; p0 < n_prompt; p0 += chunk) {
+        int n = n_prompt - p0 < chunk ? n_prompt - p0 : chunk;
+        /* The engine is bit-identical in batch and token by token, so chunking
+         * changes the trace's step boundaries and nothing else. */
+        if (moe_engine_forward(eng, ids + p0, n, logits, 0, cap ? moe_capture_routing(cap) : NULL, &err) ||
+            (cap && moe_capture_step(cap, MOE_PHASE_PREFILL, 0, p0, n, &err)))
+            goto out;
+    }
     double t1 = now();
     int byte_out = moe_tok_is_bytes(c->vocab);
     uint64_t generated = 0;
@@ -170,7 +180,8 @@ int cmd_infer(int argc, char **argv) {
         {"temperature", required_argument, 0, 'T'}, {"top-p", required_argument, 0, 'P'},
         {"threads", required_argument, 0, 'j'},     {"trace-out", required_argument, 0, 'o'},
         {"lookahead", required_argument, 0, 'D'},   {"router-logits", no_argument, 0, 'R'},
-        {"help", no_argument, 0, 'h'},              {0, 0, 0, 0},
+        {"prefill-chunk", required_argument, 0, 'C'}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     infer_opts o = {.max_tokens = 128, .seed = 1, .threads = ncpu > 0 ? (uint64_t)ncpu : 1, .top_p = 1};
@@ -192,6 +203,7 @@ int cmd_infer(int argc, char **argv) {
         case 'o': o.trace_out = optarg; break;
         case 'D': bad = cli_parse_u64("--lookahead", optarg, 64, &o.lookahead, &err); break;
         case 'R': o.router_logits = 1; break;
+        case 'C': bad = cli_parse_u64("--prefill-chunk", optarg, 1 << 20, &o.prefill_chunk, &err); break;
         case 'h': fputs(infer_usage, stdout); return 0;
         default: fputs(infer_usage, stderr); return 2;
         }
