@@ -2,8 +2,8 @@
 #
 #   make            build build/moesim and build/libmoesim.a
 #   make test       unit + command-line tests (SAN=1: ASan + UBSan build)
-#   make demo       replay the shipped trace against every policy, write
-#                   results/demo.db and results/demo_hit_rate.png
+#   make demo       replay the shipped traces against every policy, write
+#                   results/demo.db, results/demo_*.png and results/report.html
 #   make bench      benchmarks, one line "bench <name> <value> <unit>" each
 #   make deps       install the Debian packages moesim needs (root)
 #   make install PREFIX=/usr/local
