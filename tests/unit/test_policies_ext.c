@@ -1,6 +1,6 @@
 /* test_policies_ext.c: the issue-4 policies (moe-infinity, hobbit, learned)
  * against hand-worked answers, reductions to simpler policies, and random
- * invariants.
+ * invariants (learned: deterministic, never above belady, train=PATH).
  *
  * Notation as in test_policies.c: tracemaker specs, one step per '/', layers
  * by '|', slots by ','. Tracemaker weights are 1/(slot+1), so in a top-2
@@ -12,6 +12,8 @@
 #include "../../sim/replay.h"
 #include "check.h"
 #include "tracemaker.h"
+
+#include <unistd.h>
 
 static uint64_t hits_of(const moe_trace *t, const char *policy, uint32_t cap, int scope, int cold) {
     moe_replay_config cfg = {.policy = policy, .capacity = cap, .scope = scope, .cold_per_seq = cold, .seed = 1};
@@ -279,6 +281,67 @@ static void hobbit_weight_fallback(void) {
     moe_cache_free(c);
 }
 
+
+/* ---------------- learned ---------------- */
+
+/* On random traces whose every (step, layer) set fits the cache (top-1, at
+ * most 3 tokens a step, capacity >= 3): learned is deterministic (two runs,
+ * same hits) and never beats belady, both scopes, with and without cold
+ * restarts (which refit the model). */
+static void learned_random(void) {
+    for (int trial = 0; trial < 25; trial++) {
+        moe_trace *t = random_trace(2 + trial % 2, 6, 1, 60, 500 + (uint64_t)trial);
+        CHECK(t);
+        for (uint32_t cap = 3; cap <= 5; cap++)
+            for (int scope = 0; scope < 2; scope++)
+                for (int cold = 0; cold < 2; cold++) {
+                    uint64_t h1 = hits_of(t, "learned", cap, scope, cold);
+                    uint64_t h2 = hits_of(t, "learned", cap, scope, cold);
+                    CHECK(h1 != UINT64_MAX);
+                    CHECK_EQ_U(h1, h2);
+                    CHECK(h1 <= hits_of(t, "belady", cap, scope, cold));
+                }
+        moe_trace_free(t);
+    }
+}
+
+/* train=PATH with a trace holding exactly the replayed trace's first half
+ * fits the same model as the default oracle-half: same hits. A training
+ * trace of another geometry is refused; the canonical name states the
+ * default. */
+static void learned_train_path(void) {
+    const char *half = "0|1 / 0|2 / 1|1 / 0|3 / 2|1 / 0|2 / 3|1 / 0|3";
+    const char *full = "0|1 / 0|2 / 1|1 / 0|3 / 2|1 / 0|2 / 3|1 / 0|3 / "
+                       "1|1 / 0|2 / 2|3 / 0|1 / 3|2 / 0|1 / 1|3 / 0|2";
+    moe_trace *th = make_trace(2, 4, 1, half), *tf = make_trace(2, 4, 1, full);
+    CHECK(th && tf);
+    char path[] = "/tmp/moesim_learned_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    moe_error err;
+    CHECK(moe_trace_save(th, path, &err) == 0);
+    char spec[128];
+    snprintf(spec, sizeof spec, "learned:train=%s", path);
+    for (int scope = 0; scope < 2; scope++)
+        for (uint32_t cap = 1; cap <= 3; cap++)
+            CHECK_EQ_U(hits_of(tf, spec, cap, scope, 0), hits_of(tf, "learned", cap, scope, 0));
+    moe_trace *t3 = make_trace(3, 4, 1, "0|0|0");
+    CHECK(t3);
+    moe_replay_config cfg = {.policy = spec, .capacity = 2, .seed = 1};
+    moe_replay_result r;
+    CHECK(moe_replay(t3, &cfg, &r, &err) != 0);
+    CHECK_STR_CONTAINS(err.msg, "layers");
+    cfg.policy = "learned";
+    CHECK(moe_replay(tf, &cfg, &r, &err) == 0);
+    CHECK_STR_CONTAINS(r.policy, "train=oracle-half");
+    moe_replay_result_free(&r);
+    unlink(path);
+    moe_trace_free(t3);
+    moe_trace_free(th);
+    moe_trace_free(tf);
+}
+
 int main(void) {
     RUN(hand_moe_infinity);
     RUN(hand_moe_infinity_clear);
@@ -288,5 +351,7 @@ int main(void) {
     RUN(hand_hobbit_dist);
     RUN(reductions_random);
     RUN(hobbit_weight_fallback);
+    RUN(learned_random);
+    RUN(learned_train_path);
     CHECK_EXIT();
 }
