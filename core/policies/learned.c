@@ -9,8 +9,9 @@
  *                        each access, read as dec * decay^age at now
  *   x4 = layer depth l / (L - 1)   (global scope with L > 1 only; in
  *                        per-layer scope it is a constant and is left out)
- * Model: log(reuse) = b0 + b1 x1 + b2 x2 + b3 x3 [+ b4 x4], where reuse =
- * next_use - now, Belady's forward distance to k's next access; a key never
+ * Model: log(1 + reuse) = b0 + b1 x1 + b2 x2 + b3 x3 [+ b4 x4], where reuse
+ * = next_use - now, Belady's forward distance to k's next access (0 for the
+ * key accessed at now itself, hence the 1 +); a key never
  * accessed again in the training trace gets reuse = (accesses left) +
  * (accesses in the training trace). Fitted with gsl_multifit_linear in
  * create (deterministic: same trace, same coefficients).
@@ -151,7 +152,7 @@ static int fit(learned *s, const moe_trace *t, uint64_t n_steps) {
                 features(s, k, i - last[k], cnt[k], dec[k], x);
                 uint64_t reuse = next_of[k] == MOE_NEVER ? (N - i) + N : next_of[k] - i;
                 memcpy(xs + rows * (size_t)p, x, (size_t)p * sizeof *x);
-                ys[rows++] = log((double)reuse);
+                ys[rows++] = log1p((double)reuse);
             }
         uint32_t k = keys[i];
         if (k == UINT32_MAX) continue;
