@@ -38,25 +38,31 @@ typedef struct gather {
     float *weight;    /* n_experts: max gate weight in this group */
 } gather;
 
+/* Decode fast path: the sorted experts of one token at layer l. They are
+ * already distinct (the trace validator guarantees it), so only the sort is
+ * left. Inline: it is most of the work per (step, layer) of a decode trace. */
+static inline uint32_t gather_one_token(const moe_trace *t, uint64_t tok, uint32_t l, gather *g) {
+    size_t r = moe_trace_rec(t, tok, l);
+    const uint16_t *ex = t->experts + r;
+    uint32_t n = 0;
+    while (n < t->top_k && ex[n] != MOE_NO_EXPERT) n++;
+    /* Rank sort: each expert's position is the number of smaller ones.
+     * Branch-free, which matters because the order is random and a
+     * mispredicted compare costs more than the n*n additions. */
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t rank = 0;
+        for (uint32_t j = 0; j < n; j++) rank += ex[j] < ex[i];
+        g->set[rank] = ex[i];
+        g->weight[ex[i]] = t->weights ? t->weights[r + i] : NAN;
+    }
+    return n;
+}
+
 /* Collect the sorted union of experts of step s at layer l into g->set. */
 static uint32_t gather_set(const moe_trace *t, uint64_t s, uint32_t l, gather *g) {
     uint32_t n = 0;
     uint64_t t0 = t->step_first_token[s], t1 = t->step_first_token[s + 1];
-    if (t1 - t0 == 1) {
-        /* Decode fast path: one token's experts are already distinct (the
-         * trace validator guarantees it), so only the sort is left. */
-        size_t r = moe_trace_rec(t, t0, l);
-        for (uint32_t k = 0; k < t->top_k; k++) {
-            uint16_t e = t->experts[r + k];
-            if (e == MOE_NO_EXPERT) break;
-            float w = t->weights ? t->weights[r + k] : NAN;
-            uint32_t j = n++;
-            while (j && g->set[j - 1] > e) { g->set[j] = g->set[j - 1]; j--; }
-            g->set[j] = e;
-            g->weight[e] = w;
-        }
-        return n;
-    }
+    if (t1 - t0 == 1) return gather_one_token(t, t0, l, g);
     if (++g->cur == 0) {
         memset(g->stamp, 0, t->n_experts * sizeof(uint32_t));
         g->cur = 1;
@@ -210,9 +216,10 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
             for (uint32_t i = 0; i < n_caches; i++) caches[i]->ops->on_step(caches[i]->st, s);
         uint64_t win = s / res->win_steps;
         uint64_t tok0 = t->step_first_token[s], tok1 = t->step_first_token[s + 1];
+        int multi = tok1 - tok0 > 1; /* only multi-token steps need per-expert hit flags */
         a.step = s;
         for (uint32_t l = 0; l < L; l++) {
-            uint32_t m = gather_set(t, s, l, &g);
+            uint32_t m = multi ? gather_set(t, s, l, &g) : gather_one_token(t, tok0, l, &g);
             moe_cache *c = caches[global ? 0 : l];
             uint32_t base = global ? l * E : 0;
             uint8_t *seen_l = seen + (size_t)l * E;
@@ -230,7 +237,7 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
                 int64_t victim;
                 enum moe_access_result r = moe_cache_access(c, key, &a, &victim);
                 int hit = r == MOE_HIT;
-                hitflag[e] = (uint8_t)hit;
+                if (multi) hitflag[e] = (uint8_t)hit;
                 hits += (uint64_t)hit;
                 n_comp += !hit && !seen_l[e];
                 seen_l[e] = 1;
@@ -242,7 +249,7 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
             res->layer_hits[l] += hits;
             res->win_accesses[win] += m;
             res->win_hits[win] += hits;
-            if (tok1 - tok0 == 1) { /* one token: its slots are exactly the set */
+            if (!multi) { /* one token: its slots are exactly the set */
                 n_slots += m;
                 n_slot_hits += hits;
                 continue;
