@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sort_small.h"
+
 /* ---- stack-distance engine ---------------------------------------------- */
 
 #define SD_NONE UINT32_MAX
@@ -123,12 +125,7 @@ static uint32_t group_set(const moe_trace *t, uint64_t s, uint32_t l, uint32_t *
         }
     }
     if (n <= 32) {
-        for (uint32_t i = 1; i < n; i++) {
-            uint16_t v = set[i];
-            uint32_t j = i;
-            while (j && set[j - 1] > v) { set[j] = set[j - 1]; j--; }
-            set[j] = v;
-        }
+        moe_sort_u16(set, n);
     } else {
         uint32_t m = 0;
         for (uint32_t e = 0; e < t->n_experts; e++)

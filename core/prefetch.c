@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "sort_small.h"
 
 #define PREFETCH(n) extern const moe_prefetch_ops moe_prefetch_##n;
 #include "prefetch_registry.def"
@@ -93,12 +94,6 @@ uint32_t moe_prefetch_top_n(const double *score, uint32_t n_experts, uint32_t n,
         if (best < 0) break;
         out[m++] = (uint16_t)best;
     }
-    /* ascending ids */
-    for (uint32_t i = 1; i < m; i++) {
-        uint16_t v = out[i];
-        uint32_t j = i;
-        while (j && out[j - 1] > v) { out[j] = out[j - 1]; j--; }
-        out[j] = v;
-    }
+    moe_sort_u16(out, m);
     return m;
 }

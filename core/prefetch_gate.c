@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sort_small.h"
 #include "prefetch.h"
 
 static const moe_param gate_params[] = {
@@ -67,12 +68,7 @@ static uint32_t gate_predict(void *st, uint64_t s, uint32_t l, uint32_t *target,
             out[m++] = e;
         }
     }
-    for (uint32_t i = 1; i < m; i++) {
-        uint16_t v = out[i];
-        uint32_t j = i;
-        while (j && out[j - 1] > v) { out[j] = out[j - 1]; j--; }
-        out[j] = v;
-    }
+    moe_sort_u16(out, m);
     return m;
 }
 

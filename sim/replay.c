@@ -9,6 +9,7 @@
 
 #include "../core/cache.h"
 #include "../core/split.h"
+#include "../core/sort_small.h"
 #include "replay_ext.h"
 
 const char *moe_scope_name(int scope) { return scope == MOE_SCOPE_GLOBAL ? "global" : "per-layer"; }
@@ -18,6 +19,21 @@ int moe_scope_parse(const char *s, int *scope, moe_error *err) {
     else if (!strcmp(s, "global")) *scope = MOE_SCOPE_GLOBAL;
     else return moe_fail(err, "unknown scope '%s' (use per-layer or global)", s);
     return 0;
+}
+
+int moe_replay_result_alloc(moe_replay_result *res, const moe_trace *t, uint32_t curve_windows) {
+    res->n_layers = t->n_layers;
+    res->layer_accesses = calloc(t->n_layers, sizeof(uint64_t));
+    res->layer_hits = calloc(t->n_layers, sizeof(uint64_t));
+    /* Windows of whole steps: ceil(steps / windows) steps each, so the last
+     * window may be shorter and there may be fewer windows than asked. */
+    res->n_windows = curve_windows ? curve_windows : 100;
+    if (res->n_windows > t->n_steps) res->n_windows = (uint32_t)t->n_steps;
+    res->win_steps = (t->n_steps + res->n_windows - 1) / res->n_windows;
+    res->n_windows = (uint32_t)((t->n_steps + res->win_steps - 1) / res->win_steps);
+    res->win_accesses = calloc(res->n_windows, sizeof(uint64_t));
+    res->win_hits = calloc(res->n_windows, sizeof(uint64_t));
+    return res->layer_accesses && res->layer_hits && res->win_accesses && res->win_hits ? 0 : -1;
 }
 
 void moe_replay_result_free(moe_replay_result *r) {
@@ -85,12 +101,7 @@ static uint32_t gather_set(const moe_trace *t, uint64_t s, uint32_t l, gather *g
     /* Ascending order: insertion sort for the usual few experts, a scan of
      * the stamps when a prefill chunk touched many. */
     if (n <= 32) {
-        for (uint32_t i = 1; i < n; i++) {
-            uint16_t v = g->set[i];
-            uint32_t j = i;
-            while (j && g->set[j - 1] > v) { g->set[j] = g->set[j - 1]; j--; }
-            g->set[j] = v;
-        }
+        moe_sort_u16(g->set, n);
     } else {
         uint32_t m = 0;
         for (uint32_t e = 0; e < t->n_experts; e++)
@@ -155,17 +166,8 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
     gather g = {calloc(E, sizeof(uint32_t)), 0, malloc(E * sizeof(uint16_t)), malloc(E * sizeof(float))};
     uint64_t *next_use = NULL;
     uint32_t *caps = NULL; /* per-layer capacities of a non-uniform split */
-    res->n_layers = L;
-    res->layer_accesses = calloc(L, sizeof(uint64_t));
-    res->layer_hits = calloc(L, sizeof(uint64_t));
-    res->n_windows = cfg->curve_windows ? cfg->curve_windows : 100;
-    if (res->n_windows > t->n_steps) res->n_windows = (uint32_t)t->n_steps;
-    res->win_steps = (t->n_steps + res->n_windows - 1) / res->n_windows;
-    res->n_windows = (uint32_t)((t->n_steps + res->win_steps - 1) / res->win_steps);
-    res->win_accesses = calloc(res->n_windows, sizeof(uint64_t));
-    res->win_hits = calloc(res->n_windows, sizeof(uint64_t));
-    if (!caches || !seen || !hitflag || !g.stamp || !g.set || !g.weight || !res->layer_accesses ||
-        !res->layer_hits || !res->win_accesses || !res->win_hits) {
+    int res_ok = moe_replay_result_alloc(res, t, cfg->curve_windows) == 0;
+    if (!caches || !seen || !hitflag || !g.stamp || !g.set || !g.weight || !res_ok) {
         moe_fail(err, "out of memory");
         goto out;
     }

@@ -72,6 +72,9 @@ typedef struct moe_replay_result {
 int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_result *res,
                moe_error *err);
 void moe_replay_result_free(moe_replay_result *r);
+/* Allocate the per-layer and warm-up-curve arrays of a result (0 or -1);
+ * shared by both replay engines so their results have one shape. */
+int moe_replay_result_alloc(moe_replay_result *res, const moe_trace *t, uint32_t curve_windows);
 /* True if the config uses any issue-4 extension (then moe_replay runs the
  * extended engine, sim/replay_ext.c). */
 int moe_replay_config_is_ext(const moe_replay_config *cfg);

@@ -388,21 +388,12 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
     g->rdy = calloc(E, sizeof(double));
     g->slot_kept = malloc((max_tok * t->top_k + 1) * sizeof(uint16_t));
     g->dur = malloc((n_dec + 1) * sizeof(double));
-    res->n_layers = L;
-    res->layer_accesses = calloc(L, sizeof(uint64_t));
-    res->layer_hits = calloc(L, sizeof(uint64_t));
-    res->n_windows = cfg->curve_windows ? cfg->curve_windows : 100;
-    if (res->n_windows > t->n_steps) res->n_windows = (uint32_t)t->n_steps;
-    res->win_steps = (t->n_steps + res->n_windows - 1) / res->n_windows;
-    res->n_windows = (uint32_t)((t->n_steps + res->win_steps - 1) / res->win_steps);
-    res->win_accesses = calloc(res->n_windows, sizeof(uint64_t));
-    res->win_hits = calloc(res->n_windows, sizeof(uint64_t));
+    int res_ok = moe_replay_result_alloc(res, t, cfg->curve_windows) == 0;
     if (!x || !g->caches || !g->ready || !g->keyprec || !g->pfstate || !g->seen || !g->pred_stamp ||
         !g->pred_has || !g->st_full || !g->st_kept || !g->spec_ok || !g->full || !g->kept || !g->order ||
         !g->pred || !g->cand || !g->spec_e || !g->spec_dt || !g->nt_full || !g->nt_kept || !nt_list ||
         !g->need || !g->prec_used || !g->hit || !g->pfhit || !g->late_kind || !g->wmax || !g->rdy ||
-        !g->slot_kept || !g->dur || !res->layer_accesses || !res->layer_hits || !res->win_accesses ||
-        !res->win_hits) {
+        !g->slot_kept || !g->dur || !res_ok) {
         moe_fail(err, "out of memory");
         goto out;
     }
