@@ -7,16 +7,21 @@
 # Domains (4):
 #   prose  dictd databases: dict-jargon, dict-foldoc, dict-devil, dict-gcide (.dict.dz = gzip)
 #   bible  King James Bible (bible-kjv-text), printed verse by verse by the bible-kjv `bible` program
-#   c      C headers under /usr/include (not c++/ nor the near-duplicate
-#          per-architecture openssl/archs copies; files with C++ namespace/template/class lines
-#          skipped) and example .c files under /usr/share/doc
+#   c      two sources: (1) C source files (.c) from the Debian source packages glibc-source
+#          (/usr/src/glibc/glibc-*.tar.xz) and binutils-source (/usr/src/binutils/binutils-*.tar.xz),
+#          fetched with `apt-get download` (not installed), unpacked, .c files extracted with
+#          tar, leading copyright/licence comment blocks dropped; CAP_C_SRC bytes
+#          (2/3 of the domain): function bodies and main() functions, which headers lack;
+#          (2) C headers under /usr/include (not c++/ nor the near-duplicate per-architecture
+#          openssl/archs copies; files with C++ namespace/template/class lines skipped) and example
+#          .c files under /usr/share/doc; the rest of CAP_C
 #   roff   English man pages /usr/share/man/man*/*.gz (roff source; .so redirects and the
 #          non-Debian Google Cloud CLI pages gcloud* skipped)
 #
 # Held-out: for every source of a domain, the last 2% of its lines (a contiguous slice, never in
-# training); heldout_<domain>.txt is the concatenation of those slices in source order.  The c and
-# roff domains are a single source each (a file list in a fixed pseudo-random order), so their
-# held-out slice is the last files of that order.
+# training); heldout_<domain>.txt is the concatenation of those slices in source order.  The roff
+# domain and each of the two c sources is a file list in a fixed pseudo-random order, so its
+# held-out slice is the last files of that order (c: sources' slice first, then headers').
 #
 # Determinism: LC_ALL=C, sorted file lists, a fixed seeded shuffle (sort -R with a constant random
 # source), fixed byte caps.  The c and roff domains depend on which packages are installed on the
@@ -29,13 +34,18 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 OUT="${CORPUS_DIR:-$HERE/corpus}"
 CAP_PROSE=${CAP_PROSE:-9500000}     # bytes, whole domain
 CAP_C=${CAP_C:-9000000}
+CAP_C_SRC=${CAP_C_SRC:-6000000}     # of CAP_C: bytes of .c sources from glibc / binutils source
 CAP_ROFF=${CAP_ROFF:-9000000}
 FILE_CAP_C=${FILE_CAP_C:-32768}     # bytes taken from one header / source file at most
 FILE_CAP_ROFF=${FILE_CAP_ROFF:-49152}
 HELDOUT_PCT=2
 
 PKGS="dict-jargon dict-foldoc dict-devil dict-gcide bible-kjv bible-kjv-text manpages manpages-dev
-      libc6-dev linux-libc-dev zlib1g-dev coreutils gzip mawk"
+      libc6-dev linux-libc-dev zlib1g-dev coreutils gzip mawk tar xz-utils"
+# source packages for the c domain: downloaded and unpacked into a temporary folder, NOT installed
+# (binutils-source depends on texinfo, whose perl dependencies would add man pages to the roff
+# domain, and on -dev packages that would add headers)
+SRC_PKGS="glibc-source binutils-source"
 
 need_install=0
 for p in $PKGS; do
@@ -114,6 +124,49 @@ split_source "$TMP/bible" bible
 
 # ---------------------------------------------------------------- c
 echo "make_corpus: c" >&2
+# (1) .c sources from the glibc and binutils source tarballs (GNU tar; the file list is sorted, then shuffled)
+mkdir -p "$TMP/src" "$TMP/debs" "$TMP/pkgroot"
+for p in $SRC_PKGS; do
+    if [ -z "$(apt-cache madison "$p" 2>/dev/null)" ]; then
+        if [ "$(id -u)" = 0 ]; then apt-get update -qq; else
+            echo "make_corpus: apt-cache knows no $p; run apt-get update as root" >&2; exit 1; fi
+    fi
+    (cd "$TMP/debs" && apt-get download -qq "$p" >&2)
+done
+for deb in "$TMP"/debs/*.deb; do
+    echo "c-src-package $(basename "$deb") $(sha256sum < "$deb" | cut -c1-64)" >> "$MANIFEST"
+    dpkg-deb -x "$deb" "$TMP/pkgroot"
+done
+for tb in "$TMP"/pkgroot/usr/src/glibc/glibc-*.tar.xz "$TMP"/pkgroot/usr/src/binutils/binutils-*.tar.xz; do
+    [ -f "$tb" ] || { echo "make_corpus: missing $tb" >&2; exit 1; }
+    tar -xJf "$tb" -C "$TMP/src" --wildcards '*.c' --no-same-owner --no-same-permissions
+done
+rm -rf "$TMP/debs" "$TMP/pkgroot"
+(cd "$TMP/src" && find . -type f -name '*.c' | sed 's#^\./##') | sort | shuffle > "$TMP/csrc.list"
+# drop a leading comment block that holds a copyright / licence notice (the same LGPL/GPL text
+# heads most files and would crowd out code)
+strip_licence() {
+    awk 'BEGIN { st = 0 }
+         st == 0 && /^[[:space:]]*$/ { next }
+         st == 0 && /^[[:space:]]*\/\*/ { st = 1 }
+         st == 0 { st = 2 }
+         st == 1 { buf = buf $0 "\n"; if ($0 ~ /\*\//) { if (buf !~ /[Cc]opyright|License|LICENSE/) printf "%s", buf; st = 2 }; next }
+         { print }
+         END { if (st == 1 && buf !~ /[Cc]opyright|License|LICENSE/) printf "%s", buf }'
+}
+: > "$TMP/csrc"
+while IFS= read -r f; do
+    [ "$(wc -c < "$TMP/csrc")" -ge "$CAP_C_SRC" ] && break
+    clean < "$TMP/src/$f" | strip_licence | sed '/./,$!d' | head -c "$FILE_CAP_C" | awk '{ print }' > "$TMP/one"
+    [ -s "$TMP/one" ] || continue
+    { printf '/* %s */\n' "$f"; cat "$TMP/one"; printf '\n'; } >> "$TMP/csrc"
+    echo "c-src $f" >> "$MANIFEST"
+done < "$TMP/csrc.list"
+head -c "$CAP_C_SRC" "$TMP/csrc" | awk '{ print }' > "$TMP/csrc.cap"
+split_source "$TMP/csrc.cap" c
+CAP_C_HDR=$(( CAP_C - $(wc -c < "$TMP/csrc.cap") ))
+
+# (2) headers under /usr/include and example .c files under /usr/share/doc
 CXX_RE='^[[:space:]]*(namespace[[:space:]]+[A-Za-z_{]|template[[:space:]]*<|class[[:space:]]+[A-Za-z_][A-Za-z0-9_]*[[:space:]]*(final[[:space:]]*)?[:{])'
 {
     find /usr/share/doc -type f \( -name '*.c' -o -name '*.c.gz' \) 2>/dev/null
@@ -121,7 +174,7 @@ CXX_RE='^[[:space:]]*(namespace[[:space:]]+[A-Za-z_{]|template[[:space:]]*<|clas
 } | sort | shuffle > "$TMP/c.list"
 : > "$TMP/c"
 while IFS= read -r f; do
-    [ "$(wc -c < "$TMP/c")" -ge "$CAP_C" ] && break
+    [ "$(wc -c < "$TMP/c")" -ge "$CAP_C_HDR" ] && break
     case "$f" in *.gz) zcat -- "$f" ;; *) cat -- "$f" ;; esac | clean | head -c "$FILE_CAP_C" \
         | awk '{ print }' > "$TMP/one"
     [ -s "$TMP/one" ] || continue
@@ -130,7 +183,7 @@ while IFS= read -r f; do
     { printf '/* %s */\n' "$f"; cat "$TMP/one"; printf '\n'; } >> "$TMP/c"
     echo "c-file $f" >> "$MANIFEST"
 done < "$TMP/c.list"
-head -c "$CAP_C" "$TMP/c" | awk '{ print }' > "$TMP/c.cap"
+head -c "$CAP_C_HDR" "$TMP/c" | awk '{ print }' > "$TMP/c.cap"
 split_source "$TMP/c.cap" c
 
 # ---------------------------------------------------------------- roff
