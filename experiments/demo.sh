@@ -1,8 +1,9 @@
 #!/bin/sh
-# demo.sh (`make demo`): sweep experiments/policies.ini (every policy x rho
-# 0.5..4, both scopes) plus a few runs for the other figures (cold per
-# sequence, a device profile with prefetching), draw every figure with
-# `moesim plot` and write results/report.html embedding them.
+# demo.sh (`make demo`): sweep experiments/policies.ini (every policy x rho,
+# both scopes, on the topic-switching session captured from the shipped model)
+# plus a few runs on the synthetic Mixtral-shaped trace for the other figures
+# (cold per sequence, a device profile with prefetching), draw every figure
+# with `moesim plot` and write results/report.html embedding them.
 # BUILD names the build folder (set by the Makefile; default build).
 set -eu
 BUILD=${BUILD:-build}
@@ -13,8 +14,16 @@ die() { echo "demo: $*" >&2; exit 1; }
 [ -x "$M" ] || die "$M not found; run 'make' first"
 command -v gnuplot >/dev/null || die "gnuplot is not installed (run 'sudo make deps')"
 command -v sqlite3 >/dev/null || die "the sqlite3 command is not installed (run 'sudo make deps')"
-trace=traces/default.moetrace
-[ -f "$trace" ] || die "$trace is missing"
+# The headline trace was captured by the real backend (traces/capture.sh); the
+# synthetic one has Mixtral-8x7B's geometry and 18 sequences, which the
+# device-profile and cold-start figures need.
+trace=traces/tinymix_session.moetrace
+synth=traces/default.moetrace
+for f in "$trace" "$synth"; do [ -f "$f" ] || die "$f is missing"; done
+# Figures and the table select the session by content hash, so runs left in
+# results/demo.db from an older capture under the same path never mix in.
+hash=$("$M" trace info "$trace" | awk '$1 == "hash" { print $2 }')
+[ -n "$hash" ] || die "cannot read the content hash of $trace"
 mkdir -p results "$BUILD/demo"
 
 echo "demo: sweeping experiments/policies.ini into $DB"
@@ -26,7 +35,7 @@ cat >"$extra" <<INI
 [experiment]
 name = demo-extra
 [traces]
-default = $trace
+default = $synth
 [sweep]
 policies     = lru, s3fifo, belady
 rho          = 2
@@ -38,7 +47,7 @@ cat >"$timing" <<INI
 [experiment]
 name = demo-timing
 [traces]
-default = $trace
+default = $synth
 [sweep]
 policies = lru, lfu, s3fifo
 rho      = 2
@@ -59,23 +68,26 @@ plot() { # NAME KIND EXPLANATION [args...]
         echo "demo: plot $kind skipped: $(cat "$BUILD/demo/plot.err")" >&2
     fi
 }
-plot hit_rate hit-rate "Hit rate vs cache size per policy (per-layer caches, warm). Belady's offline optimum (dashed) is the ceiling any online policy can reach." --experiment policies --scope per-layer
-plot hit_rate_global hit-rate "The same in global scope: one pool of (layer, expert) keys; capacity is in experts over all layers (rho x layers x top-k)." --experiment policies --scope global
-plot warmup warmup "Hit rate in windows of steps through the trace at 4 experts per layer: how fast each policy warms up and how stable it stays." --experiment policies --scope per-layer --capacity 4
-plot layer_heatmap layer-heatmap "Per-layer hit rate at 4 experts per layer, one row per policy: whether some layers are harder to cache than others." --experiment policies --scope per-layer --capacity 4
-plot popularity popularity "Share of each layer's activations taken by each expert (from the trace): skew is what caching exploits." --trace "$trace"
-plot topic_switch topic-switch "Warm cache (solid) vs cache emptied at every sequence start (dashed, dotted lines mark starts) at 4 experts per layer: the cost of a cold start." --experiment demo-extra --capacity 4
-plot time_breakdown time-breakdown "Simulated time per token on the rtx-3060 profile (Mixtral-8x7B sizes) at 4 experts per layer: compute, stalls on misses and late prefetches; diamonds = I/O busy time." --experiment demo-timing
-plot prefetch prefetch "Prefetch precision and recall vs lookahead distance (recall divides by the experts actually needed)." --experiment demo-timing --policy lru
+plot hit_rate hit-rate "Hit rate vs cache size per policy (per-layer caches, warm). Belady's offline optimum (dashed) is the ceiling any online policy can reach." --experiment policies --scope per-layer --trace "$hash"
+plot hit_rate_global hit-rate "The same in global scope: one pool of (layer, expert) keys; capacity is in experts over all layers (rho x layers x top-k)." --experiment policies --scope global --trace "$hash"
+plot warmup warmup "Hit rate in windows of steps through the session at 8 of 32 experts per layer: the prompt switches from prose to C to the Bible, then the model generates." --experiment policies --scope per-layer --capacity 8 --trace "$hash"
+plot layer_heatmap layer-heatmap "Per-layer hit rate at 8 of 32 experts per layer, one row per policy: whether some layers are harder to cache than others." --experiment policies --scope per-layer --capacity 8 --trace "$hash"
+plot popularity popularity "Share of each layer's activations taken by each expert in the captured session: skew is what caching exploits." --trace "$trace"
+plot topic_switch topic-switch "Synthetic Mixtral-shaped trace: warm cache (solid) vs cache emptied at every sequence start (dashed, dotted lines mark starts) at 4 experts per layer: the cost of a cold start." --experiment demo-extra --capacity 4 --trace "$synth"
+plot time_breakdown time-breakdown "Synthetic Mixtral-shaped trace, simulated time per token on the rtx-3060 profile (Mixtral-8x7B sizes) at 4 experts per layer: compute, stalls on misses and late prefetches; diamonds = I/O busy time." --experiment demo-timing --trace "$synth"
+plot prefetch prefetch "Synthetic Mixtral-shaped trace: prefetch precision and recall vs lookahead distance (recall divides by the experts actually needed)." --experiment demo-timing --policy lru --trace "$synth"
 
-# Key numbers: hit rate per policy at rho = 1, 2, 3 (per-layer 2, 4, 6 experts).
+# Key numbers: hit rate per policy at rho = 1, 2, 3 (per-layer k, 2k, 3k experts).
+k=$("$M" trace info "$trace" | awk '$1 == "top_k" { print $2 }')
 rows=$(sqlite3 -separator '|' "$DB" "
     SELECT CASE WHEN instr(policy, ':') THEN substr(policy, 1, instr(policy, ':') - 1) ELSE policy END,
-        printf('%.3f', MAX(CASE WHEN capacity = 2 THEN hit_rate END)),
-        printf('%.3f', MAX(CASE WHEN capacity = 4 THEN hit_rate END)),
-        printf('%.3f', MAX(CASE WHEN capacity = 6 THEN hit_rate END))
-    FROM run_summary WHERE experiment = 'policies' AND scope = 'per-layer' AND cold_per_seq = 0 AND status = 'done'
-    GROUP BY policy ORDER BY MAX(CASE WHEN capacity = 4 THEN hit_rate END) DESC")
+        printf('%.3f', MAX(CASE WHEN capacity = $k THEN hit_rate END)),
+        printf('%.3f', MAX(CASE WHEN capacity = 2 * $k THEN hit_rate END)),
+        printf('%.3f', MAX(CASE WHEN capacity = 3 * $k THEN hit_rate END))
+    FROM run_summary
+    WHERE experiment = 'policies' AND scope = 'per-layer' AND cold_per_seq = 0 AND status = 'done'
+      AND trace_hash = '$hash'
+    GROUP BY policy ORDER BY MAX(CASE WHEN capacity = 2 * $k THEN hit_rate END) DESC")
 shape=$("$M" trace info "$trace" | awk '$1 == "layers" || $1 == "experts" || $1 == "top_k" || $1 == "steps" { printf "%s %s, ", $1, $2 }')
 ver=$(git describe --always --dirty 2>/dev/null || echo unknown)
 
@@ -92,7 +104,7 @@ th:first-child,td:first-child{text-align:left}</style></head><body>
 <p>Trace <code>$trace</code> (${shape%, }), database <code>$DB</code>, moesim $ver.
 Hit rate = unique (step, layer, expert) activations served from the cache; replay semantics in README.md.</p>
 <h2>Key numbers: hit rate, per-layer caches, warm</h2>
-<table><tr><th>policy</th><th>2 experts/layer (&rho;=1)</th><th>4 (&rho;=2)</th><th>6 (&rho;=3)</th></tr>
+<table><tr><th>policy</th><th>$k experts/layer (&rho;=1)</th><th>$((2 * k)) (&rho;=2)</th><th>$((3 * k)) (&rho;=3)</th></tr>
 HTML
     echo "$rows" | awk -F'|' 'NF { printf "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n", $1, $2, $3, $4 }'
     echo "</table>"

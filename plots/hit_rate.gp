@@ -14,7 +14,7 @@ set key inside right bottom box opaque title "policy" noenhanced spacing 1.1
 last = ceiling > 0 ? n - 1 : n   # `moesim plot` puts Belady's file last
 if (ceiling > 0) {
     plot for [i = 1:last] file(i) using 1:2 with linespoints lt i title word(policies, i), \
-         file(ceiling) using 1:2 with lines lt 13 lw 3.5 dt 2 \
+         file(ceiling) using 1:2 with lines lt 20 lw 3.5 dt 2 \
              title word(policies, ceiling) . " (offline optimum)"
 } else {
     plot for [i = 1:n] file(i) using 1:2 with linespoints lt i title word(policies, i)

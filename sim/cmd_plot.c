@@ -371,7 +371,7 @@ static int plot_warmup(plot_ctx *p, int topic) {
     int modes = 1;
     if (topic && !p->policy) n = n > 4 ? 4 : n; /* a readable number of lines */
     char labels[8192] = "";
-    int k = 0;
+    int k = 0, last_belady = 0;
     for (int i = 0; i < n; i++)
         for (int m = 0; m < modes + (topic ? 1 : 0); m++) {
             int cold = topic ? m : p->cold;
@@ -393,12 +393,16 @@ static int plot_warmup(plot_ctx *p, int topic) {
             if (rows < 0) return -1;
             if (rows == 0 && !topic) continue; /* topic-switch keeps pairs: an empty file draws nothing */
             k++;
+            last_belady = !strncmp(names[i], "belady", 6);
             appendf(labels, sizeof labels, "%s%.*s%s", k > 1 ? " " : "", short_len(names, n, i), names[i],
                      topic ? (cold ? "(cold-per-seq)" : "(warm)") : "");
         }
     if (k == 0) return empty_selection(p, "warm-up curves");
     gp_str(p, "policies", labels);
     gp_num(p, "n", k);
+    /* Belady comes last (list_policies): drawn as the dashed black ceiling,
+     * as in the hit-rate figure, never in a colour another policy also has. */
+    if (!topic) gp_num(p, "ceiling", last_belady ? k : 0);
     char xl[256];
     snprintf(xl, sizeof xl, "step (forward pass); each point = hit rate within a window of steps, capacity %ld %s",
              p->capacity, capacity_unit(p));

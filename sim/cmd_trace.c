@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../core/results.h"
 #include "../core/trace_formats.h"
 #include "../core/trace_gen.h"
 #include "cli.h"
@@ -59,7 +60,8 @@ static const char info_usage[] =
     "usage: moesim trace info F\n"
     "\n"
     "Print geometry, steps, tokens, sequences, phases, weights, lookahead depth,\n"
-    "meta and (for .moetrace) the verified checksum.\n";
+    "meta, (for .moetrace) the verified checksum, and the content hash that\n"
+    "identifies the trace in results databases.\n";
 
 static const char gen_usage[] =
     "usage: moesim trace gen -o F [options]\n"
@@ -266,6 +268,9 @@ static int trace_info(int argc, char **argv) {
         if (t->expert_bytes[i]) printf("bytes/%-6s %llu per expert\n", prec[i], (unsigned long long)t->expert_bytes[i]);
     uint64_t sum;
     if (t->map && moe_trace_bin_checksum(path, &sum, &err) == 0) printf("checksum     %016llx (verified)\n", (unsigned long long)sum);
+    char hash[65];
+    moe_trace_hash(t, hash); /* the identity runs are stored under in SQLite */
+    printf("hash         %s\n", hash);
     printf("meta\n");
     const char *m = t->meta ? t->meta : "";
     while (*m) {
