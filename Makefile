@@ -52,6 +52,10 @@ $(BUILD)/obj/%.o: %.c
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 $(BUILD)/obj/core/version.o: CFLAGS += -DMOESIM_VERSION='"$(VERSION)"'
 $(BUILD)/obj/core/version.o: FORCE
+# Installed data files (profiles, plot templates) are found under PREFIX.
+$(BUILD)/obj/core/datadir.o: CFLAGS += -DMOESIM_DATADIR='"$(PREFIX)/share/moesim"'
+$(BUILD)/obj/core/datadir.o: FORCE
+
 FORCE:
 
 $(BUILD)/libmoesim.a: $(CORE_OBJ)
@@ -100,6 +104,9 @@ install: all
 	install -m 755 $(BUILD)/moesim $(DESTDIR)$(PREFIX)/bin/moesim
 	install -m 644 $(BUILD)/libmoesim.a $(DESTDIR)$(PREFIX)/lib/libmoesim.a
 	install -m 644 core/*.h $(DESTDIR)$(PREFIX)/include/moesim/
+	install -d $(DESTDIR)$(PREFIX)/share/moesim/experiments $(DESTDIR)$(PREFIX)/share/moesim/plots
+	install -m 644 experiments/devices.ini experiments/models.ini $(DESTDIR)$(PREFIX)/share/moesim/experiments/
+	install -m 644 plots/*.gp $(DESTDIR)$(PREFIX)/share/moesim/plots/
 
 clean:
 	rm -rf build build-san

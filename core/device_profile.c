@@ -1,6 +1,8 @@
 /* device_profile.c: reading device and model profiles, roofline pricing. */
 #include "device_profile.h"
 
+#include "datadir.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -33,7 +35,8 @@ int moe_device_profile_load(const char *path, const char *name, moe_device_profi
                                        "mem_bandwidth_GBps", "peak_tflops", "expert_overhead_us",
                                        "layer_overhead_us", "memory_GiB", NULL};
     memset(out, 0, sizeof *out);
-    moe_ini *ini = moe_ini_load(path, err);
+    char where[4096];
+    moe_ini *ini = moe_ini_load(moe_data_path(path, where, sizeof where), err);
     if (!ini) return -1;
     int rc = -1;
     const moe_ini_section *sec = moe_ini_find_section(ini, name);
@@ -109,7 +112,8 @@ int moe_model_profile_load(const char *path, const char *spec, moe_model_profile
     if (!len || len >= sizeof name) return moe_fail(err, "bad model name '%s'", spec);
     memcpy(name, spec, len);
     name[len] = 0;
-    moe_ini *ini = moe_ini_load(path, err);
+    char where[4096];
+    moe_ini *ini = moe_ini_load(moe_data_path(path, where, sizeof where), err);
     if (!ini) return -1;
     int rc = -1;
     const moe_ini_section *sec = moe_ini_find_section(ini, name);

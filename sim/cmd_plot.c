@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../core/datadir.h"
 #include "../core/results.h"
 #include "../core/trace.h"
 #include "cli.h"
@@ -722,7 +723,8 @@ int cmd_plot(int argc, char **argv) {
         {"help", no_argument, 0, 'h'},             {0, 0, 0, 0},
     };
     plot_ctx p = {.capacity = -1, .cold = -1};
-    p.plots = getenv("MOESIM_PLOTS") ? getenv("MOESIM_PLOTS") : "plots";
+    char plots_dir[4096];
+    p.plots = getenv("MOESIM_PLOTS") ? getenv("MOESIM_PLOTS") : moe_data_path("plots", plots_dir, sizeof plots_dir);
     int c;
     uint64_t v;
     optind = 1;
