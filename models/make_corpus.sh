@@ -7,11 +7,14 @@
 # Domains (4):
 #   prose  dictd databases: dict-jargon, dict-foldoc, dict-devil, dict-gcide (.dict.dz = gzip)
 #   bible  King James Bible (bible-kjv-text), printed verse by verse by the bible-kjv `bible` program
-#   c      two sources: (1) C source files (.c) from the Debian source packages glibc-source
-#          (/usr/src/glibc/glibc-*.tar.xz) and binutils-source (/usr/src/binutils/binutils-*.tar.xz),
-#          fetched with `apt-get download` (not installed), unpacked, .c files extracted with
-#          tar, leading copyright/licence comment blocks dropped; CAP_C_SRC bytes
-#          (2/3 of the domain): function bodies and main() functions, which headers lack;
+#   c      two sources: (1) C source files (.c) under tools/ and samples/ of the Linux kernel
+#          source tarball of the Debian package linux-source-6.1 (/usr/src/linux-source-6.1.tar.xz:
+#          selftests, perf, bpf, usb/vfio/... samples; kernel style, `int main(int argc, char
+#          **argv)\n{` is common), fetched with `apt-get download` (not installed), unpacked, .c files
+#          extracted with tar, leading SPDX / copyright / licence comments dropped; CAP_C_SRC bytes
+#          (2/3 of the domain): function bodies and main() functions, which headers lack.  (An
+#          earlier corpus used glibc-source and binutils-source; their GNU style `int\nmain (void)`
+#          almost never contains the bytes `int main(`, and the model did not continue that prompt.)
 #          (2) C headers under /usr/include (not c++/ nor the near-duplicate per-architecture
 #          openssl/archs copies; files with C++ namespace/template/class lines skipped) and example
 #          .c files under /usr/share/doc; the rest of CAP_C
@@ -34,7 +37,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 OUT="${CORPUS_DIR:-$HERE/corpus}"
 CAP_PROSE=${CAP_PROSE:-9500000}     # bytes, whole domain
 CAP_C=${CAP_C:-9000000}
-CAP_C_SRC=${CAP_C_SRC:-6000000}     # of CAP_C: bytes of .c sources from glibc / binutils source
+CAP_C_SRC=${CAP_C_SRC:-6000000}     # of CAP_C: bytes of .c sources from the kernel's tools/ and samples/
 CAP_ROFF=${CAP_ROFF:-9000000}
 FILE_CAP_C=${FILE_CAP_C:-32768}     # bytes taken from one header / source file at most
 FILE_CAP_ROFF=${FILE_CAP_ROFF:-49152}
@@ -42,10 +45,10 @@ HELDOUT_PCT=2
 
 PKGS="dict-jargon dict-foldoc dict-devil dict-gcide bible-kjv bible-kjv-text manpages manpages-dev
       libc6-dev linux-libc-dev zlib1g-dev coreutils gzip mawk tar xz-utils"
-# source packages for the c domain: downloaded and unpacked into a temporary folder, NOT installed
-# (binutils-source depends on texinfo, whose perl dependencies would add man pages to the roff
-# domain, and on -dev packages that would add headers)
-SRC_PKGS="glibc-source binutils-source"
+# source package for the c domain: downloaded (~140 MB) and unpacked into a temporary folder, NOT
+# installed (installed source packages can pull in dependencies that add man pages to the roff
+# domain or headers to /usr/include)
+SRC_PKGS="linux-source-6.1"
 
 need_install=0
 for p in $PKGS; do
@@ -124,7 +127,8 @@ split_source "$TMP/bible" bible
 
 # ---------------------------------------------------------------- c
 echo "make_corpus: c" >&2
-# (1) .c sources from the glibc and binutils source tarballs (GNU tar; the file list is sorted, then shuffled)
+# (1) .c sources under tools/ and samples/ of the kernel source tarball (GNU tar; the file list is
+#     sorted, then shuffled)
 mkdir -p "$TMP/src" "$TMP/debs" "$TMP/pkgroot"
 for p in $SRC_PKGS; do
     if [ -z "$(apt-cache madison "$p" 2>/dev/null)" ]; then
@@ -137,17 +141,20 @@ for deb in "$TMP"/debs/*.deb; do
     echo "c-src-package $(basename "$deb") $(sha256sum < "$deb" | cut -c1-64)" >> "$MANIFEST"
     dpkg-deb -x "$deb" "$TMP/pkgroot"
 done
-for tb in "$TMP"/pkgroot/usr/src/glibc/glibc-*.tar.xz "$TMP"/pkgroot/usr/src/binutils/binutils-*.tar.xz; do
+for tb in "$TMP"/pkgroot/usr/src/linux-source-6.1.tar.xz; do
     [ -f "$tb" ] || { echo "make_corpus: missing $tb" >&2; exit 1; }
-    tar -xJf "$tb" -C "$TMP/src" --wildcards '*.c' --no-same-owner --no-same-permissions
+    top=$(basename "$tb" .tar.xz)          # the tarball's top folder: linux-source-6.1/
+    tar -xJf "$tb" -C "$TMP/src" --wildcards "$top/tools/*.c" "$top/samples/*.c" \
+        --no-same-owner --no-same-permissions
 done
 rm -rf "$TMP/debs" "$TMP/pkgroot"
 (cd "$TMP/src" && find . -type f -name '*.c' | sed 's#^\./##') | sort | shuffle > "$TMP/csrc.list"
-# drop a leading comment block that holds a copyright / licence notice (the same LGPL/GPL text
-# heads most files and would crowd out code)
+# drop leading `//` comment lines and a leading comment block that hold an SPDX tag / copyright /
+# licence notice (the same GPL text heads most files and would crowd out code)
 strip_licence() {
     awk 'BEGIN { st = 0 }
          st == 0 && /^[[:space:]]*$/ { next }
+         st == 0 && /^[[:space:]]*\/\// && /SPDX|[Cc]opyright|License|LICENSE/ { next }
          st == 0 && /^[[:space:]]*\/\*/ { st = 1 }
          st == 0 { st = 2 }
          st == 1 { buf = buf $0 "\n"; if ($0 ~ /\*\//) { if (buf !~ /[Cc]opyright|License|LICENSE/) printf "%s", buf; st = 2 }; next }

@@ -413,14 +413,20 @@ def write_training_md(args, cmd, steps, train_time, held, trn, tensors, st_size,
     L.append("Written by `models/train.py` (do not edit by hand; the *Architectures* section at the end "
              "is kept by hand).\n")
     L.append("## Reproduce\n")
-    L.append("```\nbash models/make_corpus.sh\n%s --steps %d\n```\n" % (
-        cmd.split(" --steps")[0] if " --steps" in cmd else cmd, steps))
+    if steps >= args.steps:
+        L.append("```\nbash models/make_corpus.sh\n%s --steps %d\n```\n" % (
+            cmd.split(" --steps")[0] if " --steps" in cmd else cmd, steps))
+        done = "%d steps were done, so `--steps %d` reproduces the schedule" % (steps, steps)
+    else:   # cut by --time-limit: the cosine ran over --steps and stopped part-way
+        L.append("```\nbash models/make_corpus.sh\n%s\n```\n" % cmd)
+        done = ("the time limit stopped it after %d of %d steps, so the schedule is the cosine over %d steps "
+                "cut at step %d (the learning rate had not fully decayed); the same command on an equally fast "
+                "GPU reproduces it approximately" % (steps, args.steps, args.steps, steps))
     L.append("Command as run: `%s`. On one GPU through the "
              "`device` tool (this run: %s), the corpus carried with the call. The loop stops at --steps or after "
-             "--time-limit seconds, whichever comes first; %d steps were done, so `--steps %d` "
-             "reproduces the schedule. GPU atomics (index_add_, grouped GEMM) make runs "
+             "--time-limit seconds, whichever comes first; %s. GPU atomics (index_add_, grouped GEMM) make runs "
              "non-bitwise-reproducible; expect the same losses within a few hundredths.\n" % (
-                 cmd, torch.cuda.get_device_name(0), steps, steps))
+                 cmd, torch.cuda.get_device_name(0), done))
     L.append("## Versions\n")
     L.append("- torch %s, transformers %s, python %s\n" % (torch.__version__, transformers.__version__,
                                                          platform.python_version()))

@@ -7,10 +7,10 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$MOESIM" trace gen -o "$tmp/t.moetrace" --steps 400 --layers 6 --experts 32 --top-k 4 --seq-len 200 \
     --prefill 8 --no-weights --seed 2 >/dev/null 2>&1 || { echo "FAIL plan_setup: trace gen"; exit 0; }
-# tinymix (experiments/models.ini): dense (6 x 69888 + 524288) x 4 bytes = 3774464 B;
-# an expert at f16 = 98304 x 2 = 196608 B; 0.02 GiB = 21474836 B leaves room for
-# floor((21474836 - 3774464) / 196608) = 90 experts
-"$MOESIM" plan --trace "$tmp/t.moetrace" --model tinymix --ram 0.02 --device nvme-cpu >"$tmp/out" 2>"$tmp/err"
+# tinymix (experiments/models.ini): dense (6 x 53504 + 32768) x 2 bytes = 707584 B;
+# an expert at f16 = 55296 x 2 = 110592 B; 0.01 GiB = 10737418 B leaves room for
+# floor((10737418 - 707584) / 110592) = 90 of the 192 experts
+"$MOESIM" plan --trace "$tmp/t.moetrace" --model tinymix --ram 0.01 --device nvme-cpu >"$tmp/out" 2>"$tmp/err"
 rc=$?
 choice=$(sed -n 's/^choice: cache \([0-9]*\) experts.*/\1/p' "$tmp/out")
 if [ $rc -eq 0 ] && [ -n "$choice" ] && [ "$choice" -le 90 ] && grep -q "= 90 experts" "$tmp/out"; then
@@ -31,7 +31,8 @@ fi
 grep -q "timing-model replay" "$tmp/out" && grep -q "Belady" "$tmp/out" && echo "PASS plan_curve_columns" ||
     echo "FAIL plan_curve_columns"
 
-"$MOESIM" plan --trace "$tmp/t.moetrace" --model tinymix --ram 0.001 --device nvme-cpu >"$tmp/out" 2>"$tmp/err"
+# 0.0005 GiB = 536870 B is below the 707584 dense bytes
+"$MOESIM" plan --trace "$tmp/t.moetrace" --model tinymix --ram 0.0005 --device nvme-cpu >"$tmp/out" 2>"$tmp/err"
 rc=$?
 if [ $rc -eq 1 ] && grep -q "below the dense weights" "$tmp/err" && [ ! -s "$tmp/out" ]; then
     echo "PASS plan_budget_below_dense"
