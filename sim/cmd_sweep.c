@@ -54,6 +54,14 @@ static const char sweep_usage[] =
     "  --scope LIST       per-layer (default), global, or per-layer,global\n"
     "  --cold-per-seq     empty the cache whenever a new sequence starts\n"
     "  --seed N           seed for randomised policies (default 1)\n"
+    "  --prefetch LIST    prefetchers, e.g. none,gate:ahead=1,n=2,oracle (see moesim run --help)\n"
+    "  --precision LIST   precision schemes, e.g. uniform:bits=4,mlx-tiers\n"
+    "  --device LIST      device profiles (experiments/devices.ini): turns on the timing model\n"
+    "  --model LIST       model profiles (experiments/models.ini)\n"
+    "  --skip S           skip-on-miss / adaptive top-k, e.g. cum=0.9 (one value)\n"
+    "  --speculate        run predicted next-layer experts while the lane stalls on I/O\n"
+    "  --split S          per-layer capacity split: uniform, adapmoe, fate:shallow=1.5\n"
+    "  --devices F, --models F   other profile files\n"
     "  --db F             SQLite results database (created if missing)\n"
     "  --experiment NAME  experiment label stored with each run\n"
     "  --jobs N           worker threads (default: all cores)\n"
@@ -252,6 +260,12 @@ int cmd_sweep(int argc, char **argv) {
         {"seed", required_argument, 0, 'S'},       {"db", required_argument, 0, 'd'},
         {"experiment", required_argument, 0, 'e'}, {"jobs", required_argument, 0, 'j'},
         {"json", no_argument, 0, 'J'},             {"shard", required_argument, 0, 'x'},
+        /* issue-4 axes, applied by name exactly as an experiment file's keys */
+        {"prefetch", required_argument, 0, 'X'},   {"precision", required_argument, 0, 'X'},
+        {"device", required_argument, 0, 'X'},     {"model", required_argument, 0, 'X'},
+        {"skip", required_argument, 0, 'X'},       {"split", required_argument, 0, 'X'},
+        {"speculate", no_argument, 0, 'X'},        {"devices", required_argument, 0, 'X'},
+        {"models", required_argument, 0, 'X'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -266,8 +280,16 @@ int cmd_sweep(int argc, char **argv) {
     sweep sw = {.experiment = "", .cmd = "sweep"};
     pthread_mutex_init(&sw.lock, NULL);
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    int idx;
+    while ((c = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
         switch (c) {
+        case 'X':
+            cli_axes = 1;
+            if (moe_experiment_set(&exp, opts[idx].name, optarg ? optarg : "on", &err)) {
+                moe_fail_prefix(&err, "--%s", opts[idx].name);
+                goto misuse;
+            }
+            break;
         case 't':
             cli_axes = 1;
             if (moe_str_list_push(&exp.traces, optarg, strlen(optarg))) goto oom;

@@ -77,6 +77,7 @@ void moe_experiment_free(moe_experiment *exp) {
     free(exp->rho);
     free(exp->seeds);
     free(exp->skip);
+    free(exp->split);
     free(exp->devices_path);
     free(exp->models_path);
     for (size_t i = 0; i < exp->n_expects; i++) {
@@ -198,84 +199,91 @@ static int at(moe_error *err, const moe_ini *ini, const moe_ini_entry *e) {
     return moe_fail_prefix(err, "%s:%u: [%s] %s", ini->path, e->line, e->section, e->key);
 }
 
+int moe_experiment_set(moe_experiment *exp, const char *k, const char *v, moe_error *err) {
+    moe_str_list items = {0};
+    int rc = 0;
+    if (!strcasecmp(k, "policies")) {
+        rc = moe_experiment_add_policies(exp, v, err);
+    } else if (!strcasecmp(k, "capacities")) {
+        rc = moe_experiment_add_capacities(exp, v, err);
+    } else if (!strcasecmp(k, "scopes")) {
+        rc = moe_split_specs(v, "scopes", &items, err);
+        for (size_t j = 0; j < items.n && rc == 0; j++) {
+            int sc;
+            if ((rc = moe_scope_parse(items.v[j], &sc, err))) break;
+            if (!(exp->n_scopes == 1 && exp->scopes[0] == sc) && exp->n_scopes < 2) exp->scopes[exp->n_scopes++] = sc;
+        }
+    } else if (!strcasecmp(k, "cold_per_seq") || !strcasecmp(k, "speculate")) {
+        rc = moe_split_specs(v, k, &items, err);
+        for (size_t j = 0; j < items.n && rc == 0; j++) {
+            int f;
+            if (parse_flag(items.v[j], &f)) rc = moe_fail(err, "expected on/off, got '%s'", items.v[j]);
+            else if (!strcasecmp(k, "speculate")) {
+                if (items.n > 1) rc = moe_fail(err, "one value only");
+                exp->speculate = f;
+            } else if (!(exp->n_cold == 1 && exp->cold[0] == f) && exp->n_cold < 2) {
+                exp->cold[exp->n_cold++] = f;
+            }
+        }
+    } else if (!strcasecmp(k, "seeds") || !strcasecmp(k, "rho")) {
+        rc = moe_split_specs(v, k, &items, err);
+        int seeds = !strcasecmp(k, "seeds");
+        void *arr = realloc(seeds ? (void *)exp->seeds : (void *)exp->rho, (items.n + 1) * 8);
+        if (!arr) rc = moe_fail(err, "out of memory");
+        else if (seeds) exp->seeds = arr;
+        else exp->rho = arr;
+        for (size_t j = 0; j < items.n && rc == 0; j++) {
+            char *end;
+            errno = 0;
+            if (seeds) {
+                uint64_t s;
+                if ((rc = cli_parse_u64("seed", items.v[j], UINT64_MAX, &s, err))) break;
+                exp->seeds[exp->n_seeds++] = s;
+            } else {
+                double r = strtod(items.v[j], &end);
+                if (end == items.v[j] || *end || errno || !(r > 0) || !isfinite(r))
+                    rc = moe_fail(err, "'%s' is not a positive number", items.v[j]);
+                else exp->rho[exp->n_rho++] = r;
+            }
+        }
+    } else if (!strcasecmp(k, "skip") || !strcasecmp(k, "split")) {
+        /* single values, validated by the replay's own option parser */
+        moe_replay_config probe = {0};
+        char **dst = !strcasecmp(k, "skip") ? &exp->skip : &exp->split;
+        free(*dst);
+        *dst = NULL;
+        if (!(rc = moe_replay_opt_set(&probe, k, v, err))) rc = (*dst = xstrdup(v, err)) ? 0 : -1;
+    } else if (!strcasecmp(k, "devices") || !strcasecmp(k, "models")) {
+        char **dst = !strcasecmp(k, "devices") ? &exp->devices_path : &exp->models_path;
+        rc = (*dst = xstrdup(v, err)) ? 0 : -1;
+    } else {
+        /* prefetch, precision, device, model: lists of specs, "none" = unset
+         * (for prefetch "none" is also the name of the null prefetcher:
+         * both mean no prefetching, and unset keeps the plain replay). */
+        moe_str_list *dst = !strcasecmp(k, "prefetch") ? &exp->prefetchers
+                            : !strcasecmp(k, "precision") ? &exp->precisions
+                            : !strcasecmp(k, "device") ? &exp->devices : &exp->models;
+        rc = moe_split_specs(v, k, &items, err);
+        for (size_t j = 0; j < items.n && rc == 0; j++) {
+            const char *it = !strcasecmp(items.v[j], "none") ? "" : items.v[j];
+            moe_replay_config probe = {0};
+            if (*it && (rc = moe_replay_opt_set(&probe, k, it, err)) != 0) break;
+            if (moe_str_list_push(dst, it, strlen(it))) rc = moe_fail(err, "out of memory");
+        }
+    }
+    moe_str_list_free(&items);
+    return rc;
+}
+
 static int load_sweep(const moe_ini *ini, moe_experiment *exp, moe_error *err) {
     static const char *const known[] = {"policies", "scopes", "capacities", "rho", "cold_per_seq", "seeds",
                                         "prefetch", "precision", "device", "model", "skip", "speculate",
-                                        "devices", "models", NULL};
+                                        "split", "devices", "models", NULL};
     if (moe_ini_check_keys(ini, "sweep", known, err)) return -1;
     for (size_t i = 0; i < ini->n_entries; i++) {
         const moe_ini_entry *e = &ini->entries[i];
         if (strcasecmp(e->section, "sweep")) continue;
-        const char *k = e->key, *v = e->value;
-        moe_str_list items = {0};
-        int rc = 0;
-        if (!strcasecmp(k, "policies")) {
-            rc = moe_experiment_add_policies(exp, v, err);
-        } else if (!strcasecmp(k, "capacities")) {
-            rc = moe_experiment_add_capacities(exp, v, err);
-        } else if (!strcasecmp(k, "scopes")) {
-            rc = moe_split_specs(v, "scopes", &items, err);
-            for (size_t j = 0; j < items.n && rc == 0; j++) {
-                int sc;
-                if ((rc = moe_scope_parse(items.v[j], &sc, err))) break;
-                if (!(exp->n_scopes == 1 && exp->scopes[0] == sc) && exp->n_scopes < 2) exp->scopes[exp->n_scopes++] = sc;
-            }
-        } else if (!strcasecmp(k, "cold_per_seq") || !strcasecmp(k, "speculate")) {
-            rc = moe_split_specs(v, k, &items, err);
-            for (size_t j = 0; j < items.n && rc == 0; j++) {
-                int f;
-                if (parse_flag(items.v[j], &f)) rc = moe_fail(err, "expected on/off, got '%s'", items.v[j]);
-                else if (!strcasecmp(k, "speculate")) {
-                    if (items.n > 1) rc = moe_fail(err, "one value only");
-                    exp->speculate = f;
-                } else if (!(exp->n_cold == 1 && exp->cold[0] == f) && exp->n_cold < 2) {
-                    exp->cold[exp->n_cold++] = f;
-                }
-            }
-        } else if (!strcasecmp(k, "seeds") || !strcasecmp(k, "rho")) {
-            rc = moe_split_specs(v, k, &items, err);
-            int seeds = !strcasecmp(k, "seeds");
-            void *arr = realloc(seeds ? (void *)exp->seeds : (void *)exp->rho, (items.n + 1) * 8);
-            if (!arr) rc = moe_fail(err, "out of memory");
-            else if (seeds) exp->seeds = arr;
-            else exp->rho = arr;
-            for (size_t j = 0; j < items.n && rc == 0; j++) {
-                char *end;
-                errno = 0;
-                if (seeds) {
-                    uint64_t s;
-                    if ((rc = cli_parse_u64("seed", items.v[j], UINT64_MAX, &s, err))) break;
-                    exp->seeds[exp->n_seeds++] = s;
-                } else {
-                    double r = strtod(items.v[j], &end);
-                    if (end == items.v[j] || *end || errno || !(r > 0) || !isfinite(r))
-                        rc = moe_fail(err, "'%s' is not a positive number", items.v[j]);
-                    else exp->rho[exp->n_rho++] = r;
-                }
-            }
-        } else if (!strcasecmp(k, "skip")) {
-            moe_replay_config probe = {0};
-            if (!(rc = moe_replay_opt_set(&probe, "skip", v, err))) rc = (exp->skip = xstrdup(v, err)) ? 0 : -1;
-        } else if (!strcasecmp(k, "devices") || !strcasecmp(k, "models")) {
-            char **dst = !strcasecmp(k, "devices") ? &exp->devices_path : &exp->models_path;
-            rc = (*dst = xstrdup(v, err)) ? 0 : -1;
-        } else {
-            /* prefetch, precision, device, model: lists of specs, "none" = unset
-             * (for prefetch "none" is also the name of the null prefetcher:
-             * both mean no prefetching, and unset keeps the plain replay). */
-            moe_str_list *dst = !strcasecmp(k, "prefetch") ? &exp->prefetchers
-                                : !strcasecmp(k, "precision") ? &exp->precisions
-                                : !strcasecmp(k, "device") ? &exp->devices : &exp->models;
-            rc = moe_split_specs(v, k, &items, err);
-            for (size_t j = 0; j < items.n && rc == 0; j++) {
-                const char *it = !strcasecmp(items.v[j], "none") ? "" : items.v[j];
-                moe_replay_config probe = {0};
-                if (*it && (rc = moe_replay_opt_set(&probe, k, it, err)) != 0) break;
-                if (moe_str_list_push(dst, it, strlen(it))) rc = moe_fail(err, "out of memory");
-            }
-        }
-        moe_str_list_free(&items);
-        if (rc) return at(err, ini, e);
+        if (moe_experiment_set(exp, e->key, e->value, err)) return at(err, ini, e);
     }
     return 0;
 }
@@ -447,6 +455,7 @@ int moe_experiment_plan(const moe_experiment *exp, moe_trace *const *traces, cha
             c->precision = *pre.v[qi] ? pre.v[qi] : NULL;
             c->prefetch = *pf.v[fi] ? pf.v[fi] : NULL;
             c->skip = exp->skip;
+            c->split = exp->split;
             c->speculate = exp->speculate;
             c->devices_path = exp->devices_path;
             c->models_path = exp->models_path;

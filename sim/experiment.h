@@ -29,6 +29,7 @@
  *   model        = mixtral-8x7b
  *   skip         = cum=0.9              # single values
  *   speculate    = off
+ *   split        = adapmoe            # per-layer capacity split (uniform by default)
  *   devices, models                     # other profile files
  *
  *   [expect NAME]                       # any number; stored in the expectations table
@@ -90,6 +91,7 @@ typedef struct moe_experiment {
     size_t n_seeds;
     moe_str_list devices, models, precisions, prefetchers; /* "" item = unset */
     char *skip;               /* NULL = off */
+    char *split;              /* NULL = uniform */
     int speculate;
     char *devices_path, *models_path;
     moe_expectation *expects;
@@ -104,6 +106,10 @@ void moe_experiment_free(moe_experiment *exp);
 /* Capacity list text: "1,2,4", "1:32", "1:32:4", "12GiB", "40%" mixed;
  * ranges are expanded into single items. */
 int moe_experiment_add_capacities(moe_experiment *exp, const char *s, moe_error *err);
+/* Apply one [sweep] key (policies, scopes, capacities, rho, cold_per_seq,
+ * seeds, prefetch, precision, device, model, skip, speculate, split, devices,
+ * models) as the file would; the command line uses it for the same options. */
+int moe_experiment_set(moe_experiment *exp, const char *key, const char *value, moe_error *err);
 /* Policy list text, or "all". Unknown names fail. */
 int moe_experiment_add_policies(moe_experiment *exp, const char *s, moe_error *err);
 
