@@ -13,7 +13,7 @@ PREFIX  ?= /usr/local
 SAN     ?= 0
 
 DEB_PACKAGES := build-essential libsqlite3-dev sqlite3 libgsl-dev libcsv-dev libcjson-dev \
-                gnuplot-nox parallel
+                gnuplot-nox parallel python3
 
 ifeq ($(SAN),1)
 BUILD   := build-san
