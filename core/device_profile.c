@@ -30,20 +30,30 @@ static int known_sections(const moe_ini *ini, const char *what, const char *name
     return moe_fail(err, "%s: unknown %s '%s' (known: %s)", ini->path, what, name, list);
 }
 
+/* Load the profile file (checkout, $MOESIM_DATA or the installed copy) and
+ * find section `name`; on failure the message lists the known sections. */
+static moe_ini *open_section(const char *path, const char *what, const char *name, const moe_ini_section **sec,
+                             moe_error *err) {
+    char where[4096];
+    moe_ini *ini = moe_ini_load(moe_data_path(path, where, sizeof where), err);
+    if (!ini) return NULL;
+    if (!(*sec = moe_ini_find_section(ini, name))) {
+        known_sections(ini, what, name, err);
+        moe_ini_free(ini);
+        return NULL;
+    }
+    return ini;
+}
+
 int moe_device_profile_load(const char *path, const char *name, moe_device_profile *out, moe_error *err) {
     static const char *const keys[] = {"description", "io_channels", "io_latency_us", "io_bandwidth_GBps",
                                        "mem_bandwidth_GBps", "peak_tflops", "expert_overhead_us",
                                        "layer_overhead_us", "memory_GiB", NULL};
     memset(out, 0, sizeof *out);
-    char where[4096];
-    moe_ini *ini = moe_ini_load(moe_data_path(path, where, sizeof where), err);
+    const moe_ini_section *sec;
+    moe_ini *ini = open_section(path, "device", name, &sec, err);
     if (!ini) return -1;
     int rc = -1;
-    const moe_ini_section *sec = moe_ini_find_section(ini, name);
-    if (!sec) {
-        known_sections(ini, "device", name, err);
-        goto out;
-    }
     const char *s = sec->name;
     uint64_t ch;
     double lat, bw, mbw, tf, eo, lo, mem;
@@ -112,15 +122,10 @@ int moe_model_profile_load(const char *path, const char *spec, moe_model_profile
     if (!len || len >= sizeof name) return moe_fail(err, "bad model name '%s'", spec);
     memcpy(name, spec, len);
     name[len] = 0;
-    char where[4096];
-    moe_ini *ini = moe_ini_load(moe_data_path(path, where, sizeof where), err);
+    const moe_ini_section *sec;
+    moe_ini *ini = open_section(path, "model", name, &sec, err);
     if (!ini) return -1;
     int rc = -1;
-    const moe_ini_section *sec = moe_ini_find_section(ini, name);
-    if (!sec) {
-        known_sections(ini, "model", name, err);
-        goto out;
-    }
     const char *s = sec->name;
     uint64_t L, E, K, S, H, b[MOE_PREC_COUNT];
     double ep, dp, hp, db, qo, au;
