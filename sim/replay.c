@@ -58,19 +58,28 @@ typedef struct gather {
  * already distinct (the trace validator guarantees it), so only the sort is
  * left. Inline: it is most of the work per (step, layer) of a decode trace. */
 static inline uint32_t gather_one_token(const moe_trace *t, uint64_t tok, uint32_t l, gather *g) {
+    const uint32_t K = t->top_k;
     size_t r = moe_trace_rec(t, tok, l);
     const uint16_t *ex = t->experts + r;
+    uint16_t *set = g->set;
     uint32_t n = 0;
-    while (n < t->top_k && ex[n] != MOE_NO_EXPERT) n++;
-    /* Rank sort: each expert's position is the number of smaller ones.
-     * Branch-free, which matters because the order is random and a
-     * mispredicted compare costs more than the n*n additions. */
-    for (uint32_t i = 0; i < n; i++) {
-        uint32_t rank = 0;
-        for (uint32_t j = 0; j < n; j++) rank += ex[j] < ex[i];
-        g->set[rank] = ex[i];
-        g->weight[ex[i]] = t->weights ? t->weights[r + i] : NAN;
+    while (n < K && ex[n] != MOE_NO_EXPERT) n++;
+    if (n == 2) { /* top-2 (Mixtral): a compare and two conditional moves */
+        uint16_t a = ex[0], b = ex[1];
+        set[0] = a < b ? a : b;
+        set[1] = a < b ? b : a;
+    } else {
+        /* Rank sort: each expert's position is the number of smaller ones.
+         * Branch-free, which matters because the order is random and a
+         * mispredicted compare costs more than the n*n additions. */
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t rank = 0;
+            for (uint32_t j = 0; j < n; j++) rank += ex[j] < ex[i];
+            set[rank] = ex[i];
+        }
     }
+    const float *w = t->weights ? t->weights + r : NULL;
+    for (uint32_t i = 0; i < n; i++) g->weight[ex[i]] = w ? w[i] : NAN;
     return n;
 }
 
