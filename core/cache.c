@@ -106,7 +106,7 @@ static void evict(moe_cache *c, uint32_t v) {
 
 /* Byte mode: evict until the key fits; the victims chosen before we find
  * that it cannot fit stay evicted (as a real cache that freed space would). */
-static int admit_bytes(moe_cache *c, uint32_t key, const moe_access *a, int64_t *victim) {
+__attribute__((noinline)) static int admit_bytes(moe_cache *c, uint32_t key, const moe_access *a, int64_t *victim) {
     uint64_t need = c->key_bytes[key];
     if (need > c->byte_budget) return -1;
     while (c->used_bytes + need > c->byte_budget) {
@@ -122,20 +122,44 @@ static int admit_bytes(moe_cache *c, uint32_t key, const moe_access *a, int64_t 
     return 0;
 }
 
-/* Make room if full and mark key resident. Returns 0, or -1 on bypass. */
-static int admit(moe_cache *c, uint32_t key, const moe_access *a, int64_t *victim) {
-    *victim = -1;
-    c->last_evictions = 0;
-    if (c->byte_mode) return admit_bytes(c, key, a, victim);
-    if (c->used >= c->capacity) {
-        int64_t v = c->capacity ? c->ops->choose_victim(c->st, c, a) : -1;
-        if (v < 0) return -1;
-        evict(c, (uint32_t)v);
-        *victim = v;
-    }
+/* The generic miss of a full count-mode cache: evict the policy's victim
+ * (choose_victim + on_evict), then insert. Out of line so the common cases
+ * in admit() keep a short prologue. */
+__attribute__((noinline)) static int admit_full(moe_cache *c, uint32_t key, const moe_access *a,
+                                                int64_t *victim) {
+    int64_t v = c->ops->choose_victim(c->st, c, a);
+    if (v < 0) return -1;
+    evict(c, (uint32_t)v);
+    *victim = v;
     c->resident[key] = 1;
     c->used++;
     c->ops->on_insert(c->st, key, a);
+    return 0;
+}
+
+/* Make room if full and mark key resident. Returns 0, or -1 on bypass. */
+static inline int admit(moe_cache *c, uint32_t key, const moe_access *a, int64_t *victim) {
+    *victim = -1;
+    c->last_evictions = 0;
+    if (c->byte_mode) return admit_bytes(c, key, a, victim);
+    if (c->used < c->capacity) {
+        c->resident[key] = 1;
+        c->used++;
+        c->ops->on_insert(c->st, key, a);
+        return 0;
+    }
+    if (!c->capacity) return -1;
+    if (!c->ops->replace) return admit_full(c, key, a, victim);
+    /* choose_victim + on_evict + on_insert in one policy call (policy.h);
+     * the cache's side is what evict() and the insertion above do, with
+     * used unchanged (one out, one in). */
+    int64_t v = c->ops->replace(c->st, c, key, a);
+    if (v < 0) return -1;
+    c->resident[v] = 0;
+    c->last_evictions = 1;
+    *victim = v;
+    if (c->evict_hook) c->evict_hook(c->evict_ctx, c, (uint32_t)v);
+    c->resident[key] = 1;
     return 0;
 }
 

@@ -64,6 +64,18 @@ typedef struct moe_policy_ops {
      * or -1 if every resident key is protected. */
     int64_t (*choose_victim)(void *st, const struct moe_cache *c, const moe_access *a);
     void (*on_evict)(void *st, uint32_t key);
+    /* Optional (may be NULL): the miss of `key` in a full cache, in one call.
+     * It must do exactly what
+     *     v = choose_victim(st, c, a); if (v >= 0) { on_evict(st, v); on_insert(st, key, a); }
+     * does and return v: a resident, unprotected victim now removed from the
+     * policy's order with key inserted, or -1 (nothing changed) if every
+     * resident key is protected. The cache calls it only in count mode with
+     * used == capacity > 0, before it updates residency (c->resident[key] is
+     * still 0 and the victim still resident), and keeps the generic three
+     * calls for policies that leave it NULL. It exists to save indirect calls
+     * on the replay's miss path; tests/unit/test_replay_ops.c runs every
+     * policy with and without it and compares every result. */
+    int64_t (*replace)(void *st, const struct moe_cache *c, uint32_t key, const moe_access *a);
     /* Called at each new step (forward pass) before its first access; may be NULL. */
     void (*on_step)(void *st, uint64_t step);
     void (*destroy)(void *st);

@@ -119,6 +119,122 @@ static uint32_t gather_set(const moe_trace *t, uint64_t s, uint32_t l, gather *g
     return n;
 }
 
+/* Totals of the serving loops, folded into the result at the end. */
+typedef struct counts {
+    uint64_t time, comp, byp, evict;
+} counts;
+
+/* What the decode path reads, gathered so it is passed as one pointer. */
+typedef struct decode_ctx {
+    const moe_trace *t;
+    moe_cache *const *caches;
+    uint8_t *seen;
+    const uint64_t *next_use;    /* NULL unless the policy needs the future */
+    uint64_t *layer_acc, *layer_hits;
+    const float *nan_w;          /* n_layers * top_k NaNs: the weights of a trace without them */
+    uint16_t *set;               /* top_k scratch (rank sort) */
+    float *wr;                   /* top_k scratch: weight of set[i] */
+    counts cnt;
+} decode_ctx;
+
+/* One access of the decode path; returns 1 on a hit. Miss bookkeeping as in
+ * the general loop. A hit needs no seen[] update: a resident key was
+ * accessed since its cache was last empty, so its flag is already set. */
+__attribute__((always_inline)) static inline uint32_t serve_access(moe_cache *c, uint32_t key, uint32_t e, float w, uint8_t *seen_l,
+                                    moe_access *a, uint64_t *time, const uint64_t *next_use,
+                                    counts *cnt) {
+    a->time = *time;
+    a->expert = e;
+    a->weight = w;
+    if (next_use) a->next_use = next_use[*time];
+    ++*time;
+    int64_t victim;
+    enum moe_access_result r = moe_cache_access(c, key, a, &victim);
+    if (r == MOE_HIT) return 1;
+    cnt->comp += !seen_l[e];
+    seen_l[e] = 1;
+    cnt->byp += r == MOE_MISS_BYPASSED;
+    cnt->evict += victim >= 0;
+    return 0;
+}
+
+/* Serve one single-token (decode) step, every layer: the same accesses, in
+ * the same order and with the same moe_access fields, as the general loop in
+ * moe_replay, minus what only multi-token steps need (the union, per-expert
+ * hit flags, per-slot counting: one token's slots are exactly its set). Its
+ * own function, specialised on scope and on next_use by the constant
+ * arguments, so the per-access code has few live variables. Returns the
+ * step's hits; *n_acc receives its accesses. */
+__attribute__((always_inline)) static inline uint64_t decode_step(decode_ctx *d, uint64_t s, uint64_t *n_acc,
+                                                                  const int global, const int future) {
+    const moe_trace *t = d->t;
+    const uint32_t L = t->n_layers, E = t->n_experts, K = t->top_k;
+    size_t r0 = moe_trace_rec(t, t->step_first_token[s], 0);
+    const uint16_t *ex = t->experts + r0;
+    /* weights of this token's records, or L*K NaNs: indexed alike */
+    const float *w = t->weights ? t->weights + r0 : d->nan_w;
+    const uint64_t *next_use = future ? d->next_use : NULL;
+    uint64_t time = d->cnt.time, step_hits = 0, step_acc = 0;
+    moe_access a = {.next_use = MOE_NEVER, .step = s};
+    for (uint32_t l = 0, r = 0; l < L; l++, r += K) {
+        moe_cache *c = d->caches[global ? 0 : l];
+        const uint32_t base = global ? l * E : 0;
+        uint8_t *seen_l = d->seen + (size_t)l * E;
+        uint32_t hits, m;
+        a.layer = l;
+        if (K == 2 && ex[r + 1] != MOE_NO_EXPERT) {
+            /* top-2 (Mixtral), both slots used (a used slot never follows an
+             * empty one): ascending order by indexing with the compare, so
+             * no branch on the (random) order */
+            uint32_t sw = ex[r + 1] < ex[r];
+            uint32_t lo = ex[r + sw], hi = ex[r + (sw ^ 1)];
+            moe_cache_begin_group(c);
+            moe_cache_protect(c, base + lo);
+            moe_cache_protect(c, base + hi);
+            hits = serve_access(c, base + lo, lo, w[r + sw], seen_l, &a, &time, next_use, &d->cnt);
+            hits += serve_access(c, base + hi, hi, w[r + (sw ^ 1)], seen_l, &a, &time, next_use, &d->cnt);
+            m = 2;
+        } else {
+            /* rank sort, as in gather_one_token (experts are distinct) */
+            uint16_t *set = d->set;
+            float *wr = d->wr;
+            m = 0;
+            while (m < K && ex[r + m] != MOE_NO_EXPERT) m++;
+            for (uint32_t i = 0; i < m; i++) {
+                uint32_t rank = 0;
+                for (uint32_t j = 0; j < m; j++) rank += ex[r + j] < ex[r + i];
+                set[rank] = ex[r + i];
+                wr[rank] = w[r + i];
+            }
+            moe_cache_begin_group(c);
+            for (uint32_t i = 0; i < m; i++) moe_cache_protect(c, base + set[i]);
+            hits = 0;
+            for (uint32_t i = 0; i < m; i++)
+                hits += serve_access(c, base + set[i], set[i], wr[i], seen_l, &a, &time, next_use, &d->cnt);
+        }
+        d->layer_acc[l] += m;
+        d->layer_hits[l] += hits;
+        step_hits += hits;
+        step_acc += m;
+    }
+    d->cnt.time = time;
+    *n_acc = step_acc;
+    return step_hits;
+}
+
+__attribute__((noinline)) static uint64_t decode_step_pl(decode_ctx *d, uint64_t s, uint64_t *n) {
+    return decode_step(d, s, n, 0, 0);
+}
+__attribute__((noinline)) static uint64_t decode_step_gl(decode_ctx *d, uint64_t s, uint64_t *n) {
+    return decode_step(d, s, n, 1, 0);
+}
+__attribute__((noinline)) static uint64_t decode_step_pl_future(decode_ctx *d, uint64_t s, uint64_t *n) {
+    return decode_step(d, s, n, 0, 1);
+}
+__attribute__((noinline)) static uint64_t decode_step_gl_future(decode_ctx *d, uint64_t s, uint64_t *n) {
+    return decode_step(d, s, n, 1, 1);
+}
+
 static int seq_changes(const moe_trace *t, uint64_t s) {
     return s > 0 && t->token_seq[t->step_first_token[s]] != t->token_seq[t->step_first_token[s - 1]];
 }
@@ -173,10 +289,11 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
     uint8_t *seen = calloc((size_t)L * E, 1);
     uint8_t *hitflag = calloc(E, 1);
     gather g = {calloc(E, sizeof(uint32_t)), 0, malloc(E * sizeof(uint16_t)), malloc(E * sizeof(float))};
+    float *dec_w = malloc(((size_t)L + 1) * t->top_k * sizeof(float)); /* decode path: wr, then nan_w */
     uint64_t *next_use = NULL;
     uint32_t *caps = NULL; /* per-layer capacities of a non-uniform split */
     int res_ok = moe_replay_result_alloc(res, t, cfg->curve_windows) == 0;
-    if (!caches || !seen || !hitflag || !g.stamp || !g.set || !g.weight || !res_ok) {
+    if (!caches || !seen || !hitflag || !g.stamp || !g.set || !g.weight || !dec_w || !res_ok) {
         moe_fail(err, "out of memory");
         goto out;
     }
@@ -213,7 +330,15 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
     clock_gettime(CLOCK_MONOTONIC, &t0);
     /* Counters live in locals and are folded into res at the end: stores
      * through res on every access cost more than the policy itself. */
-    uint64_t time = 0, n_hits = 0, n_comp = 0, n_byp = 0, n_evict = 0, n_slots = 0, n_slot_hits = 0;
+    uint64_t n_hits = 0, n_slots = 0, n_slot_hits = 0;
+    for (size_t k = 0; k < (size_t)L * t->top_k; k++) dec_w[t->top_k + k] = NAN;
+    decode_ctx dc = {.t = t, .caches = caches, .seen = seen, .next_use = next_use,
+                     .layer_acc = res->layer_accesses, .layer_hits = res->layer_hits,
+                     .nan_w = dec_w + t->top_k, .set = g.set, .wr = dec_w};
+    counts *const cnt = &dc.cnt;
+    uint64_t (*decode)(decode_ctx *, uint64_t, uint64_t *) =
+        global ? (next_use ? decode_step_gl_future : decode_step_gl)
+               : (next_use ? decode_step_pl_future : decode_step_pl);
     int any_on_step = caches[0]->ops->on_step != NULL;
     moe_access a = {.next_use = MOE_NEVER};
     for (uint64_t s = 0; s < t->n_steps; s++) {
@@ -227,7 +352,19 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
             for (uint32_t i = 0; i < n_caches; i++) caches[i]->ops->on_step(caches[i]->st, s);
         uint64_t win = s / res->win_steps;
         uint64_t tok0 = t->step_first_token[s], tok1 = t->step_first_token[s + 1];
+        if (tok1 - tok0 == 1) { /* decode: one token */
+            uint64_t m, hits = decode(&dc, s, &m);
+            n_hits += hits;
+            res->win_accesses[win] += m;
+            res->win_hits[win] += hits;
+            n_slots += m;
+            n_slot_hits += hits;
+            continue;
+        }
+        /* Multi-token steps (prefill chunks, batches; also the rare step
+         * with no token): the union of the tokens' experts per layer. */
         int multi = tok1 - tok0 > 1; /* only multi-token steps need per-expert hit flags */
+        uint64_t time = cnt->time, n_comp = cnt->comp, n_byp = cnt->byp, n_evict = cnt->evict;
         a.step = s;
         for (uint32_t l = 0; l < L; l++) {
             uint32_t m = multi ? gather_set(t, s, l, &g) : gather_one_token(t, tok0, l, &g);
@@ -273,12 +410,16 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
                 }
             }
         }
+        cnt->time = time;
+        cnt->comp = n_comp;
+        cnt->byp = n_byp;
+        cnt->evict = n_evict;
     }
-    res->accesses = time;
+    res->accesses = cnt->time;
     res->hits = n_hits;
-    res->compulsory_misses = n_comp;
-    res->bypasses = n_byp;
-    res->evictions = n_evict;
+    res->compulsory_misses = cnt->comp;
+    res->bypasses = cnt->byp;
+    res->evictions = cnt->evict;
     res->token_slots = n_slots;
     res->token_slot_hits = n_slot_hits;
     clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -293,6 +434,7 @@ out:
     free(g.stamp);
     free(g.set);
     free(g.weight);
+    free(dec_w);
     free(next_use);
     free(caps);
     if (rc) moe_replay_result_free(res);

@@ -40,6 +40,19 @@ static int64_t fifo_choose_victim(void *st, const moe_cache *c, const moe_access
 
 static void fifo_on_evict(void *st, uint32_t key) { moe_list_remove(&((fifo *)st)->list, key); }
 
+/* choose_victim + on_evict + on_insert (policy.h): unlink the oldest
+ * unprotected key, push the new one at the newest end. */
+static int64_t fifo_replace(void *st, const moe_cache *c, uint32_t key, const moe_access *a) {
+    (void)a;
+    moe_list *l = &((fifo *)st)->list;
+    uint32_t v = l->tail;
+    while (v != MOE_LIST_NIL && moe_cache_protected(c, v)) v = l->prev[v];
+    if (v == MOE_LIST_NIL) return -1;
+    moe_list_remove(l, v);
+    moe_list_push_head(l, key);
+    return v;
+}
+
 static void fifo_destroy(void *st) {
     moe_list_free(&((fifo *)st)->list);
     free(st);
@@ -53,5 +66,6 @@ const moe_policy_ops moe_policy_fifo = {
     .on_insert = fifo_on_insert,
     .choose_victim = fifo_choose_victim,
     .on_evict = fifo_on_evict,
+    .replace = fifo_replace,
     .destroy = fifo_destroy,
 };

@@ -38,10 +38,19 @@ static inline void moe_list_remove(moe_list *l, uint32_t k) {
     if (n != MOE_LIST_NIL) l->prev[n] = p;
     else l->tail = p;
 }
+/* k must be on the list. If it is not the head it has a predecessor and the
+ * list is not empty, which saves two of the tests remove + push_head make. */
 static inline void moe_list_move_to_head(moe_list *l, uint32_t k) {
-    if (l->head == k) return;
-    moe_list_remove(l, k);
-    moe_list_push_head(l, k);
+    uint32_t h = l->head;
+    if (h == k) return;
+    uint32_t p = l->prev[k], n = l->next[k];
+    l->next[p] = n;
+    if (n != MOE_LIST_NIL) l->prev[n] = p;
+    else l->tail = p;
+    l->prev[k] = MOE_LIST_NIL;
+    l->next[k] = h;
+    l->prev[h] = k;
+    l->head = k;
 }
 
 #endif

@@ -44,6 +44,19 @@ static int64_t lru_choose_victim(void *st, const moe_cache *c, const moe_access 
 
 static void lru_on_evict(void *st, uint32_t key) { moe_list_remove(&((lru *)st)->list, key); }
 
+/* choose_victim + on_evict + on_insert (policy.h): unlink the oldest
+ * unprotected key, push the new one at the newest end. */
+static int64_t lru_replace(void *st, const moe_cache *c, uint32_t key, const moe_access *a) {
+    (void)a;
+    moe_list *l = &((lru *)st)->list;
+    uint32_t v = l->tail;
+    while (v != MOE_LIST_NIL && moe_cache_protected(c, v)) v = l->prev[v];
+    if (v == MOE_LIST_NIL) return -1;
+    moe_list_remove(l, v);
+    moe_list_push_head(l, key);
+    return v;
+}
+
 static void lru_destroy(void *st) {
     moe_list_free(&((lru *)st)->list);
     free(st);
@@ -57,5 +70,6 @@ const moe_policy_ops moe_policy_lru = {
     .on_insert = lru_on_insert,
     .choose_victim = lru_choose_victim,
     .on_evict = lru_on_evict,
+    .replace = lru_replace,
     .destroy = lru_destroy,
 };
