@@ -566,16 +566,23 @@ static int has_metric(plot_ctx *p, const char *metric) {
     return n;
 }
 
+/* 0 if some selected run has `metric`; else an error "<what> in this
+ * database for <filters> (<db>); <hint>". */
+static int require_metric(plot_ctx *p, const char *metric, const char *what, const char *hint) {
+    int n = has_metric(p, metric);
+    if (n < 0) return -1;
+    if (n > 0) return 0;
+    char f[1024];
+    describe_filters(p, f, sizeof f);
+    return fail(p, "%s in this database for %s (%s); %s", what, f, p->db_path, hint);
+}
+
 static int plot_time_breakdown(plot_ctx *p) {
     if (pick_defaults(p, 0)) return -1;
-    int n = has_metric(p, "total_s");
-    if (n < 0) return -1;
-    if (n == 0) {
-        char f[1024];
-        describe_filters(p, f, sizeof f);
-        return fail(p, "time-breakdown: no timing metrics in this database for %s (%s); runs need a device "
-                       "profile: sweep with 'device = ...' in the experiment file, or moesim run --device", f, p->db_path);
-    }
+    if (require_metric(p, "total_s", "time-breakdown: no timing metrics",
+                       "runs need a device profile: sweep with 'device = ...' in the experiment file, "
+                       "or moesim run --device"))
+        return -1;
     if (pick_capacity(p, 0)) return -1;
     char where[1024], sql[3000], file[256];
     filter_sql(p, where, sizeof where, 0);
@@ -611,14 +618,9 @@ static int plot_time_breakdown(plot_ctx *p) {
 
 static int plot_prefetch(plot_ctx *p) {
     if (pick_defaults(p, 0)) return -1;
-    int n = has_metric(p, "prefetch_precision");
-    if (n < 0) return -1;
-    if (n == 0) {
-        char f[1024];
-        describe_filters(p, f, sizeof f);
-        return fail(p, "prefetch: no prefetch metrics in this database for %s (%s); sweep with 'prefetch = "
-                       "gate:ahead=1, gate:ahead=2, ...' in the experiment file", f, p->db_path);
-    }
+    if (require_metric(p, "prefetch_precision", "prefetch: no prefetch metrics",
+                       "sweep with 'prefetch = gate:ahead=1, gate:ahead=2, ...' in the experiment file"))
+        return -1;
     char where[1024], sql[3000], file[256];
     filter_sql(p, where, sizeof where, 0);
     /* lookahead distance = the prefetcher's 'ahead' (or 'hops') parameter;
