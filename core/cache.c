@@ -62,11 +62,15 @@ void moe_cache_free(moe_cache *c) {
 }
 
 int moe_cache_reset(moe_cache *c, moe_error *err) {
-    const char *colon = strchr(c->canonical, ':');
-    void *st = c->ops->create(colon ? colon + 1 : "", &c->env, c->canonical, sizeof c->canonical, err);
-    if (!st) return -1;
-    c->ops->destroy(c->st);
-    c->st = st;
+    if (c->ops->reset) {
+        c->ops->reset(c->st);
+    } else {
+        const char *colon = strchr(c->canonical, ':');
+        void *st = c->ops->create(colon ? colon + 1 : "", &c->env, c->canonical, sizeof c->canonical, err);
+        if (!st) return -1;
+        c->ops->destroy(c->st);
+        c->st = st;
+    }
     memset(c->resident, 0, c->n_keys);
     c->used = 0;
     c->used_bytes = 0;

@@ -78,6 +78,12 @@ typedef struct moe_policy_ops {
     int64_t (*replace)(void *st, const struct moe_cache *c, uint32_t key, const moe_access *a);
     /* Called at each new step (forward pass) before its first access; may be NULL. */
     void (*on_step)(void *st, uint64_t step);
+    /* Optional (may be NULL): forget every resident key, leaving the state a
+     * fresh create() would give (a cold restart). Policies that derive
+     * something expensive at create time (a profile read from a file, a
+     * fitted model) provide it so --cold-per-seq does not redo that work per
+     * sequence; without it the cache destroys and re-creates the policy. */
+    void (*reset)(void *st);
     void (*destroy)(void *st);
 } moe_policy_ops;
 

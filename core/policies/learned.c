@@ -292,6 +292,17 @@ static int64_t ln_choose_victim(void *st, const moe_cache *c, const moe_access *
 
 static void ln_on_evict(void *st, uint32_t key) { moe_kset_remove(&((learned *)st)->res, key); }
 
+/* Cold restart: the fitted coefficients stay, the resident set and the
+ * per-key history go back to what create leaves. */
+static void ln_reset(void *st) {
+    learned *s = st;
+    size_t n = s->env.n_keys ? s->env.n_keys : 1;
+    s->res.n = 0;
+    memset(s->last, 0, n * sizeof *s->last);
+    memset(s->cnt, 0, n * sizeof *s->cnt);
+    memset(s->dec, 0, n * sizeof *s->dec);
+}
+
 const moe_policy_ops moe_policy_learned = {
     .name = "learned",
     .summary = "least squares (GSL) on recency/frequency features predicting Belady reuse; evict the largest",
@@ -300,5 +311,6 @@ const moe_policy_ops moe_policy_learned = {
     .on_insert = ln_on_insert,
     .choose_victim = ln_choose_victim,
     .on_evict = ln_on_evict,
+    .reset = ln_reset,
     .destroy = ln_destroy,
 };

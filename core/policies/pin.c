@@ -29,9 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../cache.h"
-#include "../params.h"
-#include "list.h"
+#include "list_policy.h"
 
 typedef struct pin {
     moe_list lru;    /* unpinned residents only */
@@ -133,15 +131,19 @@ static void pin_on_insert(void *st, uint32_t key, const moe_access *a) {
     if (!s->pinned[key]) moe_list_push_head(&s->lru, key);
 }
 
+/* Pinned experts never enter the list, so its oldest unprotected key is the
+ * LRU victim among the rest. */
 static int64_t pin_choose_victim(void *st, const moe_cache *c, const moe_access *a) {
-    (void)a;
-    const moe_list *l = &((pin *)st)->lru;
-    for (uint32_t k = l->tail; k != MOE_LIST_NIL; k = l->prev[k])
-        if (!moe_cache_protected(c, k)) return k;
-    return -1;
+    return moe_list_policy_choose_victim(&((pin *)st)->lru, c, a);
 }
 
 static void pin_on_evict(void *st, uint32_t key) { moe_list_remove(&((pin *)st)->lru, key); }
+
+/* Cold restart: the pinned set (the profile) stays, the LRU list empties. */
+static void pin_reset(void *st) {
+    moe_list *l = &((pin *)st)->lru;
+    l->head = l->tail = MOE_LIST_NIL;
+}
 
 const moe_policy_ops moe_policy_pin = {
     .name = "pin",
@@ -151,5 +153,6 @@ const moe_policy_ops moe_policy_pin = {
     .on_insert = pin_on_insert,
     .choose_victim = pin_choose_victim,
     .on_evict = pin_on_evict,
+    .reset = pin_reset,
     .destroy = pin_destroy,
 };

@@ -2,7 +2,8 @@
  * generic ones, for every policy.
  *
  *  - cache level: two caches of each policy side by side, one with the
- *    policy's ops as registered, one with the optional `replace` op removed
+ *    policy's ops as registered, one with the optional `replace` and `reset`
+ *    ops removed
  *    (the generic choose_victim + on_evict + on_insert), fed the same random
  *    groups; every access result, victim, eviction count, eviction-hook call
  *    and the resident set after every access must match;
@@ -40,6 +41,7 @@ static const moe_policy_ops *generic_of(const moe_policy_ops *ops) {
         if (*p == ops) {
             generic_ops[i] = *ops;
             generic_ops[i].replace = NULL;
+            generic_ops[i].reset = NULL; /* cold restart by destroy + create */
             return &generic_ops[i];
         }
     return NULL;
