@@ -47,13 +47,13 @@ int main(void) {
     char cfg[512];
     snprintf(cfg, sizeof cfg, "%s/config.json", dir);
     if (access(cfg, R_OK)) {
-        printf("bench infer: skipped, %s not present (set MOESIM_BENCH_MODEL=DIR)\n", cfg);
+        printf("bench_infer: skipped, %s not present (set MOESIM_BENCH_MODEL=DIR)\n", cfg);
         return 0;
     }
     moe_error err = {{0}};
     moe_model *m = moe_model_load(dir, &err);
     if (!m) {
-        fprintf(stderr, "bench infer: %s\n", err.msg);
+        fprintf(stderr, "bench_infer: %s\n", err.msg);
         return 1;
     }
     const moe_model_config *c = &m->cfg;
@@ -62,7 +62,7 @@ int main(void) {
     moe_engine *e = moe_engine_new(m, threads, 512, &err);
     float *logits = malloc((size_t)c->vocab * sizeof(float));
     if (!e || !logits) {
-        fprintf(stderr, "bench infer: %s\n", err.msg);
+        fprintf(stderr, "bench_infer: %s\n", err.msg);
         return 1;
     }
     static const char text[] = "#include <stdio.h>\n#include <stdlib.h>\n\n/* Count the lines of a file. */\n"
@@ -116,7 +116,7 @@ int main(void) {
     printf("bench infer_matvec_baseline %.2f GFLOP/s\n", base);
     printf("bench infer_decode_gflops %.2f GFLOP/s\n", eng);
     printf("bench infer_decode_vs_baseline %.2f ratio\n", eng / base);
-    fprintf(stderr, "bench infer: %s, %d threads, %.2f M weights per decoded token\n", m->name, threads, per_tok / 1e6);
+    fprintf(stderr, "bench_infer: %s, %d threads, %.2f M weights per decoded token\n", m->name, threads, per_tok / 1e6);
     free(W); free(x); free(y); free(logits);
     moe_engine_free(e);
     moe_model_free(m);
