@@ -1,6 +1,7 @@
 /* engine.c: engine lifetime and the layer loop of the forward pass. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "forward_internal.h"
 #include "matmul.h"
@@ -13,6 +14,99 @@ static void engine_release(moe_engine *e) {
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(*bufs[i]);
     free(e->sel);
     free(e->tok_of);
+    free(e->xe_all);
+    free(e->ey_all);
+    free(e->first_of);
+    free(e->count_of);
+    free(e->order);
+    free(e->la);
+    free(e->ex_tok);
+    free(e->ex_s);
+    free(e->dn_tok);
+    free(e->dn_ctx);
+    free(e->dn_s);
+}
+
+double moe_engine_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Grow a pair/triple of sample arrays; 0 or -1 (then the sample is dropped:
+ * calibration notices a short sample count, it never reads garbage). */
+static int grow(size_t n, size_t *cap, int **tok, double **a, double **b) {
+    if (n < *cap) return 0;
+    size_t c = *cap ? *cap * 2 : 4096;
+    int *t2 = realloc(*tok, c * sizeof *t2);
+    if (!t2) return -1;
+    *tok = t2;
+    double *a2 = realloc(*a, c * sizeof *a2);
+    if (!a2) return -1;
+    *a = a2;
+    if (b) {
+        double *b2 = realloc(*b, c * sizeof *b2);
+        if (!b2) return -1;
+        *b = b2;
+    }
+    *cap = c;
+    return 0;
+}
+
+void moe_engine_add_expert_sample(moe_engine *e, int tokens, double seconds) {
+    if (grow(e->n_ex, &e->cap_ex, &e->ex_tok, &e->ex_s, NULL)) return;
+    e->ex_tok[e->n_ex] = tokens;
+    e->ex_s[e->n_ex++] = seconds;
+}
+
+void moe_engine_add_dense_sample(moe_engine *e, int tokens, double seconds) {
+    if (grow(e->n_dn, &e->cap_dn, &e->dn_tok, &e->dn_s, &e->dn_ctx)) return;
+    /* positions pos..pos+T-1 attend to pos+1..pos+T keys */
+    e->dn_tok[e->n_dn] = tokens;
+    e->dn_ctx[e->n_dn] = (double)tokens * e->pos + (double)tokens * (tokens + 1) / 2.0;
+    e->dn_s[e->n_dn++] = seconds;
+}
+
+void moe_engine_set_timing(moe_engine *e, int on) { e->timing = on; }
+moe_engine_times moe_engine_times_get(const moe_engine *e) { return e->times; }
+void moe_engine_times_reset(moe_engine *e) { memset(&e->times, 0, sizeof e->times); }
+void moe_engine_record_experts(moe_engine *e, int on) {
+    e->record = on;
+    if (on) e->timing = 1;
+    e->n_ex = e->n_dn = 0;
+}
+size_t moe_engine_expert_samples(const moe_engine *e, const int **tokens, const double **seconds) {
+    *tokens = e->ex_tok;
+    *seconds = e->ex_s;
+    return e->n_ex;
+}
+size_t moe_engine_dense_samples(const moe_engine *e, const int **tokens, const double **ctx, const double **seconds) {
+    *tokens = e->dn_tok;
+    *ctx = e->dn_ctx;
+    *seconds = e->dn_s;
+    return e->n_dn;
+}
+
+int moe_engine_set_expert_source(moe_engine *e, moe_expert_source *src, moe_error *err) {
+    const moe_model_config *c = &e->m->cfg;
+    if (!src) {
+        if (!e->m->experts_loaded) return moe_fail(err, "%s: experts are not loaded and no expert source is set", e->m->name);
+        e->src = NULL;
+        return 0;
+    }
+    size_t rows = (size_t)MOE_CHUNK * c->top_k, H = (size_t)c->hidden, E = (size_t)c->n_experts;
+    size_t D = src->lookahead_depth > 0 ? (size_t)src->lookahead_depth : 0;
+    free(e->xe_all); free(e->ey_all); free(e->first_of); free(e->count_of); free(e->order); free(e->la);
+    e->xe_all = malloc(rows * H * sizeof(float));
+    e->ey_all = malloc(rows * H * sizeof(float));
+    e->first_of = malloc(E * sizeof(int));
+    e->count_of = malloc(E * sizeof(int));
+    e->order = malloc(E * sizeof(int));
+    e->la = malloc(((size_t)MOE_CHUNK * (D ? D : 1) * c->top_k) * sizeof(uint16_t));
+    if (!e->xe_all || !e->ey_all || !e->first_of || !e->count_of || !e->order || !e->la)
+        return moe_fail(err, "out of memory");
+    e->src = src;
+    return 0;
 }
 
 moe_engine *moe_engine_new(const moe_model *m, int threads, int ctx, moe_error *err) {
@@ -81,18 +175,21 @@ const moe_model *moe_engine_model(const moe_engine *e) { return e->m; }
 
 /* One chunk of T tokens through every layer; logits of rows [0,T) into
  * `logits` (row stride vocab) when want_all, else of the last row only. */
-static void forward_chunk(moe_engine *e, const int *tok, int T, float *logits, int want_all, moe_routing *route,
-                          int t0) {
+static int forward_chunk(moe_engine *e, const int *tok, int T, float *logits, int want_all, moe_routing *route,
+                         int t0, moe_error *err) {
     const moe_model *m = e->m;
     const moe_model_config *c = &m->cfg;
     int H = c->hidden, V = c->vocab;
+    double th = e->timing ? moe_engine_now() : 0;
     for (int t = 0; t < T; t++) {
         memcpy(e->x + (size_t)t * H, m->embed + (size_t)tok[t] * H, (size_t)H * sizeof(float));
         moe_rope_angles(e->rope_cos + (size_t)t * (c->head_dim / 2), e->rope_sin + (size_t)t * (c->head_dim / 2),
                         e->pos + t, c->head_dim, c->rope_theta);
     }
+    if (e->timing) e->times.head_s += moe_engine_now() - th;
     for (int l = 0; l < c->n_layers; l++) {
         const moe_layer_w *w = &m->layers[l];
+        if (e->timing) e->t_layer = moe_engine_now();
         for (int t = 0; t < T; t++)
             moe_rmsnorm(e->xn + (size_t)t * H, e->x + (size_t)t * H, w->attn_norm, H, c->rms_eps);
         moe_attention(e, l, e->pos, T);
@@ -101,14 +198,17 @@ static void forward_chunk(moe_engine *e, const int *tok, int T, float *logits, i
          * the hidden state the lookahead predictions are computed from. */
         for (int t = 0; t < T; t++)
             moe_rmsnorm(e->xn + (size_t)t * H, e->x + (size_t)t * H, w->ffn_norm, H, c->rms_eps);
-        moe_ffn(e, l, T, route, t0);
+        if (moe_ffn(e, l, T, route, t0, err)) return -1;
         for (size_t i = 0; i < (size_t)T * H; i++) e->x[i] += e->eo[i];
     }
     e->pos += T;
-    if (!logits) return;
+    if (!logits) return 0;
+    th = e->timing ? moe_engine_now() : 0;
     int first = want_all ? 0 : T - 1;
     for (int t = first; t < T; t++) moe_rmsnorm(e->xn + (size_t)t * H, e->x + (size_t)t * H, m->final_norm, H, c->rms_eps);
     moe_matmul(e->pool, logits, m->lm_head, NULL, e->xn + (size_t)first * H, T - first, V, H);
+    if (e->timing) e->times.head_s += moe_engine_now() - th;
+    return 0;
 }
 
 int moe_engine_forward(moe_engine *e, const int *tokens, int n, float *logits, int all_logits, moe_routing *route,
@@ -120,13 +220,18 @@ int moe_engine_forward(moe_engine *e, const int *tokens, int n, float *logits, i
     for (int i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= c->vocab)
             return moe_fail(err, "token %d at index %d is outside the vocabulary (%d)", tokens[i], i, c->vocab);
+    if (e->src && n > MOE_ENGINE_MAX_STEP)
+        return moe_fail(err, "offloaded mode: a forward call is one step of at most %d tokens (got %d)",
+                        MOE_ENGINE_MAX_STEP, n);
+    if (!e->src && !e->m->experts_loaded)
+        return moe_fail(err, "%s: experts are not loaded and no expert source is set", e->m->name);
     for (int t0 = 0; t0 < n; t0 += MOE_CHUNK) {
         int T = n - t0 < MOE_CHUNK ? n - t0 : MOE_CHUNK;
         int last_chunk = t0 + T == n;
         float *out = NULL;
         if (logits && all_logits) out = logits + (size_t)t0 * c->vocab;
         else if (logits && last_chunk) out = logits;
-        forward_chunk(e, tokens + t0, T, out, all_logits, route, t0);
+        if (forward_chunk(e, tokens + t0, T, out, all_logits, route, t0, err)) return -1;
     }
     return 0;
 }

@@ -28,6 +28,42 @@ typedef struct moe_routing {
 
 typedef struct moe_engine moe_engine;
 
+/* Where the routed experts' weights come from when they are not in RAM
+ * (offloaded mode, backend/offload.h). With a source set, a forward call is
+ * one step of at most MOE_ENGINE_MAX_STEP tokens, and for every MoE layer the
+ * engine calls, in this order:
+ *   layer(ctx, m, T, sel, selw, la, order, &n, err)
+ *       the router chose sel/selw [T][k] (rank order) for MoE layer m; la is
+ *       [T][D][k] lookahead (top-k of layer m+d's router on this layer's
+ *       input, 0xFFFF past the last layer) when lookahead_depth D > 0, else
+ *       NULL. The source serves the layer's set to its cache, issues reads
+ *       and writes the experts to compute into order[0..n) (the order their
+ *       data arrives in; every chosen expert exactly once);
+ *   get(ctx, m, x, err) for each x of order: x's weights, once its data is in.
+ * The outputs are summed in ascending expert id whatever the order, so an
+ * offloaded run computes exactly the numbers of a resident one. */
+typedef struct moe_expert_source {
+    void *ctx;
+    int lookahead_depth;
+    int (*layer)(void *ctx, int m, int T, const int *sel, const float *selw, const uint16_t *la, int *order,
+                 int *n, moe_error *err);
+    const moe_mlp_w *(*get)(void *ctx, int m, int x, moe_error *err);
+} moe_expert_source;
+
+/* Tokens of one forward call when a source is set (one step, one chunk). */
+#define MOE_ENGINE_MAX_STEP 32
+
+/* Wall time the engine spent, by part, since the last moe_engine_times_reset
+ * (measured only after moe_engine_set_timing(e, 1)): dense = embedding,
+ * norms, attention, router and lookahead of every layer; expert = routed
+ * (and shared) expert MLPs and their weighted sum; head = final norm + LM
+ * head; source = time inside the source's layer() and get() calls (cache
+ * bookkeeping, issuing reads, waiting for data). */
+typedef struct moe_engine_times {
+    double dense_s, expert_s, head_s, source_s;
+    uint64_t experts_run;
+} moe_engine_times;
+
 /* ctx: KV-cache capacity in tokens. threads >= 1. */
 moe_engine *moe_engine_new(const moe_model *m, int threads, int ctx, moe_error *err);
 void moe_engine_free(moe_engine *e);
@@ -35,6 +71,22 @@ void moe_engine_free(moe_engine *e);
 void moe_engine_reset(moe_engine *e);
 int moe_engine_pos(const moe_engine *e);
 const moe_model *moe_engine_model(const moe_engine *e);
+
+/* Attach (or with NULL detach) an expert source; the model may then have
+ * been loaded without experts. Fails if the model has no experts and src is NULL. */
+int moe_engine_set_expert_source(moe_engine *e, moe_expert_source *src, moe_error *err);
+void moe_engine_set_timing(moe_engine *e, int on);
+/* The monotonic clock every backend measurement uses, in seconds. */
+double moe_engine_now(void);
+moe_engine_times moe_engine_times_get(const moe_engine *e);
+void moe_engine_times_reset(moe_engine *e);
+/* Per-expert compute samples for calibration: when on, each expert MLP's
+ * (tokens, seconds) is appended to a buffer read by moe_engine_expert_samples. */
+void moe_engine_record_experts(moe_engine *e, int on);
+size_t moe_engine_expert_samples(const moe_engine *e, const int **tokens, const double **seconds);
+/* The same for each layer's dense part: (tokens in the call, summed context
+ * positions of those tokens + 1, seconds). */
+size_t moe_engine_dense_samples(const moe_engine *e, const int **tokens, const double **ctx, const double **seconds);
 
 /* logits: if all_logits, [n][vocab] for every token, else [vocab] for the last
  * one; may be NULL. route may be NULL. Fails if pos + n > ctx. */

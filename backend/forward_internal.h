@@ -8,7 +8,7 @@
 
 /* Tokens computed together inside one forward call: bounds scratch memory;
  * chunking does not change any result. */
-#define MOE_CHUNK 32
+#define MOE_CHUNK MOE_ENGINE_MAX_STEP
 
 struct moe_engine {
     const moe_model *m;
@@ -26,13 +26,31 @@ struct moe_engine {
     float *selw;               /* [CH][k] their weights */
     int *tok_of;               /* [CH] token list of one expert */
     float *w_of;               /* [CH] */
+    /* offloaded mode (moe_engine_set_expert_source) */
+    moe_expert_source *src;
+    float *xe_all, *ey_all;    /* [CH*k][H]: every chosen (token, expert) pair's input / output */
+    int *first_of, *count_of;  /* [E]: the expert's rows in xe_all / ey_all */
+    int *order;                /* [E] compute order given by the source */
+    uint16_t *la;              /* [CH][D][k] lookahead for the source */
+    /* timing (moe_engine_set_timing) */
+    int timing;
+    double t_layer;            /* start of the current layer (timing) */
+    moe_engine_times times;
+    int record;                /* moe_engine_record_experts */
+    size_t n_ex, cap_ex, n_dn, cap_dn;
+    int *ex_tok, *dn_tok;
+    double *ex_s, *dn_ctx, *dn_s;
 };
+
+/* Append a sample (record mode). */
+void moe_engine_add_expert_sample(moe_engine *e, int tokens, double seconds);
+void moe_engine_add_dense_sample(moe_engine *e, int tokens, double seconds);
 
 /* Self-attention of chunk tokens [0, T) at positions pos0.. for layer l:
  * reads e->xn, writes e->tmp (the attention block's output, before the residual). */
 void moe_attention(moe_engine *e, int l, int pos0, int T);
 /* Feed-forward (MoE or dense) of layer l: reads e->xn, writes e->eo; records
  * routing of tokens [t0, t0+T) of the call into route. */
-void moe_ffn(moe_engine *e, int l, int T, moe_routing *route, int t0);
+int moe_ffn(moe_engine *e, int l, int T, moe_routing *route, int t0, moe_error *err);
 
 #endif

@@ -22,12 +22,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/sha256.h"
 #include "safetensors.h"
 
 typedef struct binder {
     moe_model *m;
     st_file st;
     const char *want_dtype; /* from config.json "dtype"/"torch_dtype", or NULL */
+    int no_experts;         /* MOE_LOAD_NO_EXPERTS: check expert tensors, keep no weights */
     moe_error *err;
 } binder;
 
@@ -136,6 +138,20 @@ static int bind_mlp3(binder *b, moe_mlp_w *w, int inter, const char *pfx, const 
     return w->down ? 0 : -1;
 }
 
+/* The shape checks of bind_mlp3 without reading the weights (MOE_LOAD_NO_EXPERTS). */
+static int check_mlp3(binder *b, int inter, const char *pfx, const char *g, const char *u, const char *d) {
+    int64_t H = b->m->cfg.hidden, I = inter;
+    const char *names[3] = {g, u, d};
+    for (int i = 0; i < 3; i++) {
+        char name[256];
+        snprintf(name, sizeof name, "%s%s", pfx, names[i]);
+        const st_tensor *t = lookup(b, name);
+        if (!t) return moe_fail(b->err, "%s: tensor '%s': missing", b->st.path, name);
+        if (i < 2 ? check_shape(b, t, D2(I, H)) : check_shape(b, t, D2(H, I))) return -1;
+    }
+    return 0;
+}
+
 static int bind_experts(binder *b, moe_layer_w *lw, int l, const char *blk) {
     const moe_model_config *c = &b->m->cfg;
     int64_t E = c->n_experts, I = c->expert_inter, H = c->hidden;
@@ -155,6 +171,7 @@ static int bind_experts(binder *b, moe_layer_w *lw, int l, const char *blk) {
         for (int64_t e = 0; e < E; e++) {
             moe_mlp_w *w = &lw->experts[e];
             w->inter = (int)I;
+            if (b->no_experts) continue;
             w->gate_up = model_alloc(b->m, (size_t)(2 * I * H));
             w->down = model_alloc(b->m, (size_t)(H * I));
             if (!w->gate_up || !w->down) return moe_fail(b->err, "out of memory");
@@ -174,6 +191,14 @@ static int bind_experts(binder *b, moe_layer_w *lw, int l, const char *blk) {
     for (int64_t e = 0; e < E; e++) {
         char pfx[160];
         snprintf(pfx, sizeof pfx, "model.layers.%d.%s.experts.%" PRId64 ".", l, blk, e);
+        if (b->no_experts) {
+            int rc = mixtral_names ? check_mlp3(b, (int)I, pfx, "w1.weight", "w3.weight", "w2.weight")
+                                   : check_mlp3(b, (int)I, pfx, "gate_proj.weight", "up_proj.weight", "down_proj.weight");
+            if (rc) return -1;
+            lw->experts[e].inter = (int)I;
+            b->m->n_params += (size_t)(3 * I * H);
+            continue;
+        }
         int rc = mixtral_names ? bind_mlp3(b, &lw->experts[e], (int)I, pfx, "w1.weight", "w3.weight", "w2.weight")
                                : bind_mlp3(b, &lw->experts[e], (int)I, pfx, "gate_proj.weight", "up_proj.weight",
                                            "down_proj.weight");
@@ -255,7 +280,9 @@ static const char *config_dtype(const char *cfg_path) {
     return out;
 }
 
-moe_model *moe_model_load(const char *dir, moe_error *err) {
+moe_model *moe_model_load(const char *dir, moe_error *err) { return moe_model_load_ex(dir, 0, err); }
+
+moe_model *moe_model_load_ex(const char *dir, unsigned flags, moe_error *err) {
     moe_model *m = calloc(1, sizeof *m);
     if (!m) { moe_fail(err, "out of memory"); return NULL; }
     char path[1024];
@@ -271,7 +298,8 @@ moe_model *moe_model_load(const char *dir, moe_error *err) {
     size_t s = len;
     while (s > 0 && dir[s - 1] != '/') s--;
     snprintf(m->name, sizeof m->name, "%.*s", (int)(len - s), dir + s);
-    binder b = {.m = m, .want_dtype = want, .err = err};
+    binder b = {.m = m, .want_dtype = want, .no_experts = (flags & MOE_LOAD_NO_EXPERTS) != 0, .err = err};
+    m->experts_loaded = !b.no_experts;
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     if (st_open(&b.st, path, err)) {
         moe_model_free(m);
@@ -308,3 +336,47 @@ void moe_model_free(moe_model *m) {
 }
 
 size_t moe_expert_params(const moe_model *m) { return (size_t)3 * m->cfg.expert_inter * m->cfg.hidden; }
+
+/* Identity: geometry, then every non-expert weight in a fixed order. Floats
+ * are hashed as loaded (f32), so the same weights stored as bf16 or f32 give
+ * the same identity. */
+void moe_model_identity(const moe_model *m, uint8_t out[32]) {
+    const moe_model_config *c = &m->cfg;
+    moe_sha256 s;
+    moe_sha256_init(&s);
+    int geo[] = {(int)c->arch, c->hidden, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab,
+                 c->n_experts, c->top_k, c->expert_inter, c->shared_inter, c->dense_inter, c->norm_topk_prob,
+                 c->tie_embeddings};
+    moe_sha256_update(&s, geo, sizeof geo);
+    size_t H = (size_t)c->hidden, Q = (size_t)c->n_heads * c->head_dim, KV = (size_t)c->n_kv_heads * c->head_dim;
+#define HASH(p, n) do { if (p) moe_sha256_update(&s, (p), (n) * sizeof(float)); } while (0)
+    HASH(m->embed, (size_t)c->vocab * H);
+    HASH(m->final_norm, H);
+    if (m->lm_head != m->embed) HASH(m->lm_head, (size_t)c->vocab * H);
+    for (int l = 0; l < c->n_layers; l++) {
+        const moe_layer_w *w = &m->layers[l];
+        HASH(w->attn_norm, H);
+        HASH(w->ffn_norm, H);
+        HASH(w->wq, Q * H);
+        HASH(w->wk, KV * H);
+        HASH(w->wv, KV * H);
+        HASH(w->wo, H * Q);
+        HASH(w->bq, Q);
+        HASH(w->bk, KV);
+        HASH(w->bv, KV);
+        HASH(w->bo, H);
+        size_t qn = c->qk_norm == MOE_QKNORM_HEAD ? (size_t)c->head_dim : Q;
+        size_t kn = c->qk_norm == MOE_QKNORM_HEAD ? (size_t)c->head_dim : KV;
+        HASH(w->q_norm, qn);
+        HASH(w->k_norm, kn);
+        HASH(w->router, (size_t)c->n_experts * H);
+        const moe_mlp_w *mlps[2] = {&w->shared, &w->dense};
+        for (int i = 0; i < 2; i++) {
+            HASH(mlps[i]->gate_up, 2 * (size_t)mlps[i]->inter * H);
+            HASH(mlps[i]->down, H * (size_t)mlps[i]->inter);
+        }
+        HASH(w->shared_gate, H);
+    }
+#undef HASH
+    moe_sha256_final(&s, out);
+}

@@ -10,6 +10,7 @@
 #define MOE_BACKEND_MODEL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../core/error.h"
 #include "config.h"
@@ -42,6 +43,7 @@ typedef struct moe_model {
     char name[64];        /* directory's base name */
     char dtype[8];        /* dtype of the expert weights in the file */
     int fused_experts;    /* 1: fused gate_up_proj/down_proj tensors, 0: per-expert */
+    int experts_loaded;   /* 0: routed experts not in RAM (MOE_LOAD_NO_EXPERTS) */
     float *embed;         /* [vocab][hidden] */
     float *final_norm;    /* [hidden] */
     float *lm_head;       /* [vocab][hidden]; == embed when tied */
@@ -53,6 +55,15 @@ typedef struct moe_model {
 
 /* Load DIR/config.json and DIR/model.safetensors. */
 moe_model *moe_model_load(const char *dir, moe_error *err);
+/* flags for moe_model_load_ex */
+enum { MOE_LOAD_NO_EXPERTS = 1 }; /* routed experts' weights are left NULL (offloaded
+                                    mode streams them from a pack); their
+                                    tensors' shapes are still checked */
+moe_model *moe_model_load_ex(const char *dir, unsigned flags, moe_error *err);
+/* SHA-256 identity of a model: its geometry and every weight that is not a
+ * routed expert (embeddings, norms, attention, routers, shared experts, LM
+ * head), as loaded. An expert pack records it (backend/pack.h). */
+void moe_model_identity(const moe_model *m, uint8_t out[32]);
 void moe_model_free(moe_model *m);
 /* Parameters of one routed expert (gate + up + down). */
 size_t moe_expert_params(const moe_model *m);

@@ -40,6 +40,24 @@ static void top_k(const float *v, int n, int k, int *idx) {
     }
 }
 
+/* Top-k of the router of MoE layer (this one's ordinal + d) applied to the
+ * rows of e->xn, for T tokens: out[t * stride + s], 0xFFFF for every slot
+ * when that layer does not exist. */
+static void lookahead_topk(moe_engine *e, int l, int d, int T, uint16_t *out, size_t stride) {
+    const moe_model_config *c = &e->m->cfg;
+    int E = c->n_experts, K = c->top_k, H = c->hidden, m = c->moe_index[l];
+    int target = -1;
+    for (int j = l + 1; j < c->n_layers && target < 0; j++)
+        if (c->moe_index[j] == m + d) target = j;
+    if (target >= 0) moe_matmul(e->pool, e->rprob, e->m->layers[target].router, NULL, e->xn, T, E, H);
+    for (int t = 0; t < T; t++) {
+        uint16_t *la = out + (size_t)t * stride;
+        int idx[K];
+        if (target >= 0) top_k(e->rprob + (size_t)t * E, E, K, idx);
+        for (int s = 0; s < K; s++) la[s] = target >= 0 ? (uint16_t)idx[s] : 0xFFFF;
+    }
+}
+
 static void route_tokens(moe_engine *e, int l, int T, moe_routing *route, int t0) {
     const moe_model_config *c = &e->m->cfg;
     const moe_layer_w *w = &e->m->layers[l];
@@ -63,46 +81,111 @@ static void route_tokens(moe_engine *e, int l, int T, moe_routing *route, int t0
     }
     /* Lookahead: later MoE layers' routers applied to this layer's block input. */
     int D = route && route->lookahead ? route->lookahead_depth : 0;
-    for (int d = 1; d <= D; d++) {
-        int target = -1;
-        for (int j = l + 1; j < c->n_layers && target < 0; j++)
-            if (c->moe_index[j] == m + d) target = j;
-        if (target >= 0) moe_matmul(e->pool, e->rprob, e->m->layers[target].router, NULL, e->xn, T, E, H);
-        for (int t = 0; t < T; t++) {
-            uint16_t *la = route->lookahead + (((size_t)(t0 + t) * L + m) * D + (d - 1)) * K;
-            int idx[K];
-            if (target >= 0) top_k(e->rprob + (size_t)t * E, E, K, idx);
-            for (int s = 0; s < K; s++) la[s] = target >= 0 ? (uint16_t)idx[s] : 0xFFFF;
-        }
-    }
+    for (int d = 1; d <= D; d++)
+        lookahead_topk(e, l, d, T, route->lookahead + (((size_t)t0 * L + m) * D + (d - 1)) * K, (size_t)L * D * K);
 }
 
-void moe_ffn(moe_engine *e, int l, int T, moe_routing *route, int t0) {
+/* Add the weighted outputs of the routed experts into e->eo in ascending
+ * expert id; y_of(x) gives expert x's rows (one per chosen token, in token
+ * order). The one summation both modes use, so their numbers are equal. */
+static void add_expert_outputs(moe_engine *e, int x, int n, const float *y) {
+    int H = e->m->cfg.hidden;
+    for (int i = 0; i < n; i++) {
+        float *o = e->eo + (size_t)e->tok_of[i] * H;
+        const float *yi = y + (size_t)i * H;
+        for (int h = 0; h < H; h++) o[h] += yi[h] * e->w_of[i];
+    }
+    (void)x;
+}
+
+/* Token list of expert x: e->tok_of / e->w_of (and its inputs into xe when
+ * not NULL); returns the count. */
+static int tokens_of(moe_engine *e, int x, int T, float *xe) {
+    int H = e->m->cfg.hidden, K = e->m->cfg.top_k, n = 0;
+    for (int t = 0; t < T; t++)
+        for (int s = 0; s < K; s++)
+            if (e->sel[t * K + s] == x) {
+                e->tok_of[n] = t;
+                e->w_of[n] = e->selw[t * K + s];
+                if (xe) memcpy(xe + (size_t)n * H, e->xn + (size_t)t * H, (size_t)H * sizeof(float));
+                n++;
+            }
+    return n;
+}
+
+static void timed_swiglu(moe_engine *e, const moe_mlp_w *w, const float *x, int n, float *y) {
+    double t0 = e->record ? moe_engine_now() : 0;
+    swiglu(e, w, x, n, y);
+    if (e->record) moe_engine_add_expert_sample(e, n, moe_engine_now() - t0);
+}
+
+/* Offloaded experts: the source serves the layer's set and says in which
+ * order the data arrives; each expert's output goes to its own rows of
+ * ey_all, and the sum is taken afterwards in ascending id. */
+static int ffn_offloaded(moe_engine *e, int l, int T, moe_error *err) {
+    const moe_model_config *c = &e->m->cfg;
+    int H = c->hidden, E = c->n_experts, K = c->top_k, m = c->moe_index[l];
+    moe_expert_source *src = e->src;
+    int rows = 0;
+    for (int x = 0; x < E; x++) {
+        e->first_of[x] = rows;
+        e->count_of[x] = tokens_of(e, x, T, e->xe_all + (size_t)rows * H);
+        rows += e->count_of[x];
+    }
+    int D = src->lookahead_depth;
+    for (int d = 1; d <= D; d++) lookahead_topk(e, l, d, T, e->la + (size_t)(d - 1) * K, (size_t)D * K);
+    int n = 0;
+    double t0 = e->timing ? moe_engine_now() : 0;
+    int rc = src->layer(src->ctx, m, T, e->sel, e->selw, D ? e->la : NULL, e->order, &n, err);
+    if (e->timing) e->times.source_s += moe_engine_now() - t0;
+    if (rc) return -1;
+    for (int i = 0; i < n; i++) {
+        int x = e->order[i];
+        double tw = e->timing ? moe_engine_now() : 0;
+        const moe_mlp_w *w = src->get(src->ctx, m, x, err);
+        if (e->timing) {
+            double tg = moe_engine_now();
+            e->times.source_s += tg - tw;
+            e->times.expert_s -= tg - tw; /* the caller books the whole block as expert time */
+        }
+        if (!w) return -1;
+        size_t r = (size_t)e->first_of[x] * H;
+        timed_swiglu(e, w, e->xe_all + r, e->count_of[x], e->ey_all + r);
+        e->times.experts_run++;
+    }
+    for (int x = 0; x < E; x++) {
+        if (!e->count_of[x]) continue;
+        tokens_of(e, x, T, NULL);
+        add_expert_outputs(e, x, e->count_of[x], e->ey_all + (size_t)e->first_of[x] * H);
+    }
+    return 0;
+}
+
+int moe_ffn(moe_engine *e, int l, int T, moe_routing *route, int t0, moe_error *err) {
     const moe_model_config *c = &e->m->cfg;
     const moe_layer_w *w = &e->m->layers[l];
-    int H = c->hidden, K = c->top_k;
+    int H = c->hidden;
     if (!c->is_moe[l]) {
         swiglu(e, &w->dense, e->xn, T, e->eo);
-        return;
+        if (e->timing) e->times.dense_s += moe_engine_now() - e->t_layer;
+        return 0;
     }
     route_tokens(e, l, T, route, t0);
+    double te = e->timing ? moe_engine_now() : 0;
+    if (e->timing) {
+        e->times.dense_s += te - e->t_layer;
+        if (e->record) moe_engine_add_dense_sample(e, T, te - e->t_layer);
+    }
     memset(e->eo, 0, (size_t)T * H * sizeof(float));
-    for (int x = 0; x < c->n_experts; x++) {
-        int n = 0;
-        for (int t = 0; t < T; t++)
-            for (int s = 0; s < K; s++)
-                if (e->sel[t * K + s] == x) {
-                    e->tok_of[n] = t;
-                    e->w_of[n] = e->selw[t * K + s];
-                    memcpy(e->xe + (size_t)n * H, e->xn + (size_t)t * H, (size_t)H * sizeof(float));
-                    n++;
-                }
-        if (!n) continue;
-        swiglu(e, &w->experts[x], e->xe, n, e->ey);
-        for (int i = 0; i < n; i++) {
-            float *o = e->eo + (size_t)e->tok_of[i] * H;
-            const float *y = e->ey + (size_t)i * H;
-            for (int h = 0; h < H; h++) o[h] += y[h] * e->w_of[i];
+    if (e->src) {
+        if (ffn_offloaded(e, l, T, err)) return -1;
+    } else {
+        for (int x = 0; x < c->n_experts; x++) {
+            int n = tokens_of(e, x, T, e->xe);
+            if (!n) continue;
+            timed_swiglu(e, &w->experts[x], e->xe, n, e->ey);
+            add_expert_outputs(e, x, n, e->ey);
+            e->times.experts_run++;
         }
     }
     if (w->shared.inter) {
@@ -115,4 +198,6 @@ void moe_ffn(moe_engine *e, int l, int T, moe_routing *route, int t0) {
             for (int h = 0; h < H; h++) o[h] += g * y[h];
         }
     }
+    if (e->timing) e->times.expert_s += moe_engine_now() - te;
+    return 0;
 }

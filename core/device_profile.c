@@ -48,7 +48,11 @@ static moe_ini *open_section(const char *path, const char *what, const char *nam
 int moe_device_profile_load(const char *path, const char *name, moe_device_profile *out, moe_error *err) {
     static const char *const keys[] = {"description", "io_channels", "io_latency_us", "io_bandwidth_GBps",
                                        "mem_bandwidth_GBps", "peak_tflops", "expert_overhead_us",
-                                       "layer_overhead_us", "memory_GiB", NULL};
+                                       "layer_overhead_us", "memory_GiB",
+                                       /* measured by `moesim calibrate` (device_profile.h) */
+                                       "model", "threads", "io_mode", "calibrated", "dense_us",
+                                       "dense_us_per_token", "attn_ns_per_ctx", "expert_us",
+                                       "expert_us_per_token", "head_us", NULL};
     memset(out, 0, sizeof *out);
     const moe_ini_section *sec;
     moe_ini *ini = open_section(path, "device", name, &sec, err);
@@ -65,8 +69,24 @@ int moe_device_profile_load(const char *path, const char *name, moe_device_profi
         moe_ini_get_double(ini, s, "peak_tflops", 0, 0, 1e9, &tf, err) ||
         moe_ini_get_double(ini, s, "expert_overhead_us", 0, 0, 1e9, &eo, err) ||
         moe_ini_get_double(ini, s, "layer_overhead_us", 0, 0, 1e9, &lo, err) ||
-        moe_ini_get_double(ini, s, "memory_GiB", 0, 0, 1e9, &mem, err))
+        moe_ini_get_double(ini, s, "memory_GiB", 0, 0, 1e9, &mem, err) ||
+        moe_ini_get_double(ini, s, "dense_us", -1, 0, 1e9, &out->dense_us, err) ||
+        moe_ini_get_double(ini, s, "dense_us_per_token", 0, 0, 1e9, &out->dense_us_per_token, err) ||
+        moe_ini_get_double(ini, s, "attn_ns_per_ctx", 0, 0, 1e9, &out->attn_ns_per_ctx, err) ||
+        moe_ini_get_double(ini, s, "expert_us", 0, 0, 1e9, &out->expert_us, err) ||
+        moe_ini_get_double(ini, s, "expert_us_per_token", 0, 0, 1e9, &out->expert_us_per_token, err) ||
+        moe_ini_get_double(ini, s, "head_us", 0, 0, 1e9, &out->head_us, err))
         goto out;
+    /* dense_us present = the compute terms were measured on the backend */
+    out->measured_compute = out->dense_us >= 0;
+    if (!out->measured_compute) out->dense_us = 0;
+    const char *mm = moe_ini_get(ini, s, "model");
+    if (out->measured_compute && !mm) {
+        moe_fail(err, "%s:%u: device [%s]: measured compute terms (dense_us ...) need 'model = NAME', the model "
+                      "they were measured with", ini->path, sec->line, s);
+        goto out;
+    }
+    snprintf(out->model, sizeof out->model, "%s", mm ? mm : "");
     if (!(bw > 0)) {
         moe_fail(err, "%s:%u: device [%s] needs io_bandwidth_GBps > 0", ini->path, sec->line, s);
         goto out;
@@ -85,6 +105,14 @@ int moe_device_profile_load(const char *path, const char *name, moe_device_profi
              "%s:io_channels=%u,io_latency_us=%g,io_bandwidth_GBps=%g,mem_bandwidth_GBps=%g,"
              "peak_tflops=%g,expert_overhead_us=%g,layer_overhead_us=%g",
              s, out->io_channels, lat, bw, mbw, tf, eo, lo);
+    if (out->measured_compute) {
+        size_t n = strlen(out->canonical);
+        snprintf(out->canonical + n, sizeof out->canonical - n,
+                 ",model=%s,dense_us=%g,dense_us_per_token=%g,attn_ns_per_ctx=%g,expert_us=%g,"
+                 "expert_us_per_token=%g,head_us=%g",
+                 out->model, out->dense_us, out->dense_us_per_token, out->attn_ns_per_ctx, out->expert_us,
+                 out->expert_us_per_token, out->head_us);
+    }
     rc = 0;
 out:
     moe_ini_free(ini);
@@ -226,7 +254,10 @@ int moe_model_profile_bind_trace(moe_model_profile *m, const moe_trace *t, moe_e
     return 0;
 }
 
-double moe_profile_dense_s(const moe_device_profile *d, const moe_model_profile *m, uint32_t tokens) {
+double moe_profile_dense_s(const moe_device_profile *d, const moe_model_profile *m, uint32_t tokens,
+                           double ctx) {
+    if (d->measured_compute)
+        return 1e-6 * (d->dense_us + d->dense_us_per_token * tokens) + 1e-9 * d->attn_ns_per_ctx * ctx;
     if (m->attn_s > 0) return m->attn_s * tokens + d->layer_overhead_s;
     /* Attention's KV-cache reads grow with context; this roofline counts only
      * the weights (a stated limit of the model). */
@@ -235,11 +266,15 @@ double moe_profile_dense_s(const moe_device_profile *d, const moe_model_profile 
 }
 
 double moe_profile_expert_s(const moe_device_profile *d, const moe_model_profile *m, int prec, uint32_t tokens) {
+    /* the backend computes every expert in f32 whatever it was stored as */
+    if (d->measured_compute) return 1e-6 * (d->expert_us + d->expert_us_per_token * tokens);
     return moe_roofline_s((double)m->expert_bytes[prec], 2.0 * m->expert_params * tokens,
                           d->mem_bandwidth_Bps, d->peak_flops, d->expert_overhead_s);
 }
 
 double moe_profile_head_s(const moe_device_profile *d, const moe_model_profile *m, uint32_t tokens) {
+    /* generation computes the LM head for a step's last token only */
+    if (d->measured_compute) return 1e-6 * d->head_us;
     if (!(m->head_params > 0)) return 0;
     return moe_roofline_s(m->head_params * m->dense_bits / 8, 2.0 * m->head_params * tokens,
                           d->mem_bandwidth_Bps, d->peak_flops, 0);

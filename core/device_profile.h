@@ -10,6 +10,19 @@
  *   expert_overhead_us  fixed cost per expert computed (kernel launches)
  *   layer_overhead_us   fixed cost per layer (norms, router, framework)
  *   memory_GiB, description   informational
+ * Measured by `moesim calibrate` on the real backend (all or none; with
+ * them, the compute terms below replace the roofline, because the backend's
+ * CPU kernels are far from it and attention grows with the context):
+ *   model               the model the compute terms were measured with; a
+ *                       trace of another model is refused
+ *   dense_us, dense_us_per_token   one layer's attention + router + norms for
+ *                       a step of T tokens: dense_us + dense_us_per_token*T
+ *   attn_ns_per_ctx     plus this per attended (token, key) pair: a step's
+ *                       tokens at positions p attend to p+1 keys each
+ *   expert_us, expert_us_per_token one routed expert serving n tokens
+ *                       (computed in f32 whatever its stored precision)
+ *   head_us             final norm + LM head of a step (its last token)
+ *   threads, io_mode, calibrated   informational (how it was measured)
  * Model section keys:
  *   layers, experts, top_k, shared (informational), hidden
  *   expert_params       parameters of one routed expert (w1, w2, w3)
@@ -43,7 +56,10 @@ typedef struct moe_device_profile {
     double io_latency_s, io_bandwidth_Bps;
     double mem_bandwidth_Bps, peak_flops;
     double expert_overhead_s, layer_overhead_s;
-    char canonical[512]; /* "name:k=v,..." with every effective value */
+    int measured_compute;   /* calibrated backend compute terms present */
+    char model[64];
+    double dense_us, dense_us_per_token, attn_ns_per_ctx, expert_us, expert_us_per_token, head_us;
+    char canonical[1024]; /* "name:k=v,..." with every effective value */
 } moe_device_profile;
 
 typedef struct moe_model_profile {
@@ -75,8 +91,11 @@ int moe_model_profile_from_trace(const moe_trace *t, moe_model_profile *out, moe
  * bytes where they are non-zero. */
 int moe_model_profile_bind_trace(moe_model_profile *m, const moe_trace *t, moe_error *err);
 
-/* Seconds of attention + router + dense compute of one layer for `tokens`. */
-double moe_profile_dense_s(const moe_device_profile *d, const moe_model_profile *m, uint32_t tokens);
+/* Seconds of attention + router + dense compute of one layer for `tokens`;
+ * ctx = sum over those tokens of (position + 1), the keys they attend to
+ * (used only by calibrated profiles; 0 where unknown). */
+double moe_profile_dense_s(const moe_device_profile *d, const moe_model_profile *m, uint32_t tokens,
+                           double ctx);
 /* Seconds of one expert at precision `prec` serving `tokens` tokens. */
 double moe_profile_expert_s(const moe_device_profile *d, const moe_model_profile *m, int prec, uint32_t tokens);
 /* Seconds of the LM head for `tokens`. */

@@ -13,6 +13,9 @@
 #include "../backend/sample.h"
 #include "../backend/tokenizer.h"
 #include "cli.h"
+#include "offload_opts.h"
+#include "offload_run.h"
+#include "replay_ext.h"
 #include "commands.h"
 
 static const char infer_usage[] =
@@ -41,6 +44,9 @@ static const char infer_usage[] =
     "  --router-logits      also store the full router logits\n"
     "  -h, --help           this text\n"
     "\n"
+    "%s"
+    "With --offload the output is the same, token for token; stderr then also gets\n"
+    "what the cache did and where the time went (measured).\n"
     "Timing goes to stderr; stdout carries only the generated text.\n";
 
 static double now(void) {
@@ -63,7 +69,47 @@ typedef struct infer_opts {
     float temperature, top_p;
     int router_logits;
     uint64_t prefill_chunk; /* 0 = whole prompt in one forward call */
+    moe_offload_opts off;   /* off.pack != NULL: offloaded run */
 } infer_opts;
+
+/* The offloaded run: same sampling and output, experts streamed from a pack. */
+static int run_offloaded(const infer_opts *o, const moe_model *m, const int *ids, int n_prompt, moe_error *err) {
+    char pack[2048];
+    moe_offload_job job = {.model = m, .prompt = ids, .n_prompt = n_prompt, .max_tokens = o->max_tokens,
+                           .threads = (int)o->threads, .temperature = o->temperature, .top_p = o->top_p,
+                           .sample_seed = o->seed, .capture_lookahead = (int)o->lookahead,
+                           .save_state = o->off.save_state, .echo = 1};
+    job.prefill_chunk = o->off.prefill_chunk ? (int)o->off.prefill_chunk
+                      : o->prefill_chunk && o->prefill_chunk < MOE_ENGINE_MAX_STEP ? (int)o->prefill_chunk
+                      : MOE_ENGINE_MAX_STEP;
+    if (moe_offload_pack_path(&o->off, o->model, pack, sizeof pack, err) ||
+        moe_offload_config_of(&o->off, pack, m, &job.oc, err))
+        return -1;
+    moe_offload_out out;
+    if (moe_offload_generate(&job, &out, err)) return -1;
+    putchar('\n');
+    moe_replay_result res;
+    int rc = moe_offload_result(&out, moe_offload_policy(out.off), moe_offload_prefetcher(out.off), &res, err);
+    if (!rc) {
+        const moe_replay_ext *x = res.ext;
+        fprintf(stderr,
+                "moesim infer: offloaded, %s, capacity %u %s, io %s x%u: %llu accesses, %llu hits (%.1f%%), "
+                "%llu not cached; read %.1f MiB (%.1f demand, %.1f prefetch)\n"
+                "moesim infer: measured: %.1f tok/s decode, TTFT %.1f ms, TPOT p50 %.2f ms; stall %.1f ms "
+                "(miss %.1f, late prefetch %.1f), compute %.1f ms (dense %.1f, experts %.1f), I/O busy %.0f%%\n",
+                moe_offload_policy(out.off), job.oc.capacity, job.oc.global ? "in all" : "per layer",
+                moe_io_mode_name(job.oc.io_mode), job.oc.io_threads, (unsigned long long)res.accesses,
+                (unsigned long long)res.hits, res.accesses ? 100.0 * (double)res.hits / (double)res.accesses : 0.0,
+                (unsigned long long)res.bypasses, (double)x->bytes_read / 1048576.0,
+                (double)x->bytes_demand / 1048576.0, (double)x->bytes_prefetch / 1048576.0, x->tok_s,
+                1e3 * x->ttft_mean_s, 1e3 * x->tpot_p50_s, 1e3 * x->stall_s, 1e3 * x->stall_miss_s,
+                1e3 * x->stall_late_s, 1e3 * x->compute_s, 1e3 * x->dense_s, 1e3 * x->expert_s, 100 * x->io_util);
+        moe_replay_result_free(&res);
+    }
+    if (!rc && o->trace_out) rc = moe_trace_save(out.trace, o->trace_out, err);
+    moe_offload_out_free(&out);
+    return rc;
+}
 
 /* The whole run once options are parsed; returns the exit status. */
 static int run_infer(const infer_opts *o) {
@@ -73,7 +119,11 @@ static int run_infer(const infer_opts *o) {
     moe_capture *cap = NULL;
     moe_sampler smp = {0};
     float *logits = NULL;
-    moe_model *m = moe_model_load(o->model, &err);
+    if (o->off.pack && o->router_logits) {
+        moe_fail(&err, "--router-logits is not captured in offloaded runs");
+        return cli_error("infer", &err);
+    }
+    moe_model *m = moe_model_load_ex(o->model, o->off.pack ? MOE_LOAD_NO_EXPERTS : 0, &err);
     if (!m) return cli_error("infer", &err);
     const moe_model_config *c = &m->cfg;
     if (by_ids) {
@@ -99,6 +149,10 @@ static int run_infer(const infer_opts *o) {
     if (o->lookahead >= (uint64_t)c->n_moe_layers) {
         moe_fail(&err, "--lookahead: %llu must be below the number of MoE layers (%d)", (unsigned long long)o->lookahead,
                  c->n_moe_layers);
+        goto out;
+    }
+    if (o->off.pack) {
+        rc = run_offloaded(o, m, ids, n_prompt, &err) ? 1 : 0;
         goto out;
     }
     int ctx = n_prompt + (int)o->max_tokens;
@@ -181,16 +235,25 @@ int cmd_infer(int argc, char **argv) {
         {"threads", required_argument, 0, 'j'},     {"trace-out", required_argument, 0, 'o'},
         {"lookahead", required_argument, 0, 'D'},   {"router-logits", no_argument, 0, 'R'},
         {"prefill-chunk", required_argument, 0, 'C'}, {"help", no_argument, 0, 'h'},
+        /* offloaded mode: handed to moe_offload_opt_set by name */
+        {"offload", required_argument, 0, 'X'},     {"policy", required_argument, 0, 'X'},
+        {"capacity", required_argument, 0, 'X'},    {"scope", required_argument, 0, 'X'},
+        {"cold-per-seq", no_argument, 0, 'X'},      {"split", required_argument, 0, 'X'},
+        {"prefetch", required_argument, 0, 'X'},    {"prefetch-log", required_argument, 0, 'X'},
+        {"io", required_argument, 0, 'X'},          {"io-threads", required_argument, 0, 'X'},
+        {"save-state", required_argument, 0, 'X'},  {"load-state", required_argument, 0, 'X'},
         {0, 0, 0, 0},
     };
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     infer_opts o = {.max_tokens = 128, .seed = 1, .threads = ncpu > 0 ? (uint64_t)ncpu : 1, .top_p = 1};
     moe_error err = {{0}};
-    int c;
+    int c, idx = 0;
+    moe_offload_opts_init(&o.off);
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
         int bad = 0;
         switch (c) {
+        case 'X': bad = moe_offload_opt_set(&o.off, opts[idx].name, optarg, &err) != 0; break;
         case 'm': o.model = optarg; break;
         case 'p': o.prompt = optarg; break;
         case 'f': o.prompt_file = optarg; break;
@@ -204,18 +267,19 @@ int cmd_infer(int argc, char **argv) {
         case 'D': bad = cli_parse_u64("--lookahead", optarg, 64, &o.lookahead, &err); break;
         case 'R': o.router_logits = 1; break;
         case 'C': bad = cli_parse_u64("--prefill-chunk", optarg, 1 << 20, &o.prefill_chunk, &err); break;
-        case 'h': fputs(infer_usage, stdout); return 0;
-        default: fputs(infer_usage, stderr); return 2;
+        case 'h': printf(infer_usage, moe_offload_opts_help); return 0;
+        default: fprintf(stderr, infer_usage, moe_offload_opts_help); return 2;
         }
         if (bad) return cli_error("infer", &err);
     }
     if (optind < argc) {
-        fprintf(stderr, "moesim infer: unexpected argument '%s'\n%s", argv[optind], infer_usage);
+        fprintf(stderr, "moesim infer: unexpected argument '%s'\n", argv[optind]);
+        fprintf(stderr, infer_usage, moe_offload_opts_help);
         return 2;
     }
     if (!o.model || (!!o.prompt + !!o.prompt_file + !!o.prompt_ids) != 1) {
-        fprintf(stderr, "moesim infer: --model and exactly one of --prompt, --prompt-file, --prompt-ids are required\n%s",
-                infer_usage);
+        fprintf(stderr, "moesim infer: --model and exactly one of --prompt, --prompt-file, --prompt-ids are required\n");
+        fprintf(stderr, infer_usage, moe_offload_opts_help);
         return 2;
     }
     return run_infer(&o);

@@ -174,7 +174,7 @@ int cmd_plan(int argc, char **argv) {
     }
     p.accesses = mrc.accesses;
     p.tokens = (double)t->n_tokens;
-    p.compute_s = L * (moe_profile_dense_s(&p.d, &p.m, 1) + t->top_k * moe_profile_expert_s(&p.d, &p.m, p.tier, 1)) +
+    p.compute_s = L * (moe_profile_dense_s(&p.d, &p.m, 1, 0) + t->top_k * moe_profile_expert_s(&p.d, &p.m, p.tier, 1)) +
                   moe_profile_head_s(&p.d, &p.m, 1);
     p.read_s = p.d.io_latency_s + eb / p.d.io_bandwidth_Bps;
     /* hits of LRU at C experts in all */

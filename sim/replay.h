@@ -46,6 +46,13 @@ typedef struct moe_replay_config {
      * per-layer capacity), "adapmoe[:profile=oracle|PATH]",
      * "fate[:shallow=S]". Per-layer scope only; budget = capacity x layers. */
     const char *split;
+    /* Cache state (core/cache_state.h): load_state inserts the saved experts
+     * into the empty caches before the first step (extended engine);
+     * save_state writes the resident experts at the end. */
+    const char *load_state, *save_state;
+    /* Extra "key=value" lines (newline-separated) for the run's config text,
+     * e.g. a validation's kind and id; they change the identity, not the replay. */
+    const char *extra_config;
 } moe_replay_config;
 
 typedef struct moe_replay_ext moe_replay_ext; /* sim/replay_ext.h */

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "../core/cache.h"
+#include "../core/cache_state.h"
 #include "../core/device_profile.h"
 #include "../core/params.h"
 #include "../core/precision.h"
@@ -17,7 +18,7 @@
 
 int moe_replay_config_is_ext(const moe_replay_config *cfg) {
     return cfg->prefetch || cfg->speculate || cfg->skip || cfg->precision || cfg->device || cfg->model ||
-           cfg->capacity_bytes || cfg->capacity_frac > 0;
+           cfg->capacity_bytes || cfg->capacity_frac > 0 || cfg->load_state || cfg->save_state;
 }
 
 int moe_skip_parse(const char *spec, double *cum, double *topk_frac, char *canonical, size_t cap,
@@ -76,6 +77,7 @@ typedef struct eng {
     uint16_t *slot_kept;
     size_t n_slots;
     double *dur;        /* decode step durations */
+    uint64_t *last_use; /* per (layer, expert): access time + 1 of its last use (save_state) */
 } eng;
 
 static uint64_t bytes_of(const eng *g, int prec) { return g->have_bytes ? g->model.expert_bytes[prec] : 0; }
@@ -288,6 +290,50 @@ static void compute_layer(eng *g, uint64_t s, uint32_t l, uint32_t n_kept, uint3
     g->n_cand = 0;
 }
 
+/* --load-state: insert the saved experts, in file order, into the empty
+ * caches (the normal eviction rule), their data there at time 0; the same
+ * accesses the offloaded backend makes (backend/offload.c). */
+static int load_state(eng *g, moe_error *err) {
+    uint32_t *keys = NULL;
+    size_t n = 0;
+    if (moe_cache_state_load(g->cfg->load_state, g->L, g->E, &keys, &n, err)) return -1;
+    moe_access a = {.next_use = MOE_NEVER, .weight = NAN};
+    for (size_t i = 0; i < n; i++) {
+        uint32_t l = keys[i] / g->E, e = keys[i] % g->E;
+        moe_cache *c = g->caches[g->global ? 0 : l];
+        a.layer = l;
+        a.expert = e;
+        moe_cache_begin_group(c);
+        int64_t victim;
+        if (c->byte_mode) moe_cache_set_key_bytes(c, g->global ? keys[i] : e, bytes_of(g, static_tier(g, keys[i])));
+        if (moe_cache_insert(c, g->global ? keys[i] : e, &a, &victim) == 1) {
+            g->keyprec[keys[i]] = (uint8_t)static_tier(g, keys[i]);
+            g->ready[keys[i]] = 0;
+        }
+    }
+    free(keys);
+    return 0;
+}
+
+static int save_state(const eng *g, moe_error *err) {
+    size_t LE = (size_t)g->L * g->E;
+    uint8_t *res = calloc(LE, 1);
+    uint32_t *keys = malloc(LE * sizeof *keys);
+    int rc = -1;
+    if (!res || !keys) {
+        moe_fail(err, "out of memory");
+        goto out;
+    }
+    for (uint32_t i = 0; i < g->n_caches; i++)
+        for (uint32_t k = 0; k < g->caches[i]->n_keys; k++)
+            if (moe_cache_resident(g->caches[i], k)) res[gkey(g, g->caches[i], k)] = 1;
+    rc = moe_cache_state_save(g->cfg->save_state, g->L, g->E, keys, moe_cache_state_order(res, g->last_use, (uint32_t)LE, keys), err);
+out:
+    free(res);
+    free(keys);
+    return rc;
+}
+
 static int setup(eng *g, moe_error *err) {
     const moe_trace *t = g->t;
     const moe_replay_config *cfg = g->cfg;
@@ -314,6 +360,10 @@ static int setup(eng *g, moe_error *err) {
             return -1;
         g->timing = x->timing = 1;
         snprintf(x->device, sizeof x->device, "%s", g->dev.canonical);
+        if (g->dev.measured_compute && strcmp(g->dev.model, t->model))
+            return moe_fail(err, "device %s: its compute terms were measured with model %s, the trace is of %s "
+                                 "(calibrate with --model for that model)", g->dev.name, g->dev.model,
+                            t->model[0] ? t->model : "an unnamed model");
     }
     if (cfg->precision) {
         if (moe_precision_plan_new(cfg->precision, t, &g->plan, err)) return -1;
@@ -388,12 +438,13 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
     g->rdy = calloc(E, sizeof(double));
     g->slot_kept = malloc((max_tok * t->top_k + 1) * sizeof(uint16_t));
     g->dur = malloc((n_dec + 1) * sizeof(double));
+    g->last_use = calloc(LE, sizeof *g->last_use);
     int res_ok = moe_replay_result_alloc(res, t, cfg->curve_windows) == 0;
     if (!x || !g->caches || !g->ready || !g->keyprec || !g->pfstate || !g->seen || !g->pred_stamp ||
         !g->pred_has || !g->st_full || !g->st_kept || !g->spec_ok || !g->full || !g->kept || !g->order ||
         !g->pred || !g->cand || !g->spec_e || !g->spec_dt || !g->nt_full || !g->nt_kept || !nt_list ||
         !g->need || !g->prec_used || !g->hit || !g->pfhit || !g->late_kind || !g->wmax || !g->rdy ||
-        !g->slot_kept || !g->dur || !res_ok) {
+        !g->slot_kept || !g->dur || !g->last_use || !res_ok) {
         moe_fail(err, "out of memory");
         goto out;
     }
@@ -465,6 +516,7 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
     }
     x->speculate = cfg->speculate != 0;
 
+    if (cfg->load_state && load_state(g, err)) goto out;
     struct timespec w0, w1;
     clock_gettime(CLOCK_MONOTONIC, &w0);
     uint64_t time = 0, nd = 0;
@@ -492,11 +544,13 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
         }
         double step_start = g->tl.now;
         uint64_t win = s / res->win_steps;
+        double ctx = 0; /* keys the step's tokens attend to (calibrated profiles price them) */
+        for (uint64_t tok = t0; tok < t1; tok++) ctx += (double)t->token_pos[tok] + 1;
         a.step = s;
         for (uint32_t l = 0; l < L; l++) {
             moe_cache *c = g->caches[g->global ? 0 : l];
             uint32_t base = g->global ? l * E : 0;
-            if (g->timing) moe_tl_compute(&g->tl, moe_profile_dense_s(&g->dev, &g->model, T), MOE_COMPUTE_DENSE);
+            if (g->timing) moe_tl_compute(&g->tl, moe_profile_dense_s(&g->dev, &g->model, T, ctx), MOE_COMPUTE_DENSE);
             uint32_t n_full, n_kept;
             gather(g, s, l, c, base, &n_full, &n_kept);
             /* prefetch accuracy against the router's full set */
@@ -528,6 +582,7 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
                 int64_t victim;
                 enum moe_access_result r = moe_cache_access(c, key, &a, &victim);
                 res->evictions += c->last_evictions;
+                g->last_use[gk] = a.time + 1;
                 g->pfhit[e] = 0;
                 g->late_kind[e] = 0;
                 if (r == MOE_HIT) {
@@ -597,6 +652,7 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
     clock_gettime(CLOCK_MONOTONIC, &w1);
     res->seconds = (double)(w1.tv_sec - w0.tv_sec) + 1e-9 * (double)(w1.tv_nsec - w0.tv_nsec);
     flush_unused(g);
+    if (cfg->save_state && save_state(g, err)) goto out;
 
     /* summaries */
     x->pf_precision = x->pf_predicted ? (double)x->pf_correct / (double)x->pf_predicted : 0;
@@ -641,6 +697,7 @@ out:
     free(g->kept); free(g->order); free(g->pred); free(g->cand); free(g->spec_e); free(g->spec_dt);
     free(g->nt_full); free(g->nt_kept); free(nt_list); free(g->need); free(g->prec_used); free(g->hit);
     free(g->pfhit); free(g->late_kind); free(g->wmax); free(g->rdy); free(g->slot_kept); free(g->dur);
+    free(g->last_use);
     free(split_caps);
     if (rc) moe_replay_result_free(res);
     return rc;

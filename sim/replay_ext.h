@@ -48,7 +48,7 @@
 
 struct moe_replay_ext {
     int timing, prefetch, speculate, skip, precision, byte_capacity; /* which parts ran */
-    char device[512], model[512], prefetcher[256], scheme[512], skip_spec[128];
+    char device[1024], model[512], prefetcher[256], scheme[512], skip_spec[128];
     int profile_oracle;       /* precision tiers came from the replayed trace */
 
     /* timing (seconds) */

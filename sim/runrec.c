@@ -22,8 +22,8 @@ int moe_run_config_text_err(const moe_replay_config *cfg, const char *canonical_
                             size_t cap, moe_error *err) {
     /* One "key=value" line per setting that can change a number, keys in
      * alphabetical order. */
-    char lines[16][640], canon[512];
-    const char *ptr[16];
+    char lines[32][1100], canon[512];
+    const char *ptr[32];
     int n = 0;
     if (cfg->capacity_bytes) snprintf(lines[n++], sizeof lines[0], "capacity_bytes=%llu", (unsigned long long)cfg->capacity_bytes);
     else if (cfg->capacity_frac > 0) snprintf(lines[n++], sizeof lines[0], "capacity_frac=%g", cfg->capacity_frac);
@@ -65,6 +65,15 @@ int moe_run_config_text_err(const moe_replay_config *cfg, const char *canonical_
     if (!moe_split_is_uniform(cfg->split)) {
         if (moe_split_canonical(cfg->split, canon, sizeof canon, err)) return -1;
         snprintf(lines[n++], sizeof lines[0], "split=%s", canon);
+    }
+    if (cfg->load_state) snprintf(lines[n++], sizeof lines[0], "load_state=%s", cfg->load_state);
+    /* caller-supplied lines (a validation's kind and id, how a measured run
+     * read its experts): "key=value" separated by newlines */
+    for (const char *p = cfg->extra_config; p && *p && n < 32;) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        if (len) snprintf(lines[n++], sizeof lines[0], "%.*s", (int)len, p);
+        p += len + (nl != NULL);
     }
     for (int i = 0; i < n; i++) ptr[i] = lines[i];
     qsort(ptr, (size_t)n, sizeof *ptr, cmp_line);

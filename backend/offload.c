@@ -1,0 +1,812 @@
+/* offload.c: the offloaded expert source (semantics in offload.h). */
+#include "offload.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/cache.h"
+#include "../core/cache_state.h"
+#include "../core/prefetch.h"
+#include "../core/split.h"
+#include "forward_internal.h"
+
+enum { ST_NONE = 0, ST_PF_UNUSED = 1, ST_PF_EVICTED = 2 }; /* prefetch state of a key, as in replay_ext.c */
+enum { READ_NONE = 0, READ_QUEUED, READ_DONE };
+
+/* One buffer an expert's data lives in while resident (or while one bypassed
+ * expert is computed). */
+typedef struct slot {
+    void *raw;              /* pack block, MOE_PACK_ALIGN-aligned */
+    moe_mlp_w w;            /* f32 weights the engine computes with */
+    int read;               /* READ_* (under mu) */
+    int kind;               /* 0 demand, 1 prefetch */
+    uint64_t seqno;         /* position in the read queue */
+    uint32_t layer, expert;
+    int64_t key;            /* global key held, -1 = free */
+    char error[1024];       /* a failed read's message (moe_error.msg size) */
+} slot;
+
+struct moe_offload {
+    const moe_model *m;
+    moe_offload_config cfg;
+    moe_pack pack;
+    int pack_open;
+    uint32_t L, E, K;
+    moe_cache **caches;
+    uint32_t n_caches;
+    moe_prefetcher *pf;
+    moe_expert_source src;
+    char policy[256], prefetcher[256];
+    /* slots */
+    slot *slots;
+    uint32_t n_slots;
+    uint32_t *free_list, n_free;
+    int32_t *slot_of;       /* global key -> slot, -1 */
+    int32_t *cur_slot;      /* expert of the layer being computed -> slot */
+    /* I/O */
+    pthread_t *threads;
+    uint32_t n_threads;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint32_t *queue, q_head, q_tail, q_cap; /* slot ids, FIFO */
+    uint64_t next_seqno;
+    uint32_t in_flight;
+    int stop;
+    double *busy_s;         /* per thread */
+    /* replay state (per global key), as in replay_ext.c */
+    uint8_t *pfstate, *seen;
+    uint64_t *pred_stamp, *pred_has, *last_use;
+    /* per-expert scratch */
+    uint32_t *st_full, cur, *nt_full, *nt_list;
+    uint16_t *full, *pred;
+    float *wmax;
+    uint8_t *hit;
+    /* the live trace prefetchers and policies read */
+    moe_trace live;
+    uint64_t step;          /* index of the current step in live */
+    uint64_t time;          /* access ordinal */
+    moe_access last_a;
+    int in_step;
+    double step_t0;
+    int64_t last_seq;
+    FILE *pflog;
+    moe_offload_stats st;
+};
+
+static double now_s(void) { return moe_engine_now(); }
+
+static uint64_t gkey(const moe_offload *o, uint32_t l, uint32_t e) { return (uint64_t)l * o->E + e; }
+
+/* ---- I/O threads ---------------------------------------------------------- */
+
+typedef struct io_arg {
+    moe_offload *o;
+    uint32_t id;
+} io_arg;
+
+static void *io_main(void *p) {
+    io_arg *a = p;
+    moe_offload *o = a->o;
+    uint32_t id = a->id;
+    free(a);
+    pthread_mutex_lock(&o->mu);
+    for (;;) {
+        while (!o->stop && o->q_head == o->q_tail) pthread_cond_wait(&o->cv, &o->mu);
+        if (o->q_head == o->q_tail) break; /* stop, queue empty */
+        slot *s = &o->slots[o->queue[o->q_head++ % o->q_cap]];
+        pthread_mutex_unlock(&o->mu);
+        double t0 = now_s();
+        moe_error err = {{0}};
+        int rc = moe_pack_read(&o->pack, s->layer, s->expert, s->raw, &err);
+        if (!rc) moe_pack_to_f32(&o->pack, s->raw, s->w.gate_up, s->w.down);
+        double t1 = now_s();
+        pthread_mutex_lock(&o->mu);
+        o->busy_s[id] += t1 - t0;
+        if (rc) snprintf(s->error, sizeof s->error, "%s", err.msg);
+        s->read = READ_DONE;
+        o->in_flight--;
+        pthread_cond_broadcast(&o->cv);
+    }
+    pthread_mutex_unlock(&o->mu);
+    return NULL;
+}
+
+/* Queue a read of (layer, expert) into slot si. */
+static void issue_read(moe_offload *o, uint32_t si, uint32_t l, uint32_t e, int kind) {
+    slot *s = &o->slots[si];
+    pthread_mutex_lock(&o->mu);
+    s->layer = l;
+    s->expert = e;
+    s->kind = kind;
+    s->read = READ_QUEUED;
+    s->error[0] = 0;
+    s->seqno = o->next_seqno++;
+    o->queue[o->q_tail++ % o->q_cap] = si;
+    o->in_flight++;
+    pthread_cond_signal(&o->cv);
+    pthread_mutex_unlock(&o->mu);
+    uint64_t b = o->pack.expert_bytes;
+    if (kind) { o->st.reads_prefetch++; o->st.bytes_prefetch += b; }
+    else { o->st.reads_demand++; o->st.bytes_demand += b; }
+}
+
+/* Wait until slot si's read (if any) is done; returns the seconds waited. */
+static double wait_slot(moe_offload *o, uint32_t si) {
+    slot *s = &o->slots[si];
+    double t0 = 0, waited = 0;
+    pthread_mutex_lock(&o->mu);
+    if (s->read == READ_QUEUED) {
+        t0 = now_s();
+        while (s->read == READ_QUEUED) pthread_cond_wait(&o->cv, &o->mu);
+        waited = now_s() - t0;
+    }
+    pthread_mutex_unlock(&o->mu);
+    return waited;
+}
+
+static void drain(moe_offload *o) {
+    pthread_mutex_lock(&o->mu);
+    while (o->in_flight) pthread_cond_wait(&o->cv, &o->mu);
+    pthread_mutex_unlock(&o->mu);
+}
+
+/* ---- slots ------------------------------------------------------------------ */
+
+/* A free slot for key (or -1 for a scratch use); a slot whose earlier read
+ * (an evicted prefetch) is still in flight is waited for first. */
+static int32_t take_slot(moe_offload *o, int64_t key) {
+    if (!o->n_free) return -1; /* cannot happen: slots = capacities + one layer's set */
+    uint32_t si = o->free_list[--o->n_free];
+    o->st.slot_wait_s += wait_slot(o, si);
+    o->slots[si].key = key;
+    if (key >= 0) o->slot_of[key] = (int32_t)si;
+    return (int32_t)si;
+}
+
+static void give_slot(moe_offload *o, uint32_t si) {
+    slot *s = &o->slots[si];
+    if (s->key >= 0) o->slot_of[s->key] = -1;
+    s->key = -1;
+    o->free_list[o->n_free++] = si;
+}
+
+static void on_evict(void *ctx, const moe_cache *c, uint32_t key) {
+    moe_offload *o = ctx;
+    uint64_t gk = c->env.fixed_layer >= 0 ? gkey(o, (uint32_t)c->env.fixed_layer, key) : key;
+    if (o->pfstate[gk] == ST_PF_UNUSED) {
+        o->pfstate[gk] = ST_PF_EVICTED;
+        o->st.pf_evicted_unused++;
+        o->st.pf_wasted_bytes += o->pack.expert_bytes;
+    }
+    if (o->slot_of[gk] >= 0) give_slot(o, (uint32_t)o->slot_of[gk]);
+}
+
+/* ---- the live trace ------------------------------------------------------- */
+
+static int live_init(moe_offload *o, moe_error *err) {
+    moe_trace *t = &o->live;
+    size_t S = o->cfg.max_steps, N = o->cfg.max_tokens, D = o->src.lookahead_depth;
+    snprintf(t->model, sizeof t->model, "%s", o->m->name);
+    snprintf(t->source, sizeof t->source, "moesim offload (live)");
+    t->n_layers = o->L;
+    t->n_experts = o->E;
+    t->top_k = o->K;
+    t->lookahead_depth = (uint32_t)D;
+    t->step_first_token = calloc(S + 1, sizeof *t->step_first_token);
+    t->step_id = calloc(S ? S : 1, sizeof *t->step_id);
+    t->step_phase = calloc(S ? S : 1, 1);
+    t->token_seq = calloc(N ? N : 1, sizeof *t->token_seq);
+    t->token_pos = calloc(N ? N : 1, sizeof *t->token_pos);
+    t->experts = malloc((N ? N : 1) * o->L * o->K * sizeof *t->experts);
+    t->weights = malloc((N ? N : 1) * o->L * o->K * sizeof *t->weights);
+    if (D) t->lookahead = malloc((N ? N : 1) * o->L * D * o->K * sizeof *t->lookahead);
+    if (!t->step_first_token || !t->step_id || !t->step_phase || !t->token_seq || !t->token_pos || !t->experts ||
+        !t->weights || (D && !t->lookahead))
+        return moe_fail(err, "out of memory for a run of %zu steps, %zu tokens", S, N);
+    return 0;
+}
+
+static void live_free(moe_trace *t) {
+    free(t->step_first_token);
+    free(t->step_id);
+    free(t->step_phase);
+    free(t->token_seq);
+    free(t->token_pos);
+    free(t->experts);
+    free(t->weights);
+    free(t->lookahead);
+}
+
+/* ---- setup ------------------------------------------------------------------- */
+
+/* Specs that read the replayed trace as a whole (oracles) cannot run online. */
+static int is_oracle(const char *canonical) {
+    return strstr(canonical, "profile=self") || strstr(canonical, "oracle");
+}
+
+static int make_caches(moe_offload *o, moe_error *err) {
+    const moe_offload_config *c = &o->cfg;
+    o->n_caches = c->global ? 1 : o->L;
+    o->caches = calloc(o->n_caches, sizeof *o->caches);
+    uint32_t *caps = malloc(o->L * sizeof *caps);
+    if (!o->caches || !caps) {
+        free(caps);
+        return moe_fail(err, "out of memory");
+    }
+    int rc = -1;
+    if (!moe_split_is_uniform(c->split)) {
+        char canon[256];
+        if (c->global) {
+            moe_fail(err, "--split %s: only per-layer scope has per-layer capacities", c->split);
+            goto out;
+        }
+        if (moe_split_canonical(c->split, canon, sizeof canon, err)) goto out;
+        if (is_oracle(canon)) {
+            moe_fail(err, "--split %s reads the whole trace in advance (an oracle); an offloaded run is online: "
+                          "give profile=PATH (a trace of another text)", canon);
+            goto out;
+        }
+        if (moe_split_compute(c->split, &o->live, c->capacity, c->cold_per_seq, caps, err)) goto out;
+    } else {
+        for (uint32_t l = 0; l < o->L; l++) caps[l] = c->capacity;
+    }
+    for (uint32_t i = 0; i < o->n_caches; i++) {
+        moe_policy_env env = {
+            .n_keys = c->global ? o->L * o->E : o->E,
+            .capacity = caps[i],
+            .n_layers = o->L,
+            .n_experts = o->E,
+            .fixed_layer = c->global ? -1 : (int32_t)i,
+            .seed = c->seed * 1000003u + i, /* as the replay derives it */
+            .trace = &o->live,
+        };
+        if (!(o->caches[i] = moe_cache_new(c->policy, &env, err))) goto out;
+        if (i == 0 && is_oracle(o->caches[0]->canonical)) {
+            moe_fail(err, "policy %s reads the whole trace in advance (an oracle); an offloaded run is online: "
+                          "give profile=PATH (a trace of another text)", o->caches[0]->canonical);
+            goto out;
+        }
+        if (o->caches[i]->ops->flags & MOE_POLICY_NEEDS_FUTURE) {
+            moe_fail(err, "policy %s needs the future (next use): it cannot drive a real run", o->caches[i]->canonical);
+            goto out;
+        }
+        moe_cache_set_evict_hook(o->caches[i], on_evict, o);
+    }
+    snprintf(o->policy, sizeof o->policy, "%s", o->caches[0]->canonical);
+    /* every resident expert has a slot, plus one layer's set of scratch
+     * slots for experts that are read but not cached (bypass) */
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < o->n_caches; i++) total += o->caches[i]->capacity;
+    o->n_slots = (uint32_t)total + o->E;
+    rc = 0;
+out:
+    free(caps);
+    return rc;
+}
+
+static int make_slots(moe_offload *o, moe_error *err) {
+    size_t H = (size_t)o->m->cfg.hidden, I = (size_t)o->m->cfg.expert_inter;
+    o->slots = calloc(o->n_slots, sizeof *o->slots);
+    o->free_list = malloc(o->n_slots * sizeof *o->free_list);
+    o->q_cap = o->n_slots + 1;
+    o->queue = malloc(o->q_cap * sizeof *o->queue);
+    if (!o->slots || !o->free_list || !o->queue) return moe_fail(err, "out of memory");
+    for (uint32_t i = 0; i < o->n_slots; i++) {
+        slot *s = &o->slots[i];
+        s->key = -1;
+        s->raw = moe_pack_alloc_block(&o->pack);
+        s->w.inter = (int)I;
+        s->w.gate_up = malloc(2 * I * H * sizeof(float));
+        s->w.down = malloc(H * I * sizeof(float));
+        if (!s->raw || !s->w.gate_up || !s->w.down)
+            return moe_fail(err, "out of memory for %u expert slots (%.1f MiB each)", o->n_slots,
+                            (double)(o->pack.stride + 3 * I * H * sizeof(float)) / 1048576.0);
+        o->free_list[o->n_slots - 1 - i] = i; /* slot 0 is taken first */
+    }
+    o->n_free = o->n_slots;
+    return 0;
+}
+
+static int start_threads(moe_offload *o, moe_error *err) {
+    o->threads = calloc(o->cfg.io_threads, sizeof *o->threads);
+    o->busy_s = calloc(o->cfg.io_threads, sizeof *o->busy_s);
+    if (!o->threads || !o->busy_s) return moe_fail(err, "out of memory");
+    for (uint32_t i = 0; i < o->cfg.io_threads; i++) {
+        io_arg *a = malloc(sizeof *a);
+        if (!a) return moe_fail(err, "out of memory");
+        a->o = o;
+        a->id = i;
+        if (pthread_create(&o->threads[i], NULL, io_main, a)) {
+            free(a);
+            return moe_fail(err, "cannot start I/O thread %u", i);
+        }
+        o->n_threads++;
+    }
+    return 0;
+}
+
+static int src_layer(void *ctx, int m, int T, const int *sel, const float *selw, const uint16_t *la, int *order,
+                     int *n, moe_error *err);
+static const moe_mlp_w *src_get(void *ctx, int m, int x, moe_error *err);
+static int load_state(moe_offload *o, moe_error *err);
+
+moe_offload *moe_offload_new(const moe_model *m, const moe_offload_config *cfg, moe_error *err) {
+    moe_offload *o = calloc(1, sizeof *o);
+    if (!o) return moe_fail(err, "out of memory"), NULL;
+    o->m = m;
+    o->cfg = *cfg;
+    o->L = (uint32_t)m->cfg.n_moe_layers;
+    o->E = (uint32_t)m->cfg.n_experts;
+    o->K = (uint32_t)m->cfg.top_k;
+    o->last_seq = -1;
+    pthread_mutex_init(&o->mu, NULL);
+    pthread_cond_init(&o->cv, NULL);
+    o->src = (moe_expert_source){.ctx = o, .layer = src_layer, .get = src_get};
+    size_t LE = (size_t)o->L * o->E;
+    if (cfg->io_threads < 1) {
+        moe_fail(err, "--io-threads: at least one I/O thread is needed");
+        goto fail;
+    }
+    if (!cfg->max_steps || !cfg->max_tokens) {
+        moe_fail(err, "offload: empty run");
+        goto fail;
+    }
+    if (moe_pack_open(&o->pack, cfg->pack, cfg->io_mode, err)) goto fail;
+    o->pack_open = 1;
+    if (moe_pack_check_model(&o->pack, m, err)) goto fail;
+    if (cfg->prefetch) {
+        /* the prefetcher is created on the live trace; its lookahead depth is
+         * what the engine must compute for it */
+        char canon[256];
+        if (moe_prefetch_canonical(cfg->prefetch, canon, sizeof canon, err)) goto fail;
+        if (is_oracle(canon) || !strncmp(canon, "log", 3)) {
+            moe_fail(err, "--prefetch %s reads the trace in advance; an offloaded run predicts from the live "
+                          "hidden state (gate, transition, history, topn)", canon);
+            goto fail;
+        }
+        if (!strncmp(canon, "gate", 4)) {
+            const char *a = strstr(canon, "ahead=");
+            o->src.lookahead_depth = a ? atoi(a + 6) : 1;
+            if (o->src.lookahead_depth >= (int)o->L) {
+                moe_fail(err, "--prefetch %s: ahead must be below the number of MoE layers (%u)", canon, o->L);
+                goto fail;
+            }
+        }
+    }
+    if (live_init(o, err)) goto fail;
+    o->slot_of = malloc(LE * sizeof *o->slot_of);
+    o->cur_slot = malloc(o->E * sizeof *o->cur_slot);
+    o->pfstate = calloc(LE, 1);
+    o->seen = calloc(LE, 1);
+    o->pred_stamp = calloc(LE, sizeof *o->pred_stamp);
+    o->last_use = calloc(LE, sizeof *o->last_use);
+    o->pred_has = calloc(o->L, sizeof *o->pred_has);
+    o->st_full = calloc(o->E, sizeof *o->st_full);
+    o->nt_full = calloc(o->E, sizeof *o->nt_full);
+    o->nt_list = calloc(o->E, sizeof *o->nt_list);
+    o->full = malloc(o->E * sizeof *o->full);
+    o->pred = malloc(o->E * sizeof *o->pred);
+    o->wmax = malloc(o->E * sizeof *o->wmax);
+    o->hit = calloc(o->E, 1);
+    o->st.n_layers = o->L;
+    o->st.layer_accesses = calloc(o->L, sizeof(uint64_t));
+    o->st.layer_hits = calloc(o->L, sizeof(uint64_t));
+    o->st.step_accesses = calloc(cfg->max_steps, sizeof(uint64_t));
+    o->st.step_hits = calloc(cfg->max_steps, sizeof(uint64_t));
+    o->st.step_s = calloc(cfg->max_steps, sizeof(double));
+    o->st.step_phase = calloc(cfg->max_steps, 1);
+    o->st.step_seq = calloc(cfg->max_steps, sizeof(uint32_t));
+    o->st.step_tokens = calloc(cfg->max_steps, sizeof(uint32_t));
+    if (!o->slot_of || !o->cur_slot || !o->pfstate || !o->seen || !o->pred_stamp || !o->last_use || !o->pred_has ||
+        !o->st_full || !o->nt_full || !o->nt_list || !o->full || !o->pred || !o->wmax || !o->hit ||
+        !o->st.layer_accesses || !o->st.layer_hits || !o->st.step_accesses || !o->st.step_hits || !o->st.step_s ||
+        !o->st.step_phase || !o->st.step_seq || !o->st.step_tokens) {
+        moe_fail(err, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < LE; i++) o->slot_of[i] = -1;
+    o->st.io_threads = cfg->io_threads;
+    o->st.expert_bytes = o->pack.expert_bytes;
+    if (make_caches(o, err) || make_slots(o, err) || start_threads(o, err)) goto fail;
+    if (cfg->prefetch) {
+        moe_prefetch_env penv = {&o->live, o->L, o->E, o->K, cfg->seed};
+        if (!(o->pf = moe_prefetcher_new(cfg->prefetch, &penv, err))) goto fail;
+        snprintf(o->prefetcher, sizeof o->prefetcher, "%s", o->pf->canonical);
+    }
+    if (cfg->prefetch_log) {
+        if (!(o->pflog = fopen(cfg->prefetch_log, "w"))) {
+            moe_fail(err, "%s: cannot write the prefetch log", cfg->prefetch_log);
+            goto fail;
+        }
+        fprintf(o->pflog, "# moesim prefetch log v1\n# prefetcher %s\n# step layer target experts...\n",
+                o->prefetcher[0] ? o->prefetcher : "none");
+    }
+    if (cfg->load_state && load_state(o, err)) goto fail;
+    return o;
+fail:
+    moe_offload_free(o);
+    return NULL;
+}
+
+void moe_offload_free(moe_offload *o) {
+    if (!o) return;
+    if (o->n_threads) {
+        pthread_mutex_lock(&o->mu);
+        o->stop = 1;
+        pthread_cond_broadcast(&o->cv);
+        pthread_mutex_unlock(&o->mu);
+        for (uint32_t i = 0; i < o->n_threads; i++) pthread_join(o->threads[i], NULL);
+    }
+    if (o->caches)
+        for (uint32_t i = 0; i < o->n_caches; i++) moe_cache_free(o->caches[i]);
+    free(o->caches);
+    moe_prefetcher_free(o->pf);
+    if (o->slots)
+        for (uint32_t i = 0; i < o->n_slots; i++) {
+            free(o->slots[i].raw);
+            free(o->slots[i].w.gate_up);
+            free(o->slots[i].w.down);
+        }
+    free(o->slots);
+    free(o->free_list);
+    free(o->queue);
+    free(o->threads);
+    free(o->busy_s);
+    free(o->slot_of);
+    free(o->cur_slot);
+    free(o->pfstate);
+    free(o->seen);
+    free(o->pred_stamp);
+    free(o->last_use);
+    free(o->pred_has);
+    free(o->st_full);
+    free(o->nt_full);
+    free(o->nt_list);
+    free(o->full);
+    free(o->pred);
+    free(o->wmax);
+    free(o->hit);
+    free(o->st.layer_accesses);
+    free(o->st.layer_hits);
+    free(o->st.step_accesses);
+    free(o->st.step_hits);
+    free(o->st.step_s);
+    free(o->st.step_phase);
+    free(o->st.step_seq);
+    free(o->st.step_tokens);
+    live_free(&o->live);
+    if (o->pflog) fclose(o->pflog);
+    if (o->pack_open) moe_pack_close(&o->pack);
+    pthread_mutex_destroy(&o->mu);
+    pthread_cond_destroy(&o->cv);
+    free(o);
+}
+
+moe_expert_source *moe_offload_source(moe_offload *o) { return &o->src; }
+const char *moe_offload_policy(const moe_offload *o) { return o->policy; }
+const char *moe_offload_prefetcher(const moe_offload *o) { return o->prefetcher; }
+
+/* ---- saved state ------------------------------------------------------------ */
+
+/* Insert the saved keys in file order (the normal eviction rule) and read
+ * their data; the caller's TTFT then starts with a warm cache. */
+static int load_state(moe_offload *o, moe_error *err) {
+    uint32_t *keys = NULL;
+    size_t n = 0;
+    if (moe_cache_state_load(o->cfg.load_state, o->L, o->E, &keys, &n, err)) return -1;
+    double t0 = now_s();
+    moe_access a = {.next_use = MOE_NEVER, .weight = NAN};
+    for (size_t i = 0; i < n; i++) {
+        uint32_t l = keys[i] / o->E, e = keys[i] % o->E;
+        moe_cache *c = o->caches[o->cfg.global ? 0 : l];
+        uint32_t key = o->cfg.global ? keys[i] : e;
+        a.layer = l;
+        a.expert = e;
+        moe_cache_begin_group(c);
+        int64_t victim;
+        if (moe_cache_insert(c, key, &a, &victim) != 1) continue;
+        int32_t si = take_slot(o, keys[i]);
+        issue_read(o, (uint32_t)si, l, e, 1);
+        o->st.state_loaded++;
+    }
+    free(keys);
+    drain(o);
+    /* the pre-read is not part of the run's reads */
+    o->st.reads_prefetch = o->st.bytes_prefetch = 0;
+    for (uint32_t i = 0; i < o->n_threads; i++) o->busy_s[i] = 0;
+    for (uint32_t i = 0; i < o->n_slots; i++)
+        if (o->slots[i].error[0]) return moe_fail(err, "%s", o->slots[i].error);
+    o->st.state_load_s = now_s() - t0;
+    return 0;
+}
+
+int moe_offload_save_state(const moe_offload *o, const char *path, moe_error *err) {
+    size_t LE = (size_t)o->L * o->E;
+    uint8_t *res = calloc(LE, 1);
+    uint32_t *keys = malloc(LE * sizeof *keys);
+    if (!res || !keys) {
+        free(res);
+        free(keys);
+        return moe_fail(err, "out of memory");
+    }
+    for (uint32_t i = 0; i < o->n_caches; i++)
+        for (uint32_t k = 0; k < o->caches[i]->n_keys; k++)
+            if (moe_cache_resident(o->caches[i], k)) res[o->cfg.global ? k : gkey(o, i, k)] = 1;
+    size_t n = moe_cache_state_order(res, o->last_use, (uint32_t)LE, keys);
+    int rc = moe_cache_state_save(path, o->L, o->E, keys, n, err);
+    free(res);
+    free(keys);
+    return rc;
+}
+
+/* ---- steps ------------------------------------------------------------------- */
+
+int moe_offload_step_begin(moe_offload *o, uint32_t seq, int phase, uint32_t pos0, uint32_t T, moe_error *err) {
+    moe_trace *t = &o->live;
+    if (o->in_step) return moe_fail(err, "offload: step_begin twice");
+    if (o->step >= o->cfg.max_steps || t->n_tokens + T > o->cfg.max_tokens)
+        return moe_fail(err, "offload: run longer than the %u steps / %u tokens it was set up for", o->cfg.max_steps,
+                        o->cfg.max_tokens);
+    if (T < 1 || T > MOE_ENGINE_MAX_STEP) return moe_fail(err, "offload: a step has 1..%d tokens", MOE_ENGINE_MAX_STEP);
+    int seq_change = o->last_seq >= 0 && (int64_t)seq != o->last_seq;
+    if (o->cfg.cold_per_seq && seq_change) {
+        /* as the replay: a cold restart of every cache; reads in flight
+         * finish first so no slot is reused under a read */
+        drain(o);
+        for (uint64_t gk = 0; gk < (uint64_t)o->L * o->E; gk++)
+            if (o->pfstate[gk] == ST_PF_UNUSED) {
+                o->st.pf_unused_end++;
+                o->st.pf_wasted_bytes += o->pack.expert_bytes;
+            }
+        for (uint32_t i = 0; i < o->n_caches; i++)
+            if (moe_cache_reset(o->caches[i], err)) return -1;
+        for (uint32_t i = 0; i < o->n_slots; i++)
+            if (o->slots[i].key >= 0) give_slot(o, i);
+        memset(o->seen, 0, (size_t)o->L * o->E);
+        memset(o->pfstate, 0, (size_t)o->L * o->E);
+        o->st.restarts++;
+    }
+    o->last_seq = seq;
+    uint64_t s = o->step;
+    t->step_first_token[s] = t->n_tokens;
+    t->step_first_token[s + 1] = t->n_tokens + T;
+    t->step_id[s] = s;
+    t->step_phase[s] = (uint8_t)phase;
+    for (uint32_t i = 0; i < T; i++) {
+        t->token_seq[t->n_tokens + i] = seq;
+        t->token_pos[t->n_tokens + i] = pos0 + i;
+    }
+    t->n_tokens += T;
+    t->n_steps = s + 1;
+    for (uint32_t i = 0; i < o->n_caches; i++)
+        if (o->caches[i]->ops->on_step) o->caches[i]->ops->on_step(o->caches[i]->st, s);
+    o->st.step_phase[s] = (uint8_t)phase;
+    o->st.step_seq[s] = seq;
+    o->st.step_tokens[s] = T;
+    o->in_step = 1;
+    o->step_t0 = now_s();
+    return 0;
+}
+
+int moe_offload_step_end(moe_offload *o, moe_error *err) {
+    if (!o->in_step) return moe_fail(err, "offload: step_end without step_begin");
+    o->st.step_s[o->step] = now_s() - o->step_t0;
+    o->in_step = 0;
+    o->step++;
+    o->st.n_steps = o->step;
+    return 0;
+}
+
+/* ---- one layer ---------------------------------------------------------------- */
+
+/* Record the step's routing at MoE layer m in the live trace, and gather the
+ * full set (ascending), token counts and max gate weight per expert. */
+static uint32_t record_and_gather(moe_offload *o, uint32_t m, int T, const int *sel, const float *selw,
+                                  const uint16_t *la) {
+    moe_trace *t = &o->live;
+    uint64_t tok0 = t->step_first_token[o->step];
+    uint32_t K = o->K, D = t->lookahead_depth, nf = 0;
+    if (++o->cur == 0) {
+        memset(o->st_full, 0, o->E * sizeof *o->st_full);
+        o->cur = 1;
+    }
+    for (int i = 0; i < T; i++) {
+        size_t r = moe_trace_rec(t, tok0 + (uint64_t)i, m);
+        for (uint32_t k = 0; k < K; k++) {
+            uint16_t e = (uint16_t)sel[i * K + k];
+            float w = selw[i * K + k];
+            t->experts[r + k] = e;
+            t->weights[r + k] = w;
+            if (o->st_full[e] != o->cur) {
+                o->st_full[e] = o->cur;
+                o->full[nf++] = e;
+                o->nt_full[e] = 0;
+                o->wmax[e] = w;
+            } else if (w > o->wmax[e] || isnan(o->wmax[e])) {
+                o->wmax[e] = w;
+            }
+            o->nt_full[e]++;
+        }
+        if (D && la) memcpy(t->lookahead + (((tok0 + (uint64_t)i) * o->L + m) * D) * K, la + (size_t)i * D * K,
+                            (size_t)D * K * sizeof *la);
+    }
+    for (uint32_t i = 1; i < nf; i++) { /* ascending ids */
+        uint16_t v = o->full[i];
+        uint32_t j = i;
+        while (j && o->full[j - 1] > v) { o->full[j] = o->full[j - 1]; j--; }
+        o->full[j] = v;
+    }
+    return nf;
+}
+
+/* Prefetch accuracy against the router's full set (replay_ext.c's rule). */
+static void score_prediction(moe_offload *o, uint32_t m, uint32_t nf, int T, const int *sel) {
+    if (o->pred_has[m] != o->step + 1) return;
+    const uint64_t *ps = o->pred_stamp + (size_t)m * o->E;
+    o->st.pf_actual += nf;
+    for (uint32_t i = 0; i < nf; i++) o->st.pf_correct += ps[o->full[i]] == o->step + 1;
+    for (int i = 0; i < T * (int)o->K; i++) {
+        o->st.pf_slots++;
+        o->st.pf_slot_correct += ps[sel[i]] == o->step + 1;
+    }
+}
+
+/* Observe, predict, insert the predicted experts and queue their reads
+ * (replay_ext.c's prefetch(), with real reads). */
+static void prefetch(moe_offload *o, uint32_t m, uint32_t nf, moe_access a) {
+    uint64_t s = o->step;
+    for (uint32_t i = 0; i < nf; i++) o->nt_list[i] = o->nt_full[o->full[i]];
+    o->pf->ops->observe(o->pf->st, s, m, o->full, o->nt_list, nf);
+    uint32_t lt = 0;
+    uint32_t n = o->pf->ops->predict(o->pf->st, s, m, &lt, o->pred);
+    if (!n || lt <= m || lt >= o->L) return;
+    if (o->pflog) {
+        fprintf(o->pflog, "%llu %u %u", (unsigned long long)s, m, lt);
+        for (uint32_t i = 0; i < n; i++) fprintf(o->pflog, " %u", o->pred[i]);
+        fputc('\n', o->pflog);
+    }
+    o->st.pf_predictions++;
+    o->st.pf_predicted += n;
+    o->pred_has[lt] = s + 1;
+    moe_cache *ct = o->caches[o->cfg.global ? 0 : lt];
+    uint32_t bt = o->cfg.global ? lt * o->E : 0;
+    if (!o->cfg.global) moe_cache_begin_group(ct);
+    for (uint32_t i = 0; i < n; i++) {
+        o->pred_stamp[(size_t)lt * o->E + o->pred[i]] = s + 1;
+        moe_cache_protect(ct, bt + o->pred[i]);
+    }
+    a.layer = lt;
+    a.weight = NAN;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t e = o->pred[i], key = bt + e;
+        uint64_t gk = gkey(o, lt, e);
+        if (moe_cache_resident(ct, key)) continue;
+        a.expert = e;
+        int64_t victim;
+        int ins = moe_cache_insert(ct, key, &a, &victim);
+        o->st.evictions += ct->last_evictions;
+        if (ins != 1) {
+            o->st.pf_bypassed++;
+            continue;
+        }
+        int32_t si = take_slot(o, (int64_t)gk);
+        issue_read(o, (uint32_t)si, lt, e, 1);
+        o->pfstate[gk] = ST_PF_UNUSED;
+        o->st.pf_issued++;
+    }
+}
+
+static int src_layer(void *ctx, int mi, int T, const int *sel, const float *selw, const uint16_t *la, int *order,
+                     int *n_out, moe_error *err) {
+    moe_offload *o = ctx;
+    uint32_t m = (uint32_t)mi;
+    if (!o->in_step) return moe_fail(err, "offload: forward call outside step_begin/step_end");
+    uint32_t nf = record_and_gather(o, m, T, sel, selw, la);
+    score_prediction(o, m, nf, T, sel);
+    moe_cache *c = o->caches[o->cfg.global ? 0 : m];
+    uint32_t base = o->cfg.global ? m * o->E : 0;
+    moe_cache_begin_group(c);
+    for (uint32_t i = 0; i < nf; i++) moe_cache_protect(c, base + o->full[i]);
+    moe_access a = {.next_use = MOE_NEVER, .step = o->step, .layer = m};
+    uint64_t hits = 0;
+    for (uint32_t i = 0; i < nf; i++) {
+        uint32_t e = o->full[i], key = base + e;
+        uint64_t gk = gkey(o, m, e);
+        a.time = o->time++;
+        a.expert = e;
+        a.weight = o->wmax[e];
+        int64_t victim;
+        enum moe_access_result r = moe_cache_access(c, key, &a, &victim);
+        o->st.evictions += c->last_evictions;
+        o->last_use[gk] = a.time + 1;
+        if (r == MOE_HIT) {
+            hits++;
+            o->hit[e] = 1;
+            if (o->pfstate[gk] == ST_PF_UNUSED) o->st.pf_useful++;
+            o->cur_slot[e] = o->slot_of[gk];
+        } else {
+            o->hit[e] = 0;
+            if (!o->seen[gk]) o->st.compulsory++;
+            if (o->pfstate[gk] == ST_PF_EVICTED) o->st.collision_misses++;
+            int32_t si = take_slot(o, r == MOE_MISS_INSERTED ? (int64_t)gk : -1);
+            if (r != MOE_MISS_INSERTED) o->st.bypasses++;
+            issue_read(o, (uint32_t)si, m, e, 0);
+            o->cur_slot[e] = si;
+        }
+        /* a prefetched key keeps its state until used: pf_late is judged at
+         * get(); then it is an ordinary resident key */
+        if (!(r == MOE_HIT && o->pfstate[gk] == ST_PF_UNUSED)) o->pfstate[gk] = ST_NONE;
+        o->seen[gk] = 1;
+    }
+    o->last_a = a;
+    o->st.accesses += nf;
+    o->st.hits += hits;
+    o->st.layer_accesses[m] += nf;
+    o->st.layer_hits[m] += hits;
+    o->st.step_accesses[o->step] += nf;
+    o->st.step_hits[o->step] += hits;
+    o->st.token_slots += (uint64_t)T * o->K;
+    for (int i = 0; i < T * (int)o->K; i++) o->st.token_slot_hits += o->hit[sel[i]];
+    if (o->pf) prefetch(o, m, nf, a);
+    /* compute order: data already in (ascending id), then by read queue */
+    int n = 0;
+    pthread_mutex_lock(&o->mu);
+    for (uint32_t i = 0; i < nf; i++)
+        if (o->slots[o->cur_slot[o->full[i]]].read != READ_QUEUED) order[n++] = o->full[i];
+    int first_pending = n;
+    for (uint32_t i = 0; i < nf; i++)
+        if (o->slots[o->cur_slot[o->full[i]]].read == READ_QUEUED) order[n++] = o->full[i];
+    pthread_mutex_unlock(&o->mu);
+    for (int i = first_pending + 1; i < n; i++) {
+        int v = order[i], j = i;
+        uint64_t sv = o->slots[o->cur_slot[v]].seqno;
+        while (j > first_pending && o->slots[o->cur_slot[order[j - 1]]].seqno > sv) { order[j] = order[j - 1]; j--; }
+        order[j] = v;
+    }
+    *n_out = n;
+    return 0;
+}
+
+static const moe_mlp_w *src_get(void *ctx, int mi, int x, moe_error *err) {
+    moe_offload *o = ctx;
+    uint32_t si = (uint32_t)o->cur_slot[x];
+    slot *s = &o->slots[si];
+    uint64_t gk = gkey(o, (uint32_t)mi, (uint32_t)x);
+    double waited = wait_slot(o, si);
+    int pf_hit = o->hit[x] && o->pfstate[gk] == ST_PF_UNUSED;
+    if (pf_hit) {
+        o->pfstate[gk] = ST_NONE;
+        if (waited > 0) o->st.pf_late++;
+    }
+    /* the kind of the read waited for decides the stall's kind */
+    if (s->kind) o->st.stall_late_s += waited;
+    else o->st.stall_miss_s += waited;
+    if (s->error[0]) {
+        moe_fail(err, "%s", s->error);
+        return NULL;
+    }
+    if (s->key < 0) give_slot(o, si); /* a bypassed expert's scratch slot: free once computed... */
+    return &s->w;
+}
+
+int moe_offload_finish(moe_offload *o, const moe_offload_stats **stats, moe_error *err) {
+    drain(o);
+    for (uint64_t gk = 0; gk < (uint64_t)o->L * o->E; gk++)
+        if (o->pfstate[gk] == ST_PF_UNUSED) {
+            o->st.pf_unused_end++;
+            o->st.pf_wasted_bytes += o->pack.expert_bytes;
+        }
+    o->st.io_busy_s = 0;
+    for (uint32_t i = 0; i < o->n_threads; i++) o->st.io_busy_s += o->busy_s[i];
+    if (o->pflog) {
+        int bad = ferror(o->pflog);
+        bad |= fclose(o->pflog) != 0;
+        o->pflog = NULL;
+        if (bad) return moe_fail(err, "%s: write failed", o->cfg.prefetch_log);
+    }
+    *stats = &o->st;
+    return 0;
+}

@@ -1,0 +1,107 @@
+/* offload.h: offloaded execution. Dense weights stay in RAM; routed experts
+ * are read on demand from an expert pack (backend/pack.h) into a bounded
+ * expert cache, which *is* core/cache.c driven by the core/policies ops.
+ *
+ * Semantics: exactly the replay's (sim/replay.h, sim/replay_ext.h), asked in
+ * the same order, so a demand-only run's hits, misses, bypasses and bytes
+ * equal the replay of its captured trace:
+ *  - one step = one forward call (at most MOE_ENGINE_MAX_STEP tokens);
+ *  - at (step, MoE layer l) the needed set is the union of the step's
+ *    tokens' experts, served in ascending id after protecting all of it: a
+ *    hit touches the expert, a miss inserts it (a victim outside the set is
+ *    evicted) and queues a demand read; when every resident expert is
+ *    protected the expert is not cached and is read into a scratch slot;
+ *  - then the prefetcher observes the router's set and may predict a later
+ *    layer's set of the same step, computed from the real hidden state (gate
+ *    lookahead = layer l+d's router on layer l's MoE input, as capture does);
+ *    predicted experts not resident are inserted at once and their reads
+ *    queued behind the demand reads;
+ *  - the layer's experts are computed in the order their data arrives
+ *    (resident ones first, ascending id; then in read-queue order); waiting
+ *    for a demand read is a miss stall, for a prefetch a late-prefetch stall.
+ * Reads run on `io_threads` threads serving one FIFO queue (the timing
+ * model's I/O channels); each read is pread + checksum + bf16->f32 widening.
+ *
+ * What is measured (wall clock): per step the forward call's duration; the
+ * engine's dense / expert / head time (backend/engine.h); stalls by kind;
+ * each I/O thread's busy time. */
+#ifndef MOE_BACKEND_OFFLOAD_H
+#define MOE_BACKEND_OFFLOAD_H
+
+#include <stdint.h>
+
+#include "../core/error.h"
+#include "engine.h"
+#include "model.h"
+#include "pack.h"
+
+typedef struct moe_offload_config {
+    const char *pack;          /* expert pack path */
+    int io_mode;               /* enum moe_io_mode */
+    uint32_t io_threads;       /* I/O channels, >= 1 */
+    const char *policy;        /* eviction policy spec */
+    uint32_t capacity;         /* experts per layer (per-layer scope) or in all (global) */
+    int global;                /* 0 = per-layer scope, 1 = global */
+    int cold_per_seq;
+    uint64_t seed;
+    const char *split;         /* per-layer split spec, NULL = uniform */
+    const char *prefetch;      /* prefetcher spec, NULL = none */
+    const char *prefetch_log;  /* write every prediction here (NULL = don't) */
+    const char *load_state;    /* pre-read these experts before the first step (NULL = cold) */
+    uint32_t max_steps, max_tokens; /* bounds of the run (live trace arrays) */
+} moe_offload_config;
+
+/* What an offloaded run measured: the replay's counters, and wall times. */
+typedef struct moe_offload_stats {
+    uint32_t n_layers;
+    uint64_t accesses, hits, compulsory, bypasses, evictions, restarts;
+    uint64_t token_slots, token_slot_hits;
+    uint64_t *layer_accesses, *layer_hits; /* n_layers */
+    uint64_t *step_accesses, *step_hits;   /* per step */
+    /* I/O */
+    uint64_t reads_demand, reads_prefetch, bytes_demand, bytes_prefetch;
+    double io_busy_s;          /* summed over threads */
+    uint32_t io_threads;
+    /* prefetch (same definitions as sim/replay_ext.h) */
+    uint64_t pf_predictions, pf_predicted, pf_correct, pf_actual, pf_slots, pf_slot_correct;
+    uint64_t pf_issued, pf_bypassed, pf_useful, pf_late, pf_evicted_unused, pf_unused_end;
+    uint64_t collision_misses, pf_wasted_bytes;
+    /* time */
+    uint64_t n_steps;
+    double *step_s;            /* duration of each step (forward call) */
+    uint8_t *step_phase;       /* enum moe_phase */
+    uint32_t *step_seq, *step_tokens;
+    double stall_miss_s, stall_late_s, slot_wait_s;
+    double state_load_s;       /* pre-reading a loaded state (before the first step) */
+    uint64_t state_loaded;     /* experts pre-read */
+    uint64_t expert_bytes;     /* bytes of one expert read */
+} moe_offload_stats;
+
+typedef struct moe_offload moe_offload;
+
+/* m: the model (its experts need not be loaded). Opens the pack (checking it
+ * belongs to m), creates the caches, the prefetcher and the I/O threads. */
+moe_offload *moe_offload_new(const moe_model *m, const moe_offload_config *cfg, moe_error *err);
+/* Stops the I/O threads; frees everything. */
+void moe_offload_free(moe_offload *o);
+/* The expert source to attach to an engine (moe_engine_set_expert_source). */
+moe_expert_source *moe_offload_source(moe_offload *o);
+/* Canonical policy name (with effective parameters) and prefetcher name ("" if none). */
+const char *moe_offload_policy(const moe_offload *o);
+const char *moe_offload_prefetcher(const moe_offload *o);
+
+/* Bracket every forward call: step_begin before (sequence id, phase, the
+ * position of its first token, its token count), step_end after. A new
+ * sequence id restarts the caches when cold_per_seq is set. */
+int moe_offload_step_begin(moe_offload *o, uint32_t seq, int phase, uint32_t pos0, uint32_t T, moe_error *err);
+int moe_offload_step_end(moe_offload *o, moe_error *err);
+
+/* Wait for every read in flight, close the prefetch log and hand out the
+ * statistics (owned by o until moe_offload_free). */
+int moe_offload_finish(moe_offload *o, const moe_offload_stats **stats, moe_error *err);
+
+/* Save the resident experts, least recently used first, as text
+ * ("# moesim cache state v1", then "layer expert" lines): `--save-state`. */
+int moe_offload_save_state(const moe_offload *o, const char *path, moe_error *err);
+
+#endif

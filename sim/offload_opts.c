@@ -1,0 +1,125 @@
+/* offload_opts.c: offloaded-run options (see offload_opts.h). */
+#include "offload_opts.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../backend/pack.h"
+#include "../core/prefetch.h"
+#include "cli.h"
+#include "replay.h"
+#include "replay_opts.h"
+
+const char moe_offload_opts_help[] =
+    "offloaded execution (experts streamed from an expert pack into a bounded cache):\n"
+    "  --offload PACK|auto  expert pack (`moesim model pack`); auto = DIR/experts.pack,\n"
+    "                       packed first if missing\n"
+    "  --policy P           eviction policy (default lru; `moesim policies`)\n"
+    "  --capacity C         experts per layer (per-layer scope) or in all (global); or\n"
+    "                       bytes in all (e.g. 4MiB) or P% of all experts, rounded down\n"
+    "                       to whole experts\n"
+    "  --scope S            per-layer (default) or global\n"
+    "  --cold-per-seq       empty the caches when a new sequence starts\n"
+    "  --split S            per-layer capacity split (uniform, fate[:shallow=S],\n"
+    "                       adapmoe:profile=PATH)\n"
+    "  --prefetch X         prefetcher computed from the live hidden state: gate[:ahead=D,n=J],\n"
+    "                       transition, history, topn\n"
+    "  --prefetch-log F     write every prediction (replayable: --prefetch log:file=F)\n"
+    "  --io MODE            direct (O_DIRECT pread: the device's cost, default),\n"
+    "                       buffered (pread through the page cache), mmap (memcpy)\n"
+    "  --io-threads N       I/O threads serving the read queue (the I/O channels)\n"
+    "  --prefill-chunk N    prompt tokens per step (1..32, default 32)\n"
+    "  --save-state F       save the resident experts at the end\n"
+    "  --load-state F       pre-read a saved state before the first step\n"
+    "  --seed N             seed of randomised policies (default 1)\n";
+
+void moe_offload_opts_init(moe_offload_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->policy = "lru";
+    o->seed = 1;
+    o->io_mode = MOE_IO_DIRECT;
+}
+
+int moe_offload_opt_set(moe_offload_opts *o, const char *name, const char *v, moe_error *err) {
+    if (!strcmp(name, "offload")) o->pack = v;
+    else if (!strcmp(name, "policy")) o->policy = v;
+    else if (!strcmp(name, "capacity")) o->capacity = v;
+    else if (!strcmp(name, "scope")) {
+        int scope;
+        if (moe_scope_parse(v, &scope, err)) return -1;
+        o->global = scope == MOE_SCOPE_GLOBAL;
+    } else if (!strcmp(name, "cold-per-seq")) o->cold_per_seq = 1;
+    else if (!strcmp(name, "seed")) return cli_parse_u64("--seed", v, UINT64_MAX, &o->seed, err) ? -1 : 0;
+    else if (!strcmp(name, "split")) o->split = v;
+    else if (!strcmp(name, "prefetch")) {
+        char canon[256];
+        if (moe_prefetch_canonical(v, canon, sizeof canon, err)) return -1;
+        o->prefetch = strcmp(canon, "none") ? v : NULL;
+    } else if (!strcmp(name, "prefetch-log")) o->prefetch_log = v;
+    else if (!strcmp(name, "save-state")) o->save_state = v;
+    else if (!strcmp(name, "load-state")) o->load_state = v;
+    else if (!strcmp(name, "io")) return moe_io_mode_parse(v, &o->io_mode, err) ? -1 : 0;
+    else if (!strcmp(name, "io-threads")) {
+        if (cli_parse_u64("--io-threads", v, 64, &o->io_threads, err)) return -1;
+        if (!o->io_threads) return moe_fail(err, "--io-threads: at least 1");
+    } else if (!strcmp(name, "prefill-chunk")) {
+        if (cli_parse_u64("--prefill-chunk", v, MOE_ENGINE_MAX_STEP, &o->prefill_chunk, err)) return -1;
+        if (!o->prefill_chunk) return moe_fail(err, "--prefill-chunk: at least 1");
+    } else return 1;
+    return 0;
+}
+
+int moe_offload_pack_path(const moe_offload_opts *o, const char *model_dir, char *out, size_t cap, moe_error *err) {
+    if (strcmp(o->pack, "auto")) {
+        snprintf(out, cap, "%s", o->pack);
+        return 0;
+    }
+    snprintf(out, cap, "%s/experts.pack", model_dir);
+    struct stat sb;
+    if (stat(out, &sb) == 0) return 0;
+    /* auto: pack once, at the model's own dtype (bf16 unless it is f32) */
+    fprintf(stderr, "moesim: %s does not exist; packing the experts of %s first\n", out, model_dir);
+    moe_model *m = moe_model_load(model_dir, err);
+    if (!m) return -1;
+    int rc = moe_pack_write(m, out, strcmp(m->dtype, "F32") ? MOE_PACK_BF16 : MOE_PACK_F32, NULL, NULL, err);
+    moe_model_free(m);
+    return rc;
+}
+
+int moe_offload_config_of(const moe_offload_opts *o, const char *pack_path, const moe_model *m,
+                          moe_offload_config *oc, moe_error *err) {
+    memset(oc, 0, sizeof *oc);
+    if (!o->capacity) return moe_fail(err, "--capacity is required with --offload");
+    moe_replay_config rc = {0};
+    if (moe_replay_parse_capacity(&rc, o->capacity, err)) return -1;
+    uint32_t L = (uint32_t)m->cfg.n_moe_layers, E = (uint32_t)m->cfg.n_experts;
+    uint64_t experts = rc.capacity;
+    if (rc.capacity_bytes || rc.capacity_frac > 0) {
+        moe_pack p;
+        if (moe_pack_open(&p, pack_path, MOE_IO_BUFFERED, err)) return -1;
+        uint64_t eb = p.expert_bytes;
+        moe_pack_close(&p);
+        uint64_t all = rc.capacity_bytes ? rc.capacity_bytes / eb
+                                         : (uint64_t)(rc.capacity_frac * (double)L * E + 1e-9);
+        experts = o->global ? all : all / L;
+        fprintf(stderr, "moesim: --capacity %s = %llu experts %s (%llu bytes each)\n", o->capacity,
+                (unsigned long long)experts, o->global ? "in all" : "per layer", (unsigned long long)eb);
+    }
+    uint64_t max = o->global ? (uint64_t)L * E : E;
+    if (experts > max) experts = max; /* a cache larger than the key space holds every key */
+    oc->pack = pack_path;
+    oc->io_mode = o->io_mode;
+    oc->io_threads = o->io_threads ? (uint32_t)o->io_threads : 1;
+    oc->policy = o->policy;
+    oc->capacity = (uint32_t)experts;
+    oc->global = o->global;
+    oc->cold_per_seq = o->cold_per_seq;
+    oc->seed = o->seed;
+    oc->split = o->split;
+    oc->prefetch = o->prefetch;
+    oc->prefetch_log = o->prefetch_log;
+    oc->load_state = o->load_state;
+    return 0;
+}

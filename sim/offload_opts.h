@@ -1,0 +1,41 @@
+/* offload_opts.h: the options of an offloaded run, shared by `moesim infer
+ * --offload` and `moesim validate` (parsed by name, like replay_opts.h). */
+#ifndef MOE_OFFLOAD_OPTS_H
+#define MOE_OFFLOAD_OPTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../backend/offload.h"
+#include "../core/error.h"
+
+typedef struct moe_offload_opts {
+    const char *pack;          /* --offload PATH | auto (NULL = resident run) */
+    const char *policy;        /* default lru */
+    const char *capacity;      /* text: N experts, bytes or P% (replay_opts.h) */
+    int global, cold_per_seq;
+    uint64_t seed;
+    const char *split, *prefetch, *prefetch_log, *save_state, *load_state;
+    int io_mode;               /* default direct */
+    uint64_t io_threads;       /* 0 = caller's default */
+    uint64_t prefill_chunk;    /* 0 = MOE_ENGINE_MAX_STEP */
+} moe_offload_opts;
+
+void moe_offload_opts_init(moe_offload_opts *o);
+/* 0 = applied, 1 = not an offload option, -1 = bad value. Names without
+ * the leading "--": offload, policy, capacity, scope, cold-per-seq, seed,
+ * split, prefetch, prefetch-log, save-state, load-state, io, io-threads,
+ * prefill-chunk. */
+int moe_offload_opt_set(moe_offload_opts *o, const char *name, const char *value, moe_error *err);
+extern const char moe_offload_opts_help[];
+
+/* The pack's path: PATH as given, or for "auto" MODEL_DIR/experts.pack,
+ * written first (bf16 or the model's dtype) when it does not exist. */
+int moe_offload_pack_path(const moe_offload_opts *o, const char *model_dir, char *out, size_t cap, moe_error *err);
+/* Fill a backend config (pack path resolved by the caller; capacity given
+ * in bytes or % is converted to whole experts of the pack's size, per layer
+ * in per-layer scope). */
+int moe_offload_config_of(const moe_offload_opts *o, const char *pack_path, const moe_model *m,
+                          moe_offload_config *oc, moe_error *err);
+
+#endif
