@@ -21,6 +21,7 @@ static void engine_release(moe_engine *e) {
     free(e->order);
     free(e->la);
     free(e->ex_tok);
+    free(e->ex_n);
     free(e->ex_s);
     free(e->dn_tok);
     free(e->dn_ctx);
@@ -53,8 +54,9 @@ static int grow(size_t n, size_t *cap, int **tok, double **a, double **b) {
     return 0;
 }
 
-void moe_engine_add_expert_sample(moe_engine *e, int tokens, double seconds) {
-    if (grow(e->n_ex, &e->cap_ex, &e->ex_tok, &e->ex_s, NULL)) return;
+void moe_engine_add_expert_sample(moe_engine *e, int experts, int tokens, double seconds) {
+    if (grow(e->n_ex, &e->cap_ex, &e->ex_n, &e->ex_s, &e->ex_tok)) return;
+    e->ex_n[e->n_ex] = experts;
     e->ex_tok[e->n_ex] = tokens;
     e->ex_s[e->n_ex++] = seconds;
 }
@@ -75,7 +77,9 @@ void moe_engine_record_experts(moe_engine *e, int on) {
     if (on) e->timing = 1;
     e->n_ex = e->n_dn = 0;
 }
-size_t moe_engine_expert_samples(const moe_engine *e, const int **tokens, const double **seconds) {
+size_t moe_engine_expert_samples(const moe_engine *e, const int **experts, const double **tokens,
+                                 const double **seconds) {
+    *experts = e->ex_n;
     *tokens = e->ex_tok;
     *seconds = e->ex_s;
     return e->n_ex;

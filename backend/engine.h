@@ -80,10 +80,12 @@ void moe_engine_set_timing(moe_engine *e, int on);
 double moe_engine_now(void);
 moe_engine_times moe_engine_times_get(const moe_engine *e);
 void moe_engine_times_reset(moe_engine *e);
-/* Per-expert compute samples for calibration: when on, each expert MLP's
- * (tokens, seconds) is appended to a buffer read by moe_engine_expert_samples. */
+/* Compute samples for calibration: when on, every MoE layer's expert block
+ * appends (experts run, token slots served, seconds), read by
+ * moe_engine_expert_samples; the dense part, see below. */
 void moe_engine_record_experts(moe_engine *e, int on);
-size_t moe_engine_expert_samples(const moe_engine *e, const int **tokens, const double **seconds);
+size_t moe_engine_expert_samples(const moe_engine *e, const int **experts, const double **tokens,
+                                 const double **seconds);
 /* The same for each layer's dense part: (tokens in the call, summed context
  * positions of those tokens + 1, seconds). */
 size_t moe_engine_dense_samples(const moe_engine *e, const int **tokens, const double **ctx, const double **seconds);

@@ -38,12 +38,12 @@ struct moe_engine {
     moe_engine_times times;
     int record;                /* moe_engine_record_experts */
     size_t n_ex, cap_ex, n_dn, cap_dn;
-    int *ex_tok, *dn_tok;
-    double *ex_s, *dn_ctx, *dn_s;
+    int *ex_n, *dn_tok;
+    double *ex_tok, *ex_s, *dn_ctx, *dn_s;
 };
 
 /* Append a sample (record mode). */
-void moe_engine_add_expert_sample(moe_engine *e, int tokens, double seconds);
+void moe_engine_add_expert_sample(moe_engine *e, int experts, int tokens, double seconds);
 void moe_engine_add_dense_sample(moe_engine *e, int tokens, double seconds);
 
 /* Self-attention of chunk tokens [0, T) at positions pos0.. for layer l:

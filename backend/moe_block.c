@@ -113,12 +113,6 @@ static int tokens_of(moe_engine *e, int x, int T, float *xe) {
     return n;
 }
 
-static void timed_swiglu(moe_engine *e, const moe_mlp_w *w, const float *x, int n, float *y) {
-    double t0 = e->record ? moe_engine_now() : 0;
-    swiglu(e, w, x, n, y);
-    if (e->record) moe_engine_add_expert_sample(e, n, moe_engine_now() - t0);
-}
-
 /* Offloaded experts: the source serves the layer's set and says in which
  * order the data arrives; each expert's output goes to its own rows of
  * ey_all, and the sum is taken afterwards in ascending id. */
@@ -137,7 +131,12 @@ static int ffn_offloaded(moe_engine *e, int l, int T, moe_error *err) {
     int n = 0;
     double t0 = e->timing ? moe_engine_now() : 0;
     int rc = src->layer(src->ctx, m, T, e->sel, e->selw, D ? e->la : NULL, e->order, &n, err);
-    if (e->timing) e->times.source_s += moe_engine_now() - t0;
+    if (e->timing) {
+        /* the source's time is its own term, not expert compute */
+        double ts = moe_engine_now() - t0;
+        e->times.source_s += ts;
+        e->times.expert_s -= ts;
+    }
     if (rc) return -1;
     for (int i = 0; i < n; i++) {
         int x = e->order[i];
@@ -150,7 +149,7 @@ static int ffn_offloaded(moe_engine *e, int l, int T, moe_error *err) {
         }
         if (!w) return -1;
         size_t r = (size_t)e->first_of[x] * H;
-        timed_swiglu(e, w, e->xe_all + r, e->count_of[x], e->ey_all + r);
+        swiglu(e, w, e->xe_all + r, e->count_of[x], e->ey_all + r);
         e->times.experts_run++;
     }
     for (int x = 0; x < E; x++) {
@@ -177,13 +176,15 @@ int moe_ffn(moe_engine *e, int l, int T, moe_routing *route, int t0, moe_error *
         if (e->record) moe_engine_add_dense_sample(e, T, te - e->t_layer);
     }
     memset(e->eo, 0, (size_t)T * H * sizeof(float));
+    uint64_t run0 = e->times.experts_run;
+    double src0 = e->times.source_s;
     if (e->src) {
         if (ffn_offloaded(e, l, T, err)) return -1;
     } else {
         for (int x = 0; x < c->n_experts; x++) {
             int n = tokens_of(e, x, T, e->xe);
             if (!n) continue;
-            timed_swiglu(e, &w->experts[x], e->xe, n, e->ey);
+            swiglu(e, &w->experts[x], e->xe, n, e->ey);
             add_expert_outputs(e, x, n, e->ey);
             e->times.experts_run++;
         }
@@ -198,6 +199,14 @@ int moe_ffn(moe_engine *e, int l, int T, moe_routing *route, int t0, moe_error *
             for (int h = 0; h < H; h++) o[h] += g * y[h];
         }
     }
-    if (e->timing) e->times.expert_s += moe_engine_now() - te;
+    if (e->timing) {
+        double dt = moe_engine_now() - te;
+        e->times.expert_s += dt;
+        /* calibration sample: the whole expert block of the layer (gathering
+         * inputs, the MLPs, the weighted sum), without the source's time */
+        if (e->record)
+            moe_engine_add_expert_sample(e, (int)(e->times.experts_run - run0), T * c->top_k,
+                                         dt - (e->times.source_s - src0));
+    }
     return 0;
 }

@@ -61,6 +61,7 @@ int moe_device_profile_load(const char *path, const char *name, moe_device_profi
     const char *s = sec->name;
     uint64_t ch;
     double lat, bw, mbw, tf, eo, lo, mem;
+    uint64_t thr;
     if (moe_ini_check_keys(ini, s, keys, err) ||
         moe_ini_get_u64(ini, s, "io_channels", 1, 1, 1024, &ch, err) ||
         moe_ini_get_double(ini, s, "io_latency_us", 0, 0, 1e9, &lat, err) ||
@@ -75,8 +76,10 @@ int moe_device_profile_load(const char *path, const char *name, moe_device_profi
         moe_ini_get_double(ini, s, "attn_ns_per_ctx", 0, 0, 1e9, &out->attn_ns_per_ctx, err) ||
         moe_ini_get_double(ini, s, "expert_us", 0, 0, 1e9, &out->expert_us, err) ||
         moe_ini_get_double(ini, s, "expert_us_per_token", 0, 0, 1e9, &out->expert_us_per_token, err) ||
-        moe_ini_get_double(ini, s, "head_us", 0, 0, 1e9, &out->head_us, err))
+        moe_ini_get_double(ini, s, "head_us", 0, 0, 1e9, &out->head_us, err) ||
+        moe_ini_get_u64(ini, s, "threads", 0, 0, 4096, &thr, err))
         goto out;
+    out->threads = (uint32_t)thr;
     /* dense_us present = the compute terms were measured on the backend */
     out->measured_compute = out->dense_us >= 0;
     if (!out->measured_compute) out->dense_us = 0;

@@ -49,6 +49,9 @@
 
 #define MOE_DEVICES_INI "experiments/devices.ini"
 #define MOE_MODELS_INI "experiments/models.ini"
+/* Where `moesim calibrate` writes this machine's profile by default: measured
+ * here, so never committed. */
+#define MOE_LOCAL_DEVICES_INI "results/devices.local.ini"
 
 typedef struct moe_device_profile {
     char name[64];
@@ -57,6 +60,7 @@ typedef struct moe_device_profile {
     double mem_bandwidth_Bps, peak_flops;
     double expert_overhead_s, layer_overhead_s;
     int measured_compute;   /* calibrated backend compute terms present */
+    uint32_t threads;       /* compute threads they were measured with (0 = unknown) */
     char model[64];
     double dense_us, dense_us_per_token, attn_ns_per_ctx, expert_us, expert_us_per_token, head_us;
     char canonical[1024]; /* "name:k=v,..." with every effective value */

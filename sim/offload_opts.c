@@ -79,11 +79,11 @@ int moe_offload_pack_path(const moe_offload_opts *o, const char *model_dir, char
     snprintf(out, cap, "%s/experts.pack", model_dir);
     struct stat sb;
     if (stat(out, &sb) == 0) return 0;
-    /* auto: pack once, at the model's own dtype (bf16 unless it is f32) */
+    /* auto: pack once, exactly: bf16 stays bf16, f16 and f32 become f32 */
     fprintf(stderr, "moesim: %s does not exist; packing the experts of %s first\n", out, model_dir);
     moe_model *m = moe_model_load(model_dir, err);
     if (!m) return -1;
-    int rc = moe_pack_write(m, out, strcmp(m->dtype, "F32") ? MOE_PACK_BF16 : MOE_PACK_F32, NULL, NULL, err);
+    int rc = moe_pack_write(m, out, strcmp(m->dtype, "BF16") ? MOE_PACK_F32 : MOE_PACK_BF16, NULL, NULL, err);
     moe_model_free(m);
     return rc;
 }

@@ -108,7 +108,7 @@ static void unknown_and_bad_specs(void) {
     char c[256];
     moe_error err;
     CHECK(moe_prefetch_canonical("nosuch", c, sizeof c, &err) == -1);
-    CHECK_STR_CONTAINS(err.msg, "unknown prefetcher 'nosuch' (known: none, gate, transition, history, topn, oracle)");
+    CHECK_STR_CONTAINS(err.msg, "unknown prefetcher 'nosuch' (known: none, gate, transition, history, topn, oracle, log)");
     CHECK(moe_prefetch_canonical("topn:x=1", c, sizeof c, &err) == -1);
     CHECK_STR_CONTAINS(err.msg, "unknown option 'x'");
     CHECK(moe_prefetch_canonical("gate", c, sizeof c, &err) == 0);

@@ -1,0 +1,469 @@
+/* cmd_calibrate.c: `moesim calibrate` — measure this machine and the backend
+ * and write a device profile the simulator prices runs with.
+ *
+ * I/O: O_DIRECT reads of expert-sized blocks of a scratch file, each followed
+ * by the backend's own per-read work (checksum + bf16 -> f32 widening), at
+ * queue depths 1..N; the channel count is picked by moe_iobench_pick_channels
+ * and latency + bandwidth per channel are fitted at that depth over four
+ * block sizes. Short passes over all points are interleaved and repeated,
+ * and each point keeps its median pass (a burst from another tenant bends
+ * one pass, not the fit).
+ * Compute: the backend itself (resident, same thread count) runs a
+ * calibration text that is not any validation prompt (seeded pseudo-random
+ * bytes) in prefill steps of 1..32 tokens and in decode steps, recording each
+ * layer's dense part (tokens, attended keys, seconds), each expert MLP
+ * (tokens, seconds) and each step's LM head; least squares then fits
+ *   dense  = dense_us + dense_us_per_token * T + attn_ns_per_ctx * keys
+ *   expert = expert_us + expert_us_per_token * n
+ *   head   = head_us (one row per step, as generation computes it)
+ * after dropping the slowest 2% of samples (preemptions), which would
+ * otherwise pull a fit on a shared two-core machine. */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gsl/gsl_multifit.h>
+
+#include "../backend/engine.h"
+#include "../backend/iobench.h"
+#include "../backend/pack.h"
+#include "../core/device_profile.h"
+#include "../core/timing.h"
+#include "../core/trace_formats.h"
+#include "cli.h"
+#include "commands.h"
+
+static const char calibrate_usage[] =
+    "usage: moesim calibrate --model DIR [options]\n"
+    "\n"
+    "Measure this machine and the backend, and write a device profile (a section of an\n"
+    "INI file) that `moesim validate`, `run --device` and `plan` price runs with:\n"
+    "io_channels, io_latency_us, io_bandwidth_GBps from O_DIRECT reads of expert-sized\n"
+    "blocks (plus the backend's checksum and widening per read), mem_bandwidth_GBps, and\n"
+    "the backend's own compute cost for DIR's model (dense_us, dense_us_per_token,\n"
+    "attn_ns_per_ctx, expert_us, expert_us_per_token, head_us).\n"
+    "\n"
+    "  --model DIR        the model whose compute is measured (its expert size sets the\n"
+    "                     read size)\n"
+    "  --dir D            where the scratch file goes: the disk experts are read from\n"
+    "                     (default: the model directory)\n"
+    "  --size GiB         scratch file size (default 0.5); larger than the page cache\n"
+    "                     is not needed: reads are O_DIRECT\n"
+    "  -o, --output FILE  profile file to write or update (default " MOE_LOCAL_DEVICES_INI ")\n"
+    "  --name NAME        section name (default this-machine)\n"
+    "  --threads N        compute threads (default: online CPUs); validate uses the same\n"
+    "  --max-depth N      I/O queue depths tried, 1..N (default 4)\n"
+    "  --io MODE          direct (default), buffered or mmap\n"
+    "  --seconds S        time per I/O point per pass (default 0.25; 3 passes)\n"
+    "  -h, --help         this text\n"
+    "\n"
+    "Two calibrations in a row agree within about 10% on a quiet machine; the report\n"
+    "prints each fit's residual so a noisy one can be seen.\n";
+
+typedef struct copts {
+    const char *model, *dir, *out, *name;
+    double size_gib, seconds;
+    uint64_t threads, max_depth;
+    int io_mode;
+} copts;
+
+/* The backend's per-read work on a block: checksum + widening (pack.c). */
+typedef struct work_ctx {
+    moe_pack fake;  /* geometry only: dtype, inter, hidden, expert_bytes */
+    float *gu, *down;
+    volatile uint64_t sink;
+} work_ctx;
+
+static int read_work(void *ctx, void *buf, uint64_t block) {
+    work_ctx *w = ctx;
+    w->sink ^= moe_pack_check64(buf, block < w->fake.expert_bytes ? block : w->fake.expert_bytes);
+    if (block >= w->fake.expert_bytes) moe_pack_to_f32(&w->fake, buf, w->gu, w->down);
+    return 0;
+}
+
+static void progress(void *ctx, double f) {
+    (void)ctx;
+    if (cli_is_tty(2)) fprintf(stderr, "\rmoesim calibrate: writing the scratch file %3.0f%%", 100 * f);
+}
+
+/* ---- I/O ----------------------------------------------------------------- */
+
+typedef struct io_fit {
+    uint32_t channels;
+    moe_iobench_fit fit;
+    moe_iobench_result depth[16];
+    uint32_t n_depth;
+} io_fit;
+
+static int bench_io(const copts *o, uint64_t expert_block, work_ctx *wc, io_fit *f, moe_error *err) {
+    char path[4096];
+    const char *dir = o->dir ? o->dir : o->model;
+    if (moe_iobench_prepare(dir, (uint64_t)(o->size_gib * 1073741824.0), path, sizeof path, progress, NULL, err))
+        return -1;
+    if (cli_is_tty(2)) fputc('\n', stderr);
+    enum { PASSES = 3, NB = 4 };
+    uint64_t blocks[NB] = {expert_block / 4, expert_block / 2, expert_block, expert_block * 2};
+    for (int i = 0; i < NB; i++) blocks[i] = (blocks[i] + 4095) / 4096 * 4096;
+    uint32_t D = (uint32_t)o->max_depth;
+    moe_iobench_result *pd = calloc((size_t)PASSES * D, sizeof *pd), *pb = calloc((size_t)PASSES * NB * D, sizeof *pb);
+    int rc = -1;
+    if (!pd || !pb) {
+        moe_fail(err, "out of memory");
+        goto out;
+    }
+    moe_iobench_params p = {.path = path, .mode = o->io_mode, .seconds = o->seconds, .work = read_work, .work_ctx = wc};
+    /* depth sweep at the expert's block size, interleaved passes */
+    for (int pass = 0; pass < PASSES; pass++)
+        for (uint32_t d = 1; d <= D; d++) {
+            p.block = expert_block;
+            p.depth = d;
+            p.seed = 1000u * (unsigned)pass + d;
+            if (cli_is_tty(2)) fprintf(stderr, "\rmoesim calibrate: reads, pass %d/%d, depth %u   ", pass + 1, PASSES, d);
+            if (moe_iobench_run(&p, &pd[(size_t)pass * D + (d - 1)], err)) goto out;
+        }
+    f->n_depth = D;
+    for (uint32_t d = 0; d < D; d++) {
+        moe_iobench_result v[PASSES];
+        for (int pass = 0; pass < PASSES; pass++) v[pass] = pd[(size_t)pass * D + d];
+        if (moe_iobench_combine(v, PASSES, &f->depth[d], err)) goto out;
+    }
+    if (moe_iobench_pick_channels(f->depth, D, &f->channels, err)) goto out;
+    /* block sizes at the picked depth */
+    moe_iobench_result pts[NB];
+    for (int pass = 0; pass < PASSES; pass++)
+        for (int b = 0; b < NB; b++) {
+            p.block = blocks[b];
+            p.depth = f->channels;
+            p.seed = 7000u + 100u * (unsigned)pass + (unsigned)b;
+            if (cli_is_tty(2)) fprintf(stderr, "\rmoesim calibrate: reads, pass %d/%d, %llu KiB blocks   ", pass + 1,
+                                        PASSES, (unsigned long long)blocks[b] / 1024);
+            if (moe_iobench_run(&p, &pb[(size_t)pass * NB + b], err)) goto out;
+        }
+    if (cli_is_tty(2)) fputc('\n', stderr);
+    for (int b = 0; b < NB; b++) {
+        moe_iobench_result v[PASSES];
+        for (int pass = 0; pass < PASSES; pass++) v[pass] = pb[(size_t)pass * NB + b];
+        if (moe_iobench_combine(v, PASSES, &pts[b], err)) goto out;
+    }
+    /* the timeline adds read times up, so the mean read (tail included) is
+     * the figure to fit, not the typical (median) one */
+    for (int b = 0; b < NB; b++) pts[b].median_s = pts[b].mean_s;
+    if (moe_iobench_fit_channel(pts, NB, &f->fit, err)) goto out;
+    printf("I/O (%s, %s): queue depth -> throughput at %llu-byte reads:", moe_io_mode_name(o->io_mode), dir,
+           (unsigned long long)expert_block);
+    for (uint32_t d = 0; d < D; d++) printf(" %u: %.0f MB/s", d + 1, f->depth[d].throughput_Bps / 1e6);
+    printf("\n  channels %u (smallest depth within 10%% of the best); per channel: latency %.1f us, "
+           "bandwidth %.0f MB/s (max residual %.1f%%)\n",
+           f->channels, f->fit.latency_s * 1e6, f->fit.bandwidth_Bps / 1e6, 100 * f->fit.max_rel_resid);
+    rc = 0;
+out:
+    free(pd);
+    free(pb);
+    moe_iobench_cleanup(path);
+    return rc;
+}
+
+/* ---- compute -------------------------------------------------------------- */
+
+/* Least squares y = X c over n rows of p columns, dropping rows whose y is
+ * above the 98th percentile first. */
+static int fit_ls(const double *X, const double *y, size_t n, size_t p, double *c, moe_error *err) {
+    double *ys = malloc(n * sizeof *ys);
+    if (!ys) return moe_fail(err, "out of memory");
+    memcpy(ys, y, n * sizeof *ys);
+    moe_time_stats st = moe_time_stats_of(ys, n); /* sorts */
+    (void)st;
+    double cut = ys[(size_t)(0.98 * (double)(n - 1))];
+    free(ys);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) m += y[i] <= cut;
+    if (m < p + 2) return moe_fail(err, "calibration: too few samples (%zu) to fit %zu terms", m, p);
+    gsl_matrix *A = gsl_matrix_alloc(m, p), *cov = gsl_matrix_alloc(p, p);
+    gsl_vector *b = gsl_vector_alloc(m), *cv = gsl_vector_alloc(p);
+    gsl_multifit_linear_workspace *ws = gsl_multifit_linear_alloc(m, p);
+    int rc = -1;
+    if (!A || !cov || !b || !cv || !ws) {
+        moe_fail(err, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0, r = 0; i < n; i++) {
+        if (y[i] > cut) continue;
+        for (size_t j = 0; j < p; j++) gsl_matrix_set(A, r, j, X[i * p + j]);
+        gsl_vector_set(b, r++, y[i]);
+    }
+    double chi2;
+    if (gsl_multifit_linear(A, b, cv, cov, &chi2, ws)) {
+        moe_fail(err, "calibration: least-squares fit failed");
+        goto out;
+    }
+    for (size_t j = 0; j < p; j++) c[j] = gsl_vector_get(cv, j);
+    rc = 0;
+out:
+    gsl_matrix_free(A);
+    gsl_matrix_free(cov);
+    gsl_vector_free(b);
+    gsl_vector_free(cv);
+    if (ws) gsl_multifit_linear_free(ws);
+    return rc;
+}
+
+typedef struct compute_fit {
+    double dense[3], expert[2], head_us; /* seconds (head: us) */
+    size_t n_dense, n_expert, n_head;
+} compute_fit;
+
+/* Calibration text: seeded pseudo-random printable bytes (an xorshift), so
+ * no validation prompt is ever part of the calibration. */
+static void calib_tokens(int *ids, int n, int vocab) {
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        ids[i] = vocab >= 128 ? 32 + (int)(x % 95) : (int)(x % (uint64_t)vocab);
+    }
+}
+
+static int bench_compute(const copts *o, const moe_model *m, compute_fit *cf, moe_error *err) {
+    const int N = 512, decode = 96;
+    moe_engine *e = moe_engine_new(m, (int)o->threads, N + decode, err);
+    if (!e) return -1;
+    int *ids = malloc((size_t)(N + decode) * sizeof *ids);
+    float *logits = malloc((size_t)m->cfg.vocab * sizeof *logits);
+    double *X = NULL, *y = NULL, head_sum = 0;
+    int rc = -1;
+    if (!ids || !logits) {
+        moe_fail(err, "out of memory");
+        goto out;
+    }
+    calib_tokens(ids, N + decode, m->cfg.vocab);
+    /* prefill in steps cycling through 1..32 tokens, then decode steps; twice
+     * (the first pass warms caches and is discarded) */
+    static const int sizes[] = {32, 1, 16, 2, 8, 4, 24, 3, 12, 6, 32, 1};
+    for (int pass = 0; pass < 2; pass++) {
+        moe_engine_reset(e);
+        moe_engine_record_experts(e, 1);
+        moe_engine_times_reset(e);
+        int pos = 0, k = 0, steps = 0;
+        while (pos < N) {
+            int T = sizes[k++ % (int)(sizeof sizes / sizeof *sizes)];
+            if (T > N - pos) T = N - pos;
+            if (moe_engine_forward(e, ids + pos, T, logits, 0, NULL, err)) goto out;
+            pos += T;
+            steps++;
+        }
+        for (int i = 0; i < decode; i++, steps++)
+            if (moe_engine_forward(e, ids + N + i, 1, logits, 0, NULL, err)) goto out;
+        head_sum = moe_engine_times_get(e).head_s;
+        cf->n_head = (size_t)steps;
+    }
+    /* the head time includes the embedding lookup of the step (engine.h) */
+    cf->head_us = 1e6 * head_sum / (double)cf->n_head;
+    const int *tok;
+    const double *ctx, *sec;
+    size_t n = moe_engine_dense_samples(e, &tok, &ctx, &sec);
+    X = malloc(n * 3 * sizeof *X);
+    y = malloc(n * sizeof *y);
+    if (!X || !y) {
+        moe_fail(err, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        X[i * 3] = 1;
+        X[i * 3 + 1] = tok[i];
+        X[i * 3 + 2] = ctx[i];
+        y[i] = sec[i];
+    }
+    if (fit_ls(X, y, n, 3, cf->dense, err)) goto out;
+    cf->n_dense = n;
+    const int *nexp;
+    const double *slots;
+    n = moe_engine_expert_samples(e, &nexp, &slots, &sec);
+    free(X);
+    free(y);
+    X = malloc(n * 3 * sizeof *X);
+    y = malloc(n * sizeof *y);
+    if (!X || !y) {
+        moe_fail(err, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        X[i * 3] = 1;
+        X[i * 3 + 1] = nexp[i];
+        X[i * 3 + 2] = slots[i];
+        y[i] = sec[i];
+    }
+    double ex[3];
+    if (fit_ls(X, y, n, 3, ex, err)) goto out;
+    /* per layer: ex[0] (the block's fixed cost, counted with the dense part,
+     * the simulator's per-layer term) + ex[1] per expert + ex[2] per token
+     * slot (the sum of an expert's tokens over the layer's experts) */
+    cf->dense[0] += ex[0];
+    cf->expert[0] = ex[1];
+    cf->expert[1] = ex[2];
+    cf->n_expert = n;
+    /* a negative intercept or slope is noise around zero, not a saving */
+    for (int i = 0; i < 3; i++) cf->dense[i] = cf->dense[i] > 0 ? cf->dense[i] : 0;
+    for (int i = 0; i < 2; i++) cf->expert[i] = cf->expert[i] > 0 ? cf->expert[i] : 0;
+    printf("compute (%s, %llu threads, %zu layer samples, %zu expert-block samples):\n"
+           "  dense per layer %.2f us + %.3f us/token + %.3f ns/attended key; expert %.2f us + %.3f us/token; "
+           "head %.2f us/step\n",
+           m->name, (unsigned long long)o->threads, cf->n_dense, cf->n_expert, 1e6 * cf->dense[0], 1e6 * cf->dense[1],
+           1e9 * cf->dense[2], 1e6 * cf->expert[0], 1e6 * cf->expert[1], cf->head_us);
+    rc = 0;
+out:
+    free(X);
+    free(y);
+    free(ids);
+    free(logits);
+    moe_engine_free(e);
+    return rc;
+}
+
+/* ---- the profile file ----------------------------------------------------- */
+
+/* Write `section` into FILE, replacing a section of the same name and
+ * keeping every other line; atomically. */
+static int write_section(const char *path, const char *name, const char *section, moe_error *err) {
+    size_t len = 0;
+    char *old = access(path, F_OK) == 0 ? moe_read_file(path, &len, err) : NULL;
+    if (!old && access(path, F_OK) == 0) return -1;
+    moe_atomic_file af;
+    if (moe_atomic_open(&af, path, err)) {
+        free(old);
+        return -1;
+    }
+    if (!old) fprintf(af.f, "# Device profiles measured on this machine by `moesim calibrate` (not committed:\n"
+                            "# they describe this host). Keys: core/device_profile.h.\n");
+    int skipping = 0;
+    for (char *line = old, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = 0;
+        if (line[0] == '[') {
+            char *end = strchr(line, ']');
+            skipping = end && (size_t)(end - line - 1) == strlen(name) && !strncasecmp(line + 1, name, strlen(name));
+        }
+        if (!skipping) fprintf(af.f, "%s\n", line);
+    }
+    fputs(section, af.f);
+    free(old);
+    return moe_atomic_commit(&af, err);
+}
+
+static int calibrate(const copts *o) {
+    moe_error err = {{0}};
+    int rc = 1;
+    moe_model *m = moe_model_load(o->model, &err);
+    work_ctx wc;
+    memset(&wc, 0, sizeof wc);
+    if (!m) return cli_error("calibrate", &err);
+    /* the read path's geometry: the pack auto-packing writes (bf16 stays bf16, else f32) */
+    wc.fake.dtype = strcmp(m->dtype, "BF16") ? MOE_PACK_F32 : MOE_PACK_BF16;
+    wc.fake.hidden = (uint32_t)m->cfg.hidden;
+    wc.fake.inter = (uint32_t)m->cfg.expert_inter;
+    wc.fake.expert_bytes = moe_expert_params(m) * (wc.fake.dtype == MOE_PACK_F32 ? 4 : 2);
+    wc.fake.stride = (wc.fake.expert_bytes + MOE_PACK_ALIGN - 1) / MOE_PACK_ALIGN * MOE_PACK_ALIGN;
+    wc.gu = malloc(2 * moe_expert_params(m) / 3 * sizeof(float));
+    wc.down = malloc(moe_expert_params(m) / 3 * sizeof(float) + 16);
+    io_fit io = {0};
+    compute_fit cf;
+    memset(&cf, 0, sizeof cf);
+    if (!wc.gu || !wc.down) {
+        moe_fail(&err, "out of memory");
+        goto out;
+    }
+    if (bench_io(o, wc.fake.stride, &wc, &io, &err)) goto out;
+    double mem = moe_iobench_mem_bandwidth(256ull << 20, 5);
+    printf("memory: %.1f GB/s (memcpy, bytes read + written)\n", mem / 1e9);
+    if (bench_compute(o, m, &cf, &err)) goto out;
+    char host[128] = "?", when[64];
+    gethostname(host, sizeof host - 1);
+    time_t now = time(NULL);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    char sec[4096];
+    snprintf(sec, sizeof sec,
+             "\n[%s]\n"
+             "description = measured by moesim calibrate on %s (%s reads of %llu-byte blocks, %s, %llu threads)\n"
+             "calibrated = %s\nmodel = %s\nthreads = %llu\nio_mode = %s\n"
+             "io_channels = %u\nio_latency_us = %.3f\nio_bandwidth_GBps = %.6f\nmem_bandwidth_GBps = %.3f\n"
+             "dense_us = %.4f\ndense_us_per_token = %.5f\nattn_ns_per_ctx = %.5f\n"
+             "expert_us = %.4f\nexpert_us_per_token = %.5f\nhead_us = %.4f\n",
+             o->name, host, moe_io_mode_name(o->io_mode), (unsigned long long)wc.fake.stride, m->name,
+             (unsigned long long)o->threads, when, m->name, (unsigned long long)o->threads,
+             moe_io_mode_name(o->io_mode), io.channels, io.fit.latency_s * 1e6, io.fit.bandwidth_Bps / 1e9,
+             mem / 1e9, 1e6 * cf.dense[0], 1e6 * cf.dense[1], 1e9 * cf.dense[2], 1e6 * cf.expert[0],
+             1e6 * cf.expert[1], cf.head_us);
+    if (write_section(o->out, o->name, sec, &err)) goto out;
+    printf("wrote [%s] to %s\n", o->name, o->out);
+    rc = 0;
+out:
+    if (rc) cli_error("calibrate", &err);
+    free(wc.gu);
+    free(wc.down);
+    moe_model_free(m);
+    return rc;
+}
+
+int cmd_calibrate(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},   {"dir", required_argument, 0, 'd'},
+        {"size", required_argument, 0, 's'},    {"output", required_argument, 0, 'o'},
+        {"name", required_argument, 0, 'n'},    {"threads", required_argument, 0, 'j'},
+        {"max-depth", required_argument, 0, 'D'}, {"io", required_argument, 0, 'i'},
+        {"seconds", required_argument, 0, 'S'}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    copts o = {.out = MOE_LOCAL_DEVICES_INI, .name = "this-machine", .size_gib = 0.5, .seconds = 0.25,
+               .threads = ncpu > 0 ? (uint64_t)ncpu : 1, .max_depth = 4, .io_mode = MOE_IO_DIRECT};
+    moe_error err = {{0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+        int bad = 0;
+        char *end;
+        switch (c) {
+        case 'm': o.model = optarg; break;
+        case 'd': o.dir = optarg; break;
+        case 's':
+            o.size_gib = strtod(optarg, &end);
+            if (end == optarg || *end || !(o.size_gib >= 0.01 && o.size_gib <= 1024))
+                bad = moe_fail(&err, "--size: expected GiB in [0.01, 1024], got '%s'", optarg);
+            break;
+        case 'S':
+            o.seconds = strtod(optarg, &end);
+            if (end == optarg || *end || !(o.seconds > 0 && o.seconds <= 60))
+                bad = moe_fail(&err, "--seconds: expected (0, 60], got '%s'", optarg);
+            break;
+        case 'o': o.out = optarg; break;
+        case 'n':
+            o.name = optarg;
+            if (!*optarg || strpbrk(optarg, "[]\n=#;")) bad = moe_fail(&err, "--name: '%s' is not a section name", optarg);
+            break;
+        case 'j':
+            bad = cli_parse_u64("--threads", optarg, 256, &o.threads, &err) ||
+                  (!o.threads && moe_fail(&err, "--threads: at least 1"));
+            break;
+        case 'D':
+            bad = cli_parse_u64("--max-depth", optarg, 16, &o.max_depth, &err) ||
+                  (!o.max_depth && moe_fail(&err, "--max-depth: at least 1"));
+            break;
+        case 'i': bad = moe_io_mode_parse(optarg, &o.io_mode, &err); break;
+        case 'h': fputs(calibrate_usage, stdout); return 0;
+        default: fputs(calibrate_usage, stderr); return 2;
+        }
+        if (bad) return cli_error("calibrate", &err);
+    }
+    if (optind < argc || !o.model) {
+        if (optind < argc) fprintf(stderr, "moesim calibrate: unexpected argument '%s'\n", argv[optind]);
+        else fprintf(stderr, "moesim calibrate: --model is required\n");
+        fputs(calibrate_usage, stderr);
+        return 2;
+    }
+    return calibrate(&o);
+}

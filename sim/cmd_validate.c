@@ -1,0 +1,397 @@
+/* cmd_validate.c: `moesim validate` — run the backend offloaded, replay the
+ * captured trace in the simulator with the same configuration and the
+ * calibrated device profile, and set measured against predicted. */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../backend/readfile.h"
+#include "../backend/tokenizer.h"
+#include "../core/device_profile.h"
+#include "../core/results.h"
+#include "../core/sha256.h"
+#include "cli.h"
+#include "commands.h"
+#include "offload_opts.h"
+#include "offload_run.h"
+#include "replay_ext.h"
+#include "runrec.h"
+
+static const char validate_usage[] =
+    "usage: moesim validate --model DIR --prompt-file F --capacity C [options]\n"
+    "\n"
+    "Measure the simulator against the real backend: run DIR offloaded (experts streamed\n"
+    "from an expert pack into the cache), then replay the captured trace in the simulator\n"
+    "with the same policy, capacity, scope and prefetcher and the calibrated device\n"
+    "profile, and print measured and predicted figures side by side with the relative\n"
+    "error of each ((predicted - measured) / measured).\n"
+    "\n"
+    "  --model DIR          model directory (config.json + model.safetensors)\n"
+    "  --prompt-file F      the prompt (byte-level tokenizer)\n"
+    "  --max-tokens N       tokens to generate, greedily (default 64)\n"
+    "  --device NAME        calibrated device profile (default this-machine)\n"
+    "  --devices FILE       profiles file (default results/devices.local.ini, written\n"
+    "                       by `moesim calibrate`)\n"
+    "  --threads N          compute threads (default: the profile's, else online CPUs)\n"
+    "  --repeat N           run the backend N times, keep the run of median decode time\n"
+    "                       (default 1)\n"
+    "  --trace-out F        keep the captured trace\n"
+    "  --db F               store the measured and the predicted run, linked by one\n"
+    "                       validation id (`moesim results list` shows their kind)\n"
+    "  --experiment NAME    experiment label stored with both runs\n"
+    "  --json               one JSON object: validation, measured, predicted,\n"
+    "                       predicted_online, error, exact\n"
+    "  -h, --help           this text\n"
+    "\n"
+    "%s"
+    "--offload defaults to auto. I/O threads default to the profile's io_channels.\n"
+    "With a prefetcher, `predicted` replays the backend's own predictions (its prefetch\n"
+    "log), so hits and bytes must match exactly; `predicted_online` runs the simulator's\n"
+    "prefetcher on the trace alone. Exit status 1 if a count that must be equal is not.\n";
+
+/* The figures compared, by the metric names `moesim run --json` uses. */
+static const char *const figures[] = {
+    "hits", "misses", "bypasses", "bytes_read", "bytes_demand", "bytes_prefetch", "prefetch_issued",
+    "tok_s", "ttft_mean_s", "tpot_mean_s", "tpot_p50_s", "tpot_p99_s", "total_s", "compute_s", "dense_s",
+    "expert_s", "stall_s", "stall_miss_s", "stall_late_prefetch_s", "io_utilisation", NULL};
+/* Those that are counts of the cache's behaviour: must be equal. */
+static int exact_figure(const char *name) {
+    return !strcmp(name, "hits") || !strcmp(name, "misses") || !strcmp(name, "bypasses") ||
+           !strncmp(name, "bytes_", 6) || !strcmp(name, "prefetch_issued");
+}
+
+static double metric(const moe_replay_result *r, const char *name) {
+    moe_metric m[128];
+    size_t n = moe_run_metrics(r, m, 128);
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(m[i].name, name)) return m[i].value;
+    return NAN;
+}
+
+static int same(double a, double b) { return a == b || (isnan(a) && isnan(b)); }
+
+static double rel_err(double pred, double meas) {
+    if (meas == 0) return pred == 0 ? 0 : INFINITY;
+    return (pred - meas) / meas;
+}
+
+typedef struct vopts {
+    const char *model, *prompt_file, *device, *devices, *trace_out, *db, *experiment;
+    uint64_t max_tokens, threads, repeat;
+    int json;
+    moe_offload_opts off;
+} vopts;
+
+/* Unit for the table: seconds shown in ms, bytes in MiB. */
+static void fmt(char *buf, size_t cap, const char *name, double v) {
+    size_t n = strlen(name);
+    if (isnan(v)) snprintf(buf, cap, "-");
+    else if (!strcmp(name, "tok_s")) snprintf(buf, cap, "%.1f", v);
+    else if (n > 2 && !strcmp(name + n - 2, "_s")) snprintf(buf, cap, "%.2f ms", 1e3 * v);
+    else if (!strncmp(name, "bytes_", 6)) snprintf(buf, cap, "%.2f MiB", v / 1048576.0);
+    else if (!strcmp(name, "io_utilisation")) snprintf(buf, cap, "%.1f %%", 100 * v);
+    else if (!strcmp(name, "tok_s")) snprintf(buf, cap, "%.1f", v);
+    else snprintf(buf, cap, "%.0f", v);
+}
+
+static void print_table(const char *vid, const moe_replay_result *meas, const moe_replay_result *pred,
+                        const moe_replay_result *online) {
+    printf("validation %s\n%-22s %14s %14s %9s", vid, "figure", "measured", "predicted", "error");
+    if (online) printf(" %14s", "pred. online");
+    printf("\n");
+    for (int i = 0; figures[i]; i++) {
+        double m = metric(meas, figures[i]), p = metric(pred, figures[i]);
+        char a[32], b[32], e[32], o[32];
+        fmt(a, sizeof a, figures[i], m);
+        fmt(b, sizeof b, figures[i], p);
+        double er = rel_err(p, m);
+        if (isinf(er)) snprintf(e, sizeof e, "inf");
+        else snprintf(e, sizeof e, "%+.1f%%", 100 * er);
+        if (exact_figure(figures[i])) snprintf(e, sizeof e, "%s", same(m, p) ? "exact" : "DIFFERS");
+        printf("%-22s %14s %14s %9s", figures[i], a, b, e);
+        if (online) {
+            fmt(o, sizeof o, figures[i], metric(online, figures[i]));
+            printf(" %14s", o);
+        }
+        printf("\n");
+    }
+}
+
+static void json_obj(FILE *f, const moe_replay_result *r) {
+    moe_metric m[128];
+    size_t n = moe_run_metrics(r, m, 128);
+    fputc('{', f);
+    for (size_t i = 0; i < n; i++) fprintf(f, "%s\"%s\":%.17g", i ? "," : "", m[i].name, isfinite(m[i].value) ? m[i].value : 0);
+    fputc('}', f);
+}
+
+static void print_json(const char *vid, const moe_replay_result *meas, const moe_replay_result *pred,
+                       const moe_replay_result *online, int exact_ok) {
+    printf("{\"validation\":\"%s\",\"measured\":", vid);
+    json_obj(stdout, meas);
+    printf(",\"predicted\":");
+    json_obj(stdout, pred);
+    if (online) {
+        printf(",\"predicted_online\":");
+        json_obj(stdout, online);
+    }
+    printf(",\"error\":{");
+    for (int i = 0; figures[i]; i++) {
+        double e = rel_err(metric(pred, figures[i]), metric(meas, figures[i]));
+        printf("%s\"%s\":%.17g", i ? "," : "", figures[i], isfinite(e) ? e : 1e300);
+    }
+    printf("},\"exact\":%s}\n", exact_ok ? "true" : "false");
+}
+
+/* Keep the run whose decode time is the median of the repeats. */
+static int run_repeats(const vopts *o, const moe_offload_job *job, moe_offload_out *keep, moe_error *err) {
+    moe_offload_out *runs = calloc(o->repeat, sizeof *runs);
+    double *dt = calloc(o->repeat, sizeof *dt);
+    if (!runs || !dt) {
+        free(runs);
+        free(dt);
+        return moe_fail(err, "out of memory");
+    }
+    int rc = 0;
+    for (uint64_t r = 0; r < o->repeat && !rc; r++) {
+        if (o->repeat > 1 && cli_is_tty(2)) fprintf(stderr, "\rmoesim validate: run %llu/%llu", (unsigned long long)r + 1, (unsigned long long)o->repeat);
+        rc = moe_offload_generate(job, &runs[r], err);
+        if (!rc)
+            for (uint64_t s = 0; s < runs[r].stats->n_steps; s++) dt[r] += runs[r].stats->step_s[s];
+    }
+    if (o->repeat > 1 && cli_is_tty(2)) fputc('\n', stderr);
+    if (!rc) {
+        /* index of the median total time */
+        uint64_t best = 0;
+        for (uint64_t i = 0; i < o->repeat; i++) {
+            uint64_t below = 0;
+            for (uint64_t j = 0; j < o->repeat; j++) below += dt[j] < dt[i] || (dt[j] == dt[i] && j < i);
+            if (below == o->repeat / 2) best = i;
+        }
+        *keep = runs[best];
+        memset(&runs[best], 0, sizeof runs[best]);
+    }
+    for (uint64_t r = 0; r < o->repeat; r++) moe_offload_out_free(&runs[r]);
+    free(runs);
+    free(dt);
+    return rc;
+}
+
+static int validate(vopts *o) {
+    moe_error err = {{0}};
+    int rc = 1;
+    moe_model *m = NULL;
+    int *ids = NULL;
+    unsigned char *text = NULL;
+    moe_offload_out out = {0};
+    moe_replay_result meas = {0}, pred = {0}, online = {0};
+    int have_meas = 0, have_pred = 0, have_online = 0;
+    char pack[2048], logpath[4096] = "", vid[32], extra_m[512], extra_p[512], extra_o[512];
+    moe_device_profile dev;
+    if (moe_device_profile_load(o->devices, o->device, &dev, &err)) {
+        if (access(o->devices, R_OK))
+            moe_fail(&err, "%s: no calibrated device profiles (run `moesim calibrate --model %s` first)", o->devices,
+                     o->model);
+        goto out;
+    }
+    if (!dev.measured_compute) {
+        moe_fail(&err, "%s: device [%s] has no measured compute terms; validate needs a profile from `moesim calibrate`",
+                 o->devices, o->device);
+        goto out;
+    }
+    if (!(m = moe_model_load_ex(o->model, MOE_LOAD_NO_EXPERTS, &err))) goto out;
+    if (strcmp(dev.model, m->name)) {
+        moe_fail(&err, "%s: device [%s] was calibrated with model %s, not %s", o->devices, o->device, dev.model, m->name);
+        goto out;
+    }
+    if (!moe_tok_is_bytes(m->cfg.vocab)) {
+        moe_fail(&err, "%s: vocabulary of %d is not byte-level; validate needs a byte-level model", o->model, m->cfg.vocab);
+        goto out;
+    }
+    size_t len;
+    if (!(text = moe_backend_read_file(o->prompt_file, &len, &err))) goto out;
+    if (!len) {
+        moe_fail(&err, "%s: empty prompt", o->prompt_file);
+        goto out;
+    }
+    ids = moe_tok_encode_bytes(text, len);
+    if (!ids) {
+        moe_fail(&err, "out of memory");
+        goto out;
+    }
+    if (!o->off.pack) o->off.pack = "auto";
+    if (!o->off.io_threads) o->off.io_threads = dev.io_channels;
+    if (moe_offload_pack_path(&o->off, o->model, pack, sizeof pack, &err)) goto out;
+    moe_offload_job job = {.model = m, .prompt = ids, .n_prompt = (int)len, .max_tokens = o->max_tokens,
+                           .threads = (int)o->threads, .sample_seed = 1,
+                           .prefill_chunk = o->off.prefill_chunk ? (int)o->off.prefill_chunk : MOE_ENGINE_MAX_STEP,
+                           .save_state = o->off.save_state};
+    if (moe_offload_config_of(&o->off, pack, m, &job.oc, &err)) goto out;
+    /* the backend's predictions go to a log that the simulator replays */
+    if (o->off.prefetch) {
+        if (o->off.prefetch_log) snprintf(logpath, sizeof logpath, "%s", o->off.prefetch_log);
+        else {
+            const char *tmp = getenv("TMPDIR");
+            snprintf(logpath, sizeof logpath, "%s/moesim-prefetch-%ld.log", tmp && *tmp ? tmp : "/tmp", (long)getpid());
+        }
+        job.oc.prefetch_log = logpath;
+        const char *a = strstr(o->off.prefetch, "ahead=");
+        job.capture_lookahead = a ? atoi(a + 6) : 1;
+        if (job.capture_lookahead < 1) job.capture_lookahead = 1;
+    }
+    if (run_repeats(o, &job, &out, &err)) goto out;
+    if (moe_offload_result(&out, moe_offload_policy(out.off), moe_offload_prefetcher(out.off), &meas, &err)) goto out;
+    have_meas = 1;
+
+    /* the validation id: content of the trace, the configuration, the time */
+    char thash[65];
+    moe_trace_hash(out.trace, thash);
+    {
+        char seed[256];
+        snprintf(seed, sizeof seed, "%s %s %u %d %ld %d", thash, moe_offload_policy(out.off), job.oc.capacity,
+                 job.oc.global, (long)time(NULL), (int)getpid());
+        char h[65];
+        moe_sha256_buf_hex(seed, strlen(seed), h);
+        snprintf(vid, sizeof vid, "v%.12s", h);
+    }
+    /* predicted: the same configuration in the simulator */
+    char capacity[32];
+    snprintf(capacity, sizeof capacity, "%u", job.oc.capacity);
+    char logspec[4200];
+    moe_replay_config cfg = {.policy = moe_offload_policy(out.off), .capacity = job.oc.capacity,
+                             .scope = job.oc.global ? MOE_SCOPE_GLOBAL : MOE_SCOPE_PER_LAYER,
+                             .cold_per_seq = job.oc.cold_per_seq, .seed = job.oc.seed, .split = job.oc.split,
+                             .device = o->device, .devices_path = o->devices, .load_state = job.oc.load_state};
+    /* the pack's precision prices reads and bytes */
+    if (out.stats->expert_bytes == out.trace->expert_bytes[MOE_PREC_F32]) cfg.precision = "uniform:bits=32";
+    snprintf(extra_p, sizeof extra_p, "kind=predicted\nvalidation=%s", vid);
+    cfg.extra_config = extra_p;
+    if (o->off.prefetch) {
+        snprintf(logspec, sizeof logspec, "log:file=%s", logpath);
+        cfg.prefetch = logspec;
+    }
+    if (moe_replay(out.trace, &cfg, &pred, &err)) goto out;
+    have_pred = 1;
+    moe_replay_config cfg_online = cfg;
+    if (o->off.prefetch) {
+        cfg_online.prefetch = o->off.prefetch;
+        snprintf(extra_o, sizeof extra_o, "kind=predicted-online\nvalidation=%s", vid);
+        cfg_online.extra_config = extra_o;
+        if (moe_replay(out.trace, &cfg_online, &online, &err)) goto out;
+        have_online = 1;
+    }
+    /* exactness of the cache's counts */
+    int exact_ok = 1;
+    for (int i = 0; figures[i]; i++)
+        if (exact_figure(figures[i]) && !same(metric(&meas, figures[i]), metric(&pred, figures[i]))) exact_ok = 0;
+    if (o->db) {
+        moe_replay_config cfg_m = cfg;
+        cfg_m.device = NULL; /* measured: no profile priced it */
+        cfg_m.precision = NULL;
+        cfg_m.prefetch = o->off.prefetch;
+        snprintf(extra_m, sizeof extra_m, "io=%s\nio_threads=%u\nkind=measured\nthreads=%llu\nvalidation=%s",
+                 moe_io_mode_name(job.oc.io_mode), job.oc.io_threads, (unsigned long long)o->threads, vid);
+        cfg_m.extra_config = extra_m;
+        moe_db *db = moe_db_open(o->db, &err);
+        const char *tpath = o->trace_out ? o->trace_out : "(captured by validate)";
+        if (!db || moe_db_add_trace(db, out.trace, tpath, thash, &err) ||
+            moe_run_store(db, o->experiment, thash, &cfg_m, &meas, &err) ||
+            moe_run_store(db, o->experiment, thash, &cfg, &pred, &err) ||
+            (have_online && moe_run_store(db, o->experiment, thash, &cfg_online, &online, &err)) ||
+            moe_db_close(db, &err)) {
+            if (db) moe_db_close(db, NULL);
+            goto out;
+        }
+    }
+    if (o->trace_out && moe_trace_save(out.trace, o->trace_out, &err)) goto out;
+    if (o->json) print_json(vid, &meas, &pred, have_online ? &online : NULL, exact_ok);
+    else print_table(vid, &meas, &pred, have_online ? &online : NULL);
+    if (!exact_ok) {
+        moe_fail(&err, "the simulator's counts differ from the backend's (a bug: they share one cache)");
+        goto out;
+    }
+    rc = 0;
+out:
+    if (rc) cli_error("validate", &err);
+    if (logpath[0] && !o->off.prefetch_log) unlink(logpath);
+    if (have_meas) moe_replay_result_free(&meas);
+    if (have_pred) moe_replay_result_free(&pred);
+    if (have_online) moe_replay_result_free(&online);
+    moe_offload_out_free(&out);
+    free(ids);
+    free(text);
+    moe_model_free(m);
+    return rc;
+}
+
+int cmd_validate(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},        {"prompt-file", required_argument, 0, 'f'},
+        {"max-tokens", required_argument, 0, 'n'},   {"device", required_argument, 0, 'D'},
+        {"devices", required_argument, 0, 'F'},      {"threads", required_argument, 0, 'j'},
+        {"repeat", required_argument, 0, 'r'},       {"trace-out", required_argument, 0, 'o'},
+        {"db", required_argument, 0, 'd'},           {"experiment", required_argument, 0, 'e'},
+        {"json", no_argument, 0, 'J'},               {"help", no_argument, 0, 'h'},
+        {"offload", required_argument, 0, 'X'},      {"policy", required_argument, 0, 'X'},
+        {"capacity", required_argument, 0, 'X'},     {"scope", required_argument, 0, 'X'},
+        {"cold-per-seq", no_argument, 0, 'X'},       {"split", required_argument, 0, 'X'},
+        {"prefetch", required_argument, 0, 'X'},     {"prefetch-log", required_argument, 0, 'X'},
+        {"io", required_argument, 0, 'X'},           {"io-threads", required_argument, 0, 'X'},
+        {"save-state", required_argument, 0, 'X'},   {"load-state", required_argument, 0, 'X'},
+        {"seed", required_argument, 0, 'X'},         {"prefill-chunk", required_argument, 0, 'X'},
+        {0, 0, 0, 0},
+    };
+    vopts o = {.device = "this-machine", .devices = MOE_LOCAL_DEVICES_INI, .max_tokens = 64, .repeat = 1,
+               .experiment = ""};
+    moe_offload_opts_init(&o.off);
+    moe_error err = {{0}};
+    int c, idx = 0, threads_set = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case 'm': o.model = optarg; break;
+        case 'f': o.prompt_file = optarg; break;
+        case 'n': bad = cli_parse_u64("--max-tokens", optarg, 1 << 20, &o.max_tokens, &err); break;
+        case 'D': o.device = optarg; break;
+        case 'F': o.devices = optarg; break;
+        case 'j':
+            bad = cli_parse_u64("--threads", optarg, 256, &o.threads, &err) ||
+                  (!o.threads && moe_fail(&err, "--threads: at least 1"));
+            threads_set = 1;
+            break;
+        case 'r':
+            bad = cli_parse_u64("--repeat", optarg, 1000, &o.repeat, &err) ||
+                  (!o.repeat && moe_fail(&err, "--repeat: at least 1"));
+            break;
+        case 'o': o.trace_out = optarg; break;
+        case 'd': o.db = optarg; break;
+        case 'e': o.experiment = optarg; break;
+        case 'J': o.json = 1; break;
+        case 'X': bad = moe_offload_opt_set(&o.off, opts[idx].name, optarg, &err) != 0; break;
+        case 'h': printf(validate_usage, moe_offload_opts_help); return 0;
+        default: fprintf(stderr, validate_usage, moe_offload_opts_help); return 2;
+        }
+        if (bad) return cli_error("validate", &err);
+    }
+    if (optind < argc || !o.model || !o.prompt_file || !o.off.capacity) {
+        if (optind < argc) fprintf(stderr, "moesim validate: unexpected argument '%s'\n", argv[optind]);
+        else fprintf(stderr, "moesim validate: --model, --prompt-file and --capacity are required\n");
+        fprintf(stderr, validate_usage, moe_offload_opts_help);
+        return 2;
+    }
+    if (!threads_set) {
+        /* the profile's compute terms were measured at its thread count */
+        moe_device_profile d;
+        o.threads = moe_device_profile_load(o.devices, o.device, &d, &err) == 0 && d.threads ? d.threads : 0;
+        if (!o.threads) {
+            long n = sysconf(_SC_NPROCESSORS_ONLN);
+            o.threads = n > 0 ? (uint64_t)n : 1;
+        }
+    }
+    return validate(&o);
+}
