@@ -79,6 +79,7 @@ typedef struct moe_offload_stats {
 
 typedef struct moe_offload moe_offload;
 
+
 /* m: the model (its experts need not be loaded). Opens the pack (checking it
  * belongs to m), creates the caches, the prefetcher and the I/O threads. */
 moe_offload *moe_offload_new(const moe_model *m, const moe_offload_config *cfg, moe_error *err);

@@ -19,6 +19,8 @@
  * after dropping the slowest 2% of samples (preemptions), which would
  * otherwise pull a fit on a shared two-core machine. */
 #include <getopt.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +33,7 @@
 
 #include "../backend/engine.h"
 #include "../backend/iobench.h"
+#include "../backend/matmul.h"
 #include "../backend/pack.h"
 #include "../core/device_profile.h"
 #include "../core/timing.h"
@@ -56,10 +59,14 @@ static const char calibrate_usage[] =
     "                     is not needed: reads are O_DIRECT\n"
     "  -o, --output FILE  profile file to write or update (default " MOE_LOCAL_DEVICES_INI ")\n"
     "  --name NAME        section name (default this-machine)\n"
-    "  --threads N        compute threads (default: online CPUs); validate uses the same\n"
-    "  --max-depth N      I/O queue depths tried, 1..N (default 4)\n"
+    "  --threads N        compute threads (default: half the online CPUs); validate uses\n"
+    "                     the same\n"
+    "  --max-depth N      I/O queue depths tried, 1..N (default: the CPUs left over, so\n"
+    "                     compute and I/O threads do not share a CPU)\n"
     "  --io MODE          direct (default), buffered or mmap\n"
     "  --seconds S        time per I/O point per pass (default 0.25; 3 passes)\n"
+    "  --idle-io          time reads with the CPU otherwise idle (default: under a\n"
+    "                     compute load, as the offloaded backend's reads mostly are)\n"
     "  -h, --help         this text\n"
     "\n"
     "Two calibrations in a row agree within about 10% on a quiet machine; the report\n"
@@ -69,7 +76,7 @@ typedef struct copts {
     const char *model, *dir, *out, *name;
     double size_gib, seconds;
     uint64_t threads, max_depth;
-    int io_mode;
+    int io_mode, io_load;
 } copts;
 
 /* The backend's per-read work on a block: checksum + widening (pack.c). */
@@ -100,9 +107,32 @@ typedef struct io_fit {
     uint32_t n_depth;
 } io_fit;
 
+/* A compute thread's load while reads are measured: in the offloaded
+ * backend most reads overlap expert compute, and on a VM whose disk is
+ * emulated by the host (Firecracker here) a busy guest CPU slows every read
+ * (by ~80 us of ~110 us in our measurement), so reads are timed under the
+ * same kind of load: dot products over a weight-sized array, as an expert
+ * MLP does. */
+typedef struct load_ctx {
+    _Atomic int stop;
+    float *w;
+    size_t n;
+    volatile float sink;
+} load_ctx;
+
+static void *load_main(void *p) {
+    load_ctx *l = p;
+    while (!atomic_load_explicit(&l->stop, memory_order_relaxed))
+        for (size_t i = 0; i + 128 <= l->n; i += 128) l->sink += moe_dot(l->w + i, l->w, 128);
+    return NULL;
+}
+
 static int bench_io(const copts *o, uint64_t expert_block, work_ctx *wc, io_fit *f, moe_error *err) {
     char path[4096];
     const char *dir = o->dir ? o->dir : o->model;
+    load_ctx load = {.n = 1 << 18};
+    pthread_t load_thread;
+    int loading = 0;
     if (moe_iobench_prepare(dir, (uint64_t)(o->size_gib * 1073741824.0), path, sizeof path, progress, NULL, err))
         return -1;
     if (cli_is_tty(2)) fputc('\n', stderr);
@@ -117,6 +147,17 @@ static int bench_io(const copts *o, uint64_t expert_block, work_ctx *wc, io_fit 
         goto out;
     }
     moe_iobench_params p = {.path = path, .mode = o->io_mode, .seconds = o->seconds, .work = read_work, .work_ctx = wc};
+    if (o->io_load) {
+        if (!(load.w = calloc(load.n, sizeof *load.w))) {
+            moe_fail(err, "out of memory");
+            goto out;
+        }
+        if (pthread_create(&load_thread, NULL, load_main, &load)) {
+            moe_fail(err, "cannot start the compute-load thread");
+            goto out;
+        }
+        loading = 1;
+    }
     /* depth sweep at the expert's block size, interleaved passes */
     for (int pass = 0; pass < PASSES; pass++)
         for (uint32_t d = 1; d <= D; d++) {
@@ -154,14 +195,19 @@ static int bench_io(const copts *o, uint64_t expert_block, work_ctx *wc, io_fit 
      * the figure to fit, not the typical (median) one */
     for (int b = 0; b < NB; b++) pts[b].median_s = pts[b].mean_s;
     if (moe_iobench_fit_channel(pts, NB, &f->fit, err)) goto out;
-    printf("I/O (%s, %s): queue depth -> throughput at %llu-byte reads:", moe_io_mode_name(o->io_mode), dir,
-           (unsigned long long)expert_block);
+    printf("I/O (%s, %s, %s): queue depth -> throughput at %llu-byte reads:", moe_io_mode_name(o->io_mode), dir,
+           o->io_load ? "under a compute load" : "idle CPU", (unsigned long long)expert_block);
     for (uint32_t d = 0; d < D; d++) printf(" %u: %.0f MB/s", d + 1, f->depth[d].throughput_Bps / 1e6);
     printf("\n  channels %u (smallest depth within 10%% of the best); per channel: latency %.1f us, "
            "bandwidth %.0f MB/s (max residual %.1f%%)\n",
            f->channels, f->fit.latency_s * 1e6, f->fit.bandwidth_Bps / 1e6, 100 * f->fit.max_rel_resid);
     rc = 0;
 out:
+    if (loading) {
+        atomic_store(&load.stop, 1);
+        pthread_join(load_thread, NULL);
+    }
+    free(load.w);
     free(pd);
     free(pb);
     moe_iobench_cleanup(path);
@@ -416,11 +462,16 @@ int cmd_calibrate(int argc, char **argv) {
         {"name", required_argument, 0, 'n'},    {"threads", required_argument, 0, 'j'},
         {"max-depth", required_argument, 0, 'D'}, {"io", required_argument, 0, 'i'},
         {"seconds", required_argument, 0, 'S'}, {"help", no_argument, 0, 'h'},
+        {"idle-io", no_argument, 0, 'I'},
         {0, 0, 0, 0},
     };
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    /* Defaults: compute threads and I/O threads get half the CPUs each, so
+     * the I/O threads' per-read work (checksum, widening) does not take
+     * time from compute (the timing model has no term for that sharing). */
+    uint64_t cpus = ncpu > 0 ? (uint64_t)ncpu : 1;
     copts o = {.out = MOE_LOCAL_DEVICES_INI, .name = "this-machine", .size_gib = 0.5, .seconds = 0.25,
-               .threads = ncpu > 0 ? (uint64_t)ncpu : 1, .max_depth = 4, .io_mode = MOE_IO_DIRECT};
+               .threads = cpus > 1 ? cpus / 2 : 1, .max_depth = 0, .io_mode = MOE_IO_DIRECT, .io_load = 1};
     moe_error err = {{0}};
     int c;
     optind = 1;
@@ -454,11 +505,14 @@ int cmd_calibrate(int argc, char **argv) {
                   (!o.max_depth && moe_fail(&err, "--max-depth: at least 1"));
             break;
         case 'i': bad = moe_io_mode_parse(optarg, &o.io_mode, &err); break;
+        case 'I': o.io_load = 0; break;
         case 'h': fputs(calibrate_usage, stdout); return 0;
         default: fputs(calibrate_usage, stderr); return 2;
         }
         if (bad) return cli_error("calibrate", &err);
     }
+    if (!o.max_depth) o.max_depth = cpus > o.threads ? cpus - o.threads : 1;
+    if (o.max_depth > 16) o.max_depth = 16;
     if (optind < argc || !o.model) {
         if (optind < argc) fprintf(stderr, "moesim calibrate: unexpected argument '%s'\n", argv[optind]);
         else fprintf(stderr, "moesim calibrate: --model is required\n");

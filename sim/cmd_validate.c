@@ -12,6 +12,7 @@
 #include "../backend/readfile.h"
 #include "../backend/tokenizer.h"
 #include "../core/device_profile.h"
+#include "../core/ini.h"
 #include "../core/results.h"
 #include "../core/sha256.h"
 #include "cli.h"
@@ -23,6 +24,7 @@
 
 static const char validate_usage[] =
     "usage: moesim validate --model DIR --prompt-file F --capacity C [options]\n"
+    "       moesim validate --grid FILE [options]   (experiments/validate.ini)\n"
     "\n"
     "Measure the simulator against the real backend: run DIR offloaded (experts streamed\n"
     "from an expert pack into the cache), then replay the captured trace in the simulator\n"
@@ -45,6 +47,9 @@ static const char validate_usage[] =
     "  --experiment NAME    experiment label stored with both runs\n"
     "  --json               one JSON object: validation, measured, predicted,\n"
     "                       predicted_online, error, exact\n"
+    "  --grid FILE          run the [validate] grid of FILE (policies x capacities x\n"
+    "                       prefetchers on one prompt), one row each, then the error\n"
+    "                       statistics and Kendall tau of the policies' ranking\n"
     "  -h, --help           this text\n"
     "\n"
     "%s"
@@ -181,56 +186,36 @@ static int run_repeats(const vopts *o, const moe_offload_job *job, moe_offload_o
     return rc;
 }
 
-static int validate(vopts *o) {
-    moe_error err = {{0}};
-    int rc = 1;
-    moe_model *m = NULL;
-    int *ids = NULL;
-    unsigned char *text = NULL;
+/* One validation's outcome. */
+typedef struct vresult {
+    char vid[32];
+    moe_replay_result meas, pred, online;
+    int have_meas, have_pred, have_online, exact_ok;
+    uint32_t capacity;  /* in experts, as run */
+    char policy[256];
+} vresult;
+
+static void vresult_free(vresult *v) {
+    if (v->have_meas) moe_replay_result_free(&v->meas);
+    if (v->have_pred) moe_replay_result_free(&v->pred);
+    if (v->have_online) moe_replay_result_free(&v->online);
+    memset(v, 0, sizeof *v);
+}
+
+/* Run the backend offloaded on ids, replay its trace, store both. */
+static int validate_one(vopts *o, const moe_model *m, const moe_device_profile *dev, const int *ids, int n_ids,
+                        vresult *v, moe_error *err) {
+    (void)dev;
+    int rc = -1;
     moe_offload_out out = {0};
-    moe_replay_result meas = {0}, pred = {0}, online = {0};
-    int have_meas = 0, have_pred = 0, have_online = 0;
-    char pack[2048], logpath[4096] = "", vid[32], extra_m[512], extra_p[512], extra_o[512];
-    moe_device_profile dev;
-    if (moe_device_profile_load(o->devices, o->device, &dev, &err)) {
-        if (access(o->devices, R_OK))
-            moe_fail(&err, "%s: no calibrated device profiles (run `moesim calibrate --model %s` first)", o->devices,
-                     o->model);
-        goto out;
-    }
-    if (!dev.measured_compute) {
-        moe_fail(&err, "%s: device [%s] has no measured compute terms; validate needs a profile from `moesim calibrate`",
-                 o->devices, o->device);
-        goto out;
-    }
-    if (!(m = moe_model_load_ex(o->model, MOE_LOAD_NO_EXPERTS, &err))) goto out;
-    if (strcmp(dev.model, m->name)) {
-        moe_fail(&err, "%s: device [%s] was calibrated with model %s, not %s", o->devices, o->device, dev.model, m->name);
-        goto out;
-    }
-    if (!moe_tok_is_bytes(m->cfg.vocab)) {
-        moe_fail(&err, "%s: vocabulary of %d is not byte-level; validate needs a byte-level model", o->model, m->cfg.vocab);
-        goto out;
-    }
-    size_t len;
-    if (!(text = moe_backend_read_file(o->prompt_file, &len, &err))) goto out;
-    if (!len) {
-        moe_fail(&err, "%s: empty prompt", o->prompt_file);
-        goto out;
-    }
-    ids = moe_tok_encode_bytes(text, len);
-    if (!ids) {
-        moe_fail(&err, "out of memory");
-        goto out;
-    }
-    if (!o->off.pack) o->off.pack = "auto";
-    if (!o->off.io_threads) o->off.io_threads = dev.io_channels;
-    if (moe_offload_pack_path(&o->off, o->model, pack, sizeof pack, &err)) goto out;
-    moe_offload_job job = {.model = m, .prompt = ids, .n_prompt = (int)len, .max_tokens = o->max_tokens,
+    char pack[2048], logpath[4096] = "", extra_m[512], extra_p[512], extra_o[512];
+    memset(v, 0, sizeof *v);
+    if (moe_offload_pack_path(&o->off, o->model, pack, sizeof pack, err)) goto out;
+    moe_offload_job job = {.model = m, .prompt = ids, .n_prompt = n_ids, .max_tokens = o->max_tokens,
                            .threads = (int)o->threads, .sample_seed = 1,
                            .prefill_chunk = o->off.prefill_chunk ? (int)o->off.prefill_chunk : MOE_ENGINE_MAX_STEP,
                            .save_state = o->off.save_state};
-    if (moe_offload_config_of(&o->off, pack, m, &job.oc, &err)) goto out;
+    if (moe_offload_config_of(&o->off, pack, m, &job.oc, err)) goto out;
     /* the backend's predictions go to a log that the simulator replays */
     if (o->off.prefetch) {
         if (o->off.prefetch_log) snprintf(logpath, sizeof logpath, "%s", o->off.prefetch_log);
@@ -243,90 +228,337 @@ static int validate(vopts *o) {
         job.capture_lookahead = a ? atoi(a + 6) : 1;
         if (job.capture_lookahead < 1) job.capture_lookahead = 1;
     }
-    if (run_repeats(o, &job, &out, &err)) goto out;
-    if (moe_offload_result(&out, moe_offload_policy(out.off), moe_offload_prefetcher(out.off), &meas, &err)) goto out;
-    have_meas = 1;
+    if (run_repeats(o, &job, &out, err)) goto out;
+    snprintf(v->policy, sizeof v->policy, "%s", moe_offload_policy(out.off));
+    v->capacity = job.oc.capacity;
+    if (moe_offload_result(&out, v->policy, moe_offload_prefetcher(out.off), &v->meas, err)) goto out;
+    v->have_meas = 1;
 
     /* the validation id: content of the trace, the configuration, the time */
     char thash[65];
     moe_trace_hash(out.trace, thash);
     {
-        char seed[256];
-        snprintf(seed, sizeof seed, "%s %s %u %d %ld %d", thash, moe_offload_policy(out.off), job.oc.capacity,
-                 job.oc.global, (long)time(NULL), (int)getpid());
-        char h[65];
+        char seed[512], h[65];
+        static unsigned counter;
+        snprintf(seed, sizeof seed, "%s %s %u %d %ld %d %u", thash, v->policy, job.oc.capacity, job.oc.global,
+                 (long)time(NULL), (int)getpid(), counter++);
         moe_sha256_buf_hex(seed, strlen(seed), h);
-        snprintf(vid, sizeof vid, "v%.12s", h);
+        snprintf(v->vid, sizeof v->vid, "v%.12s", h);
     }
     /* predicted: the same configuration in the simulator */
-    char capacity[32];
-    snprintf(capacity, sizeof capacity, "%u", job.oc.capacity);
     char logspec[4200];
-    moe_replay_config cfg = {.policy = moe_offload_policy(out.off), .capacity = job.oc.capacity,
+    moe_replay_config cfg = {.policy = v->policy, .capacity = job.oc.capacity,
                              .scope = job.oc.global ? MOE_SCOPE_GLOBAL : MOE_SCOPE_PER_LAYER,
                              .cold_per_seq = job.oc.cold_per_seq, .seed = job.oc.seed, .split = job.oc.split,
                              .device = o->device, .devices_path = o->devices, .load_state = job.oc.load_state};
     /* the pack's precision prices reads and bytes */
     if (out.stats->expert_bytes == out.trace->expert_bytes[MOE_PREC_F32]) cfg.precision = "uniform:bits=32";
-    snprintf(extra_p, sizeof extra_p, "kind=predicted\nvalidation=%s", vid);
+    snprintf(extra_p, sizeof extra_p, "kind=predicted\nvalidation=%s", v->vid);
     cfg.extra_config = extra_p;
     if (o->off.prefetch) {
         snprintf(logspec, sizeof logspec, "log:file=%s", logpath);
         cfg.prefetch = logspec;
     }
-    if (moe_replay(out.trace, &cfg, &pred, &err)) goto out;
-    have_pred = 1;
+    if (moe_replay(out.trace, &cfg, &v->pred, err)) goto out;
+    v->have_pred = 1;
     moe_replay_config cfg_online = cfg;
     if (o->off.prefetch) {
         cfg_online.prefetch = o->off.prefetch;
-        snprintf(extra_o, sizeof extra_o, "kind=predicted-online\nvalidation=%s", vid);
+        snprintf(extra_o, sizeof extra_o, "kind=predicted-online\nvalidation=%s", v->vid);
         cfg_online.extra_config = extra_o;
-        if (moe_replay(out.trace, &cfg_online, &online, &err)) goto out;
-        have_online = 1;
+        if (moe_replay(out.trace, &cfg_online, &v->online, err)) goto out;
+        v->have_online = 1;
     }
     /* exactness of the cache's counts */
-    int exact_ok = 1;
+    v->exact_ok = 1;
     for (int i = 0; figures[i]; i++)
-        if (exact_figure(figures[i]) && !same(metric(&meas, figures[i]), metric(&pred, figures[i]))) exact_ok = 0;
+        if (exact_figure(figures[i]) && !same(metric(&v->meas, figures[i]), metric(&v->pred, figures[i]))) v->exact_ok = 0;
     if (o->db) {
         moe_replay_config cfg_m = cfg;
         cfg_m.device = NULL; /* measured: no profile priced it */
         cfg_m.precision = NULL;
         cfg_m.prefetch = o->off.prefetch;
         snprintf(extra_m, sizeof extra_m, "io=%s\nio_threads=%u\nkind=measured\nthreads=%llu\nvalidation=%s",
-                 moe_io_mode_name(job.oc.io_mode), job.oc.io_threads, (unsigned long long)o->threads, vid);
+                 moe_io_mode_name(job.oc.io_mode), job.oc.io_threads, (unsigned long long)o->threads, v->vid);
         cfg_m.extra_config = extra_m;
-        moe_db *db = moe_db_open(o->db, &err);
+        moe_db *db = moe_db_open(o->db, err);
         const char *tpath = o->trace_out ? o->trace_out : "(captured by validate)";
-        if (!db || moe_db_add_trace(db, out.trace, tpath, thash, &err) ||
-            moe_run_store(db, o->experiment, thash, &cfg_m, &meas, &err) ||
-            moe_run_store(db, o->experiment, thash, &cfg, &pred, &err) ||
-            (have_online && moe_run_store(db, o->experiment, thash, &cfg_online, &online, &err)) ||
-            moe_db_close(db, &err)) {
+        if (!db || moe_db_add_trace(db, out.trace, tpath, thash, err) ||
+            moe_run_store(db, o->experiment, thash, &cfg_m, &v->meas, err) ||
+            moe_run_store(db, o->experiment, thash, &cfg, &v->pred, err) ||
+            (v->have_online && moe_run_store(db, o->experiment, thash, &cfg_online, &v->online, err)) ||
+            moe_db_close(db, err)) {
             if (db) moe_db_close(db, NULL);
             goto out;
         }
     }
-    if (o->trace_out && moe_trace_save(out.trace, o->trace_out, &err)) goto out;
-    if (o->json) print_json(vid, &meas, &pred, have_online ? &online : NULL, exact_ok);
-    else print_table(vid, &meas, &pred, have_online ? &online : NULL);
-    if (!exact_ok) {
+    if (o->trace_out && moe_trace_save(out.trace, o->trace_out, err)) goto out;
+    rc = 0;
+out:
+    if (logpath[0] && !o->off.prefetch_log) unlink(logpath);
+    moe_offload_out_free(&out);
+    if (rc) vresult_free(v);
+    return rc;
+}
+
+/* The profile and the model, checked against each other. */
+static int load_setup(vopts *o, moe_device_profile *dev, moe_model **m, moe_error *err) {
+    if (moe_device_profile_load(o->devices, o->device, dev, err)) {
+        if (access(o->devices, R_OK))
+            moe_fail(err, "%s: no calibrated device profiles (run `moesim calibrate --model %s` first)", o->devices,
+                     o->model);
+        return -1;
+    }
+    if (!dev->measured_compute)
+        return moe_fail(err, "%s: device [%s] has no measured compute terms; validate needs a profile from "
+                             "`moesim calibrate`", o->devices, o->device);
+    if (!(*m = moe_model_load_ex(o->model, MOE_LOAD_NO_EXPERTS, err))) return -1;
+    if (strcmp(dev->model, (*m)->name))
+        return moe_fail(err, "%s: device [%s] was calibrated with model %s, not %s", o->devices, o->device, dev->model,
+                        (*m)->name);
+    if (!moe_tok_is_bytes((*m)->cfg.vocab))
+        return moe_fail(err, "%s: vocabulary of %d is not byte-level; validate needs a byte-level model", o->model,
+                        (*m)->cfg.vocab);
+    if (!o->off.pack) o->off.pack = "auto";
+    if (!o->off.io_threads) o->off.io_threads = dev->io_channels;
+    return 0;
+}
+
+static int validate(vopts *o) {
+    moe_error err = {{0}};
+    int rc = 1;
+    moe_model *m = NULL;
+    int *ids = NULL;
+    unsigned char *text = NULL;
+    vresult v = {0};
+    moe_device_profile dev;
+    size_t len;
+    if (load_setup(o, &dev, &m, &err)) goto out;
+    if (!(text = moe_backend_read_file(o->prompt_file, &len, &err))) goto out;
+    if (!len) {
+        moe_fail(&err, "%s: empty prompt", o->prompt_file);
+        goto out;
+    }
+    if (!(ids = moe_tok_encode_bytes(text, len))) {
+        moe_fail(&err, "out of memory");
+        goto out;
+    }
+    if (validate_one(o, m, &dev, ids, (int)len, &v, &err)) goto out;
+    if (o->json) print_json(v.vid, &v.meas, &v.pred, v.have_online ? &v.online : NULL, v.exact_ok);
+    else print_table(v.vid, &v.meas, &v.pred, v.have_online ? &v.online : NULL);
+    if (!v.exact_ok) {
         moe_fail(&err, "the simulator's counts differ from the backend's (a bug: they share one cache)");
         goto out;
     }
     rc = 0;
 out:
     if (rc) cli_error("validate", &err);
-    if (logpath[0] && !o->off.prefetch_log) unlink(logpath);
-    if (have_meas) moe_replay_result_free(&meas);
-    if (have_pred) moe_replay_result_free(&pred);
-    if (have_online) moe_replay_result_free(&online);
-    moe_offload_out_free(&out);
+    vresult_free(&v);
     free(ids);
     free(text);
     moe_model_free(m);
     return rc;
 }
+
+/* ---- --grid: a grid of validations and its error statistics ---------- */
+
+/* Whitespace-separated list (specs keep their commas) into out[]. */
+static int split_ws(char *s, char **out, int cap) {
+    int n = 0;
+    for (char *tok = strtok(s, " \t"); tok && n < cap; tok = strtok(NULL, " \t")) out[n++] = tok;
+    return n;
+}
+
+/* Kendall's tau-b between two rankings of n items (ties count as neither). */
+static double kendall_tau(const double *a, const double *b, int n) {
+    double conc = 0, disc = 0, ta = 0, tb = 0;
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++) {
+            double x = a[i] - a[j], y = b[i] - b[j];
+            if (x == 0 && y == 0) continue;
+            if (x == 0) ta++;
+            else if (y == 0) tb++;
+            else if ((x > 0) == (y > 0)) conc++;
+            else disc++;
+        }
+    double d = sqrt((conc + disc + ta) * (conc + disc + tb));
+    return d > 0 ? (conc - disc) / d : 1;
+}
+
+static int cmp_abs(const void *a, const void *b) {
+    double x = fabs(*(const double *)a), y = fabs(*(const double *)b);
+    return x < y ? -1 : x > y;
+}
+
+/* The prompt: the first prompt_bytes of each file, joined by blank lines. */
+static int *grid_prompt(const moe_ini *ini, const char *sec, int *n, moe_error *err) {
+    const char *files = moe_ini_get(ini, sec, "prompt_files");
+    uint64_t bytes;
+    if (!files) return moe_fail(err, "%s: [%s] needs prompt_files", ini->path, sec), NULL;
+    if (moe_ini_get_u64(ini, sec, "prompt_bytes", 128, 1, 1 << 20, &bytes, err)) return NULL;
+    char list[2048], *f[16];
+    snprintf(list, sizeof list, "%s", files);
+    int nf = split_ws(list, f, 16);
+    unsigned char *all = malloc((size_t)nf * (bytes + 2) + 1);
+    size_t used = 0;
+    if (!all) return moe_fail(err, "out of memory"), NULL;
+    for (int i = 0; i < nf; i++) {
+        size_t len;
+        unsigned char *t = moe_backend_read_file(f[i], &len, err);
+        if (!t) {
+            free(all);
+            return NULL;
+        }
+        if (i) {
+            all[used++] = '\n';
+            all[used++] = '\n';
+        }
+        size_t take = len < bytes ? len : bytes;
+        memcpy(all + used, t, take);
+        used += take;
+        free(t);
+    }
+    int *ids = moe_tok_encode_bytes(all, used);
+    free(all);
+    if (!ids) return moe_fail(err, "out of memory"), NULL;
+    *n = (int)used;
+    return ids;
+}
+
+typedef struct grid_row {
+    char policy[64], scope[16], prefetch[64];
+    uint32_t capacity;
+    double tok_m, tok_p, ttft_m, ttft_p, err_tok, err_ttft;
+    int exact;
+} grid_row;
+
+static int validate_grid(vopts *o, const char *path) {
+    moe_error err = {{0}};
+    int rc = 1, n_ids = 0, nrows = 0;
+    moe_model *m = NULL;
+    int *ids = NULL;
+    grid_row *rows = NULL;
+    moe_device_profile dev;
+    moe_ini *ini = moe_ini_load(path, &err);
+    const char *sec = "validate";
+    if (!ini) goto out;
+    if (!moe_ini_find_section(ini, sec)) {
+        moe_fail(&err, "%s: no [validate] section", path);
+        goto out;
+    }
+    static const char *const keys[] = {"description", "model", "prompt_files", "prompt_bytes", "max_tokens",
+                                       "repeat", "policies", "capacities", "global_capacities", "prefetch", "io",
+                                       NULL};
+    if (moe_ini_check_keys(ini, sec, keys, &err)) goto out;
+    if (!o->model) o->model = moe_ini_get(ini, sec, "model");
+    if (!o->model) {
+        moe_fail(&err, "%s: [validate] needs model (or give --model)", path);
+        goto out;
+    }
+    if (moe_ini_get_u64(ini, sec, "max_tokens", o->max_tokens, 1, 1 << 20, &o->max_tokens, &err) ||
+        moe_ini_get_u64(ini, sec, "repeat", o->repeat, 1, 1000, &o->repeat, &err))
+        goto out;
+    const char *io = moe_ini_get(ini, sec, "io");
+    if (io && moe_io_mode_parse(io, &o->off.io_mode, &err)) goto out;
+    if (load_setup(o, &dev, &m, &err) || !(ids = grid_prompt(ini, sec, &n_ids, &err))) goto out;
+    char pl[4096], cl[512], gl[512], fl[1024], *pols[32], *caps[16], *gcaps[16], *pfs[16];
+    snprintf(pl, sizeof pl, "%s", moe_ini_get(ini, sec, "policies") ? moe_ini_get(ini, sec, "policies") : "lru");
+    snprintf(cl, sizeof cl, "%s", moe_ini_get(ini, sec, "capacities") ? moe_ini_get(ini, sec, "capacities") : "");
+    snprintf(gl, sizeof gl, "%s", moe_ini_get(ini, sec, "global_capacities") ? moe_ini_get(ini, sec, "global_capacities") : "");
+    snprintf(fl, sizeof fl, "%s", moe_ini_get(ini, sec, "prefetch") ? moe_ini_get(ini, sec, "prefetch") : "none");
+    int np = split_ws(pl, pols, 32), nc = split_ws(cl, caps, 16), ng = split_ws(gl, gcaps, 16), nf = split_ws(fl, pfs, 16);
+    int total = np * (nc + ng) * nf;
+    if (!total) {
+        moe_fail(&err, "%s: the grid is empty (policies x capacities x prefetch)", path);
+        goto out;
+    }
+    if (!(rows = calloc((size_t)total, sizeof *rows))) {
+        moe_fail(&err, "out of memory");
+        goto out;
+    }
+    fprintf(stderr, "moesim validate: %d configurations x %llu runs, prompt %d bytes, %llu generated\n", total,
+            (unsigned long long)o->repeat, n_ids, (unsigned long long)o->max_tokens);
+    printf("%-40s %-9s %4s %-14s %9s %9s %7s %9s %9s %7s %s\n", "policy", "scope", "cap", "prefetch", "tok/s", "pred",
+           "err", "TTFT ms", "pred", "err", "counts");
+    for (int f = 0; f < nf; f++)
+        for (int g = 0; g < nc + ng; g++)
+            for (int p = 0; p < np; p++) {
+                int global = g >= nc;
+                moe_offload_opts off = o->off;
+                moe_error e2 = {{0}};
+                off.policy = pols[p];
+                off.capacity = global ? gcaps[g - nc] : caps[g];
+                off.global = global;
+                if (moe_offload_opt_set(&off, "prefetch", pfs[f], &e2) < 0) {
+                    err = e2;
+                    goto out;
+                }
+                vopts one = *o;
+                one.off = off;
+                vresult v;
+                if (validate_one(&one, m, &dev, ids, n_ids, &v, &err)) goto out;
+                grid_row *r = &rows[nrows++];
+                snprintf(r->policy, sizeof r->policy, "%s", pols[p]);
+                snprintf(r->scope, sizeof r->scope, "%s", global ? "global" : "per-layer");
+                snprintf(r->prefetch, sizeof r->prefetch, "%s", pfs[f]);
+                r->capacity = v.capacity;
+                r->tok_m = metric(&v.meas, "tok_s");
+                r->tok_p = metric(&v.pred, "tok_s");
+                r->ttft_m = metric(&v.meas, "ttft_mean_s");
+                r->ttft_p = metric(&v.pred, "ttft_mean_s");
+                r->err_tok = rel_err(r->tok_p, r->tok_m);
+                r->err_ttft = rel_err(r->ttft_p, r->ttft_m);
+                r->exact = v.exact_ok;
+                vresult_free(&v);
+                printf("%-40s %-9s %4u %-14s %9.1f %9.1f %+6.1f%% %9.1f %9.1f %+6.1f%% %s\n", r->policy, r->scope,
+                       r->capacity, r->prefetch, r->tok_m, r->tok_p, 100 * r->err_tok, 1e3 * r->ttft_m,
+                       1e3 * r->ttft_p, 100 * r->err_ttft, r->exact ? "exact" : "DIFFER");
+                fflush(stdout);
+            }
+    /* error statistics */
+    double *e = malloc((size_t)nrows * sizeof *e), *et = malloc((size_t)nrows * sizeof *et);
+    int within = 0, all_exact = 1;
+    for (int i = 0; i < nrows; i++) {
+        e[i] = rows[i].err_tok;
+        et[i] = rows[i].err_ttft;
+        within += fabs(e[i]) <= 0.15;
+        all_exact &= rows[i].exact;
+    }
+    qsort(e, (size_t)nrows, sizeof *e, cmp_abs);
+    qsort(et, (size_t)nrows, sizeof *et, cmp_abs);
+    printf("\ntok/s: median |error| %.1f%%, max |error| %.1f%%, %d of %d within 15%%\n", 100 * fabs(e[nrows / 2]),
+           100 * fabs(e[nrows - 1]), within, nrows);
+    printf("TTFT:  median |error| %.1f%%, max |error| %.1f%%\n", 100 * fabs(et[nrows / 2]), 100 * fabs(et[nrows - 1]));
+    free(e);
+    free(et);
+    /* ranking of the policies at each (capacity, scope, prefetch) */
+    double tau_sum = 0;
+    int groups = 0;
+    for (int i = 0; i < nrows; i += np) {
+        double a[32], b[32];
+        for (int k = 0; k < np; k++) {
+            a[k] = rows[i + k].tok_m;
+            b[k] = rows[i + k].tok_p;
+        }
+        double tau = kendall_tau(a, b, np);
+        printf("Kendall tau (policies by tok/s), %s capacity %u, prefetch %s: %.2f\n", rows[i].scope,
+               rows[i].capacity, rows[i].prefetch, tau);
+        tau_sum += tau;
+        groups++;
+    }
+    printf("mean Kendall tau %.2f over %d groups; hit and byte counts %s\n", groups ? tau_sum / groups : 0, groups,
+           all_exact ? "exact in every configuration" : "DIFFER somewhere");
+    rc = all_exact ? 0 : 1;
+    if (!all_exact) moe_fail(&err, "the simulator's counts differ from the backend's in some configuration");
+out:
+    if (rc) cli_error("validate", &err);
+    free(rows);
+    free(ids);
+    moe_model_free(m);
+    moe_ini_free(ini);
+    return rc;
+}
+
 
 int cmd_validate(int argc, char **argv) {
     static const struct option opts[] = {
@@ -343,6 +575,7 @@ int cmd_validate(int argc, char **argv) {
         {"io", required_argument, 0, 'X'},           {"io-threads", required_argument, 0, 'X'},
         {"save-state", required_argument, 0, 'X'},   {"load-state", required_argument, 0, 'X'},
         {"seed", required_argument, 0, 'X'},         {"prefill-chunk", required_argument, 0, 'X'},
+        {"grid", required_argument, 0, 'g'},
         {0, 0, 0, 0},
     };
     vopts o = {.device = "this-machine", .devices = MOE_LOCAL_DEVICES_INI, .max_tokens = 64, .repeat = 1,
@@ -350,6 +583,7 @@ int cmd_validate(int argc, char **argv) {
     moe_offload_opts_init(&o.off);
     moe_error err = {{0}};
     int c, idx = 0, threads_set = 0;
+    const char *grid = NULL;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
         int bad = 0;
@@ -372,13 +606,14 @@ int cmd_validate(int argc, char **argv) {
         case 'd': o.db = optarg; break;
         case 'e': o.experiment = optarg; break;
         case 'J': o.json = 1; break;
+        case 'g': grid = optarg; break;
         case 'X': bad = moe_offload_opt_set(&o.off, opts[idx].name, optarg, &err) != 0; break;
         case 'h': printf(validate_usage, moe_offload_opts_help); return 0;
         default: fprintf(stderr, validate_usage, moe_offload_opts_help); return 2;
         }
         if (bad) return cli_error("validate", &err);
     }
-    if (optind < argc || !o.model || !o.prompt_file || !o.off.capacity) {
+    if (optind < argc || (!grid && (!o.model || !o.prompt_file || !o.off.capacity))) {
         if (optind < argc) fprintf(stderr, "moesim validate: unexpected argument '%s'\n", argv[optind]);
         else fprintf(stderr, "moesim validate: --model, --prompt-file and --capacity are required\n");
         fprintf(stderr, validate_usage, moe_offload_opts_help);
@@ -393,5 +628,5 @@ int cmd_validate(int argc, char **argv) {
             o.threads = n > 0 ? (uint64_t)n : 1;
         }
     }
-    return validate(&o);
+    return grid ? validate_grid(&o, grid) : validate(&o);
 }

@@ -76,10 +76,7 @@ int moe_offload_generate(const moe_offload_job *job, moe_offload_out *out, moe_e
         if (step(eng, out->off, cap, &tok, 1, MOE_PHASE_DECODE, logits, err)) goto done;
     }
     out->wall_s = moe_engine_now() - t0;
-    if (getenv("MOESIM_DEBUG_STEPS")) {
-        const moe_offload_stats *st0 = NULL;
-        (void)st0;
-    }
+
     out->times = moe_engine_times_get(eng);
     if (moe_offload_finish(out->off, &out->stats, err)) goto done;
     if (job->save_state && moe_offload_save_state(out->off, job->save_state, err)) goto done;
