@@ -657,6 +657,48 @@ static int plot_prefetch(plot_ctx *p) {
     return 0;
 }
 
+/* validation: one point per validation (measured vs predicted tok/s), and
+ * the time breakdown of each validation measured and predicted. Every
+ * validation has its own captured trace, so the trace filter does not apply;
+ * --experiment, --policy, --scope and --capacity do. */
+static int plot_validation(plot_ctx *p) {
+    char file[160];
+#define KV(k) "(SELECT value FROM run_config c WHERE c.run_id = s.id AND c.key = '" k "')"
+#define MV(run, m) "(SELECT value FROM metrics x WHERE x.run_id = " run ".id AND x.name = '" m "')"
+    static const char sql[] =
+        "SELECT " MV("s", "tok_s") ", " MV("q", "tok_s") ", "
+        /* a short label: policy and prefetcher names without parameters */
+        " substr(s.policy, 1, instr(s.policy || ':', ':') - 1) || '/' || s.capacity || (CASE s.scope WHEN 'global'"
+        " THEN 'g' ELSE '' END) || '/' || coalesce(substr(" KV("prefetch") ", 1, instr(" KV("prefetch") " || ':', ':') - 1),"
+        " 'none'),"
+        " 1e3 * " MV("s", "dense_s") ", 1e3 * " MV("s", "expert_s") ","
+        " 1e3 * " MV("s", "stall_miss_s") ", 1e3 * " MV("s", "stall_late_prefetch_s") ","
+        " 1e3 * " MV("q", "dense_s") ", 1e3 * " MV("q", "expert_s") ","
+        " 1e3 * " MV("q", "stall_miss_s") ", 1e3 * " MV("q", "stall_late_prefetch_s")
+        " FROM run_summary s JOIN run_summary q ON q.id IN (SELECT run_id FROM run_config WHERE key = 'validation'"
+        "   AND value = " KV("validation") ") AND (SELECT value FROM run_config WHERE run_id = q.id AND key = 'kind') = 'predicted'"
+        " WHERE s.status = 'done' AND " KV("kind") " = 'measured'"
+        " AND (?1 IS NULL OR s.policy = ?1 OR s.policy LIKE ?1 || ':%')"
+        " AND (?2 IS NULL OR s.scope = ?2) AND (?3 IS NULL OR s.experiment = ?3) AND (?4 < 0 OR s.capacity = ?4)"
+        " ORDER BY s.id";
+#undef KV
+#undef MV
+    sqlite3_stmt *st = prepare(p, sql);
+    if (!st) return -1;
+    if (p->policy) sqlite3_bind_text(st, 1, p->policy, -1, SQLITE_STATIC);
+    if (p->scope) sqlite3_bind_text(st, 2, p->scope, -1, SQLITE_STATIC);
+    if (p->experiment) sqlite3_bind_text(st, 3, p->experiment, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, p->capacity);
+    snprintf(file, sizeof file, "%s/1.dat", p->dir);
+    long rows = dump_rows(p, st, file);
+    sqlite3_finalize(st);
+    if (rows < 0) return -1;
+    if (rows == 0) return fail(p, "validation: no validations (measured + predicted runs of `moesim validate --db`) "
+                                  "match in %s", p->db_path);
+    gp_num(p, "n", (double)rows);
+    return 0;
+}
+
 static int run_gnuplot(plot_ctx *p, const char *tmpl) {
     char gp[1200], term[1400];
     snprintf(gp, sizeof gp, "%s/%s", p->plots, tmpl);
@@ -678,6 +720,7 @@ static int run_gnuplot(plot_ctx *p, const char *tmpl) {
         {"time-breakdown", "Where the time per token goes"},
         {"topic-switch", "Recovery after sequence starts: cold-per-sequence vs warm cache"},
         {"prefetch", "Prefetch precision and recall vs lookahead"},
+        {"validation", "Simulator vs real backend (offloaded): predicted against measured"},
     };
     char title[2048] = "";
     for (size_t i = 0; i < sizeof heads / sizeof *heads; i++)
@@ -773,7 +816,7 @@ int cmd_plot(int argc, char **argv) {
     static const struct { const char *kind, *tmpl; } kinds[] = {
         {"hit-rate", "hit_rate.gp"},   {"warmup", "warmup.gp"},         {"layer-heatmap", "heatmap.gp"},
         {"popularity", "heatmap.gp"},  {"time-breakdown", "time_breakdown.gp"},
-        {"topic-switch", "topic_switch.gp"}, {"prefetch", "prefetch.gp"},
+        {"topic-switch", "topic_switch.gp"}, {"prefetch", "prefetch.gp"}, {"validation", "validation.gp"},
     };
     const char *tmpl = NULL;
     for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
@@ -805,6 +848,8 @@ int cmd_plot(int argc, char **argv) {
         snprintf(p.trace_desc, sizeof p.trace_desc, "%s (%s: %u layers x %u experts, top-%u, %llu steps)", p.trace_arg,
                  t->model, t->n_layers, t->n_experts, t->top_k, (unsigned long long)t->n_steps);
         moe_trace_free(t);
+    } else if (!strcmp(p.kind, "validation")) {
+        snprintf(p.trace_desc, sizeof p.trace_desc, "%s", p.db_path);
     } else if (pick_trace(&p)) {
         goto out;
     }
@@ -815,6 +860,7 @@ int cmd_plot(int argc, char **argv) {
     else if (!strcmp(p.kind, "layer-heatmap")) r = plot_layer_heatmap(&p);
     else if (!strcmp(p.kind, "popularity")) r = plot_popularity(&p);
     else if (!strcmp(p.kind, "time-breakdown")) r = plot_time_breakdown(&p);
+    else if (!strcmp(p.kind, "validation")) r = plot_validation(&p);
     else r = plot_prefetch(&p);
     if (r) goto out;
     gp_str(&p, "kind", p.kind);

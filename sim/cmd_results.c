@@ -142,16 +142,18 @@ static int results_list(int argc, char **argv) {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(h,
                            "SELECT id, experiment, coalesce(trace_path, trace_hash), policy, capacity, scope, "
-                           "hit_rate, status, cold_per_seq FROM run_summary WHERE ?1 IS NULL OR experiment = ?1 "
-                           "ORDER BY id",
+                           "hit_rate, status, cold_per_seq, "
+                           /* runs of a validation carry kind (measured / predicted) */
+                           "coalesce((SELECT value FROM run_config c WHERE c.run_id = s.id AND c.key = 'kind'), "
+                           "'sim') FROM run_summary s WHERE ?1 IS NULL OR experiment = ?1 ORDER BY id",
                            -1, &st, NULL) != SQLITE_OK) {
         rc = sql_fail("list", o.db, h);
         sqlite3_close(h);
         return rc;
     }
     if (o.experiment) sqlite3_bind_text(st, 1, o.experiment, -1, SQLITE_STATIC);
-    printf("%-5s %-14s %-24s %-22s %8s %-9s %8s %s\n", "id", "experiment", "trace", "policy", "capacity",
-           "scope", "hit_rate", "status");
+    printf("%-5s %-14s %-24s %-22s %8s %-9s %8s %-9s %s\n", "id", "experiment", "trace", "policy", "capacity",
+           "scope", "hit_rate", "kind", "status");
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *exp = (const char *)sqlite3_column_text(st, 1);
         const char *trace = (const char *)sqlite3_column_text(st, 2);
@@ -161,9 +163,10 @@ static int results_list(int argc, char **argv) {
         if (sqlite3_column_type(st, 6) != SQLITE_NULL) snprintf(hr, sizeof hr, "%.4f", sqlite3_column_double(st, 6));
         snprintf(scope_buf, sizeof scope_buf, "%s%s", scope ? scope : "-",
                  sqlite3_column_int(st, 8) ? "+cold" : "");
-        printf("%-5lld %-14s %-24s %-22s %8lld %-9s %8s %s\n", (long long)sqlite3_column_int64(st, 0),
+        printf("%-5lld %-14s %-24s %-22s %8lld %-9s %8s %-9s %s\n", (long long)sqlite3_column_int64(st, 0),
                exp && *exp ? exp : "-", trace ? base_name(trace) : "-", pol ? pol : "-",
-               (long long)sqlite3_column_int64(st, 4), scope_buf, hr, (const char *)sqlite3_column_text(st, 7));
+               (long long)sqlite3_column_int64(st, 4), scope_buf, hr, (const char *)sqlite3_column_text(st, 9),
+               (const char *)sqlite3_column_text(st, 7));
     }
     rc = rc == SQLITE_DONE ? 0 : sql_fail("list", o.db, h);
     sqlite3_finalize(st);
