@@ -5,6 +5,8 @@
 #   make demo       replay the shipped traces against every policy, write
 #                   results/demo.db, results/demo_*.png and results/report.html
 #   make bench      benchmarks, one line "bench <name> <value> <unit>" each
+#   make validate   calibrate this machine, run the backend offloaded against the
+#                   simulator (experiments/validate.ini): results/validate.txt
 #   make deps       install the Debian packages moesim needs (root)
 #   make install PREFIX=/usr/local
 
@@ -41,7 +43,7 @@ TEST_BIN    := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_BIN   := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 APP_LIBS    := $(BUILD)/libmoesim-sim.a $(BUILD)/libmoesim-backend.a $(BUILD)/libmoesim.a
 
-.PHONY: FORCE all test demo bench deps check-deps install clean
+.PHONY: FORCE all test demo bench validate deps check-deps install clean
 all: $(BUILD)/moesim $(BUILD)/libmoesim.a
 
 $(BUILD)/obj/%.o: %.c
@@ -95,6 +97,9 @@ test: check-deps all $(TEST_BIN)
 
 demo: check-deps all
 	@BUILD=$(BUILD) sh experiments/demo.sh
+
+validate: check-deps all
+	@BUILD=$(BUILD) sh experiments/validate.sh
 
 bench: check-deps all $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do $$b || exit 1; done

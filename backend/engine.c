@@ -153,8 +153,8 @@ moe_engine *moe_engine_new(const moe_model *m, int threads, int ctx, moe_error *
     e->rope_sin = malloc(CH * (size_t)(c->head_dim / 2) * sizeof(float));
     e->sel = malloc(CH * (size_t)c->top_k * sizeof(int));
     e->selw = malloc(CH * (size_t)c->top_k * sizeof(float));
-    e->tok_of = malloc(CH * sizeof(int));
-    e->w_of = malloc(CH * sizeof(float));
+    e->tok_of = malloc(CH * (size_t)c->top_k * sizeof(int)); /* offloaded: every (token, slot) */
+    e->w_of = malloc(CH * (size_t)c->top_k * sizeof(float));
     e->pool = moe_pool_new(threads);
     if (!e->k_cache || !e->v_cache || !e->x || !e->xn || !e->tmp || !e->ey || !e->eo || !e->xe || !e->q ||
         !e->att || !e->k || !e->v || !e->rlog || !e->rprob || !e->gu || !e->act || !e->rope_cos ||

@@ -24,8 +24,8 @@ struct moe_engine {
     float *rope_cos, *rope_sin;/* [CH][head_dim/2] */
     int *sel;                  /* [CH][k] chosen experts of the current layer */
     float *selw;               /* [CH][k] their weights */
-    int *tok_of;               /* [CH] token list of one expert */
-    float *w_of;               /* [CH] */
+    int *tok_of;               /* [CH*k] token rows of one expert (offloaded: of all, by expert) */
+    float *w_of;               /* [CH*k] their gate weights */
     /* offloaded mode (moe_engine_set_expert_source) */
     moe_expert_source *src;
     float *xe_all, *ey_all;    /* [CH*k][H]: every chosen (token, expert) pair's input / output */

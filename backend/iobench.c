@@ -316,6 +316,8 @@ static int summarise(const bench *b, const worker *w, uint32_t nw, moe_iobench_r
     *out = (moe_iobench_result){.mode = p->mode, .block = p->block, .depth = nw, .reads = total,
                                 .bytes = (uint64_t)total * p->block, .wall_s = end - start};
     if (total) {
+        out->p10_s = quantile(all, total, 0.1);
+        out->p25_s = quantile(all, total, 0.25);
         out->median_s = quantile(all, total, 0.5);
         out->p90_s = quantile(all, total, 0.9);
         out->mean_s = busy / (double)total;
@@ -402,6 +404,8 @@ static double median_of(const moe_iobench_result *r, uint32_t n, double (*get)(c
     return quantile_of(r, n, get, 0.5);
 }
 
+static double get_p10(const moe_iobench_result *r) { return r->p10_s; }
+static double get_p25(const moe_iobench_result *r) { return r->p25_s; }
 static double get_median(const moe_iobench_result *r) { return r->median_s; }
 static double get_p90(const moe_iobench_result *r) { return r->p90_s; }
 static double get_tput(const moe_iobench_result *r) { return r->throughput_Bps; }
@@ -424,6 +428,8 @@ int moe_iobench_combine(const moe_iobench_result *passes, uint32_t n, moe_iobenc
         busy_s += r->mean_s * (double)r->reads;
     }
     c.mean_s = c.reads ? busy_s / (double)c.reads : 0;
+    c.p10_s = median_of(passes, n, get_p10);
+    c.p25_s = median_of(passes, n, get_p25);
     c.median_s = median_of(passes, n, get_median);
     c.p90_s = median_of(passes, n, get_p90);
     c.throughput_Bps = median_of(passes, n, get_tput);
@@ -437,50 +443,68 @@ int moe_iobench_combine(const moe_iobench_result *passes, uint32_t n, moe_iobenc
 
 /* ---- fits ------------------------------------------------------------ */
 
-static int check_fit_input(const moe_iobench_result *r, uint32_t n, moe_error *err) {
+/* The statistic a fit explains, of one result. */
+static double stat_of(const moe_iobench_result *r, int stat) {
+    switch (stat) {
+    case MOE_IOBENCH_P25: return r->p25_s;
+    case MOE_IOBENCH_P10: return r->p10_s;
+    case MOE_IOBENCH_MEAN: return r->mean_s;
+    default: return r->median_s;
+    }
+}
+
+static const char *stat_name(int stat) {
+    static const char *const names[] = {"median", "p25", "p10", "mean"};
+    return stat >= 0 && stat <= MOE_IOBENCH_MEAN ? names[stat] : "?";
+}
+
+static int check_fit_input(const moe_iobench_result *r, uint32_t n, int stat, moe_error *err) {
+    if (stat < 0 || stat > MOE_IOBENCH_MEAN) return moe_fail(err, "iobench fit: unknown statistic %d", stat);
     if (n < 2) return moe_fail(err, "iobench fit: %u result(s); at least 2 block sizes are needed", n);
     int distinct = 0;
     for (uint32_t i = 0; i < n; i++) {
+        double t = stat_of(&r[i], stat);
         if (r[i].depth != r[0].depth)
             return moe_fail(err, "iobench fit: results at depths %u and %u; one depth per fit",
                             r[0].depth, r[i].depth);
-        if (!(r[i].median_s > 0) || !isfinite(r[i].median_s) || r[i].block == 0)
-            return moe_fail(err, "iobench fit: result %u (block %llu) has no valid median", i,
-                            (unsigned long long)r[i].block);
+        if (!(t > 0) || !isfinite(t) || r[i].block == 0)
+            return moe_fail(err, "iobench fit: result %u (block %llu) has no valid %s", i,
+                            (unsigned long long)r[i].block, stat_name(stat));
         if (r[i].block != r[0].block) distinct = 1;
     }
     if (!distinct) return moe_fail(err, "iobench fit: all results are at one block size; need >= 2");
     return 0;
 }
 
-/* Weighted least squares of y = a + b x, centred for accuracy; through the
- * origin (a = 0) when origin is set. */
-static void wls(const moe_iobench_result *r, uint32_t n, int origin, double *a, double *b) {
+/* Weighted least squares of t = a + b * block with weights 1/t^2 (t: the
+ * chosen statistic), centred for accuracy; through the origin (a = 0) when
+ * origin is set. */
+static void wls(const moe_iobench_result *r, uint32_t n, int stat, int origin, double *a, double *b) {
     double W = 0, sx = 0, sy = 0;
     for (uint32_t i = 0; i < n; i++) {
-        double w = 1.0 / (r[i].median_s * r[i].median_s);
+        double y = stat_of(&r[i], stat), w = 1.0 / (y * y);
         W += w;
         sx += w * (double)r[i].block;
-        sy += w * r[i].median_s;
+        sy += w * y;
     }
     double mx = origin ? 0 : sx / W, my = origin ? 0 : sy / W, sxx = 0, sxy = 0;
     for (uint32_t i = 0; i < n; i++) {
-        double w = 1.0 / (r[i].median_s * r[i].median_s), dx = (double)r[i].block - mx;
+        double y = stat_of(&r[i], stat), w = 1.0 / (y * y), dx = (double)r[i].block - mx;
         sxx += w * dx * dx;
-        sxy += w * dx * (r[i].median_s - my);
+        sxy += w * dx * (y - my);
     }
     *b = sxy / sxx;
     *a = my - *b * mx;
 }
 
-int moe_iobench_fit_channel(const moe_iobench_result *r, uint32_t n, moe_iobench_fit *out,
-                            moe_error *err) {
-    if (check_fit_input(r, n, err)) return -1;
+int moe_iobench_fit_channel_stat(const moe_iobench_result *r, uint32_t n, int stat, moe_iobench_fit *out,
+                                 moe_error *err) {
+    if (check_fit_input(r, n, stat, err)) return -1;
     double a, b;
-    wls(r, n, 0, &a, &b);
+    wls(r, n, stat, 0, &a, &b);
     int clamped = 0;
     if (a < 0) { /* noise at the small blocks; a negative latency would be nonsense */
-        wls(r, n, 1, &a, &b);
+        wls(r, n, stat, 1, &a, &b);
         a = 0;
         clamped = 1;
     }
@@ -489,12 +513,17 @@ int moe_iobench_fit_channel(const moe_iobench_result *r, uint32_t n, moe_iobench
                         "(slope %g s/byte); measure larger blocks or longer", r[0].depth, b);
     double worst = 0;
     for (uint32_t i = 0; i < n; i++) {
-        double rel = fabs(r[i].median_s - (a + b * (double)r[i].block)) / r[i].median_s;
+        double y = stat_of(&r[i], stat), rel = fabs(y - (a + b * (double)r[i].block)) / y;
         if (rel > worst) worst = rel;
     }
     *out = (moe_iobench_fit){.latency_s = a, .bandwidth_Bps = 1.0 / b, .max_rel_resid = worst,
                              .latency_clamped = clamped};
     return 0;
+}
+
+int moe_iobench_fit_channel(const moe_iobench_result *r, uint32_t n, moe_iobench_fit *out,
+                            moe_error *err) {
+    return moe_iobench_fit_channel_stat(r, n, MOE_IOBENCH_MEDIAN, out, err);
 }
 
 int moe_iobench_pick_channels(const moe_iobench_result *by_depth, uint32_t n, uint32_t *channels,

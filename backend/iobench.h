@@ -62,8 +62,11 @@ typedef struct moe_iobench_result {
     double wall_s;          /* first thread's start to last thread's end */
     double throughput_Bps;  /* bytes / wall_s, all threads together */
     /* Per-read service time (read + work), seconds, over all threads' reads.
-     * Quantiles interpolate linearly between order statistics. */
-    double median_s, mean_s, p90_s;
+     * Quantiles interpolate linearly between order statistics. On a shared
+     * machine the distribution is often bimodal (the device alone, and the
+     * device serving another tenant too): the low quantiles stay on the
+     * first mode, the median jumps between modes with the other's load. */
+    double p10_s, p25_s, median_s, mean_s, p90_s;
     /* Sum of service times / (depth * wall_s): the share of thread time spent
      * in reads. Well below 1 means the threads were waiting for a CPU, not
      * for the device (a CPU-bound work hook, or more threads than cores). */
@@ -97,7 +100,7 @@ int moe_iobench_reads(const char *path, int mode, uint64_t block, uint32_t depth
                       uint64_t seed, moe_iobench_result *out, moe_error *err);
 
 /* Combine repeated passes of one point (same mode, block, depth) into one
- * result: reads, bytes and wall time add up; median, p90, throughput and
+ * result: reads, bytes and wall time add up; the quantiles, throughput and
  * busy_frac are the median over the passes, mean the read-weighted mean,
  * and pass_spread says how much the passes disagreed.
  * Interleaving short passes over all points and taking the median pass
@@ -113,6 +116,9 @@ typedef struct moe_iobench_fit {
     int latency_clamped;    /* 1: the free fit gave latency < 0; refitted with latency = 0 */
 } moe_iobench_fit;
 
+/* Which per-read statistic a fit explains. */
+enum moe_iobench_stat { MOE_IOBENCH_MEDIAN = 0, MOE_IOBENCH_P25 = 1, MOE_IOBENCH_P10 = 2, MOE_IOBENCH_MEAN = 3 };
+
 /* Fit median service time = latency + block / bandwidth over n results at
  * the same depth and >= 2 distinct block sizes. Weighted least squares with
  * weights 1/median^2, i.e. relative residuals: every block size counts
@@ -120,6 +126,11 @@ typedef struct moe_iobench_fit {
  * latency that small reads depend on. Exact data is recovered exactly. */
 int moe_iobench_fit_channel(const moe_iobench_result *r, uint32_t n, moe_iobench_fit *out,
                             moe_error *err);
+/* The same fit of another statistic (enum moe_iobench_stat): p25 / p10 give
+ * the uncontended device, reproducible on a shared machine; mean prices the
+ * total time of many reads, contention included. */
+int moe_iobench_fit_channel_stat(const moe_iobench_result *r, uint32_t n, int stat, moe_iobench_fit *out,
+                                 moe_error *err);
 
 /* Rule: the smallest depth whose throughput is >= 90% of the best throughput
  * among the n results (distinct depths, same block). Beyond it more queue

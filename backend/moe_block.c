@@ -120,12 +120,22 @@ static int ffn_offloaded(moe_engine *e, int l, int T, moe_error *err) {
     const moe_model_config *c = &e->m->cfg;
     int H = c->hidden, E = c->n_experts, K = c->top_k, m = c->moe_index[l];
     moe_expert_source *src = e->src;
-    int rows = 0;
-    for (int x = 0; x < E; x++) {
+    /* token rows grouped by expert, in token order: one counting pass, one
+     * filling pass (tok_of / w_of hold every chosen (token, slot) here) */
+    memset(e->count_of, 0, (size_t)E * sizeof *e->count_of);
+    for (int i = 0; i < T * K; i++) e->count_of[e->sel[i]]++;
+    for (int x = 0, rows = 0; x < E; x++) {
         e->first_of[x] = rows;
-        e->count_of[x] = tokens_of(e, x, T, e->xe_all + (size_t)rows * H);
         rows += e->count_of[x];
+        e->count_of[x] = 0;
     }
+    for (int t = 0; t < T; t++)
+        for (int s = 0; s < K; s++) {
+            int x = e->sel[t * K + s], r = e->first_of[x] + e->count_of[x]++;
+            e->tok_of[r] = t;
+            e->w_of[r] = e->selw[t * K + s];
+            memcpy(e->xe_all + (size_t)r * H, e->xn + (size_t)t * H, (size_t)H * sizeof(float));
+        }
     int D = src->lookahead_depth;
     for (int d = 1; d <= D; d++) lookahead_topk(e, l, d, T, e->la + (size_t)(d - 1) * K, (size_t)D * K);
     int n = 0;
@@ -152,10 +162,15 @@ static int ffn_offloaded(moe_engine *e, int l, int T, moe_error *err) {
         swiglu(e, w, e->xe_all + r, e->count_of[x], e->ey_all + r);
         e->times.experts_run++;
     }
+    /* the weighted sum in ascending expert id, as the resident path adds */
     for (int x = 0; x < E; x++) {
-        if (!e->count_of[x]) continue;
-        tokens_of(e, x, T, NULL);
-        add_expert_outputs(e, x, e->count_of[x], e->ey_all + (size_t)e->first_of[x] * H);
+        int r0 = e->first_of[x];
+        for (int i = 0; i < e->count_of[x]; i++) {
+            float *o = e->eo + (size_t)e->tok_of[r0 + i] * H;
+            const float *y = e->ey_all + (size_t)(r0 + i) * H;
+            float w = e->w_of[r0 + i];
+            for (int h = 0; h < H; h++) o[h] += y[h] * w;
+        }
     }
     return 0;
 }

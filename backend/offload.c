@@ -21,7 +21,7 @@ enum { READ_NONE = 0, READ_QUEUED, READ_DONE };
 typedef struct slot {
     void *raw;              /* pack block, MOE_PACK_ALIGN-aligned */
     moe_mlp_w w;            /* f32 weights the engine computes with */
-    int read;               /* READ_* (under mu) */
+    int read;               /* READ_*: written under mu with release order; read with acquire */
     int kind;               /* 0 demand, 1 prefetch */
     uint64_t seqno;         /* position in the read queue */
     uint32_t layer, expert;
@@ -106,7 +106,7 @@ static void *io_main(void *p) {
         pthread_mutex_lock(&o->mu);
         o->busy_s[id] += t1 - t0;
         if (rc) snprintf(s->error, sizeof s->error, "%s", err.msg);
-        s->read = READ_DONE;
+        __atomic_store_n(&s->read, READ_DONE, __ATOMIC_RELEASE);
         o->in_flight--;
         pthread_cond_broadcast(&o->cv);
     }
@@ -140,6 +140,8 @@ static void issue_read(moe_offload *o, uint32_t si, uint32_t l, uint32_t e, int 
 static double wait_slot(moe_offload *o, uint32_t si) {
     slot *s = &o->slots[si];
     double t0 = 0, waited = 0;
+    /* the common case, data already in, without the lock */
+    if (__atomic_load_n(&s->read, __ATOMIC_ACQUIRE) != READ_QUEUED) return 0;
     pthread_mutex_lock(&o->mu);
     if (s->read == READ_QUEUED) {
         t0 = now_s();
@@ -762,13 +764,15 @@ static int src_layer(void *ctx, int mi, int T, const int *sel, const float *selw
     if (o->pf) prefetch(o, m, nf, a);
     /* compute order: data already in (ascending id), then by read queue */
     int n = 0;
-    pthread_mutex_lock(&o->mu);
     for (uint32_t i = 0; i < nf; i++)
-        if (o->slots[o->cur_slot[o->full[i]]].read != READ_QUEUED) order[n++] = o->full[i];
+        if (__atomic_load_n(&o->slots[o->cur_slot[o->full[i]]].read, __ATOMIC_ACQUIRE) != READ_QUEUED)
+            order[n++] = o->full[i];
     int first_pending = n;
-    for (uint32_t i = 0; i < nf; i++)
-        if (o->slots[o->cur_slot[o->full[i]]].read == READ_QUEUED) order[n++] = o->full[i];
-    pthread_mutex_unlock(&o->mu);
+    for (uint32_t i = 0; i < nf && n < (int)nf; i++) {
+        int in = 0; /* a read may complete between the two passes: place each expert once */
+        for (int j = 0; j < first_pending && !in; j++) in = order[j] == o->full[i];
+        if (!in) order[n++] = o->full[i];
+    }
     for (int i = first_pending + 1; i < n; i++) {
         int v = order[i], j = i;
         uint64_t sv = o->slots[o->cur_slot[v]].seqno;
