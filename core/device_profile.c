@@ -52,7 +52,8 @@ int moe_device_profile_load(const char *path, const char *name, moe_device_profi
                                        /* measured by `moesim calibrate` (device_profile.h) */
                                        "model", "threads", "io_mode", "calibrated", "dense_us",
                                        "dense_us_per_token", "attn_ns_per_ctx", "expert_us",
-                                       "expert_us_per_token", "head_us", NULL};
+                                       "expert_us_per_token", "head_us", "io_busy_latency_us",
+                                       "io_busy_bandwidth_GBps", NULL};
     memset(out, 0, sizeof *out);
     const moe_ini_section *sec;
     moe_ini *ini = open_section(path, "device", name, &sec, err);
@@ -62,6 +63,7 @@ int moe_device_profile_load(const char *path, const char *name, moe_device_profi
     uint64_t ch;
     double lat, bw, mbw, tf, eo, lo, mem;
     uint64_t thr;
+    double blat, bbw;
     if (moe_ini_check_keys(ini, s, keys, err) ||
         moe_ini_get_u64(ini, s, "io_channels", 1, 1, 1024, &ch, err) ||
         moe_ini_get_double(ini, s, "io_latency_us", 0, 0, 1e9, &lat, err) ||
@@ -77,8 +79,12 @@ int moe_device_profile_load(const char *path, const char *name, moe_device_profi
         moe_ini_get_double(ini, s, "expert_us", 0, 0, 1e9, &out->expert_us, err) ||
         moe_ini_get_double(ini, s, "expert_us_per_token", 0, 0, 1e9, &out->expert_us_per_token, err) ||
         moe_ini_get_double(ini, s, "head_us", 0, 0, 1e9, &out->head_us, err) ||
-        moe_ini_get_u64(ini, s, "threads", 0, 0, 4096, &thr, err))
+        moe_ini_get_u64(ini, s, "threads", 0, 0, 4096, &thr, err) ||
+        moe_ini_get_double(ini, s, "io_busy_latency_us", 0, 0, 1e9, &blat, err) ||
+        moe_ini_get_double(ini, s, "io_busy_bandwidth_GBps", 0, 0, 1e9, &bbw, err))
         goto out;
+    out->io_busy_latency_s = blat * 1e-6;
+    out->io_busy_bandwidth_Bps = bbw * 1e9;
     out->threads = (uint32_t)thr;
     /* dense_us present = the compute terms were measured on the backend */
     out->measured_compute = out->dense_us >= 0;
@@ -115,6 +121,11 @@ int moe_device_profile_load(const char *path, const char *name, moe_device_profi
                  "expert_us_per_token=%g,head_us=%g",
                  out->model, out->dense_us, out->dense_us_per_token, out->attn_ns_per_ctx, out->expert_us,
                  out->expert_us_per_token, out->head_us);
+    }
+    if (out->io_busy_bandwidth_Bps > 0) {
+        size_t n = strlen(out->canonical);
+        snprintf(out->canonical + n, sizeof out->canonical - n, ",io_busy_latency_us=%g,io_busy_bandwidth_GBps=%g",
+                 blat, bbw);
     }
     rc = 0;
 out:

@@ -22,6 +22,9 @@
  *   expert_us, expert_us_per_token one routed expert serving n tokens
  *                       (computed in f32 whatever its stored precision)
  *   head_us             final norm + LM head of a step (its last token)
+ *   io_busy_latency_us, io_busy_bandwidth_GBps   a read's latency and bandwidth
+ *                       while the compute lane is busy (core/timing.h,
+ *                       contention); absent = reads do not slow down
  *   threads, io_mode, calibrated   informational (how it was measured)
  * Model section keys:
  *   layers, experts, top_k, shared (informational), hidden
@@ -63,6 +66,7 @@ typedef struct moe_device_profile {
     uint32_t threads;       /* compute threads they were measured with (0 = unknown) */
     char model[64];
     double dense_us, dense_us_per_token, attn_ns_per_ctx, expert_us, expert_us_per_token, head_us;
+    double io_busy_latency_s, io_busy_bandwidth_Bps; /* 0 = no contention term */
     char canonical[1024]; /* "name:k=v,..." with every effective value */
 } moe_device_profile;
 

@@ -21,22 +21,132 @@ int moe_tl_init(moe_timeline *tl, uint32_t channels, double latency_s, double ba
 
 void moe_tl_free(moe_timeline *tl) {
     free(tl->ch_free);
+    free(tl->seg);
+    free(tl->rd);
+    free(tl->ch_last);
     tl->ch_free = NULL;
+    tl->seg = NULL;
+    tl->rd = NULL;
+    tl->ch_last = NULL;
+}
+
+int moe_tl_set_contention(moe_timeline *tl, double lat, double bw, moe_error *err) {
+    if (!(lat >= 0) || !(bw > 0)) return moe_fail(err, "timing: busy latency must be >= 0 and bandwidth > 0");
+    if (!(tl->ch_last = malloc(tl->n_channels * sizeof *tl->ch_last))) return moe_fail(err, "out of memory");
+    for (uint32_t c = 0; c < tl->n_channels; c++) tl->ch_last[c] = -1;
+    tl->contended = 1;
+    tl->busy_latency_s = lat;
+    tl->busy_bandwidth_Bps = bw;
+    tl->last_id = -1;
+    return 0;
+}
+
+/* First busy segment ending after t (binary search). */
+static size_t seg_after(const moe_timeline *tl, double t) {
+    size_t lo = 0, hi = tl->n_seg;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (tl->seg[2 * mid + 1] <= t) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+/* End of a read of `bytes` starting at `start`: one unit of work done at
+ * 1 / (its duration at the idle rate) per second while the lane is idle and
+ * at 1 / (its duration at the busy rate) while it computes; idle after the
+ * last known segment. */
+static double progress_end(const moe_timeline *tl, double start, uint64_t bytes) {
+    double di = tl->latency_s + (isinf(tl->bandwidth_Bps) ? 0.0 : (double)bytes / tl->bandwidth_Bps);
+    double db = tl->busy_latency_s + (double)bytes / tl->busy_bandwidth_Bps;
+    double work = 1, t = start;
+    for (size_t i = seg_after(tl, start); i < tl->n_seg; i++) {
+        double a = tl->seg[2 * i], b = tl->seg[2 * i + 1];
+        if (a > t) { /* idle gap */
+            double w = (a - t) / di;
+            if (w >= work) return t + work * di;
+            work -= w;
+            t = a;
+        }
+        double w = (b - t) / db;
+        if (w >= work) return t + work * db;
+        work -= w;
+        t = b;
+    }
+    return t + work * di;
+}
+
+double moe_tl_ready(moe_timeline *tl, int64_t id) {
+    if (!tl->contended || id < 0) return 0;
+    moe_tl_io *r = &tl->rd[id];
+    if (r->final) return r->end;
+    double prev = r->prev >= 0 ? moe_tl_ready(tl, r->prev) : 0;
+    double start = prev > r->issue ? prev : r->issue;
+    r->end = progress_end(tl, start, r->bytes);
+    if (r->end <= tl->now && (r->prev < 0 || tl->rd[r->prev].final)) r->final = 1;
+    return r->end;
+}
+
+void moe_tl_settle(moe_timeline *tl) {
+    if (tl->contended)
+        for (size_t i = 0; i < tl->n_rd; i++) moe_tl_ready(tl, (int64_t)i);
+}
+
+/* Contended read: queued on the channel whose last read ends first (as
+ * estimated now), ties to the lowest; the end is estimated lazily. */
+static double read_contended(moe_timeline *tl, uint64_t bytes, double issue) {
+    if (tl->n_rd == tl->cap_rd) {
+        size_t cap = tl->cap_rd ? tl->cap_rd * 2 : 1024;
+        moe_tl_io *r2 = realloc(tl->rd, cap * sizeof *r2);
+        if (!r2) return INFINITY; /* the caller's totals stay valid; this read never arrives */
+        tl->rd = r2;
+        tl->cap_rd = cap;
+    }
+    uint32_t best = 0;
+    double best_end = INFINITY;
+    for (uint32_t c = 0; c < tl->n_channels; c++) {
+        double e = tl->ch_last[c] >= 0 ? moe_tl_ready(tl, tl->ch_last[c]) : 0;
+        if (e < best_end) {
+            best_end = e;
+            best = c;
+        }
+    }
+    int64_t id = (int64_t)tl->n_rd++;
+    tl->rd[id] = (moe_tl_io){.issue = issue, .bytes = bytes, .prev = tl->ch_last[best]};
+    tl->ch_last[best] = id;
+    tl->last_id = id;
+    return moe_tl_ready(tl, id);
 }
 
 void moe_tl_reset(moe_timeline *tl) {
-    double *ch = tl->ch_free;
-    uint32_t n = tl->n_channels;
-    double lat = tl->latency_s, bw = tl->bandwidth_Bps;
+    moe_timeline keep = *tl;
     memset(tl, 0, sizeof *tl);
-    memset(ch, 0, n * sizeof *ch);
-    tl->ch_free = ch;
-    tl->n_channels = n;
-    tl->latency_s = lat;
-    tl->bandwidth_Bps = bw;
+    memset(keep.ch_free, 0, keep.n_channels * sizeof *keep.ch_free);
+    tl->ch_free = keep.ch_free;
+    tl->n_channels = keep.n_channels;
+    tl->latency_s = keep.latency_s;
+    tl->bandwidth_Bps = keep.bandwidth_Bps;
+    tl->contended = keep.contended;
+    tl->busy_latency_s = keep.busy_latency_s;
+    tl->busy_bandwidth_Bps = keep.busy_bandwidth_Bps;
+    tl->seg = keep.seg;
+    tl->cap_seg = keep.cap_seg;
+    tl->rd = keep.rd;
+    tl->cap_rd = keep.cap_rd;
+    tl->ch_last = keep.ch_last;
+    if (tl->ch_last)
+        for (uint32_t c = 0; c < tl->n_channels; c++) tl->ch_last[c] = -1;
+    tl->last_id = -1;
 }
 
 double moe_tl_read(moe_timeline *tl, uint64_t bytes, double issue, int kind) {
+    if (tl->contended) {
+        tl->reads++;
+        tl->bytes_read += bytes;
+        tl->reads_kind[kind ? 1 : 0]++;
+        tl->bytes_kind[kind ? 1 : 0] += bytes;
+        return read_contended(tl, bytes, issue);
+    }
     uint32_t best = 0;
     for (uint32_t c = 1; c < tl->n_channels; c++)
         if (tl->ch_free[c] < tl->ch_free[best]) best = c;
@@ -52,6 +162,26 @@ double moe_tl_read(moe_timeline *tl, uint64_t bytes, double issue, int kind) {
 }
 
 double moe_tl_compute(moe_timeline *tl, double seconds, int kind) {
+    if (tl->contended && seconds > 0) {
+        /* one segment per run of back-to-back compute */
+        if (tl->n_seg && tl->seg[2 * tl->n_seg - 1] == tl->now) {
+            tl->seg[2 * tl->n_seg - 1] = tl->now + seconds;
+        } else {
+            if (tl->n_seg == tl->cap_seg) {
+                size_t cap = tl->cap_seg ? tl->cap_seg * 2 : 1024;
+                double *s2 = realloc(tl->seg, 2 * cap * sizeof *s2);
+                if (s2) {
+                    tl->seg = s2;
+                    tl->cap_seg = cap;
+                }
+            }
+            if (tl->n_seg < tl->cap_seg) { /* out of memory: the lane counts as idle here */
+                tl->seg[2 * tl->n_seg] = tl->now;
+                tl->seg[2 * tl->n_seg + 1] = tl->now + seconds;
+                tl->n_seg++;
+            }
+        }
+    }
     tl->now += seconds;
     tl->compute_s[kind] += seconds;
     return tl->now;
@@ -66,7 +196,16 @@ double moe_tl_wait(moe_timeline *tl, double ready, int kind) {
 }
 
 double moe_tl_io_utilisation(const moe_timeline *tl, double until) {
-    return until > 0 ? tl->io_busy_s / (until * tl->n_channels) : 0.0;
+    double busy = tl->io_busy_s;
+    if (tl->contended) { /* each read's service: from its start to its end */
+        busy = 0;
+        for (size_t i = 0; i < tl->n_rd; i++) {
+            const moe_tl_io *r = &tl->rd[i];
+            double prev = r->prev >= 0 ? tl->rd[r->prev].end : 0;
+            busy += r->end - (prev > r->issue ? prev : r->issue);
+        }
+    }
+    return until > 0 ? busy / (until * tl->n_channels) : 0.0;
 }
 
 double moe_roofline_s(double bytes, double flops, double mem_bandwidth_Bps, double peak_flops,

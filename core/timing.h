@@ -14,9 +14,22 @@
  * `kind`. Everything is plain arithmetic on doubles in seconds: deterministic
  * and independent of the machine the simulation runs on.
  *
- * The replay engine (sim/replay_ext.c) and the real backend use this same
- * timeline, so a predicted and a measured timeline can be compared term by
- * term. */
+ * Contention (moe_tl_set_contention, from a calibrated profile's
+ * io_busy_latency_us / io_busy_bandwidth_GBps): on some machines a read is
+ * slower while the compute lane is busy (a VM whose disk the host emulates
+ * on the same cores: `moesim validate` found ~110 us per expert read with the
+ * CPU idle and ~190 us beside a busy one). A read then does its work at the
+ * idle rate while the lane stalls and at the busy rate while it computes, so
+ * its end depends on what the lane does after it was issued; moe_tl_read
+ * returns the end estimated as of `now` (the lane idle from then on) and
+ * moe_tl_ready(id) re-estimates it later. An estimate at or before `now` is
+ * final. Without contention both rates are equal and a read's end is fixed
+ * at issue, exactly as before.
+ *
+ * The replay engine (sim/replay_ext.c) prices a trace on this timeline; the
+ * offloaded backend (backend/offload.c) measures the same terms (dense and
+ * expert compute, stalls by kind, I/O busy time) with a clock, so predicted
+ * and measured runs are compared term by term (`moesim validate`). */
 #ifndef MOE_TIMING_H
 #define MOE_TIMING_H
 
@@ -41,7 +54,23 @@ typedef struct moe_timeline {
     uint64_t reads, bytes_read;
     uint64_t reads_kind[2];  /* demand (MOE_STALL_MISS) / prefetch reads */
     uint64_t bytes_kind[2];
+    /* contention (see above); contended == 0 leaves everything below unused */
+    int contended;
+    double busy_latency_s, busy_bandwidth_Bps;
+    double *seg;             /* lane busy segments [seg[2i], seg[2i+1]), in time order */
+    size_t n_seg, cap_seg;
+    struct moe_tl_io *rd;    /* every read: issue, bytes, channel, previous read on it */
+    size_t n_rd, cap_rd;
+    int64_t *ch_last;        /* n_channels: last read queued on each channel, -1 none */
+    int64_t last_id;         /* id of the last moe_tl_read */
 } moe_timeline;
+
+typedef struct moe_tl_io {
+    double issue, end;       /* end: the estimate; final once <= the lane's now */
+    uint64_t bytes;
+    int64_t prev;            /* previous read on the same channel, -1 */
+    int final;
+} moe_tl_io;
 
 int moe_tl_init(moe_timeline *tl, uint32_t channels, double latency_s, double bandwidth_Bps,
                 moe_error *err);
@@ -50,8 +79,16 @@ void moe_tl_free(moe_timeline *tl);
 void moe_tl_reset(moe_timeline *tl);
 
 /* Queue a read of `bytes` issued at `issue` (>= previous issues);
- * kind 0 = demand, 1 = prefetch. Returns the time its data is available. */
+ * kind 0 = demand, 1 = prefetch. Returns the time its data is available
+ * (contended: the estimate as of now); its id is then tl->last_id. */
 double moe_tl_read(moe_timeline *tl, uint64_t bytes, double issue, int kind);
+/* Reads slow down to latency + bytes / bandwidth while the lane computes.
+ * Call on a fresh timeline; fails on bad values. */
+int moe_tl_set_contention(moe_timeline *tl, double busy_latency_s, double busy_bandwidth_Bps, moe_error *err);
+/* The (re-)estimated end of read `id` as of now; exact without contention. */
+double moe_tl_ready(moe_timeline *tl, int64_t id);
+/* Re-estimate every read as of now (before the totals are read at the end). */
+void moe_tl_settle(moe_timeline *tl);
 /* Run an operation of `seconds` on the lane. Returns its end time. */
 double moe_tl_compute(moe_timeline *tl, double seconds, int kind);
 /* Wait on the lane until `ready`; returns the stall added (0 if ready <= now). */

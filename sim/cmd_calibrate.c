@@ -65,8 +65,7 @@ static const char calibrate_usage[] =
     "                     compute and I/O threads do not share a CPU)\n"
     "  --io MODE          direct (default), buffered or mmap\n"
     "  --seconds S        time per I/O point per pass (default 0.25; 3 passes)\n"
-    "  --idle-io          time reads with the CPU otherwise idle (default: under a\n"
-    "                     compute load, as the offloaded backend's reads mostly are)\n"
+
     "  -h, --help         this text\n"
     "\n"
     "Two calibrations in a row agree within about 10% on a quiet machine; the report\n"
@@ -76,7 +75,7 @@ typedef struct copts {
     const char *model, *dir, *out, *name;
     double size_gib, seconds;
     uint64_t threads, max_depth;
-    int io_mode, io_load;
+    int io_mode;
 } copts;
 
 /* The backend's per-read work on a block: checksum + widening (pack.c). */
@@ -102,7 +101,7 @@ static void progress(void *ctx, double f) {
 
 typedef struct io_fit {
     uint32_t channels;
-    moe_iobench_fit fit;
+    moe_iobench_fit fit, busy; /* CPU idle, CPU busy computing */
     moe_iobench_result depth[16];
     uint32_t n_depth;
 } io_fit;
@@ -127,12 +126,38 @@ static void *load_main(void *p) {
     return NULL;
 }
 
+static int start_load(load_ctx *l, pthread_t *th, moe_error *err) {
+    atomic_store(&l->stop, 0);
+    if (pthread_create(th, NULL, load_main, l)) return moe_fail(err, "cannot start the compute-load thread");
+    return 0;
+}
+
+static void stop_load(load_ctx *l, pthread_t th) {
+    atomic_store(&l->stop, 1);
+    pthread_join(th, NULL);
+}
+
+/* Combine the passes of each block size and fit latency + bandwidth. */
+static int fit_blocks(const moe_iobench_result *pb, int passes, int nb, moe_iobench_fit *fit, moe_error *err) {
+    moe_iobench_result pts[8], v[8];
+    for (int b = 0; b < nb; b++) {
+        for (int pass = 0; pass < passes; pass++) v[pass] = pb[(size_t)pass * nb + b];
+        if (moe_iobench_combine(v, (uint32_t)passes, &pts[b], err)) return -1;
+        /* the timeline adds read times up, so the mean read (tail included)
+         * is the figure to fit, not the typical (median) one */
+        pts[b].median_s = pts[b].mean_s;
+    }
+    return moe_iobench_fit_channel(pts, (uint32_t)nb, fit, err);
+}
+
+/* The depth sweep (CPU idle) picks the channel count; then reads of four
+ * block sizes at that depth are timed with the CPU idle and under a compute
+ * load, in interleaved passes, for the two rates of the timing model's
+ * contention term. */
 static int bench_io(const copts *o, uint64_t expert_block, work_ctx *wc, io_fit *f, moe_error *err) {
     char path[4096];
     const char *dir = o->dir ? o->dir : o->model;
     load_ctx load = {.n = 1 << 18};
-    pthread_t load_thread;
-    int loading = 0;
     if (moe_iobench_prepare(dir, (uint64_t)(o->size_gib * 1073741824.0), path, sizeof path, progress, NULL, err))
         return -1;
     if (cli_is_tty(2)) fputc('\n', stderr);
@@ -140,31 +165,20 @@ static int bench_io(const copts *o, uint64_t expert_block, work_ctx *wc, io_fit 
     uint64_t blocks[NB] = {expert_block / 4, expert_block / 2, expert_block, expert_block * 2};
     for (int i = 0; i < NB; i++) blocks[i] = (blocks[i] + 4095) / 4096 * 4096;
     uint32_t D = (uint32_t)o->max_depth;
-    moe_iobench_result *pd = calloc((size_t)PASSES * D, sizeof *pd), *pb = calloc((size_t)PASSES * NB * D, sizeof *pb);
+    moe_iobench_result *pd = calloc((size_t)PASSES * D, sizeof *pd);
+    moe_iobench_result pi[PASSES * NB], pl[PASSES * NB];
     int rc = -1;
-    if (!pd || !pb) {
+    if (!pd || !(load.w = calloc(load.n, sizeof *load.w))) {
         moe_fail(err, "out of memory");
         goto out;
     }
     moe_iobench_params p = {.path = path, .mode = o->io_mode, .seconds = o->seconds, .work = read_work, .work_ctx = wc};
-    if (o->io_load) {
-        if (!(load.w = calloc(load.n, sizeof *load.w))) {
-            moe_fail(err, "out of memory");
-            goto out;
-        }
-        if (pthread_create(&load_thread, NULL, load_main, &load)) {
-            moe_fail(err, "cannot start the compute-load thread");
-            goto out;
-        }
-        loading = 1;
-    }
-    /* depth sweep at the expert's block size, interleaved passes */
     for (int pass = 0; pass < PASSES; pass++)
         for (uint32_t d = 1; d <= D; d++) {
             p.block = expert_block;
             p.depth = d;
             p.seed = 1000u * (unsigned)pass + d;
-            if (cli_is_tty(2)) fprintf(stderr, "\rmoesim calibrate: reads, pass %d/%d, depth %u   ", pass + 1, PASSES, d);
+            if (cli_is_tty(2)) fprintf(stderr, "\rmoesim calibrate: reads, pass %d/%d, depth %u      ", pass + 1, PASSES, d);
             if (moe_iobench_run(&p, &pd[(size_t)pass * D + (d - 1)], err)) goto out;
         }
     f->n_depth = D;
@@ -174,42 +188,38 @@ static int bench_io(const copts *o, uint64_t expert_block, work_ctx *wc, io_fit 
         if (moe_iobench_combine(v, PASSES, &f->depth[d], err)) goto out;
     }
     if (moe_iobench_pick_channels(f->depth, D, &f->channels, err)) goto out;
-    /* block sizes at the picked depth */
-    moe_iobench_result pts[NB];
     for (int pass = 0; pass < PASSES; pass++)
-        for (int b = 0; b < NB; b++) {
-            p.block = blocks[b];
-            p.depth = f->channels;
-            p.seed = 7000u + 100u * (unsigned)pass + (unsigned)b;
-            if (cli_is_tty(2)) fprintf(stderr, "\rmoesim calibrate: reads, pass %d/%d, %llu KiB blocks   ", pass + 1,
-                                        PASSES, (unsigned long long)blocks[b] / 1024);
-            if (moe_iobench_run(&p, &pb[(size_t)pass * NB + b], err)) goto out;
+        for (int loaded = 0; loaded < 2; loaded++) {
+            pthread_t th;
+            if (loaded && start_load(&load, &th, err)) goto out;
+            for (int b = 0; b < NB && rc == -1; b++) {
+                p.block = blocks[b];
+                p.depth = f->channels;
+                p.seed = 7000u + 100u * (unsigned)pass + 10u * (unsigned)loaded + (unsigned)b;
+                if (cli_is_tty(2)) fprintf(stderr, "\rmoesim calibrate: reads, pass %d/%d, %llu KiB blocks%s   ", pass + 1,
+                                            PASSES, (unsigned long long)blocks[b] / 1024, loaded ? ", CPU busy" : "");
+                if (moe_iobench_run(&p, &(loaded ? pl : pi)[(size_t)pass * NB + b], err)) rc = -2;
+            }
+            if (loaded) stop_load(&load, th);
+            if (rc == -2) {
+                rc = -1;
+                goto out;
+            }
         }
     if (cli_is_tty(2)) fputc('\n', stderr);
-    for (int b = 0; b < NB; b++) {
-        moe_iobench_result v[PASSES];
-        for (int pass = 0; pass < PASSES; pass++) v[pass] = pb[(size_t)pass * NB + b];
-        if (moe_iobench_combine(v, PASSES, &pts[b], err)) goto out;
-    }
-    /* the timeline adds read times up, so the mean read (tail included) is
-     * the figure to fit, not the typical (median) one */
-    for (int b = 0; b < NB; b++) pts[b].median_s = pts[b].mean_s;
-    if (moe_iobench_fit_channel(pts, NB, &f->fit, err)) goto out;
-    printf("I/O (%s, %s, %s): queue depth -> throughput at %llu-byte reads:", moe_io_mode_name(o->io_mode), dir,
-           o->io_load ? "under a compute load" : "idle CPU", (unsigned long long)expert_block);
+    if (fit_blocks(pi, PASSES, NB, &f->fit, err) || fit_blocks(pl, PASSES, NB, &f->busy, err)) goto out;
+    printf("I/O (%s, %s): queue depth -> throughput at %llu-byte reads:", moe_io_mode_name(o->io_mode), dir,
+           (unsigned long long)expert_block);
     for (uint32_t d = 0; d < D; d++) printf(" %u: %.0f MB/s", d + 1, f->depth[d].throughput_Bps / 1e6);
-    printf("\n  channels %u (smallest depth within 10%% of the best); per channel: latency %.1f us, "
-           "bandwidth %.0f MB/s (max residual %.1f%%)\n",
-           f->channels, f->fit.latency_s * 1e6, f->fit.bandwidth_Bps / 1e6, 100 * f->fit.max_rel_resid);
+    printf("\n  channels %u (smallest depth within 10%% of the best); per channel, CPU idle: latency %.1f us, "
+           "bandwidth %.0f MB/s (max residual %.1f%%);\n  a CPU busy computing: latency %.1f us, bandwidth %.0f MB/s "
+           "(max residual %.1f%%)\n",
+           f->channels, f->fit.latency_s * 1e6, f->fit.bandwidth_Bps / 1e6, 100 * f->fit.max_rel_resid,
+           f->busy.latency_s * 1e6, f->busy.bandwidth_Bps / 1e6, 100 * f->busy.max_rel_resid);
     rc = 0;
 out:
-    if (loading) {
-        atomic_store(&load.stop, 1);
-        pthread_join(load_thread, NULL);
-    }
     free(load.w);
     free(pd);
-    free(pb);
     moe_iobench_cleanup(path);
     return rc;
 }
@@ -436,13 +446,14 @@ static int calibrate(const copts *o) {
              "\n[%s]\n"
              "description = measured by moesim calibrate on %s (%s reads of %llu-byte blocks, %s, %llu threads)\n"
              "calibrated = %s\nmodel = %s\nthreads = %llu\nio_mode = %s\n"
-             "io_channels = %u\nio_latency_us = %.3f\nio_bandwidth_GBps = %.6f\nmem_bandwidth_GBps = %.3f\n"
+             "io_channels = %u\nio_latency_us = %.3f\nio_bandwidth_GBps = %.6f\n"
+             "io_busy_latency_us = %.3f\nio_busy_bandwidth_GBps = %.6f\nmem_bandwidth_GBps = %.3f\n"
              "dense_us = %.4f\ndense_us_per_token = %.5f\nattn_ns_per_ctx = %.5f\n"
              "expert_us = %.4f\nexpert_us_per_token = %.5f\nhead_us = %.4f\n",
              o->name, host, moe_io_mode_name(o->io_mode), (unsigned long long)wc.fake.stride, m->name,
              (unsigned long long)o->threads, when, m->name, (unsigned long long)o->threads,
              moe_io_mode_name(o->io_mode), io.channels, io.fit.latency_s * 1e6, io.fit.bandwidth_Bps / 1e9,
-             mem / 1e9, 1e6 * cf.dense[0], 1e6 * cf.dense[1], 1e9 * cf.dense[2], 1e6 * cf.expert[0],
+             io.busy.latency_s * 1e6, io.busy.bandwidth_Bps / 1e9, mem / 1e9, 1e6 * cf.dense[0], 1e6 * cf.dense[1], 1e9 * cf.dense[2], 1e6 * cf.expert[0],
              1e6 * cf.expert[1], cf.head_us);
     if (write_section(o->out, o->name, sec, &err)) goto out;
     printf("wrote [%s] to %s\n", o->name, o->out);
@@ -462,7 +473,6 @@ int cmd_calibrate(int argc, char **argv) {
         {"name", required_argument, 0, 'n'},    {"threads", required_argument, 0, 'j'},
         {"max-depth", required_argument, 0, 'D'}, {"io", required_argument, 0, 'i'},
         {"seconds", required_argument, 0, 'S'}, {"help", no_argument, 0, 'h'},
-        {"idle-io", no_argument, 0, 'I'},
         {0, 0, 0, 0},
     };
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -471,7 +481,7 @@ int cmd_calibrate(int argc, char **argv) {
      * time from compute (the timing model has no term for that sharing). */
     uint64_t cpus = ncpu > 0 ? (uint64_t)ncpu : 1;
     copts o = {.out = MOE_LOCAL_DEVICES_INI, .name = "this-machine", .size_gib = 0.5, .seconds = 0.25,
-               .threads = cpus > 1 ? cpus / 2 : 1, .max_depth = 0, .io_mode = MOE_IO_DIRECT, .io_load = 1};
+               .threads = cpus > 1 ? cpus / 2 : 1, .max_depth = 0, .io_mode = MOE_IO_DIRECT};
     moe_error err = {{0}};
     int c;
     optind = 1;
@@ -505,7 +515,6 @@ int cmd_calibrate(int argc, char **argv) {
                   (!o.max_depth && moe_fail(&err, "--max-depth: at least 1"));
             break;
         case 'i': bad = moe_io_mode_parse(optarg, &o.io_mode, &err); break;
-        case 'I': o.io_load = 0; break;
         case 'h': fputs(calibrate_usage, stdout); return 0;
         default: fputs(calibrate_usage, stderr); return 2;
         }

@@ -54,6 +54,8 @@ typedef struct eng {
     double skip_cum, skip_frac;
     /* per (layer, expert) */
     double *ready;       /* time the resident copy's data is (was) complete */
+    int64_t *rid;        /* contended timeline: the read that brings it (-1 = none) */
+    int64_t *rid_e;      /* per expert of the current layer: the read its data comes from */
     uint8_t *keyprec;    /* tier of the resident copy */
     uint8_t *pfstate;    /* ST_* */
     uint8_t *seen;
@@ -220,6 +222,7 @@ static void prefetch(eng *g, uint64_t s, uint32_t l, uint32_t n_full, moe_access
         }
         uint64_t b = bytes_of(g, prec);
         g->ready[gk] = moe_tl_read(&g->tl, b, g->tl.now, 1);
+        g->rid[gk] = g->tl.last_id;
         x->tier_bytes_read[prec] += b;
         g->keyprec[gk] = (uint8_t)prec;
         g->pfstate[gk] = ST_PF_UNUSED;
@@ -230,6 +233,12 @@ static void prefetch(eng *g, uint64_t s, uint32_t l, uint32_t n_full, moe_access
         g->n_cand = n;
         g->cand_layer = lt;
     }
+}
+
+/* Contended timeline: when expert e's data (of the current layer) arrives,
+ * as estimated now. */
+static double arrival(eng *g, uint16_t e) {
+    return g->rid_e[e] >= 0 ? moe_tl_ready(&g->tl, g->rid_e[e]) : g->rdy[e];
 }
 
 /* Step 5: run the kept experts on the lane in order of arrival. */
@@ -251,6 +260,8 @@ static void compute_layer(eng *g, uint64_t s, uint32_t l, uint32_t n_kept, uint3
         g->spec_step = 0;
         g->n_spec = 0;
     }
+    if (g->tl.contended) /* arrivals as estimated now */
+        for (uint32_t i = 0; i < n_kept; i++) g->rdy[g->kept[i]] = arrival(g, g->kept[i]);
     memcpy(g->order, g->kept, n_kept * sizeof *g->order);
     for (uint32_t i = 1; i < n_kept; i++) { /* by arrival, ties by id (stable) */
         uint16_t v = g->order[i];
@@ -262,6 +273,7 @@ static void compute_layer(eng *g, uint64_t s, uint32_t l, uint32_t n_kept, uint3
     for (uint32_t i = 0; i < n_kept; i++) {
         uint16_t e = g->order[i];
         if (g->spec_ok[e] == g->cur) continue; /* already run speculatively */
+        if (g->tl.contended) g->rdy[e] = arrival(g, e); /* the lane computed since: re-estimate */
         if (g->rdy[e] > g->tl.now) {
             /* idle lane: speculate on the next layer's predicted experts */
             while (g->n_cand && g->tl.now < g->rdy[e] && ci < g->n_cand) {
@@ -270,13 +282,15 @@ static void compute_layer(eng *g, uint64_t s, uint32_t l, uint32_t n_kept, uint3
                 moe_cache *cc = g->caches[g->global ? 0 : lc];
                 uint32_t ckey = (g->global ? lc * g->E : 0) + ce;
                 size_t cgk = (size_t)lc * g->E + ce;
-                if (!moe_cache_resident(cc, ckey) || g->ready[cgk] > g->tl.now) continue;
+                double cready = g->tl.contended ? moe_tl_ready(&g->tl, g->rid[cgk]) : g->ready[cgk];
+                if (!moe_cache_resident(cc, ckey) || cready > g->tl.now) continue;
                 double dt = moe_profile_expert_s(&g->dev, &g->model, g->keyprec[cgk], T);
                 moe_tl_compute(&g->tl, dt, MOE_COMPUTE_SPECULATIVE);
                 g->spec_e[g->n_spec] = ce;
                 g->spec_dt[g->n_spec++] = dt;
                 x->spec_executed++;
             }
+            if (g->tl.contended) g->rdy[e] = arrival(g, e);
             double st = moe_tl_wait(&g->tl, g->rdy[e], g->late_kind[e] ? MOE_STALL_LATE_PREFETCH : MOE_STALL_MISS);
             if (st > 0 && g->pfhit[e]) x->pf_late++;
         }
@@ -309,6 +323,7 @@ static int load_state(eng *g, moe_error *err) {
         if (moe_cache_insert(c, g->global ? keys[i] : e, &a, &victim) == 1) {
             g->keyprec[keys[i]] = (uint8_t)static_tier(g, keys[i]);
             g->ready[keys[i]] = 0;
+            g->rid[keys[i]] = -1;
         }
     }
     free(keys);
@@ -411,6 +426,8 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
     }
     g->caches = calloc(g->n_caches, sizeof *g->caches);
     g->ready = calloc(LE, sizeof *g->ready);
+    g->rid = malloc(LE * sizeof *g->rid);
+    g->rid_e = malloc(E * sizeof *g->rid_e);
     g->keyprec = calloc(LE, 1);
     g->pfstate = calloc(LE, 1);
     g->seen = calloc(LE, 1);
@@ -440,7 +457,7 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
     g->dur = malloc((n_dec + 1) * sizeof(double));
     g->last_use = calloc(LE, sizeof *g->last_use);
     int res_ok = moe_replay_result_alloc(res, t, cfg->curve_windows) == 0;
-    if (!x || !g->caches || !g->ready || !g->keyprec || !g->pfstate || !g->seen || !g->pred_stamp ||
+    if (!x || !g->caches || !g->ready || !g->rid || !g->rid_e || !g->keyprec || !g->pfstate || !g->seen || !g->pred_stamp ||
         !g->pred_has || !g->st_full || !g->st_kept || !g->spec_ok || !g->full || !g->kept || !g->order ||
         !g->pred || !g->cand || !g->spec_e || !g->spec_dt || !g->nt_full || !g->nt_kept || !nt_list ||
         !g->need || !g->prec_used || !g->hit || !g->pfhit || !g->late_kind || !g->wmax || !g->rdy ||
@@ -448,9 +465,13 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
         moe_fail(err, "out of memory");
         goto out;
     }
+    for (size_t i = 0; i < LE; i++) g->rid[i] = -1;
     if (setup(g, err)) goto out;
     if (moe_tl_init(&g->tl, g->timing ? g->dev.io_channels : 1, g->timing ? g->dev.io_latency_s : 0,
                     g->timing ? g->dev.io_bandwidth_Bps : INFINITY, err))
+        goto out;
+    if (g->timing && g->dev.io_busy_bandwidth_Bps > 0 &&
+        moe_tl_set_contention(&g->tl, g->dev.io_busy_latency_s, g->dev.io_busy_bandwidth_Bps, err))
         goto out;
     if (!moe_split_is_uniform(cfg->split)) {
         /* per-layer count capacities, as in the plain replay */
@@ -590,6 +611,7 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
                     g->hit[e] = 1;
                     g->prec_used[e] = g->keyprec[gk];
                     g->rdy[e] = g->ready[gk];
+                    g->rid_e[e] = g->rid[gk];
                     if (g->pfstate[gk] == ST_PF_UNUSED) {
                         x->pf_useful++;
                         g->pfhit[e] = 1;
@@ -602,9 +624,11 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
                     g->prec_used[e] = (uint8_t)prec;
                     uint64_t b = bytes_of(g, prec);
                     g->rdy[e] = moe_tl_read(&g->tl, b, g->tl.now, 0);
+                    g->rid_e[e] = g->tl.last_id;
                     x->tier_bytes_read[prec] += b;
                     if (r == MOE_MISS_INSERTED) {
                         g->ready[gk] = g->rdy[e];
+                        g->rid[gk] = g->rid_e[e];
                         g->keyprec[gk] = (uint8_t)prec;
                     } else {
                         res->bypasses++;
@@ -675,6 +699,7 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
         x->stall_miss_s = g->tl.stall_s[MOE_STALL_MISS];
         x->stall_late_s = g->tl.stall_s[MOE_STALL_LATE_PREFETCH];
         x->stall_s = x->stall_miss_s + x->stall_late_s;
+        moe_tl_settle(&g->tl);
         x->io_util = moe_tl_io_utilisation(&g->tl, g->tl.now);
         x->ttft_mean_s = x->n_seqs ? ttft_sum / (double)x->n_seqs : 0;
         moe_time_stats ts = moe_time_stats_of(g->dur, nd);
@@ -692,7 +717,7 @@ out:
     moe_prefetcher_free(g->pf);
     moe_precision_plan_free(&g->plan);
     moe_tl_free(&g->tl);
-    free(g->ready); free(g->keyprec); free(g->pfstate); free(g->seen); free(g->pred_stamp);
+    free(g->ready); free(g->rid); free(g->rid_e); free(g->keyprec); free(g->pfstate); free(g->seen); free(g->pred_stamp);
     free(g->pred_has); free(g->st_full); free(g->st_kept); free(g->spec_ok); free(g->full);
     free(g->kept); free(g->order); free(g->pred); free(g->cand); free(g->spec_e); free(g->spec_dt);
     free(g->nt_full); free(g->nt_kept); free(nt_list); free(g->need); free(g->prec_used); free(g->hit);

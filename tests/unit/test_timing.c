@@ -397,9 +397,49 @@ static void timing_errors(void) {
     moe_trace_free(t);
 }
 
+/* Contention worked by hand. Idle: 1 s per read (latency 1, infinite
+ * bandwidth); busy: 2 s. Read A issued at 0 while the lane computes [0, 1]:
+ * half done at 1, the other half idle: ends at 1.5. Read B, queued behind A
+ * at 0, starts at 1.5 with the lane idle: ends at 2.5, unless the lane
+ * computes again, [1.5, 2.5] after a wait: then B's work runs at the busy
+ * rate, 2 s: ends at 3.5. With equal rates the timeline is the plain one. */
+static void timeline_contention(void) {
+    moe_timeline tl;
+    moe_error err;
+    CHECK(moe_tl_init(&tl, 1, 1.0, INFINITY, &err) == 0);
+    CHECK(moe_tl_set_contention(&tl, 2.0, INFINITY, &err) == 0);
+    CHECK_NEAR(moe_tl_read(&tl, 100, 0, 0), 1.0, TOL); /* estimated with the lane idle from now (0) */
+    int64_t a = tl.last_id;
+    CHECK_NEAR(moe_tl_read(&tl, 100, 0, 0), 2.0, TOL);
+    int64_t b = tl.last_id;
+    moe_tl_compute(&tl, 1.0, MOE_COMPUTE_EXPERT); /* lane busy [0, 1] */
+    CHECK_NEAR(moe_tl_ready(&tl, a), 1.5, TOL);
+    CHECK_NEAR(moe_tl_ready(&tl, b), 2.5, TOL);
+    CHECK_NEAR(moe_tl_wait(&tl, moe_tl_ready(&tl, a), MOE_STALL_MISS), 0.5, TOL);
+    moe_tl_compute(&tl, 1.0, MOE_COMPUTE_EXPERT); /* busy [1.5, 2.5] */
+    CHECK_NEAR(moe_tl_ready(&tl, b), 3.5, TOL);
+    CHECK_NEAR(moe_tl_wait(&tl, moe_tl_ready(&tl, b), MOE_STALL_MISS), 1.0, TOL);
+    CHECK_NEAR(moe_tl_ready(&tl, a), 1.5, TOL); /* final: unchanged by later compute */
+    moe_tl_settle(&tl);
+    CHECK_NEAR(moe_tl_io_utilisation(&tl, 3.5), 3.5 / 3.5, TOL); /* A [0, 1.5] + B [1.5, 3.5] */
+    CHECK_EQ_U(tl.reads_kind[0], 2);
+    moe_tl_free(&tl);
+    /* bandwidth term: 10 bytes at 10 B/s idle, 5 B/s busy, no latency; the
+     * lane busy [0, 1] does half of it (1 s of a 2 s read), the rest idle */
+    CHECK(moe_tl_init(&tl, 1, 0.0, 10.0, &err) == 0);
+    CHECK(moe_tl_set_contention(&tl, 0.0, 5.0, &err) == 0);
+    moe_tl_read(&tl, 10, 0, 1);
+    a = tl.last_id;
+    moe_tl_compute(&tl, 1.0, MOE_COMPUTE_DENSE);
+    CHECK_NEAR(moe_tl_ready(&tl, a), 1.5, TOL);
+    CHECK(moe_tl_set_contention(&tl, -1, 5.0, &err) == -1);
+    moe_tl_free(&tl);
+}
+
 int main(void) {
     write_profiles();
     RUN(timeline_fifo);
+    RUN(timeline_contention);
     RUN(one_layer_miss_then_hit);
     RUN(two_layers_late_prefetch);
     RUN(speculation_hit_and_miss);
