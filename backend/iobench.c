@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -363,6 +364,19 @@ static int run_threads(bench *b, worker *w, moe_iobench_result *out, moe_error *
     return rc;
 }
 
+int64_t moe_iobench_device_read_bytes(const char *path) {
+    struct stat st;
+    if (stat(path, &st) || major(st.st_dev) == 0) return -1; /* 0: no block device (tmpfs, NFS, overlay) */
+    char sys[64];
+    snprintf(sys, sizeof sys, "/sys/dev/block/%u:%u/stat", major(st.st_dev), minor(st.st_dev));
+    FILE *f = fopen(sys, "r");
+    if (!f) return -1;
+    unsigned long long ios, merges, sectors;
+    int n = fscanf(f, "%llu %llu %llu", &ios, &merges, &sectors);
+    fclose(f);
+    return n == 3 ? (int64_t)(sectors * 512ull) : -1; /* the kernel counts 512-byte sectors */
+}
+
 int moe_iobench_run(const moe_iobench_params *p, moe_iobench_result *out, moe_error *err) {
     if (check_params(p, err)) return -1;
     bench b = {.p = p, .fd = -1, .min_reads = p->min_reads ? p->min_reads : MOE_IOBENCH_MIN_READS};
@@ -373,7 +387,13 @@ int moe_iobench_run(const moe_iobench_params *p, moe_iobench_result *out, moe_er
     int rc = open_file(&b, &size, err);
     worker *w = rc ? NULL : calloc(p->depth, sizeof *w);
     if (!rc && !w) rc = moe_fail(err, "iobench: out of memory");
+    int64_t dev0 = moe_iobench_device_read_bytes(p->path);
     if (!rc) rc = run_threads(&b, w, out, err);
+    int64_t dev1 = moe_iobench_device_read_bytes(p->path);
+    if (!rc) {
+        int64_t own = (int64_t)(out->bytes + (uint64_t)out->depth * MOE_IOBENCH_WARMUP * p->block);
+        out->foreign_bytes = dev0 < 0 || dev1 < 0 ? -1 : dev1 - dev0 > own ? dev1 - dev0 - own : 0;
+    }
     free(w);
     if (b.map) munmap((void *)b.map, size);
     if (b.fd >= 0) close(b.fd);
@@ -425,6 +445,7 @@ int moe_iobench_combine(const moe_iobench_result *passes, uint32_t n, moe_iobenc
         c.reads += r->reads;
         c.bytes += r->bytes;
         c.wall_s += r->wall_s;
+        c.foreign_bytes = c.foreign_bytes < 0 || r->foreign_bytes < 0 ? -1 : c.foreign_bytes + r->foreign_bytes;
         busy_s += r->mean_s * (double)r->reads;
     }
     c.mean_s = c.reads ? busy_s / (double)c.reads : 0;

@@ -11,17 +11,22 @@
  * channel fit explains.
  *
  * Typical use (calibrate):
- *   moe_iobench_prepare(dir, 256 MiB, ...)            scratch file, out of the page cache
- *   moe_iobench_reads(path, DIRECT, block_i, 1, ...)  for several block sizes  -> fit at depth 1
- *   moe_iobench_reads(path, DIRECT, block, d, ...)    for d = 1..n             -> pick_channels
- *   moe_iobench_reads(path, DIRECT, block_i, N, ...)  for several block sizes  -> fit at depth N
- *   moe_iobench_mem_bandwidth(256 MiB, 5)
+ *   moe_iobench_prepare(dir, 256 MiB, ...)         scratch file, out of the page cache
+ *   P passes, each over every point (block, depth):  moe_iobench_run (short, ~0.1 s)
+ *   moe_iobench_combine per point                  median pass
+ *   moe_iobench_pick_channels over depths 1..n at the expert's block size
+ *   moe_iobench_fit_channel over block sizes at the picked depth
+ *   moe_iobench_mem_bandwidth(256 MiB, 20)
  *   moe_iobench_cleanup(path)
  *
  * Robustness (two calibrations in a row should agree within 10%): reads go
  * to random offsets (no read-ahead helps), each thread warms up before the
  * clock starts, fits use per-read medians, and the channel count is the
- * smallest depth near the best throughput rather than the noisy argmax. */
+ * smallest depth near the best throughput rather than the noisy argmax.
+ * Interference from other processes lasts 0.5-2 s at a time on a shared
+ * machine, so many short interleaved passes (12 x 0.1 s per point) agree
+ * far better than a few long ones; pass_spread and foreign_bytes say when
+ * the machine was too busy for the numbers to be reproducible. */
 #ifndef MOE_BACKEND_IOBENCH_H
 #define MOE_BACKEND_IOBENCH_H
 
@@ -75,6 +80,12 @@ typedef struct moe_iobench_result {
      * medians. Above ~0.1 the machine was busy while measuring, and another
      * calibration is unlikely to agree within 10%. */
     double pass_spread;
+    /* Bytes the file's block device read during the run beyond this run's
+     * own reads (warm-up included): another process using the same disk.
+     * Meaningful in direct mode; -1 where the device has no counters (a
+     * network or virtual file system). combine: the sum over passes (-1 if
+     * any pass had none). */
+    int64_t foreign_bytes;
 } moe_iobench_result;
 
 typedef struct moe_iobench_params {
@@ -116,6 +127,10 @@ typedef struct moe_iobench_fit {
     int latency_clamped;    /* 1: the free fit gave latency < 0; refitted with latency = 0 */
 } moe_iobench_fit;
 
+/* Bytes read so far by the block device holding `path` (its
+ * /sys/dev/block/MAJ:MIN/stat counter), or -1 if it has none. */
+int64_t moe_iobench_device_read_bytes(const char *path);
+
 /* Which per-read statistic a fit explains. */
 enum moe_iobench_stat { MOE_IOBENCH_MEDIAN = 0, MOE_IOBENCH_P25 = 1, MOE_IOBENCH_P10 = 2, MOE_IOBENCH_MEAN = 3 };
 
@@ -147,8 +162,10 @@ int moe_iobench_pick_channels(const moe_iobench_result *by_depth, uint32_t n, ui
  * bytes read + bytes written (2 * bytes per copy, STREAM's "Copy"
  * convention; write-allocate traffic is not counted). A copy stream moves
  * about as many bytes per second as a read-only stream of weights, so this is
- * the figure for mem_bandwidth_GBps. Returns 0 if the buffers cannot be
- * allocated. */
+ * the figure for mem_bandwidth_GBps. Page faults are taken before timing.
+ * On a shared machine use >= 20 repeats: copies take ~10 ms each, and best
+ * of 5 still varied by a third under load where best of 20 held within 3%.
+ * Returns 0 if the buffers cannot be allocated. */
 double moe_iobench_mem_bandwidth(uint64_t bytes, int repeats);
 
 #endif

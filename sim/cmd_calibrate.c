@@ -64,7 +64,7 @@ static const char calibrate_usage[] =
     "  --max-depth N      I/O queue depths tried, 1..N (default: the CPUs left over, so\n"
     "                     compute and I/O threads do not share a CPU)\n"
     "  --io MODE          direct (default), buffered or mmap\n"
-    "  --seconds S        time per I/O point per pass (default 0.25; 3 passes)\n"
+    "  --seconds S        time per I/O point per pass (default 0.1; 12 passes)\n"
 
     "  -h, --help         this text\n"
     "\n"
@@ -139,7 +139,7 @@ static void stop_load(load_ctx *l, pthread_t th) {
 
 /* Combine the passes of each block size and fit latency + bandwidth. */
 static int fit_blocks(const moe_iobench_result *pb, int passes, int nb, moe_iobench_fit *fit, moe_error *err) {
-    moe_iobench_result pts[8], v[8];
+    moe_iobench_result pts[8], v[32]; /* nb <= 8 block sizes, passes <= 32 */
     for (int b = 0; b < nb; b++) {
         for (int pass = 0; pass < passes; pass++) v[pass] = pb[(size_t)pass * nb + b];
         if (moe_iobench_combine(v, (uint32_t)passes, &pts[b], err)) return -1;
@@ -161,7 +161,7 @@ static int bench_io(const copts *o, uint64_t expert_block, work_ctx *wc, io_fit 
     if (moe_iobench_prepare(dir, (uint64_t)(o->size_gib * 1073741824.0), path, sizeof path, progress, NULL, err))
         return -1;
     if (cli_is_tty(2)) fputc('\n', stderr);
-    enum { PASSES = 3, NB = 4 };
+    enum { PASSES = 12, NB = 4 }; /* many short interleaved passes: a burst from another tenant bends a few */
     uint64_t blocks[NB] = {expert_block / 4, expert_block / 2, expert_block, expert_block * 2};
     for (int i = 0; i < NB; i++) blocks[i] = (blocks[i] + 4095) / 4096 * 4096;
     uint32_t D = (uint32_t)o->max_depth;
@@ -434,7 +434,7 @@ static int calibrate(const copts *o) {
         goto out;
     }
     if (bench_io(o, wc.fake.stride, &wc, &io, &err)) goto out;
-    double mem = moe_iobench_mem_bandwidth(256ull << 20, 5);
+    double mem = moe_iobench_mem_bandwidth(256ull << 20, 20);
     printf("memory: %.1f GB/s (memcpy, bytes read + written)\n", mem / 1e9);
     if (bench_compute(o, m, &cf, &err)) goto out;
     char host[128] = "?", when[64];
@@ -480,7 +480,7 @@ int cmd_calibrate(int argc, char **argv) {
      * the I/O threads' per-read work (checksum, widening) does not take
      * time from compute (the timing model has no term for that sharing). */
     uint64_t cpus = ncpu > 0 ? (uint64_t)ncpu : 1;
-    copts o = {.out = MOE_LOCAL_DEVICES_INI, .name = "this-machine", .size_gib = 0.5, .seconds = 0.25,
+    copts o = {.out = MOE_LOCAL_DEVICES_INI, .name = "this-machine", .size_gib = 0.5, .seconds = 0.1,
                .threads = cpus > 1 ? cpus / 2 : 1, .max_depth = 0, .io_mode = MOE_IO_DIRECT};
     moe_error err = {{0}};
     int c;

@@ -79,9 +79,10 @@ static int run_offloaded(const infer_opts *o, const moe_model *m, const int *ids
                            .threads = (int)o->threads, .temperature = o->temperature, .top_p = o->top_p,
                            .sample_seed = o->seed, .capture_lookahead = (int)o->lookahead,
                            .save_state = o->off.save_state, .echo = 1};
-    job.prefill_chunk = o->off.prefill_chunk ? (int)o->off.prefill_chunk
-                      : o->prefill_chunk && o->prefill_chunk < MOE_ENGINE_MAX_STEP ? (int)o->prefill_chunk
-                      : MOE_ENGINE_MAX_STEP;
+    if (o->prefill_chunk > MOE_ENGINE_MAX_STEP)
+        return moe_fail(err, "--prefill-chunk %llu: an offloaded step holds at most %d tokens",
+                        (unsigned long long)o->prefill_chunk, MOE_ENGINE_MAX_STEP);
+    job.prefill_chunk = o->prefill_chunk ? (int)o->prefill_chunk : MOE_ENGINE_MAX_STEP;
     if (moe_offload_pack_path(&o->off, o->model, pack, sizeof pack, err) ||
         moe_offload_config_of(&o->off, pack, m, &job.oc, err))
         return -1;

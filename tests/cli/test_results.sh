@@ -69,8 +69,8 @@ grep -q "^sweep: 4 runs: 4 ran, 0 skipped" "$dir/out" && pass results_sweep || f
 
 "$MOESIM" results list --db "$DB" >"$dir/list" 2>&1 || fail results_list "$(cat "$dir/list")"
 if [ "$(grep -c ' done$' "$dir/list")" -eq 4 ] &&
-    grep -E '^[0-9]+ +unit +t\.csv +lru +2 per-layer +0\.1667 done$' "$dir/list" >/dev/null &&
-    grep -E '^[0-9]+ +unit +t\.csv +lru +3 per-layer +0\.5000 done$' "$dir/list" >/dev/null; then pass results_list
+    grep -E '^[0-9]+ +unit +t\.csv +lru +2 per-layer +0\.1667 +sim +done$' "$dir/list" >/dev/null &&
+    grep -E '^[0-9]+ +unit +t\.csv +lru +3 per-layer +0\.5000 +sim +done$' "$dir/list" >/dev/null; then pass results_list
 else fail results_list "$(cat "$dir/list")"; fi
 
 id=$(sqlite3 "$DB" "SELECT id FROM run_summary WHERE policy = 'lru' AND capacity = 2")

@@ -19,8 +19,9 @@
 
 static moe_iobench_result synth(uint64_t block, uint32_t depth, double median_s) {
     return (moe_iobench_result){.mode = MOE_IO_DIRECT, .block = block, .depth = depth, .reads = 100,
-                                .bytes = 100 * block, .median_s = median_s, .mean_s = median_s,
-                                .p90_s = median_s, .wall_s = 1, .throughput_Bps = 100.0 * block};
+                                .bytes = 100 * block, .p10_s = median_s, .p25_s = median_s,
+                                .median_s = median_s, .mean_s = median_s, .p90_s = median_s, .wall_s = 1,
+                                .throughput_Bps = 100.0 * block};
 }
 
 static void test_fit_exact(void) {
@@ -34,6 +35,35 @@ static void test_fit_exact(void) {
     CHECK_NEAR(f.bandwidth_Bps / 400e6, 1.0, 1e-9);
     CHECK(f.max_rel_resid < 1e-9);
     CHECK(!f.latency_clamped);
+}
+
+/* Each statistic is fitted from its own field: here p10 follows 50 us +
+ * b / 1 GB/s and the mean 100 us + b / 200 MB/s, the median as before. */
+static void test_fit_stat(void) {
+    uint64_t blocks[2] = {64 * KIB, 256 * KIB};
+    moe_iobench_result r[2];
+    for (int i = 0; i < 2; i++) {
+        double b = (double)blocks[i];
+        r[i] = synth(blocks[i], 1, 80e-6 + b / 400e6);
+        r[i].p10_s = 50e-6 + b / 1e9;
+        r[i].p25_s = 60e-6 + b / 800e6;
+        r[i].mean_s = 100e-6 + b / 200e6;
+    }
+    moe_iobench_fit f;
+    moe_error err;
+    CHECK(moe_iobench_fit_channel_stat(r, 2, MOE_IOBENCH_P10, &f, &err) == 0);
+    CHECK_NEAR(f.latency_s / 50e-6, 1.0, 1e-9);
+    CHECK_NEAR(f.bandwidth_Bps / 1e9, 1.0, 1e-9);
+    CHECK(moe_iobench_fit_channel_stat(r, 2, MOE_IOBENCH_P25, &f, &err) == 0);
+    CHECK_NEAR(f.latency_s / 60e-6, 1.0, 1e-9);
+    CHECK(moe_iobench_fit_channel_stat(r, 2, MOE_IOBENCH_MEAN, &f, &err) == 0);
+    CHECK_NEAR(f.bandwidth_Bps / 200e6, 1.0, 1e-9);
+    CHECK(moe_iobench_fit_channel_stat(r, 2, MOE_IOBENCH_MEDIAN, &f, &err) == 0);
+    CHECK_NEAR(f.latency_s / 80e-6, 1.0, 1e-9);
+    CHECK(moe_iobench_fit_channel_stat(r, 2, 9, &f, &err) == -1);
+    r[0].p10_s = 0;
+    CHECK(moe_iobench_fit_channel_stat(r, 2, MOE_IOBENCH_P10, &f, &err) == -1);
+    CHECK_STR_CONTAINS(err.msg, "no valid p10");
 }
 
 /* Noisy points whose free fit has a negative intercept: refit through zero. */
@@ -105,6 +135,9 @@ static void test_pick_channels(void) {
 static void test_combine(void) {
     moe_iobench_result p[3] = {synth(65536, 2, 100e-6), synth(65536, 2, 400e-6), synth(65536, 2, 110e-6)};
     p[1].throughput_Bps = 1e6;
+    p[0].p10_s = 90e-6;
+    p[1].p10_s = 95e-6;
+    p[2].p10_s = 300e-6;
     p[1].reads = 20;
     p[1].bytes = 20 * 65536ull;
     moe_iobench_result c;
@@ -112,6 +145,8 @@ static void test_combine(void) {
     CHECK(moe_iobench_combine(p, 3, &c, &err) == 0);
     CHECK_NEAR(c.median_s, 110e-6, 1e-15);
     CHECK_NEAR(c.p90_s, 110e-6, 1e-15);
+    CHECK_NEAR(c.p10_s, 95e-6, 1e-15); /* each quantile's own median pass */
+    CHECK_NEAR(c.p25_s, 110e-6, 1e-15);
     CHECK_NEAR(c.throughput_Bps, 100.0 * 65536, 1e-6);
     CHECK_EQ_U(c.reads, 220);
     CHECK_EQ_U(c.bytes, 220 * 65536ull);
@@ -119,6 +154,14 @@ static void test_combine(void) {
     CHECK_NEAR(c.mean_s, (100 * 100e-6 + 20 * 400e-6 + 100 * 110e-6) / 220, 1e-15);
     /* q25 = 105 us, q75 = 255 us of {100, 110, 400} */
     CHECK_NEAR(c.pass_spread, (255e-6 - 105e-6) / 110e-6, 1e-9);
+    CHECK(c.foreign_bytes == 0);
+    p[0].foreign_bytes = 5;
+    p[2].foreign_bytes = 7;
+    CHECK(moe_iobench_combine(p, 3, &c, &err) == 0);
+    CHECK(c.foreign_bytes == 12);
+    p[1].foreign_bytes = -1;
+    CHECK(moe_iobench_combine(p, 3, &c, &err) == 0);
+    CHECK(c.foreign_bytes == -1);
     CHECK(moe_iobench_combine(p, 1, &c, &err) == 0);
     CHECK(c.pass_spread == 0);
     p[2].depth = 3;
@@ -147,7 +190,8 @@ static int dir_entries(const char *dir) {
 
 static void plausible(const moe_iobench_result *r, uint64_t block, uint32_t depth, int *ok) {
     *ok = r->reads >= (uint64_t)depth * MOE_IOBENCH_MIN_READS && r->bytes == r->reads * block &&
-          r->block == block && r->depth == depth && r->median_s > 0 && r->median_s <= r->p90_s &&
+          r->block == block && r->depth == depth && r->p10_s > 0 && r->p10_s <= r->p25_s &&
+          r->p25_s <= r->median_s && r->median_s <= r->p90_s &&
           r->mean_s > 0 && r->throughput_Bps > 0 && r->wall_s > 0 && r->busy_frac > 0 &&
           r->busy_frac <= 1.0 + 1e-6;
     if (!*ok)
@@ -197,7 +241,13 @@ static void test_real_run(void) {
             CHECK(moe_iobench_reads(path, MOE_IO_DIRECT, block, d, 0.2, 7, &r, &err) == 0);
             plausible(&r, block, d, &ok);
             CHECK(ok);
+            CHECK(r.foreign_bytes >= -1); /* another process may read the same disk meanwhile */
         }
+        /* where the device has counters, they saw at least our own reads */
+        int64_t before = moe_iobench_device_read_bytes(path);
+        CHECK(moe_iobench_reads(path, MOE_IO_DIRECT, block, 1, 0, 7, &r, &err) == 0);
+        int64_t after = moe_iobench_device_read_bytes(path);
+        if (before >= 0) CHECK(after - before >= (int64_t)r.bytes);
     }
     CHECK(moe_iobench_cleanup(path) == 0);
     CHECK(access(path, F_OK) == -1);
@@ -290,6 +340,7 @@ static void test_mem_bandwidth(void) {
 
 int main(void) {
     RUN(test_fit_exact);
+    RUN(test_fit_stat);
     RUN(test_fit_clamps_latency);
     RUN(test_fit_errors);
     RUN(test_pick_channels);

@@ -401,8 +401,8 @@ static void timing_errors(void) {
  * bandwidth); busy: 2 s. Read A issued at 0 while the lane computes [0, 1]:
  * half done at 1, the other half idle: ends at 1.5. Read B, queued behind A
  * at 0, starts at 1.5 with the lane idle: ends at 2.5, unless the lane
- * computes again, [1.5, 2.5] after a wait: then B's work runs at the busy
- * rate, 2 s: ends at 3.5. With equal rates the timeline is the plain one. */
+ * computes again, [1.5, 2.5] after a wait: then half of B is done at 2.5 (the
+ * busy rate) and the other half idle: ends at 3.0. */
 static void timeline_contention(void) {
     moe_timeline tl;
     moe_error err;
@@ -417,11 +417,11 @@ static void timeline_contention(void) {
     CHECK_NEAR(moe_tl_ready(&tl, b), 2.5, TOL);
     CHECK_NEAR(moe_tl_wait(&tl, moe_tl_ready(&tl, a), MOE_STALL_MISS), 0.5, TOL);
     moe_tl_compute(&tl, 1.0, MOE_COMPUTE_EXPERT); /* busy [1.5, 2.5] */
-    CHECK_NEAR(moe_tl_ready(&tl, b), 3.5, TOL);
-    CHECK_NEAR(moe_tl_wait(&tl, moe_tl_ready(&tl, b), MOE_STALL_MISS), 1.0, TOL);
+    CHECK_NEAR(moe_tl_ready(&tl, b), 3.0, TOL);
+    CHECK_NEAR(moe_tl_wait(&tl, moe_tl_ready(&tl, b), MOE_STALL_MISS), 0.5, TOL);
     CHECK_NEAR(moe_tl_ready(&tl, a), 1.5, TOL); /* final: unchanged by later compute */
     moe_tl_settle(&tl);
-    CHECK_NEAR(moe_tl_io_utilisation(&tl, 3.5), 3.5 / 3.5, TOL); /* A [0, 1.5] + B [1.5, 3.5] */
+    CHECK_NEAR(moe_tl_io_utilisation(&tl, 4.0), 3.0 / 4.0, TOL); /* A [0, 1.5] + B [1.5, 3.0] */
     CHECK_EQ_U(tl.reads_kind[0], 2);
     moe_tl_free(&tl);
     /* bandwidth term: 10 bytes at 10 B/s idle, 5 B/s busy, no latency; the
