@@ -46,7 +46,8 @@ static const char validate_usage[] =
     "                       validation id (`moesim results list` shows their kind)\n"
     "  --experiment NAME    experiment label stored with both runs\n"
     "  --json               one JSON object: validation, measured, predicted,\n"
-    "                       predicted_online, error, exact\n"
+    "                       predicted_online, error, exact (and warm_start)\n"
+
     "  --grid FILE          run the [validate] grid of FILE (policies x capacities x\n"
     "                       prefetchers on one prompt), one row each, then the error\n"
     "                       statistics and Kendall tau of the policies' ranking\n"
@@ -56,7 +57,9 @@ static const char validate_usage[] =
     "--offload defaults to auto. I/O threads default to the profile's io_channels.\n"
     "With a prefetcher, `predicted` replays the backend's own predictions (its prefetch\n"
     "log), so hits and bytes must match exactly; `predicted_online` runs the simulator's\n"
-    "prefetcher on the trace alone. Exit status 1 if a count that must be equal is not.\n";
+    "prefetcher on the trace alone. With --save-state F, a second launch starts from the\n"
+    "state the first saved (pre-read before its first step): TTFT cold and warm, measured\n"
+    "and predicted. Exit status 1 if a count that must be equal is not.\n";
 
 /* The figures compared, by the metric names `moesim run --json` uses. */
 static const char *const figures[] = {
@@ -134,8 +137,13 @@ static void json_obj(FILE *f, const moe_replay_result *r) {
     fputc('}', f);
 }
 
+typedef struct vresult vresult;
 static void print_json(const char *vid, const moe_replay_result *meas, const moe_replay_result *pred,
-                       const moe_replay_result *online, int exact_ok) {
+                       const moe_replay_result *online, int exact_ok, const vresult *warm);
+static void print_json_warm(const vresult *warm);
+
+static void print_json(const char *vid, const moe_replay_result *meas, const moe_replay_result *pred,
+                       const moe_replay_result *online, int exact_ok, const vresult *warm) {
     printf("{\"validation\":\"%s\",\"measured\":", vid);
     json_obj(stdout, meas);
     printf(",\"predicted\":");
@@ -149,7 +157,9 @@ static void print_json(const char *vid, const moe_replay_result *meas, const moe
         double e = rel_err(metric(pred, figures[i]), metric(meas, figures[i]));
         printf("%s\"%s\":%.17g", i ? "," : "", figures[i], isfinite(e) ? e : 1e300);
     }
-    printf("},\"exact\":%s}\n", exact_ok ? "true" : "false");
+    printf("},\"exact\":%s", exact_ok ? "true" : "false");
+    if (warm) print_json_warm(warm);
+    printf("}\n");
 }
 
 /* Keep the run whose decode time is the median of the repeats. */
@@ -187,19 +197,28 @@ static int run_repeats(const vopts *o, const moe_offload_job *job, moe_offload_o
 }
 
 /* One validation's outcome. */
-typedef struct vresult {
+struct vresult {
     char vid[32];
     moe_replay_result meas, pred, online;
     int have_meas, have_pred, have_online, exact_ok;
     uint32_t capacity;  /* in experts, as run */
     char policy[256];
-} vresult;
+};
 
 static void vresult_free(vresult *v) {
     if (v->have_meas) moe_replay_result_free(&v->meas);
     if (v->have_pred) moe_replay_result_free(&v->pred);
     if (v->have_online) moe_replay_result_free(&v->online);
     memset(v, 0, sizeof *v);
+}
+
+/* "warm_start": the run from the saved state, measured and predicted. */
+static void print_json_warm(const vresult *warm) {
+    printf(",\"warm_start\":{\"validation\":\"%s\",\"measured\":", warm->vid);
+    json_obj(stdout, &warm->meas);
+    printf(",\"predicted\":");
+    json_obj(stdout, &warm->pred);
+    printf(",\"exact\":%s}", warm->exact_ok ? "true" : "false");
 }
 
 /* Run the backend offloaded on ids, replay its trace, store both. */
@@ -330,7 +349,8 @@ static int validate(vopts *o) {
     moe_model *m = NULL;
     int *ids = NULL;
     unsigned char *text = NULL;
-    vresult v = {0};
+    vresult v = {0}, warm = {0};
+    int have_warm = 0;
     moe_device_profile dev;
     size_t len;
     if (load_setup(o, &dev, &m, &err)) goto out;
@@ -344,9 +364,29 @@ static int validate(vopts *o) {
         goto out;
     }
     if (validate_one(o, m, &dev, ids, (int)len, &v, &err)) goto out;
-    if (o->json) print_json(v.vid, &v.meas, &v.pred, v.have_online ? &v.online : NULL, v.exact_ok);
-    else print_table(v.vid, &v.meas, &v.pred, v.have_online ? &v.online : NULL);
-    if (!v.exact_ok) {
+    /* --save-state: a second launch from the state the first one saved
+     * (the backend pre-reads it before the first step, the simulator
+     * inserts it), for TTFT cold vs warm, measured and predicted */
+    if (o->off.save_state && !o->off.load_state) {
+        vopts warm_o = *o;
+        warm_o.off.load_state = o->off.save_state;
+        warm_o.off.save_state = NULL;
+        warm_o.trace_out = NULL;
+        if (validate_one(&warm_o, m, &dev, ids, (int)len, &warm, &err)) goto out;
+        have_warm = 1;
+    }
+    if (o->json) {
+        print_json(v.vid, &v.meas, &v.pred, v.have_online ? &v.online : NULL, v.exact_ok, have_warm ? &warm : NULL);
+    } else {
+        print_table(v.vid, &v.meas, &v.pred, v.have_online ? &v.online : NULL);
+        if (have_warm)
+            printf("TTFT from the saved state (%s): measured %.2f ms, predicted %.2f ms (%+.1f%%); cold: measured "
+                   "%.2f ms, predicted %.2f ms\n",
+                   o->off.save_state, 1e3 * metric(&warm.meas, "ttft_mean_s"), 1e3 * metric(&warm.pred, "ttft_mean_s"),
+                   100 * rel_err(metric(&warm.pred, "ttft_mean_s"), metric(&warm.meas, "ttft_mean_s")),
+                   1e3 * metric(&v.meas, "ttft_mean_s"), 1e3 * metric(&v.pred, "ttft_mean_s"));
+    }
+    if (!v.exact_ok || (have_warm && !warm.exact_ok)) {
         moe_fail(&err, "the simulator's counts differ from the backend's (a bug: they share one cache)");
         goto out;
     }
@@ -354,6 +394,7 @@ static int validate(vopts *o) {
 out:
     if (rc) cli_error("validate", &err);
     vresult_free(&v);
+    vresult_free(&warm);
     free(ids);
     free(text);
     moe_model_free(m);

@@ -32,7 +32,10 @@ const char moe_replay_opts_help[] =
     "  --split S          per-layer scope: divide capacity x layers among the layers:\n"
     "                     uniform (default), adapmoe (DP over per-layer LRU miss\n"
     "                     curves; profile=oracle|PATH), fate:shallow=1.5 (shallow\n"
-    "                     layers get more, linear weights 1.5..1)\n";
+    "                     layers get more, linear weights 1.5..1)\n"
+    "  --load-state F     insert the experts of a saved cache state (`infer --offload\n"
+    "                     --save-state`) before the first step\n"
+    "  --save-state F     save the resident experts at the end (least recently used first)\n";
 
 static int flag_value(const char *name, const char *v, int *out, moe_error *err) {
     if (!v || !strcmp(v, "1") || !strcasecmp(v, "on") || !strcasecmp(v, "yes") || !strcasecmp(v, "true"))
@@ -129,6 +132,12 @@ int moe_replay_opt_set(moe_replay_config *cfg, const char *name, const char *v, 
     } else if (same(name, "devices")) {
         if (need(name, v, err)) return -1;
         cfg->devices_path = v;
+    } else if (same(name, "load-state")) {
+        if (need(name, v, err)) return -1;
+        cfg->load_state = v;
+    } else if (same(name, "save-state")) {
+        if (need(name, v, err)) return -1;
+        cfg->save_state = v;
     } else if (same(name, "split")) {
         if (need(name, v, err) || moe_split_canonical(v, canon, sizeof canon, err)) return -1;
         cfg->split = v;

@@ -8,7 +8,7 @@
  *
  * Names (a '_' may stand for '-'): policy, capacity, scope, cold-per-seq,
  * seed, prefetch, speculate, skip, precision, device, model, devices, models,
- * split.
+ * split, load-state, save-state.
  * Values are validated (specs canonicalised, capacities parsed) but string
  * values are stored by pointer: they must outlive cfg. */
 #ifndef MOE_REPLAY_OPTS_H

@@ -68,7 +68,7 @@ static void malformed_lines_name_file_and_line(void) {
 static void shipped_profiles(void) {
     moe_error err;
     static const char *const devs[] = {"apple-m1-ssd", "apple-m2-max-ssd", "t4", "rtx-3060", "rtx-3080-mobile",
-                                       "a100-sxm", "nvme-cpu", "this-machine"};
+                                       "a100-sxm", "nvme-cpu"};
     for (size_t i = 0; i < sizeof devs / sizeof *devs; i++) {
         moe_device_profile d;
         if (moe_device_profile_load(MOE_DEVICES_INI, devs[i], &d, &err)) printf("  %s\n", err.msg);
