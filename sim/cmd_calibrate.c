@@ -5,16 +5,19 @@
  * by the backend's own per-read work (checksum + bf16 -> f32 widening), at
  * queue depths 1..N; the channel count is picked by moe_iobench_pick_channels
  * and latency + bandwidth per channel are fitted at that depth over four
- * block sizes. Short passes over all points are interleaved and repeated,
- * and each point keeps its median pass (a burst from another tenant bends
- * one pass, not the fit).
+ * block sizes, once with the CPU idle and once beside a busy core (the
+ * timing model's contention term, core/timing.h). Short passes over all
+ * points are interleaved and repeated, and each point keeps its median pass
+ * (a burst from another tenant bends one pass, not the fit).
  * Compute: the backend itself (resident, same thread count) runs a
  * calibration text that is not any validation prompt (seeded pseudo-random
  * bytes) in prefill steps of 1..32 tokens and in decode steps, recording each
- * layer's dense part (tokens, attended keys, seconds), each expert MLP
- * (tokens, seconds) and each step's LM head; least squares then fits
+ * layer's dense part (tokens, attended keys, seconds), each layer's expert
+ * block (experts run, token slots, seconds) and each step's LM head; least
+ * squares then fits
  *   dense  = dense_us + dense_us_per_token * T + attn_ns_per_ctx * keys
- *   expert = expert_us + expert_us_per_token * n
+ *   expert = expert_us + expert_us_per_token * n   (the block's fixed cost
+ *            goes to dense_us, the simulator's per-layer term)
  *   head   = head_us (one row per step, as generation computes it)
  * after dropping the slowest 2% of samples (preemptions), which would
  * otherwise pull a fit on a shared two-core machine. */
@@ -47,7 +50,8 @@ static const char calibrate_usage[] =
     "Measure this machine and the backend, and write a device profile (a section of an\n"
     "INI file) that `moesim validate`, `run --device` and `plan` price runs with:\n"
     "io_channels, io_latency_us, io_bandwidth_GBps from O_DIRECT reads of expert-sized\n"
-    "blocks (plus the backend's checksum and widening per read), mem_bandwidth_GBps, and\n"
+    "blocks (plus the backend's checksum and widening per read), io_busy_latency_us and\n"
+    "io_busy_bandwidth_GBps from the same reads beside a busy core, mem_bandwidth_GBps, and\n"
     "the backend's own compute cost for DIR's model (dense_us, dense_us_per_token,\n"
     "attn_ns_per_ctx, expert_us, expert_us_per_token, head_us).\n"
     "\n"
@@ -106,12 +110,11 @@ typedef struct io_fit {
     uint32_t n_depth;
 } io_fit;
 
-/* A compute thread's load while reads are measured: in the offloaded
- * backend most reads overlap expert compute, and on a VM whose disk is
- * emulated by the host (Firecracker here) a busy guest CPU slows every read
- * (by ~80 us of ~110 us in our measurement), so reads are timed under the
- * same kind of load: dot products over a weight-sized array, as an expert
- * MLP does. */
+/* The busy core for the second set of reads: in the offloaded backend reads
+ * overlap expert compute, and on a VM whose disk the host emulates
+ * (Firecracker here) a busy guest CPU slows every read (by ~80 us of ~110 us
+ * in our measurement). The load is what an expert MLP does: dot products
+ * over a weight-sized array. */
 typedef struct load_ctx {
     _Atomic int stop;
     float *w;
