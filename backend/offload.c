@@ -271,7 +271,8 @@ static int make_caches(moe_offload *o, moe_error *err) {
         if (!(o->caches[i] = moe_cache_new(c->policy, &env, err))) goto out;
         if (i == 0 && is_oracle(o->caches[0]->canonical)) {
             moe_fail(err, "policy %s reads the whole trace in advance (an oracle); an offloaded run is online: "
-                          "give profile=PATH (a trace of another text)", o->caches[0]->canonical);
+                          "give it another text's trace (pin:profile=PATH, learned:train=PATH)",
+                     o->caches[0]->canonical);
             goto out;
         }
         if (o->caches[i]->ops->flags & MOE_POLICY_NEEDS_FUTURE) {

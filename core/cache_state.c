@@ -71,6 +71,10 @@ int moe_cache_state_load(const char *path, uint32_t L, uint32_t E, uint32_t **ke
         }
         keys[n++] = k;
     }
+    if (line_no == 0) {
+        moe_fail(err, "%s: empty file, not a moesim cache state", path);
+        goto out;
+    }
     if (!have_geometry) {
         moe_fail(err, "%s: no 'geometry LAYERS EXPERTS' line", path);
         goto out;
@@ -90,6 +94,9 @@ out:
 
 int moe_cache_state_save(const char *path, uint32_t L, uint32_t E, const uint32_t *keys, size_t n,
                          moe_error *err) {
+    for (size_t i = 0; i < n; i++)
+        if (keys[i] >= (uint64_t)L * E)
+            return moe_fail(err, "%s: key %u is outside %u layers x %u experts", path, keys[i], L, E);
     moe_atomic_file af;
     if (moe_atomic_open(&af, path, err)) return -1;
     fprintf(af.f, "%s\ngeometry %u %u\n", STATE_MAGIC, L, E);

@@ -32,7 +32,8 @@ static const char infer_usage[] =
     "  --max-tokens N       tokens to generate (default 128)\n"
     "  --temperature T      0 = greedy (default); > 0 samples from softmax(logits / T)\n"
     "  --top-p P            nucleus sampling mass in (0, 1] (default 1 = off)\n"
-    "  --seed S             seed of the sampler (default 1)\n"
+    "  --seed S             seed of the sampler and, with --offload, of randomised\n"
+    "                       eviction policies (default 1)\n"
     "  --threads N          worker threads (default: online CPUs)\n"
     "  --trace-out F        write the routing trace (.moetrace): the prefill as one step,\n"
     "                       each generated token as one step, gate weights always\n"
@@ -79,6 +80,7 @@ static int run_offloaded(const infer_opts *o, const moe_model *m, const int *ids
                            .threads = (int)o->threads, .temperature = o->temperature, .top_p = o->top_p,
                            .sample_seed = o->seed, .capture_lookahead = (int)o->lookahead,
                            .save_state = o->off.save_state, .echo = 1};
+    /* one --seed: the sampler's and, offloaded, a randomised policy's */
     if (o->prefill_chunk > MOE_ENGINE_MAX_STEP)
         return moe_fail(err, "--prefill-chunk %llu: an offloaded step holds at most %d tokens",
                         (unsigned long long)o->prefill_chunk, MOE_ENGINE_MAX_STEP);
@@ -86,6 +88,7 @@ static int run_offloaded(const infer_opts *o, const moe_model *m, const int *ids
     if (moe_offload_pack_path(&o->off, o->model, pack, sizeof pack, err) ||
         moe_offload_config_of(&o->off, pack, m, &job.oc, err))
         return -1;
+    job.oc.seed = o->seed;
     moe_offload_out out;
     if (moe_offload_generate(&job, &out, err)) return -1;
     putchar('\n');
@@ -276,6 +279,10 @@ int cmd_infer(int argc, char **argv) {
     if (optind < argc) {
         fprintf(stderr, "moesim infer: unexpected argument '%s'\n", argv[optind]);
         fprintf(stderr, infer_usage, moe_offload_opts_help);
+        return 2;
+    }
+    if (!o.off.pack && o.off.n_set) {
+        fprintf(stderr, "moesim infer: --%s applies to offloaded runs: add --offload PACK|auto\n", o.off.first_set);
         return 2;
     }
     if (!o.model || (!!o.prompt + !!o.prompt_file + !!o.prompt_ids) != 1) {

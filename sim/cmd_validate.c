@@ -154,8 +154,11 @@ static void print_json(const char *vid, const moe_replay_result *meas, const moe
     }
     printf(",\"error\":{");
     for (int i = 0; figures[i]; i++) {
+        /* null where the figure is absent (a run without prefetch) or the
+         * measured value is 0 (a relative error is undefined) */
         double e = rel_err(metric(pred, figures[i]), metric(meas, figures[i]));
-        printf("%s\"%s\":%.17g", i ? "," : "", figures[i], isfinite(e) ? e : 1e300);
+        if (isfinite(e)) printf("%s\"%s\":%.17g", i ? "," : "", figures[i], e);
+        else printf("%s\"%s\":null", i ? "," : "", figures[i]);
     }
     printf("},\"exact\":%s", exact_ok ? "true" : "false");
     if (warm) print_json_warm(warm);

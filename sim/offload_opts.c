@@ -35,6 +35,8 @@ const char moe_offload_opts_help[] =
     "  --load-state F       pre-read a saved state before the first step\n"
     "  --seed N             seed of randomised policies (default 1)\n";
 
+static int opt_set(moe_offload_opts *o, const char *name, const char *v, moe_error *err);
+
 void moe_offload_opts_init(moe_offload_opts *o) {
     memset(o, 0, sizeof *o);
     o->policy = "lru";
@@ -43,6 +45,12 @@ void moe_offload_opts_init(moe_offload_opts *o) {
 }
 
 int moe_offload_opt_set(moe_offload_opts *o, const char *name, const char *v, moe_error *err) {
+    int rc = opt_set(o, name, v, err);
+    if (rc == 0 && strcmp(name, "offload") && !o->n_set++) o->first_set = name;
+    return rc;
+}
+
+static int opt_set(moe_offload_opts *o, const char *name, const char *v, moe_error *err) {
     if (!strcmp(name, "offload")) o->pack = v;
     else if (!strcmp(name, "policy")) o->policy = v;
     else if (!strcmp(name, "capacity")) o->capacity = v;

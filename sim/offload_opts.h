@@ -19,6 +19,8 @@ typedef struct moe_offload_opts {
     int io_mode;               /* default direct */
     uint64_t io_threads;       /* 0 = caller's default */
     uint64_t prefill_chunk;    /* 0 = MOE_ENGINE_MAX_STEP */
+    int n_set;                 /* options given other than --offload (infer refuses them alone) */
+    const char *first_set;     /* the first of them, for the message */
 } moe_offload_opts;
 
 void moe_offload_opts_init(moe_offload_opts *o);
