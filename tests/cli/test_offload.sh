@@ -47,7 +47,7 @@ counts() {
 # jnum FILE KEY: the number of "KEY" in a flat JSON object (moesim run --json)
 jnum() { tr ',{}' '\n\n\n' <"$1" | sed -n "s/^\"$2\":\([-0-9.e+]*\)$/\1/p" | head -1; }
 # jget FILE OBJECT KEY: KEY inside the flat object OBJECT (validate --json)
-jget() { sed -n "s/.*\"$2\":{\([^}]*\)}.*/\1/p" "$1" | tr ',' '\n' | sed -n "s/^\"$3\":\([-0-9.e+]*\)$/\1/p"; }
+jget() { sed -n "s/.*\"$2\":{\([^}]*\)}.*/\1/p" "$1" | tr ',' '\n' | sed -n "s/^\"$3\":\([-0-9.e+]*\|null\)$/\1/p"; }
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 
 # ---- the same text as the resident run ------------------------------------------------
@@ -309,6 +309,10 @@ check_validate() { # NAME: $tmp/out is validate --json of a run that must be exa
     for k in $error_keys; do
         [ -n "$(jget "$tmp/out" error $k)" ] || why="$why no error.$k;"
     done
+    # a figure absent on both sides (no prefetcher) has no relative error
+    if ! grep -q '"prefetch_issued":[0-9]' "$tmp/out"; then
+        [ "$(jget "$tmp/out" error prefetch_issued)" = null ] || why="$why error.prefetch_issued not null;"
+    fi
     has out '"exact":true' || why="$why not exact;"
     # every miss is one demand read of one expert
     m=$(jget "$tmp/out" measured misses)
