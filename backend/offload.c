@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../core/cache.h"
 #include "../core/cache_state.h"
@@ -823,4 +824,39 @@ int moe_offload_finish(moe_offload *o, const moe_offload_stats **stats, moe_erro
     }
     *stats = &o->st;
     return 0;
+}
+
+int moe_offload_probe_reads(const moe_model *m, const char *pack, int io_mode, uint32_t bursts, uint32_t burst,
+                            double gap_s, double *mean_s, moe_error *err) {
+    moe_offload_config cfg = {.pack = pack, .io_mode = io_mode, .io_threads = 1, .policy = "lru", .capacity = 1,
+                              .seed = 1, .max_steps = 1, .max_tokens = 1};
+    if (burst < 1 || burst > (uint32_t)m->cfg.n_experts) return moe_fail(err, "probe: burst of 1..%d reads", m->cfg.n_experts);
+    moe_offload *o = moe_offload_new(m, &cfg, err);
+    if (!o) return -1;
+    double sum = 0;
+    int rc = 0;
+    uint32_t n_exp = o->L * o->E, k = 0;
+    int32_t si[MOE_MAX_EXPERTS < 1024 ? MOE_MAX_EXPERTS : 1024];
+    for (uint32_t i = 0; i < bursts && !rc; i++) {
+        double t0 = now_s();
+        for (uint32_t j = 0; j < burst; j++) {
+            /* experts in a scattered order, so no read follows its neighbour on disk */
+            k = (uint32_t)(((uint64_t)(i * burst + j) * 2654435761u) % n_exp);
+            si[j] = take_slot(o, -1);
+            issue_read(o, (uint32_t)si[j], k / o->E, k % o->E, 0);
+        }
+        for (uint32_t j = 0; j < burst; j++) wait_slot(o, (uint32_t)si[j]);
+        sum += now_s() - t0;
+        for (uint32_t j = 0; j < burst; j++) {
+            if (o->slots[si[j]].error[0] && !rc) rc = moe_fail(err, "%s", o->slots[si[j]].error);
+            give_slot(o, (uint32_t)si[j]);
+        }
+        if (gap_s > 0) {
+            struct timespec ts = {0, (long)(gap_s * 1e9)};
+            nanosleep(&ts, NULL);
+        }
+    }
+    moe_offload_free(o);
+    if (!rc) *mean_s = sum / bursts;
+    return rc;
 }

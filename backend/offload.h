@@ -105,4 +105,11 @@ int moe_offload_finish(moe_offload *o, const moe_offload_stats **stats, moe_erro
  * ("# moesim cache state v1", then "layer expert" lines): `--save-state`. */
 int moe_offload_save_state(const moe_offload *o, const char *path, moe_error *err);
 
+/* Calibration: `bursts` times, `burst` demand reads of scattered experts
+ * issued at once through the real queue and I/O thread, then waited for in
+ * order, then a sleep of gap_s (as between decode steps): the mean time from
+ * the first issue to the last data, thread wake-ups included. */
+int moe_offload_probe_reads(const moe_model *m, const char *pack, int io_mode, uint32_t bursts, uint32_t burst,
+                            double gap_s, double *mean_s, moe_error *err);
+
 #endif

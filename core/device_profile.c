@@ -53,7 +53,7 @@ int moe_device_profile_load(const char *path, const char *name, moe_device_profi
                                        "model", "threads", "io_mode", "calibrated", "dense_us",
                                        "dense_us_per_token", "attn_ns_per_ctx", "expert_us",
                                        "expert_us_per_token", "head_us", "io_busy_latency_us",
-                                       "io_busy_bandwidth_GBps", NULL};
+                                       "io_busy_bandwidth_GBps", "io_wake_us", "io_resume_us", NULL};
     memset(out, 0, sizeof *out);
     const moe_ini_section *sec;
     moe_ini *ini = open_section(path, "device", name, &sec, err);
@@ -63,7 +63,7 @@ int moe_device_profile_load(const char *path, const char *name, moe_device_profi
     uint64_t ch;
     double lat, bw, mbw, tf, eo, lo, mem;
     uint64_t thr;
-    double blat, bbw;
+    double blat, bbw, wake, resume;
     if (moe_ini_check_keys(ini, s, keys, err) ||
         moe_ini_get_u64(ini, s, "io_channels", 1, 1, 1024, &ch, err) ||
         moe_ini_get_double(ini, s, "io_latency_us", 0, 0, 1e9, &lat, err) ||
@@ -81,8 +81,12 @@ int moe_device_profile_load(const char *path, const char *name, moe_device_profi
         moe_ini_get_double(ini, s, "head_us", 0, 0, 1e9, &out->head_us, err) ||
         moe_ini_get_u64(ini, s, "threads", 0, 0, 4096, &thr, err) ||
         moe_ini_get_double(ini, s, "io_busy_latency_us", 0, 0, 1e9, &blat, err) ||
-        moe_ini_get_double(ini, s, "io_busy_bandwidth_GBps", 0, 0, 1e9, &bbw, err))
+        moe_ini_get_double(ini, s, "io_busy_bandwidth_GBps", 0, 0, 1e9, &bbw, err) ||
+        moe_ini_get_double(ini, s, "io_wake_us", 0, 0, 1e9, &wake, err) ||
+        moe_ini_get_double(ini, s, "io_resume_us", 0, 0, 1e9, &resume, err))
         goto out;
+    out->io_wake_s = wake * 1e-6;
+    out->io_resume_s = resume * 1e-6;
     out->io_busy_latency_s = blat * 1e-6;
     out->io_busy_bandwidth_Bps = bbw * 1e9;
     out->threads = (uint32_t)thr;
@@ -126,6 +130,10 @@ int moe_device_profile_load(const char *path, const char *name, moe_device_profi
         size_t n = strlen(out->canonical);
         snprintf(out->canonical + n, sizeof out->canonical - n, ",io_busy_latency_us=%g,io_busy_bandwidth_GBps=%g",
                  blat, bbw);
+    }
+    if (wake > 0 || resume > 0) {
+        size_t n = strlen(out->canonical);
+        snprintf(out->canonical + n, sizeof out->canonical - n, ",io_wake_us=%g,io_resume_us=%g", wake, resume);
     }
     rc = 0;
 out:

@@ -25,6 +25,9 @@
  *   io_busy_latency_us, io_busy_bandwidth_GBps   a read's latency and bandwidth
  *                       while the compute lane is busy (core/timing.h,
  *                       contention); absent = reads do not slow down
+ *   io_wake_us          extra time of a read issued to an idle I/O channel (the
+ *                       thread serving it wakes up)
+ *   io_resume_us        extra time of a stall (the waiting thread wakes up)
  *   threads, io_mode, calibrated   informational (how it was measured)
  * Model section keys:
  *   layers, experts, top_k, shared (informational), hidden
@@ -67,6 +70,7 @@ typedef struct moe_device_profile {
     char model[64];
     double dense_us, dense_us_per_token, attn_ns_per_ctx, expert_us, expert_us_per_token, head_us;
     double io_busy_latency_s, io_busy_bandwidth_Bps; /* 0 = no contention term */
+    double io_wake_s, io_resume_s;
     char canonical[1024]; /* "name:k=v,..." with every effective value */
 } moe_device_profile;
 

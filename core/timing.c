@@ -41,6 +41,11 @@ int moe_tl_set_contention(moe_timeline *tl, double lat, double bw, moe_error *er
     return 0;
 }
 
+void moe_tl_set_wake(moe_timeline *tl, double wake_s, double resume_s) {
+    tl->wake_s = wake_s > 0 ? wake_s : 0;
+    tl->resume_s = resume_s > 0 ? resume_s : 0;
+}
+
 /* First busy segment ending after t (binary search). */
 static size_t seg_after(const moe_timeline *tl, double t) {
     size_t lo = 0, hi = tl->n_seg;
@@ -81,7 +86,7 @@ double moe_tl_ready(moe_timeline *tl, int64_t id) {
     moe_tl_io *r = &tl->rd[id];
     if (r->final) return r->end;
     double prev = r->prev >= 0 ? moe_tl_ready(tl, r->prev) : 0;
-    double start = prev > r->issue ? prev : r->issue;
+    double start = (prev > r->issue ? prev : r->issue) + r->wake;
     r->end = progress_end(tl, start, r->bytes);
     if (r->end <= tl->now && (r->prev < 0 || tl->rd[r->prev].final)) r->final = 1;
     return r->end;
@@ -112,7 +117,8 @@ static double read_contended(moe_timeline *tl, uint64_t bytes, double issue) {
         }
     }
     int64_t id = (int64_t)tl->n_rd++;
-    tl->rd[id] = (moe_tl_io){.issue = issue, .bytes = bytes, .prev = tl->ch_last[best]};
+    tl->rd[id] = (moe_tl_io){.issue = issue, .bytes = bytes, .prev = tl->ch_last[best],
+                             .wake = best_end <= issue ? tl->wake_s : 0};
     tl->ch_last[best] = id;
     tl->last_id = id;
     return moe_tl_ready(tl, id);
@@ -129,6 +135,8 @@ void moe_tl_reset(moe_timeline *tl) {
     tl->contended = keep.contended;
     tl->busy_latency_s = keep.busy_latency_s;
     tl->busy_bandwidth_Bps = keep.busy_bandwidth_Bps;
+    tl->wake_s = keep.wake_s;
+    tl->resume_s = keep.resume_s;
     tl->seg = keep.seg;
     tl->cap_seg = keep.cap_seg;
     tl->rd = keep.rd;
@@ -152,6 +160,7 @@ double moe_tl_read(moe_timeline *tl, uint64_t bytes, double issue, int kind) {
         if (tl->ch_free[c] < tl->ch_free[best]) best = c;
     double start = tl->ch_free[best] > issue ? tl->ch_free[best] : issue;
     double dur = tl->latency_s + (isinf(tl->bandwidth_Bps) ? 0.0 : (double)bytes / tl->bandwidth_Bps);
+    if (tl->ch_free[best] <= issue) dur += tl->wake_s; /* 0 unless a profile measured it */
     tl->ch_free[best] = start + dur;
     tl->io_busy_s += dur;
     tl->reads++;
@@ -189,8 +198,8 @@ double moe_tl_compute(moe_timeline *tl, double seconds, int kind) {
 
 double moe_tl_wait(moe_timeline *tl, double ready, int kind) {
     if (ready <= tl->now) return 0.0;
-    double d = ready - tl->now;
-    tl->now = ready;
+    double d = ready - tl->now + tl->resume_s; /* a lane that waited resumes resume_s late */
+    tl->now += d;
     tl->stall_s[kind ? 1 : 0] += d;
     return d;
 }
@@ -202,7 +211,7 @@ double moe_tl_io_utilisation(const moe_timeline *tl, double until) {
         for (size_t i = 0; i < tl->n_rd; i++) {
             const moe_tl_io *r = &tl->rd[i];
             double prev = r->prev >= 0 ? tl->rd[r->prev].end : 0;
-            busy += r->end - (prev > r->issue ? prev : r->issue);
+            busy += r->end - (prev > r->issue ? prev : r->issue); /* the wake-up included */
         }
     }
     return until > 0 ? busy / (until * tl->n_channels) : 0.0;

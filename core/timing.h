@@ -63,10 +63,13 @@ typedef struct moe_timeline {
     size_t n_rd, cap_rd;
     int64_t *ch_last;        /* n_channels: last read queued on each channel, -1 none */
     int64_t last_id;         /* id of the last moe_tl_read */
+    double wake_s;           /* extra time of a read issued to an idle channel (moe_tl_set_wake) */
+    double resume_s;         /* extra time of a lane resuming after a wait */
 } moe_timeline;
 
 typedef struct moe_tl_io {
     double issue, end;       /* end: the estimate; final once <= the lane's now */
+    double wake;             /* wake_s if its channel was idle when it was issued, else 0 */
     uint64_t bytes;
     int64_t prev;            /* previous read on the same channel, -1 */
     int final;
@@ -85,13 +88,20 @@ double moe_tl_read(moe_timeline *tl, uint64_t bytes, double issue, int kind);
 /* Reads slow down to latency + bytes / bandwidth while the lane computes.
  * Call on a fresh timeline; fails on bad values. */
 int moe_tl_set_contention(moe_timeline *tl, double busy_latency_s, double busy_bandwidth_Bps, moe_error *err);
+/* Thread wake-ups, measured by calibrate through the backend's own queue: a
+ * read issued to an idle channel starts wake_s late (the thread serving the
+ * channel sleeps; `io_wake_us`), and a lane that had to wait for data
+ * resumes resume_s after it arrives (the waiting thread sleeps;
+ * `io_resume_us`). Both 0 unless a profile measured them. */
+void moe_tl_set_wake(moe_timeline *tl, double wake_s, double resume_s);
 /* The (re-)estimated end of read `id` as of now; exact without contention. */
 double moe_tl_ready(moe_timeline *tl, int64_t id);
 /* Re-estimate every read as of now (before the totals are read at the end). */
 void moe_tl_settle(moe_timeline *tl);
 /* Run an operation of `seconds` on the lane. Returns its end time. */
 double moe_tl_compute(moe_timeline *tl, double seconds, int kind);
-/* Wait on the lane until `ready`; returns the stall added (0 if ready <= now). */
+/* Wait on the lane until `ready` (plus resume_s); returns the stall added
+ * (0 if ready <= now). */
 double moe_tl_wait(moe_timeline *tl, double ready, int kind);
 /* Fraction of channel-time spent busy over [0, until]. */
 double moe_tl_io_utilisation(const moe_timeline *tl, double until);

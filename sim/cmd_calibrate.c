@@ -32,11 +32,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <gsl/gsl_fit.h>
 #include <gsl/gsl_multifit.h>
 
 #include "../backend/engine.h"
 #include "../backend/iobench.h"
 #include "../backend/matmul.h"
+#include "../backend/offload.h"
 #include "../backend/pack.h"
 #include "../core/device_profile.h"
 #include "../core/timing.h"
@@ -232,6 +234,49 @@ out:
     free(pd);
     moe_iobench_cleanup(path);
     return rc;
+}
+
+/* The backend's own read path for an isolated demand read: issue through
+ * its queue, its I/O thread reads, the waiting thread wakes; what that costs
+ * beyond the device time fitted above is io_wake_us (both threads' wake-ups
+ * on this VM). Reads of a pack of this model: DIR/experts.pack when it is
+ * one, else a temporary one in --dir. */
+static int bench_wake(const copts *o, const moe_model *m, uint64_t block, const io_fit *io, double *wake_s,
+                      double *resume_s, moe_error *err) {
+    char pack[4096], tmp[4096] = "";
+    moe_pack p;
+    snprintf(pack, sizeof pack, "%s/experts.pack", o->model);
+    int usable = moe_pack_open(&p, pack, MOE_IO_BUFFERED, err) == 0;
+    if (usable) {
+        usable = moe_pack_check_model(&p, m, err) == 0;
+        moe_pack_close(&p);
+    }
+    if (!usable) {
+        snprintf(tmp, sizeof tmp, "%s/moesim-calibrate-%d.pack", o->dir ? o->dir : o->model, (int)getpid());
+        if (moe_pack_write(m, tmp, strcmp(m->dtype, "BF16") ? MOE_PACK_F32 : MOE_PACK_BF16, NULL, NULL, err)) return -1;
+        snprintf(pack, sizeof pack, "%s", tmp);
+    }
+    /* bursts of 1, 2 and 4 reads 200 us apart, sleeping, as a decode
+     * step's misses are: time(n) = wake + n * (device + resume), since the
+     * serving thread wakes once per burst and the waiting one once per read */
+    static const uint32_t sizes[] = {1, 2, 4};
+    double x[3], y[3];
+    int rc = 0;
+    for (int i = 0; i < 3 && !rc; i++) {
+        x[i] = sizes[i];
+        rc = moe_offload_probe_reads(m, pack, o->io_mode, 150, sizes[i], 200e-6, &y[i], err);
+    }
+    if (tmp[0]) unlink(tmp);
+    if (rc) return -1;
+    double c0, c1, cov00, cov01, cov11, ss;
+    gsl_fit_linear(x, 1, y, 1, 3, &c0, &c1, &cov00, &cov01, &cov11, &ss);
+    double device = io->fit.latency_s + (double)block / io->fit.bandwidth_Bps;
+    *wake_s = c0 > 0 ? c0 : 0;
+    *resume_s = c1 > device ? c1 - device : 0;
+    printf("  demand reads through the backend's queue, bursts of 1/2/4: %.0f/%.0f/%.0f us; beyond the device fit: "
+           "%.1f us per burst (io_wake_us), %.1f us per wait (io_resume_us)\n",
+           y[0] * 1e6, y[1] * 1e6, y[2] * 1e6, *wake_s * 1e6, *resume_s * 1e6);
+    return 0;
 }
 
 /* ---- compute -------------------------------------------------------------- */
@@ -448,6 +493,8 @@ static int calibrate(const copts *o) {
         goto out;
     }
     if (bench_io(o, wc.fake.stride, &wc, &io, &err)) goto out;
+    double wake = 0, resume = 0;
+    if (bench_wake(o, m, wc.fake.stride, &io, &wake, &resume, &err)) goto out;
     double mem = moe_iobench_mem_bandwidth(256ull << 20, 20);
     printf("memory: %.1f GB/s (memcpy, bytes read + written)\n", mem / 1e9);
     if (bench_compute(o, m, &cf, &err)) goto out;
@@ -461,13 +508,14 @@ static int calibrate(const copts *o) {
              "description = measured by moesim calibrate on %s (%s reads of %llu-byte blocks, %s, %llu threads)\n"
              "calibrated = %s\nmodel = %s\nthreads = %llu\nio_mode = %s\n"
              "io_channels = %u\nio_latency_us = %.3f\nio_bandwidth_GBps = %.6f\n"
-             "io_busy_latency_us = %.3f\nio_busy_bandwidth_GBps = %.6f\nmem_bandwidth_GBps = %.3f\n"
+             "io_busy_latency_us = %.3f\nio_busy_bandwidth_GBps = %.6f\nio_wake_us = %.3f\nio_resume_us = %.3f\n"
+             "mem_bandwidth_GBps = %.3f\n"
              "dense_us = %.4f\ndense_us_per_token = %.5f\nattn_ns_per_ctx = %.5f\n"
              "expert_us = %.4f\nexpert_us_per_token = %.5f\nhead_us = %.4f\n",
              o->name, host, moe_io_mode_name(o->io_mode), (unsigned long long)wc.fake.stride, m->name,
              (unsigned long long)o->threads, when, m->name, (unsigned long long)o->threads,
              moe_io_mode_name(o->io_mode), io.channels, io.fit.latency_s * 1e6, io.fit.bandwidth_Bps / 1e9,
-             io.busy.latency_s * 1e6, io.busy.bandwidth_Bps / 1e9, mem / 1e9, 1e6 * cf.dense[0], 1e6 * cf.dense[1], 1e9 * cf.dense[2], 1e6 * cf.expert[0],
+             io.busy.latency_s * 1e6, io.busy.bandwidth_Bps / 1e9, wake * 1e6, resume * 1e6, mem / 1e9, 1e6 * cf.dense[0], 1e6 * cf.dense[1], 1e9 * cf.dense[2], 1e6 * cf.expert[0],
              1e6 * cf.expert[1], cf.head_us);
     if (write_section(o->out, o->name, sec, &err)) goto out;
     printf("wrote [%s] to %s\n", o->name, o->out);

@@ -470,6 +470,7 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
     if (moe_tl_init(&g->tl, g->timing ? g->dev.io_channels : 1, g->timing ? g->dev.io_latency_s : 0,
                     g->timing ? g->dev.io_bandwidth_Bps : INFINITY, err))
         goto out;
+    if (g->timing) moe_tl_set_wake(&g->tl, g->dev.io_wake_s, g->dev.io_resume_s);
     if (g->timing && g->dev.io_busy_bandwidth_Bps > 0 &&
         moe_tl_set_contention(&g->tl, g->dev.io_busy_latency_s, g->dev.io_busy_bandwidth_Bps, err))
         goto out;
