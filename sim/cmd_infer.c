@@ -96,16 +96,11 @@ static int run_offloaded(const infer_opts *o, const moe_model *m, const int *ids
     int rc = moe_offload_result(&out, moe_offload_policy(out.off), moe_offload_prefetcher(out.off), &res, err);
     if (!rc) {
         const moe_replay_ext *x = res.ext;
+        moe_offload_print_cache(stderr, "infer", moe_offload_policy(out.off), &job.oc, out.stats);
         fprintf(stderr,
-                "moesim infer: offloaded, %s, capacity %u %s, io %s x%u: %llu accesses, %llu hits (%.1f%%), "
-                "%llu not cached; read %.1f MiB (%.1f demand, %.1f prefetch)\n"
                 "moesim infer: measured: %.1f tok/s decode, TTFT %.1f ms, TPOT p50 %.2f ms; stall %.1f ms "
                 "(miss %.1f, late prefetch %.1f), compute %.1f ms (dense %.1f, experts %.1f), I/O busy %.0f%%\n",
-                moe_offload_policy(out.off), job.oc.capacity, job.oc.global ? "in all" : "per layer",
-                moe_io_mode_name(job.oc.io_mode), job.oc.io_threads, (unsigned long long)res.accesses,
-                (unsigned long long)res.hits, res.accesses ? 100.0 * (double)res.hits / (double)res.accesses : 0.0,
-                (unsigned long long)res.bypasses, (double)x->bytes_read / 1048576.0,
-                (double)x->bytes_demand / 1048576.0, (double)x->bytes_prefetch / 1048576.0, x->tok_s,
+                x->tok_s,
                 1e3 * x->ttft_mean_s, 1e3 * x->tpot_p50_s, 1e3 * x->stall_s, 1e3 * x->stall_miss_s,
                 1e3 * x->stall_late_s, 1e3 * x->compute_s, 1e3 * x->dense_s, 1e3 * x->expert_s, 100 * x->io_util);
         moe_replay_result_free(&res);

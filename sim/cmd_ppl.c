@@ -10,10 +10,12 @@
 #include "../backend/readfile.h"
 #include "../backend/tokenizer.h"
 #include "cli.h"
+#include "offload_opts.h"
+#include "offload_run.h"
 #include "commands.h"
 
 static const char ppl_usage[] =
-    "usage: moesim ppl --model DIR --text-file F [--threads N]\n"
+    "usage: moesim ppl --model DIR --text-file F [--threads N] [--offload PACK|auto --capacity C ...]\n"
     "\n"
     "Perplexity of a text under a byte-level model: the whole file is one sequence\n"
     "from position 0; the negative log-likelihood of bytes 1..N-1, each given all\n"
@@ -22,7 +24,17 @@ static const char ppl_usage[] =
     "  --model DIR      model directory (config.json + model.safetensors)\n"
     "  --text-file F    the text\n"
     "  --threads N      worker threads (default: online CPUs)\n"
-    "  -h, --help       this text\n";
+    "  -h, --help       this text\n"
+    "\n"
+    "%s"
+    "Offloaded, the text runs in steps of 32 bytes (one sequence, prefill) and the result\n"
+    "is the resident one, digit for digit; stderr gets what the cache did.\n";
+
+/* Step brackets of an offloaded run (nll.h). */
+static int ppl_begin(void *ctx, int pos0, int n, moe_error *err) {
+    return moe_offload_step_begin(ctx, 0, MOE_PHASE_PREFILL, (uint32_t)pos0, (uint32_t)n, err);
+}
+static int ppl_end(void *ctx, moe_error *err) { return moe_offload_step_end(ctx, err); }
 
 int cmd_ppl(int argc, char **argv) {
     static const struct option opts[] = {
@@ -30,28 +42,45 @@ int cmd_ppl(int argc, char **argv) {
         {"text-file", required_argument, 0, 'f'},
         {"threads", required_argument, 0, 'j'},
         {"help", no_argument, 0, 'h'},
+        {"offload", required_argument, 0, 'X'},     {"policy", required_argument, 0, 'X'},
+        {"capacity", required_argument, 0, 'X'},    {"scope", required_argument, 0, 'X'},
+        {"cold-per-seq", no_argument, 0, 'X'},      {"split", required_argument, 0, 'X'},
+        {"prefetch", required_argument, 0, 'X'},    {"prefetch-log", required_argument, 0, 'X'},
+        {"io", required_argument, 0, 'X'},          {"io-threads", required_argument, 0, 'X'},
+        {"save-state", required_argument, 0, 'X'},  {"load-state", required_argument, 0, 'X'},
+        {"seed", required_argument, 0, 'X'},
         {0, 0, 0, 0},
     };
     const char *model = NULL, *text_path = NULL;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     uint64_t threads = ncpu > 0 ? (uint64_t)ncpu : 1;
     moe_error err = {{0}};
-    int c;
+    moe_offload_opts off;
+    moe_offload_opts_init(&off);
+    int c, idx = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
         switch (c) {
+        case 'X':
+            if (moe_offload_opt_set(&off, opts[idx].name, optarg, &err)) return cli_error("ppl", &err);
+            break;
         case 'm': model = optarg; break;
         case 'f': text_path = optarg; break;
         case 'j':
             if (cli_parse_u64("--threads", optarg, 256, &threads, &err)) return cli_error("ppl", &err);
             if (!threads) threads = 1;
             break;
-        case 'h': fputs(ppl_usage, stdout); return 0;
-        default: fputs(ppl_usage, stderr); return 2;
+        case 'h': printf(ppl_usage, moe_offload_opts_help); return 0;
+        default: fprintf(stderr, ppl_usage, moe_offload_opts_help); return 2;
         }
     }
     if (optind < argc || !model || !text_path) {
-        fprintf(stderr, "moesim ppl: --model and --text-file are required\n%s", ppl_usage);
+        fprintf(stderr, "moesim ppl: --model and --text-file are required\n");
+        fprintf(stderr, ppl_usage, moe_offload_opts_help);
+        return 2;
+    }
+    if (!off.pack && off.n_set) {
+        fprintf(stderr, "moesim ppl: --%s applies to offloaded runs: add --offload PACK|auto\n", off.first_set);
         return 2;
     }
     size_t n = 0;
@@ -67,7 +96,7 @@ int cmd_ppl(int argc, char **argv) {
         moe_fail(&err, "%s: too large", text_path);
         return cli_error("ppl", &err);
     }
-    moe_model *m = moe_model_load(model, &err);
+    moe_model *m = moe_model_load_ex(model, off.pack ? MOE_LOAD_NO_EXPERTS : 0, &err);
     if (!m) {
         free(text);
         return cli_error("ppl", &err);
@@ -75,21 +104,46 @@ int cmd_ppl(int argc, char **argv) {
     int rc = 1, V = m->cfg.vocab;
     int *ids = moe_tok_encode_bytes(text, n);
     moe_engine *eng = NULL;
+    moe_offload *ol = NULL;
+    moe_offload_config oc;
+    moe_step_hooks hooks = {.max_step = MOE_ENGINE_MAX_STEP, .begin = ppl_begin, .end = ppl_end};
+    char pack[2048];
     double nll;
     if (!moe_tok_is_bytes(V)) moe_fail(&err, "%s: vocabulary of %d is not byte-level", model, V);
     else if (!ids) moe_fail(&err, "out of memory");
     else eng = moe_engine_new(m, (int)threads, (int)n - 1, &err);
+    if (eng && off.pack) {
+        if (moe_offload_pack_path(&off, model, pack, sizeof pack, &err) ||
+            moe_offload_config_of(&off, pack, m, &oc, &err)) {
+            moe_engine_free(eng);
+            eng = NULL;
+        } else {
+            oc.max_tokens = (uint32_t)(n - 1);
+            oc.max_steps = (uint32_t)((n - 1 + MOE_ENGINE_MAX_STEP - 1) / MOE_ENGINE_MAX_STEP);
+            if (!(ol = moe_offload_new(m, &oc, &err)) ||
+                moe_engine_set_expert_source(eng, moe_offload_source(ol), &err)) {
+                moe_engine_free(eng);
+                eng = NULL;
+            }
+            hooks.ctx = ol;
+        }
+    }
     if (eng) {
         if ((int)n - 1 > m->cfg.max_pos)
             fprintf(stderr, "moesim ppl: warning: %zu tokens exceed max_position_embeddings (%d)\n", n - 1, m->cfg.max_pos);
-        if (!moe_sequence_nll(eng, ids, (int)n, &nll, &err)) {
+        const moe_offload_stats *st;
+        if (!moe_sequence_nll_hooked(eng, ids, (int)n, ol ? &hooks : NULL, &nll, &err) &&
+            (!ol || (!moe_offload_finish(ol, &st, &err) &&
+                     (!off.save_state || !moe_offload_save_state(ol, off.save_state, &err))))) {
             double npb = nll / (double)(n - 1);
             printf("bytes %zu\nnats_per_byte %.6f\nppl %.6f\n", n, npb, exp(npb));
+            if (ol) moe_offload_print_cache(stderr, "ppl", moe_offload_policy(ol), &oc, st);
             rc = 0;
         }
     }
     if (rc) cli_error("ppl", &err);
     moe_engine_free(eng);
+    moe_offload_free(ol);
     moe_model_free(m);
     free(ids);
     free(text);

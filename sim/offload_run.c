@@ -197,3 +197,15 @@ int moe_offload_result(const moe_offload_out *out, const char *policy, const cha
     x->eff_bits_active = prec == MOE_PREC_F32 ? 32 : 16;
     return 0;
 }
+
+void moe_offload_print_cache(FILE *f, const char *cmd, const char *policy, const moe_offload_config *oc,
+                             const moe_offload_stats *st) {
+    fprintf(f,
+            "moesim %s: offloaded, %s, capacity %u %s, io %s x%u: %llu accesses, %llu hits (%.1f%%), %llu not cached; "
+            "read %.1f MiB (%.1f demand, %.1f prefetch)\n",
+            cmd, policy, oc->capacity, oc->global ? "in all" : "per layer", moe_io_mode_name(oc->io_mode),
+            oc->io_threads, (unsigned long long)st->accesses, (unsigned long long)st->hits,
+            st->accesses ? 100.0 * (double)st->hits / (double)st->accesses : 0.0, (unsigned long long)st->bypasses,
+            (double)(st->bytes_demand + st->bytes_prefetch) / 1048576.0, (double)st->bytes_demand / 1048576.0,
+            (double)st->bytes_prefetch / 1048576.0);
+}

@@ -8,6 +8,7 @@
 #define MOE_OFFLOAD_RUN_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "../backend/offload.h"
 #include "replay.h"
@@ -46,5 +47,10 @@ void moe_offload_out_free(moe_offload_out *out);
  * steps; tok/s = decode tokens / decode time). */
 int moe_offload_result(const moe_offload_out *out, const char *policy, const char *prefetcher,
                        moe_replay_result *res, moe_error *err);
+
+/* One line on f: what the cache did and what was read ("moesim CMD:
+ * offloaded, lru, capacity 8 per layer, io direct x1: N accesses, ..."). */
+void moe_offload_print_cache(FILE *f, const char *cmd, const char *policy, const moe_offload_config *oc,
+                             const moe_offload_stats *st);
 
 #endif

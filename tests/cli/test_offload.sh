@@ -372,6 +372,24 @@ run $VAL --capacity 8 --devices "$tmp/none.ini" --device t1
 if [ $rc -eq 1 ] && has err "$tmp/none.ini" && has err "moesim calibrate --model $model"; then pass validate_no_devices_file
 else fail validate_no_devices_file "rc $rc: $(cat "$tmp/err")"; fi
 
+# ---- ppl offloaded: the resident perplexity, digit for digit ------------------------------------
+head -c 300 "$model/golden/heldout_c.txt" >"$tmp/ppl.txt"
+run "$MOESIM" ppl --model $model --text-file "$tmp/ppl.txt" --threads 2
+cp "$tmp/out" "$tmp/ppl.resident"
+ok=1
+for opts in "--capacity 2" "--capacity 40 --scope global --prefetch gate" "--capacity 8 --policy lfu --io mmap"; do
+    run "$MOESIM" ppl --model $model --text-file "$tmp/ppl.txt" --threads 2 --offload "$tmp/t.pack" $IO $opts
+    if [ $rc -ne 0 ] || ! cmp -s "$tmp/out" "$tmp/ppl.resident" || ! has err "moesim ppl: offloaded,"; then
+        ok=0
+        why="$opts: rc $rc, $(cat "$tmp/out" "$tmp/err")"
+    fi
+done
+if [ $ok -eq 1 ] && has ppl.resident "nats_per_byte"; then pass offload_ppl_equals_resident
+else fail offload_ppl_equals_resident "$why"; fi
+run "$MOESIM" ppl --model $model --text-file "$tmp/ppl.txt" --capacity 8
+if [ $rc -eq 2 ] && has err "--capacity applies to offloaded runs"; then pass offload_ppl_needs_offload
+else fail offload_ppl_needs_offload "rc $rc: $(cat "$tmp/err")"; fi
+
 # ---- help ------------------------------------------------------------------------------------
 if "$MOESIM" validate --help >"$tmp/out" && has out "--prompt-file F" && has out "--offload PACK|auto" &&
    "$MOESIM" calibrate --help >"$tmp/out" && has out "--max-depth N" && has out "--seconds S"; then pass offload_help
