@@ -106,6 +106,7 @@ static int run_offloaded(const infer_opts *o, const moe_model *m, const int *ids
         moe_replay_result_free(&res);
     }
     if (!rc && o->trace_out) rc = moe_trace_save(out.trace, o->trace_out, err);
+    if (!rc && o->off.steps_out) rc = moe_offload_write_steps(o->off.steps_out, out.stats, err);
     moe_offload_out_free(&out);
     return rc;
 }
@@ -241,6 +242,7 @@ int cmd_infer(int argc, char **argv) {
         {"prefetch", required_argument, 0, 'X'},    {"prefetch-log", required_argument, 0, 'X'},
         {"io", required_argument, 0, 'X'},          {"io-threads", required_argument, 0, 'X'},
         {"save-state", required_argument, 0, 'X'},  {"load-state", required_argument, 0, 'X'},
+        {"steps-out", required_argument, 0, 'X'},
         {0, 0, 0, 0},
     };
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);

@@ -48,7 +48,7 @@ int cmd_ppl(int argc, char **argv) {
         {"prefetch", required_argument, 0, 'X'},    {"prefetch-log", required_argument, 0, 'X'},
         {"io", required_argument, 0, 'X'},          {"io-threads", required_argument, 0, 'X'},
         {"save-state", required_argument, 0, 'X'},  {"load-state", required_argument, 0, 'X'},
-        {"seed", required_argument, 0, 'X'},
+        {"seed", required_argument, 0, 'X'},        {"steps-out", required_argument, 0, 'X'},
         {0, 0, 0, 0},
     };
     const char *model = NULL, *text_path = NULL;
@@ -134,7 +134,8 @@ int cmd_ppl(int argc, char **argv) {
         const moe_offload_stats *st;
         if (!moe_sequence_nll_hooked(eng, ids, (int)n, ol ? &hooks : NULL, &nll, &err) &&
             (!ol || (!moe_offload_finish(ol, &st, &err) &&
-                     (!off.save_state || !moe_offload_save_state(ol, off.save_state, &err))))) {
+                     (!off.save_state || !moe_offload_save_state(ol, off.save_state, &err)) &&
+                     (!off.steps_out || !moe_offload_write_steps(off.steps_out, st, &err))))) {
             double npb = nll / (double)(n - 1);
             printf("bytes %zu\nnats_per_byte %.6f\nppl %.6f\n", n, npb, exp(npb));
             if (ol) moe_offload_print_cache(stderr, "ppl", moe_offload_policy(ol), &oc, st);

@@ -315,6 +315,7 @@ static int validate_one(vopts *o, const moe_model *m, const moe_device_profile *
         }
     }
     if (o->trace_out && moe_trace_save(out.trace, o->trace_out, err)) goto out;
+    if (o->off.steps_out && moe_offload_write_steps(o->off.steps_out, out.stats, err)) goto out;
     rc = 0;
 out:
     if (logpath[0] && !o->off.prefetch_log) unlink(logpath);
@@ -619,7 +620,7 @@ int cmd_validate(int argc, char **argv) {
         {"io", required_argument, 0, 'X'},           {"io-threads", required_argument, 0, 'X'},
         {"save-state", required_argument, 0, 'X'},   {"load-state", required_argument, 0, 'X'},
         {"seed", required_argument, 0, 'X'},         {"prefill-chunk", required_argument, 0, 'X'},
-        {"grid", required_argument, 0, 'g'},
+        {"grid", required_argument, 0, 'g'},         {"steps-out", required_argument, 0, 'X'},
         {0, 0, 0, 0},
     };
     vopts o = {.device = "this-machine", .devices = MOE_LOCAL_DEVICES_INI, .max_tokens = 64, .repeat = 1,

@@ -33,6 +33,8 @@ const char moe_offload_opts_help[] =
     "  --prefill-chunk N    prompt tokens per step (1..32, default 32)\n"
     "  --save-state F       save the resident experts at the end\n"
     "  --load-state F       pre-read a saved state before the first step\n"
+    "  --steps-out F        per-step measured figures as CSV (step, phase, tokens,\n"
+    "                       seconds, accesses, hits)\n"
     "  --seed N             seed of randomised policies (default 1)\n";
 
 static int opt_set(moe_offload_opts *o, const char *name, const char *v, moe_error *err);
@@ -68,6 +70,7 @@ static int opt_set(moe_offload_opts *o, const char *name, const char *v, moe_err
     } else if (!strcmp(name, "prefetch-log")) o->prefetch_log = v;
     else if (!strcmp(name, "save-state")) o->save_state = v;
     else if (!strcmp(name, "load-state")) o->load_state = v;
+    else if (!strcmp(name, "steps-out")) o->steps_out = v;
     else if (!strcmp(name, "io")) return moe_io_mode_parse(v, &o->io_mode, err) ? -1 : 0;
     else if (!strcmp(name, "io-threads")) {
         if (cli_parse_u64("--io-threads", v, 64, &o->io_threads, err)) return -1;

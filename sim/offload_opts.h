@@ -16,6 +16,7 @@ typedef struct moe_offload_opts {
     int global, cold_per_seq;
     uint64_t seed;
     const char *split, *prefetch, *prefetch_log, *save_state, *load_state;
+    const char *steps_out;     /* per-step measured figures (CSV) */
     int io_mode;               /* default direct */
     uint64_t io_threads;       /* 0 = caller's default */
     uint64_t prefill_chunk;    /* 0 = MOE_ENGINE_MAX_STEP */
@@ -27,7 +28,7 @@ void moe_offload_opts_init(moe_offload_opts *o);
 /* 0 = applied, 1 = not an offload option, -1 = bad value. Names without
  * the leading "--": offload, policy, capacity, scope, cold-per-seq, seed,
  * split, prefetch, prefetch-log, save-state, load-state, io, io-threads,
- * prefill-chunk. */
+ * prefill-chunk, steps-out. */
 int moe_offload_opt_set(moe_offload_opts *o, const char *name, const char *value, moe_error *err);
 extern const char moe_offload_opts_help[];
 

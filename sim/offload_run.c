@@ -8,6 +8,7 @@
 #include "../backend/capture.h"
 #include "../backend/sample.h"
 #include "../core/timing.h"
+#include "../core/trace_formats.h"
 #include "replay_ext.h"
 
 void moe_offload_out_free(moe_offload_out *out) {
@@ -208,4 +209,15 @@ void moe_offload_print_cache(FILE *f, const char *cmd, const char *policy, const
             st->accesses ? 100.0 * (double)st->hits / (double)st->accesses : 0.0, (unsigned long long)st->bypasses,
             (double)(st->bytes_demand + st->bytes_prefetch) / 1048576.0, (double)st->bytes_demand / 1048576.0,
             (double)st->bytes_prefetch / 1048576.0);
+}
+
+int moe_offload_write_steps(const char *path, const moe_offload_stats *st, moe_error *err) {
+    moe_atomic_file af;
+    if (moe_atomic_open(&af, path, err)) return -1;
+    fprintf(af.f, "step,phase,tokens,seconds,accesses,hits\n");
+    for (uint64_t s = 0; s < st->n_steps; s++)
+        fprintf(af.f, "%llu,%s,%u,%.9f,%llu,%llu\n", (unsigned long long)s,
+                st->step_phase[s] == MOE_PHASE_DECODE ? "decode" : "prefill", st->step_tokens[s], st->step_s[s],
+                (unsigned long long)st->step_accesses[s], (unsigned long long)st->step_hits[s]);
+    return moe_atomic_commit(&af, err);
 }

@@ -48,6 +48,10 @@ void moe_offload_out_free(moe_offload_out *out);
 int moe_offload_result(const moe_offload_out *out, const char *policy, const char *prefetcher,
                        moe_replay_result *res, moe_error *err);
 
+/* Per-step figures as CSV (written atomically): step, phase, tokens,
+ * seconds (the forward call), accesses, hits. */
+int moe_offload_write_steps(const char *path, const moe_offload_stats *st, moe_error *err);
+
 /* One line on f: what the cache did and what was read ("moesim CMD:
  * offloaded, lru, capacity 8 per layer, io direct x1: N accesses, ..."). */
 void moe_offload_print_cache(FILE *f, const char *cmd, const char *policy, const moe_offload_config *oc,

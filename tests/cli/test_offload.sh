@@ -386,6 +386,14 @@ for opts in "--capacity 2" "--capacity 40 --scope global --prefetch gate" "--cap
 done
 if [ $ok -eq 1 ] && has ppl.resident "nats_per_byte"; then pass offload_ppl_equals_resident
 else fail offload_ppl_equals_resident "$why"; fi
+run "$MOESIM" ppl --model $model --text-file "$tmp/ppl.txt" --threads 2 --offload "$tmp/t.pack" $IO --capacity 4 \
+    --steps-out "$tmp/steps.csv"
+# 299 predicted bytes in steps of 32: 10 steps; accesses add up to the summary's
+acc=$(awk -F, 'NR > 1 { a += $5 } END { print a }' "$tmp/steps.csv" 2>/dev/null)
+sum=$(sed -n 's/.*: \([0-9]*\) accesses,.*/\1/p' "$tmp/err")
+if [ $rc -eq 0 ] && [ "$(head -1 "$tmp/steps.csv")" = "step,phase,tokens,seconds,accesses,hits" ] &&
+   [ "$(wc -l <"$tmp/steps.csv")" -eq 11 ] && [ -n "$acc" ] && [ "$acc" = "$sum" ]; then pass offload_steps_out
+else fail offload_steps_out "rc $rc, $acc vs $sum: $(head -3 "$tmp/steps.csv" 2>&1)"; fi
 run "$MOESIM" ppl --model $model --text-file "$tmp/ppl.txt" --capacity 8
 if [ $rc -eq 2 ] && has err "--capacity applies to offloaded runs"; then pass offload_ppl_needs_offload
 else fail offload_ppl_needs_offload "rc $rc: $(cat "$tmp/err")"; fi
