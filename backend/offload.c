@@ -66,7 +66,7 @@ struct moe_offload {
     float *wmax;
     uint8_t *hit;
     /* the live trace prefetchers and policies read */
-    moe_trace live;
+    moe_trace *live;        /* calloc'ed; moe_trace_free releases it */
     uint64_t step;          /* index of the current step in live */
     uint64_t time;          /* access ordinal */
     moe_access last_a;
@@ -193,7 +193,8 @@ static void on_evict(void *ctx, const moe_cache *c, uint32_t key) {
 /* ---- the live trace ------------------------------------------------------- */
 
 static int live_init(moe_offload *o, moe_error *err) {
-    moe_trace *t = &o->live;
+    moe_trace *t = o->live = calloc(1, sizeof *o->live);
+    if (!t) return moe_fail(err, "out of memory");
     size_t S = o->cfg.max_steps, N = o->cfg.max_tokens, D = o->src.lookahead_depth;
     snprintf(t->model, sizeof t->model, "%s", o->m->name);
     snprintf(t->source, sizeof t->source, "moesim offload (live)");
@@ -215,16 +216,6 @@ static int live_init(moe_offload *o, moe_error *err) {
     return 0;
 }
 
-static void live_free(moe_trace *t) {
-    free(t->step_first_token);
-    free(t->step_id);
-    free(t->step_phase);
-    free(t->token_seq);
-    free(t->token_pos);
-    free(t->experts);
-    free(t->weights);
-    free(t->lookahead);
-}
 
 /* ---- setup ------------------------------------------------------------------- */
 
@@ -255,7 +246,7 @@ static int make_caches(moe_offload *o, moe_error *err) {
                           "give profile=PATH (a trace of another text)", canon);
             goto out;
         }
-        if (moe_split_compute(c->split, &o->live, c->capacity, c->cold_per_seq, caps, err)) goto out;
+        if (moe_split_compute(c->split, o->live, c->capacity, c->cold_per_seq, caps, err)) goto out;
     } else {
         for (uint32_t l = 0; l < o->L; l++) caps[l] = c->capacity;
     }
@@ -267,7 +258,7 @@ static int make_caches(moe_offload *o, moe_error *err) {
             .n_experts = o->E,
             .fixed_layer = c->global ? -1 : (int32_t)i,
             .seed = c->seed * 1000003u + i, /* as the replay derives it */
-            .trace = &o->live,
+            .trace = o->live,
         };
         if (!(o->caches[i] = moe_cache_new(c->policy, &env, err))) goto out;
         if (i == 0 && is_oracle(o->caches[0]->canonical)) {
@@ -424,7 +415,7 @@ moe_offload *moe_offload_new(const moe_model *m, const moe_offload_config *cfg, 
     o->st.expert_bytes = o->pack.expert_bytes;
     if (make_caches(o, err) || make_slots(o, err) || start_threads(o, err)) goto fail;
     if (cfg->prefetch) {
-        moe_prefetch_env penv = {&o->live, o->L, o->E, o->K, cfg->seed};
+        moe_prefetch_env penv = {o->live, o->L, o->E, o->K, cfg->seed};
         if (!(o->pf = moe_prefetcher_new(cfg->prefetch, &penv, err))) goto fail;
         snprintf(o->prefetcher, sizeof o->prefetcher, "%s", o->pf->canonical);
     }
@@ -489,7 +480,7 @@ void moe_offload_free(moe_offload *o) {
     free(o->st.step_phase);
     free(o->st.step_seq);
     free(o->st.step_tokens);
-    live_free(&o->live);
+    moe_trace_free(o->live);
     if (o->pflog) fclose(o->pflog);
     if (o->pack_open) moe_pack_close(&o->pack);
     pthread_mutex_destroy(&o->mu);
@@ -558,7 +549,7 @@ int moe_offload_save_state(const moe_offload *o, const char *path, moe_error *er
 /* ---- steps ------------------------------------------------------------------- */
 
 int moe_offload_step_begin(moe_offload *o, uint32_t seq, int phase, uint32_t pos0, uint32_t T, moe_error *err) {
-    moe_trace *t = &o->live;
+    moe_trace *t = o->live;
     if (o->in_step) return moe_fail(err, "offload: step_begin twice");
     if (o->step >= o->cfg.max_steps || t->n_tokens + T > o->cfg.max_tokens)
         return moe_fail(err, "offload: run longer than the %u steps / %u tokens it was set up for", o->cfg.max_steps,
@@ -619,7 +610,7 @@ int moe_offload_step_end(moe_offload *o, moe_error *err) {
  * full set (ascending), token counts and max gate weight per expert. */
 static uint32_t record_and_gather(moe_offload *o, uint32_t m, int T, const int *sel, const float *selw,
                                   const uint16_t *la) {
-    moe_trace *t = &o->live;
+    moe_trace *t = o->live;
     uint64_t tok0 = t->step_first_token[o->step];
     uint32_t K = o->K, D = t->lookahead_depth, nf = 0;
     if (++o->cur == 0) {

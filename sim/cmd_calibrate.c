@@ -323,6 +323,20 @@ out:
     return rc;
 }
 
+/* y = c0 + c1 * a + c2 * b over n samples (fit_ls). */
+static int fit_samples(size_t n, const int *a, const double *b, const double *y, double c[3], moe_error *err) {
+    double *X = malloc((n ? n : 1) * 3 * sizeof *X);
+    if (!X) return moe_fail(err, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        X[i * 3] = 1;
+        X[i * 3 + 1] = a[i];
+        X[i * 3 + 2] = b[i];
+    }
+    int rc = fit_ls(X, y, n, 3, c, err);
+    free(X);
+    return rc;
+}
+
 typedef struct compute_fit {
     double dense[3], expert[2], head_us; /* seconds (head: us) */
     size_t n_dense, n_expert, n_head;
@@ -346,7 +360,7 @@ static int bench_compute(const copts *o, const moe_model *m, compute_fit *cf, mo
     if (!e) return -1;
     int *ids = malloc((size_t)(N + decode) * sizeof *ids);
     float *logits = malloc((size_t)m->cfg.vocab * sizeof *logits);
-    double *X = NULL, *y = NULL, head_sum = 0;
+    double head_sum = 0;
     int rc = -1;
     if (!ids || !logits) {
         moe_fail(err, "out of memory");
@@ -375,42 +389,14 @@ static int bench_compute(const copts *o, const moe_model *m, compute_fit *cf, mo
     }
     /* the head time includes the embedding lookup of the step (engine.h) */
     cf->head_us = 1e6 * head_sum / (double)cf->n_head;
-    const int *tok;
-    const double *ctx, *sec;
+    const int *tok, *nexp;
+    const double *ctx, *slots, *sec;
     size_t n = moe_engine_dense_samples(e, &tok, &ctx, &sec);
-    X = malloc(n * 3 * sizeof *X);
-    y = malloc(n * sizeof *y);
-    if (!X || !y) {
-        moe_fail(err, "out of memory");
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        X[i * 3] = 1;
-        X[i * 3 + 1] = tok[i];
-        X[i * 3 + 2] = ctx[i];
-        y[i] = sec[i];
-    }
-    if (fit_ls(X, y, n, 3, cf->dense, err)) goto out;
+    if (fit_samples(n, tok, ctx, sec, cf->dense, err)) goto out;
     cf->n_dense = n;
-    const int *nexp;
-    const double *slots;
     n = moe_engine_expert_samples(e, &nexp, &slots, &sec);
-    free(X);
-    free(y);
-    X = malloc(n * 3 * sizeof *X);
-    y = malloc(n * sizeof *y);
-    if (!X || !y) {
-        moe_fail(err, "out of memory");
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        X[i * 3] = 1;
-        X[i * 3 + 1] = nexp[i];
-        X[i * 3 + 2] = slots[i];
-        y[i] = sec[i];
-    }
     double ex[3];
-    if (fit_ls(X, y, n, 3, ex, err)) goto out;
+    if (fit_samples(n, nexp, slots, sec, ex, err)) goto out;
     /* per layer: ex[0] (the block's fixed cost, counted with the dense part,
      * the simulator's per-layer term) + ex[1] per expert + ex[2] per token
      * slot (the sum of an expert's tokens over the layer's experts) */
@@ -428,8 +414,6 @@ static int bench_compute(const copts *o, const moe_model *m, compute_fit *cf, mo
            1e9 * cf->dense[2], 1e6 * cf->expert[0], 1e6 * cf->expert[1], cf->head_us);
     rc = 0;
 out:
-    free(X);
-    free(y);
     free(ids);
     free(logits);
     moe_engine_free(e);

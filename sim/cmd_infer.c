@@ -235,14 +235,8 @@ int cmd_infer(int argc, char **argv) {
         {"threads", required_argument, 0, 'j'},     {"trace-out", required_argument, 0, 'o'},
         {"lookahead", required_argument, 0, 'D'},   {"router-logits", no_argument, 0, 'R'},
         {"prefill-chunk", required_argument, 0, 'C'}, {"help", no_argument, 0, 'h'},
-        /* offloaded mode: handed to moe_offload_opt_set by name */
-        {"offload", required_argument, 0, 'X'},     {"policy", required_argument, 0, 'X'},
-        {"capacity", required_argument, 0, 'X'},    {"scope", required_argument, 0, 'X'},
-        {"cold-per-seq", no_argument, 0, 'X'},      {"split", required_argument, 0, 'X'},
-        {"prefetch", required_argument, 0, 'X'},    {"prefetch-log", required_argument, 0, 'X'},
-        {"io", required_argument, 0, 'X'},          {"io-threads", required_argument, 0, 'X'},
-        {"save-state", required_argument, 0, 'X'},  {"load-state", required_argument, 0, 'X'},
-        {"steps-out", required_argument, 0, 'X'},
+        /* --seed and --prefill-chunk are infer's own (above); it seeds the policy too */
+        MOE_OFFLOAD_LONGOPTS,
         {0, 0, 0, 0},
     };
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);

@@ -42,13 +42,8 @@ int cmd_ppl(int argc, char **argv) {
         {"text-file", required_argument, 0, 'f'},
         {"threads", required_argument, 0, 'j'},
         {"help", no_argument, 0, 'h'},
-        {"offload", required_argument, 0, 'X'},     {"policy", required_argument, 0, 'X'},
-        {"capacity", required_argument, 0, 'X'},    {"scope", required_argument, 0, 'X'},
-        {"cold-per-seq", no_argument, 0, 'X'},      {"split", required_argument, 0, 'X'},
-        {"prefetch", required_argument, 0, 'X'},    {"prefetch-log", required_argument, 0, 'X'},
-        {"io", required_argument, 0, 'X'},          {"io-threads", required_argument, 0, 'X'},
-        {"save-state", required_argument, 0, 'X'},  {"load-state", required_argument, 0, 'X'},
-        {"seed", required_argument, 0, 'X'},        {"steps-out", required_argument, 0, 'X'},
+        MOE_OFFLOAD_LONGOPTS,
+        {"seed", required_argument, 0, 'X'},
         {0, 0, 0, 0},
     };
     const char *model = NULL, *text_path = NULL;

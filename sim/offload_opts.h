@@ -24,6 +24,17 @@ typedef struct moe_offload_opts {
     const char *first_set;     /* the first of them, for the message */
 } moe_offload_opts;
 
+/* getopt_long entries of these options (value 'X': hand them to
+ * moe_offload_opt_set by name); every command that runs offloaded lists them. */
+#define MOE_OFFLOAD_LONGOPTS                                                                                 \
+    {"offload", required_argument, 0, 'X'}, {"policy", required_argument, 0, 'X'},                          \
+    {"capacity", required_argument, 0, 'X'}, {"scope", required_argument, 0, 'X'},                          \
+    {"cold-per-seq", no_argument, 0, 'X'}, {"split", required_argument, 0, 'X'},                            \
+    {"prefetch", required_argument, 0, 'X'}, {"prefetch-log", required_argument, 0, 'X'},                   \
+    {"io", required_argument, 0, 'X'}, {"io-threads", required_argument, 0, 'X'},                           \
+    {"save-state", required_argument, 0, 'X'}, {"load-state", required_argument, 0, 'X'},                  \
+    {"steps-out", required_argument, 0, 'X'}
+
 void moe_offload_opts_init(moe_offload_opts *o);
 /* 0 = applied, 1 = not an offload option, -1 = bad value. Names without
  * the leading "--": offload, policy, capacity, scope, cold-per-seq, seed,
