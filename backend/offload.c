@@ -513,6 +513,7 @@ static int load_state(moe_offload *o, moe_error *err) {
         int64_t victim;
         if (moe_cache_insert(c, key, &a, &victim) != 1) continue;
         int32_t si = take_slot(o, keys[i]);
+        if (si < 0) break; /* cannot happen: the state fits the caches, which have a slot each */
         issue_read(o, (uint32_t)si, l, e, 1);
         o->st.state_loaded++;
     }
@@ -697,6 +698,7 @@ static void prefetch(moe_offload *o, uint32_t m, uint32_t nf, moe_access a) {
             continue;
         }
         int32_t si = take_slot(o, (int64_t)gk);
+        if (si < 0) continue; /* cannot happen: every cached expert has a slot (src_get reports it) */
         issue_read(o, (uint32_t)si, lt, e, 1);
         o->pfstate[gk] = ST_PF_UNUSED;
         o->st.pf_issued++;
@@ -736,6 +738,8 @@ static int src_layer(void *ctx, int mi, int T, const int *sel, const float *selw
             if (!o->seen[gk]) o->st.compulsory++;
             if (o->pfstate[gk] == ST_PF_EVICTED) o->st.collision_misses++;
             int32_t si = take_slot(o, r == MOE_MISS_INSERTED ? (int64_t)gk : -1);
+            if (si < 0) return moe_fail(err, "offload: no free expert slot (a bug: there is one per cached "
+                                             "expert plus one layer's set)");
             if (r != MOE_MISS_INSERTED) o->st.bypasses++;
             issue_read(o, (uint32_t)si, m, e, 0);
             o->cur_slot[e] = si;
@@ -778,6 +782,10 @@ static int src_layer(void *ctx, int mi, int T, const int *sel, const float *selw
 
 static const moe_mlp_w *src_get(void *ctx, int mi, int x, moe_error *err) {
     moe_offload *o = ctx;
+    if (o->cur_slot[x] < 0) {
+        moe_fail(err, "offload: layer %d expert %d has no slot (a bug)", mi, x);
+        return NULL;
+    }
     uint32_t si = (uint32_t)o->cur_slot[x];
     slot *s = &o->slots[si];
     uint64_t gk = gkey(o, (uint32_t)mi, (uint32_t)x);

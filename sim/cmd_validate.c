@@ -225,9 +225,7 @@ static void print_json_warm(const vresult *warm) {
 }
 
 /* Run the backend offloaded on ids, replay its trace, store both. */
-static int validate_one(vopts *o, const moe_model *m, const moe_device_profile *dev, const int *ids, int n_ids,
-                        vresult *v, moe_error *err) {
-    (void)dev;
+static int validate_one(vopts *o, const moe_model *m, const int *ids, int n_ids, vresult *v, moe_error *err) {
     int rc = -1;
     moe_offload_out out = {0};
     char pack[2048], logpath[4096] = "", extra_m[512], extra_p[512], extra_o[512];
@@ -367,7 +365,7 @@ static int validate(vopts *o) {
         moe_fail(&err, "out of memory");
         goto out;
     }
-    if (validate_one(o, m, &dev, ids, (int)len, &v, &err)) goto out;
+    if (validate_one(o, m, ids, (int)len, &v, &err)) goto out;
     /* --save-state: a second launch from the state the first one saved
      * (the backend pre-reads it before the first step, the simulator
      * inserts it), for TTFT cold vs warm, measured and predicted */
@@ -376,7 +374,7 @@ static int validate(vopts *o) {
         warm_o.off.load_state = o->off.save_state;
         warm_o.off.save_state = NULL;
         warm_o.trace_out = NULL;
-        if (validate_one(&warm_o, m, &dev, ids, (int)len, &warm, &err)) goto out;
+        if (validate_one(&warm_o, m, ids, (int)len, &warm, &err)) goto out;
         have_warm = 1;
     }
     if (o->json) {
@@ -541,7 +539,7 @@ static int validate_grid(vopts *o, const char *path) {
                 vopts one = *o;
                 one.off = off;
                 vresult v;
-                if (validate_one(&one, m, &dev, ids, n_ids, &v, &err)) goto out;
+                if (validate_one(&one, m, ids, n_ids, &v, &err)) goto out;
                 grid_row *r = &rows[nrows++];
                 snprintf(r->policy, sizeof r->policy, "%s", pols[p]);
                 snprintf(r->scope, sizeof r->scope, "%s", global ? "global" : "per-layer");
