@@ -71,6 +71,11 @@ static int opt_set(moe_offload_opts *o, const char *name, const char *v, moe_err
     else if (!strcmp(name, "save-state")) o->save_state = v;
     else if (!strcmp(name, "load-state")) o->load_state = v;
     else if (!strcmp(name, "steps-out")) o->steps_out = v;
+    else if (!strcmp(name, "speculate"))
+        /* the backend computes on the cores that would run a speculated
+         * expert: there is no idle compute lane for it to fill */
+        return moe_fail(err, "--speculate is a simulator option: this CPU backend has no idle compute lane to run "
+                             "predicted experts in while it waits for I/O (README, Offloaded execution)");
     else if (!strcmp(name, "io")) return moe_io_mode_parse(v, &o->io_mode, err) ? -1 : 0;
     else if (!strcmp(name, "io-threads")) {
         if (cli_parse_u64("--io-threads", v, 64, &o->io_threads, err)) return -1;

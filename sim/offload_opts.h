@@ -33,7 +33,7 @@ typedef struct moe_offload_opts {
     {"prefetch", required_argument, 0, 'X'}, {"prefetch-log", required_argument, 0, 'X'},                   \
     {"io", required_argument, 0, 'X'}, {"io-threads", required_argument, 0, 'X'},                           \
     {"save-state", required_argument, 0, 'X'}, {"load-state", required_argument, 0, 'X'},                  \
-    {"steps-out", required_argument, 0, 'X'}
+    {"steps-out", required_argument, 0, 'X'}, {"speculate", no_argument, 0, 'X'}
 
 void moe_offload_opts_init(moe_offload_opts *o);
 /* 0 = applied, 1 = not an offload option, -1 = bad value. Names without

@@ -398,6 +398,10 @@ run "$MOESIM" ppl --model $model --text-file "$tmp/ppl.txt" --capacity 8
 if [ $rc -eq 2 ] && has err "--capacity applies to offloaded runs"; then pass offload_ppl_needs_offload
 else fail offload_ppl_needs_offload "rc $rc: $(cat "$tmp/err")"; fi
 
+run $INFER --offload "$tmp/t.pack" $IO --capacity 8 --speculate
+if [ $rc -eq 1 ] && has err "--speculate is a simulator option"; then pass offload_speculate_refused
+else fail offload_speculate_refused "rc $rc: $(cat "$tmp/err")"; fi
+
 # ---- help ------------------------------------------------------------------------------------
 if "$MOESIM" validate --help >"$tmp/out" && has out "--prompt-file F" && has out "--offload PACK|auto" &&
    "$MOESIM" calibrate --help >"$tmp/out" && has out "--max-depth N" && has out "--seconds S"; then pass offload_help
