@@ -32,12 +32,57 @@ uint64_t moe_trace_count_slots(const moe_trace *t) {
     return n;
 }
 
+int moe_trace_check_geometry(uint32_t n_layers, uint32_t n_experts, uint32_t top_k,
+                             uint32_t lookahead_depth, moe_error *err) {
+    if (n_layers == 0 || n_layers > MOE_MAX_LAYERS)
+        return moe_fail(err, "layers %u out of range 1..%u", n_layers, MOE_MAX_LAYERS);
+    if (n_experts == 0 || n_experts > MOE_MAX_EXPERTS)
+        return moe_fail(err, "experts %u out of range 1..%u", n_experts, MOE_MAX_EXPERTS);
+    if (top_k == 0 || top_k > n_experts)
+        return moe_fail(err, "top_k %u out of range 1..%u (experts)", top_k, n_experts);
+    if (lookahead_depth > MOE_MAX_LAYERS)
+        return moe_fail(err, "lookahead depth %u out of range 0..%u", lookahead_depth, MOE_MAX_LAYERS);
+    if ((uint64_t)n_layers * n_experts > MOE_MAX_KEYS)
+        return moe_fail(err, "layers x experts = %u x %u = %llu (layer, expert) keys, more than the key space (%llu)",
+                        n_layers, n_experts, (unsigned long long)n_layers * n_experts,
+                        (unsigned long long)MOE_MAX_KEYS);
+    return 0;
+}
+
+/* Entries per token of the record arrays (experts / weights: layers x
+ * top_k), the logits (layers x experts) and the lookahead (records x depth);
+ * -1 if any of them, in bytes, overflows size_t. */
+static int token_sizes(uint32_t n_layers, uint32_t n_experts, uint32_t top_k, uint32_t depth,
+                       size_t *rec, size_t *logit_n, size_t *la_n) {
+    size_t r, lg, la, b;
+    if (__builtin_mul_overflow((size_t)n_layers, (size_t)top_k, &r) ||
+        __builtin_mul_overflow((size_t)n_layers, (size_t)n_experts, &lg) ||
+        __builtin_mul_overflow(r, (size_t)depth, &la) ||
+        __builtin_mul_overflow(r, sizeof(float), &b) || __builtin_mul_overflow(lg, sizeof(float), &b) ||
+        __builtin_mul_overflow(la, sizeof(uint16_t), &b))
+        return -1;
+    *rec = r, *logit_n = lg, *la_n = la;
+    return 0;
+}
+
 int moe_trace_validate(const moe_trace *t, moe_error *err) {
-    if (t->n_layers == 0) return moe_fail(err, "header: layers is 0");
-    if (t->n_experts == 0 || t->n_experts > MOE_MAX_EXPERTS)
-        return moe_fail(err, "header: experts %u out of range 1..%u", t->n_experts, MOE_MAX_EXPERTS);
-    if (t->top_k == 0 || t->top_k > t->n_experts)
-        return moe_fail(err, "header: top_k %u out of range 1..%u", t->top_k, t->n_experts);
+    if (moe_trace_check_geometry(t->n_layers, t->n_experts, t->top_k, t->lookahead_depth, err))
+        return moe_fail_prefix(err, "header");
+    {
+        /* Every array is indexed by tokens x (a per-token size): all must be
+         * addressable, as an in-memory trace's are by construction. */
+        size_t rec, lg, la, x;
+        if (token_sizes(t->n_layers, t->n_experts, t->top_k, t->lookahead_depth, &rec, &lg, &la) ||
+            __builtin_mul_overflow((size_t)t->n_tokens, rec, &x) ||
+            __builtin_mul_overflow(x, sizeof(float), &x) ||
+            (t->router_logits && (__builtin_mul_overflow((size_t)t->n_tokens, lg, &x) ||
+                                  __builtin_mul_overflow(x, sizeof(float), &x))) ||
+            (t->lookahead && (__builtin_mul_overflow((size_t)t->n_tokens, la, &x) ||
+                              __builtin_mul_overflow(x, sizeof(uint16_t), &x))) ||
+            t->n_tokens > SIZE_MAX / sizeof(uint64_t) || t->n_steps >= SIZE_MAX / sizeof(uint64_t))
+            return moe_fail(err, "header: %llu tokens x %u layers x top_k %u overflows the address space",
+                            (unsigned long long)t->n_tokens, t->n_layers, t->top_k);
+    }
     if (t->step_first_token[0] != 0) return moe_fail(err, "step 0: first token is not 0");
     if (t->step_first_token[t->n_steps] != t->n_tokens)
         return moe_fail(err, "steps cover %llu tokens but the trace has %llu",
@@ -111,9 +156,12 @@ struct moe_trace_builder {
     int in_step;
 };
 
-/* Resize one array to n elements of elem bytes; 0 or -1. */
+/* Resize one array to n elements of elem bytes; 0 or -1 (also when the
+ * size overflows). */
 static int grow(void **p, size_t elem, uint64_t n) {
-    void *q = realloc(*p, elem * n);
+    size_t bytes;
+    if (n > SIZE_MAX || __builtin_mul_overflow(elem, (size_t)n, &bytes)) return -1;
+    void *q = realloc(*p, bytes);
     if (!q) return -1;
     *p = q;
     return 0;
@@ -121,6 +169,10 @@ static int grow(void **p, size_t elem, uint64_t n) {
 
 moe_trace_builder *moe_tb_new(uint32_t n_layers, uint32_t n_experts, uint32_t top_k,
                               int with_weights, int with_logits, uint32_t lookahead_depth) {
+    size_t rec, lg, la;
+    if (moe_trace_check_geometry(n_layers, n_experts, top_k, lookahead_depth, NULL) ||
+        token_sizes(n_layers, n_experts, top_k, lookahead_depth, &rec, &lg, &la))
+        return NULL;
     moe_trace_builder *b = calloc(1, sizeof *b);
     moe_trace *t = calloc(1, sizeof *t);
     if (!b || !t) { free(b); free(t); return NULL; }
@@ -130,17 +182,23 @@ moe_trace_builder *moe_tb_new(uint32_t n_layers, uint32_t n_experts, uint32_t to
     t->lookahead_depth = lookahead_depth;
     b->t = t;
     b->cap_steps = 64;
+    /* Start with 64 tokens, fewer when a token's arrays are large (a wide
+     * geometry), so that the first allocation stays near 1 MiB. */
+    size_t per_tok = rec * sizeof(uint16_t) + (with_weights ? rec * sizeof(float) : 0) +
+                     (with_logits ? lg * sizeof(float) : 0) + la * sizeof(uint16_t);
     b->cap_tokens = 64;
+    while (b->cap_tokens > 1 && per_tok > (1u << 20) / b->cap_tokens) b->cap_tokens /= 2;
     t->step_first_token = calloc(b->cap_steps + 1, sizeof(uint64_t));
     t->step_id = malloc(b->cap_steps * sizeof(uint64_t));
     t->step_phase = malloc(b->cap_steps);
     t->token_seq = malloc(b->cap_tokens * sizeof(uint32_t));
     t->token_pos = malloc(b->cap_tokens * sizeof(uint32_t));
-    size_t rec = (size_t)n_layers * top_k;
+    /* No overflow: each per-token size fits (token_sizes), and cap_tokens
+     * is 1 or keeps cap_tokens x per_tok within 1 MiB. */
     t->experts = malloc(b->cap_tokens * rec * sizeof(uint16_t));
     if (with_weights) t->weights = malloc(b->cap_tokens * rec * sizeof(float));
-    if (with_logits) t->router_logits = malloc(b->cap_tokens * n_layers * (size_t)n_experts * sizeof(float));
-    if (lookahead_depth) t->lookahead = malloc(b->cap_tokens * rec * lookahead_depth * sizeof(uint16_t));
+    if (with_logits) t->router_logits = malloc(b->cap_tokens * lg * sizeof(float));
+    if (lookahead_depth) t->lookahead = malloc(b->cap_tokens * la * sizeof(uint16_t));
     if (!t->step_first_token || !t->step_id || !t->step_phase || !t->token_seq || !t->token_pos ||
         !t->experts || (with_weights && !t->weights) || (with_logits && !t->router_logits) ||
         (lookahead_depth && !t->lookahead)) {
@@ -165,7 +223,7 @@ int moe_tb_begin_step(moe_trace_builder *b, uint64_t step_id, int phase, moe_err
         return moe_fail(err, "step %llu has no tokens", (unsigned long long)t->step_id[t->n_steps - 1]);
     if (t->n_steps == b->cap_steps) {
         uint64_t n = b->cap_steps * 2;
-        if (grow((void **)&t->step_first_token, sizeof(uint64_t), n + 1) ||
+        if (n < b->cap_steps || grow((void **)&t->step_first_token, sizeof(uint64_t), n + 1) ||
             grow((void **)&t->step_id, sizeof(uint64_t), n) ||
             grow((void **)&t->step_phase, 1, n))
             return moe_fail(err, "out of memory after %llu steps", (unsigned long long)t->n_steps);
@@ -183,10 +241,14 @@ int moe_tb_begin_step(moe_trace_builder *b, uint64_t step_id, int phase, moe_err
 int64_t moe_tb_add_token(moe_trace_builder *b, uint32_t seq, uint32_t pos, moe_error *err) {
     moe_trace *t = b->t;
     if (!b->in_step) return moe_fail(err, "token added before any step");
+    /* The products fit size_t: moe_tb_new checked them per token. */
+    size_t rec = (size_t)t->n_layers * t->top_k;
     if (t->n_tokens == b->cap_tokens) {
         uint64_t n = b->cap_tokens * 2;
-        size_t rec = (size_t)t->n_layers * t->top_k;
-        if (grow((void **)&t->token_seq, sizeof(uint32_t), n) ||
+        /* grow() refuses a byte count that overflows, so a token count too
+         * large for the geometry fails here instead of wrapping around. */
+        if (n < b->cap_tokens ||
+            grow((void **)&t->token_seq, sizeof(uint32_t), n) ||
             grow((void **)&t->token_pos, sizeof(uint32_t), n) ||
             grow((void **)&t->experts, rec * sizeof(uint16_t), n) ||
             (t->weights && grow((void **)&t->weights, rec * sizeof(float), n)) ||
@@ -194,13 +256,13 @@ int64_t moe_tb_add_token(moe_trace_builder *b, uint32_t seq, uint32_t pos, moe_e
              grow((void **)&t->router_logits, (size_t)t->n_layers * t->n_experts * sizeof(float), n)) ||
             (t->lookahead &&
              grow((void **)&t->lookahead, rec * t->lookahead_depth * sizeof(uint16_t), n)))
-            return moe_fail(err, "out of memory after %llu tokens", (unsigned long long)t->n_tokens);
+            return moe_fail(err, "out of memory after %llu tokens of %u layers x top_k %u",
+                            (unsigned long long)t->n_tokens, t->n_layers, t->top_k);
         b->cap_tokens = n;
     }
     uint64_t tok = t->n_tokens++;
     t->token_seq[tok] = seq;
     t->token_pos[tok] = pos;
-    size_t rec = (size_t)t->n_layers * t->top_k;
     for (size_t i = 0; i < rec; i++) t->experts[tok * rec + i] = MOE_NO_EXPERT;
     if (t->weights)
         for (size_t i = 0; i < rec; i++) t->weights[tok * rec + i] = NAN;

@@ -25,6 +25,23 @@
 #define MOE_NO_EXPERT 0xFFFFu
 #define MOE_MAX_EXPERTS 0xFFFEu /* expert ids are uint16, one value reserved */
 
+/* Geometry limits, checked by moe_trace_check_geometry() (and so by the
+ * builder, moe_trace_validate() and every reader) before anything is sized
+ * by them:
+ *   1 <= n_layers <= MOE_MAX_LAYERS (65536);
+ *   1 <= n_experts <= MOE_MAX_EXPERTS (65534), 1 <= top_k <= n_experts;
+ *   lookahead_depth <= MOE_MAX_LAYERS;
+ *   n_layers * n_experts <= MOE_MAX_KEYS: the key space. Global scope numbers
+ *   the (layer, expert) pairs as uint32 keys l * n_experts + e, so a trace
+ *   whose pairs do not fit is refused when it is built or loaded, not at
+ *   replay (per-layer scope could run it, but no global policy could, and
+ *   65536 layers x 65534 experts already fits, so the layer limit implies it).
+ * A record, tokens x n_layers x top_k entries, must also be addressable
+ * (size_t) in bytes, including the optional arrays; the builder checks each
+ * product before it allocates. */
+#define MOE_MAX_LAYERS 65536u
+#define MOE_MAX_KEYS 0xFFFFFFFFu
+
 enum moe_phase { MOE_PHASE_PREFILL = 0, MOE_PHASE_DECODE = 1 };
 
 /* Precision tiers an expert can be stored at; bytes per expert per tier are
@@ -80,6 +97,11 @@ static inline size_t moe_trace_rec(const moe_trace *t, uint64_t tok, uint32_t la
 
 void moe_trace_free(moe_trace *t);
 
+/* The geometry limits above; the message names the field ("layers 70000
+ * out of range 1..65536"). */
+int moe_trace_check_geometry(uint32_t n_layers, uint32_t n_experts, uint32_t top_k,
+                             uint32_t lookahead_depth, moe_error *err);
+
 /* Check every invariant of an in-memory trace (monotone step offsets, expert
  * ids below n_experts, slots packed, finite weights...). Readers call this on
  * everything they load; the message names the step/token/layer at fault. */
@@ -93,7 +115,9 @@ uint64_t moe_trace_count_slots(const moe_trace *t);
 typedef struct moe_trace_builder moe_trace_builder;
 
 /* Geometry is fixed up front; with_weights / with_logits choose which
- * optional arrays exist. lookahead_depth 0 means none. */
+ * optional arrays exist. lookahead_depth 0 means none. NULL if the geometry
+ * fails moe_trace_check_geometry() (call it first for the message) or memory
+ * runs out. */
 moe_trace_builder *moe_tb_new(uint32_t n_layers, uint32_t n_experts, uint32_t top_k,
                               int with_weights, int with_logits, uint32_t lookahead_depth);
 /* Start a new step. */

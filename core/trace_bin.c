@@ -19,8 +19,9 @@
  *
  * Loading maps the file (MAP_PRIVATE, so a stray write never reaches the
  * file) and points the trace arrays into the map. Every header field is
- * checked before any array is touched: sizes are multiplied with overflow
- * checks, each section must have exactly the size the header implies, lie
+ * checked before any array is touched: the geometry against the limits of
+ * trace.h (layers <= 65536, experts <= 65534, layers x experts within the
+ * key space), sizes are multiplied with overflow checks, each section must have exactly the size the header implies, lie
  * inside the file, be aligned, and not overlap the previous one. Then
  * moe_trace_validate() checks the contents. */
 #include <errno.h>
@@ -238,16 +239,27 @@ static int parse(const char *path, const unsigned char *m, size_t len, moe_trace
         return moe_fail(err, "%s: offset 180: unknown flags %#x", path, flags);
     if (!(flags & FLAG_LOOKAHEAD) != !t->lookahead_depth)
         return moe_fail(err, "%s: offset 176: lookahead depth %u disagrees with flags %#x", path, t->lookahead_depth, flags);
-    if (t->n_layers == 0) return moe_fail(err, "%s: offset 160: layers is 0", path);
+    /* The limits of trace.h, each reported at its field's offset. */
+    if (t->n_layers == 0 || t->n_layers > MOE_MAX_LAYERS)
+        return moe_fail(err, "%s: offset 160: layers %u out of range 1..%u", path, t->n_layers, MOE_MAX_LAYERS);
     if (t->n_experts == 0 || t->n_experts > MOE_MAX_EXPERTS)
         return moe_fail(err, "%s: offset 164: experts %u out of range 1..%u", path, t->n_experts, MOE_MAX_EXPERTS);
     if (t->top_k == 0 || t->top_k > t->n_experts)
         return moe_fail(err, "%s: offset 168: top_k %u out of range 1..%u", path, t->top_k, t->n_experts);
+    if (t->lookahead_depth > MOE_MAX_LAYERS)
+        return moe_fail(err, "%s: offset 176: lookahead depth %u out of range 0..%u", path, t->lookahead_depth,
+                        MOE_MAX_LAYERS);
+    if (moe_trace_check_geometry(t->n_layers, t->n_experts, t->top_k, t->lookahead_depth, err))
+        return moe_fail_prefix(err, "%s: offset 160", path);
     if (t->n_steps == 0) return moe_fail(err, "%s: offset 232: trace has no steps", path);
     if (t->n_tokens < t->n_steps)
         return moe_fail(err, "%s: offset 240: %llu tokens for %llu steps (each step needs one)", path,
                         (unsigned long long)t->n_tokens, (unsigned long long)t->n_steps);
     uint64_t size[N_SECTIONS];
+    /* Every section size is a product of header fields: each product is
+     * overflow-checked here, and each size must then match its section and
+     * lie inside the file, so nothing is sized by a field the file does not
+     * back with bytes. */
     if (section_sizes(t->n_layers, t->n_experts, t->top_k, t->lookahead_depth, flags, t->n_steps,
                       t->n_tokens, meta_len, size))
         return moe_fail(err, "%s: offset 160: geometry overflows (layers %u, top_k %u, tokens %llu)", path,

@@ -8,7 +8,9 @@
  *  - steps must not decrease from row to row; rows of one step may come in
  *    any order: a step's tokens are the distinct (token, seq) pairs, ordered
  *    by token then seq; a (token, layer) must use slots 0..n-1 with no gap;
- *  - geometry comes from the options, else max + 1 of each column;
+ *  - geometry comes from the options, else max + 1 of each column; ids and
+ *    options are held to the limits of trace_formats.h (MOE_CSV_*) before
+ *    anything is sized by them, the message naming the line or the option;
  *  - a step's phase is not in the CSV: moe_infer_phase() decides;
  *  - the trace carries weights iff at least one row has one.
  * Export writes the rows sorted by step, token, seq, layer, slot, weights as
@@ -48,6 +50,7 @@ typedef struct ctx {
     row *rows;
     size_t n, cap;
     uint32_t max[3];    /* largest layer, slot, expert seen */
+    uint64_t max_line[3]; /* the first line that has it */
 } ctx;
 
 static void fail_at(ctx *c, int col, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -131,7 +134,23 @@ static void on_row(int term, void *data) {
             fail_at(c, 3 + i, "%s", m);
             return;
         }
-        if (v[i] > c->max[i]) c->max[i] = v[i];
+        if (v[i] > c->max[i] || c->n == 0) c->max[i] = v[i], c->max_line[i] = r.line;
+    }
+    /* Hard limits (trace.h), checked on the row so that no id can size an
+     * allocation: a layer id sets the layer count, a slot the top_k. */
+    if (r.layer >= MOE_MAX_LAYERS) {
+        fail_at(c, 3, "%u is beyond the largest layer supported (%u: at most %u layers)", r.layer,
+                MOE_MAX_LAYERS - 1, MOE_MAX_LAYERS);
+        return;
+    }
+    if (r.slot >= MOE_MAX_EXPERTS) {
+        fail_at(c, 4, "%u is beyond the largest slot supported (%u: top_k is at most %u, the expert limit)",
+                r.slot, MOE_MAX_EXPERTS - 1, MOE_MAX_EXPERTS);
+        return;
+    }
+    if (c->o->experts && r.slot >= c->o->experts) {
+        fail_at(c, 4, "%u needs top_k %u > experts (%u)", r.slot, r.slot + 1, c->o->experts);
+        return;
     }
     if (r.expert >= MOE_MAX_EXPERTS) {
         fail_at(c, 5, "%u >= the largest expert count supported (%u)", r.expert, MOE_MAX_EXPERTS);
@@ -162,13 +181,96 @@ static int row_cmp(const void *a, const void *b) {
     return 0;
 }
 
-/* Build the trace from c->rows (steps non-decreasing). */
+/* Sort the rows of each step (steps are already non-decreasing) into the
+ * order build() reads them in; return the number of tokens, the distinct
+ * (step, token, seq). */
+static uint64_t sort_steps(ctx *c) {
+    uint64_t tokens = 0;
+    for (size_t i = 0; i < c->n;) {
+        size_t j = i;
+        while (j < c->n && c->rows[j].step == c->rows[i].step) j++;
+        qsort(c->rows + i, j - i, sizeof(row), row_cmp);
+        for (size_t k = i; k < j; k++)
+            tokens += k == i || c->rows[k].tok != c->rows[k - 1].tok || c->rows[k].seq != c->rows[k - 1].seq;
+        i = j;
+    }
+    return tokens;
+}
+
+/* One budget of trace_formats.h: `what` = dim[x] x dim[y] (x tokens when
+ * tokens > 0) must stay within MOE_CSV_SLOTS_PER_ROW per row or
+ * MOE_CSV_SLOTS_FREE in all, unless both dimensions came from options (then
+ * within `explicit_max`, 0 = no further limit). Dimensions: 0 layers, 1
+ * top_k, 2 experts; line[] is the line that set an inferred one. 0 or -1. */
+static int check_one_budget(ctx *c, const char *what, int x, int y, uint64_t tokens, const uint32_t dim[3],
+                            const int given[3], const uint64_t line[3], uint64_t unit_bytes,
+                            uint64_t explicit_max) {
+    static const char *const dim_name[3] = {"layers", "top_k", "experts"};
+    static const char *const opt_name[3] = {"--layers", "--top-k", "--experts"};
+    uint64_t n = dim[x], bytes = 0, dense;
+    int over = __builtin_mul_overflow(n, (uint64_t)dim[y], &n) ||
+               (tokens && __builtin_mul_overflow(n, tokens, &n)) || __builtin_mul_overflow(n, unit_bytes, &bytes);
+    if (__builtin_mul_overflow((uint64_t)c->n, (uint64_t)MOE_CSV_SLOTS_PER_ROW, &dense)) dense = UINT64_MAX;
+    if (!over && (n <= dense || n <= MOE_CSV_SLOTS_FREE)) return 0;
+    int explicit_geometry = given[x] && given[y];
+    if (!over && explicit_geometry && (!explicit_max || bytes <= explicit_max)) return 0;
+    char total[48], tok[48] = "", and_tok[48] = "";
+    if (over) snprintf(total, sizeof total, "more than 2^64");
+    else snprintf(total, sizeof total, "%llu", (unsigned long long)n);
+    if (tokens) snprintf(tok, sizeof tok, " x %llu tokens", (unsigned long long)tokens);
+    if (tokens) snprintf(and_tok, sizeof and_tok, " and %llu tokens", (unsigned long long)tokens);
+    if (explicit_geometry)
+        return moe_fail(c->err,
+                        "%s: %s %u x %s %u%s = %s %s for %zu rows: more than %u per row and more than the %llu "
+                        "bytes allowed for a geometry given by options",
+                        c->path, opt_name[x], dim[x], opt_name[y], dim[y], tok, total, what, c->n,
+                        MOE_CSV_SLOTS_PER_ROW, (unsigned long long)explicit_max);
+    /* Name the line that set the larger inferred dimension, and where the
+     * other one came from. */
+    int col = given[x] ? y : given[y] ? x : dim[x] >= dim[y] ? x : y, oth = col == x ? y : x;
+    char src[48];
+    if (given[oth]) snprintf(src, sizeof src, "%s", opt_name[oth]);
+    else snprintf(src, sizeof src, "line %llu", (unsigned long long)line[oth]);
+    char limit[64] = "";
+    if (explicit_max) snprintf(limit, sizeof limit, " (up to %llu bytes)", (unsigned long long)explicit_max);
+    c->line = line[col];
+    char m[600];
+    snprintf(m, sizeof m,
+             "%u sets %s %u; with %s %u (%s)%s the trace would hold %s %s for %zu rows, more than %u per row "
+             "and more than %u in all, for a geometry inferred from the ids; give %s and %s to import it "
+             "anyway%s",
+             c->max[col], dim_name[col], dim[col], dim_name[oth], dim[oth], src, and_tok, total, what, c->n,
+             MOE_CSV_SLOTS_PER_ROW, MOE_CSV_SLOTS_FREE, opt_name[x < y ? x : y], opt_name[x < y ? y : x], limit);
+    fail_at(c, 3 + col, "%s", m);
+    return -1;
+}
+
+/* The geometry budgets of trace_formats.h: record slots, then keys. */
+static int check_budget(ctx *c, const uint32_t dim[3], uint64_t tokens) {
+    const moe_csv_opts *o = c->o;
+    const int given[3] = {o->layers != 0, o->top_k != 0, o->experts != 0};
+    /* experts is raised to top_k when the ids name fewer: then the slot's line set it */
+    const uint64_t line[3] = {c->max_line[0], c->max_line[1],
+                              !given[2] && dim[2] > c->max[2] + 1 ? c->max_line[1] : c->max_line[2]};
+    const uint64_t per_slot = sizeof(uint16_t) + (c->any_weight ? sizeof(float) : 0);
+    if (check_one_budget(c, "record slots", 0, 1, tokens, dim, given, line, per_slot, MOE_CSV_EXPLICIT_BYTES))
+        return -1;
+    return check_one_budget(c, "(layer, expert) keys", 0, 2, 0, dim, given, line, 1, 0);
+}
+
+/* Build the trace from c->rows (steps non-decreasing, each sorted by sort_steps). */
 static moe_trace *build(ctx *c) {
     const moe_csv_opts *o = c->o;
     uint32_t layers = o->layers ? o->layers : c->max[0] + 1;
     uint32_t top_k = o->top_k ? o->top_k : c->max[1] + 1;
     uint32_t experts = o->experts ? o->experts : c->max[2] + 1;
     if (top_k > experts) experts = top_k; /* inferred experts can be below top_k in tiny files */
+    const uint32_t dim[3] = {layers, top_k, experts};
+    if (check_budget(c, dim, sort_steps(c))) return NULL;
+    if (moe_trace_check_geometry(layers, experts, top_k, 0, c->err)) {
+        moe_fail_prefix(c->err, "%s", c->path);
+        return NULL;
+    }
     moe_trace_builder *b = moe_tb_new(layers, experts, top_k, c->any_weight, 0, 0);
     uint32_t *tseq = NULL, *tpos = NULL;
     size_t tcap = 0;
@@ -176,7 +278,6 @@ static moe_trace *build(ctx *c) {
     for (size_t i = 0; i < c->n;) {
         size_t j = i;
         while (j < c->n && c->rows[j].step == c->rows[i].step) j++;
-        qsort(c->rows + i, j - i, sizeof(row), row_cmp);
         /* tokens of the step, for the phase rule */
         uint64_t nt = 0;
         for (size_t k = i; k < j; k++) {
@@ -248,6 +349,20 @@ moe_trace *moe_trace_load_csv(const char *path, const moe_csv_opts *o, moe_error
         return NULL;
     }
     ctx c = {.path = path, .o = o, .err = err};
+    /* Options are held to the same limits as ids, before any row is read. */
+    const char *bad_opt = o->layers > MOE_MAX_LAYERS ? "--layers" : o->experts > MOE_MAX_EXPERTS ? "--experts"
+                        : o->top_k > MOE_MAX_EXPERTS ? "--top-k" : NULL;
+    if (bad_opt || (o->top_k && o->experts && o->top_k > o->experts)) {
+        if (bad_opt)
+            moe_fail(err, "%s: %s %u is beyond the largest supported (%u)", path, bad_opt,
+                     bad_opt[2] == 'l' ? o->layers : bad_opt[2] == 'e' ? o->experts : o->top_k,
+                     bad_opt[2] == 'l' ? MOE_MAX_LAYERS : MOE_MAX_EXPERTS);
+        else
+            moe_fail(err, "%s: --top-k %u is larger than --experts %u", path, o->top_k, o->experts);
+        csv_free(&p);
+        fclose(f);
+        return NULL;
+    }
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;

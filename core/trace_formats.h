@@ -59,6 +59,31 @@ int moe_infer_phase(const uint32_t *seq, const uint32_t *pos, uint64_t n);
 typedef struct moe_csv_opts {
     uint32_t layers, experts, top_k; /* 0 = infer as max + 1 */
 } moe_csv_opts;
+
+/* Limits the CSV importer enforces before it allocates anything sized by
+ * the input, each error naming the file, the line and the column (or the
+ * option) that set the offending size:
+ *  - per row: layer < MOE_MAX_LAYERS (65536 layers), slot < MOE_MAX_EXPERTS
+ *    (top_k <= 65534; with --experts, slot < experts), expert <
+ *    MOE_MAX_EXPERTS; --layers / --experts / --top-k within the same limits;
+ *  - record budget: the trace holds S = tokens x layers x top_k record
+ *    slots (2 bytes each, 6 with weights) for the R data rows (each fills one
+ *    slot). The import is refused unless S <= 64 x R (MOE_CSV_SLOTS_PER_ROW)
+ *    or S <= 2^20 (MOE_CSV_SLOTS_FREE: small files are never refused), or
+ *    both --layers and --top-k were given and the slots take at most 2 GiB
+ *    (MOE_CSV_EXPLICIT_BYTES);
+ *  - key budget: likewise K = layers x experts (layer, expert) keys, on which
+ *    every replay keeps per-key state, must be <= 64 x R or <= 2^20 unless
+ *    both --layers and --experts were given (then only the key-space limit
+ *    of trace.h applies).
+ *  So ids alone can make the trace at most 64 times larger than its data
+ *  (beyond a 1 Mi allowance); a few rows with a huge layer, slot or expert
+ *  are refused in milliseconds instead of allocating gigabytes. The message
+ *  names the line that set the larger inferred size and the options that
+ *  override. */
+#define MOE_CSV_SLOTS_PER_ROW 64u
+#define MOE_CSV_SLOTS_FREE (1u << 20)
+#define MOE_CSV_EXPLICIT_BYTES (2ull << 30)
 moe_trace *moe_trace_load_csv(const char *path, const moe_csv_opts *o, moe_error *err);
 
 /* ---- JSONL routing logs (trace_jsonl.c) -------------------------------- */
@@ -95,5 +120,28 @@ typedef struct moe_lcs_opts {
 } moe_lcs_opts;
 moe_trace *moe_trace_load_lcs_csv(const char *path, const moe_lcs_opts *o, moe_error *err);
 moe_trace *moe_trace_load_lcs_oracle(const char *path, moe_error *err);
+
+/* ---- importer findings and sniffing (trace_jsonl.c, trace_lcs.c) ------- */
+
+/* What an importer reports without failing: a warning (records left empty
+ * by dropped rows, a key column that looks like a time or version column)
+ * or a note (how it read something it had to interpret). Each is one line
+ * naming the file, passed to say (NULL: dropped); with strict set, a
+ * warning fails the import with that message instead. */
+typedef struct moe_import_report {
+    int strict;
+    void (*say)(void *ctx, int is_warning, const char *msg);
+    void *ctx;
+} moe_import_report;
+moe_trace *moe_trace_load_jsonl_report(const char *path, const moe_jsonl_opts *o,
+                                       const moe_import_report *r, moe_error *err);
+moe_trace *moe_trace_load_lcs_csv_report(const char *path, const moe_lcs_opts *o,
+                                         const moe_import_report *r, moe_error *err);
+/* 1 if the file looks like libCacheSim oracleGeneral (a non-zero multiple of
+ * 24 bytes whose first records are sane), 0 if not, -1 if unreadable. */
+int moe_lcs_oracle_sniff(const char *path, moe_error *err);
+/* The 1-based column a libCacheSim CSV header line names as the object id
+ * (obj_id, obj-id, object_id, objid, key, id; any case), 0 if none. */
+uint32_t moe_lcs_csv_header_obj_col(const char *line, char delim);
 
 #endif

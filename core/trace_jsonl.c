@@ -12,7 +12,16 @@
  *     token; there is no pass information, so they are re-sorted to
  *     (problem in order of appearance, token, layer) and every token is
  *     replayed as its own step.
- *   problem_id is the sequence id.
+ *   problem_id is the sequence id. The token key is token_pos or token_idx,
+ *   whichever the first record has (the order's own key first when --order
+ *   is given), unless --field token=KEY names it.
+ *   - exec order, positions that restart: some hooks write token_pos as the
+ *     index within the forward pass, so every decode pass logs 0 and every
+ *     step would look like a prefill. A sequence whose pass starts at or
+ *     below a position it already had is such a log: its tokens there are
+ *     renumbered to continue the sequence (first pass kept as logged), a
+ *     note says so and meta records token_pos=renumbered; phases then follow
+ *     moe_infer_phase on the renumbered positions.
  *
  * Qwen1.5-MoE (vLLM logger):
  *   line 1: {"type": "meta", "model_id": "...", "top_k": 4, "layers_logged": [12], ...}
@@ -32,7 +41,12 @@
  *
  * Experts are kept in the order given (slot 0 first). Geometry: options,
  * else max + 1 (qwen top_k from the meta line). Every message names
- * file:line and the field. */
+ * file:line and the field.
+ *
+ * Both layouts: a (token, layer) with no row (a logger that skipped the row,
+ * e.g. on a tie, or --layers above the layers logged) stays empty; it is
+ * reported as a warning with counts and the first (step, layer) slots, and
+ * is an error under strict (moe_import_report). */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -61,6 +75,7 @@ typedef struct jrec {
     uint64_t line, step_val, order;
     uint32_t seq, pos, layer, n, off;
     int has_step;
+    int renum; /* token_pos renumbered (renumber_positions) */
 } jrec;
 
 typedef struct jctx {
@@ -79,7 +94,20 @@ typedef struct jctx {
     /* qwen */
     char **req;     /* req_id strings in order of first appearance */
     size_t nreq, capreq;
+    const moe_import_report *rep; /* may be NULL */
+    uint64_t renumbered;          /* tokens whose pass-relative token_pos was renumbered */
 } jctx;
+
+static void jsay(jctx *c, int is_warning, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void jsay(jctx *c, int is_warning, const char *fmt, ...) {
+    if (!c->rep || !c->rep->say) return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    c->rep->say(c->rep->ctx, is_warning, msg);
+}
 
 static int jfail(jctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int jfail(jctx *c, const char *fmt, ...) {
@@ -179,10 +207,14 @@ static int get_step(jctx *c, const cJSON *obj, jrec *r) {
 /* ---- layout-specific line parsers --------------------------------------- */
 
 static int mixtral_line(jctx *c, const cJSON *obj, int *order) {
-    if (*order == MOE_ORDER_AUTO) { /* decided by the first record */
-        if (cJSON_GetObjectItemCaseSensitive(obj, "token_pos")) *order = MOE_ORDER_EXEC, c->key[MOE_JF_TOKEN] = "token_pos";
-        else if (cJSON_GetObjectItemCaseSensitive(obj, "token_idx")) *order = MOE_ORDER_SORTED, c->key[MOE_JF_TOKEN] = "token_idx";
-        else return jfail(c, "neither 'token_pos' nor 'token_idx' present (map one with --field token=KEY)");
+    if (!c->key[MOE_JF_TOKEN]) { /* not mapped: decided by the first record */
+        int pos = cJSON_GetObjectItemCaseSensitive(obj, "token_pos") != NULL;
+        int idx = cJSON_GetObjectItemCaseSensitive(obj, "token_idx") != NULL;
+        if (!pos && !idx) return jfail(c, "neither 'token_pos' nor 'token_idx' present (map one with --field token=KEY)");
+        if (*order == MOE_ORDER_AUTO) *order = pos ? MOE_ORDER_EXEC : MOE_ORDER_SORTED;
+        /* an explicit order reads its own key when the record has both */
+        int use_idx = *order == MOE_ORDER_SORTED ? idx : !pos;
+        c->key[MOE_JF_TOKEN] = use_idx ? "token_idx" : "token_pos";
     }
     jrec r = {.line = c->line};
     uint64_t v;
@@ -296,6 +328,66 @@ static int rec_cmp_sorted(const void *a, const void *b) { /* seq = order of appe
     return 0;
 }
 
+static int cmp_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Exec order: token_pos that restarts in a later pass of a sequence (the
+ * index within the pass, not the sequence) is renumbered to continue the
+ * sequence. Per sequence, a pass whose smallest position is at or below the
+ * largest position the sequence already reached is shifted to start right
+ * after it; a pass that continues (true positions) is kept. Marks the
+ * records it changed (renum); -1 only on out of memory. */
+static int renumber_positions(jctx *c, const uint8_t *start) {
+    uint32_t *u = malloc(c->n * sizeof *u);
+    if (!u) return -1;
+    for (size_t i = 0; i < c->n; i++) u[i] = c->recs[i].seq;
+    qsort(u, c->n, sizeof *u, cmp_u32);
+    size_t nu = 0;
+    for (size_t i = 0; i < c->n; i++)
+        if (!nu || u[i] != u[nu - 1]) u[nu++] = u[i];
+    /* per sequence: last = largest (new) position so far + 1 (0 = unseen);
+     * lo = smallest logged position in the current step, valid when stamp = step */
+    uint64_t *last = calloc(nu, sizeof *last), *stamp = calloc(nu, sizeof *stamp);
+    uint32_t *lo = malloc(nu * sizeof *lo);
+    size_t *idx = malloc(c->n * sizeof *idx);
+    if (!last || !stamp || !lo || !idx) {
+        free(u), free(last), free(stamp), free(lo), free(idx);
+        return -1;
+    }
+    uint64_t step = 0;
+    for (size_t i = 0; i < c->n;) {
+        size_t j = i + 1;
+        while (j < c->n && !start[j]) j++;
+        step++;
+        for (size_t k = i; k < j; k++) {
+            uint32_t key = c->recs[k].seq;
+            const uint32_t *f = bsearch(&key, u, nu, sizeof *u, cmp_u32);
+            size_t s = idx[k] = (size_t)(f - u);
+            uint32_t p = c->recs[k].pos;
+            if (stamp[s] != step) stamp[s] = step, lo[s] = p;
+            if (p < lo[s]) lo[s] = p;
+        }
+        for (size_t k = i; k < j; k++) {
+            size_t s = idx[k];
+            if (last[s] && lo[s] < last[s]) { /* restarts: continue the sequence */
+                uint64_t np = last[s] + (c->recs[k].pos - lo[s]);
+                c->recs[k].pos = np > UINT32_MAX ? UINT32_MAX : (uint32_t)np; /* 4G tokens: unreachable */
+                c->recs[k].renum = 1;
+            }
+        }
+        /* the step's largest (new) position per sequence */
+        for (size_t k = i; k < j; k++) {
+            size_t s = idx[k];
+            if ((uint64_t)c->recs[k].pos + 1 > last[s]) last[s] = (uint64_t)c->recs[k].pos + 1;
+        }
+        i = j;
+    }
+    free(u), free(last), free(stamp), free(lo), free(idx);
+    return 0;
+}
+
 /* Assign step boundaries: starts[i] = 1 where record i opens a new step. */
 static void mark_steps(jctx *c, int order, int qwen, uint8_t *start) {
     for (size_t i = 0; i < c->n; i++) {
@@ -307,7 +399,51 @@ static void mark_steps(jctx *c, int order, int qwen, uint8_t *start) {
     }
 }
 
-static moe_trace *build(jctx *c, int order, int qwen, uint32_t top_k_meta, const char *model, const char *meta) {
+/* Records left empty: a warning with counts and the first (step, layer)
+ * slots, an error under strict. sline[s] = first line of step s; lname[l]
+ * (l < n_lname) is the layer number the log uses for trace layer l (qwen). */
+static int report_empty(jctx *c, const moe_trace *t, const uint64_t *sline, const uint32_t *lname, uint32_t n_lname) {
+    uint64_t empty = 0, pairs = 0, steps = 0;
+    enum { SHOW = 10 };
+    char detail[SHOW][160];
+    int nd = 0;
+    for (uint64_t s = 0; s < t->n_steps; s++) {
+        uint64_t t0 = t->step_first_token[s], t1 = t->step_first_token[s + 1];
+        int step_hit = 0;
+        for (uint32_t l = 0; l < t->n_layers; l++) {
+            uint64_t e = 0;
+            for (uint64_t k = t0; k < t1; k++) e += t->experts[moe_trace_rec(t, k, l)] == MOE_NO_EXPERT;
+            if (!e) continue;
+            empty += e, pairs++, step_hit = 1;
+            if (nd < SHOW) {
+                char ln[40] = "";
+                if (l < n_lname) snprintf(ln, sizeof ln, " (logged layer %u)", lname[l]);
+                snprintf(detail[nd++], sizeof detail[0], "step %llu (line %llu, seq %u, token %u) layer %u%s: %llu of %llu token%s",
+                         (unsigned long long)s, (unsigned long long)sline[s], t->token_seq[t0], t->token_pos[t0], l, ln,
+                         (unsigned long long)e, (unsigned long long)(t1 - t0), t1 - t0 == 1 ? "" : "s");
+            }
+        }
+        steps += step_hit;
+    }
+    if (!empty) return 0;
+    uint64_t recs = t->n_tokens * t->n_layers;
+    char sum[700];
+    snprintf(sum, sizeof sum,
+             "%s: %llu of %llu (token, layer) records have no row and stay empty (rows the logger dropped, e.g. "
+             "on a tie, or layers it never logged); empty (step, layer) slots: %llu of %llu, in %llu of %llu "
+             "steps; first: %s",
+             c->path, (unsigned long long)empty, (unsigned long long)recs, (unsigned long long)pairs,
+             (unsigned long long)(t->n_steps * t->n_layers), (unsigned long long)steps,
+             (unsigned long long)t->n_steps, detail[0]);
+    if (c->rep && c->rep->strict) return moe_fail(c->err, "%s (--strict)", sum);
+    jsay(c, 1, "%s", sum);
+    for (int i = 1; i < nd; i++) jsay(c, 1, "%s:   also %s", c->path, detail[i]);
+    if (pairs > (uint64_t)nd) jsay(c, 1, "%s:   ... and %llu more (step, layer) slots", c->path, (unsigned long long)(pairs - (uint64_t)nd));
+    return 0;
+}
+
+static moe_trace *build(jctx *c, int order, int qwen, uint32_t top_k_meta, const char *model, char *meta,
+                        size_t meta_cap, const uint32_t *lname, uint32_t n_lname) {
     if (c->n == 0) {
         moe_fail(c->err, "%s: no routing records%s", c->path, qwen ? " (after the meta line and skipped warm-up rows)" : "");
         return NULL;
@@ -347,11 +483,17 @@ static moe_trace *build(jctx *c, int order, int qwen, uint32_t top_k_meta, const
         return NULL;
     }
     if (top_k > experts) experts = top_k;
+    if (moe_trace_check_geometry(layers, experts, top_k, 0, c->err)) {
+        moe_fail_prefix(c->err, "%s", c->path);
+        return NULL;
+    }
     uint8_t *start = malloc(c->n);
-    moe_trace_builder *b = start ? moe_tb_new(layers, experts, top_k, c->any_weight, 0, 0) : NULL;
+    uint64_t *sline = malloc(c->n * sizeof *sline), first_renum = 0;
+    moe_trace_builder *b = start && sline ? moe_tb_new(layers, experts, top_k, c->any_weight, 0, 0) : NULL;
     uint32_t *tseq = NULL, *tpos = NULL;
     if (!b) goto oom;
     mark_steps(c, order, qwen, start);
+    if (!qwen && order == MOE_ORDER_EXEC && renumber_positions(c, start)) goto oom;
     uint64_t step = 0;
     for (size_t i = 0; i < c->n;) {
         size_t j = i + 1;
@@ -364,6 +506,9 @@ static moe_trace *build(jctx *c, int order, int qwen, uint32_t top_k_meta, const
         for (size_t k = i; k < j; k++)
             if (k == i || c->recs[k].pos != c->recs[k - 1].pos || c->recs[k].seq != c->recs[k - 1].seq)
                 tseq[nt] = c->recs[k].seq, tpos[nt] = c->recs[k].pos, nt++;
+        sline[step] = c->recs[i].line;
+        for (size_t k = i; k < j; k++)
+            if (c->recs[k].line < sline[step]) sline[step] = c->recs[k].line;
         if (moe_tb_begin_step(b, step++, moe_infer_phase(tseq, tpos, nt), c->err)) goto fail_line;
         int64_t tok = -1;
         for (size_t k = i; k < j; k++) {
@@ -371,6 +516,7 @@ static moe_trace *build(jctx *c, int order, int qwen, uint32_t top_k_meta, const
             c->line = r->line;
             if (!p || r->pos != p->pos || r->seq != p->seq) {
                 if ((tok = moe_tb_add_token(b, r->seq, r->pos, c->err)) < 0) goto fail_line;
+                if (r->renum && !c->renumbered++) first_renum = r->line;
             } else if (r->layer == p->layer) {
                 jfail(c, "duplicate (seq %u, token %u, layer %u) in one forward pass, first on line %llu",
                       r->seq, r->pos, r->layer, (unsigned long long)p->line);
@@ -382,8 +528,20 @@ static moe_trace *build(jctx *c, int order, int qwen, uint32_t top_k_meta, const
         i = j;
     }
     free(start), free(tseq), free(tpos);
+    if (c->renumbered) {
+        size_t m = strlen(meta);
+        snprintf(meta + m, meta_cap - m, "token_pos=renumbered (restarted within sequences: %llu tokens)\n",
+                 (unsigned long long)c->renumbered);
+        jsay(c, 0,
+             "%s: token_pos restarts in later forward passes of a sequence (the position within the pass, not "
+             "the sequence), first on line %llu: %llu tokens renumbered to continue their sequence, so phases "
+             "are right (prefill: a sequence's first pass or several of its tokens in one pass; else decode)",
+             c->path, (unsigned long long)first_renum, (unsigned long long)c->renumbered);
+    }
     moe_trace *t = moe_tb_finish(b, model, qwen ? "import jsonl-qwen" : "import jsonl-mixtral", meta, c->err);
     if (!t) moe_fail_prefix(c->err, "%s", c->path);
+    else if (report_empty(c, t, sline, lname, n_lname)) moe_trace_free(t), t = NULL;
+    free(sline);
     return t;
 oom:
     moe_fail(c->err, "%s: out of memory", c->path);
@@ -391,16 +549,21 @@ oom:
 fail_line:
     moe_fail_prefix(c->err, "%s:%llu", c->path, (unsigned long long)c->line);
 fail:
-    free(start), free(tseq), free(tpos);
+    free(start), free(sline), free(tseq), free(tpos);
     moe_tb_abort(b);
     return NULL;
 }
 
 moe_trace *moe_trace_load_jsonl(const char *path, const moe_jsonl_opts *o, moe_error *err) {
+    return moe_trace_load_jsonl_report(path, o, NULL, err);
+}
+
+moe_trace *moe_trace_load_jsonl_report(const char *path, const moe_jsonl_opts *o, const moe_import_report *rep,
+                                       moe_error *err) {
     int qwen = o->layout == MOE_JSONL_QWEN;
     static const char *const def_mixtral[MOE_JF_COUNT] = {"problem_id", "layer", NULL, "experts", "gating_probs", NULL};
     static const char *const def_qwen[MOE_JF_COUNT] = {"req_id", "layer", "token_idx", "topk_ids", "topk_weights", NULL};
-    jctx c = {.path = path, .o = o, .err = err};
+    jctx c = {.path = path, .o = o, .err = err, .rep = rep};
     for (int i = 0; i < MOE_JF_COUNT; i++) c.key[i] = o->field[i] ? o->field[i] : (qwen ? def_qwen : def_mixtral)[i];
     int order = o->order;
     if (!qwen && o->field[MOE_JF_TOKEN] && order == MOE_ORDER_AUTO) order = MOE_ORDER_EXEC;
@@ -446,7 +609,7 @@ moe_trace *moe_trace_load_jsonl(const char *path, const moe_jsonl_opts *o, moe_e
             }
         }
         if (qwen && q.n_logged && !o->layers && c.n) c.max_layer = q.n_logged - 1; /* keep every logged layer */
-        t = build(&c, order, qwen, q.top_k, q.model, meta);
+        t = build(&c, order, qwen, q.top_k, q.model, meta, sizeof meta, q.layers_logged, q.n_logged);
     }
     free(c.recs), free(c.ex), free(c.w), free(q.layers_logged);
     for (size_t i = 0; i < c.nreq; i++) free(c.req[i]);

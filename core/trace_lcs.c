@@ -15,7 +15,15 @@
  * k / E with E = min(#keys, 4096) and ceil(#keys / E) layers; the token
  * records only that layer (the others stay empty), top_k = 1, no weights.
  * meta says keyspace=1: such a trace is meant for `--scope global`, where
- * one cache holds all (layer, expert) keys, i.e. all objects. */
+ * one cache holds all (layer, expert) keys, i.e. all objects.
+ *
+ * The CSV key column is checked after reading (see key_column_check): a
+ * column that looks like a time, version or size column, or a header line
+ * read as data, is an error when the column is the default one (no
+ * --obj-col) and a warning (an error under strict) when it was chosen.
+ *
+ * Sniffing (moe_lcs_oracle_sniff, moe_lcs_csv_header_obj_col) lets the
+ * import command recognise these files without --format. */
 #include <csv.h>
 #include <errno.h>
 #include <math.h>
@@ -133,6 +141,10 @@ static moe_trace *keys_to_trace(const char *path, const uint32_t *ids, uint64_t 
     }
     uint32_t chunk = n_keys < MOE_LCS_CHUNK ? (uint32_t)n_keys : MOE_LCS_CHUNK;
     uint32_t layers = (uint32_t)((n_keys + chunk - 1) / chunk);
+    if (moe_trace_check_geometry(layers, chunk, 1, 0, err)) {
+        moe_fail_prefix(err, "%s: %llu distinct keys", path, (unsigned long long)n_keys);
+        return NULL;
+    }
     moe_trace_builder *b = moe_tb_new(layers, chunk, 1, 0, 0, 0);
     if (!b) {
         moe_fail(err, "%s: out of memory", path);
@@ -172,6 +184,8 @@ static int idvec_push(idvec *a, uint32_t x) {
 
 /* ---- libCacheSim CSV ---------------------------------------------------- */
 
+#define LCS_HDR_MAX 64 /* fields of the first line kept for the checks */
+
 typedef struct lctx {
     const char *path;
     moe_error *err;
@@ -183,7 +197,24 @@ typedef struct lctx {
     size_t id_len;
     keytab kt;
     idvec ids;
+    /* first line's fields (the header, or the first data row) */
+    char *first[LCS_HDR_MAX];
+    uint32_t n_first;
+    /* the key column's values, data rows only: numeric, increasing */
+    uint64_t rows, numeric_after_first;
+    int first_numeric, increasing;
+    double prev;
 } lctx;
+
+/* A plain decimal number (what a time, size or version column holds). */
+static int is_number(const char *s, double *v) {
+    char *end;
+    while (*s == ' ') s++;
+    if (!*s) return 0;
+    *v = strtod(s, &end);
+    while (*end == ' ') end++;
+    return !*end && isfinite(*v);
+}
 
 static void lfail(lctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void lfail(lctx *c, const char *fmt, ...) {
@@ -199,6 +230,13 @@ static void lfail(lctx *c, const char *fmt, ...) {
 
 static void l_field(void *s, size_t len, void *data) {
     lctx *c = data;
+    if (!c->failed && c->records == 0 && c->field < LCS_HDR_MAX) {
+        char *f = malloc(len + 1);
+        if (!f) { lfail(c, "out of memory"); return; }
+        memcpy(f, s ? s : "", len);
+        f[len] = 0;
+        c->first[c->n_first++] = f;
+    }
     if (c->failed || c->field++ != c->col) return;
     free(c->id);
     c->id = malloc(len + 1);
@@ -221,10 +259,137 @@ static void l_row(int term, void *data) {
     if (!have) { lfail(c, "%u columns, but --obj-col is %u", nf, c->col + 1); return; }
     if (c->id_len == 0) { lfail(c, "column %u: empty object id", c->col + 1); return; }
     int64_t k = kt_id(&c->kt, 0, c->id, c->id_len);
-    if (k < 0 || idvec_push(&c->ids, (uint32_t)k)) lfail(c, "out of memory or more than 2^32 keys");
+    if (k < 0 || idvec_push(&c->ids, (uint32_t)k)) { lfail(c, "out of memory or more than 2^32 keys"); return; }
+    double v;
+    int num = is_number(c->id, &v);
+    if (c->rows == 0) c->first_numeric = num, c->increasing = num;
+    else {
+        c->numeric_after_first += num;
+        if (!num || !(v > c->prev)) c->increasing = 0;
+    }
+    if (num) c->prev = v;
+    c->rows++;
+}
+
+/* ---- the key column check ------------------------------------------------ */
+
+/* A header name folded for comparison: lower case, '-' and ' ' as '_',
+ * surrounding spaces and quotes dropped. */
+static void fold_name(const char *s, char *out, size_t cap) {
+    while (*s == ' ' || *s == '"' || *s == '\'') s++;
+    size_t n = 0;
+    for (; *s && n + 1 < cap; s++) {
+        char ch = *s;
+        if (ch == '\r' || ch == '\n') break;
+        if (ch >= 'A' && ch <= 'Z') ch = (char)(ch - 'A' + 'a');
+        if (ch == '-' || ch == ' ') ch = '_';
+        out[n++] = ch;
+    }
+    while (n && (out[n - 1] == '_' || out[n - 1] == '"' || out[n - 1] == '\'')) n--;
+    out[n] = 0;
+}
+
+static const char *const id_names[] = {"obj_id", "object_id", "objid", "key", "id"}; /* by priority */
+static const char *const non_id_names[] = {
+    "time", "timestamp", "ts", "real_time", "clock_time", "wall_time", "vtime", "version", "size", "obj_size",
+    "object_size", "key_size", "value_size", "req_size", "next_access_vtime", "next_access", "ttl", "op",
+    "operation", "cmd", "tenant", "namespace"};
+
+static int name_in(const char *field, const char *const *names, size_t n) {
+    char f[64];
+    fold_name(field, f, sizeof f);
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(f, names[i])) return (int)i;
+    return -1;
+}
+
+/* 1-based column among fields[0..n) named as an object id, 0 if none. */
+static uint32_t obj_col_of(char *const *fields, uint32_t n) {
+    for (size_t p = 0; p < sizeof id_names / sizeof *id_names; p++)
+        for (uint32_t i = 0; i < n; i++)
+            if (name_in(fields[i], id_names + p, 1) == 0) return i + 1;
+    return 0;
+}
+
+uint32_t moe_lcs_csv_header_obj_col(const char *line, char delim) {
+    if (!delim) delim = ',';
+    char *fields[LCS_HDR_MAX];
+    uint32_t n = 0;
+    const char *s = line;
+    while (n < LCS_HDR_MAX) {
+        const char *e = s;
+        while (*e && *e != delim && *e != '\n') e++;
+        fields[n] = strndup(s, (size_t)(e - s));
+        if (!fields[n]) break;
+        n++;
+        if (*e != delim) break;
+        s = e + 1;
+    }
+    uint32_t col = obj_col_of(fields, n);
+    for (uint32_t i = 0; i < n; i++) free(fields[i]);
+    return col;
+}
+
+/* Does the key column look like an object id? Findings, from the first
+ * line and the key values of the data rows:
+ *  - no --has-header, and the first line looks like a header: it names an
+ *    object-id column, or its key is a known non-id name (time, version,
+ *    size, ...), or its key is text while every later key is a number;
+ *  - --has-header, and the column's name is a known non-id name;
+ *  - few distinct values: at least 20 rows and at most 2 keys, or at most
+ *    one key per 1000 rows (a version, op or size column);
+ *  - every value distinct and a strictly increasing number, 3 rows or more
+ *    (a time or sequence column: nothing would ever be reused).
+ * The default column (no --obj-col) with a finding is an error; a chosen
+ * one gives a warning (an error under strict). */
+static int key_column_check(lctx *c, const moe_import_report *rep) {
+    uint32_t col = c->col + 1, keys = (uint32_t)c->kt.n;
+    uint64_t rows = c->rows;
+    char why[600] = "";
+    size_t w = 0;
+#define WHY(...) (w += (size_t)snprintf(why + w, w < sizeof why ? sizeof why - w : 0, __VA_ARGS__), w = w < sizeof why ? w : sizeof why)
+    const char *name = c->n_first > c->col ? c->first[c->col] : NULL; /* header name or first key */
+    int header_like = 0;
+    if (!c->o->has_header && c->n_first) {
+        if (obj_col_of(c->first, c->n_first) ||
+            (name && name_in(name, non_id_names, sizeof non_id_names / sizeof *non_id_names) >= 0) ||
+            (!c->first_numeric && rows >= 3 && c->numeric_after_first == rows - 1))
+            header_like = 1;
+        if (header_like) WHY("%sline 1 looks like a header but is read as data (pass --has-header)", w ? "; " : "");
+    }
+    if (c->o->has_header && name && name_in(name, non_id_names, sizeof non_id_names / sizeof *non_id_names) >= 0)
+        WHY("%sits header name '%s' is not an object id", w ? "; " : "", name);
+    if (rows >= 20 && (keys <= 2 || (uint64_t)keys * 1000 <= rows))
+        WHY("%sonly %u distinct value%s in %llu rows", w ? "; " : "", keys, keys == 1 ? "" : "s", (unsigned long long)rows);
+    if (rows >= 3 && keys == rows && c->increasing)
+        WHY("%severy one of the %llu rows has a new value, in increasing numeric order (a time or sequence "
+            "column: nothing would ever be reused)", w ? "; " : "", (unsigned long long)rows);
+#undef WHY
+    if (!w) return 0;
+    /* what to suggest: the column a header names as the object id */
+    char hint[200] = "";
+    int named = c->o->has_header || header_like;
+    uint32_t idc = named ? obj_col_of(c->first, c->n_first) : 0;
+    if (idc && idc != col) snprintf(hint, sizeof hint, " (column %u is named '%s': --obj-col %u)", idc, c->first[idc - 1], idc);
+    char label[120] = "";
+    if (named && name) snprintf(label, sizeof label, " ('%.80s')", name);
+    if (!c->o->obj_col)
+        return moe_fail(c->err, "%s: key column %u%s, the default, does not look like an object id: %s; choose the "
+                        "object-id column with --obj-col N%s", c->path, col, label, why, hint);
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s: key column %u%s (--obj-col %u) does not look like an object id: %s%s", c->path,
+             col, label, col, why, hint);
+    if (rep && rep->strict) return moe_fail(c->err, "%s (--strict)", msg);
+    if (rep && rep->say) rep->say(rep->ctx, 1, msg);
+    return 0;
 }
 
 moe_trace *moe_trace_load_lcs_csv(const char *path, const moe_lcs_opts *o, moe_error *err) {
+    return moe_trace_load_lcs_csv_report(path, o, NULL, err);
+}
+
+moe_trace *moe_trace_load_lcs_csv_report(const char *path, const moe_lcs_opts *o, const moe_import_report *rep,
+                                         moe_error *err) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         moe_fail(err, "%s: cannot open: %s", path, strerror(errno));
@@ -253,8 +418,10 @@ moe_trace *moe_trace_load_lcs_csv(const char *path, const moe_lcs_opts *o, moe_e
     moe_trace *t = NULL;
     if (!c.failed && rerr) moe_fail(err, "%s: read error", path);
     else if (!c.failed && c.records == 0) moe_fail(err, "%s:1: empty file", path);
-    else if (!c.failed) t = keys_to_trace(path, c.ids.v, c.ids.n, c.kt.n, "lcs-csv", 0, err);
+    else if (!c.failed && (c.ids.n == 0 || !key_column_check(&c, rep)))
+        t = keys_to_trace(path, c.ids.v, c.ids.n, c.kt.n, "lcs-csv", 0, err);
     free(c.id), free(c.ids.v);
+    for (uint32_t i = 0; i < c.n_first; i++) free(c.first[i]);
     kt_free(&c.kt);
     return t;
 }
@@ -262,6 +429,47 @@ moe_trace *moe_trace_load_lcs_csv(const char *path, const moe_lcs_opts *o, moe_e
 /* ---- libCacheSim oracleGeneral ------------------------------------------ */
 
 #define ORACLE_REC 24
+#define ORACLE_SNIFF_RECS 4096
+
+/* Record sanity: next_access_vtime is -1 or INT64_MAX (no next access) or
+ * a request number after this one (counting records with obj_size > 0, so
+ * either 0- or 1-based numbering passes) below 2^48; some record has
+ * obj_size > 0. Text, a .moetrace or zeros fail at once. */
+int moe_lcs_oracle_sniff(const char *path, moe_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return moe_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    int ok = fseek(f, 0, SEEK_END) == 0;
+    long size = ok ? ftell(f) : -1;
+    if (size <= 0 || size % ORACLE_REC || fseek(f, 0, SEEK_SET)) {
+        fclose(f);
+        return 0;
+    }
+    unsigned char *buf = malloc((size_t)ORACLE_REC * ORACLE_SNIFF_RECS);
+    if (!buf) {
+        fclose(f);
+        return moe_fail(err, "%s: out of memory", path);
+    }
+    size_t n = fread(buf, ORACLE_REC, ORACLE_SNIFF_RECS, f);
+    fclose(f);
+    int sane = n > 0, any_size = 0;
+    uint64_t served = 0; /* records with obj_size > 0 before this one */
+    for (size_t i = 0; i < n && sane; i++) {
+        const unsigned char *r = buf + i * ORACLE_REC;
+        uint64_t nx = 0;
+        uint32_t size32 = 0;
+        for (int k = 7; k >= 0; k--) nx = nx << 8 | r[16 + k];
+        for (int k = 3; k >= 0; k--) size32 = size32 << 8 | r[12 + k];
+        int64_t next = (int64_t)nx;
+        if (next == -1 || next == INT64_MAX) {
+            /* no next access */
+        } else if (next <= 0 || next >= (int64_t)1 << 48 || (size32 && (uint64_t)next <= served)) {
+            sane = 0;
+        }
+        if (size32) any_size = 1, served++;
+    }
+    free(buf);
+    return sane && any_size;
+}
 
 moe_trace *moe_trace_load_lcs_oracle(const char *path, moe_error *err) {
     size_t len;

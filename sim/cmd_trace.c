@@ -1,5 +1,6 @@
 /* cmd_trace.c: `moesim trace import|export|info|gen` — convert, inspect and
  * generate routing traces. */
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -24,14 +25,20 @@ static const char trace_usage[] =
     "  fit      tune the generator to target LRU/Belady hit-rate curves (moe-lrc mode)\n";
 
 static const char import_usage[] =
-    "usage: moesim trace import --format F IN -o OUT.moetrace [options]\n"
+    "usage: moesim trace import [--format F] IN -o OUT.moetrace [options]\n"
     "\n"
     "Convert a trace to the binary .moetrace format (see traces/README.md).\n"
+    "An option that does not apply to the format is an error.\n"
     "\n"
     "  --format F         csv | jsonl-mixtral | jsonl-qwen | lcs-csv | lcs-oracle\n"
-    "                     (default: by extension: .csv -> csv, .jsonl -> sniffed)\n"
+    "                     (default: sniffed from the name and content: .jsonl by its\n"
+    "                     first line, a CSV by its header (moesim's or a libCacheSim\n"
+    "                     header naming obj_id), libCacheSim oracleGeneral by its\n"
+    "                     size and records; anything else needs --format)\n"
     "  -o, --output F     output .moetrace (written atomically)\n"
     "  --model NAME       model name stored in the header\n"
+    "  --strict           jsonl, lcs-csv: a warning (empty records, a suspicious\n"
+    "                     key column) is an error\n"
     "geometry (csv, jsonl; default: largest value seen + 1):\n"
     "  --layers N  --experts N  --top-k N\n"
     "jsonl:\n"
@@ -45,7 +52,9 @@ static const char import_usage[] =
     "  --skip-warmup N    qwen: drop the first N route rows (vLLM warm-up passes)\n"
     "  --warmup-prefix P  qwen: drop route rows whose req_id starts with P\n"
     "lcs-csv (libCacheSim CSV; replay the result with --scope global):\n"
-    "  --obj-col N        1-based column of the object id (default 1)\n"
+    "  --obj-col N        1-based column of the object id (default 1; a default\n"
+    "                     column that looks like a time/version/size column is an\n"
+    "                     error, a chosen one a warning)\n"
     "  --has-header       the first line is a header\n"
     "  --delimiter C      field delimiter (default ',')\n"
     "  -h, --help         this text\n";
@@ -110,6 +119,117 @@ static int has_ext(const char *p, const char *e) {
     return n > m && !strcasecmp(p + n - m, e);
 }
 
+/* The formats, as bits, and which of them each format-specific option
+ * applies to; every other pairing is an error (never silently ignored). */
+enum { FMT_CSV = 1, FMT_MIXTRAL = 2, FMT_QWEN = 4, FMT_LCS_CSV = 8, FMT_LCS_ORACLE = 16 };
+static const char *const fmt_name[] = {"csv", "jsonl-mixtral", "jsonl-qwen", "lcs-csv", "lcs-oracle"};
+#define FMT_LIST "csv, jsonl-mixtral, jsonl-qwen, lcs-csv, lcs-oracle"
+
+static const struct {
+    int id;
+    const char *name;
+    int formats;
+} import_scope[] = {
+    {'L', "--layers", FMT_CSV | FMT_MIXTRAL | FMT_QWEN},
+    {'E', "--experts", FMT_CSV | FMT_MIXTRAL | FMT_QWEN},
+    {'K', "--top-k", FMT_CSV | FMT_MIXTRAL | FMT_QWEN},
+    {'F', "--field", FMT_MIXTRAL | FMT_QWEN},
+    {'O', "--order", FMT_MIXTRAL},
+    {'w', "--skip-warmup", FMT_QWEN},
+    {'W', "--warmup-prefix", FMT_QWEN},
+    {'c', "--obj-col", FMT_LCS_CSV},
+    {'H', "--has-header", FMT_LCS_CSV},
+    {'d', "--delimiter", FMT_LCS_CSV},
+    {'S', "--strict", FMT_MIXTRAL | FMT_QWEN | FMT_LCS_CSV},
+};
+#define N_SCOPE (sizeof import_scope / sizeof *import_scope)
+
+static int fmt_bit(const char *format) {
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(format, fmt_name[i])) return 1 << i;
+    return 0;
+}
+
+static void import_say(void *ctx, int is_warning, const char *msg) {
+    (void)ctx;
+    fprintf(stderr, "moesim trace import: %s: %s\n", is_warning ? "warning" : "note", msg);
+}
+
+/* The format of `in` when --format is not given: by name, then by content.
+ * Returns the format's name, or NULL after printing why not (*rc set). A
+ * sniffed libCacheSim CSV also sets lo->has_header and (unless given)
+ * lo->obj_col; a note names what was chosen, except for the two cases
+ * moesim always sniffed (.csv with moesim's header, .jsonl). */
+static const char *sniff_format(const char *in, moe_lcs_opts *lo, int *rc) {
+    moe_error err = {{0}};
+    *rc = 2;
+    if (has_ext(in, ".jsonl")) {
+        int l = moe_jsonl_sniff(in, &err);
+        if (l < 0) return *rc = cli_error("trace import", &err), NULL;
+        return l == MOE_JSONL_QWEN ? "jsonl-qwen" : "jsonl-mixtral";
+    }
+    FILE *f = fopen(in, "rb");
+    if (!f) {
+        moe_fail(&err, "%s: cannot open: %s", in, strerror(errno));
+        return *rc = cli_error("trace import", &err), NULL;
+    }
+    char head[4096];
+    size_t n = fread(head, 1, sizeof head - 1, f);
+    fclose(f);
+    head[n] = 0;
+    int binary = memchr(head, 0, n) != NULL;
+    size_t eol = strcspn(head, "\r\n");
+    char first[161];
+    snprintf(first, sizeof first, "%.*s", (int)(eol < 160 ? eol : 160), head);
+    int csv_ext = has_ext(in, ".csv");
+    if (n >= 8 && !memcmp(head, MOE_BIN_MAGIC, 8)) {
+        fprintf(stderr, "moesim trace import: %s: already a .moetrace trace; nothing to import\n", in);
+        return NULL;
+    }
+    if (!strncmp(head, "step,seq,", 9)) { /* moesim's CSV; its reader checks the whole header */
+        if (!csv_ext) fprintf(stderr, "moesim trace import: note: %s: read as --format csv (moesim's CSV header)\n", in);
+        return "csv";
+    }
+    if (!csv_ext && !binary) {
+        size_t k = strspn(head, " \t\r\n");
+        if (head[k] == '{') {
+            int l = moe_jsonl_sniff(in, &err);
+            if (l < 0) return *rc = cli_error("trace import", &err), NULL;
+            const char *fm = l == MOE_JSONL_QWEN ? "jsonl-qwen" : "jsonl-mixtral";
+            fprintf(stderr, "moesim trace import: note: %s: read as --format %s (JSON lines%s)\n", in, fm,
+                    l == MOE_JSONL_QWEN ? ", a first \"type\": \"meta\" line" : "");
+            return fm;
+        }
+    }
+    if (!csv_ext) {
+        int o = moe_lcs_oracle_sniff(in, &err);
+        if (o < 0) return *rc = cli_error("trace import", &err), NULL;
+        if (o) {
+            fprintf(stderr, "moesim trace import: note: %s: read as --format lcs-oracle (libCacheSim oracleGeneral: "
+                    "a multiple of 24-byte records with sane next-access times)\n", in);
+            return "lcs-oracle";
+        }
+    }
+    uint32_t col = binary ? 0 : moe_lcs_csv_header_obj_col(first, lo->delim);
+    if (col) {
+        lo->has_header = 1;
+        if (!lo->obj_col) lo->obj_col = col;
+        fprintf(stderr, "moesim trace import: note: %s: read as --format lcs-csv --has-header --obj-col %u "
+                "(libCacheSim CSV: its header names the object id in column %u)\n", in, lo->obj_col, col);
+        return "lcs-csv";
+    }
+    if (binary)
+        fprintf(stderr, "moesim trace import: %s: cannot tell the format: binary, but not libCacheSim oracleGeneral "
+                "(a non-zero multiple of 24-byte records with sane next-access times); pass --format F, one of: "
+                FMT_LIST "\n", in);
+    else
+        fprintf(stderr, "moesim trace import: %s:1: cannot tell the format: the first line '%s' is not moesim's CSV "
+                "header (step,seq,token,layer,slot,expert,weight), a libCacheSim CSV header naming the object id "
+                "(obj_id, object_id, objid, key or id)%s; pass --format F, one of: " FMT_LIST "\n", in, first,
+                csv_ext ? "" : ", a JSON object, or part of a libCacheSim oracleGeneral file");
+    return NULL;
+}
+
 static int trace_import(int argc, char **argv) {
     static const struct option opts[] = {
         {"format", required_argument, 0, 'f'},  {"output", required_argument, 0, 'o'},
@@ -118,17 +238,21 @@ static int trace_import(int argc, char **argv) {
         {"field", required_argument, 0, 'F'},   {"order", required_argument, 0, 'O'},
         {"skip-warmup", required_argument, 0, 'w'}, {"warmup-prefix", required_argument, 0, 'W'},
         {"obj-col", required_argument, 0, 'c'}, {"has-header", no_argument, 0, 'H'},
-        {"delimiter", required_argument, 0, 'd'}, {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
+        {"delimiter", required_argument, 0, 'd'}, {"strict", no_argument, 0, 'S'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
     };
     const char *format = NULL, *out = NULL, *model = NULL;
     moe_csv_opts co = {0};
     moe_jsonl_opts jo = {0};
     moe_lcs_opts lo = {0};
+    moe_import_report rep = {.say = import_say};
     moe_error err = {{0}};
+    int given[N_SCOPE] = {0};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+        for (size_t i = 0; i < N_SCOPE; i++)
+            if (import_scope[i].id == c) given[i] = 1;
         switch (c) {
         case 'f': format = optarg; break;
         case 'o': out = optarg; break;
@@ -153,6 +277,7 @@ static int trace_import(int argc, char **argv) {
             if (strlen(optarg) != 1) { fprintf(stderr, "moesim trace import: --delimiter: one character, got '%s'\n", optarg); return 2; }
             lo.delim = optarg[0];
             break;
+        case 'S': rep.strict = 1; break;
         case 'h': fputs(import_usage, stdout); return 0;
         default: fputs(import_usage, stderr); return 2;
         }
@@ -162,29 +287,44 @@ static int trace_import(int argc, char **argv) {
         return 2;
     }
     const char *in = argv[optind];
-    if (!format) {
-        if (has_ext(in, ".csv")) format = "csv";
-        else if (has_ext(in, ".jsonl")) {
-            int l = moe_jsonl_sniff(in, &err);
-            if (l < 0) return cli_error("trace import", &err);
-            format = l == MOE_JSONL_QWEN ? "jsonl-qwen" : "jsonl-mixtral";
-        } else {
-            fprintf(stderr, "moesim trace import: %s: cannot tell the format from the name; give --format\n", in);
-            return 2;
-        }
-    }
-    jo.layers = co.layers, jo.experts = co.experts, jo.top_k = co.top_k;
-    moe_trace *t;
-    if (!strcmp(format, "csv")) t = moe_trace_load_csv(in, &co, &err);
-    else if (!strcmp(format, "jsonl-mixtral")) jo.layout = MOE_JSONL_MIXTRAL, t = moe_trace_load_jsonl(in, &jo, &err);
-    else if (!strcmp(format, "jsonl-qwen")) jo.layout = MOE_JSONL_QWEN, t = moe_trace_load_jsonl(in, &jo, &err);
-    else if (!strcmp(format, "lcs-csv")) t = moe_trace_load_lcs_csv(in, &lo, &err);
-    else if (!strcmp(format, "lcs-oracle")) t = moe_trace_load_lcs_oracle(in, &err);
-    else {
+    int sniffed = !format;
+    if (format && !fmt_bit(format)) {
         fprintf(stderr, "moesim trace import: unknown --format '%s'\n%s", format, import_usage);
         return 2;
     }
-    if (!t) return cli_error("trace import", &err);
+    if (!format) {
+        int rc;
+        moe_lcs_opts sl = lo; /* the sniffer may fill header and column */
+        if (!(format = sniff_format(in, &sl, &rc))) return rc;
+        if (!strcmp(format, "lcs-csv")) lo = sl;
+    }
+    int bit = fmt_bit(format);
+    for (size_t i = 0; i < N_SCOPE; i++) {
+        if (!given[i] || (import_scope[i].formats & bit)) continue;
+        fprintf(stderr, "moesim trace import: %s does not apply to %s%s (it applies to", import_scope[i].name,
+                sniffed ? "" : "--format ", format);
+        for (int k = 0, first = 1; k < 5; k++)
+            if (import_scope[i].formats & (1 << k)) fprintf(stderr, "%s %s", first ? "" : ",", fmt_name[k]), first = 0;
+        fprintf(stderr, ")%s\n", sniffed ? "; the format was sniffed from the file: pass --format to choose another" : "");
+        return 2;
+    }
+    jo.layers = co.layers, jo.experts = co.experts, jo.top_k = co.top_k;
+    moe_trace *t;
+    if (bit == FMT_CSV) t = moe_trace_load_csv(in, &co, &err);
+    else if (bit == FMT_MIXTRAL) jo.layout = MOE_JSONL_MIXTRAL, t = moe_trace_load_jsonl_report(in, &jo, &rep, &err);
+    else if (bit == FMT_QWEN) jo.layout = MOE_JSONL_QWEN, t = moe_trace_load_jsonl_report(in, &jo, &rep, &err);
+    else if (bit == FMT_LCS_CSV) t = moe_trace_load_lcs_csv_report(in, &lo, &rep, &err);
+    else t = moe_trace_load_lcs_oracle(in, &err);
+    if (!t) {
+        int rc = cli_error("trace import", &err);
+        char first[512] = "";
+        FILE *f = bit == FMT_CSV ? fopen(in, "rb") : NULL;
+        if (f && fgets(first, sizeof first, f) && strncmp(first, "step,seq,", 9) && moe_lcs_csv_header_obj_col(first, 0))
+            fprintf(stderr, "moesim trace import: %s: the header names an object id: a libCacheSim CSV? (--format lcs-csv, "
+                    "or no --format to sniff it)\n", in);
+        if (f) fclose(f);
+        return rc;
+    }
     if (model) snprintf(t->model, sizeof t->model, "%s", model);
     int rc = moe_trace_save(t, out, &err) ? cli_error("trace import", &err) : 0;
     if (!rc)

@@ -283,6 +283,11 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
     memset(res, 0, sizeof *res);
     const uint32_t L = t->n_layers, E = t->n_experts;
     const int global = cfg->scope == MOE_SCOPE_GLOBAL;
+    /* Global keys are l * E + e in uint32 (trace.h: MOE_MAX_KEYS). Traces
+     * that pass moe_trace_validate() always fit; this guards hand-built ones. */
+    if (global && (uint64_t)L * E > MOE_MAX_KEYS)
+        return moe_fail(err, "--scope global: %u layers x %u experts = %llu keys do not fit the key space (%llu); "
+                        "use --scope per-layer", L, E, (unsigned long long)L * E, (unsigned long long)MOE_MAX_KEYS);
     uint32_t n_caches = global ? 1 : L;
     int rc = -1;
     moe_cache **caches = calloc(n_caches, sizeof *caches);

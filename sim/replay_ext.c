@@ -409,6 +409,11 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
     const uint32_t L = t->n_layers, E = t->n_experts;
     const size_t LE = (size_t)L * E;
     int rc = -1;
+    /* Global keys are l * E + e in uint32 (trace.h: MOE_MAX_KEYS). Traces
+     * that pass moe_trace_validate() always fit; this guards hand-built ones. */
+    if (cfg->scope == MOE_SCOPE_GLOBAL && (uint64_t)L * E > MOE_MAX_KEYS)
+        return moe_fail(err, "--scope global: %u layers x %u experts = %llu keys do not fit the key space (%llu); "
+                        "use --scope per-layer", L, E, (unsigned long long)L * E, (unsigned long long)MOE_MAX_KEYS);
     uint32_t *split_caps = NULL;
     g->t = t;
     g->cfg = cfg;
