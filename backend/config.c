@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <cjson/cJSON.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,8 +177,21 @@ static int parse(moe_model_config *c, const cJSON *r, const char *p, moe_error *
         get_int(r, p, "vocab_size", -1, 1, BIG, &c->vocab, err) ||
         get_int(r, p, "max_position_embeddings", 4096, 1, BIG, &c->max_pos, err))
         return -1;
-    if (get_int(r, p, "head_dim", c->hidden / c->n_heads, 2, 65536, &c->head_dim, err)) return -1;
-    if (c->head_dim % 2) return moe_fail(err, "%s: field 'head_dim': %d is odd (RoPE needs pairs)", p, c->head_dim);
+    /* head_dim defaults to hidden_size / num_attention_heads (integer
+     * division, as transformers does); given or derived it must be in
+     * [2, 65536] and even (RoPE rotates pairs). */
+    const cJSON *hd = cJSON_GetObjectItemCaseSensitive(r, "head_dim");
+    if (hd && !cJSON_IsNull(hd)) {
+        if (get_int(r, p, "head_dim", -1, 2, 65536, &c->head_dim, err)) return -1;
+    } else {
+        c->head_dim = c->hidden / c->n_heads;
+        if (c->head_dim < 2 || c->head_dim > 65536)
+            return moe_fail(err, "%s: field 'head_dim': missing, and hidden_size / num_attention_heads = %d / %d = %d "
+                                 "is not in [2, 65536]", p, c->hidden, c->n_heads, c->head_dim);
+    }
+    if (c->head_dim % 2)
+        return moe_fail(err, "%s: field 'head_dim': %d is odd (RoPE needs pairs)%s", p, c->head_dim,
+                        hd && !cJSON_IsNull(hd) ? "" : " (derived as hidden_size / num_attention_heads)");
     if (c->n_heads % c->n_kv_heads)
         return moe_fail(err, "%s: field 'num_key_value_heads': %d does not divide num_attention_heads %d", p,
                         c->n_kv_heads, c->n_heads);
@@ -222,7 +236,14 @@ static int parse(moe_model_config *c, const cJSON *r, const char *p, moe_error *
     c->qk_norm = c->arch == MOE_ARCH_QWEN3_MOE ? MOE_QKNORM_HEAD : c->arch == MOE_ARCH_OLMOE ? MOE_QKNORM_FULL : MOE_QKNORM_NONE;
     if (get_int(r, p, "num_experts_per_tok", -1, 1, c->n_experts, &c->top_k, err)) return -1;
     if (get_num(r, p, "rms_norm_eps", eps, &eps, err) || get_rope(c, r, p, rope, err)) return -1;
+    /* RMSNorm divides by sqrt(mean(x^2) + eps): eps <= 0 gives NaN or inf
+     * on a zero row; it is applied as a float, so it must stay > 0 there. */
+    if (!(eps > 0 && eps <= 1) || !((float)eps >= FLT_MIN))
+        return moe_fail(err, "%s: field 'rms_norm_eps': %g is not in (0, 1] (as a float, at least %g)", p, eps,
+                        (double)FLT_MIN);
     c->rms_eps = (float)eps;
+    if (c->clip_qkv < 0)
+        return moe_fail(err, "%s: field 'clip_qkv': %g is negative (0 or null turns clipping off)", p, c->clip_qkv);
     if (c->arch == MOE_ARCH_MIXTRAL) {
         c->norm_topk_prob = 1; /* MixtralSparseMoeBlock ignores any norm_topk_prob field */
         if (get_int(r, p, "sliding_window", 0, 0, 1L << 30, &c->sliding_window, err)) return -1;
@@ -231,11 +252,22 @@ static int parse(moe_model_config *c, const cJSON *r, const char *p, moe_error *
     }
     if (get_bool(r, p, "tie_word_embeddings", 0, &c->tie_embeddings, err)) return -1;
     if (sparse_layers(c, r, p, err)) return -1;
+    /* eos_token_id: a token id or a list of them, each in [0, vocab_size). */
     const cJSON *eos = cJSON_GetObjectItemCaseSensitive(r, "eos_token_id");
-    if (cJSON_IsNumber(eos)) c->eos[c->n_eos++] = eos->valueint;
-    else if (cJSON_IsArray(eos))
-        for (const cJSON *x = eos->child; x && c->n_eos < 8; x = x->next)
-            if (cJSON_IsNumber(x)) c->eos[c->n_eos++] = x->valueint;
+    if (eos && !cJSON_IsNull(eos)) {
+        if (!cJSON_IsNumber(eos) && !cJSON_IsArray(eos))
+            return moe_fail(err, "%s: field 'eos_token_id': expected a token id or a list of them", p);
+        int i = 0;
+        for (const cJSON *x = cJSON_IsArray(eos) ? eos->child : eos; x; x = cJSON_IsArray(eos) ? x->next : NULL, i++) {
+            if (!cJSON_IsNumber(x) || x->valuedouble != floor(x->valuedouble) || x->valuedouble < 0 ||
+                x->valuedouble >= c->vocab) {
+                if (cJSON_IsArray(eos))
+                    return moe_fail(err, "%s: field 'eos_token_id[%d]': not a token id in [0, %d)", p, i, c->vocab);
+                return moe_fail(err, "%s: field 'eos_token_id': not a token id in [0, %d)", p, c->vocab);
+            }
+            if (c->n_eos < 8) c->eos[c->n_eos++] = (int)x->valuedouble;
+        }
+    }
     for (int l = 0; l < c->n_layers; l++)
         if (!c->is_moe[l] && c->dense_inter <= 0)
             return moe_fail(err, "%s: field 'intermediate_size': needed by dense layer %d", p, l);

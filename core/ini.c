@@ -40,6 +40,8 @@ moe_ini *moe_ini_parse(const char *text, const char *name, moe_error *err) {
     const char *section = "";
     uint32_t line = 0;
     char *p = ini->text;
+    /* A UTF-8 byte order mark at the start is not part of the first line. */
+    if (!strncmp(p, "\xEF\xBB\xBF", 3)) p += 3;
     while (*p) {
         line++;
         char *nl = strchr(p, '\n');

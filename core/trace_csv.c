@@ -369,7 +369,11 @@ moe_trace *moe_trace_load_csv(const char *path, const moe_csv_opts *o, moe_error
     /* Fed line by line so that every callback knows its line number. */
     while (!c.failed && (n = getline(&line, &cap, f)) > 0) {
         c.line++;
-        if (csv_parse(&p, line, (size_t)n, on_field, on_row, &c) != (size_t)n && !c.failed) {
+        char *ln = line;
+        /* A UTF-8 byte order mark (editors on Windows add one) is not part
+         * of the header: skipped, so it cannot show in a message. */
+        if (c.line == 1 && n >= 3 && !memcmp(line, "\xEF\xBB\xBF", 3)) ln += 3, n -= 3;
+        if (csv_parse(&p, ln, (size_t)n, on_field, on_row, &c) != (size_t)n && !c.failed) {
             moe_fail(err, "%s:%llu: %s", path, (unsigned long long)c.line, csv_strerror(csv_error(&p)));
             c.failed = 1;
         }

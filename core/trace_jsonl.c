@@ -49,6 +49,7 @@
  * is an error under strict (moe_import_report). */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -91,6 +92,7 @@ typedef struct jctx {
     size_t nex, capex;
     int any_weight;
     uint32_t max_layer, max_expert, max_n;
+    uint64_t max_n_line; /* the first line with max_n experts */
     /* qwen */
     char **req;     /* req_id strings in order of first appearance */
     size_t nreq, capreq;
@@ -188,12 +190,16 @@ static int get_experts(jctx *c, const cJSON *obj, jrec *r) {
             const cJSON *y = cJSON_GetArrayItem(w, i);
             if (!cJSON_IsNumber(y) || !isfinite(y->valuedouble))
                 return jfail(c, "field '%s': item %d is not a finite number", wk, i);
+            /* weights are stored as 32-bit floats: beyond FLT_MAX they would be inf */
+            if (!isfinite((float)y->valuedouble))
+                return jfail(c, "field '%s': item %d: %g is beyond the largest 32-bit float (%g)", wk, i,
+                             y->valuedouble, (double)FLT_MAX);
             c->w[c->nex + (size_t)i] = (float)y->valuedouble;
         }
         if (id > c->max_expert) c->max_expert = id;
     }
     if (c->o->top_k && (uint32_t)n > c->o->top_k) return jfail(c, "field '%s': %d experts > top_k (%u)", ek, n, c->o->top_k);
-    if ((uint32_t)n > c->max_n) c->max_n = (uint32_t)n;
+    if ((uint32_t)n > c->max_n) c->max_n = (uint32_t)n, c->max_n_line = c->line;
     c->nex += (size_t)n;
     return 0;
 }
@@ -479,7 +485,8 @@ static moe_trace *build(jctx *c, int order, int qwen, uint32_t top_k_meta, const
     uint32_t top_k = o->top_k ? o->top_k : top_k_meta ? top_k_meta : c->max_n;
     uint32_t experts = o->experts ? o->experts : c->max_expert + 1;
     if (c->max_n > top_k) {
-        moe_fail(c->err, "%s: a record has %u experts but top_k is %u", c->path, c->max_n, top_k);
+        moe_fail(c->err, "%s:%llu: a record has %u experts but top_k is %u", c->path,
+                 (unsigned long long)c->max_n_line, c->max_n, top_k);
         return NULL;
     }
     if (top_k > experts) experts = top_k;
@@ -539,7 +546,10 @@ static moe_trace *build(jctx *c, int order, int qwen, uint32_t top_k_meta, const
              c->path, (unsigned long long)first_renum, (unsigned long long)c->renumbered);
     }
     moe_trace *t = moe_tb_finish(b, model, qwen ? "import jsonl-qwen" : "import jsonl-mixtral", meta, c->err);
-    if (!t) moe_fail_prefix(c->err, "%s", c->path);
+    unsigned long long bad_step;
+    if (!t && c->err && sscanf(c->err->msg, "step %llu", &bad_step) == 1 && bad_step < step)
+        moe_fail_prefix(c->err, "%s:%llu", c->path, (unsigned long long)sline[bad_step]); /* the step's first line */
+    else if (!t) moe_fail_prefix(c->err, "%s", c->path);
     else if (report_empty(c, t, sline, lname, n_lname)) moe_trace_free(t), t = NULL;
     free(sline);
     return t;

@@ -316,6 +316,7 @@ uint32_t moe_lcs_csv_header_obj_col(const char *line, char delim) {
     char *fields[LCS_HDR_MAX];
     uint32_t n = 0;
     const char *s = line;
+    if (!strncmp(s, "\xEF\xBB\xBF", 3)) s += 3; /* UTF-8 byte order mark */
     while (n < LCS_HDR_MAX) {
         const char *e = s;
         while (*e && *e != delim && *e != '\n') e++;
@@ -408,7 +409,21 @@ moe_trace *moe_trace_load_lcs_csv_report(const char *path, const moe_lcs_opts *o
     ssize_t n;
     while (!c.failed && (n = getline(&line, &cap, f)) > 0) {
         c.line++;
-        if (csv_parse(&p, line, (size_t)n, l_field, l_row, &c) != (size_t)n) lfail(&c, "%s", csv_strerror(csv_error(&p)));
+        char *ln = line;
+        /* A UTF-8 byte order mark would otherwise become part of the first
+         * field: in a file without a header, the first key would differ
+         * from the same id later on. It is removed, and since that changes
+         * what the first key is compared to, a note says so. */
+        if (c.line == 1 && n >= 3 && !memcmp(line, "\xEF\xBB\xBF", 3)) {
+            ln += 3, n -= 3;
+            if (rep && rep->say) {
+                char msg[1200];
+                snprintf(msg, sizeof msg, "%s:1: a UTF-8 byte order mark starts the file; removed (not part of the "
+                         "first %s)", path, o->has_header ? "column name" : "key");
+                rep->say(rep->ctx, 0, msg);
+            }
+        }
+        if (csv_parse(&p, ln, (size_t)n, l_field, l_row, &c) != (size_t)n) lfail(&c, "%s", csv_strerror(csv_error(&p)));
     }
     if (!c.failed && csv_fini(&p, l_field, l_row, &c)) lfail(&c, "%s", csv_strerror(csv_error(&p)));
     csv_free(&p);

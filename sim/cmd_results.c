@@ -1,13 +1,16 @@
 /* cmd_results.c: `moesim results list|show|export|merge` — reading the
  * SQLite results store. list/show/export open the database read-only (and
  * never create one); merge writes through core/results (moe_db_merge). */
+#include <errno.h>
 #include <getopt.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../core/results.h"
+#include "../core/trace_formats.h"
 #include "cli.h"
 #include "commands.h"
 
@@ -364,6 +367,8 @@ static int results_export(int argc, char **argv) {
     int nk = 0, nm = 0;
     sqlite3_stmt *st = NULL;
     FILE *f = stdout;
+    moe_atomic_file af = {0};
+    int atomic = 0;
     rc = 1;
     if (collect(h, "SELECT DISTINCT key FROM run_config ORDER BY key", &keys, &nk) ||
         collect(h, "SELECT DISTINCT name FROM metrics ORDER BY name", &names, &nm))
@@ -396,9 +401,27 @@ static int results_export(int argc, char **argv) {
     }
     if (!sql || sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK) goto sqlerr;
     if (o.experiment) sqlite3_bind_text(st, 1, o.experiment, -1, SQLITE_STATIC);
-    if (o.out && !(f = fopen(o.out, "w"))) {
-        fprintf(stderr, "moesim results export: %s: cannot write: %m\n", o.out);
-        goto out;
+    /* -o FILE is written atomically (temporary file in the same directory,
+     * fsync, rename): a full disk or any failed write leaves FILE as it was.
+     * A target that exists and is not a regular file (/dev/stdout, a FIFO)
+     * cannot be renamed over and is written in place, every write checked. */
+    if (o.out) {
+        struct stat sb;
+        if (stat(o.out, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+            if (!(f = fopen(o.out, "w"))) {
+                fprintf(stderr, "moesim results export: %s: cannot write: %m\n", o.out);
+                f = stdout;
+                goto out;
+            }
+        } else {
+            moe_error err;
+            if (moe_atomic_open(&af, o.out, &err)) {
+                fprintf(stderr, "moesim results export: %s\n", err.msg);
+                goto out;
+            }
+            atomic = 1;
+            f = af.f;
+        }
     }
     fputs("id,experiment,trace,trace_hash", f);
     for (int i = 0; i < nk; i++) fputc(',', f), csv_field(f, keys[i]);
@@ -422,16 +445,31 @@ static int results_export(int argc, char **argv) {
     }
     if (s != SQLITE_DONE) goto sqlerr;
     rc = 0;
-    if (f != stdout && fclose(f) != 0) {
-        fprintf(stderr, "moesim results export: %s: cannot write: %m\n", o.out);
-        rc = 1;
+    if (atomic) {
+        moe_error err;
+        atomic = 0, f = stdout;
+        if (moe_atomic_commit(&af, &err)) {
+            fprintf(stderr, "moesim results export: %s\n", err.msg);
+            rc = 1;
+        }
+    } else if (f != stdout) {
+        errno = 0;
+        int bad = fflush(f) != 0 || ferror(f);
+        int e = errno ? errno : EIO;
+        if (fclose(f) != 0 && !bad) bad = 1, e = errno;
+        if (bad) {
+            fprintf(stderr, "moesim results export: %s: cannot write: %s\n", o.out, strerror(e));
+            rc = 1;
+        }
     }
+    /* Standard output is flushed and checked by main (sim/main.c). */
     f = stdout;
     goto out;
 sqlerr:
     rc = sql_fail("export", o.db, h);
 out:
-    if (f != stdout) fclose(f);
+    if (atomic) moe_atomic_abort(&af);
+    else if (f != stdout) fclose(f);
     sqlite3_free(sql);
     sqlite3_finalize(st);
     free_list(keys, nk);

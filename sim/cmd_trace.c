@@ -186,7 +186,9 @@ static const char *sniff_format(const char *in, moe_lcs_opts *lo, int *rc) {
         fprintf(stderr, "moesim trace import: %s: already a .moetrace trace; nothing to import\n", in);
         return NULL;
     }
-    if (!strncmp(head, "step,seq,", 9)) { /* moesim's CSV; its reader checks the whole header */
+    /* a UTF-8 byte order mark (the readers strip it) does not hide the header */
+    const char *h = n >= 3 && !memcmp(head, "\xEF\xBB\xBF", 3) ? head + 3 : head;
+    if (!strncmp(h, "step,seq,", 9)) { /* moesim's CSV; its reader checks the whole header */
         if (!csv_ext) fprintf(stderr, "moesim trace import: note: %s: read as --format csv (moesim's CSV header)\n", in);
         return "csv";
     }

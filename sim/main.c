@@ -1,4 +1,5 @@
 /* main.c: `moesim <command> [options]`, git style. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,6 +26,29 @@ static void usage(FILE *f) {
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 }
 
+/* Output that did not reach its destination is a failure: a command whose
+ * stdout hit a full disk, /dev/full or an I/O error exits 1 with a message,
+ * whatever the command itself returned. Every write to stdout is buffered,
+ * so an error on any of them leaves the stream's error flag set (or shows up
+ * at the final flush); checking once here covers every printf of every
+ * command. A closed pipe (`moesim ... | head`) follows coreutils: SIGPIPE is
+ * left at its default, so the process dies of it silently with status
+ * 128+13 as `cat` would; if SIGPIPE is ignored by the parent and the write
+ * fails with EPIPE, the exit status is still 1 but no message is printed. */
+static int finish_stdout(const char *cmd, int rc) {
+    errno = 0;
+    int bad = fflush(stdout) != 0 || ferror(stdout);
+    int e = errno;
+    if (fclose(stdout) != 0 && !bad) {
+        bad = 1;
+        e = errno;
+    }
+    if (!bad) return rc;
+    if (e != EPIPE)
+        fprintf(stderr, "moesim %s: writing the output: %s\n", cmd, e ? strerror(e) : "write error");
+    return rc ? rc : 1;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
@@ -32,10 +56,13 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "--version")) {
         printf("moesim %s\n", moe_version());
-        return 0;
+        return finish_stdout("--version", 0);
     }
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) {
+            int rc = commands[i].fn(argc - 1, argv + 1);
+            return finish_stdout(argv[1], rc);
+        }
     fprintf(stderr, "moesim: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;
