@@ -69,7 +69,6 @@ struct moe_offload {
     moe_trace *live;        /* calloc'ed; moe_trace_free releases it */
     uint64_t step;          /* index of the current step in live */
     uint64_t time;          /* access ordinal */
-    moe_access last_a;
     int in_step;
     double step_t0;
     int64_t last_seq;
@@ -749,7 +748,6 @@ static int src_layer(void *ctx, int mi, int T, const int *sel, const float *selw
         if (!(r == MOE_HIT && o->pfstate[gk] == ST_PF_UNUSED)) o->pfstate[gk] = ST_NONE;
         o->seen[gk] = 1;
     }
-    o->last_a = a;
     o->st.accesses += nf;
     o->st.hits += hits;
     o->st.layer_accesses[m] += nf;

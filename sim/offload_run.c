@@ -89,7 +89,6 @@ int moe_offload_generate(const moe_offload_job *job, moe_offload_out *out, moe_e
     out->trace = moe_capture_finish(cap, meta, err);
     cap = NULL;
     if (!out->trace) goto done;
-    /* the captured header describes the experts as they were read */
     rc = 0;
 done:
     moe_capture_abort(cap);
