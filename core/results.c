@@ -17,9 +17,23 @@
  *    of the process (the data is in the OS page cache); only a power cut may
  *    lose the last commits, never consistency. A lost run is simply re-run.
  *  - Schema version in PRAGMA user_version; later versions migrate from it.
- *  - Counts are stored as REAL metrics (exact up to 2^53). */
+ *  - Counts are stored as REAL metrics (exact up to 2^53).
+ *  - Integrity on every open (db_verify): PRAGMA integrity_check for files up
+ *    to MOE_DB_FULL_CHECK_MAX bytes (reads every page and cross-checks every
+ *    index against its table: milliseconds for a few MB), PRAGMA quick_check
+ *    above (every page's b-tree structure, no index cross-check: linear in the
+ *    file size, about the time to read it). A damaged file is refused with a
+ *    message naming `moesim results check` / `results recover`. Neither check
+ *    sees garbage that lands only inside a stored value's bytes (SQLite keeps
+ *    no page checksums), nor in a page's free space (harmless).
+ *  - Readers open read-only (moe_db_open_readonly). A WAL database on
+ *    read-only media (read-only directory, 0444 file, read-only bind) cannot
+ *    create its -shm; then it is reopened with the URI "immutable=1", which
+ *    tells SQLite that nobody writes the file (no locks, no WAL): right for
+ *    an archived database, wrong while a sweep is writing it. */
 #include "results.h"
 
+#include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,6 +149,221 @@ static int step_done(moe_db *db, sqlite3_stmt *st, const char *what, moe_error *
 
 const char *moe_db_path(const moe_db *db) { return db->path; }
 
+/* ---- integrity --------------------------------------------------------- */
+
+#define MOE_DB_FULL_CHECK_MAX (32LL << 20)
+
+static const char *check_pragma(const char *path) {
+    struct stat sb;
+    if (stat(path, &sb) == 0 && (long long)sb.st_size > MOE_DB_FULL_CHECK_MAX) return "quick_check";
+    return "integrity_check";
+}
+
+static int is_damage(int code) {
+    code &= 0xff;
+    return code == SQLITE_CORRUPT || code == SQLITE_NOTADB || code == SQLITE_FORMAT;
+}
+
+static int damaged(moe_error *err, const char *path, const char *check, const char *m) {
+    /* integrity_check's first row reads "*** in database main ***\nOn tree page ...". */
+    const char *head = "*** in database main ***\n";
+    if (!strncmp(m, head, strlen(head))) m += strlen(head);
+    char msg[300];
+    snprintf(msg, sizeof msg, "%s", m);
+    for (char *c = msg; *c; c++)
+        if (*c == '\n') *c = ' ';
+    return moe_fail(err,
+                    "%s: the database is damaged (%s: %s); run `moesim results check --db %s` and "
+                    "`moesim results recover --db %s -o NEW.db` (README, \"Results store\")",
+                    path, check, msg, path, path);
+}
+
+/* Run the integrity check on an open handle; 0 if "ok", else -1 with err. */
+static int db_verify(sqlite3 *h, const char *path, moe_error *err) {
+    const char *check = check_pragma(path);
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA %s(2)", check);
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(h, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const char *m = (const char *)sqlite3_column_text(st, 0);
+        int ok = m && !strcmp(m, "ok");
+        if (!ok) damaged(err, path, check, m ? m : "(no message)");
+        sqlite3_finalize(st);
+        return ok ? 0 : -1;
+    }
+    int code = sqlite3_extended_errcode(h);
+    if (is_damage(code)) damaged(err, path, check, sqlite3_errmsg(h));
+    else moe_fail(err, "%s: cannot read database: %s", path, sqlite3_errmsg(h));
+    sqlite3_finalize(st);
+    return -1;
+}
+
+/* "file:" URI for path with immutable=1; NULL when out of memory. */
+static char *immutable_uri(const char *path) {
+    size_t n = strlen(path);
+    char *u = malloc(3 * n + 32);
+    if (!u) return NULL;
+    char *o = u + sprintf(u, "file:%s", path[0] == '/' ? "//" : "");
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            strchr("/-_.~", *p)) {
+            *o++ = (char)*p;
+        } else {
+            *o++ = '%', *o++ = hex[*p >> 4], *o++ = hex[*p & 15];
+        }
+    }
+    strcpy(o, "?immutable=1");
+    return u;
+}
+
+/* Read one row of the schema: fails when the file is not a database, cannot
+ * be read, or (WAL on read-only media) cannot create its -shm. */
+static int probe(sqlite3 *h) {
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(h, "SELECT count(*) FROM sqlite_master", -1, &st, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? SQLITE_OK : sqlite3_extended_errcode(h);
+}
+
+sqlite3 *moe_db_open_readonly(const char *path, int *immutable, moe_error *err) {
+    sqlite3 *h = NULL;
+    if (immutable) *immutable = 0;
+    struct stat sb;
+    /* Never create: a missing file is an error, whatever the flags do. */
+    if (stat(path, &sb) != 0) {
+        moe_fail(err, "%s: cannot open database: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        moe_fail(err, "%s: cannot open database: %s", path, h ? sqlite3_errmsg(h) : "out of memory");
+        sqlite3_close(h);
+        return NULL;
+    }
+    sqlite3_extended_result_codes(h, 1);
+    sqlite3_busy_timeout(h, 60000);
+    int code = probe(h);
+    if ((code & 0xff) == SQLITE_READONLY || (code & 0xff) == SQLITE_CANTOPEN) {
+        /* WAL mode and no way to create/open PATH-shm: read the file as is. */
+        sqlite3_close(h);
+        h = NULL;
+        char *uri = immutable_uri(path);
+        if (!uri) {
+            moe_fail(err, "%s: out of memory", path);
+            return NULL;
+        }
+        int orc = sqlite3_open_v2(uri, &h, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+        free(uri);
+        if (orc != SQLITE_OK) {
+            moe_fail(err, "%s: cannot open database read-only: %s", path, h ? sqlite3_errmsg(h) : "out of memory");
+            sqlite3_close(h);
+            return NULL;
+        }
+        sqlite3_extended_result_codes(h, 1);
+        if (immutable) *immutable = 1;
+        code = probe(h);
+        /* Commits still in the write-ahead log are invisible in this mode. */
+        size_t n = strlen(path);
+        char *wal = malloc(n + 5);
+        if (wal) {
+            memcpy(wal, path, n);
+            memcpy(wal + n, "-wal", 5);
+            struct stat wb;
+            if (code == SQLITE_OK && stat(wal, &wb) == 0 && wb.st_size > 0)
+                fprintf(stderr, "moesim: warning: %s is on read-only media and %s is not empty: runs committed "
+                                "since the last checkpoint are not shown\n", path, wal);
+            free(wal);
+        }
+    }
+    if (code != SQLITE_OK) {
+        if (is_damage(code) && (code & 0xff) != SQLITE_NOTADB) damaged(err, path, "reading the schema", sqlite3_errmsg(h));
+        else moe_fail(err, "%s: cannot read database: %s", path, sqlite3_errmsg(h));
+        sqlite3_close(h);
+        return NULL;
+    }
+    if (db_verify(h, path, err)) {
+        sqlite3_close(h);
+        return NULL;
+    }
+    return h;
+}
+
+int moe_db_check(const char *path, void (*report)(void *ctx, const char *line), void *ctx, moe_error *err) {
+    moe_error local;
+    if (!err) err = &local;
+    int imm = 0;
+    sqlite3 *h = moe_db_open_readonly(path, &imm, err);
+    if (!h) {
+        /* Damage found by the open's own check: list every problem below. */
+        if (!strstr(err->msg, "the database is damaged")) return -1;
+        struct stat sb;
+        if (stat(path, &sb) != 0) return -1;
+        char *uri = immutable_uri(path);
+        int orc = uri ? sqlite3_open_v2(uri, &h, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL) : SQLITE_NOMEM;
+        free(uri);
+        if (orc != SQLITE_OK) {
+            sqlite3_close(h);
+            return -1;
+        }
+        /* A WAL file may hold newer pages: read normally when possible. */
+        if (!imm && access(path, W_OK) == 0) {
+            sqlite3_close(h);
+            h = NULL;
+            if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+                sqlite3_close(h);
+                return -1;
+            }
+        }
+        sqlite3_busy_timeout(h, 60000);
+    }
+    int problems = 0;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(h, "PRAGMA integrity_check(100)", -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            const char *m = (const char *)sqlite3_column_text(st, 0);
+            if (m && !strcmp(m, "ok")) continue;
+            /* One problem per line; the "*** in database main ***" heading is noise. */
+            char *copy = strdup(m ? m : "(no message)");
+            for (char *line = copy ? strtok(copy, "\n") : NULL; line; line = strtok(NULL, "\n")) {
+                if (!strcmp(line, "*** in database main ***")) continue;
+                problems++;
+                if (report) report(ctx, line);
+            }
+            free(copy);
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        problems++;
+        if (report) report(ctx, sqlite3_errmsg(h));
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (!problems) {
+        rc = sqlite3_prepare_v2(h, "PRAGMA foreign_key_check", -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+            while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                char line[512];
+                const char *t = (const char *)sqlite3_column_text(st, 0), *parent = (const char *)sqlite3_column_text(st, 2);
+                snprintf(line, sizeof line, "table %s row %lld refers to a missing row of %s", t ? t : "?",
+                         (long long)sqlite3_column_int64(st, 1), parent ? parent : "?");
+                problems++;
+                if (report) report(ctx, line);
+            }
+        }
+        if (rc != SQLITE_DONE) {
+            problems++;
+            if (report) report(ctx, sqlite3_errmsg(h));
+        }
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(h);
+    return problems ? 1 : 0;
+}
+
 moe_db *moe_db_open(const char *path, moe_error *err) {
     moe_db *db = calloc(1, sizeof *db);
     if (!db || !(db->path = strdup(path))) {
@@ -169,6 +398,8 @@ moe_db *moe_db_open(const char *path, moe_error *err) {
                  SCHEMA_VERSION);
         goto fail;
     }
+    /* Never write into a damaged file (cost: see the header comment). */
+    if (version > 0 && db_verify(db->h, path, err)) goto fail;
     /* journal_mode=WAL is persistent in the file; it returns the mode in
      * force (a filesystem without shared memory keeps "delete": still
      * correct, just less concurrent). */
@@ -579,4 +810,121 @@ fail:
 detach:
     sqlite3_exec(db->h, "DETACH DATABASE src", NULL, NULL, NULL);
     return -1;
+}
+
+/* ---- recovery ----------------------------------------------------------- */
+
+/* Copy the rows of table t from src into db: a forward scan until the first
+ * read error, then a backward scan (by rowid or primary key) until the next,
+ * so rows on both sides of a damaged page survive. INSERT OR IGNORE drops
+ * duplicates and rows that break a constraint (garbage values). */
+static int64_t copy_table(moe_db *db, sqlite3 *src, const char *t, const char *desc_key, int64_t *errors,
+                          moe_error *err) {
+    char cols[512] = "", marks[128] = "", sql[1024];
+    int ncol = 0;
+    snprintf(sql, sizeof sql, "SELECT name FROM pragma_table_info('%s') ORDER BY cid", t);
+    sqlite3_stmt *st = prep(db, sql, err);
+    if (!st) return -1;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        size_t l = strlen(cols);
+        snprintf(cols + l, sizeof cols - l, "%s\"%s\"", ncol ? "," : "", (const char *)sqlite3_column_text(st, 0));
+        l = strlen(marks);
+        snprintf(marks + l, sizeof marks - l, "%s?", ncol ? "," : "");
+        ncol++;
+    }
+    sqlite3_finalize(st);
+    snprintf(sql, sizeof sql, "INSERT OR IGNORE INTO \"%s\" (%s) VALUES (%s)", t, cols, marks);
+    sqlite3_stmt *ins = prep(db, sql, err);
+    if (!ins) return -1;
+    int64_t copied = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        snprintf(sql, sizeof sql, "SELECT %s FROM \"%s\"%s%s", cols, t, pass ? " ORDER BY " : "", pass ? desc_key : "");
+        sqlite3_stmt *sel = NULL;
+        if (sqlite3_prepare_v2(src, sql, -1, &sel, NULL) != SQLITE_OK) {
+            (*errors)++;
+            continue;
+        }
+        int rc;
+        while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+            for (int c = 0; c < ncol; c++) sqlite3_bind_value(ins, c + 1, sqlite3_column_value(sel, c));
+            int r = sqlite3_step(ins);
+            sqlite3_reset(ins);
+            if (r != SQLITE_DONE) {
+                sqlite3_finalize(sel);
+                sqlite3_finalize(ins);
+                return db_fail(db, err, "writing the recovered rows");
+            }
+            copied += sqlite3_changes(db->h);
+        }
+        if (rc != SQLITE_DONE) (*errors)++;
+        sqlite3_finalize(sel);
+    }
+    sqlite3_finalize(ins);
+    return copied;
+}
+
+int moe_db_recover(moe_db *db, const char *src_path, void (*report)(void *ctx, const char *line), void *ctx,
+                   moe_error *err) {
+    struct stat sb;
+    if (stat(src_path, &sb) != 0) return moe_fail(err, "%s: cannot open: %s", src_path, strerror(errno));
+    /* Read the file as it is: no locks, no WAL recovery, nothing written. */
+    char *uri = immutable_uri(src_path);
+    sqlite3 *src = NULL;
+    int orc = uri ? sqlite3_open_v2(uri, &src, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL) : SQLITE_NOMEM;
+    free(uri);
+    if (orc != SQLITE_OK) {
+        moe_fail(err, "%s: cannot open: %s", src_path, src ? sqlite3_errmsg(src) : "out of memory");
+        sqlite3_close(src);
+        return -1;
+    }
+    static const struct { const char *t, *desc; } tables[] = {
+        {"traces", "rowid DESC"},
+        {"runs", "rowid DESC"},
+        {"run_config", "run_id DESC, key DESC"},
+        {"metrics", "run_id DESC, name DESC"},
+        {"layer_metrics", "run_id DESC, layer DESC, name DESC"},
+        {"curves", "run_id DESC, curve DESC, x DESC"},
+        {"expectations", "rowid DESC"},
+    };
+    int rc = -1;
+    char line[512];
+    if (exec(db, "PRAGMA foreign_keys=OFF", "recovering", err) || exec(db, "BEGIN IMMEDIATE", "recovering", err))
+        goto out;
+    for (size_t i = 0; i < sizeof tables / sizeof *tables; i++) {
+        int64_t errors = 0;
+        int64_t n = copy_table(db, src, tables[i].t, tables[i].desc, &errors, err);
+        if (n < 0) goto out;
+        snprintf(line, sizeof line, "%s: %lld rows copied%s", tables[i].t, (long long)n,
+                 errors ? " (damaged pages skipped: rows on them are lost)" : "");
+        if (report) report(ctx, line);
+    }
+    /* Make the copy consistent: a run keeps its trace (a placeholder row when
+     * the trace's row was lost); runs without config or metrics rows are
+     * dropped (a sweep redoes them); rows of unknown runs are dropped. */
+    static const struct { const char *sql, *what; } fix[] = {
+        {"INSERT INTO traces (hash, path, added_at) SELECT DISTINCT trace_hash, '(lost in recovery)', "
+         "strftime('%Y-%m-%dT%H:%M:%SZ', 'now') FROM runs WHERE trace_hash NOT IN (SELECT hash FROM traces)",
+         "placeholder trace rows added (trace lost)"},
+        {"DELETE FROM runs WHERE id NOT IN (SELECT run_id FROM run_config) OR id NOT IN (SELECT run_id FROM metrics)",
+         "runs dropped (config or metrics lost; a sweep redoes them)"},
+        {"DELETE FROM run_config WHERE run_id NOT IN (SELECT id FROM runs)", "orphan run_config rows dropped"},
+        {"DELETE FROM metrics WHERE run_id NOT IN (SELECT id FROM runs)", "orphan metrics rows dropped"},
+        {"DELETE FROM layer_metrics WHERE run_id NOT IN (SELECT id FROM runs)", "orphan layer_metrics rows dropped"},
+        {"DELETE FROM curves WHERE run_id NOT IN (SELECT id FROM runs)", "orphan curves rows dropped"},
+    };
+    for (size_t i = 0; i < sizeof fix / sizeof *fix; i++) {
+        if (exec(db, fix[i].sql, "recovering", err)) goto out;
+        int n = sqlite3_changes(db->h);
+        if (n && report) {
+            snprintf(line, sizeof line, "%d %s", n, fix[i].what);
+            report(ctx, line);
+        }
+    }
+    if (exec(db, "COMMIT", "recovering", err)) goto out;
+    rc = 0;
+out:
+    rollback(db);
+    sqlite3_exec(db->h, "PRAGMA foreign_keys=ON", NULL, NULL, NULL);
+    sqlite3_close(src);
+    return rc;
 }

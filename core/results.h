@@ -53,6 +53,29 @@ typedef struct moe_run_record {
 /* Open (creating file and schema if needed). The message names the path. */
 moe_db *moe_db_open(const char *path, moe_error *err);
 int moe_db_close(moe_db *db, moe_error *err);
+/* moe_db_open refuses a damaged file (PRAGMA integrity_check, or quick_check
+ * above 32 MiB): "<path>: the database is damaged (...); run `moesim results
+ * check` ...". */
+
+/* Open an existing database for reading only: never creates or writes it.
+ * A WAL database whose -shm cannot be created (read-only directory or file)
+ * is reopened with the URI immutable=1 (*immutable set, may be NULL): SQLite
+ * then assumes no other process writes the file. The file is checked as by
+ * moe_db_open; a damaged one is refused. Returns an sqlite3 handle. */
+struct sqlite3 *moe_db_open_readonly(const char *path, int *immutable, moe_error *err);
+
+/* Full check (PRAGMA integrity_check, then foreign_key_check): 0 when sound,
+ * 1 when damaged (each problem passed to report), -1 when the file cannot be
+ * opened at all (err set). Never writes. */
+int moe_db_check(const char *path, void (*report)(void *ctx, const char *line), void *ctx, moe_error *err);
+
+/* Copy every readable row of the (damaged) database src_path into db (a new,
+ * empty results database), table by table: rows on damaged pages are lost,
+ * rows with impossible values dropped, then runs left without config or
+ * metrics rows are dropped (a sweep redoes them) and orphan rows removed. One
+ * line per table (and per repair) goes to report. src is only read. */
+int moe_db_recover(moe_db *db, const char *src_path, void (*report)(void *ctx, const char *line), void *ctx,
+                   moe_error *err);
 
 /* SHA-256 of the trace's content (header and arrays) as 64 hex chars. */
 void moe_trace_hash(const moe_trace *t, char out[65]);

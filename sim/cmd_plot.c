@@ -830,10 +830,8 @@ int cmd_plot(int argc, char **argv) {
         fail(&p, "%s: %s", p.db_path, strerror(errno));
         goto out;
     }
-    if (sqlite3_open_v2(p.db_path, &p.db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        fail(&p, "%s: cannot open: %s", p.db_path, p.db ? sqlite3_errmsg(p.db) : "out of memory");
-        goto out;
-    }
+    /* Read-only, works on read-only media, refuses a damaged file. */
+    if (!(p.db = moe_db_open_readonly(p.db_path, NULL, &p.err))) goto out;
     sqlite3_busy_timeout(p.db, 10000);
     snprintf(p.dir, sizeof p.dir, "/tmp/moesim-plot-XXXXXX");
     if (!mkdtemp(p.dir)) {

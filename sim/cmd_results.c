@@ -1,13 +1,17 @@
-/* cmd_results.c: `moesim results list|show|export|merge` — reading the
- * SQLite results store. list/show/export open the database read-only (and
- * never create one); merge writes through core/results (moe_db_merge). */
+/* cmd_results.c: `moesim results list|show|export|merge|check|recover` —
+ * reading the SQLite results store. list/show/export/check open the database
+ * read-only (moe_db_open_readonly: works on read-only media, never creates
+ * one, refuses a damaged file); merge writes through core/results
+ * (moe_db_merge); recover runs the sqlite3 tool's `.recover`. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../core/results.h"
 #include "../core/trace_formats.h"
@@ -15,7 +19,7 @@
 #include "commands.h"
 
 static const char results_usage[] =
-    "usage: moesim results <list|show|export|merge> [options]\n"
+    "usage: moesim results <list|show|export|merge|check|recover> [options]\n"
     "\n"
     "  list   --db F [--experiment NAME]      one line per run: id, experiment, trace,\n"
     "                                         policy, capacity, scope, hit rate, status\n"
@@ -25,6 +29,9 @@ static const char results_usage[] =
     "                                         metrics as columns\n"
     "  merge  -o OUT.db IN1.db [IN2.db ...]   union of traces and runs; runs already in OUT\n"
     "                                         are skipped, conflicting ones reported\n"
+    "  check  --db F                          full integrity check: \"ok\" or the problems\n"
+    "  recover --db F -o NEW.db               copy what is readable of a damaged F into\n"
+    "                                         NEW.db (table by table, row by row)\n"
     "\n"
     "`moesim results <subcommand> --help` describes each.\n";
 
@@ -45,6 +52,26 @@ static const char export_usage[] =
     "trace, trace_hash, every config key, code_version, host, started_at,\n"
     "finished_at, seconds, then every metric name as a column (empty when a run\n"
     "lacks it). Numbers are written so that they read back exactly.\n";
+static const char check_usage[] =
+    "usage: moesim results check --db F\n"
+    "\n"
+    "Check the whole database (PRAGMA integrity_check, then foreign_key_check) without\n"
+    "writing it. Prints \"F: ok\" (exit 0) or one line per problem (exit 1). Every\n"
+    "other command refuses a damaged database; `moesim results recover` saves what\n"
+    "is readable.\n";
+static const char recover_usage[] =
+    "usage: moesim results recover --db F -o NEW.db\n"
+    "\n"
+    "Copy every readable row of the (damaged) database F into NEW.db, a new file:\n"
+    "each table is read forwards and backwards up to the damaged pages (rows on them\n"
+    "are lost), rows with impossible values are dropped, runs left without config or\n"
+    "metrics rows are dropped (a sweep redoes them), a run whose trace row was lost\n"
+    "gets a placeholder trace row. F is only read, as it is on disk (a non-empty F-wal\n"
+    "is not read). NEW.db is written beside itself under a temporary name and takes\n"
+    "its name only when it passes `results check`; an existing NEW.db is refused.\n"
+    "(The sqlite3 tool's .recover needs the sqlite_dbpage table, which Debian's\n"
+    "SQLite lacks.) A run whose metrics were partly on a damaged page keeps the\n"
+    "rest: compare `results show` with a re-run when in doubt.\n";
 static const char merge_usage[] =
     "usage: moesim results merge -o OUT.db IN1.db [IN2.db ...]\n"
     "\n"
@@ -56,14 +83,12 @@ static const char merge_usage[] =
 
 /* Open an existing results database for reading; NULL after printing. */
 static sqlite3 *open_ro(const char *cmd, const char *path) {
-    sqlite3 *h = NULL;
-    if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        fprintf(stderr, "moesim results %s: %s: cannot open database: %s\n", cmd, path,
-                h ? sqlite3_errmsg(h) : "out of memory");
-        sqlite3_close(h);
+    moe_error err = {{0}};
+    sqlite3 *h = moe_db_open_readonly(path, NULL, &err);
+    if (!h) {
+        fprintf(stderr, "moesim results %s: %s\n", cmd, err.msg);
         return NULL;
     }
-    sqlite3_busy_timeout(h, 60000);
     sqlite3_stmt *st = NULL;
     int ok = sqlite3_prepare_v2(h, "SELECT count(*) FROM sqlite_master WHERE name IN ('runs', 'run_summary')",
                                 -1, &st, NULL) == SQLITE_OK &&
@@ -526,6 +551,101 @@ static int results_merge(int argc, char **argv) {
     return rc || total_conf ? 1 : 0;
 }
 
+static void print_problem(void *ctx, const char *line) {
+    fprintf(stdout, "%s: %s\n", (const char *)ctx, line);
+}
+
+static int results_check(int argc, char **argv) {
+    ropts o = {0};
+    int r = parse_ropts("check", check_usage, 0, argc, argv, &o);
+    if (r >= 0) return r;
+    moe_error err = {{0}};
+    int rc = moe_db_check(o.db, print_problem, (void *)o.db, &err);
+    if (rc < 0) return cli_error("results check", &err);
+    if (rc == 0) {
+        printf("%s: ok\n", o.db);
+        return 0;
+    }
+    fprintf(stderr, "moesim results check: %s: the database is damaged; `moesim results recover --db %s -o NEW.db` "
+                    "copies what is readable\n", o.db, o.db);
+    return 1;
+}
+
+static void print_line(void *ctx, const char *line) {
+    printf("%s: %s\n", (const char *)ctx, line);
+}
+
+static int results_recover(int argc, char **argv) {
+    ropts o = {0};
+    int r = parse_ropts("recover", recover_usage, 0, argc, argv, &o);
+    if (r >= 0) return r;
+    if (!o.out) {
+        fprintf(stderr, "moesim results recover: -o NEW.db is required\n%s", recover_usage);
+        return 2;
+    }
+    struct stat sb;
+    if (stat(o.db, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fprintf(stderr, "moesim results recover: %s: no such database file\n", o.db);
+        return 1;
+    }
+    if (lstat(o.out, &sb) == 0) {
+        fprintf(stderr, "moesim results recover: %s: exists; give a new file name\n", o.out);
+        return 1;
+    }
+    size_t n = strlen(o.out);
+    char *tmp = malloc(n + 16);
+    if (!tmp) return 1;
+    snprintf(tmp, n + 16, "%s.tmp-XXXXXX", o.out);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        fprintf(stderr, "moesim results recover: %s: cannot create: %s\n", o.out, strerror(errno));
+        free(tmp);
+        return 1;
+    }
+    close(fd);
+    int rc = 1;
+    moe_error err = {{0}};
+    moe_db *db = moe_db_open(tmp, &err);
+    if (!db) {
+        cli_error("results recover", &err);
+        goto out;
+    }
+    int bad = moe_db_recover(db, o.db, print_line, (void *)o.db, &err);
+    if (bad) cli_error("results recover", &err);
+    if (moe_db_close(db, bad ? NULL : &err) && !bad) bad = cli_error("results recover", &err);
+    if (bad) goto out;
+    /* The copy must be sound before it takes the name. */
+    int c = moe_db_check(tmp, NULL, NULL, &err);
+    if (c != 0) {
+        fprintf(stderr, "moesim results recover: %s: the recovered copy does not pass the check%s%s\n", o.out,
+                c < 0 ? ": " : "", c < 0 ? err.msg : "");
+        goto out;
+    }
+    fd = open(tmp, O_RDONLY);
+    if (fd < 0 || fsync(fd) != 0) {
+        fprintf(stderr, "moesim results recover: %s: fsync: %s\n", tmp, strerror(errno));
+        if (fd >= 0) close(fd);
+        goto out;
+    }
+    close(fd);
+    /* link() refuses to replace a file that appeared meanwhile. */
+    if (link(tmp, o.out) != 0) {
+        fprintf(stderr, "moesim results recover: %s: %s\n", o.out, strerror(errno));
+        goto out;
+    }
+    printf("%s: recovered from %s; check it with `moesim results list --db %s`\n", o.out, o.db, o.out);
+    rc = 0;
+out:
+    /* The check's read-only connection leaves an empty -wal/-shm behind. */
+    for (int i = 0; i < 3; i++) {
+        char side[4096];
+        snprintf(side, sizeof side, "%s%s", tmp, i == 0 ? "" : i == 1 ? "-wal" : "-shm");
+        unlink(side);
+    }
+    free(tmp);
+    return rc;
+}
+
 int cmd_results(int argc, char **argv) {
     if (argc < 2) {
         fputs(results_usage, stderr);
@@ -540,6 +660,8 @@ int cmd_results(int argc, char **argv) {
     if (!strcmp(sub, "show")) return results_show(argc - 1, argv + 1);
     if (!strcmp(sub, "export")) return results_export(argc - 1, argv + 1);
     if (!strcmp(sub, "merge")) return results_merge(argc - 1, argv + 1);
+    if (!strcmp(sub, "check")) return results_check(argc - 1, argv + 1);
+    if (!strcmp(sub, "recover")) return results_recover(argc - 1, argv + 1);
     fprintf(stderr, "moesim results: unknown subcommand '%s'\n%s", sub, results_usage);
     return 2;
 }
