@@ -106,7 +106,7 @@ static int run_offloaded(const infer_opts *o, const moe_model *m, const int *ids
         moe_replay_result_free(&res);
     }
     if (!rc && o->trace_out) rc = moe_trace_save(out.trace, o->trace_out, err);
-    if (!rc && o->off.steps_out) rc = moe_offload_write_steps(o->off.steps_out, out.stats, err);
+    if (!rc && o->off.steps_out) rc = moe_offload_write_steps(o->off.steps_out, out.stats, NULL, err);
     moe_offload_out_free(&out);
     return rc;
 }

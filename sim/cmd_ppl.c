@@ -130,7 +130,7 @@ int cmd_ppl(int argc, char **argv) {
         if (!moe_sequence_nll_hooked(eng, ids, (int)n, ol ? &hooks : NULL, &nll, &err) &&
             (!ol || (!moe_offload_finish(ol, &st, &err) &&
                      (!off.save_state || !moe_offload_save_state(ol, off.save_state, &err)) &&
-                     (!off.steps_out || !moe_offload_write_steps(off.steps_out, st, &err))))) {
+                     (!off.steps_out || !moe_offload_write_steps(off.steps_out, st, NULL, &err))))) {
             double npb = nll / (double)(n - 1);
             printf("bytes %zu\nnats_per_byte %.6f\nppl %.6f\n", n, npb, exp(npb));
             if (ol) moe_offload_print_cache(stderr, "ppl", moe_offload_policy(ol), &oc, st);

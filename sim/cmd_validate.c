@@ -57,7 +57,8 @@ static const char validate_usage[] =
     "--offload defaults to auto. I/O threads default to the profile's io_channels.\n"
     "With a prefetcher, `predicted` replays the backend's own predictions (its prefetch\n"
     "log), so hits and bytes must match exactly; `predicted_online` runs the simulator's\n"
-    "prefetcher on the trace alone. With --save-state F, a second launch starts from the\n"
+    "prefetcher on the trace alone. --steps-out F adds each step's predicted duration to the\n"
+    "measured ones. With --save-state F, a second launch starts from the\n"
     "state the first saved (pre-read before its first step): TTFT cold and warm, measured\n"
     "and predicted. Exit status 1 if a count that must be equal is not.\n";
 
@@ -313,7 +314,8 @@ static int validate_one(vopts *o, const moe_model *m, const int *ids, int n_ids,
         }
     }
     if (o->trace_out && moe_trace_save(out.trace, o->trace_out, err)) goto out;
-    if (o->off.steps_out && moe_offload_write_steps(o->off.steps_out, out.stats, err)) goto out;
+    /* measured and predicted per step, side by side */
+    if (o->off.steps_out && moe_offload_write_steps(o->off.steps_out, out.stats, v->pred.ext->step_s, err)) goto out;
     rc = 0;
 out:
     if (logpath[0] && !o->off.prefetch_log) unlink(logpath);

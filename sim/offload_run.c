@@ -210,13 +210,16 @@ void moe_offload_print_cache(FILE *f, const char *cmd, const char *policy, const
             (double)st->bytes_prefetch / 1048576.0);
 }
 
-int moe_offload_write_steps(const char *path, const moe_offload_stats *st, moe_error *err) {
+int moe_offload_write_steps(const char *path, const moe_offload_stats *st, const double *predicted, moe_error *err) {
     moe_atomic_file af;
     if (moe_atomic_open(&af, path, err)) return -1;
-    fprintf(af.f, "step,phase,tokens,seconds,accesses,hits\n");
-    for (uint64_t s = 0; s < st->n_steps; s++)
-        fprintf(af.f, "%llu,%s,%u,%.9f,%llu,%llu\n", (unsigned long long)s,
+    fprintf(af.f, "step,phase,tokens,seconds,accesses,hits%s\n", predicted ? ",predicted_seconds" : "");
+    for (uint64_t s = 0; s < st->n_steps; s++) {
+        fprintf(af.f, "%llu,%s,%u,%.9f,%llu,%llu", (unsigned long long)s,
                 st->step_phase[s] == MOE_PHASE_DECODE ? "decode" : "prefill", st->step_tokens[s], st->step_s[s],
                 (unsigned long long)st->step_accesses[s], (unsigned long long)st->step_hits[s]);
+        if (predicted) fprintf(af.f, ",%.9f", predicted[s]);
+        fputc('\n', af.f);
+    }
     return moe_atomic_commit(&af, err);
 }

@@ -49,8 +49,9 @@ int moe_offload_result(const moe_offload_out *out, const char *policy, const cha
                        moe_replay_result *res, moe_error *err);
 
 /* Per-step figures as CSV (written atomically): step, phase, tokens,
- * seconds (the forward call), accesses, hits. */
-int moe_offload_write_steps(const char *path, const moe_offload_stats *st, moe_error *err);
+ * seconds (the forward call), accesses, hits, and with `predicted` (the
+ * simulator's step durations, `validate`) a predicted_seconds column. */
+int moe_offload_write_steps(const char *path, const moe_offload_stats *st, const double *predicted, moe_error *err);
 
 /* One line on f: what the cache did and what was read ("moesim CMD:
  * offloaded, lru, capacity 8 per layer, io direct x1: N accesses, ..."). */

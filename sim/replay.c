@@ -41,6 +41,7 @@ void moe_replay_result_free(moe_replay_result *r) {
     free(r->layer_hits);
     free(r->win_accesses);
     free(r->win_hits);
+    if (r->ext) free(r->ext->step_s);
     free(r->ext);
     memset(r, 0, sizeof *r);
 }

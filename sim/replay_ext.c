@@ -472,6 +472,10 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
     }
     for (size_t i = 0; i < LE; i++) g->rid[i] = -1;
     if (setup(g, err)) goto out;
+    if (g->timing && !(x->step_s = calloc(t->n_steps ? t->n_steps : 1, sizeof *x->step_s))) {
+        moe_fail(err, "out of memory");
+        goto out;
+    }
     if (moe_tl_init(&g->tl, g->timing ? g->dev.io_channels : 1, g->timing ? g->dev.io_latency_s : 0,
                     g->timing ? g->dev.io_bandwidth_Bps : INFINITY, err))
         goto out;
@@ -664,6 +668,7 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
         }
         if (g->timing) moe_tl_compute(&g->tl, moe_profile_head_s(&g->dev, &g->model, T), MOE_COMPUTE_DENSE);
         double dur = g->tl.now - step_start;
+        if (x->step_s) x->step_s[s] = dur;
         if (t->step_phase[s] == MOE_PHASE_DECODE) {
             g->dur[nd++] = dur;
             x->decode_tokens += T;

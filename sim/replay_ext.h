@@ -59,6 +59,7 @@ struct moe_replay_ext {
     double tpot_mean_s, tpot_p50_s, tpot_p99_s;
     uint64_t decode_steps, decode_tokens, tokens;
     double tok_s, io_util;
+    double *step_s;           /* with timing: each step's duration (n_steps), else NULL */
     uint64_t bytes_read, bytes_demand, bytes_prefetch, reads_demand, reads_prefetch;
 
     /* prefetch. Denominators: precision = correct / predicted; recall =

@@ -394,6 +394,12 @@ sum=$(sed -n 's/.*: \([0-9]*\) accesses,.*/\1/p' "$tmp/err")
 if [ $rc -eq 0 ] && [ "$(head -1 "$tmp/steps.csv")" = "step,phase,tokens,seconds,accesses,hits" ] &&
    [ "$(wc -l <"$tmp/steps.csv")" -eq 11 ] && [ -n "$acc" ] && [ "$acc" = "$sum" ]; then pass offload_steps_out
 else fail offload_steps_out "rc $rc, $acc vs $sum: $(head -3 "$tmp/steps.csv" 2>&1)"; fi
+run $VAL --capacity 8 --devices "$tmp/hand.ini" --device hand --steps-out "$tmp/vsteps.csv"
+# one row per step (4 prefill steps of the 100-byte prompt: 32+32+32+4; 15 decode), both durations positive
+rows=$(awk -F, 'NR > 1 && $4 > 0 && $7 > 0 { n++ } END { print n + 0 }' "$tmp/vsteps.csv" 2>/dev/null)
+if [ $rc -eq 0 ] && [ "$(head -1 "$tmp/vsteps.csv")" = "step,phase,tokens,seconds,accesses,hits,predicted_seconds" ] &&
+   [ "$rows" -eq 19 ]; then pass validate_steps_out
+else fail validate_steps_out "rc $rc, $rows rows: $(head -3 "$tmp/vsteps.csv" 2>&1) $(cat "$tmp/err")"; fi
 run "$MOESIM" ppl --model $model --text-file "$tmp/ppl.txt" --capacity 8
 if [ $rc -eq 2 ] && has err "--capacity applies to offloaded runs"; then pass offload_ppl_needs_offload
 else fail offload_ppl_needs_offload "rc $rc: $(cat "$tmp/err")"; fi
