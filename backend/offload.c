@@ -63,6 +63,7 @@ struct moe_offload {
     /* per-expert scratch */
     uint32_t *st_full, cur, *nt_full, *nt_list;
     uint16_t *full, *pred;
+    int8_t *pf_status;      /* per predicted expert: moe_cache_admit_prefetch's status */
     float *wmax;
     uint8_t *hit;
     /* the live trace prefetchers and policies read */
@@ -391,6 +392,7 @@ moe_offload *moe_offload_new(const moe_model *m, const moe_offload_config *cfg, 
     o->nt_list = calloc(o->E, sizeof *o->nt_list);
     o->full = malloc(o->E * sizeof *o->full);
     o->pred = malloc(o->E * sizeof *o->pred);
+    o->pf_status = malloc(o->E);
     o->wmax = malloc(o->E * sizeof *o->wmax);
     o->hit = calloc(o->E, 1);
     o->st.n_layers = o->L;
@@ -403,7 +405,7 @@ moe_offload *moe_offload_new(const moe_model *m, const moe_offload_config *cfg, 
     o->st.step_seq = calloc(cfg->max_steps, sizeof(uint32_t));
     o->st.step_tokens = calloc(cfg->max_steps, sizeof(uint32_t));
     if (!o->slot_of || !o->cur_slot || !o->pfstate || !o->seen || !o->pred_stamp || !o->last_use || !o->pred_has ||
-        !o->st_full || !o->nt_full || !o->nt_list || !o->full || !o->pred || !o->wmax || !o->hit ||
+        !o->st_full || !o->nt_full || !o->nt_list || !o->full || !o->pred || !o->pf_status || !o->wmax || !o->hit ||
         !o->st.layer_accesses || !o->st.layer_hits || !o->st.step_accesses || !o->st.step_hits || !o->st.step_s ||
         !o->st.step_phase || !o->st.step_seq || !o->st.step_tokens) {
         moe_fail(err, "out of memory");
@@ -469,6 +471,7 @@ void moe_offload_free(moe_offload *o) {
     free(o->nt_list);
     free(o->full);
     free(o->pred);
+    free(o->pf_status);
     free(o->wmax);
     free(o->hit);
     free(o->st.layer_accesses);
@@ -677,23 +680,15 @@ static void prefetch(moe_offload *o, uint32_t m, uint32_t nf, moe_access a) {
     o->pred_has[lt] = s + 1;
     moe_cache *ct = o->caches[o->cfg.global ? 0 : lt];
     uint32_t bt = o->cfg.global ? lt * o->E : 0;
-    if (!o->cfg.global) moe_cache_begin_group(ct);
-    for (uint32_t i = 0; i < n; i++) {
-        o->pred_stamp[(size_t)lt * o->E + o->pred[i]] = s + 1;
-        moe_cache_protect(ct, bt + o->pred[i]);
-    }
+    for (uint32_t i = 0; i < n; i++) o->pred_stamp[(size_t)lt * o->E + o->pred[i]] = s + 1;
     a.layer = lt;
     a.weight = NAN;
+    o->st.evictions += moe_cache_admit_prefetch(ct, bt, o->pred, n, o->cfg.global, &a, o->pf_status);
     for (uint32_t i = 0; i < n; i++) {
-        uint32_t e = o->pred[i], key = bt + e;
+        uint32_t e = o->pred[i];
         uint64_t gk = gkey(o, lt, e);
-        if (moe_cache_resident(ct, key)) continue;
-        a.expert = e;
-        int64_t victim;
-        int ins = moe_cache_insert(ct, key, &a, &victim);
-        o->st.evictions += ct->last_evictions;
-        if (ins != 1) {
-            o->st.pf_bypassed++;
+        if (o->pf_status[i] <= 0) {
+            o->st.pf_bypassed += o->pf_status[i] < 0;
             continue;
         }
         int32_t si = take_slot(o, (int64_t)gk);

@@ -181,6 +181,25 @@ int moe_cache_insert(moe_cache *c, uint32_t key, const moe_access *a, int64_t *v
     return admit(c, key, a, victim) ? -1 : 1;
 }
 
+uint64_t moe_cache_admit_prefetch(moe_cache *c, uint32_t base, const uint16_t *experts, uint32_t n, int keep_group,
+                                  moe_access *a, int8_t *status) {
+    if (!keep_group) moe_cache_begin_group(c);
+    for (uint32_t i = 0; i < n; i++) moe_cache_protect(c, base + experts[i]);
+    uint64_t evictions = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t key = base + experts[i];
+        if (c->resident[key]) {
+            status[i] = 0;
+            continue;
+        }
+        a->expert = experts[i];
+        int64_t victim;
+        status[i] = (int8_t)moe_cache_insert(c, key, a, &victim);
+        evictions += c->last_evictions;
+    }
+    return evictions;
+}
+
 int moe_policy_canonical(const char *spec, const moe_policy_env *env, char *canonical, size_t cap,
                          moe_error *err) {
     moe_cache *c = moe_cache_new(spec, env, err);

@@ -85,6 +85,17 @@ static inline enum moe_access_result moe_cache_access(moe_cache *c, uint32_t key
  * 1 if inserted, 0 if already resident, -1 if bypassed. */
 int moe_cache_insert(moe_cache *c, uint32_t key, const moe_access *a, int64_t *victim);
 
+/* Prefetch admission, the one rule the replay (sim/replay_ext.c) and the
+ * offloaded backend (backend/offload.c) share, so both ask the cache the same
+ * things in the same order: the n predicted experts of one layer (ascending,
+ * keys base + expert) protect each other, in a fresh group unless keep_group
+ * (a global cache keeps the current layer's set protected too); each one not
+ * resident is inserted with the normal eviction rule (a->expert set per key).
+ * status[i]: 1 inserted, 0 already resident, -1 could not be cached. A byte
+ * cache needs the keys' sizes set first. Returns the evictions it caused. */
+uint64_t moe_cache_admit_prefetch(moe_cache *c, uint32_t base, const uint16_t *experts, uint32_t n, int keep_group,
+                                  moe_access *a, int8_t *status);
+
 /* Byte-capacity mode. After this call the cache admits a key only if its
  * size (moe_cache_set_key_bytes, default 0) fits in `budget` bytes, evicting
  * policy-chosen victims until it does; the count capacity is lifted to n_keys

@@ -64,6 +64,7 @@ typedef struct eng {
     /* per expert scratch */
     uint32_t *st_full, *st_kept, cur;
     uint16_t *full, *kept, *order, *pred, *cand;
+    int8_t *pf_status;   /* per predicted expert: moe_cache_admit_prefetch's status */
     uint32_t *nt_full, *nt_kept;
     uint8_t *need, *prec_used, *hit, *pfhit, *late_kind;
     float *wmax;
@@ -197,29 +198,24 @@ static void prefetch(eng *g, uint64_t s, uint32_t l, uint32_t n_full, moe_access
     g->pred_has[lt] = s + 1;
     moe_cache *ct = g->caches[g->global ? 0 : lt];
     uint32_t bt = g->global ? lt * g->E : 0;
-    /* per-layer scope: a fresh group on the target cache; global scope: the
-     * current layer's set stays protected too */
-    if (!g->global) moe_cache_begin_group(ct);
     for (uint32_t i = 0; i < n; i++) {
-        g->pred_stamp[(size_t)lt * g->E + g->pred[i]] = s + 1;
-        moe_cache_protect(ct, bt + g->pred[i]);
+        size_t gk = (size_t)lt * g->E + g->pred[i];
+        g->pred_stamp[gk] = s + 1;
+        /* a byte cache admits by size: a predicted key keeps its residency
+         * through the admission (they protect each other) */
+        if (ct->byte_mode && !moe_cache_resident(ct, bt + g->pred[i]))
+            moe_cache_set_key_bytes(ct, bt + g->pred[i], bytes_of(g, static_tier(g, gk)));
     }
     a.layer = lt;
     a.weight = NAN;
+    g->res->evictions += moe_cache_admit_prefetch(ct, bt, g->pred, n, g->global, &a, g->pf_status);
     for (uint32_t i = 0; i < n; i++) {
-        uint32_t e = g->pred[i], key = bt + e;
-        size_t gk = (size_t)lt * g->E + e;
-        if (moe_cache_resident(ct, key)) continue;
-        int prec = static_tier(g, gk);
-        if (ct->byte_mode) moe_cache_set_key_bytes(ct, key, bytes_of(g, prec));
-        a.expert = e;
-        int64_t victim;
-        int ins = moe_cache_insert(ct, key, &a, &victim);
-        g->res->evictions += ct->last_evictions;
-        if (ins != 1) {
-            x->pf_bypassed++;
+        size_t gk = (size_t)lt * g->E + g->pred[i];
+        if (g->pf_status[i] <= 0) {
+            x->pf_bypassed += g->pf_status[i] < 0;
             continue;
         }
+        int prec = static_tier(g, gk);
         uint64_t b = bytes_of(g, prec);
         g->ready[gk] = moe_tl_read(&g->tl, b, g->tl.now, 1);
         g->rid[gk] = g->tl.last_id;
@@ -445,6 +441,7 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
     g->kept = malloc(E * sizeof(uint16_t));
     g->order = malloc(E * sizeof(uint16_t));
     g->pred = malloc(E * sizeof(uint16_t));
+    g->pf_status = malloc(E);
     g->cand = malloc(E * sizeof(uint16_t));
     g->spec_e = malloc(E * sizeof(uint16_t));
     g->spec_dt = malloc(E * sizeof(double));
@@ -464,7 +461,7 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
     int res_ok = moe_replay_result_alloc(res, t, cfg->curve_windows) == 0;
     if (!x || !g->caches || !g->ready || !g->rid || !g->rid_e || !g->keyprec || !g->pfstate || !g->seen || !g->pred_stamp ||
         !g->pred_has || !g->st_full || !g->st_kept || !g->spec_ok || !g->full || !g->kept || !g->order ||
-        !g->pred || !g->cand || !g->spec_e || !g->spec_dt || !g->nt_full || !g->nt_kept || !nt_list ||
+        !g->pred || !g->pf_status || !g->cand || !g->spec_e || !g->spec_dt || !g->nt_full || !g->nt_kept || !nt_list ||
         !g->need || !g->prec_used || !g->hit || !g->pfhit || !g->late_kind || !g->wmax || !g->rdy ||
         !g->slot_kept || !g->dur || !g->last_use || !res_ok) {
         moe_fail(err, "out of memory");
@@ -575,8 +572,9 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
         }
         double step_start = g->tl.now;
         uint64_t win = s / res->win_steps;
-        double ctx = 0; /* keys the step's tokens attend to (calibrated profiles price them) */
-        for (uint64_t tok = t0; tok < t1; tok++) ctx += (double)t->token_pos[tok] + 1;
+        double ctx = 0; /* keys the step's tokens attend to (only calibrated profiles price them) */
+        if (g->dev.measured_compute)
+            for (uint64_t tok = t0; tok < t1; tok++) ctx += (double)t->token_pos[tok] + 1;
         a.step = s;
         for (uint32_t l = 0; l < L; l++) {
             moe_cache *c = g->caches[g->global ? 0 : l];
@@ -613,7 +611,7 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
                 int64_t victim;
                 enum moe_access_result r = moe_cache_access(c, key, &a, &victim);
                 res->evictions += c->last_evictions;
-                g->last_use[gk] = a.time + 1;
+                if (cfg->save_state) g->last_use[gk] = a.time + 1;
                 g->pfhit[e] = 0;
                 g->late_kind[e] = 0;
                 if (r == MOE_HIT) {
@@ -730,7 +728,7 @@ out:
     moe_tl_free(&g->tl);
     free(g->ready); free(g->rid); free(g->rid_e); free(g->keyprec); free(g->pfstate); free(g->seen); free(g->pred_stamp);
     free(g->pred_has); free(g->st_full); free(g->st_kept); free(g->spec_ok); free(g->full);
-    free(g->kept); free(g->order); free(g->pred); free(g->cand); free(g->spec_e); free(g->spec_dt);
+    free(g->kept); free(g->order); free(g->pred); free(g->pf_status); free(g->cand); free(g->spec_e); free(g->spec_dt);
     free(g->nt_full); free(g->nt_kept); free(nt_list); free(g->need); free(g->prec_used); free(g->hit);
     free(g->pfhit); free(g->late_kind); free(g->wmax); free(g->rdy); free(g->slot_kept); free(g->dur);
     free(g->last_use);
