@@ -408,6 +408,19 @@ run $INFER --offload "$tmp/t.pack" $IO --capacity 8 --speculate
 if [ $rc -eq 1 ] && has err "--speculate is a simulator option"; then pass offload_speculate_refused
 else fail offload_speculate_refused "rc $rc: $(cat "$tmp/err")"; fi
 
+# ---- a malformed prefetch log is refused with its line ------------------------------------------
+ok=1; why=""
+for case in "bad1|# moesim prefetch log v1\n0 0 1 3\n0 0 2 4\n|bad1.log:3: lines must be in increasing (step, layer) order" \
+            "bad2|0 1 2 40\n|bad2.log:1: expert 40 out of range or not ascending" \
+            "bad3|0 2 1 3\n|bad3.log:1: layer 2 -> target 1 is not a later layer" \
+            "bad4|0 0 1 3 x\n|bad4.log:1: unexpected 'x'"; do
+    name=${case%%|*}; rest=${case#*|}; body=${rest%%|*}; msg=${rest#*|}
+    printf "$body" >"$tmp/$name.log"
+    run "$MOESIM" run --trace "$tmp/pf.moetrace" --capacity 4 --prefetch "log:file=$tmp/$name.log"
+    if [ $rc -ne 1 ] || ! has err "$msg"; then ok=0; why="$why $name: rc $rc $(cat "$tmp/err");"; fi
+done
+if [ $ok -eq 1 ]; then pass offload_prefetch_log_errors; else fail offload_prefetch_log_errors "$why"; fi
+
 # ---- help ------------------------------------------------------------------------------------
 if "$MOESIM" validate --help >"$tmp/out" && has out "--prompt-file F" && has out "--offload PACK|auto" &&
    "$MOESIM" calibrate --help >"$tmp/out" && has out "--max-depth N" && has out "--seconds S"; then pass offload_help
