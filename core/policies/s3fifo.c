@@ -1,38 +1,70 @@
 /* s3fifo: S3-FIFO (Yang et al., SOSP 2023): a small FIFO S, a main FIFO M and
  * a ghost FIFO G of recently evicted keys, with 2-bit access counters.
+ * Two variants share the code; c = capacity, "oldest" = tail of a FIFO,
+ * new keys enter at the head.
  *
- * Sizes (c = capacity): S has a target of s = round(small * c) slots, but at
- * least 1 and at most c (libCacheSim's S3-FIFO rounds S down to 0 below 20
- * entries and then caches nothing; here S always gets a slot); M holds the
- * rest; G remembers at most max(1, c - s) keys (as many as M, per the paper).
- * S, M and G share the capacity of c resident keys: |S| + |M| <= c.
+ * variant=lcs (default): libCacheSim's S3-FIFO (cache/eviction/S3FIFO.c at
+ * 1a1a11a/libCacheSim aa0fc40, defaults fifo-size-ratio=0.10,
+ * ghost-size-ratio=0.90, move-to-main-threshold=2), rule for rule:
+ *  - sizes: S has s = floor(small * c) slots (at least 1, see below), M has
+ *    c - s, G remembers g = floor(ghost * c) keys (g = 0: no ghost at all);
+ *    |S| + |M| <= c, and S may exceed s while M is below c - s.
+ *  - hit: freq = min(freq + 1, 3). Nothing moves. (libCacheSim counts
+ *    without a cap; every test of freq below gives the same answer.)
+ *  - miss of x: if x is in G it leaves G (before any eviction) and enters M,
+ *    else it enters S; freq = 0 either way.
+ *  - to free one slot (only when the cache is full):
+ *      if |S| >= s (M at or below its c - s) and S is not empty, or if
+ *      M is empty:
+ *        repeat on S: t = oldest of S; if freq[t] >= threshold, t moves to
+ *        the head of M with freq = 0 (libCacheSim inserts it into M as a new
+ *        object); else t is evicted into the head of G (G's oldest dropped if
+ *        G is full): done. If S runs empty without an eviction, go to M.
+ *      on M: repeat: t = oldest of M; if freq[t] > 0: freq[t] -= 1, t moves
+ *        to the head of M; else t is evicted (no ghost): done.
+ *    The choice between S and M is made once per freed slot: promotions do
+ *    not send the search back to M while S still has keys.
+ *  - where it differs: libCacheSim caches nothing at all when its S would
+ *    hold fewer than 2 objects (c < 20 at small=0.1: S3FIFO_can_insert
+ *    refuses objects larger than S and S3FIFO_insert, for a key not in G,
+ *    objects as large as S; G stays empty, so every request misses).
+ *    moesim's cache cannot refuse an admission while it has room,
+ *    and an all-miss cache is no use for the small per-layer capacities
+ *    moesim is for, so here S always has at least 1 slot and the rule above
+ *    runs unchanged: from c >= 20 (or whenever floor(small * c) >= 2) the
+ *    two agree exactly, below that libCacheSim's answer is "all misses".
+ *    tests/unit/test_lcs_parity.c compares the two miss for miss.
  *
- * Rule:
- *  - hit: freq = min(freq + 1, 3). Nothing moves.
- *  - miss of x: if x is in G it is removed from G and inserted at the head
- *    of M, else at the head of S; freq = 0 either way. G is consulted
- *    before the eviction that makes room for x (the paper evicts first),
- *    so that with a G of one or two entries the eviction's own ghost cannot
- *    push x's ghost out in between.
- *  - to free one slot (only when the cache is full), repeat:
- *      if (|S| >= s and S has an unprotected key) or M has no unprotected key:
- *        t = oldest unprotected key of S;
- *        if freq[t] >= threshold: move t to the head of M (freq kept), again;
- *        else evict t and insert it at the head of G (dropping G's oldest
- *        key if G is full): done.
- *      else:
- *        t = oldest unprotected key of M;
- *        if freq[t] > 0: freq[t] -= 1, move t to the head of M, again;
+ * variant=moe: moesim's earlier rule, friendlier to very small caches
+ * (defaults small=0.1, threshold=1; ghost does not apply):
+ *  - sizes: s = round(small * c), at least 1 and at most c; G remembers
+ *    max(1, c - s) keys (as many as M, per the paper).
+ *  - hit and miss as above.
+ *  - to free one slot, repeat:
+ *      if (|S| >= s and S has a key) or M is empty:
+ *        t = oldest of S; if freq[t] >= threshold: t moves to the head of M
+ *        keeping its freq, and the choice is made again; else t is evicted
+ *        into G: done.
+ *      else: t = oldest of M; freq > 0: decrement, move to M's head, again;
  *        else evict t (no ghost): done.
- *    Each pass moves a key out of S or lowers a counter, so it ends. If every
- *    resident is protected (needed by the current (step, layer)) the new key
- *    is bypassed and nothing changes.
- * "Protected keys are skipped": they keep their place and counter.
- * Parameters: small (fraction of c for S, 0..1, default 0.1), threshold
- * (S->M promotion when freq >= threshold, 1..3, default 1: "accessed at least
- * once since insertion" as the paper's text says). */
+ *
+ * Both variants, in moesim's replay: "oldest" means oldest *unprotected*
+ * (protected = needed by the current (step, layer)); protected keys keep
+ * their place and counter. An empty S or M above means one without an
+ * unprotected key. If every resident is protected the new key is bypassed
+ * and nothing changes. Each pass moves a key out of S or lowers a counter,
+ * so the search ends.
+ * Parameters: variant (lcs | moe, default lcs); small (fraction of c for S,
+ * 0..1, default 0.1); threshold (S->M promotion when freq >= threshold,
+ * 1..3; default 2 for lcs as in libCacheSim, 1 for moe: "accessed at least
+ * once since insertion" as the paper's text says); ghost (lcs only: G holds
+ * floor(ghost * c) keys, 0..1, default 0.9). Canonical names:
+ * "s3fifo:variant=lcs,small=0.1,threshold=2,ghost=0.9" and
+ * "s3fifo:variant=moe,small=0.1,threshold=1". */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../cache.h"
 #include "../params.h"
@@ -46,6 +78,7 @@ typedef struct s3 {
     uint8_t *where, *freq;
     uint32_t *prev, *next;
     uint32_t s_target, g_cap, threshold;
+    int lcs;            /* variant=lcs (libCacheSim's rule) */
     uint32_t ghost_hit; /* key taken out of G by the last choose_victim */
     moe_policy_env env;
 } s3;
@@ -59,20 +92,43 @@ static void s3_destroy(void *st) {
     free(s);
 }
 
+/* Whether the option string (already parsed, so well formed) sets key. */
+static int sets_key(const char *args, const char *key) {
+    size_t kl = strlen(key);
+    for (const char *p = args ? args : ""; *p;) {
+        if (!strncmp(p, key, kl) && p[kl] == '=') return 1;
+        const char *comma = strchr(p, ',');
+        if (!comma) break;
+        p = comma + 1;
+    }
+    return 0;
+}
+
 static void *s3_create(const char *args, const moe_policy_env *env, char *canonical, size_t cap,
                        moe_error *err) {
     moe_param p[] = {
+        {.key = "variant", .type = MOE_PARAM_STRING, .default_value = "lcs", .help = "lcs (libCacheSim's S3-FIFO) or moe (small-cache variant)"},
         {.key = "small", .type = MOE_PARAM_DOUBLE, .default_value = "0.1", .min = 0, .max = 1, .help = "fraction of the capacity for the small FIFO"},
-        {.key = "threshold", .type = MOE_PARAM_INT, .default_value = "1", .min = 1, .max = 3, .help = "promote S->M when freq >= threshold"},
+        {.key = "threshold", .type = MOE_PARAM_INT, .default_value = "2", .min = 1, .max = 3, .help = "promote S->M when freq >= threshold (default 2 for lcs, 1 for moe)"},
+        {.key = "ghost", .type = MOE_PARAM_DOUBLE, .default_value = "0.9", .min = 0, .max = 1, .help = "lcs: ghost FIFO holds floor(ghost x capacity) keys"},
     };
-    if (moe_params_parse("s3fifo", args, p, 2, canonical, cap, err)) return NULL;
+    if (moe_params_parse("s3fifo", args, p, 4, canonical, cap, err)) return NULL;
+    int lcs = !strcmp(p[0].s, "lcs");
+    if (!lcs && strcmp(p[0].s, "moe"))
+        return moe_fail(err, "s3fifo: 'variant=%s' is not lcs or moe", p[0].s), NULL;
+    if (!lcs && sets_key(args, "ghost"))
+        return moe_fail(err, "s3fifo: 'ghost' applies to variant=lcs only (variant=moe's ghost holds capacity - small keys)"), NULL;
+    if (!lcs && !sets_key(args, "threshold")) p[2].i = 1;
+    int n = lcs ? snprintf(canonical, cap, "s3fifo:variant=lcs,small=%g,threshold=%lld,ghost=%g", p[1].d, p[2].i, p[3].d)
+                : snprintf(canonical, cap, "s3fifo:variant=moe,small=%g,threshold=%lld", p[1].d, p[2].i);
+    if (n < 0 || (size_t)n >= cap) return moe_fail(err, "s3fifo: canonical name too long"), NULL;
     s3 *s = calloc(1, sizeof *s);
     if (!s) return moe_fail(err, "s3fifo: out of memory"), NULL;
-    size_t n = env->n_keys ? env->n_keys : 1;
-    s->where = calloc(n, 1);
-    s->freq = calloc(n, 1);
-    s->prev = malloc(n * sizeof *s->prev);
-    s->next = malloc(n * sizeof *s->next);
+    size_t nk = env->n_keys ? env->n_keys : 1;
+    s->where = calloc(nk, 1);
+    s->freq = calloc(nk, 1);
+    s->prev = malloc(nk * sizeof *s->prev);
+    s->next = malloc(nk * sizeof *s->next);
     if (!s->where || !s->freq || !s->prev || !s->next) {
         s3_destroy(s);
         return moe_fail(err, "s3fifo: out of memory"), NULL;
@@ -83,10 +139,18 @@ static void *s3_create(const char *args, const moe_policy_env *env, char *canoni
         s->l[i].head = s->l[i].tail = MOE_LIST_NIL;
     }
     uint32_t c = env->capacity;
-    double st = floor(p[0].d * c + 0.5);
-    s->s_target = st < 1 ? 1 : st > c ? c : (uint32_t)st;
-    s->g_cap = c > s->s_target ? c - s->s_target : 1;
-    s->threshold = (uint32_t)p[1].i;
+    s->lcs = lcs;
+    if (lcs) {
+        /* libCacheSim: (int64_t)cache_size * ratio, truncated (both >= 0: floor) */
+        double st = floor((double)c * p[1].d);
+        s->s_target = st < 1 ? 1 : st > c ? c : (uint32_t)st;
+        s->g_cap = (uint32_t)floor((double)c * p[3].d);
+    } else {
+        double st = floor(p[1].d * c + 0.5);
+        s->s_target = st < 1 ? 1 : st > c ? c : (uint32_t)st;
+        s->g_cap = c > s->s_target ? c - s->s_target : 1;
+    }
+    s->threshold = (uint32_t)p[2].i;
     s->ghost_hit = UINT32_MAX;
     s->env = *env;
     return s;
@@ -127,15 +191,32 @@ static int64_t oldest_unprotected(const s3 *s, int list, const moe_cache *c) {
     return -1;
 }
 
-static int64_t s3_choose_victim(void *st, const moe_cache *c, const moe_access *a) {
-    s3 *s = st;
-    int64_t ts = oldest_unprotected(s, S, c), tm = oldest_unprotected(s, M, c);
-    if (ts < 0 && tm < 0) return -1; /* bypass: no state change */
-    uint32_t x = s->env.fixed_layer >= 0 ? a->expert : a->layer * s->env.n_experts + a->expert;
-    if (x < s->env.n_keys && s->where[x] == G) {
-        take(s, x);
-        s->ghost_hit = x;
+/* variant=lcs: S or M is chosen once; S is worked until it evicts or has no
+ * unprotected key left, then M (libCacheSim's S3FIFO_evict_fifo / _main). */
+static int64_t victim_lcs(s3 *s, const moe_cache *c, int64_t ts, int64_t tm) {
+    if ((s->len[S] >= s->s_target && ts >= 0) || tm < 0) {
+        while (ts >= 0) {
+            uint32_t t = (uint32_t)ts;
+            if (s->freq[t] < s->threshold) return t;
+            take(s, t);
+            put(s, t, M);
+            s->freq[t] = 0; /* a new object in libCacheSim's main FIFO */
+            ts = oldest_unprotected(s, S, c);
+            if (tm < 0) tm = t;
+        }
     }
+    for (;;) {
+        uint32_t t = (uint32_t)tm;
+        if (s->freq[t] == 0) return t;
+        s->freq[t]--;
+        take(s, t);
+        put(s, t, M);
+        tm = oldest_unprotected(s, M, c);
+    }
+}
+
+/* variant=moe: the choice between S and M is made again after every move. */
+static int64_t victim_moe(s3 *s, const moe_cache *c, int64_t ts, int64_t tm) {
     for (;;) {
         if ((s->len[S] >= s->s_target && ts >= 0) || tm < 0) {
             uint32_t t = (uint32_t)ts;
@@ -160,11 +241,23 @@ static int64_t s3_choose_victim(void *st, const moe_cache *c, const moe_access *
     }
 }
 
+static int64_t s3_choose_victim(void *st, const moe_cache *c, const moe_access *a) {
+    s3 *s = st;
+    int64_t ts = oldest_unprotected(s, S, c), tm = oldest_unprotected(s, M, c);
+    if (ts < 0 && tm < 0) return -1; /* bypass: no state change */
+    uint32_t x = s->env.fixed_layer >= 0 ? a->expert : a->layer * s->env.n_experts + a->expert;
+    if (x < s->env.n_keys && s->where[x] == G) {
+        take(s, x);
+        s->ghost_hit = x;
+    }
+    return s->lcs ? victim_lcs(s, c, ts, tm) : victim_moe(s, c, ts, tm);
+}
+
 static void s3_on_evict(void *st, uint32_t key) {
     s3 *s = st;
     int from = s->where[key];
     take(s, key);
-    if (from == S) {
+    if (from == S && s->g_cap > 0) {
         if (s->len[G] >= s->g_cap) take(s, s->l[G].tail);
         put(s, key, G);
     }
@@ -172,7 +265,7 @@ static void s3_on_evict(void *st, uint32_t key) {
 
 const moe_policy_ops moe_policy_s3fifo = {
     .name = "s3fifo",
-    .summary = "S3-FIFO: small + main FIFO, ghost queue, 2-bit counters",
+    .summary = "S3-FIFO: small + main FIFO, ghost queue, 2-bit counters (libCacheSim's by default)",
     .create = s3_create,
     .on_hit = s3_on_hit,
     .on_insert = s3_on_insert,

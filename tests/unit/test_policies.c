@@ -188,7 +188,9 @@ static void hand_arc(void) {
     CHECK_EQ_U(m, M(2, 3));
 }
 
-/* s3fifo (small=0.1, threshold=1): S gets 1 slot at capacities 1, 2, 3.
+/* s3fifo:variant=moe (small=0.1, threshold=1): S gets 1 slot at capacities
+ * 1, 2, 3 (these cases predate variant=lcs, the default, and were worked out
+ * for this rule; s3fifo_lcs below works the default one).
  * cap 1 (G holds 1): 0 0 1 0: 0m S=[0]; 0h f=1; 1m: S tail 0 has f>=1 ->
  *  to M; S empty -> M tail 0 f=1 -> f=0, reinserted; 0 f=0 -> evicted (no
  *  ghost); S=[1]; 0m: S tail 1 f=0 -> evicted to G=[1]; S=[0] -> 1 hit, {0}.
@@ -207,28 +209,68 @@ static void hand_arc(void) {
  * Per-layer cap 1: layer 0: 0 0 0 1 -> 2 hits; layer 1: 0 1 0 1 -> 0. */
 static void hand_s3fifo(void) {
     uint64_t m;
-    CHECK_EQ_U(drive("s3fifo", 1, 4, "0/0/1/0", &m), 1);
+    CHECK_EQ_U(drive("s3fifo:variant=moe", 1, 4, "0/0/1/0", &m), 1);
     CHECK_EQ_U(m, M(0));
-    CHECK_EQ_U(drive("s3fifo", 2, 4, "0/1/0/2/1/3/0", &m), 2);
+    CHECK_EQ_U(drive("s3fifo:variant=moe", 2, 4, "0/1/0/2/1/3/0", &m), 2);
     CHECK_EQ_U(m, M(0, 3));
-    CHECK_EQ_U(drive("s3fifo", 3, 5, "0/1/2/0/3/4/0/1", &m), 2);
+    CHECK_EQ_U(drive("s3fifo:variant=moe", 3, 5, "0/1/2/0/3/4/0/1", &m), 2);
     CHECK_EQ_U(m, M(0, 1, 4));
-    CHECK_EQ_U(drive("s3fifo", 2, 4, "0/2/0/3/0/2/1/3", &m), 2);
+    CHECK_EQ_U(drive("s3fifo:variant=moe", 2, 4, "0/2/0/3/0/2/1/3", &m), 2);
     CHECK_EQ_U(m, M(0, 3));
     moe_trace *t = make_trace(2, 2, 1, "0|0 / 0|1 / 0|0 / 1|1");
     CHECK(t);
-    CHECK_EQ_U(hits_of(t, "s3fifo", 2, MOE_SCOPE_GLOBAL, 0), 2);
-    CHECK_EQ_U(hits_of(t, "s3fifo", 1, MOE_SCOPE_PER_LAYER, 0), 2);
+    CHECK_EQ_U(hits_of(t, "s3fifo:variant=moe", 2, MOE_SCOPE_GLOBAL, 0), 2);
+    CHECK_EQ_U(hits_of(t, "s3fifo:variant=moe", 1, MOE_SCOPE_PER_LAYER, 0), 2);
     moe_trace_free(t);
     /* canonical name and parameter checks */
     char canon[256];
     moe_error err;
     moe_policy_env env = {.n_keys = 4, .capacity = 2, .n_layers = 1, .n_experts = 4};
     CHECK(moe_policy_canonical("s3fifo:small=0.10", &env, canon, sizeof canon, &err) == 0);
-    CHECK(!strcmp(canon, "s3fifo:small=0.1,threshold=1"));
+    CHECK(!strcmp(canon, "s3fifo:variant=lcs,small=0.1,threshold=2,ghost=0.9"));
+    CHECK(moe_policy_canonical("s3fifo", &env, canon, sizeof canon, &err) == 0);
+    CHECK(!strcmp(canon, "s3fifo:variant=lcs,small=0.1,threshold=2,ghost=0.9"));
+    CHECK(moe_policy_canonical("s3fifo:variant=moe", &env, canon, sizeof canon, &err) == 0);
+    CHECK(!strcmp(canon, "s3fifo:variant=moe,small=0.1,threshold=1"));
+    CHECK(moe_policy_canonical("s3fifo:threshold=3,variant=moe", &env, canon, sizeof canon, &err) == 0);
+    CHECK(!strcmp(canon, "s3fifo:variant=moe,small=0.1,threshold=3"));
     CHECK(moe_policy_canonical("s3fifo:threshold=4", &env, canon, sizeof canon, &err) == -1);
     CHECK_STR_CONTAINS(err.msg, "out of range");
+    CHECK(moe_policy_canonical("s3fifo:variant=paper", &env, canon, sizeof canon, &err) == -1);
+    CHECK_STR_CONTAINS(err.msg, "variant=paper");
+    CHECK(moe_policy_canonical("s3fifo:variant=moe,ghost=0.5", &env, canon, sizeof canon, &err) == -1);
+    CHECK_STR_CONTAINS(err.msg, "ghost");
 }
+
+/* s3fifo (variant=lcs, libCacheSim's rule) with small=0.5, ghost=0.5 at
+ * cap 4: S has floor(0.5*4) = 2 slots, M the other 2, G holds 2, promotion
+ * needs freq >= 2. Keys 3 6 3 1 1 3 4 4 0 6 4 1 0 (S, M, G newest first):
+ *  3m 6m 3h(f3=1) 1m 1h(f1=1) 3h(f3=2) 4m 4h(f4=1): S=[4,1,6,3], M=[]
+ *   (S may exceed its 2 slots while M is below its share);
+ *  0m full, |S|=4 >= 2: S tail 3 f=2 -> M=[3] with f=0; the search stays in
+ *   S: tail 6 f=0 -> evicted into G=[6]; S=[0,4,1];
+ *  6m in G: leaves G; |S|=3: tail 1 f=1 < 2 -> G=[1]; 6 enters M=[6,3];
+ *  4h f4=2;
+ *  1m in G (G=[]): |S|=2: tail 4 f=2 -> M=[4,6,3], f=0; S=[0] is now below
+ *   its 2 slots but the search stays in S: 0 f=0 -> G=[0]; M=[1,4,6,3];
+ *  0m in G: S empty -> M tail 3 f=0 -> evicted; M=[0,1,4,6].
+ *  -> 5 hits, {0,1,4,6}; libCacheSim's cachesim at aa0fc40 says the same
+ *  (13 requests, 8 misses; fifo-size-ratio=0.5,ghost-size-ratio=0.5).
+ * Going back to M after 4's promotion (variant=moe's search) would evict 3
+ * instead of 0 and hit 0 at the end (6 hits); threshold=1 promotes 4 and 1
+ * at the 6m and keeps 6 hits too (libCacheSim: 7 misses). Keeping f on
+ * promotion leaves 3 with f=2 in M: 3 survives and 6 is evicted at the end
+ * ({0,1,3,4}). */
+static void s3fifo_lcs(void) {
+    uint64_t m;
+    const char *keys = "3/6/3/1/1/3/4/4/0/6/4/1/0";
+    CHECK_EQ_U(drive("s3fifo:small=0.5,ghost=0.5", 4, 7, keys, &m), 5);
+    CHECK_EQ_U(m, M(0, 1, 4, 6));
+    CHECK_EQ_U(drive("s3fifo:small=0.5,ghost=0.5,threshold=1", 4, 7, keys, &m), 6);
+    CHECK_EQ_U(m, M(0, 1, 4, 6));
+}
+
+
 
 /* sieve, cap 3: 0 1 2 0 3 1 4 0 5
  *  q (new..old) [2,1,0]; 0h v0=1; 3m: hand at tail 0: visited -> clear,
@@ -686,6 +728,7 @@ int main(void) {
     RUN(hand_belady);
     RUN(hand_arc);
     RUN(hand_s3fifo);
+    RUN(s3fifo_lcs);
     RUN(hand_sieve);
     RUN(hand_lcp);
     RUN(hand_least_stale);
