@@ -4,6 +4,8 @@
 #   make test       unit + command-line tests (SAN=1: ASan + UBSan build)
 #   make demo       replay the shipped traces against every policy, write
 #                   results/demo.db, results/demo_*.png and results/report.html
+#   make fuzz       libFuzzer targets for every reader (clang; FUZZ_SECONDS=N
+#                   each, default 60), crashes under build-fuzz/crashes/
 #   make bench      benchmarks, one line "bench <name> <value> <unit>" each
 #   make validate   calibrate this machine, run the backend offloaded against the
 #                   simulator (experiments/validate.ini): results/validate.txt
@@ -15,9 +17,18 @@ PREFIX  ?= /usr/local
 SAN     ?= 0
 
 DEB_PACKAGES := build-essential libsqlite3-dev sqlite3 libgsl-dev libcsv-dev libcjson-dev \
-                gnuplot-nox parallel python3
+                gnuplot-nox parallel python3 clang libclang-rt-14-dev
 
-ifeq ($(SAN),1)
+# FUZZ=1: the library built for libFuzzer (coverage + ASan + UBSan, clang).
+# FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION lets check values (file checksums)
+# mismatch so the fuzzer reaches the parsing behind them; never in a release.
+ifeq ($(FUZZ),1)
+BUILD   := build-fuzz
+CC      := clang
+SANFLAGS:= -fsanitize=address,undefined -fno-sanitize-recover=all
+OPT     := -O1 -g -fno-omit-frame-pointer $(SANFLAGS) -fsanitize=fuzzer-no-link \
+           -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+else ifeq ($(SAN),1)
 BUILD   := build-san
 SANFLAGS:= -fsanitize=address,undefined -fno-sanitize-recover=all
 OPT     := -O1 -g -fno-omit-frame-pointer $(SANFLAGS)
@@ -35,15 +46,17 @@ SIM_SRC     := $(filter-out sim/main.c,$(wildcard sim/*.c))
 BACKEND_SRC := $(wildcard backend/*.c)
 TEST_SRC    := $(wildcard tests/unit/test_*.c)
 BENCH_SRC   := $(wildcard tests/bench/bench_*.c)
+FUZZ_SRC    := $(wildcard tests/fuzz/fuzz_*.c)
 
 CORE_OBJ    := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
 SIM_OBJ     := $(SIM_SRC:%.c=$(BUILD)/obj/%.o)
 BACKEND_OBJ := $(BACKEND_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN    := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_BIN   := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
+FUZZ_BIN    := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/fuzz/%)
 APP_LIBS    := $(BUILD)/libmoesim-sim.a $(BUILD)/libmoesim-backend.a $(BUILD)/libmoesim.a
 
-.PHONY: FORCE all test demo bench validate deps check-deps install clean
+.PHONY: FORCE all test demo bench validate fuzz fuzz-bins deps check-deps install clean
 all: $(BUILD)/moesim $(BUILD)/libmoesim.a
 
 $(BUILD)/obj/%.o: %.c
@@ -78,6 +91,10 @@ $(BUILD)/bench/%: tests/bench/%.c $(APP_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(APP_LIBS) $(LDLIBS)
 
+build-fuzz/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(APP_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -fsanitize=fuzzer -o $@ $< $(APP_LIBS) $(LDLIBS)
+
 # Missing packages are installed when we are root, otherwise named.
 check-deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -92,8 +109,17 @@ deps:
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y $(DEB_PACKAGES)
 
-test: check-deps all $(TEST_BIN)
+# The fuzz targets always build in build-fuzz (their own flags), also from
+# `make test`, whose short fuzz pass (tests/cli/test_fuzz_short.sh) runs them.
+fuzz-bins:
+	@$(MAKE) --no-print-directory FUZZ=1 $(FUZZ_BIN)
+
+test: check-deps all $(TEST_BIN) fuzz-bins
 	@BUILD=$(BUILD) sh tests/run.sh
+
+FUZZ_SECONDS ?= 60
+fuzz: check-deps all fuzz-bins
+	@MOESIM=$(BUILD)/moesim sh tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 demo: check-deps all
 	@BUILD=$(BUILD) sh experiments/demo.sh
@@ -114,6 +140,6 @@ install: all
 	install -m 644 plots/*.gp $(DESTDIR)$(PREFIX)/share/moesim/plots/
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

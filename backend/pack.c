@@ -369,7 +369,7 @@ static int parse_header(moe_pack *p, geom *g, const unsigned char *h, moe_error 
     uint32_t version = get32(h + 8);
     if (version != MOE_PACK_VERSION)
         return moe_fail(err, "%s: expert pack version %u; this moesim reads version %d", p->path, version, MOE_PACK_VERSION);
-    if (get64(h + OFF_HDR_CHECK) != moe_pack_check64(h, OFF_HDR_CHECK))
+    if (MOE_CHECK_MISMATCH(get64(h + OFF_HDR_CHECK), moe_pack_check64(h, OFF_HDR_CHECK)))
         return moe_fail(err, "%s: header check value mismatch (pack corrupted?)", p->path);
     *g = (geom){.dtype = get32(h + 12), .L = get32(h + 16), .E = get32(h + 20), .H = get32(h + 24), .I = get32(h + 28)};
     if (!dtype_size(g->dtype)) return moe_fail(err, "%s: unknown dtype code %u (0 = f32, 2 = bf16)", p->path, g->dtype);
@@ -442,7 +442,7 @@ static int load_index(moe_pack *p, const geom *g, const unsigned char *h, moe_er
         moe_sha256_final(&s, sha);
         size_t z = (size_t)g->index_bytes;
         while (z < region && !buf[z]) z++;
-        if (memcmp(sha, h + OFF_INDEX_SHA, 32)) moe_fail(err, "%s: index SHA-256 mismatch (pack corrupted?)", p->path);
+        if (MOE_CHECK_MISMATCH(memcmp(sha, h + OFF_INDEX_SHA, 32), 0)) moe_fail(err, "%s: index SHA-256 mismatch (pack corrupted?)", p->path);
         else if (z < region) moe_fail(err, "%s: index padding at byte %zu is not zero (pack corrupted?)", p->path, HDR_SIZE + z);
         else {
             rc = 0;
@@ -539,7 +539,7 @@ int moe_pack_read(const moe_pack *p, uint32_t layer, uint32_t expert, void *raw,
         snprintf(what, sizeof what, "layer %u expert %u", layer, expert);
         if (read_region(p, raw, (size_t)p->stride, en->offset, what, err)) return -1;
     }
-    if (moe_pack_check64(raw, (size_t)en->bytes) != en->check)
+    if (MOE_CHECK_MISMATCH(en->check, moe_pack_check64(raw, (size_t)en->bytes)))
         return moe_fail(err, "%s: layer %u expert %u: checksum mismatch (pack corrupted?)", p->path, layer, expert);
     return 0;
 }

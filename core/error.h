@@ -22,4 +22,14 @@ int moe_fail(moe_error *err, const char *fmt, ...)
 int moe_fail_prefix(moe_error *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* A stored check value (checksum, hash) against the one computed from the
+ * bytes. `make fuzz` builds with FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION,
+ * where no check value ever mismatches: otherwise a mutated file would stop
+ * at the checksum and the fuzzer would never reach the parsing behind it. */
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+#define MOE_CHECK_MISMATCH(stored, computed) ((void)(stored), (void)(computed), 0)
+#else
+#define MOE_CHECK_MISMATCH(stored, computed) ((stored) != (computed))
+#endif
+
 #endif

@@ -219,7 +219,7 @@ static int parse(const char *path, const unsigned char *m, size_t len, moe_trace
     moe_hash64_init(&hs);
     moe_hash64_update(&hs, m + 24, len - 24);
     uint64_t want = get64(m + 16), got = moe_hash64_final(&hs);
-    if (want != got)
+    if (MOE_CHECK_MISMATCH(want, got))
         return moe_fail(err, "%s: checksum mismatch (header %016llx, content %016llx): file is corrupt", path,
                         (unsigned long long)want, (unsigned long long)got);
     if (m[32 + 63] || m[96 + 63]) return moe_fail(err, "%s: offset 32: model/source name not NUL-terminated", path);

@@ -23,11 +23,13 @@
 
 static inline uint64_t rotl64(uint64_t x, unsigned r) { return (x << r) | (x >> (64 - r)); }
 
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 static inline uint64_t load_le64(const unsigned char *p) {
     uint64_t v = 0;
     for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
     return v;
 }
+#endif
 
 static inline uint64_t hash_word(uint64_t h, uint64_t w) {
     h ^= rotl64(w * H_K1, 31);

@@ -117,15 +117,51 @@ int moe_experiment_add_policies(moe_experiment *exp, const char *s, moe_error *e
     return 0;
 }
 
-static int push_unique(moe_str_list *l, const char *s, moe_error *err) {
-    for (size_t i = 0; i < l->n; i++)
-        if (!strcmp(l->v[i], s)) return 0; /* first occurrence only */
+/* Set of the strings already in a list, so that adding n values costs O(n)
+ * and not O(n^2): a range "0:1000000" once took minutes of strcmp. Open
+ * addressing over indices into the list (slot = index + 1, 0 = empty). */
+typedef struct str_index {
+    size_t *slot, cap; /* cap: power of two, kept above twice the list */
+} str_index;
+
+static uint64_t str_hash(const char *s) {
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static void str_index_put(str_index *x, const moe_str_list *l, size_t i) {
+    size_t m = x->cap - 1, j = (size_t)str_hash(l->v[i]) & m;
+    while (x->slot[j]) j = (j + 1) & m;
+    x->slot[j] = i + 1;
+}
+
+static int str_index_grow(str_index *x, const moe_str_list *l) {
+    size_t cap = x->cap ? 2 * x->cap : 64;
+    while (cap < 2 * (l->n + 1)) cap *= 2;
+    size_t *slot = calloc(cap, sizeof *slot);
+    if (!slot) return -1;
+    free(x->slot);
+    x->slot = slot, x->cap = cap;
+    for (size_t i = 0; i < l->n; i++) str_index_put(x, l, i);
+    return 0;
+}
+
+/* Append s unless the list has it already (first occurrence only). */
+static int push_unique(moe_str_list *l, str_index *x, const char *s, moe_error *err) {
+    if (2 * (l->n + 1) > x->cap && str_index_grow(x, l)) return moe_fail(err, "out of memory");
+    size_t m = x->cap - 1;
+    for (size_t j = (size_t)str_hash(s) & m; x->slot[j]; j = (j + 1) & m)
+        if (!strcmp(l->v[x->slot[j] - 1], s)) return 0;
     if (l->n >= MAX_PLAN) return moe_fail(err, "capacities: too many values");
-    return moe_str_list_push(l, s, strlen(s)) ? moe_fail(err, "out of memory") : 0;
+    if (moe_str_list_push(l, s, strlen(s))) return moe_fail(err, "out of memory");
+    str_index_put(x, l, l->n - 1);
+    return 0;
 }
 
 int moe_experiment_add_capacities(moe_experiment *exp, const char *s, moe_error *err) {
     moe_str_list items = {0};
+    str_index seen = {0};
     int rc = 0;
     while (isspace((unsigned char)*s)) s++;
     if (!*s) return moe_fail(err, "capacities: empty list");
@@ -168,15 +204,16 @@ int moe_experiment_add_capacities(moe_experiment *exp, const char *s, moe_error 
             for (uint64_t c = v[0]; rc == 0 && c <= v[1]; c += v[2]) {
                 char num[32];
                 snprintf(num, sizeof num, "%llu", (unsigned long long)c);
-                rc = push_unique(&exp->capacities, num, err);
+                rc = push_unique(&exp->capacities, &seen, num, err);
             }
         } else {
             moe_replay_config probe = {0};
             if (moe_replay_parse_capacity(&probe, tok, err)) rc = moe_fail_prefix(err, "capacities");
-            else rc = push_unique(&exp->capacities, tok, err);
+            else rc = push_unique(&exp->capacities, &seen, tok, err);
         }
     }
     moe_str_list_free(&items);
+    free(seen.slot);
     return rc;
 }
 

@@ -1,0 +1,19 @@
+/* fuzz_lcs_csv: libCacheSim CSV key sequences (core/trace_lcs.c) and the
+ * header sniffer. The first byte picks the object column, the header flag
+ * and the delimiter. */
+#define MOE_FUZZ_TRACE
+#include "fuzz.h"
+#include "../../core/trace_formats.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
+    moe_error err;
+    unsigned sel = fuzz_take_byte(&data, &n);
+    static const char delims[4] = {0, ',', '\t', ';'};
+    moe_lcs_opts o = {.obj_col = sel & 7, .has_header = (sel >> 3) & 1, .delim = delims[(sel >> 4) & 3]};
+    moe_import_report r = {.strict = (sel >> 6) & 1, .say = NULL, .ctx = NULL};
+    char *line = fuzz_string(data, n > 4096 ? 4096 : n);
+    (void)moe_lcs_csv_header_obj_col(line, o.delim ? o.delim : ',');
+    free(line);
+    fuzz_use_trace(moe_trace_load_lcs_csv_report(fuzz_file(data, n, ".csv"), &o, &r, &err));
+    return 0;
+}

@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""seeds.py OUT: write the seed corpus of every fuzz target under OUT/<target>/.
+
+Seeds are the project's own shipped files (small ones whole) plus a few
+files written here for readers whose shipped examples are too large to
+mutate (a safetensors file, an expert pack) or that have no shipped example
+(cache states, prefetch logs, option lines), and every input a fuzzer
+once failed on (tests/fuzz/regress/). Targets that take a selector
+byte first (csv, jsonl, lcs_csv) get each file once per interesting
+selector. MOESIM (env) is the moesim binary, used to write small traces."""
+import json, os, shutil, struct, subprocess, sys
+
+out = sys.argv[1]
+moesim = os.environ.get("MOESIM", "build/moesim")
+
+
+def put(target, name, data):
+    d = os.path.join(out, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+# .moetrace: small generated traces (the shipped ones are 150 KB and more)
+tmp = os.path.join(out, "_work")
+os.makedirs(tmp, exist_ok=True)
+for i, args in enumerate([["--steps", "6", "--layers", "2", "--experts", "4", "--top-k", "2", "--seq-len", "4", "--prefill", "2"],
+                          ["--steps", "5", "--layers", "3", "--experts", "8", "--top-k", "1", "--lookahead", "1", "--no-weights"]]):
+    p = os.path.join(tmp, "g%d.moetrace" % i)
+    subprocess.run([moesim, "trace", "gen", "-o", p] + args, check=True, stdout=subprocess.DEVNULL)
+    put("fuzz_moetrace", "gen%d.moetrace" % i, read(p))
+    subprocess.run([moesim, "trace", "export", p, "-o", p + ".csv"], check=True, stdout=subprocess.DEVNULL)
+    for sel in (0, 7, 0x2b):
+        put("fuzz_csv", "gen%d_%02x.csv" % (i, sel), bytes([sel]) + read(p + ".csv"))
+
+# JSONL, both layouts: selector bit 0 is the layout (1 = qwen)
+for name in ("mixtral_exec", "mixtral_sorted"):
+    for sel in (0, 2, 4):
+        put("fuzz_jsonl", "%s_%d.jsonl" % (name, sel), bytes([sel]) + read("tests/data/%s.jsonl" % name))
+for sel in (1, 9, 0x81):
+    put("fuzz_jsonl", "qwen_%d.jsonl" % sel, bytes([sel]) + read("tests/data/qwen.jsonl"))
+
+# libCacheSim CSV: object column 2 with a header; column 1 without
+lcs = read("tests/data/lcs.csv")
+put("fuzz_lcs_csv", "header_col2.csv", bytes([2 | 8]) + lcs)
+put("fuzz_lcs_csv", "plain.csv", bytes([1]) + b"5\n7\n5\n9\n7\n")
+put("fuzz_lcs_oracle", "sample.bin", read("tests/data/lcs.oracleGeneral.bin"))
+
+# option lines "NAME=VALUE", one seed per policy family and option kind
+specs = ["policy=lru", "policy=fifo", "policy=lfu", "policy=arc", "policy=sieve", "policy=belady",
+         "policy=s3fifo:small=0.2,threshold=2", "policy=random", "policy=lcp", "policy=least_stale",
+         "policy=pin:n=2", "policy=hobbit", "policy=moe_infinity", "policy=learned",
+         "policy=lru\ncapacity=3\nscope=global", "capacity=50%", "capacity=1.5MiB\nscope=global",
+         "prefetch=gate:ahead=1,n=2", "prefetch=transition", "prefetch=history", "prefetch=topn:n=2",
+         "prefetch=oracle:ahead=1", "skip=cum=0.9,topk_frac=0.3", "precision=uniform:bits=4",
+         "precision=mlx", "split=fate:shallow=0.5", "split=adapmoe:profile=oracle",
+         "device=nvme-cpu\nmodel=mixtral-8x7b", "cold-per-seq=1\nseed=3"]
+for i, s in enumerate(specs):
+    put("fuzz_spec", "spec%02d.txt" % i, s.encode())
+
+# experiment files and profiles: the shipped ones
+for f in sorted(os.listdir("experiments")):
+    if f.endswith(".ini"):
+        put("fuzz_experiment", f, read(os.path.join("experiments", f)))
+for f in ("devices.ini", "models.ini"):
+    put("fuzz_profile", f, read(os.path.join("experiments", f)))
+put("fuzz_config", "tinymix.json", read("models/tinymix/config.json"))
+
+# safetensors: three small tensors, one of each dtype the reader takes
+def safetensors(tensors):
+    header, blob = {}, b""
+    for name, dtype, shape, data in tensors:
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(blob), len(blob) + len(data)]}
+        blob += data
+    h = json.dumps(header).encode()
+    return struct.pack("<Q", len(h)) + h + blob
+put("fuzz_safetensors", "three.safetensors", safetensors([
+    ("a.weight", "F32", [2, 2], struct.pack("<4f", 1, -2, 0.5, 3)),
+    ("b.weight", "BF16", [3], struct.pack("<3H", 0x3f80, 0xc000, 0x0000)),
+    ("c.weight", "F16", [2, 1], struct.pack("<2H", 0x3c00, 0x4000))]))
+
+# expert pack: 1 layer x 2 experts, H = I = 4, bf16 (check values zero: the
+# fuzz build does not verify them, see MOE_CHECK_MISMATCH in core/error.h)
+L, E, H, I = 1, 2, 4, 4
+eb = 3 * I * H * 2
+stride = (eb + 4095) // 4096 * 4096
+idx_bytes = L * E * 32
+data_off = 4096 + (idx_bytes + 4095) // 4096 * 4096
+size = data_off + L * E * stride
+hdr = bytearray(4096)
+hdr[0:8] = b"MOEPACK\0"
+struct.pack_into("<IIIIII", hdr, 8, 1, 2, L, E, H, I)
+struct.pack_into("<QQQQQ", hdr, 32, eb, stride, 4096, data_off, size)
+index = bytearray(data_off - 4096)
+for k in range(L * E):
+    struct.pack_into("<QQQII", index, 32 * k, data_off + k * stride, eb, 0, k // E, k % E)
+put("fuzz_pack", "tiny.pack", bytes(hdr) + bytes(index) + bytes(size - data_off))
+
+# cache states (4 layers x 8 experts) and prefetch logs (4 layers, 8 experts)
+put("fuzz_cache_state", "state.txt", b"# moesim cache state v1\ngeometry 4 8\n0 1\n2 7\n3 0\n")
+put("fuzz_prefetch_log", "log.txt", b"# prefetch log\n0 0 1 2 5\n0 1 2 0 7\n3 2 3 1\n")
+# every input a fuzzer once failed on (tests/fuzz/regress/<target>/), kept
+# as a regression test: the short pass of `make test` runs them all
+for t in sorted(os.listdir("tests/fuzz/regress")):
+    for f in sorted(os.listdir(os.path.join("tests/fuzz/regress", t))):
+        put(t, "regress_" + f, read(os.path.join("tests/fuzz/regress", t, f)))
+shutil.rmtree(tmp)
