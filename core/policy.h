@@ -48,6 +48,8 @@ static inline uint32_t moe_env_expert_of(const moe_policy_env *env, uint32_t key
 
 enum {
     MOE_POLICY_NEEDS_FUTURE = 1 << 0, /* replay must compute moe_access.next_use */
+    MOE_POLICY_NEEDS_ROUTING = 1 << 1, /* reads the trace's routing (env->trace->experts) when created:
+                                          not for key sequences, which have none */
 };
 
 typedef struct moe_policy_ops {

@@ -507,6 +507,8 @@ void moe_trace_hash(const moe_trace *t, char out[65]) {
     h_array(&s, t->weights, recs * t->top_k, 4);
     h_array(&s, t->router_logits, recs * t->n_experts, 4);
     h_array(&s, t->lookahead, recs * t->lookahead_depth * t->top_k, 2);
+    /* key sequences only: routing traces keep the hash they always had */
+    if (t->keys) h_array(&s, t->keys, t->n_tokens, 4);
     moe_sha256_final(&s, d);
     moe_sha256_hex(d, out);
 }

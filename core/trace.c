@@ -21,12 +21,14 @@ void moe_trace_free(moe_trace *t) {
         free(t->weights);
         free(t->router_logits);
         free(t->lookahead);
+        free(t->keys);
     }
     free(t->meta);
     free(t);
 }
 
 uint64_t moe_trace_count_slots(const moe_trace *t) {
+    if (t->keys) return t->n_tokens; /* one access per request */
     uint64_t n = 0, total = t->n_tokens * t->n_layers * t->top_k;
     for (uint64_t i = 0; i < total; i++) n += t->experts[i] != MOE_NO_EXPERT;
     return n;
@@ -65,7 +67,61 @@ static int token_sizes(uint32_t n_layers, uint32_t n_experts, uint32_t top_k, ui
     return 0;
 }
 
+/* A key sequence: the geometry trace.h states, no routing arrays, every
+ * key in range. */
+static int validate_keys(const moe_trace *t, moe_error *err) {
+    if (t->n_layers != 1 || t->top_k != 1 || t->lookahead_depth || t->n_shared)
+        return moe_fail(err, "header: a key sequence has layers = top_k = 1 and no lookahead or shared experts "
+                        "(has %u, %u, %u, %u)", t->n_layers, t->top_k, t->lookahead_depth, t->n_shared);
+    if (t->n_experts == 0) return moe_fail(err, "header: a key sequence needs at least one key");
+    if (t->n_steps != t->n_tokens || t->n_tokens == 0)
+        return moe_fail(err, "header: a key sequence has one token per step and at least one request "
+                        "(%llu steps, %llu tokens)", (unsigned long long)t->n_steps, (unsigned long long)t->n_tokens);
+    if (t->n_tokens > SIZE_MAX / sizeof(uint64_t))
+        return moe_fail(err, "header: %llu requests overflow the address space", (unsigned long long)t->n_tokens);
+    if (t->step_first_token || t->step_id || t->step_phase || t->token_seq || t->token_pos || t->experts ||
+        t->weights || t->router_logits || t->lookahead)
+        return moe_fail(err, "header: a key sequence carries no per-step or per-token arrays");
+    /* max over all keys first (one branch-free pass), the place only if bad */
+    uint32_t mx = 0;
+    for (uint64_t i = 0; i < t->n_tokens; i++) mx = t->keys[i] > mx ? t->keys[i] : mx;
+    if (mx >= t->n_experts)
+        for (uint64_t i = 0; i < t->n_tokens; i++)
+            if (t->keys[i] >= t->n_experts)
+                return moe_fail(err, "request %llu: key %u >= keys (%u)", (unsigned long long)i, t->keys[i],
+                                t->n_experts);
+    return 0;
+}
+
+moe_trace *moe_trace_from_keys(uint32_t *keys, uint64_t n, uint64_t n_keys, const char *source,
+                               const char *meta, moe_error *err) {
+    moe_trace *t = calloc(1, sizeof *t);
+    if (!t || (meta && !(t->meta = strdup(meta)))) {
+        if (t) free(t);
+        free(keys);
+        moe_fail(err, "out of memory");
+        return NULL;
+    }
+    if (n_keys == 0 || n_keys > MOE_MAX_KEYS) {
+        free(t->meta), free(t), free(keys);
+        moe_fail(err, "%llu distinct keys: a key sequence holds 1..%llu", (unsigned long long)n_keys,
+                 (unsigned long long)MOE_MAX_KEYS);
+        return NULL;
+    }
+    snprintf(t->source, sizeof t->source, "%s", source ? source : "");
+    t->n_layers = t->top_k = 1;
+    t->n_experts = (uint32_t)n_keys;
+    t->n_steps = t->n_tokens = n;
+    t->keys = keys;
+    if (validate_keys(t, err)) {
+        moe_trace_free(t);
+        return NULL;
+    }
+    return t;
+}
+
 int moe_trace_validate(const moe_trace *t, moe_error *err) {
+    if (t->keys) return validate_keys(t, err);
     if (moe_trace_check_geometry(t->n_layers, t->n_experts, t->top_k, t->lookahead_depth, err))
         return moe_fail_prefix(err, "header");
     {

@@ -13,7 +13,15 @@
  *   lookahead[((t * n_layers + l) * lookahead_depth + (d-1)) * top_k + s]
  *       experts predicted for layer l+d from layer l's hidden state; optional
  * A token's slots are filled from 0 upward; absent slots come last. A layer
- * may have no experts at all for a token (a logger that dropped the row). */
+ * may have no experts at all for a token (a logger that dropped the row).
+ *
+ * Key sequences (libCacheSim inputs: one cache key per request) have their
+ * own compact form, keys != NULL: request i is step i with one token whose
+ * only access is key keys[i] < n_experts; n_layers = top_k = 1, n_experts is
+ * the number of distinct keys (up to MOE_MAX_KEYS, not MOE_MAX_EXPERTS) and
+ * n_steps = n_tokens = requests. Every per-step, per-token and per-record
+ * array is NULL then: such a trace carries no routing, so only the commands
+ * that replay plain caches take it (moe_trace_load_ex, MOE_LOAD_KEYS). */
 #ifndef MOE_TRACE_H
 #define MOE_TRACE_H
 
@@ -86,10 +94,15 @@ typedef struct moe_trace {
     float *router_logits;       /* NULL unless captured */
     uint16_t *lookahead;        /* NULL unless lookahead_depth > 0 */
 
+    /* key sequences only (see above): n_tokens keys, each < n_experts */
+    uint32_t *keys;
+
     /* ownership: either every array was malloc'ed, or they point into map */
     void *map;
     size_t map_len;
 } moe_trace;
+
+static inline int moe_trace_is_keys(const moe_trace *t) { return t->keys != NULL; }
 
 static inline size_t moe_trace_rec(const moe_trace *t, uint64_t tok, uint32_t layer) {
     return ((size_t)tok * t->n_layers + layer) * t->top_k;
@@ -146,6 +159,14 @@ void moe_tb_abort(moe_trace_builder *b);
 /* Load any supported trace by content sniffing (binary magic) and extension:
  * .moetrace, .csv. Messages name the file and place. */
 moe_trace *moe_trace_load(const char *path, moe_error *err);
+/* moe_trace_load with flags: MOE_LOAD_KEYS accepts key sequences (without
+ * it they are refused with a message naming the commands that take them). */
+#define MOE_LOAD_KEYS 1u
+moe_trace *moe_trace_load_ex(const char *path, unsigned flags, moe_error *err);
+/* A key-sequence trace of n requests over n_keys keys; takes ownership of
+ * keys (malloc'ed). NULL with err if a key is out of range. */
+moe_trace *moe_trace_from_keys(uint32_t *keys, uint64_t n, uint64_t n_keys, const char *source,
+                               const char *meta, moe_error *err);
 /* Write the binary .moetrace format (atomically: temp file + rename, so a
  * full disk or a kill never leaves a half-written trace under the name). */
 int moe_trace_save(const moe_trace *t, const char *path, moe_error *err);

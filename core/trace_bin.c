@@ -17,6 +17,14 @@
  *                meta, step_first_token, step_id, step_phase, token_seq,
  *                token_pos, experts, weights, router_logits, lookahead
  *
+ * Version 2 (written only for key sequences, trace.h) has a 432-byte header
+ * whose section table has an eleventh entry, keys (u32 per request), and
+ * flag 8 (key sequence): sections step_first_token .. lookahead are empty,
+ * layers = top_k = 1, steps = tokens = requests, and experts is the number
+ * of distinct keys (up to 2^32 - 1). A request costs 4 bytes, a sixth of
+ * libCacheSim's 24-byte oracleGeneral record. Routing traces stay version
+ * 1, byte for byte.
+ *
  * Loading maps the file (MAP_PRIVATE, so a stray write never reaches the
  * file) and points the trace arrays into the map. Every header field is
  * checked before any array is touched: the geometry against the limits of
@@ -35,17 +43,19 @@
 
 #include "trace_formats.h"
 
-#define HDR_SIZE 416u
+#define HDR_SIZE 416u    /* version 1 */
+#define HDR_SIZE_V2 432u /* version 2: one more section */
 #define OFF_SECTIONS 256u
-#define N_SECTIONS 10
+#define N_SECTIONS 11    /* in version 2; version 1 has the first 10 */
 #define FLAG_WEIGHTS 1u
 #define FLAG_LOGITS 2u
 #define FLAG_LOOKAHEAD 4u
+#define FLAG_KEYS 8u     /* version 2 only */
 
-enum { S_META, S_FIRST, S_STEPID, S_PHASE, S_SEQ, S_POS, S_EXPERTS, S_WEIGHTS, S_LOGITS, S_LOOKAHEAD };
+enum { S_META, S_FIRST, S_STEPID, S_PHASE, S_SEQ, S_POS, S_EXPERTS, S_WEIGHTS, S_LOGITS, S_LOOKAHEAD, S_KEYS };
 static const char *const section_name[N_SECTIONS] = {
     "meta", "step_first_token", "step_id", "step_phase", "token_seq",
-    "token_pos", "experts", "weights", "router_logits", "lookahead"};
+    "token_pos", "experts", "weights", "router_logits", "lookahead", "keys"};
 
 static uint32_t get32(const unsigned char *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
@@ -74,6 +84,11 @@ static int section_sizes(uint32_t layers, uint32_t experts, uint32_t top_k, uint
     uint64_t rec;
     if (steps == UINT64_MAX || mul3(tokens, layers, top_k, &rec)) return -1;
     size[S_META] = meta_len;
+    if (flags & FLAG_KEYS) { /* a key sequence: meta and keys only */
+        for (int i = S_FIRST; i < S_KEYS; i++) size[i] = 0;
+        return mul3(tokens, 4, 1, &size[S_KEYS]) || size[S_KEYS] > UINT64_MAX - 8 ? -1 : 0;
+    }
+    size[S_KEYS] = 0;
     if (mul3(steps + 1, 8, 1, &size[S_FIRST]) || mul3(steps, 8, 1, &size[S_STEPID])) return -1;
     size[S_PHASE] = steps;
     if (mul3(tokens, 4, 1, &size[S_SEQ]) || mul3(tokens, 4, 1, &size[S_POS])) return -1;
@@ -122,25 +137,29 @@ static int wr_pad(writer *w) {
 
 int moe_trace_save(const moe_trace *t, const char *path, moe_error *err) {
     if (!host_is_le()) return moe_fail(err, "%s: .moetrace is little-endian; this host is not", path);
-    uint32_t flags = (t->weights ? FLAG_WEIGHTS : 0) | (t->router_logits ? FLAG_LOGITS : 0) |
-                     (t->lookahead && t->lookahead_depth ? FLAG_LOOKAHEAD : 0);
+    uint32_t flags = t->keys ? FLAG_KEYS
+                             : (t->weights ? FLAG_WEIGHTS : 0) | (t->router_logits ? FLAG_LOGITS : 0) |
+                                   (t->lookahead && t->lookahead_depth ? FLAG_LOOKAHEAD : 0);
+    /* routing traces stay version 1 (same bytes as before version 2) */
+    const uint32_t version = t->keys ? 2 : 1, hsize = t->keys ? HDR_SIZE_V2 : HDR_SIZE;
+    const int nsec = t->keys ? N_SECTIONS : N_SECTIONS - 1;
     uint64_t meta_len = t->meta ? strlen(t->meta) : 0, size[N_SECTIONS], off[N_SECTIONS];
     if (section_sizes(t->n_layers, t->n_experts, t->top_k, t->lookahead_depth, flags, t->n_steps,
                       t->n_tokens, meta_len, size))
         return moe_fail(err, "%s: trace too large for the format", path);
     const void *data[N_SECTIONS] = {t->meta, t->step_first_token, t->step_id, t->step_phase,
                                     t->token_seq, t->token_pos, t->experts, t->weights,
-                                    t->router_logits, t->lookahead};
-    uint64_t at = HDR_SIZE;
-    for (int i = 0; i < N_SECTIONS; i++) {
+                                    t->router_logits, t->lookahead, t->keys};
+    uint64_t at = hsize;
+    for (int i = 0; i < nsec; i++) {
         off[i] = size[i] ? at : 0; /* an absent section has offset 0 and length 0 */
         at += pad8(size[i]);
     }
-    unsigned char h[HDR_SIZE];
+    unsigned char h[HDR_SIZE_V2];
     memset(h, 0, sizeof h);
     memcpy(h, MOE_BIN_MAGIC, 8);
-    put32(h + 8, MOE_BIN_VERSION);
-    put32(h + 12, HDR_SIZE);
+    put32(h + 8, version);
+    put32(h + 12, hsize);
     put64(h + 24, at);
     /* at most 63 bytes each: byte 63 stays NUL, which the reader checks */
     memcpy(h + 32, t->model, strnlen(t->model, 63));
@@ -152,15 +171,15 @@ int moe_trace_save(const moe_trace *t, const char *path, moe_error *err) {
     put64(h + 232, t->n_steps);
     put64(h + 240, t->n_tokens);
     put64(h + 248, meta_len);
-    for (int i = 0; i < N_SECTIONS; i++) {
+    for (int i = 0; i < nsec; i++) {
         put64(h + OFF_SECTIONS + 16 * i, off[i]);
         put64(h + OFF_SECTIONS + 16 * i + 8, size[i]);
     }
     writer w = {.pos = 0};
     if (moe_atomic_open(&w.af, path, err)) return -1;
     moe_hash64_init(&w.hash);
-    int bad = wr(&w, h, sizeof h);
-    for (int i = 0; i < N_SECTIONS && !bad; i++)
+    int bad = wr(&w, h, hsize);
+    for (int i = 0; i < nsec && !bad; i++)
         if (size[i]) bad = wr(&w, data[i], (size_t)size[i]) || wr_pad(&w);
     if (!bad) { /* the checksum goes into its slot once everything is hashed */
         unsigned char sum[8];
@@ -173,6 +192,88 @@ int moe_trace_save(const moe_trace *t, const char *path, moe_error *err) {
         return moe_fail(err, "%s: write failed: %s", path, strerror(e));
     }
     return moe_atomic_commit(&w.af, err);
+}
+
+/* ---- streaming writer of key sequences ---------------------------------- */
+
+/* The keys go straight to their final place, at a fixed offset after a
+ * reserved meta area (the reader allows the gap: sections need only be
+ * aligned, in order and inside the file), because the meta text and the
+ * counts are known only at the end. The checksum is then computed by
+ * reading the file back in chunks: memory stays at one buffer. */
+#define KEYS_META_MAX 1024u
+#define KEYS_OFF (HDR_SIZE_V2 + KEYS_META_MAX)
+
+int moe_keys_writer_open(moe_keys_writer *w, const char *path, moe_error *err) {
+    memset(w, 0, sizeof *w);
+    if (!host_is_le()) return moe_fail(err, "%s: .moetrace is little-endian; this host is not", path);
+    if (moe_atomic_open(&w->af, path, err)) return -1;
+    static const unsigned char zero[KEYS_OFF];
+    if (fwrite(zero, 1, KEYS_OFF, w->af.f) != KEYS_OFF) w->bad = errno ? errno : EIO;
+    return 0;
+}
+
+int moe_keys_writer_put(moe_keys_writer *w, const uint32_t *keys, size_t n) {
+    if (!w->bad && n && fwrite(keys, sizeof *keys, n, w->af.f) != n) w->bad = errno ? errno : EIO;
+    w->n += n;
+    return w->bad ? -1 : 0;
+}
+
+void moe_keys_writer_abort(moe_keys_writer *w) { moe_atomic_abort(&w->af); }
+
+int moe_keys_writer_finish(moe_keys_writer *w, const char *model, const char *source, uint64_t n_keys,
+                           const char *meta, moe_error *err) {
+    char path[1024]; /* the atomic file's name is freed by an abort */
+    snprintf(path, sizeof path, "%s", w->af.final_path);
+    uint64_t meta_len = meta ? strlen(meta) : 0, keys_len = w->n * 4;
+    int e = w->bad;
+    if (!e && (w->n == 0 || n_keys == 0 || n_keys > MOE_MAX_KEYS || meta_len > KEYS_META_MAX)) {
+        moe_atomic_abort(&w->af);
+        return moe_fail(err, "%s: %llu requests over %llu keys, meta %llu bytes: not a key sequence this format holds",
+                        path, (unsigned long long)w->n, (unsigned long long)n_keys, (unsigned long long)meta_len);
+    }
+    unsigned char h[HDR_SIZE_V2];
+    memset(h, 0, sizeof h);
+    memcpy(h, MOE_BIN_MAGIC, 8);
+    put32(h + 8, 2);
+    put32(h + 12, HDR_SIZE_V2);
+    uint64_t end = KEYS_OFF + pad8(keys_len);
+    put64(h + 24, end);
+    if (model) memcpy(h + 32, model, strnlen(model, 63));
+    memcpy(h + 96, source, strnlen(source, 63));
+    uint32_t u[6] = {1, (uint32_t)n_keys, 1, 0, 0, FLAG_KEYS};
+    for (int i = 0; i < 6; i++) put32(h + 160 + 4 * i, u[i]);
+    put64(h + 232, w->n);
+    put64(h + 240, w->n);
+    put64(h + 248, meta_len);
+    put64(h + OFF_SECTIONS, meta_len ? HDR_SIZE_V2 : 0);
+    put64(h + OFF_SECTIONS + 8, meta_len);
+    put64(h + OFF_SECTIONS + 16 * S_KEYS, KEYS_OFF);
+    put64(h + OFF_SECTIONS + 16 * S_KEYS + 8, keys_len);
+    static const unsigned char zero[8];
+    int fd = fileno(w->af.f);
+    if (!e && (fwrite(zero, 1, (size_t)(end - KEYS_OFF - keys_len), w->af.f) != end - KEYS_OFF - keys_len ||
+               fflush(w->af.f) != 0 || pwrite(fd, h, sizeof h, 0) != (ssize_t)sizeof h ||
+               (meta_len && pwrite(fd, meta, (size_t)meta_len, HDR_SIZE_V2) != (ssize_t)meta_len)))
+        e = errno ? errno : EIO;
+    moe_hash64 hs;
+    moe_hash64_init(&hs);
+    unsigned char *buf = e ? NULL : malloc(1u << 20);
+    if (!e && !buf) e = ENOMEM;
+    for (uint64_t off = 24; !e && off < end;) {
+        ssize_t k = pread(fd, buf, end - off < (1u << 20) ? (size_t)(end - off) : (1u << 20), (off_t)off);
+        if (k <= 0) e = k < 0 ? errno : EIO;
+        else moe_hash64_update(&hs, buf, (size_t)k), off += (uint64_t)k;
+    }
+    free(buf);
+    unsigned char sum[8];
+    put64(sum, moe_hash64_final(&hs));
+    if (!e && pwrite(fd, sum, 8, 16) != 8) e = errno ? errno : EIO;
+    if (e) {
+        moe_atomic_abort(&w->af);
+        return moe_fail(err, "%s: write failed: %s", path, strerror(e));
+    }
+    return moe_atomic_commit(&w->af, err);
 }
 
 /* ---- reader ------------------------------------------------------------ */
@@ -207,9 +308,14 @@ static int map_file(const char *path, void **map, size_t *len, moe_error *err) {
 static int parse(const char *path, const unsigned char *m, size_t len, moe_trace *t, moe_error *err) {
     if (memcmp(m, MOE_BIN_MAGIC, 8) != 0) return moe_fail(err, "%s: offset 0: not a .moetrace file (bad magic)", path);
     uint32_t version = get32(m + 8), hsize = get32(m + 12);
-    if (version != MOE_BIN_VERSION)
-        return moe_fail(err, "%s: offset 8: format version %u, this moesim reads version %u", path, version, MOE_BIN_VERSION);
-    if (hsize != HDR_SIZE) return moe_fail(err, "%s: offset 12: header size %u, expected %u", path, hsize, HDR_SIZE);
+    if (version != 1 && version != 2)
+        return moe_fail(err, "%s: offset 8: format version %u, this moesim reads versions 1 and 2", path, version);
+    const uint32_t want_hsize = version == 1 ? HDR_SIZE : HDR_SIZE_V2;
+    const int nsec = version == 1 ? N_SECTIONS - 1 : N_SECTIONS;
+    if (hsize != want_hsize)
+        return moe_fail(err, "%s: offset 12: header size %u, expected %u", path, hsize, want_hsize);
+    if (len < hsize)
+        return moe_fail(err, "%s: truncated: %zu bytes, shorter than the %u-byte header", path, len, hsize);
     uint64_t flen = get64(m + 24);
     if (flen != len)
         return moe_fail(err, "%s: %s: header says %llu bytes, file has %llu", path,
@@ -235,22 +341,35 @@ static int parse(const char *path, const unsigned char *m, size_t len, moe_trace
     t->n_steps = get64(m + 232);
     t->n_tokens = get64(m + 240);
     uint64_t meta_len = get64(m + 248);
-    if (flags & ~(FLAG_WEIGHTS | FLAG_LOGITS | FLAG_LOOKAHEAD))
+    if (flags & ~(FLAG_WEIGHTS | FLAG_LOGITS | FLAG_LOOKAHEAD | (version == 2 ? FLAG_KEYS : 0)))
         return moe_fail(err, "%s: offset 180: unknown flags %#x", path, flags);
+    if (version == 2 && flags != FLAG_KEYS)
+        return moe_fail(err, "%s: offset 180: version 2 holds key sequences only (flags %#x, expected %#x)", path,
+                        flags, FLAG_KEYS);
+    const int keys = (flags & FLAG_KEYS) != 0;
+    if (keys && (t->n_layers != 1 || t->top_k != 1 || t->lookahead_depth || t->n_experts == 0 ||
+                 t->n_steps != t->n_tokens || t->n_steps == 0))
+        return moe_fail(err, "%s: offset 160: a key sequence has layers = top_k = 1, no lookahead, keys >= 1 and "
+                        "one token per step (layers %u, keys %u, top_k %u, steps %llu, tokens %llu)", path,
+                        t->n_layers, t->n_experts, t->top_k, (unsigned long long)t->n_steps,
+                        (unsigned long long)t->n_tokens);
     if (!(flags & FLAG_LOOKAHEAD) != !t->lookahead_depth)
         return moe_fail(err, "%s: offset 176: lookahead depth %u disagrees with flags %#x", path, t->lookahead_depth, flags);
-    /* The limits of trace.h, each reported at its field's offset. */
-    if (t->n_layers == 0 || t->n_layers > MOE_MAX_LAYERS)
-        return moe_fail(err, "%s: offset 160: layers %u out of range 1..%u", path, t->n_layers, MOE_MAX_LAYERS);
-    if (t->n_experts == 0 || t->n_experts > MOE_MAX_EXPERTS)
-        return moe_fail(err, "%s: offset 164: experts %u out of range 1..%u", path, t->n_experts, MOE_MAX_EXPERTS);
-    if (t->top_k == 0 || t->top_k > t->n_experts)
-        return moe_fail(err, "%s: offset 168: top_k %u out of range 1..%u", path, t->top_k, t->n_experts);
-    if (t->lookahead_depth > MOE_MAX_LAYERS)
-        return moe_fail(err, "%s: offset 176: lookahead depth %u out of range 0..%u", path, t->lookahead_depth,
-                        MOE_MAX_LAYERS);
-    if (moe_trace_check_geometry(t->n_layers, t->n_experts, t->top_k, t->lookahead_depth, err))
-        return moe_fail_prefix(err, "%s: offset 160", path);
+    /* The limits of trace.h, each reported at its field's offset (a key
+     * sequence's experts = distinct keys: any u32 but 0, checked above). */
+    if (!keys) {
+        if (t->n_layers == 0 || t->n_layers > MOE_MAX_LAYERS)
+            return moe_fail(err, "%s: offset 160: layers %u out of range 1..%u", path, t->n_layers, MOE_MAX_LAYERS);
+        if (t->n_experts == 0 || t->n_experts > MOE_MAX_EXPERTS)
+            return moe_fail(err, "%s: offset 164: experts %u out of range 1..%u", path, t->n_experts, MOE_MAX_EXPERTS);
+        if (t->top_k == 0 || t->top_k > t->n_experts)
+            return moe_fail(err, "%s: offset 168: top_k %u out of range 1..%u", path, t->top_k, t->n_experts);
+        if (t->lookahead_depth > MOE_MAX_LAYERS)
+            return moe_fail(err, "%s: offset 176: lookahead depth %u out of range 0..%u", path, t->lookahead_depth,
+                            MOE_MAX_LAYERS);
+        if (moe_trace_check_geometry(t->n_layers, t->n_experts, t->top_k, t->lookahead_depth, err))
+            return moe_fail_prefix(err, "%s: offset 160", path);
+    }
     if (t->n_steps == 0) return moe_fail(err, "%s: offset 232: trace has no steps", path);
     if (t->n_tokens < t->n_steps)
         return moe_fail(err, "%s: offset 240: %llu tokens for %llu steps (each step needs one)", path,
@@ -264,9 +383,9 @@ static int parse(const char *path, const unsigned char *m, size_t len, moe_trace
                       t->n_tokens, meta_len, size))
         return moe_fail(err, "%s: offset 160: geometry overflows (layers %u, top_k %u, tokens %llu)", path,
                         t->n_layers, t->top_k, (unsigned long long)t->n_tokens);
-    void *ptr[N_SECTIONS];
-    uint64_t prev_end = HDR_SIZE;
-    for (int i = 0; i < N_SECTIONS; i++) {
+    void *ptr[N_SECTIONS] = {0};
+    uint64_t prev_end = hsize;
+    for (int i = 0; i < nsec; i++) {
         const unsigned char *e = m + OFF_SECTIONS + 16 * i;
         uint64_t off = get64(e), n = get64(e + 8);
         unsigned where = OFF_SECTIONS + 16 * i;
@@ -302,9 +421,10 @@ static int parse(const char *path, const unsigned char *m, size_t len, moe_trace
     t->weights = ptr[S_WEIGHTS];
     t->router_logits = ptr[S_LOGITS];
     t->lookahead = ptr[S_LOOKAHEAD];
+    t->keys = ptr[S_KEYS];
     /* validate() walks step offsets before checking their bounds in its
      * token loop, so make sure the offsets are monotone and end in range. */
-    for (uint64_t s = 0; s < t->n_steps; s++)
+    for (uint64_t s = 0; !keys && s < t->n_steps; s++)
         if (t->step_first_token[s + 1] <= t->step_first_token[s] || t->step_first_token[s + 1] > t->n_tokens)
             return moe_fail(err, "%s: section step_first_token: step %llu: token offsets %llu..%llu not increasing within %llu tokens",
                             path, (unsigned long long)s, (unsigned long long)t->step_first_token[s],

@@ -45,6 +45,23 @@ int moe_atomic_open(moe_atomic_file *a, const char *path, moe_error *err);
 int moe_atomic_commit(moe_atomic_file *a, moe_error *err);
 void moe_atomic_abort(moe_atomic_file *a);
 
+/* A key-sequence .moetrace (version 2, trace.h) written as the keys arrive,
+ * so an import holds one buffer, not the sequence (trace_bin.c): open, put
+ * the keys in request order, finish with the header fields (or abort).
+ * Nothing is left at the path unless finish succeeds. */
+typedef struct moe_keys_writer {
+    moe_atomic_file af;
+    uint64_t n;
+    int bad; /* errno of the first failed write, 0 if none */
+} moe_keys_writer;
+int moe_keys_writer_open(moe_keys_writer *w, const char *path, moe_error *err);
+int moe_keys_writer_put(moe_keys_writer *w, const uint32_t *keys, size_t n);
+/* model may be NULL; meta text up to 1024 bytes; keys are the caller's
+ * dense ids < n_keys. */
+int moe_keys_writer_finish(moe_keys_writer *w, const char *model, const char *source, uint64_t n_keys,
+                           const char *meta, moe_error *err);
+void moe_keys_writer_abort(moe_keys_writer *w);
+
 /* Read a whole file into memory (NUL-terminated); *len excludes the NUL. */
 char *moe_read_file(const char *path, size_t *len, moe_error *err);
 
@@ -95,23 +112,45 @@ enum moe_jsonl_order { MOE_ORDER_AUTO = 0, MOE_ORDER_EXEC = 1, MOE_ORDER_SORTED 
 enum moe_jfield { MOE_JF_SEQ, MOE_JF_LAYER, MOE_JF_TOKEN, MOE_JF_EXPERTS, MOE_JF_WEIGHTS,
                   MOE_JF_STEP, MOE_JF_COUNT };
 
+/* How qwen route rows form forward passes (steps); rules in trace_jsonl.c:
+ * token: consecutive rows of one (req_id, token_idx), one token per pass (the
+ * default); wrap: a pass ends where the logged layer goes down or a (req_id,
+ * token_idx, layer) repeats within it; rows: every N route rows; key: a
+ * JSON key whose value changes. */
+enum moe_jsonl_pass { MOE_PASS_DEFAULT = 0, MOE_PASS_TOKEN, MOE_PASS_WRAP, MOE_PASS_ROWS, MOE_PASS_KEY };
+/* Qwen warm-up detection: a leading run of at least this many passes with
+ * identical routing, followed by a pass that differs, is warm-up. */
+#define MOE_WARMUP_MIN_PASSES 8u
+
 typedef struct moe_jsonl_opts {
     int layout;                      /* enum moe_jsonl_layout */
     int order;                       /* mixtral: enum moe_jsonl_order */
     const char *field[MOE_JF_COUNT]; /* NULL = the layout's default key */
     uint32_t layers, experts, top_k; /* 0 = infer (qwen top_k: from the meta line) */
+    /* qwen warm-up: by default the detected warm-up passes are dropped; the
+     * two explicit rules below replace detection (their rows are dropped as
+     * said, detection only reports); keep_warmup keeps everything. */
     uint64_t skip_warmup;            /* qwen: drop the first N route rows */
     const char *warmup_prefix;       /* qwen: drop rows whose req_id starts with this */
+    int keep_warmup;                 /* qwen: drop nothing (conflicts with the two above) */
+    int pass_by;                     /* qwen: enum moe_jsonl_pass */
+    uint64_t pass_rows;              /* qwen, MOE_PASS_ROWS: route rows per pass (> 0) */
+    const char *pass_key;            /* qwen, MOE_PASS_KEY: JSON key whose change starts a pass */
 } moe_jsonl_opts;
 /* Map "name=key" (name: seq, layer, token, experts, weights, step) into o. */
 int moe_jsonl_map_field(moe_jsonl_opts *o, const char *spec, moe_error *err);
+/* Parse a --pass-by rule (token, wrap, rows=N, key=KEY) into o. */
+int moe_jsonl_pass_by(moe_jsonl_opts *o, const char *spec, moe_error *err);
+/* Options that contradict each other (--keep-warmup with --skip-warmup or
+ * --warmup-prefix; --pass-by with --field step=KEY): -1 with the reason.
+ * The loaders check this too. */
+int moe_jsonl_check_opts(const moe_jsonl_opts *o, moe_error *err);
 moe_trace *moe_trace_load_jsonl(const char *path, const moe_jsonl_opts *o, moe_error *err);
 /* Which layout a .jsonl file looks like (a first line with "type":"meta" is qwen). */
 int moe_jsonl_sniff(const char *path, moe_error *err);
 
 /* ---- plain cache key sequences (trace_lcs.c) --------------------------- */
 
-#define MOE_LCS_CHUNK 4096u /* experts per layer used for dense key ids */
 
 typedef struct moe_lcs_opts {
     uint32_t obj_col;   /* 1-based column of the object id (libCacheSim obj-id-col); 0 = 1 */
@@ -125,7 +164,8 @@ moe_trace *moe_trace_load_lcs_oracle(const char *path, moe_error *err);
 
 /* What an importer reports without failing: a warning (records left empty
  * by dropped rows, a key column that looks like a time or version column)
- * or a note (how it read something it had to interpret). Each is one line
+ * or a note (how it read something it had to interpret: warm-up passes
+ * dropped or kept, positions renumbered, phases unknown). Each is one line
  * naming the file, passed to say (NULL: dropped); with strict set, a
  * warning fails the import with that message instead. */
 typedef struct moe_import_report {
@@ -137,6 +177,13 @@ moe_trace *moe_trace_load_jsonl_report(const char *path, const moe_jsonl_opts *o
                                        const moe_import_report *r, moe_error *err);
 moe_trace *moe_trace_load_lcs_csv_report(const char *path, const moe_lcs_opts *o,
                                          const moe_import_report *r, moe_error *err);
+/* `trace import` of a libCacheSim file (oracle: oracleGeneral, else CSV with
+ * o and rep as above): streamed straight into the key-sequence .moetrace
+ * out, holding only the key table (one entry per distinct key) and a
+ * buffer, never the requests; nothing is left at out on failure. Fills the
+ * counts it wrote. */
+int moe_lcs_import(const char *path, int oracle, const moe_lcs_opts *o, const moe_import_report *rep,
+                   const char *model, const char *out, uint64_t *n_requests, uint64_t *n_keys, moe_error *err);
 /* 1 if the file looks like libCacheSim oracleGeneral (a non-zero multiple of
  * 24 bytes whose first records are sane), 0 if not, -1 if unreadable. */
 int moe_lcs_oracle_sniff(const char *path, moe_error *err);

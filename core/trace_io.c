@@ -15,7 +15,7 @@ static int has_ext(const char *path, const char *ext) {
     return n > e && strcasecmp(path + n - e, ext) == 0;
 }
 
-moe_trace *moe_trace_load(const char *path, moe_error *err) {
+static moe_trace *load_any(const char *path, moe_error *err) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         moe_fail(err, "%s: cannot open: %s", path, strerror(errno));
@@ -39,3 +39,17 @@ moe_trace *moe_trace_load(const char *path, moe_error *err) {
     moe_fail(err, "%s: unknown trace format (no .moetrace magic; extension is not .moetrace, .csv or .jsonl)", path);
     return NULL;
 }
+
+moe_trace *moe_trace_load_ex(const char *path, unsigned flags, moe_error *err) {
+    moe_trace *t = load_any(path, err);
+    if (t && t->keys && !(flags & MOE_LOAD_KEYS)) {
+        moe_fail(err, "%s: a key sequence (%llu requests over %u keys, imported from a libCacheSim file): it has "
+                 "no routing, so only `run`, `sweep` and `trace info` take it", path,
+                 (unsigned long long)t->n_tokens, t->n_experts);
+        moe_trace_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+moe_trace *moe_trace_load(const char *path, moe_error *err) { return moe_trace_load_ex(path, 0, err); }

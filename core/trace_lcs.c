@@ -9,13 +9,10 @@
  *    records {u32 timestamp; u64 obj_id; u32 obj_size; i64 next_access_vtime}.
  *    As in libCacheSim's reader, records with obj_size 0 are skipped.
  *
- * Keys are numbered densely in order of first appearance (k = 0, 1, ...).
- * Each request becomes one step with one token (seq 0, token = request
- * index, decode). Expert ids are uint16, so key k is expert k % E of layer
- * k / E with E = min(#keys, 4096) and ceil(#keys / E) layers; the token
- * records only that layer (the others stay empty), top_k = 1, no weights.
- * meta says keyspace=1: such a trace is meant for `--scope global`, where
- * one cache holds all (layer, expert) keys, i.e. all objects.
+ * Keys are numbered densely in order of first appearance (k = 0, 1, ...)
+ * and the result is a key-sequence trace (trace.h: one u32 key per
+ * request, one flat key space, no routing arrays; 4 bytes a request in
+ * memory and on disk). meta says keyspace=1.
  *
  * The CSV key column is checked after reading (see key_column_check): a
  * column that looks like a time, version or size column, or a header line
@@ -31,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "trace_formats.h"
 
@@ -129,49 +127,45 @@ static int64_t kt_id(keytab *k, uint64_t num, const char *s, size_t len) {
 
 /* ---- key sequence -> trace ---------------------------------------------- */
 
-static moe_trace *keys_to_trace(const char *path, const uint32_t *ids, uint64_t n, uint64_t n_keys,
-                                const char *fmt, uint64_t skipped, moe_error *err) {
+/* The meta text of an imported key sequence. */
+static void lcs_meta(char *meta, size_t cap, const char *fmt, uint64_t n_keys, uint64_t n, uint64_t skipped) {
+    snprintf(meta, cap, "keyspace=1\nimported_from=%s\nkeys=%llu\nrequests=%llu\nskipped=%llu\n", fmt,
+             (unsigned long long)n_keys, (unsigned long long)n, (unsigned long long)skipped);
+}
+
+/* The key sequence ids[0..n) over n_keys keys as a trace; takes ids. */
+static moe_trace *keys_to_trace(const char *path, uint32_t *ids, uint64_t n, uint64_t n_keys, const char *fmt,
+                                uint64_t skipped, moe_error *err) {
     if (n == 0) {
+        free(ids);
         moe_fail(err, "%s: no requests", path);
         return NULL;
     }
-    if (n > UINT32_MAX) {
-        moe_fail(err, "%s: %llu requests: token positions are 32-bit", path, (unsigned long long)n);
-        return NULL;
-    }
-    uint32_t chunk = n_keys < MOE_LCS_CHUNK ? (uint32_t)n_keys : MOE_LCS_CHUNK;
-    uint32_t layers = (uint32_t)((n_keys + chunk - 1) / chunk);
-    if (moe_trace_check_geometry(layers, chunk, 1, 0, err)) {
-        moe_fail_prefix(err, "%s: %llu distinct keys", path, (unsigned long long)n_keys);
-        return NULL;
-    }
-    moe_trace_builder *b = moe_tb_new(layers, chunk, 1, 0, 0, 0);
-    if (!b) {
-        moe_fail(err, "%s: out of memory", path);
-        return NULL;
-    }
-    for (uint64_t i = 0; i < n; i++) {
-        if (moe_tb_begin_step(b, i, MOE_PHASE_DECODE, err) || moe_tb_add_token(b, 0, (uint32_t)i, err) < 0 ||
-            moe_tb_set(b, 0, ids[i] / chunk, 0, ids[i] % chunk, NAN, err)) {
-            moe_fail_prefix(err, "%s: request %llu", path, (unsigned long long)i);
-            moe_tb_abort(b);
-            return NULL;
-        }
-    }
     char meta[256];
-    snprintf(meta, sizeof meta, "keyspace=1\nimported_from=%s\nkeys=%llu\nrequests=%llu\nskipped=%llu\nexperts_per_layer_chunk=%u\n",
-             fmt, (unsigned long long)n_keys, (unsigned long long)n, (unsigned long long)skipped, chunk);
-    moe_trace *t = moe_tb_finish(b, "", fmt[4] == 'c' ? "import lcs-csv" : "import lcs-oracle", meta, err);
+    lcs_meta(meta, sizeof meta, fmt, n_keys, n, skipped);
+    moe_trace *t = moe_trace_from_keys(ids, n, n_keys, fmt[4] == 'c' ? "import lcs-csv" : "import lcs-oracle", meta,
+                                       err);
     if (!t) moe_fail_prefix(err, "%s", path);
     return t;
 }
 
-typedef struct idvec {
+/* Where the ids of a read go: into memory (w == NULL: v holds all n), or
+ * through a buffer of SINK_BUF into a key-sequence file being written (the
+ * streaming import: memory independent of the number of requests). */
+#define SINK_BUF 16384u
+typedef struct idsink {
     uint32_t *v;
     uint64_t n, cap;
-} idvec;
+    moe_keys_writer *w;
+} idsink;
 
-static int idvec_push(idvec *a, uint32_t x) {
+/* 0; -1 out of memory; -2 the output write failed */
+static int sink_push(idsink *a, uint32_t x) {
+    if (a->w) {
+        if (!a->v && !(a->v = malloc(SINK_BUF * sizeof *a->v))) return -1;
+        a->v[a->n++ % SINK_BUF] = x;
+        return a->n % SINK_BUF == 0 && moe_keys_writer_put(a->w, a->v, SINK_BUF) ? -2 : 0;
+    }
     if (a->n == a->cap) {
         uint64_t nc = a->cap ? a->cap * 2 : 4096;
         uint32_t *nv = realloc(a->v, nc * sizeof *nv);
@@ -180,6 +174,14 @@ static int idvec_push(idvec *a, uint32_t x) {
     }
     a->v[a->n++] = x;
     return 0;
+}
+
+static int sink_flush(idsink *a) {
+    return a->w && a->n % SINK_BUF && moe_keys_writer_put(a->w, a->v, a->n % SINK_BUF) ? -1 : 0;
+}
+
+static const char *sink_why(int rc) {
+    return rc == -2 ? "cannot write the output" : "out of memory or more than 2^32 distinct keys";
 }
 
 /* ---- libCacheSim CSV ---------------------------------------------------- */
@@ -196,7 +198,7 @@ typedef struct lctx {
     char *id;
     size_t id_len;
     keytab kt;
-    idvec ids;
+    idsink ids;
     /* first line's fields (the header, or the first data row) */
     char *first[LCS_HDR_MAX];
     uint32_t n_first;
@@ -259,7 +261,8 @@ static void l_row(int term, void *data) {
     if (!have) { lfail(c, "%u columns, but --obj-col is %u", nf, c->col + 1); return; }
     if (c->id_len == 0) { lfail(c, "column %u: empty object id", c->col + 1); return; }
     int64_t k = kt_id(&c->kt, 0, c->id, c->id_len);
-    if (k < 0 || idvec_push(&c->ids, (uint32_t)k)) { lfail(c, "out of memory or more than 2^32 keys"); return; }
+    int rc = k < 0 ? -1 : sink_push(&c->ids, (uint32_t)k);
+    if (rc) { lfail(c, "%s", sink_why(rc)); return; }
     double v;
     int num = is_number(c->id, &v);
     if (c->rows == 0) c->first_numeric = num, c->increasing = num;
@@ -385,36 +388,30 @@ static int key_column_check(lctx *c, const moe_import_report *rep) {
     return 0;
 }
 
-moe_trace *moe_trace_load_lcs_csv(const char *path, const moe_lcs_opts *o, moe_error *err) {
-    return moe_trace_load_lcs_csv_report(path, o, NULL, err);
-}
-
-moe_trace *moe_trace_load_lcs_csv_report(const char *path, const moe_lcs_opts *o, const moe_import_report *rep,
-                                         moe_error *err) {
+/* Read a libCacheSim CSV into c (ids into c->ids); 0, or -1 with c->err. */
+static int read_lcs_csv(lctx *c, const moe_import_report *rep) {
+    const char *path = c->path;
+    const moe_lcs_opts *o = c->o;
+    moe_error *err = c->err;
     FILE *f = fopen(path, "rb");
-    if (!f) {
-        moe_fail(err, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    lctx c = {.path = path, .err = err, .o = o, .col = o->obj_col ? o->obj_col - 1 : 0};
+    if (!f) return moe_fail(err, "%s: cannot open: %s", path, strerror(errno));
     struct csv_parser p;
-    if (csv_init(&p, CSV_APPEND_NULL) || kt_init(&c.kt, 1)) {
+    if (csv_init(&p, CSV_APPEND_NULL) || kt_init(&c->kt, 1)) {
         fclose(f);
-        moe_fail(err, "%s: out of memory", path);
-        return NULL;
+        return moe_fail(err, "%s: out of memory", path);
     }
     csv_set_delim(&p, (unsigned char)(o->delim ? o->delim : ','));
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
-    while (!c.failed && (n = getline(&line, &cap, f)) > 0) {
-        c.line++;
+    while (!c->failed && (n = getline(&line, &cap, f)) > 0) {
+        c->line++;
         char *ln = line;
         /* A UTF-8 byte order mark would otherwise become part of the first
          * field: in a file without a header, the first key would differ
          * from the same id later on. It is removed, and since that changes
          * what the first key is compared to, a note says so. */
-        if (c.line == 1 && n >= 3 && !memcmp(line, "\xEF\xBB\xBF", 3)) {
+        if (c->line == 1 && n >= 3 && !memcmp(line, "\xEF\xBB\xBF", 3)) {
             ln += 3, n -= 3;
             if (rep && rep->say) {
                 char msg[1200];
@@ -423,21 +420,36 @@ moe_trace *moe_trace_load_lcs_csv_report(const char *path, const moe_lcs_opts *o
                 rep->say(rep->ctx, 0, msg);
             }
         }
-        if (csv_parse(&p, ln, (size_t)n, l_field, l_row, &c) != (size_t)n) lfail(&c, "%s", csv_strerror(csv_error(&p)));
+        if (csv_parse(&p, ln, (size_t)n, l_field, l_row, c) != (size_t)n) lfail(c, "%s", csv_strerror(csv_error(&p)));
     }
-    if (!c.failed && csv_fini(&p, l_field, l_row, &c)) lfail(&c, "%s", csv_strerror(csv_error(&p)));
+    if (!c->failed && csv_fini(&p, l_field, l_row, c)) lfail(c, "%s", csv_strerror(csv_error(&p)));
     csv_free(&p);
     free(line);
     int rerr = ferror(f);
     fclose(f);
+    if (!c->failed && rerr) return moe_fail(err, "%s: read error", path);
+    if (!c->failed && c->records == 0) return moe_fail(err, "%s:1: empty file", path);
+    if (!c->failed && c->ids.n && key_column_check(c, rep)) return -1;
+    if (!c->failed && c->ids.n == 0) return moe_fail(err, "%s: no requests", path);
+    return c->failed ? -1 : 0;
+}
+
+static void lctx_free(lctx *c) {
+    free(c->id), free(c->ids.v);
+    for (uint32_t i = 0; i < c->n_first; i++) free(c->first[i]);
+    kt_free(&c->kt);
+}
+
+moe_trace *moe_trace_load_lcs_csv(const char *path, const moe_lcs_opts *o, moe_error *err) {
+    return moe_trace_load_lcs_csv_report(path, o, NULL, err);
+}
+
+moe_trace *moe_trace_load_lcs_csv_report(const char *path, const moe_lcs_opts *o, const moe_import_report *rep,
+                                         moe_error *err) {
+    lctx c = {.path = path, .err = err, .o = o, .col = o->obj_col ? o->obj_col - 1 : 0};
     moe_trace *t = NULL;
-    if (!c.failed && rerr) moe_fail(err, "%s: read error", path);
-    else if (!c.failed && c.records == 0) moe_fail(err, "%s:1: empty file", path);
-    else if (!c.failed && (c.ids.n == 0 || !key_column_check(&c, rep)))
-        t = keys_to_trace(path, c.ids.v, c.ids.n, c.kt.n, "lcs-csv", 0, err);
-    free(c.id), free(c.ids.v);
-    for (uint32_t i = 0; i < c.n_first; i++) free(c.first[i]);
-    kt_free(&c.kt);
+    if (read_lcs_csv(&c, rep) == 0) t = keys_to_trace(path, c.ids.v, c.ids.n, c.kt.n, "lcs-csv", 0, err), c.ids.v = NULL;
+    lctx_free(&c);
     return t;
 }
 
@@ -486,40 +498,91 @@ int moe_lcs_oracle_sniff(const char *path, moe_error *err) {
     return sane && any_size;
 }
 
-moe_trace *moe_trace_load_lcs_oracle(const char *path, moe_error *err) {
-    size_t len;
-    char *buf = moe_read_file(path, &len, err);
-    if (!buf) return NULL;
-    moe_trace *t = NULL;
-    keytab kt;
-    idvec ids = {0};
-    uint64_t skipped = 0;
-    if (len == 0) {
-        moe_fail(err, "%s: empty file", path);
-    } else if (len % ORACLE_REC) {
-        moe_fail(err, "%s: offset %zu: truncated record (file size %zu is not a multiple of %d bytes)", path,
-                 len - len % ORACLE_REC, len, ORACLE_REC);
-    } else if (kt_init(&kt, 0)) {
-        moe_fail(err, "%s: out of memory", path);
-    } else {
-        int bad = 0;
-        for (size_t off = 0; off < len && !bad; off += ORACLE_REC) {
-            const unsigned char *r = (const unsigned char *)buf + off;
+/* Read an oracleGeneral file in chunks of records (ids into ids, keys
+ * numbered in kt); 0, or -1 with err. */
+static int read_lcs_oracle(const char *path, idsink *ids, keytab *kt, uint64_t *skipped, moe_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return moe_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return moe_fail(err, "%s: not a regular file", path);
+    }
+    uint64_t len = (uint64_t)st.st_size;
+    enum { CHUNK = 43690 }; /* records per read: just under 1 MiB */
+    unsigned char *buf = malloc((size_t)CHUNK * ORACLE_REC);
+    int rc = 0;
+    if (len == 0) rc = moe_fail(err, "%s: empty file", path);
+    else if (len % ORACLE_REC)
+        rc = moe_fail(err, "%s: offset %llu: truncated record (file size %llu is not a multiple of %d bytes)", path,
+                      (unsigned long long)(len - len % ORACLE_REC), (unsigned long long)len, ORACLE_REC);
+    else if (!buf || kt_init(kt, 0)) rc = moe_fail(err, "%s: out of memory", path);
+    uint64_t off = 0;
+    while (rc == 0 && off < len) {
+        size_t want = len - off < (uint64_t)CHUNK * ORACLE_REC ? (size_t)(len - off) : (size_t)CHUNK * ORACLE_REC;
+        size_t got = fread(buf, 1, want, f);
+        if (got != want) { /* the file changed under us, or the disk failed */
+            rc = moe_fail(err, "%s: offset %llu: read error or file shrank", path, (unsigned long long)(off + got));
+            break;
+        }
+        for (size_t r = 0; r < got && rc == 0; r += ORACLE_REC) {
+            const unsigned char *x = buf + r;
             uint64_t id = 0;
             uint32_t size = 0;
-            for (int i = 7; i >= 0; i--) id = id << 8 | r[4 + i];
-            for (int i = 3; i >= 0; i--) size = size << 8 | r[12 + i];
-            if (size == 0) { skipped++; continue; }
-            int64_t k = kt_id(&kt, id, NULL, 0);
-            if (k < 0 || idvec_push(&ids, (uint32_t)k)) {
-                moe_fail(err, "%s: offset %zu: out of memory or more than 2^32 keys", path, off);
-                bad = 1;
-            }
+            for (int b = 7; b >= 0; b--) id = id << 8 | x[4 + b];
+            for (int b = 3; b >= 0; b--) size = size << 8 | x[12 + b];
+            if (size == 0) { ++*skipped; continue; }
+            int64_t k = kt_id(kt, id, NULL, 0);
+            int prc = k < 0 ? -1 : sink_push(ids, (uint32_t)k);
+            if (prc) rc = moe_fail(err, "%s: offset %llu: %s", path, (unsigned long long)(off + r), sink_why(prc));
         }
-        if (!bad) t = keys_to_trace(path, ids.v, ids.n, kt.n, "lcs-oracle", skipped, err);
-        kt_free(&kt);
+        off += got;
     }
-    free(ids.v);
     free(buf);
+    fclose(f);
+    if (rc == 0 && ids->n == 0) rc = moe_fail(err, "%s: no requests (every record has obj_size 0)", path);
+    return rc;
+}
+
+moe_trace *moe_trace_load_lcs_oracle(const char *path, moe_error *err) {
+    keytab kt = {0};
+    idsink ids = {0};
+    uint64_t skipped = 0;
+    moe_trace *t = NULL;
+    if (read_lcs_oracle(path, &ids, &kt, &skipped, err) == 0)
+        t = keys_to_trace(path, ids.v, ids.n, kt.n, "lcs-oracle", skipped, err), ids.v = NULL;
+    kt_free(&kt);
+    free(ids.v);
     return t;
+}
+
+int moe_lcs_import(const char *path, int oracle, const moe_lcs_opts *o, const moe_import_report *rep,
+                   const char *model, const char *out, uint64_t *n_requests, uint64_t *n_keys, moe_error *err) {
+    moe_keys_writer w;
+    if (moe_keys_writer_open(&w, out, err)) return -1;
+    idsink ids = {.w = &w};
+    uint64_t skipped = 0, keys = 0;
+    int rc;
+    if (oracle) {
+        keytab kt = {0};
+        rc = read_lcs_oracle(path, &ids, &kt, &skipped, err);
+        keys = kt.n;
+        kt_free(&kt);
+    } else {
+        lctx c = {.path = path, .err = err, .o = o, .col = o->obj_col ? o->obj_col - 1 : 0};
+        c.ids = ids;
+        rc = read_lcs_csv(&c, rep);
+        ids = c.ids, c.ids.v = NULL;
+        keys = c.kt.n;
+        lctx_free(&c);
+    }
+    if (rc == 0 && sink_flush(&ids)) rc = moe_fail(err, "%s: cannot write the output", out);
+    free(ids.v);
+    char meta[256];
+    lcs_meta(meta, sizeof meta, oracle ? "lcs-oracle" : "lcs-csv", keys, ids.n, skipped);
+    if (rc == 0 && moe_keys_writer_finish(&w, model, oracle ? "import lcs-oracle" : "import lcs-csv", keys, meta, err))
+        rc = -1;
+    if (rc) moe_keys_writer_abort(&w);
+    *n_requests = ids.n, *n_keys = keys;
+    return rc;
 }

@@ -86,7 +86,7 @@ int cmd_run(int argc, char **argv) {
     }
     /* profiles and specs are checked before the trace is loaded */
     if (moe_replay_config_check(&cfg, &err)) return cli_error("run", &err);
-    moe_trace *t = moe_trace_load(trace_path, &err);
+    moe_trace *t = moe_trace_load_ex(trace_path, MOE_LOAD_KEYS, &err);
     if (!t) return cli_error("run", &err);
     moe_replay_result res;
     int rc = 0;

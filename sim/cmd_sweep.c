@@ -395,7 +395,7 @@ int cmd_sweep(int argc, char **argv) {
     if (!sw.traces || !sw.hashes) goto oom;
     if (!(sw.db = moe_db_open(db_path, &err))) goto fail;
     for (size_t i = 0; i < exp.traces.n; i++) {
-        if (!(sw.traces[i] = moe_trace_load(exp.traces.v[i], &err))) goto fail;
+        if (!(sw.traces[i] = moe_trace_load_ex(exp.traces.v[i], MOE_LOAD_KEYS, &err))) goto fail;
         if (moe_db_add_trace(sw.db, sw.traces[i], exp.traces.v[i], sw.hashes[i], &err)) goto fail;
     }
     if (plan(&sw, &exp, shard_i, shard_n, &err)) goto fail;

@@ -49,8 +49,25 @@ static const char import_usage[] =
     "  --order O          mixtral: exec (new pass when layer decreases; default with\n"
     "                     token_pos) or sorted (problem/layer/token order, one step\n"
     "                     per token; default with token_idx)\n"
-    "  --skip-warmup N    qwen: drop the first N route rows (vLLM warm-up passes)\n"
-    "  --warmup-prefix P  qwen: drop route rows whose req_id starts with P\n"
+    "  --pass-by RULE     qwen: how route rows form forward passes (steps); a pass's\n"
+    "                     rows with distinct (req_id, token_idx) are its tokens:\n"
+    "                     token   consecutive rows of one (req_id, token_idx) are a\n"
+    "                             token, each token its own pass (default)\n"
+    "                     wrap    a pass starts where the layer goes down or a\n"
+    "                             (req_id, token_idx, layer) repeats within it\n"
+    "                     rows=N  every N route rows form a pass\n"
+    "                     key=KEY a pass starts where JSON key KEY changes value\n"
+    "                     (not with --field step=KEY, the older form of key=KEY)\n"
+    "  --keep-warmup      qwen: keep the warm-up. By default the leading passes are\n"
+    "                     warm-up, dropped with a note, when 8 or more in a row\n"
+    "                     route every layer to the same experts (the union over a\n"
+    "                     pass's tokens) and a later pass differs\n"
+    "  --skip-warmup N    qwen: instead, drop the first N route rows\n"
+    "  --warmup-prefix P  qwen: instead, drop route rows whose req_id starts with P\n"
+    "                     (with --skip-warmup: the rows either names)\n"
+    "  phases (qwen): if every row has one req_id and a pass holds several tokens\n"
+    "                     or token_idx restarts, prefill and decode cannot be told\n"
+    "                     apart: every step is labelled decode (note, meta)\n"
     "lcs-csv (libCacheSim CSV; replay the result with --scope global):\n"
     "  --obj-col N        1-based column of the object id (default 1; a default\n"
     "                     column that looks like a time/version/size column is an\n"
@@ -137,6 +154,8 @@ static const struct {
     {'O', "--order", FMT_MIXTRAL},
     {'w', "--skip-warmup", FMT_QWEN},
     {'W', "--warmup-prefix", FMT_QWEN},
+    {'k', "--keep-warmup", FMT_QWEN},
+    {'P', "--pass-by", FMT_QWEN},
     {'c', "--obj-col", FMT_LCS_CSV},
     {'H', "--has-header", FMT_LCS_CSV},
     {'d', "--delimiter", FMT_LCS_CSV},
@@ -239,6 +258,7 @@ static int trace_import(int argc, char **argv) {
         {"experts", required_argument, 0, 'E'}, {"top-k", required_argument, 0, 'K'},
         {"field", required_argument, 0, 'F'},   {"order", required_argument, 0, 'O'},
         {"skip-warmup", required_argument, 0, 'w'}, {"warmup-prefix", required_argument, 0, 'W'},
+        {"keep-warmup", no_argument, 0, 'k'},   {"pass-by", required_argument, 0, 'P'},
         {"obj-col", required_argument, 0, 'c'}, {"has-header", no_argument, 0, 'H'},
         {"delimiter", required_argument, 0, 'd'}, {"strict", no_argument, 0, 'S'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
@@ -270,6 +290,8 @@ static int trace_import(int argc, char **argv) {
             break;
         case 'w': if (cli_parse_u64("--skip-warmup", optarg, UINT64_MAX, &jo.skip_warmup, &err)) return cli_error("trace import", &err); break;
         case 'W': jo.warmup_prefix = optarg; break;
+        case 'k': jo.keep_warmup = 1; break;
+        case 'P': if (moe_jsonl_pass_by(&jo, optarg, &err)) return cli_error("trace import", &err), 2; break;
         case 'c':
             if (u32opt("--obj-col", optarg, &lo.obj_col, &err)) return cli_error("trace import", &err);
             if (lo.obj_col == 0) { fputs("moesim trace import: --obj-col is 1-based\n", stderr); return 2; }
@@ -311,12 +333,22 @@ static int trace_import(int argc, char **argv) {
         return 2;
     }
     jo.layers = co.layers, jo.experts = co.experts, jo.top_k = co.top_k;
+    if ((bit & (FMT_MIXTRAL | FMT_QWEN)) && moe_jsonl_check_opts(&jo, &err)) {
+        fprintf(stderr, "moesim trace import: %s\n", err.msg);
+        return 2;
+    }
+    if (bit & (FMT_LCS_CSV | FMT_LCS_ORACLE)) { /* key sequences stream straight to the file */
+        uint64_t nr = 0, nk = 0;
+        if (moe_lcs_import(in, bit == FMT_LCS_ORACLE, &lo, &rep, model, out, &nr, &nk, &err))
+            return cli_error("trace import", &err);
+        printf("%s: %llu requests over %llu keys (key sequence) -> %s\n", in, (unsigned long long)nr,
+               (unsigned long long)nk, out);
+        return 0;
+    }
     moe_trace *t;
     if (bit == FMT_CSV) t = moe_trace_load_csv(in, &co, &err);
     else if (bit == FMT_MIXTRAL) jo.layout = MOE_JSONL_MIXTRAL, t = moe_trace_load_jsonl_report(in, &jo, &rep, &err);
-    else if (bit == FMT_QWEN) jo.layout = MOE_JSONL_QWEN, t = moe_trace_load_jsonl_report(in, &jo, &rep, &err);
-    else if (bit == FMT_LCS_CSV) t = moe_trace_load_lcs_csv_report(in, &lo, &rep, &err);
-    else t = moe_trace_load_lcs_oracle(in, &err);
+    else jo.layout = MOE_JSONL_QWEN, t = moe_trace_load_jsonl_report(in, &jo, &rep, &err);
     if (!t) {
         int rc = cli_error("trace import", &err);
         char first[512] = "";
@@ -368,6 +400,31 @@ static int cmp_u32(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* A key sequence has no routing to describe: requests, keys, identity. */
+static int keys_info(const moe_trace *t, const char *path) {
+    moe_error err = {{0}};
+    printf("file         %s\n", path);
+    printf("format       %s\n", t->map ? "moetrace v2 (binary, key sequence)" : "text (imported on load)");
+    printf("model        %s\n", t->model);
+    printf("source       %s\n", t->source);
+    printf("kind         key sequence (one key per request, one key space: run with any --scope)\n");
+    printf("requests     %llu\n", (unsigned long long)t->n_tokens);
+    printf("keys         %u distinct\n", t->n_experts);
+    uint64_t sum;
+    if (t->map && moe_trace_bin_checksum(path, &sum, &err) == 0) printf("checksum     %016llx (verified)\n", (unsigned long long)sum);
+    char hash[65];
+    moe_trace_hash(t, hash);
+    printf("hash         %s\n", hash);
+    printf("meta\n");
+    for (const char *m = t->meta ? t->meta : ""; *m;) {
+        const char *nl = strchr(m, '\n');
+        int n = nl ? (int)(nl - m) : (int)strlen(m);
+        printf("  %.*s\n", n, m);
+        m += n + (nl != NULL);
+    }
+    return 0;
+}
+
 static int trace_info(int argc, char **argv) {
     if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) return fputs(info_usage, stdout), 0;
     if (argc != 2 || argv[1][0] == '-') {
@@ -376,8 +433,13 @@ static int trace_info(int argc, char **argv) {
     }
     const char *path = argv[1];
     moe_error err = {{0}};
-    moe_trace *t = moe_trace_load(path, &err);
+    moe_trace *t = moe_trace_load_ex(path, MOE_LOAD_KEYS, &err);
     if (!t) return cli_error("trace info", &err);
+    if (t->keys) {
+        int rc = keys_info(t, path);
+        moe_trace_free(t);
+        return rc;
+    }
     uint64_t prefill = 0, seqs = 0;
     for (uint64_t s = 0; s < t->n_steps; s++) prefill += t->step_phase[s] == MOE_PHASE_PREFILL;
     uint32_t *sq = malloc(t->n_tokens * sizeof *sq);

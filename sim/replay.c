@@ -275,8 +275,142 @@ static uint64_t *compute_next_use(const moe_trace *t, gather *g, uint64_t *n_out
     return next;
 }
 
+/* ---- key sequences (trace.h: one key per request, one flat key space) ---- */
+
+/* Serve requests [0, n) of a key sequence; the same accesses, in the same
+ * order and with the same moe_access fields, as the general loop gives the
+ * layered form of the sequence (one step and group per request, the key
+ * protected): a key being missed is not resident, so protecting it changes
+ * no eviction, and the only group mark that matters, "nothing resident is
+ * protected", is set once. Specialised on `future` by the constant
+ * argument. */
+__attribute__((always_inline)) static inline void serve_keys(const moe_trace *t, moe_cache *c, const uint64_t *next_use,
+                                                             uint8_t *seen, moe_replay_result *res, counts *cnt,
+                                                             uint64_t *n_hits, const int future) {
+    const uint32_t *keys = t->keys;
+    const uint64_t n = t->n_tokens, win_steps = res->win_steps;
+    const int on_step = c->ops->on_step != NULL;
+    uint64_t hits = 0, comp = 0, byp = 0, evict = 0, win_end = win_steps, win_hits = 0;
+    uint32_t w = 0;
+    moe_access a = {.next_use = MOE_NEVER, .layer = 0, .weight = NAN};
+    for (uint64_t i = 0; i < n; i++) {
+        uint32_t key = keys[i];
+        if (on_step) c->ops->on_step(c->st, i);
+        a.time = a.step = i;
+        a.expert = key;
+        if (future) a.next_use = next_use[i];
+        int64_t victim;
+        enum moe_access_result r = moe_cache_access(c, key, &a, &victim);
+        if (r == MOE_HIT) {
+            win_hits++;
+        } else {
+            comp += !seen[key];
+            seen[key] = 1;
+            byp += r == MOE_MISS_BYPASSED;
+            evict += victim >= 0;
+        }
+        if (i + 1 == win_end) { /* windows of win_steps requests, the last one shorter */
+            res->win_hits[w] = win_hits;
+            res->win_accesses[w++] = win_steps;
+            hits += win_hits, win_hits = 0;
+            win_end += win_steps;
+        }
+    }
+    if (win_hits || n % win_steps) {
+        res->win_hits[w] = win_hits;
+        res->win_accesses[w] = n % win_steps;
+        hits += win_hits;
+    }
+    cnt->time = n, cnt->comp = comp, cnt->byp = byp, cnt->evict = evict;
+    *n_hits = hits;
+}
+
+__attribute__((noinline)) static void serve_keys_plain(const moe_trace *t, moe_cache *c, uint8_t *seen,
+                                                       moe_replay_result *res, counts *cnt, uint64_t *hits) {
+    serve_keys(t, c, NULL, seen, res, cnt, hits, 0);
+}
+__attribute__((noinline)) static void serve_keys_future(const moe_trace *t, moe_cache *c, const uint64_t *next_use,
+                                                        uint8_t *seen, moe_replay_result *res, counts *cnt,
+                                                        uint64_t *hits) {
+    serve_keys(t, c, next_use, seen, res, cnt, hits, 1);
+}
+
+/* next_use of a key sequence: one backward pass over the keys. */
+static uint64_t *keys_next_use(const moe_trace *t, moe_error *err) {
+    uint64_t n = t->n_tokens;
+    uint64_t *next = malloc(n * sizeof *next), *last = malloc((size_t)t->n_experts * sizeof *last);
+    if (!next || !last) {
+        free(next), free(last);
+        return moe_fail(err, "out of memory for next-use times (%llu requests)", (unsigned long long)n), NULL;
+    }
+    for (uint32_t k = 0; k < t->n_experts; k++) last[k] = MOE_NEVER;
+    for (uint64_t i = n; i-- > 0;) {
+        next[i] = last[t->keys[i]];
+        last[t->keys[i]] = i;
+    }
+    free(last);
+    return next;
+}
+
+static int replay_keys(const moe_trace *t, const moe_replay_config *cfg, moe_replay_result *res, moe_error *err) {
+    if (moe_replay_config_is_ext(cfg))
+        return moe_fail(err, "a key sequence takes eviction policies and capacities in keys only (no prefetch, "
+                        "speculation, skip, precision, device, byte capacity or cache state)");
+    if (!moe_split_is_uniform(cfg->split))
+        return moe_fail(err, "--split %s: a key sequence has one key space, no layers to split among", cfg->split);
+    char name[64];
+    size_t nl = strcspn(cfg->policy, ":");
+    snprintf(name, sizeof name, "%.*s", (int)(nl < sizeof name ? nl : sizeof name - 1), cfg->policy);
+    const moe_policy_ops *ops = moe_policy_find(name);
+    if (ops && (ops->flags & MOE_POLICY_NEEDS_ROUTING))
+        return moe_fail(err, "policy %s reads a trace's routing; a key sequence has none", name);
+    memset(res, 0, sizeof *res);
+    int rc = -1;
+    moe_cache *c = NULL;
+    uint64_t *next_use = NULL;
+    uint8_t *seen = calloc(t->n_experts, 1);
+    if (!seen || moe_replay_result_alloc(res, t, cfg->curve_windows)) {
+        moe_fail(err, "out of memory");
+        goto out;
+    }
+    moe_policy_env env = {
+        .n_keys = t->n_experts,
+        .capacity = cfg->capacity,
+        .n_layers = 1,
+        .n_experts = t->n_experts,
+        .fixed_layer = cfg->scope == MOE_SCOPE_GLOBAL ? -1 : 0, /* one key space: the same cache either way */
+        .seed = cfg->seed * 1000003u,
+        .trace = t,
+    };
+    if (!(c = moe_cache_new(cfg->policy, &env, err))) goto out;
+    snprintf(res->policy, sizeof res->policy, "%s", c->canonical);
+    if ((c->ops->flags & MOE_POLICY_NEEDS_FUTURE) && !(next_use = keys_next_use(t, err))) goto out;
+    moe_cache_begin_group(c); /* nothing resident is ever protected */
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    counts cnt = {0};
+    uint64_t hits;
+    if (next_use) serve_keys_future(t, c, next_use, seen, res, &cnt, &hits);
+    else serve_keys_plain(t, c, seen, res, &cnt, &hits);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    res->accesses = res->token_slots = res->layer_accesses[0] = cnt.time;
+    res->hits = res->token_slot_hits = res->layer_hits[0] = hits;
+    res->compulsory_misses = cnt.comp;
+    res->bypasses = cnt.byp;
+    res->evictions = cnt.evict;
+    res->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    rc = 0;
+out:
+    moe_cache_free(c);
+    free(seen);
+    free(next_use);
+    if (rc) moe_replay_result_free(res);
+    return rc;
+}
+
 int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_result *res,
                moe_error *err) {
+    if (t->keys) return replay_keys(t, cfg, res, err);
     /* Prefetch, speculation, skipping, precision, byte capacities and the
      * timing model run in their own engine, so this loop (and every result
      * without those options) stays exactly as it was. */

@@ -31,46 +31,52 @@
 
 #define NOPOS UINT32_MAX
 
+/* A heap entry carries its key's next use, so the sifts compare adjacent
+ * memory instead of looking each key up in an n_keys-sized array: with a
+ * million keys that lookup missed the CPU cache on every heap level. */
+typedef struct hent {
+    uint64_t nu; /* next use of key */
+    uint32_t key;
+} hent;
+
 typedef struct belady {
-    uint32_t *heap;    /* heap[0..n): keys, max next_use at heap[0] */
+    hent *heap;        /* heap[0..n): max next use at heap[0] */
     uint32_t *pos;     /* n_keys: index in heap or NOPOS */
-    uint64_t *nu;      /* n_keys: next use of each resident key */
     uint32_t *aside;   /* scratch for protected keys popped by choose_victim */
+    uint64_t *aside_nu;
     uint32_t n;
 } belady;
 
 static void sift_up(belady *s, uint32_t i) {
-    uint32_t k = s->heap[i];
-    uint64_t v = s->nu[k];
+    hent x = s->heap[i];
     while (i > 0) {
         uint32_t p = (i - 1) / 2;
-        if (s->nu[s->heap[p]] >= v) break;
+        if (s->heap[p].nu >= x.nu) break;
         s->heap[i] = s->heap[p];
-        s->pos[s->heap[i]] = i;
+        s->pos[s->heap[i].key] = i;
         i = p;
     }
-    s->heap[i] = k;
-    s->pos[k] = i;
+    s->heap[i] = x;
+    s->pos[x.key] = i;
 }
 
 static void sift_down(belady *s, uint32_t i) {
-    uint32_t k = s->heap[i];
-    uint64_t v = s->nu[k];
+    hent x = s->heap[i];
     for (;;) {
         uint32_t c = 2 * i + 1;
         if (c >= s->n) break;
-        if (c + 1 < s->n && s->nu[s->heap[c + 1]] > s->nu[s->heap[c]]) c++;
-        if (s->nu[s->heap[c]] <= v) break;
+        if (c + 1 < s->n && s->heap[c + 1].nu > s->heap[c].nu) c++;
+        if (s->heap[c].nu <= x.nu) break;
         s->heap[i] = s->heap[c];
-        s->pos[s->heap[i]] = i;
+        s->pos[s->heap[i].key] = i;
         i = c;
     }
-    s->heap[i] = k;
-    s->pos[k] = i;
+    s->heap[i] = x;
+    s->pos[x.key] = i;
 }
 
-static void push(belady *s, uint32_t key) {
-    s->heap[s->n] = key;
+static void push(belady *s, uint32_t key, uint64_t nu) {
+    s->heap[s->n] = (hent){nu, key};
     s->pos[key] = s->n;
     s->n++;
     sift_up(s, s->n - 1);
@@ -80,10 +86,10 @@ static void remove_key(belady *s, uint32_t key) {
     uint32_t i = s->pos[key];
     s->pos[key] = NOPOS;
     if (--s->n == i) return;
-    uint32_t last = s->heap[s->n];
+    hent last = s->heap[s->n];
     s->heap[i] = last;
-    s->pos[last] = i;
-    if (i > 0 && s->nu[s->heap[(i - 1) / 2]] < s->nu[last]) sift_up(s, i);
+    s->pos[last.key] = i;
+    if (i > 0 && s->heap[(i - 1) / 2].nu < last.nu) sift_up(s, i);
     else sift_down(s, i);
 }
 
@@ -91,8 +97,8 @@ static void belady_destroy(void *st) {
     belady *s = st;
     free(s->heap);
     free(s->pos);
-    free(s->nu);
     free(s->aside);
+    free(s->aside_nu);
     free(s);
 }
 
@@ -102,11 +108,13 @@ static void *belady_create(const char *args, const moe_policy_env *env, char *ca
     belady *s = calloc(1, sizeof *s);
     if (!s) return moe_fail(err, "belady: out of memory"), NULL;
     size_t n = env->n_keys ? env->n_keys : 1;
-    s->heap = malloc(n * sizeof *s->heap);
+    /* at most capacity keys are resident (capacity + 1 during an insert) */
+    size_t h = env->capacity < n ? (size_t)env->capacity + 1 : n;
+    s->heap = malloc(h * sizeof *s->heap);
     s->pos = malloc(n * sizeof *s->pos);
-    s->nu = malloc(n * sizeof *s->nu);
-    s->aside = malloc(n * sizeof *s->aside);
-    if (!s->heap || !s->pos || !s->nu || !s->aside) {
+    s->aside = malloc(h * sizeof *s->aside);
+    s->aside_nu = malloc(h * sizeof *s->aside_nu);
+    if (!s->heap || !s->pos || !s->aside || !s->aside_nu) {
         belady_destroy(s);
         return moe_fail(err, "belady: out of memory"), NULL;
     }
@@ -116,34 +124,32 @@ static void *belady_create(const char *args, const moe_policy_env *env, char *ca
 
 static void belady_on_hit(void *st, uint32_t key, const moe_access *a) {
     belady *s = st;
-    uint64_t old = s->nu[key];
-    s->nu[key] = a->next_use;
-    if (a->next_use > old) sift_up(s, s->pos[key]);
-    else sift_down(s, s->pos[key]);
+    uint32_t i = s->pos[key];
+    uint64_t old = s->heap[i].nu;
+    s->heap[i].nu = a->next_use;
+    if (a->next_use > old) sift_up(s, i);
+    else sift_down(s, i);
 }
 
-static void belady_on_insert(void *st, uint32_t key, const moe_access *a) {
-    belady *s = st;
-    s->nu[key] = a->next_use;
-    push(s, key);
-}
+static void belady_on_insert(void *st, uint32_t key, const moe_access *a) { push(st, key, a->next_use); }
 
 static int64_t belady_choose_victim(void *st, const moe_cache *c, const moe_access *a) {
     (void)a;
     belady *s = st;
-    if (s->n && !moe_cache_protected(c, s->heap[0])) return s->heap[0];
+    if (s->n && !moe_cache_protected(c, s->heap[0].key)) return s->heap[0].key;
     uint32_t n_aside = 0;
     int64_t v = -1;
     while (s->n) {
-        uint32_t k = s->heap[0];
+        uint32_t k = s->heap[0].key;
         if (!moe_cache_protected(c, k)) {
             v = k;
             break;
         }
+        s->aside_nu[n_aside] = s->heap[0].nu;
         s->aside[n_aside++] = k;
         remove_key(s, k);
     }
-    for (uint32_t i = 0; i < n_aside; i++) push(s, s->aside[i]);
+    for (uint32_t i = 0; i < n_aside; i++) push(s, s->aside[i], s->aside_nu[i]);
     return v;
 }
 

@@ -305,6 +305,7 @@ static void ln_reset(void *st) {
 
 const moe_policy_ops moe_policy_learned = {
     .name = "learned",
+    .flags = MOE_POLICY_NEEDS_ROUTING,
     .summary = "least squares (GSL) on recency/frequency features predicting Belady reuse; evict the largest",
     .create = ln_create,
     .on_hit = ln_on_hit,

@@ -106,6 +106,7 @@ static void mi_on_evict(void *st, uint32_t key) { moe_kset_remove(&((mi *)st)->r
 
 const moe_policy_ops moe_policy_moe_infinity = {
     .name = "moe-infinity",
+    .flags = MOE_POLICY_NEEDS_ROUTING,
     .summary = "MoE-Infinity: fewest in-cache visits (hits since insertion / sequence start), ties LRU",
     .create = mi_create,
     .on_hit = mi_on_hit,

@@ -147,6 +147,7 @@ static void pin_reset(void *st) {
 
 const moe_policy_ops moe_policy_pin = {
     .name = "pin",
+    .flags = MOE_POLICY_NEEDS_ROUTING,
     .summary = "pin the top-n experts per layer of a profile (default: the trace itself, an oracle); rest LRU",
     .create = pin_create,
     .on_hit = pin_on_hit,

@@ -7,7 +7,11 @@
 #  4. a libCacheSim CSV key column that looks like a time/version column is
 #     an error by default and a warning when chosen (--strict: an error);
 #  5. JSONL rows that leave (token, layer) records empty give a warning with
-#     counts (--strict: an error); pass-relative token_pos gets right phases.
+#     counts (--strict: an error); pass-relative token_pos gets right phases;
+#  6. Qwen logs: warm-up passes (identical routing) are dropped with a note
+#     (--keep-warmup keeps them; --skip-warmup / --warmup-prefix name them),
+#     --pass-by groups rows into passes, phases are derived or declared
+#     unknown, conflicting options and bad rows are errors naming the place.
 # One PASS/FAIL line per case. Run from the repository root.
 M=${MOESIM:-build/moesim}
 D=tests/data
@@ -87,6 +91,8 @@ cat >"$T/scope" <<'EOF'
 --order|exec|jsonl-mixtral
 --skip-warmup|1|jsonl-qwen
 --warmup-prefix|warmup-|jsonl-qwen
+--keep-warmup||jsonl-qwen
+--pass-by|wrap|jsonl-qwen
 --obj-col|2|lcs-csv
 --has-header||lcs-csv
 --delimiter|;|lcs-csv
@@ -214,3 +220,221 @@ run "$M" trace import "$T/pos0.csv" -o "$T/pos0b.moetrace"
 # logs with true positions are left as they are
 "$M" trace info "$T/full.moetrace" 2>&1 | grep -q "steps        2 (prefill 1, decode 1)" && ! "$M" trace info "$T/full.moetrace" | grep -q renumbered &&
     pass mixtral_true_positions_kept || fail mixtral_true_positions_kept "$("$M" trace info "$T/full.moetrace" 2>&1 | grep -E 'steps|renumbered')"
+
+# ---- 6. Qwen logs: warm-up, passes, phases ---------------------------------
+NOTE="moesim trace import: note:"
+# same NAME FILE: FILE holds exactly the text on stdin (else FAIL with the diff)
+same() {
+    cat >"$T/expected"
+    if diff "$T/expected" "$2" >"$T/diff" 2>&1; then return 0; fi
+    fail "$1" "$(basename "$2") differs from the expected text: $(head -c 700 "$T/diff")"
+    return 1
+}
+# info_has NAME TRACE LINE...: `trace info` prints every LINE (whole lines)
+info_has() {
+    name=$1 tr=$2; shift 2
+    "$M" trace info "$tr" >"$T/info" 2>&1
+    for l in "$@"; do
+        grep -qxF -- "$l" "$T/info" && continue
+        fail "$name" "trace info lacks '$l': $(grep -E 'steps|tokens|sequences|warmup|phases' "$T/info" | tr '\n' '|')"
+        return 1
+    done
+}
+W=$D/qwen_warmup.jsonl
+# default: the 9 identical leading passes are dropped, one note says so
+run "$M" trace import "$W" -o "$T/w.moetrace"
+if [ $rc -ne 0 ]; then fail qwen_warmup_dropped "exit $rc: $(cat "$T/err")"
+else
+    same qwen_warmup_dropped "$T/err" <<EOF &&
+$NOTE $W: dropped warm-up: the first 9 forward passes (18 route rows, lines 2-19) route every layer to the same experts; the first pass that differs starts on line 20 (rule: 8 or more leading passes that route alike, then one that differs, are warm-up; --keep-warmup keeps them)
+EOF
+    info_has qwen_warmup_dropped "$T/w.moetrace" "steps        4 (prefill 1, decode 3)" "tokens       4" "sequences    1" \
+        "experts      8 routed per layer, 0 shared" "  skipped_warmup_rows=18" "  warmup=detected (9 passes dropped)" &&
+    "$M" trace export "$T/w.moetrace" -o "$T/w.csv" && same qwen_warmup_dropped "$T/w.csv" <<'EOF' && pass qwen_warmup_dropped
+step,seq,token,layer,slot,expert,weight
+0,0,0,0,0,5,0.75
+0,0,0,0,1,1,0.125
+0,0,0,1,0,4,0.375
+0,0,0,1,1,0,0.0625
+1,0,1,0,0,1,0.75
+1,0,1,0,1,5,0.125
+1,0,1,1,0,2,0.375
+1,0,1,1,1,6,0.0625
+2,0,2,0,0,7,0.75
+2,0,2,0,1,3,0.125
+2,0,2,1,0,0,0.375
+2,0,2,1,1,1,0.0625
+3,0,3,0,0,3,0.75
+3,0,3,0,1,0,0.125
+3,0,3,1,0,6,0.375
+3,0,3,1,1,7,0.0625
+EOF
+fi
+# --keep-warmup: every row; one req_id whose token_idx restarts: phases unknown
+run "$M" trace import "$W" --keep-warmup -o "$T/wk.moetrace"
+if [ $rc -ne 0 ]; then fail qwen_keep_warmup "exit $rc: $(cat "$T/err")"
+else
+    same qwen_keep_warmup "$T/err" <<EOF &&
+$NOTE $W: kept 9 leading passes (18 route rows, lines 2-19) that route every layer to the same experts, like warm-up (--keep-warmup)
+$NOTE $W: phases unknown: every route row has req_id '0', which tells no requests apart, and token_idx restarts (goes back to a position already reached), first on line 20; prefill and decode cannot be told apart, so every step is labelled decode (meta phases=unknown)
+EOF
+    info_has qwen_keep_warmup "$T/wk.moetrace" "steps        13 (prefill 0, decode 13)" "tokens       13" \
+        "  skipped_warmup_rows=0" "  warmup=kept (--keep-warmup)" "  phases=unknown (one req_id; every step labelled decode)" &&
+        pass qwen_keep_warmup
+fi
+# --skip-warmup naming the same rows: the same routing, a note naming the option
+run "$M" trace import "$W" --skip-warmup 18 -o "$T/ws.moetrace"
+"$M" trace export "$T/ws.moetrace" -o "$T/ws.csv" 2>/dev/null
+if [ $rc -ne 0 ]; then fail qwen_skip_warmup_same "exit $rc: $(cat "$T/err")"
+elif ! cmp -s "$T/w.csv" "$T/ws.csv"; then fail qwen_skip_warmup_same "CSV differs from the detected drop"
+else
+    same qwen_skip_warmup_same "$T/err" <<EOF && pass qwen_skip_warmup_same
+$NOTE $W: dropped 18 route rows as warm-up (--skip-warmup 18)
+EOF
+fi
+# too few skipped: what is left still looks like warm-up and is kept, with a note
+run "$M" trace import "$W" --skip-warmup 2 -o "$T/ws2.moetrace"
+if [ $rc -ne 0 ]; then fail qwen_skip_warmup_short "exit $rc: $(cat "$T/err")"
+else
+    same qwen_skip_warmup_short "$T/err" <<EOF &&
+$NOTE $W: dropped 2 route rows as warm-up (--skip-warmup 2)
+$NOTE $W: the first 8 passes left (16 route rows, lines 4-19) still route every layer to the same experts, like warm-up; kept, since --skip-warmup 2 chose the warm-up rows (without it they would be dropped)
+$NOTE $W: phases unknown: every route row has req_id '0', which tells no requests apart, and token_idx restarts (goes back to a position already reached), first on line 20; prefill and decode cannot be told apart, so every step is labelled decode (meta phases=unknown)
+EOF
+    info_has qwen_skip_warmup_short "$T/ws2.moetrace" "tokens       12" "  warmup=--skip-warmup 2" && pass qwen_skip_warmup_short
+fi
+# --warmup-prefix on the first sample: its one warm-up token is named, the rest kept
+run "$M" trace import "$D/qwen.jsonl" --warmup-prefix warmup- -o "$T/wp.moetrace"
+if [ $rc -eq 0 ] && grep -qxF "$NOTE $D/qwen.jsonl: dropped 2 route rows as warm-up (--warmup-prefix warmup-)" "$T/err"; then
+    info_has qwen_warmup_prefix "$T/wp.moetrace" "tokens       4" "sequences    2" "  warmup=--warmup-prefix warmup-" &&
+        pass qwen_warmup_prefix
+else fail qwen_warmup_prefix "exit $rc: $(cat "$T/err")"; fi
+# rows two by two make the same passes here as (req_id, token_idx) runs
+run "$M" trace import "$W" --pass-by rows=2 -o "$T/wr.moetrace"
+"$M" trace export "$T/wr.moetrace" -o "$T/wr.csv" 2>/dev/null
+[ $rc -eq 0 ] && cmp -s "$T/w.csv" "$T/wr.csv" && pass qwen_pass_rows || fail qwen_pass_rows "exit $rc: $(cat "$T/err")"
+# a batched log (one req_id, token_idx = index in the batch): --pass-by wrap
+B=$D/qwen_batch.jsonl
+run "$M" trace import "$B" --pass-by wrap -o "$T/b.moetrace"
+if [ $rc -ne 0 ]; then fail qwen_batch_wrap "exit $rc: $(cat "$T/err")"
+else
+    same qwen_batch_wrap "$T/err" <<EOF &&
+$NOTE $B: dropped warm-up: the first 8 forward passes (36 route rows, lines 2-37) route every layer to the same experts; the first pass that differs starts on line 38 (rule: 8 or more leading passes that route alike, then one that differs, are warm-up; --keep-warmup keeps them)
+$NOTE $B: phases unknown: every route row has req_id '0', which tells no requests apart, and a forward pass holds several tokens, first on line 38; prefill and decode cannot be told apart, so every step is labelled decode (meta phases=unknown)
+EOF
+    info_has qwen_batch_wrap "$T/b.moetrace" "steps        3 (prefill 0, decode 3)" "tokens       7" "sequences    1" \
+        "  order=pass-by wrap" "  skipped_warmup_rows=36" &&
+    "$M" trace export "$T/b.moetrace" -o "$T/b.csv" && same qwen_batch_wrap "$T/b.csv" <<'EOF' && pass qwen_batch_wrap
+step,seq,token,layer,slot,expert,weight
+0,0,0,0,0,0,0.75
+0,0,0,0,1,1,0.125
+0,0,0,1,0,3,0.375
+0,0,0,1,1,4,0.0625
+0,0,1,0,0,1,0.75
+0,0,1,0,1,2,0.125
+0,0,1,1,0,4,0.375
+0,0,1,1,1,5,0.0625
+0,0,2,0,0,5,0.75
+0,0,2,0,1,1,0.125
+0,0,2,1,0,2,0.375
+0,0,2,1,1,6,0.0625
+1,0,0,0,0,0,0.75
+1,0,0,0,1,2,0.125
+1,0,0,1,0,3,0.375
+1,0,0,1,1,5,0.0625
+1,0,1,0,0,1,0.75
+1,0,1,0,1,3,0.125
+1,0,1,1,0,6,0.375
+1,0,1,1,1,7,0.0625
+2,0,0,0,0,0,0.75
+2,0,0,0,1,1,0.125
+2,0,0,1,0,4,0.375
+2,0,0,1,1,5,0.0625
+2,0,1,0,0,2,0.75
+2,0,1,0,1,3,0.125
+2,0,1,1,0,6,0.375
+2,0,1,1,1,7,0.0625
+EOF
+fi
+run "$M" trace import "$B" --pass-by wrap --keep-warmup -o "$T/bk.moetrace"
+if [ $rc -ne 0 ]; then fail qwen_batch_keep "exit $rc: $(cat "$T/err")"
+else info_has qwen_batch_keep "$T/bk.moetrace" "steps        11 (prefill 0, decode 11)" "tokens       25" && pass qwen_batch_keep; fi
+# the same log read one token per pass: the repeated (req_id, token_idx) is an
+# error naming the line and --pass-by
+expect_err qwen_batch_default_duplicate "$B:16: duplicate (seq 0, token 0, layer 0) in one forward pass, first on line 14" \
+    "--pass-by wrap, rows=N or key=KEY" -- "$M" trace import "$B" -o "$T/x.moetrace"
+# passes named by a field; two requests; token_idx counted within the pass
+K=$D/qwen_passkey.jsonl
+run "$M" trace import "$K" --pass-by key=batch -o "$T/k.moetrace"
+if [ $rc -ne 0 ]; then fail qwen_pass_key "exit $rc: $(cat "$T/err")"
+else
+    same qwen_pass_key "$T/err" <<EOF &&
+$NOTE $K: token_idx restarts in later forward passes of a sequence (the position within the pass, not the sequence), first on line 6: 3 tokens renumbered to continue their sequence, so phases are right (prefill: a sequence's first pass or several of its tokens in one pass; else decode)
+EOF
+    info_has qwen_pass_key "$T/k.moetrace" "steps        3 (prefill 2, decode 1)" "tokens       8" "sequences    2" \
+        "  order=pass-by key=batch" "  token_idx=renumbered (restarted within sequences: 3 tokens)" &&
+    "$M" trace export "$T/k.moetrace" -o "$T/k.csv" && same qwen_pass_key "$T/k.csv" <<'EOF' && pass qwen_pass_key
+step,seq,token,layer,slot,expert,weight
+0,0,0,0,0,0,0.75
+0,0,0,0,1,1,0.125
+0,0,0,1,0,4,0.375
+0,0,0,1,1,5,0.0625
+0,0,1,0,0,2,0.75
+0,0,1,0,1,3,0.125
+0,0,1,1,0,6,0.375
+0,0,1,1,1,7,0.0625
+1,1,0,0,0,1,0.75
+1,1,0,0,1,3,0.125
+1,1,0,1,0,3,0.375
+1,1,0,1,1,4,0.0625
+1,1,1,0,0,4,0.75
+1,1,1,0,1,6,0.125
+1,1,1,1,0,5,0.375
+1,1,1,1,1,6,0.0625
+1,0,2,0,0,0,0.75
+1,0,2,0,1,2,0.125
+1,0,2,1,0,1,0.375
+1,0,2,1,1,2,0.0625
+1,1,2,0,0,5,0.75
+1,1,2,0,1,7,0.125
+1,1,2,1,0,0,0.375
+1,1,2,1,1,7,0.0625
+2,0,3,0,0,0,0.75
+2,0,3,0,1,3,0.125
+2,0,3,1,0,2,0.375
+2,0,3,1,1,5,0.0625
+2,1,3,0,0,1,0.75
+2,1,3,0,1,4,0.125
+2,1,3,1,0,3,0.375
+2,1,3,1,1,6,0.0625
+EOF
+fi
+# conflicting or malformed options: exit 2 with the reason, nothing written
+# expect_code NAME CODE NEEDLE -- CMD...: exit CODE and stderr has NEEDLE
+expect_code() {
+    name=$1 code=$2 needle=$3; shift 4
+    run "$@"
+    if [ $rc -ne "$code" ]; then fail "$name" "exit $rc, expected $code ($(head -c 300 "$T/err"))"
+    elif ! grep -qF -- "$needle" "$T/err"; then fail "$name" "stderr lacks '$needle': $(head -c 300 "$T/err")"
+    else pass "$name"; fi
+}
+expect_code qwen_keep_vs_skip 2 "--keep-warmup conflicts with --skip-warmup" -- \
+    "$M" trace import "$W" --keep-warmup --skip-warmup 2 -o "$T/x.moetrace"
+expect_code qwen_keep_vs_prefix 2 "--keep-warmup conflicts with --warmup-prefix" -- \
+    "$M" trace import "$W" --warmup-prefix w --keep-warmup -o "$T/x.moetrace"
+expect_code qwen_pass_by_vs_field_step 2 "--pass-by conflicts with --field step=batch" -- \
+    "$M" trace import "$K" --pass-by key=batch --field step=batch -o "$T/x.moetrace"
+for bad in rows=0 rows=x bogus key=; do
+    expect_code "qwen_pass_by_bad_$bad" 2 "--pass-by '$bad'" -- "$M" trace import "$W" --pass-by "$bad" -o "$T/x.moetrace"
+done
+# bad rows: an error naming the file and the line, nothing written
+{ head -2 "$K"; sed -n 3p "$K" | sed 's/, "batch": "b0"//'; } >"$T/nokey.jsonl"
+expect_code qwen_pass_key_missing 1 "nokey.jsonl:3: field 'batch': missing (--pass-by key=batch)" -- \
+    "$M" trace import "$T/nokey.jsonl" --pass-by key=batch -o "$T/x.moetrace"
+{ head -1 "$K"; sed -n 2p "$K" | sed 's/"b0"/[1]/'; } >"$T/arrkey.jsonl"
+expect_code qwen_pass_key_not_scalar 1 "arrkey.jsonl:2: field 'batch': not a string or a number" -- \
+    "$M" trace import "$T/arrkey.jsonl" --pass-by key=batch -o "$T/x.moetrace"
+{ head -5 "$W"; echo '{"type": "route", "req_id": "0", "token_idx": 2, "layer": 3, "topk_ids": [5, "1"]}'; } >"$T/badrow.jsonl"
+expect_code qwen_bad_row_line 1 "badrow.jsonl:6: field 'topk_ids': item 1" -- \
+    "$M" trace import "$T/badrow.jsonl" -o "$T/x.moetrace"
+[ ! -e "$T/x.moetrace" ] && pass qwen_no_output_on_error || fail qwen_no_output_on_error "$T/x.moetrace exists"

@@ -64,6 +64,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n);
 #ifdef MOE_FUZZ_TRACE
 #include "../../core/trace.h"
 #include "../../sim/replay.h"
+#include "../../core/trace_formats.h"
+
+/* The streaming import (moe_lcs_import) must write exactly the trace the
+ * in-memory reader built (t, NULL if that reader failed: then the import
+ * must fail too). */
+static inline void fuzz_check_lcs_import(const char *in, int oracle, const moe_lcs_opts *o,
+                                         const moe_import_report *rep, const moe_trace *t) {
+    char out[600];
+    moe_error err;
+    uint64_t nr, nk;
+    snprintf(out, sizeof out, "%s.out.moetrace", in);
+    int rc = moe_lcs_import(in, oracle, o, rep, NULL, out, &nr, &nk, &err);
+    if ((rc == 0) != (t != NULL)) {
+        fprintf(stderr, "streaming import %s, in-memory reader %s: %s\n", rc ? "failed" : "succeeded",
+                t ? "succeeded" : "failed", err.msg);
+        abort();
+    }
+    if (rc) return;
+    moe_trace *s = moe_trace_load_ex(out, MOE_LOAD_KEYS, &err);
+    unlink(out);
+    if (!s || !s->keys || s->n_tokens != t->n_tokens || s->n_experts != t->n_experts ||
+        memcmp(s->keys, t->keys, t->n_tokens * 4)) {
+        fprintf(stderr, "streaming import differs from the in-memory reader%s%s\n", s ? "" : ": ", s ? "" : err.msg);
+        abort();
+    }
+    moe_trace_free(s);
+}
 
 /* What a user does next with a trace a reader accepted: validate it and
  * replay it in both scopes (small traces only, so the fuzzer stays fast).

@@ -14,6 +14,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
     char *line = fuzz_string(data, n > 4096 ? 4096 : n);
     (void)moe_lcs_csv_header_obj_col(line, o.delim ? o.delim : ',');
     free(line);
-    fuzz_use_trace(moe_trace_load_lcs_csv_report(fuzz_file(data, n, ".csv"), &o, &r, &err));
+    const char *path = fuzz_file(data, n, ".csv");
+    moe_trace *t = moe_trace_load_lcs_csv_report(path, &o, &r, &err);
+    fuzz_check_lcs_import(path, 0, &o, &r, t);
+    fuzz_use_trace(t);
     return 0;
 }

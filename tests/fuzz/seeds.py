@@ -38,12 +38,20 @@ for i, args in enumerate([["--steps", "6", "--layers", "2", "--experts", "4", "-
     for sel in (0, 7, 0x2b):
         put("fuzz_csv", "gen%d_%02x.csv" % (i, sel), bytes([sel]) + read(p + ".csv"))
 
-# JSONL, both layouts: selector bit 0 is the layout (1 = qwen)
+# a key sequence (.moetrace version 2)
+p = os.path.join(tmp, "keys.moetrace")
+subprocess.run([moesim, "trace", "import", "--format", "lcs-oracle", "tests/data/lcs.oracleGeneral.bin", "-o", p],
+               check=True, stdout=subprocess.DEVNULL)
+put("fuzz_moetrace", "keys.moetrace", read(p))
+
+# JSONL, both layouts: selector bit 0 is the layout (1 = qwen); a second
+# selector byte picks the Qwen warm-up and pass options (fuzz_jsonl.c)
 for name in ("mixtral_exec", "mixtral_sorted"):
     for sel in (0, 2, 4):
-        put("fuzz_jsonl", "%s_%d.jsonl" % (name, sel), bytes([sel]) + read("tests/data/%s.jsonl" % name))
-for sel in (1, 9, 0x81):
-    put("fuzz_jsonl", "qwen_%d.jsonl" % sel, bytes([sel]) + read("tests/data/qwen.jsonl"))
+        put("fuzz_jsonl", "%s_%d.jsonl" % (name, sel), bytes([sel, 0]) + read("tests/data/%s.jsonl" % name))
+for name in ("qwen", "qwen_warmup", "qwen_batch", "qwen_passkey"):
+    for sel, sel2 in ((1, 0), (9, 0), (0x81, 0), (1, 1), (1, 4), (1, 6), (1, 8)):
+        put("fuzz_jsonl", "%s_%d_%d.jsonl" % (name, sel, sel2), bytes([sel, sel2]) + read("tests/data/%s.jsonl" % name))
 
 # libCacheSim CSV: object column 2 with a header; column 1 without
 lcs = read("tests/data/lcs.csv")

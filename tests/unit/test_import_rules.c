@@ -3,7 +3,10 @@
  * one; dropped rows are reported with counts (an error under strict);
  * pass-relative token_pos is renumbered so phases are right; libCacheSim
  * files are sniffed; a suspicious lcs-csv key column is an error by default
- * and a warning when chosen. Run from the repository root. */
+ * and a warning when chosen; Qwen logs (issue 9, item 3): warm-up passes
+ * detected by routing and dropped (or kept, or named by the options), rows
+ * grouped into passes by --pass-by, phases derived or declared unknown.
+ * Run from the repository root. */
 #include "../../core/trace_formats.h"
 #include "check.h"
 #include "trace_cmp.h"
@@ -203,6 +206,256 @@ static void lcs_key_column(void) {
     moe_trace_free(t);
 }
 
+/* ---- Qwen logs ------------------------------------------------------------ */
+
+/* A qwen log: meta (top_k 2, layers 3 and 7) then the given route rows. */
+static const char *qwen_file(const char *name, const char *rows) {
+    static char text[1 << 18];
+    snprintf(text, sizeof text, "{\"type\": \"meta\", \"top_k\": 2, \"layers_logged\": [3, 7]}\n%s", rows);
+    const char *p = tmp(name);
+    return spit(p, text, strlen(text)) == 0 ? p : "(spit failed)";
+}
+
+/* rows of one token: layer 3 then 7 */
+static size_t tok(char *b, size_t n, size_t cap, const char *req, int idx, const char *e3, const char *e7) {
+    return n + (size_t)snprintf(b + n, cap - n,
+                                "{\"type\": \"route\", \"req_id\": \"%s\", \"token_idx\": %d, \"layer\": 3, \"topk_ids\": [%s]}\n"
+                                "{\"type\": \"route\", \"req_id\": \"%s\", \"token_idx\": %d, \"layer\": 7, \"topk_ids\": [%s]}\n",
+                                req, idx, e3, req, idx, e7);
+}
+
+static moe_trace *load_q(const char *p, const moe_jsonl_opts *o, said *s, moe_error *err) {
+    *s = (said){0};
+    moe_import_report r = {.say = collect, .ctx = s};
+    moe_trace *t = moe_trace_load_jsonl_report(p, o, &r, err);
+    if (!t) printf("%s\n", err->msg);
+    return t;
+}
+
+static void qwen_warmup_detected(void) {
+    /* 8 warm-up tokens (experts listed in either order: a set), then 2 real ones */
+    char rows[8192];
+    size_t n = 0;
+    for (int i = 0; i < 8; i++) n = tok(rows, n, sizeof rows, "w", i, i % 2 ? "9, 1" : "1, 9", "2, 6");
+    n = tok(rows, n, sizeof rows, "a", 0, "1, 3", "2, 5");
+    n = tok(rows, n, sizeof rows, "b", 0, "0, 3", "4, 5");
+    const char *p = qwen_file("wu8.jsonl", rows);
+    said s;
+    moe_error err = {{0}};
+    moe_jsonl_opts o = {.layout = MOE_JSONL_QWEN};
+    moe_trace *t = load_q(p, &o, &s, &err);
+    CHECK(t);
+    CHECK_EQ_U(t->n_steps, 2);
+    CHECK_EQ_U(t->n_experts, 6);  /* counted over the rows kept: expert 9 was warm-up only */
+    CHECK_EQ_U(t->token_seq[0], 0); /* "a" is sequence 0 once "w" is gone */
+    CHECK_EQ_U(t->token_seq[1], 1);
+    CHECK_EQ_U(t->experts[moe_trace_rec(t, 0, 1) + 1], 5);
+    CHECK_EQ_U(s.notes, 1);
+    CHECK_EQ_U(s.warnings, 0);
+    CHECK_STR_CONTAINS(s.last_note, "wu8.jsonl: dropped warm-up: the first 8 forward passes (16 route rows, lines 2-17)");
+    CHECK_STR_CONTAINS(s.last_note, "the first pass that differs starts on line 18");
+    CHECK_STR_CONTAINS(t->meta, "skipped_warmup_rows=16\nwarmup=detected (8 passes dropped)\n");
+    /* the same rows named by --skip-warmup: the same trace */
+    moe_jsonl_opts sk = {.layout = MOE_JSONL_QWEN, .skip_warmup = 16};
+    moe_trace *u = load_q(p, &sk, &s, &err);
+    CHECK(u);
+    CHECK_EQ_U(trace_diff(t, u, 0), 0);
+    CHECK_EQ_U(s.notes, 1);
+    CHECK_STR_CONTAINS(s.last_note, "dropped 16 route rows as warm-up (--skip-warmup 16)");
+    moe_trace_free(u);
+    moe_trace_free(t);
+    /* kept: every row, and a note */
+    moe_jsonl_opts k = {.layout = MOE_JSONL_QWEN, .keep_warmup = 1};
+    t = load_q(p, &k, &s, &err);
+    CHECK(t);
+    CHECK_EQ_U(t->n_steps, 10);
+    CHECK_EQ_U(t->n_experts, 10);
+    CHECK_EQ_U(s.notes, 1);
+    CHECK_STR_CONTAINS(s.last_note, "kept 8 leading passes (16 route rows, lines 2-17)");
+    moe_trace_free(t);
+    /* 7 alike, then a different pass: not warm-up, nothing said */
+    n = 0;
+    for (int i = 0; i < 7; i++) n = tok(rows, n, sizeof rows, "w", i, "1, 9", "2, 6");
+    n = tok(rows, n, sizeof rows, "a", 0, "1, 8", "2, 6");
+    p = qwen_file("wu7.jsonl", rows);
+    t = load_q(p, &o, &s, &err);
+    CHECK(t);
+    CHECK_EQ_U(t->n_steps, 8);
+    CHECK_EQ_U(s.notes + s.warnings, 0);
+    CHECK_STR_CONTAINS(t->meta, "warmup=detected (none)");
+    moe_trace_free(t);
+    /* all alike: kept whole, with a note */
+    n = 0;
+    for (int i = 0; i < 9; i++) n = tok(rows, n, sizeof rows, "w", i, "1, 9", "2, 6");
+    p = qwen_file("alike.jsonl", rows);
+    t = load_q(p, &o, &s, &err);
+    CHECK(t);
+    CHECK_EQ_U(t->n_steps, 9);
+    CHECK_EQ_U(s.notes, 1);
+    CHECK_STR_CONTAINS(s.last_note, "alike.jsonl: all 9 forward passes route every layer to the same experts: nothing dropped");
+    moe_trace_free(t);
+}
+
+static void qwen_options_conflict(void) {
+    moe_error err = {{0}};
+    moe_jsonl_opts o = {.layout = MOE_JSONL_QWEN, .keep_warmup = 1, .skip_warmup = 3};
+    CHECK(moe_jsonl_check_opts(&o, &err) == -1);
+    CHECK_STR_CONTAINS(err.msg, "--keep-warmup conflicts with --skip-warmup");
+    CHECK(moe_trace_load_jsonl("tests/data/qwen.jsonl", &o, &err) == NULL);
+    o = (moe_jsonl_opts){.layout = MOE_JSONL_QWEN, .keep_warmup = 1, .warmup_prefix = "w"};
+    CHECK(moe_jsonl_check_opts(&o, &err) == -1);
+    CHECK_STR_CONTAINS(err.msg, "--keep-warmup conflicts with --warmup-prefix");
+    /* the two explicit rules combine */
+    o = (moe_jsonl_opts){.layout = MOE_JSONL_QWEN, .skip_warmup = 1, .warmup_prefix = "warmup-"};
+    CHECK(moe_jsonl_check_opts(&o, &err) == 0);
+    o = (moe_jsonl_opts){.layout = MOE_JSONL_QWEN};
+    CHECK(moe_jsonl_pass_by(&o, "wrap", &err) == 0);
+    CHECK(moe_jsonl_map_field(&o, "step=batch", &err) == 0);
+    CHECK(moe_jsonl_check_opts(&o, &err) == -1);
+    CHECK_STR_CONTAINS(err.msg, "--pass-by conflicts with --field step=batch");
+    o = (moe_jsonl_opts){.layout = MOE_JSONL_QWEN};
+    CHECK(moe_jsonl_pass_by(&o, "token", &err) == 0 && o.pass_by == MOE_PASS_TOKEN);
+    CHECK(moe_jsonl_pass_by(&o, "rows=12", &err) == 0 && o.pass_by == MOE_PASS_ROWS && o.pass_rows == 12);
+    CHECK(moe_jsonl_pass_by(&o, "key=batch", &err) == 0 && o.pass_by == MOE_PASS_KEY && !strcmp(o.pass_key, "batch"));
+    static const char *const bad[] = {"rows=0", "rows=", "rows=-1", "rows=2x", "key=", "layer", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        CHECK(moe_jsonl_pass_by(&o, bad[i], &err) == -1);
+        CHECK_STR_CONTAINS(err.msg, "--pass-by");
+    }
+}
+
+static void qwen_pass_rules(void) {
+    /* one logged layer, token_idx = index in the batch: passes of 3, 2, 1 tokens */
+    const char *rows =
+        "{\"type\": \"route\", \"req_id\": \"x\", \"token_idx\": 0, \"layer\": 3, \"topk_ids\": [0, 1]}\n"
+        "{\"type\": \"route\", \"req_id\": \"x\", \"token_idx\": 1, \"layer\": 3, \"topk_ids\": [2, 3]}\n"
+        "{\"type\": \"route\", \"req_id\": \"x\", \"token_idx\": 2, \"layer\": 3, \"topk_ids\": [4, 5]}\n"
+        "{\"type\": \"route\", \"req_id\": \"x\", \"token_idx\": 0, \"layer\": 3, \"topk_ids\": [0, 2]}\n"
+        "{\"type\": \"route\", \"req_id\": \"x\", \"token_idx\": 1, \"layer\": 3, \"topk_ids\": [1, 3]}\n"
+        "{\"type\": \"route\", \"req_id\": \"x\", \"token_idx\": 0, \"layer\": 3, \"topk_ids\": [5, 4]}\n";
+    const char *p = qwen_file("wrap1.jsonl", rows);
+    said s;
+    moe_error err = {{0}};
+    moe_jsonl_opts o = {.layout = MOE_JSONL_QWEN, .pass_by = MOE_PASS_WRAP};
+    moe_trace *t = load_q(p, &o, &s, &err);
+    CHECK(t);
+    CHECK_EQ_U(t->n_steps, 3);
+    CHECK_EQ_U(t->step_first_token[1], 3);
+    CHECK_EQ_U(t->step_first_token[2], 5);
+    CHECK_EQ_U(t->n_tokens, 6);
+    CHECK_EQ_U(t->experts[moe_trace_rec(t, 5, 0)], 5);
+    /* one req_id and passes of several tokens: phases unknown, all decode */
+    for (uint64_t i = 0; i < t->n_steps; i++) CHECK_EQ_U(t->step_phase[i], MOE_PHASE_DECODE);
+    CHECK_STR_CONTAINS(t->meta, "phases=unknown");
+    CHECK_STR_CONTAINS(s.last_note, "wrap1.jsonl: phases unknown: every route row has req_id 'x'");
+    CHECK_STR_CONTAINS(s.last_note, "a forward pass holds several tokens, first on line 2");
+    moe_trace_free(t);
+    /* two layers, true positions (nothing repeats): the layer going down
+     * from 7 to 3 alone starts the second pass */
+    const char *rows2 =
+        "{\"type\": \"route\", \"req_id\": \"x\", \"token_idx\": 0, \"layer\": 3, \"topk_ids\": [0, 1]}\n"
+        "{\"type\": \"route\", \"req_id\": \"x\", \"token_idx\": 1, \"layer\": 3, \"topk_ids\": [2, 3]}\n"
+        "{\"type\": \"route\", \"req_id\": \"x\", \"token_idx\": 0, \"layer\": 7, \"topk_ids\": [4, 5]}\n"
+        "{\"type\": \"route\", \"req_id\": \"x\", \"token_idx\": 1, \"layer\": 7, \"topk_ids\": [0, 2]}\n"
+        "{\"type\": \"route\", \"req_id\": \"x\", \"token_idx\": 2, \"layer\": 3, \"topk_ids\": [1, 3]}\n"
+        "{\"type\": \"route\", \"req_id\": \"x\", \"token_idx\": 2, \"layer\": 7, \"topk_ids\": [5, 4]}\n";
+    t = load_q(qwen_file("wrap2.jsonl", rows2), &o, &s, &err);
+    CHECK(t);
+    CHECK_EQ_U(t->n_steps, 2);
+    CHECK_EQ_U(t->step_first_token[1], 2);
+    CHECK_EQ_U(t->experts[moe_trace_rec(t, 1, 1) + 1], 2);
+    CHECK_EQ_U(t->experts[moe_trace_rec(t, 2, 1)], 5);
+    moe_trace_free(t);
+    /* large batches (the pass's table grows): 1000 tokens, then 500 */
+    static char big[200000];
+    size_t nb = 0;
+    for (int i = 0; i < 1500; i++)
+        nb += (size_t)snprintf(big + nb, sizeof big - nb,
+                               "{\"type\": \"route\", \"req_id\": \"x\", \"token_idx\": %d, \"layer\": 3, \"topk_ids\": [%d]}\n",
+                               i < 1000 ? i : i - 1000, i % 7);
+    t = load_q(qwen_file("wrapbig.jsonl", big), &o, &s, &err);
+    CHECK(t);
+    CHECK_EQ_U(t->n_steps, 2);
+    CHECK_EQ_U(t->step_first_token[1], 1000);
+    CHECK_EQ_U(t->n_tokens, 1500);
+    moe_trace_free(t);
+    /* rows=2: passes of 2 rows whatever the ids say */
+    o = (moe_jsonl_opts){.layout = MOE_JSONL_QWEN, .pass_by = MOE_PASS_ROWS, .pass_rows = 2};
+    t = load_q(p, &o, &s, &err);
+    CHECK(t);
+    CHECK_EQ_U(t->n_steps, 3);
+    CHECK_EQ_U(t->step_first_token[1], 2);
+    CHECK_EQ_U(t->step_first_token[2], 4);
+    moe_trace_free(t);
+    /* the default groups by (req_id, token_idx): 6 one-token passes, and the
+     * restarting token_idx makes phases unknown */
+    o = (moe_jsonl_opts){.layout = MOE_JSONL_QWEN};
+    t = load_q(p, &o, &s, &err);
+    CHECK(t);
+    CHECK_EQ_U(t->n_steps, 6);
+    CHECK_STR_CONTAINS(s.last_note, "token_idx restarts (goes back to a position already reached), first on line 5");
+    moe_trace_free(t);
+    /* by key, a number: a pass per value change (1, 1, 2, "2" is not 2) */
+    rows = "{\"type\": \"route\", \"req_id\": \"a\", \"token_idx\": 0, \"layer\": 3, \"topk_ids\": [0], \"it\": 1}\n"
+           "{\"type\": \"route\", \"req_id\": \"b\", \"token_idx\": 0, \"layer\": 3, \"topk_ids\": [1], \"it\": 1}\n"
+           "{\"type\": \"route\", \"req_id\": \"a\", \"token_idx\": 1, \"layer\": 3, \"topk_ids\": [2], \"it\": 2}\n"
+           "{\"type\": \"route\", \"req_id\": \"b\", \"token_idx\": 1, \"layer\": 3, \"topk_ids\": [3], \"it\": \"2\"}\n";
+    p = qwen_file("key.jsonl", rows);
+    o = (moe_jsonl_opts){.layout = MOE_JSONL_QWEN, .pass_by = MOE_PASS_KEY, .pass_key = "it"};
+    t = load_q(p, &o, &s, &err);
+    CHECK(t);
+    CHECK_EQ_U(t->n_steps, 3);
+    CHECK_EQ_U(t->step_first_token[1], 2);
+    /* several req_ids, true positions: phases derived */
+    CHECK_EQ_U(t->step_phase[0], MOE_PHASE_PREFILL);
+    CHECK_EQ_U(t->step_phase[1], MOE_PHASE_DECODE);
+    CHECK_EQ_U(t->step_phase[2], MOE_PHASE_DECODE);
+    CHECK_EQ_U(s.notes, 0);
+    moe_trace_free(t);
+    /* a row without the key, or with an object there: the file and line */
+    rows = "{\"type\": \"route\", \"req_id\": \"a\", \"token_idx\": 0, \"layer\": 3, \"topk_ids\": [0], \"it\": 1}\n"
+           "{\"type\": \"route\", \"req_id\": \"a\", \"token_idx\": 1, \"layer\": 3, \"topk_ids\": [1]}\n";
+    p = qwen_file("nokey.jsonl", rows);
+    CHECK(moe_trace_load_jsonl(p, &o, &err) == NULL);
+    CHECK_STR_CONTAINS(err.msg, "nokey.jsonl:3: field 'it': missing (--pass-by key=it)");
+    rows = "{\"type\": \"route\", \"req_id\": \"a\", \"token_idx\": 0, \"layer\": 3, \"topk_ids\": [0], \"it\": {}}\n";
+    p = qwen_file("objkey.jsonl", rows);
+    CHECK(moe_trace_load_jsonl(p, &o, &err) == NULL);
+    CHECK_STR_CONTAINS(err.msg, "objkey.jsonl:2: field 'it': not a string or a number");
+}
+
+static void qwen_phases(void) {
+    /* several req_ids, token_idx counted within the pass: renumbered, phases right */
+    said s;
+    moe_error err = {{0}};
+    moe_jsonl_opts o = {.layout = MOE_JSONL_QWEN, .pass_by = MOE_PASS_KEY, .pass_key = "batch"};
+    moe_trace *t = load_q("tests/data/qwen_passkey.jsonl", &o, &s, &err);
+    CHECK(t);
+    CHECK_EQ_U(t->n_steps, 3);
+    CHECK_EQ_U(t->step_phase[0], MOE_PHASE_PREFILL);
+    CHECK_EQ_U(t->step_phase[1], MOE_PHASE_PREFILL); /* r2's prompt with r1's decode */
+    CHECK_EQ_U(t->step_phase[2], MOE_PHASE_DECODE);
+    CHECK_EQ_U(t->token_pos[t->step_first_token[2]], 3);
+    CHECK_EQ_U(s.notes, 1);
+    CHECK_STR_CONTAINS(s.last_note, "token_idx restarts in later forward passes of a sequence");
+    CHECK_STR_CONTAINS(s.last_note, "first on line 6: 3 tokens renumbered");
+    CHECK_STR_CONTAINS(t->meta, "token_idx=renumbered (restarted within sequences: 3 tokens)");
+    moe_trace_free(t);
+    /* one req_id, one token per pass, positions that never restart: derived */
+    char rows[4096];
+    size_t n = 0;
+    for (int i = 0; i < 3; i++) n = tok(rows, n, sizeof rows, "0", i, i ? "1, 2" : "3, 4", "0, 5");
+    const char *p = qwen_file("one.jsonl", rows);
+    o = (moe_jsonl_opts){.layout = MOE_JSONL_QWEN};
+    t = load_q(p, &o, &s, &err);
+    CHECK(t);
+    CHECK_EQ_U(t->step_phase[0], MOE_PHASE_PREFILL);
+    CHECK_EQ_U(t->step_phase[1], MOE_PHASE_DECODE);
+    CHECK_EQ_U(s.notes, 0);
+    CHECK(!strstr(t->meta, "phases="));
+    moe_trace_free(t);
+}
+
 int main(void) {
     RUN(explicit_order_same_as_detected);
     RUN(dropped_rows_warn_or_fail);
@@ -210,6 +463,10 @@ int main(void) {
     RUN(sniff_oracle);
     RUN(sniff_csv_header);
     RUN(lcs_key_column);
+    RUN(qwen_warmup_detected);
+    RUN(qwen_options_conflict);
+    RUN(qwen_pass_rules);
+    RUN(qwen_phases);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", test_tmpdir());
     if (system(cmd)) { /* leftover temp dir only */ }

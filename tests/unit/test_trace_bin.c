@@ -317,6 +317,58 @@ static void bad_magic_and_unknown_ext(void) {
     CHECK_STR_CONTAINS(err.msg, "unknown trace format");
 }
 
+/* Key sequences (version 2): a round trip through moe_trace_save keeps every
+ * key, a key count above 65534 loads, and with a valid checksum a key out of
+ * range, routing flags in version 2 and a keys flag in version 1 are each
+ * refused at their place. */
+static void keys_version2(void) {
+    moe_error err;
+    uint32_t n = 1000, *keys = malloc(n * sizeof *keys);
+    CHECK(keys);
+    for (uint32_t i = 0; i < n; i++) keys[i] = (i * 7919u) % 70000u; /* 1000 distinct keys below 70000 */
+    moe_trace *t = moe_trace_from_keys(keys, n, 70000, "test", "keyspace=1\n", &err);
+    CHECK(t);
+    const char *p = tpath("k.moetrace");
+    CHECK(moe_trace_save(t, p, &err) == 0);
+    moe_trace *u = moe_trace_load_ex(p, MOE_LOAD_KEYS, &err);
+    if (!u) printf("%s\n", err.msg);
+    CHECK(u);
+    CHECK_EQ_U(trace_diff(t, u, 1), 0);
+    CHECK_EQ_U(u->n_experts, 70000);
+    moe_trace_free(u);
+    size_t len;
+    unsigned char *b = (unsigned char *)slurp(p, &len);
+    CHECK(b);
+    CHECK_EQ_U(len, 432 + 16 + 4000); /* header, meta padded to 16, keys */
+    CHECK_EQ_U(b[8], 2);
+    /* key 999 set to 70000 (= the key count): out of range */
+    unsigned char *c = malloc(len);
+    memcpy(c, b, len);
+    uint32_t bad = 70000;
+    memcpy(c + len - 4, &bad, 4);
+    fix_checksum(c, len);
+    CHECK(spit(p, (char *)c, len) == 0);
+    CHECK(moe_trace_load_ex(p, MOE_LOAD_KEYS, &err) == NULL);
+    CHECK_STR_CONTAINS(err.msg, "k.moetrace: request 999: key 70000 >= keys (70000)");
+    /* version 2 with the weights flag added */
+    memcpy(c, b, len);
+    c[180] |= 1;
+    fix_checksum(c, len);
+    CHECK(spit(p, (char *)c, len) == 0);
+    CHECK(moe_trace_load_ex(p, MOE_LOAD_KEYS, &err) == NULL);
+    CHECK_STR_CONTAINS(err.msg, "offset 180: version 2 holds key sequences only");
+    /* the keys flag in a version 1 header */
+    memcpy(c, b, len);
+    c[8] = 1;
+    c[12] = 0xa0, c[13] = 0x01; /* header size 416 */
+    fix_checksum(c, len);
+    CHECK(spit(p, (char *)c, len) == 0);
+    CHECK(moe_trace_load_ex(p, MOE_LOAD_KEYS, &err) == NULL);
+    CHECK_STR_CONTAINS(err.msg, "offset 180: unknown flags 0x8");
+    free(c), free(b);
+    moe_trace_free(t);
+}
+
 int main(void) {
     RUN(roundtrip_exact);
     RUN(roundtrip_no_weights_and_gaps);
@@ -329,6 +381,7 @@ int main(void) {
     RUN(generator_deterministic);
     RUN(generator_shape);
     RUN(bad_magic_and_unknown_ext);
+    RUN(keys_version2);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", test_tmpdir());
     if (system(cmd)) { /* leftover temp dir only */ }

@@ -175,27 +175,44 @@ static void lcs_lru_hits(void) {
     moe_trace_free(a), moe_trace_free(b);
 }
 
-/* More keys than one layer's chunk: key k -> layer k / 4096, expert k % 4096. */
+/* More keys than the 65534 expert ids of a layer: a key sequence is one flat
+ * key space (u32 keys numbered by first appearance), and the streaming
+ * import writes the same trace the in-memory reader builds. */
 static void lcs_many_keys(void) {
-    char p[256];
+    char p[256], out[300];
     snprintf(p, sizeof p, "%s/many.csv", test_tmpdir());
     FILE *f = fopen(p, "w");
     CHECK(f);
-    for (int i = 0; i < 5000; i++) fprintf(f, "k%d;x\n", i);
-    fprintf(f, "k4097;x\nk0;x\n");
+    for (int i = 0; i < 70000; i++) fprintf(f, "k%d;x\n", i);
+    fprintf(f, "k4097;x\nk0;x\nk69999;x\n");
     fclose(f);
     moe_lcs_opts o = {.obj_col = 1, .delim = ';'};
     moe_error err;
     moe_trace *t = moe_trace_load_lcs_csv(p, &o, &err);
     if (!t) printf("%s\n", err.msg);
     CHECK(t);
-    CHECK_EQ_U(t->n_experts, 4096);
-    CHECK_EQ_U(t->n_layers, 2);
+    CHECK(t->keys != NULL);
+    CHECK_EQ_U(t->n_experts, 70000);
+    CHECK_EQ_U(t->n_layers, 1);
     CHECK_EQ_U(t->top_k, 1);
-    CHECK_EQ_U(t->n_steps, 5002);
-    CHECK_EQ_U(ex(t, 5000, 1, 0), 1);
-    CHECK_EQ_U(ex(t, 5000, 0, 0), MOE_NO_EXPERT);
-    CHECK_EQ_U(ex(t, 5001, 0, 0), 0);
+    CHECK_EQ_U(t->n_steps, 70003);
+    CHECK_EQ_U(t->keys[69999], 69999);
+    CHECK_EQ_U(t->keys[70000], 4097);
+    CHECK_EQ_U(t->keys[70001], 0);
+    CHECK_EQ_U(t->keys[70002], 69999);
+    snprintf(out, sizeof out, "%s/many.moetrace", test_tmpdir());
+    uint64_t nr = 0, nk = 0;
+    CHECK(moe_lcs_import(p, 0, &o, NULL, NULL, out, &nr, &nk, &err) == 0);
+    CHECK_EQ_U(nr, 70003);
+    CHECK_EQ_U(nk, 70000);
+    moe_trace *s = moe_trace_load_ex(out, MOE_LOAD_KEYS, &err);
+    if (!s) printf("%s\n", err.msg);
+    CHECK(s);
+    CHECK_EQ_U(trace_diff(t, s, 1), 0);
+    /* without MOE_LOAD_KEYS a key sequence is refused, naming what takes it */
+    CHECK(moe_trace_load(out, &err) == NULL);
+    CHECK_STR_CONTAINS(err.msg, "many.moetrace: a key sequence (70003 requests over 70000 keys");
+    moe_trace_free(s);
     moe_trace_free(t);
     /* a truncated oracle file */
     snprintf(p, sizeof p, "%s/cut.bin", test_tmpdir());

@@ -23,6 +23,13 @@ static inline int weights_equal(const float *a, const float *b, size_t n) {
 static inline int trace_diff(const moe_trace *a, const moe_trace *b, int header) {
     if (a->n_layers != b->n_layers || a->n_experts != b->n_experts || a->top_k != b->top_k) return __LINE__;
     if (a->n_steps != b->n_steps || a->n_tokens != b->n_tokens) return __LINE__;
+    if (!a->keys != !b->keys) return __LINE__;
+    if (a->keys) { /* key sequences: the keys and, with header, the strings */
+        if (memcmp(a->keys, b->keys, a->n_tokens * 4)) return __LINE__;
+        if (header && (strcmp(a->source, b->source) || strcmp(a->meta ? a->meta : "", b->meta ? b->meta : "")))
+            return __LINE__;
+        return 0;
+    }
     size_t rec = (size_t)a->n_tokens * a->n_layers * a->top_k;
     if (memcmp(a->step_first_token, b->step_first_token, (a->n_steps + 1) * 8)) return __LINE__;
     if (memcmp(a->step_id, b->step_id, a->n_steps * 8)) return __LINE__;

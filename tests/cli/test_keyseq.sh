@@ -1,0 +1,78 @@
+#!/bin/sh
+# test_keyseq.sh: key sequences (libCacheSim inputs) as a flat key space:
+#  1. `trace import` streams: memory does not grow with the requests (an
+#     8x longer sequence over the same keys costs < 3 MiB more; holding the
+#     ids would cost 28 MiB more) and the file is 4 bytes a request;
+#  2. the commands without routing to work on refuse a key sequence with a
+#     message naming the file and the commands that take it;
+#  3. run refuses what needs routing (prefetch, split, pin), by name;
+#  4. a corrupt or truncated file is refused, naming the file.
+M=${MOESIM:-build/moesim}
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass() { echo "PASS $1"; }
+fail() { echo "FAIL $1: $2"; }
+
+# oracleGeneral of N requests cycling over K keys (ids 1000+k, size 1)
+python3 - "$T" <<'PY'
+import struct, sys
+K = 1000
+block = b"".join(struct.pack("<IQIq", 0, 1000 + k, 1, -1) for k in range(K))
+for name, n in (("short", 250_000), ("long", 2_000_000)):
+    with open(f"{sys.argv[1]}/{name}.oracleGeneral.bin", "wb") as f:
+        f.write(block * (n // K))
+PY
+rss() { # max RSS in KiB of one import
+    python3 - "$M" "$1" "$2" <<'PY'
+import resource, subprocess, sys
+subprocess.run([sys.argv[1], "trace", "import", "--format", "lcs-oracle", sys.argv[2], "-o", sys.argv[3]],
+               check=True, stdout=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+PY
+}
+a=$(rss "$T/short.oracleGeneral.bin" "$T/short.moetrace")
+b=$(rss "$T/long.oracleGeneral.bin" "$T/long.moetrace")
+size=$(stat -c %s "$T/long.moetrace")
+# 2M requests x 4 bytes + 432-byte header + 1024-byte meta area
+if [ -n "$a" ] && [ -n "$b" ] && [ $((b - a)) -lt 3072 ] && [ "$size" -eq 8001456 ]; then pass import_streams
+else fail import_streams "max RSS ${a} KiB (250k requests) vs ${b} KiB (2M), file $size bytes"; fi
+if "$M" trace info "$T/long.moetrace" | grep -q '^requests     2000000$' &&
+   "$M" trace info "$T/long.moetrace" | grep -q '^keys         1000 distinct$'; then pass keyseq_info
+else fail keyseq_info "$("$M" trace info "$T/long.moetrace" 2>&1)"; fi
+# LRU at 999 of 1000 cycling keys misses every request; at 1000 only the first 1000
+m1=$("$M" run --trace "$T/long.moetrace" --policy lru --capacity 999 --json | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["accesses"]-r["hits"])')
+m2=$("$M" run --trace "$T/long.moetrace" --policy lru --capacity 1000 --json | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["accesses"]-r["hits"])')
+if [ "$m1" = 2000000 ] && [ "$m2" = 1000 ]; then pass keyseq_run_cycle
+else fail keyseq_run_cycle "misses $m1 (capacity 999), $m2 (1000)"; fi
+
+for cmd in "trace stats" "trace export -o $T/x.csv" "plan --model mixtral-8x7b --ram 64 --device nvme-cpu --trace"; do
+    # shellcheck disable=SC2086
+    "$M" $cmd "$T/short.moetrace" >"$T/out" 2>"$T/err"
+    rc=$?
+    name=refuse_$(echo "$cmd" | cut -d' ' -f1-2 | tr ' ' _)
+    if [ $rc -eq 1 ] && grep -q "short.moetrace: a key sequence (250000 requests over 1000 keys" "$T/err" &&
+       grep -q "only \`run\`, \`sweep\` and \`trace info\` take it" "$T/err"; then pass "$name"
+    else fail "$name" "exit $rc: $(cat "$T/err")"; fi
+done
+check_run() { # NAME NEEDLE OPTIONS...
+    name=$1 needle=$2; shift 2
+    "$M" run --trace "$T/short.moetrace" --capacity 8 "$@" >"$T/out" 2>"$T/err"
+    rc=$?
+    if [ $rc -eq 1 ] && grep -q "$needle" "$T/err"; then pass "$name"; else fail "$name" "exit $rc: $(cat "$T/err")"; fi
+}
+check_run run_refuses_prefetch "a key sequence takes eviction policies and capacities in keys only" --policy lru --prefetch gate:ahead=1
+check_run run_refuses_split "no layers to split among" --policy lru --split fate
+check_run run_refuses_pin "policy pin reads a trace's routing; a key sequence has none" --policy pin:n=2
+
+# corrupt: one key byte flipped; truncated by 4 bytes
+cp "$T/short.moetrace" "$T/bad.moetrace"
+printf '\377' | dd of="$T/bad.moetrace" bs=1 seek=5000 conv=notrunc 2>/dev/null
+"$M" run --trace "$T/bad.moetrace" --policy lru --capacity 8 >"$T/out" 2>"$T/err"
+rc=$?
+if [ $rc -eq 1 ] && grep -q "bad.moetrace: checksum mismatch" "$T/err"; then pass keyseq_corrupt
+else fail keyseq_corrupt "exit $rc: $(cat "$T/err")"; fi
+head -c $(( $(stat -c %s "$T/short.moetrace") - 4 )) "$T/short.moetrace" >"$T/cut.moetrace"
+"$M" trace info "$T/cut.moetrace" >"$T/out" 2>"$T/err"
+rc=$?
+if [ $rc -eq 1 ] && grep -q "cut.moetrace: truncated: header says 1001456 bytes, file has 1001452" "$T/err"; then pass keyseq_truncated
+else fail keyseq_truncated "exit $rc: $(cat "$T/err")"; fi
