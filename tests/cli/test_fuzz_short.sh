@@ -10,4 +10,4 @@ if ! ls build-fuzz/fuzz/fuzz_* >/dev/null 2>&1; then
     echo "FAIL fuzz_short: no fuzz targets in build-fuzz/fuzz (make fuzz-bins)"
     exit 1
 fi
-FUZZ_CORPUS="$T/corpus" FUZZ_SEEDS="$T/seeds" MOESIM=${MOESIM:-build/moesim} sh tests/fuzz/run.sh 1
+FUZZ_CORPUS="$T/corpus" FUZZ_SEEDS="$T/seeds" FUZZ_LOGS="$T/logs" MOESIM=${MOESIM:-build/moesim} sh tests/fuzz/run.sh 1

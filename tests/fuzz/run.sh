@@ -9,7 +9,8 @@
 #
 # Environment: MOESIM (moesim binary for the seeds, default build/moesim);
 # FUZZ_CORPUS (corpus root, default build-fuzz/corpus); FUZZ_SEEDS (where
-# the seeds are written, default build-fuzz/seeds); FUZZ_JOBS (worker
+# the seeds are written, default build-fuzz/seeds); FUZZ_LOGS (libFuzzer's
+# output per target, default build-fuzz/logs); FUZZ_JOBS (worker
 # processes per target, libFuzzer -fork, default 1). Run from the
 # repository root (fuzz_spec reads experiments/).
 secs=${1:?usage: run.sh SECONDS [TARGET...]}
@@ -20,7 +21,8 @@ jobs=${FUZZ_JOBS:-1}
 seeds=${FUZZ_SEEDS:-$B/seeds}
 rm -rf "$seeds"
 python3 tests/fuzz/seeds.py "$seeds" || { echo "FAIL fuzz_seeds: tests/fuzz/seeds.py failed"; exit 1; }
-mkdir -p "$B/crashes" "$B/logs"
+logs=${FUZZ_LOGS:-$B/logs}
+mkdir -p "$B/crashes" "$logs"
 targets=$*
 [ -n "$targets" ] || targets=$(cd $B/fuzz && ls fuzz_* | grep -v '\.d$')
 status=0
@@ -28,7 +30,7 @@ for t in $targets; do
     bin=$B/fuzz/$t
     [ -x "$bin" ] || { echo "FAIL $t: $bin not built (make fuzz-bins)"; status=1; continue; }
     mkdir -p "$corpus/$t"
-    log=$B/logs/$t.log
+    log=$logs/$t.log
     fork=""
     [ "$jobs" -gt 1 ] && fork="-fork=$jobs -ignore_crashes=0"
     start=$(date +%s)
