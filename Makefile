@@ -13,6 +13,10 @@
 #   make install PREFIX=/usr/local
 
 CC      ?= cc
+# Build on every core unless the caller chose (-j N on the command line).
+ifeq ($(filter -j%,$(MAKEFLAGS)),)
+MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
+endif
 PREFIX  ?= /usr/local
 SAN     ?= 0
 

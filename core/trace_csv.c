@@ -366,9 +366,10 @@ moe_trace *moe_trace_load_csv(const char *path, const moe_csv_opts *o, moe_error
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
+    uint64_t total = moe_file_size(f);
     /* Fed line by line so that every callback knows its line number. */
     while (!c.failed && (n = getline(&line, &cap, f)) > 0) {
-        c.line++;
+        if ((++c.line & 0xFFFF) == 0) moe_import_progress(o->rep, f, total);
         char *ln = line;
         /* A UTF-8 byte order mark (editors on Windows add one) is not part
          * of the header: skipped, so it cannot show in a message. */

@@ -73,8 +73,10 @@ int moe_infer_phase(const uint32_t *seq, const uint32_t *pos, uint64_t n);
 
 /* ---- CSV interchange (trace_csv.c) ------------------------------------- */
 
+struct moe_import_report;
 typedef struct moe_csv_opts {
     uint32_t layers, experts, top_k; /* 0 = infer as max + 1 */
+    const struct moe_import_report *rep; /* progress only; may be NULL */
 } moe_csv_opts;
 
 /* Limits the CSV importer enforces before it allocates anything sized by
@@ -172,7 +174,14 @@ typedef struct moe_import_report {
     int strict;
     void (*say)(void *ctx, int is_warning, const char *msg);
     void *ctx;
+    /* May be NULL: called every 64 Ki lines or 1 MiB read with the bytes
+     * read so far and the file's size (a command draws progress from it). */
+    void (*progress)(void *ctx, uint64_t done, uint64_t total);
 } moe_import_report;
+/* Call r->progress, if any, with f's position out of total bytes. */
+void moe_import_progress(const moe_import_report *r, FILE *f, uint64_t total);
+/* A file's size in bytes, 0 if unknown (for progress only). */
+uint64_t moe_file_size(FILE *f);
 moe_trace *moe_trace_load_jsonl_report(const char *path, const moe_jsonl_opts *o,
                                        const moe_import_report *r, moe_error *err);
 moe_trace *moe_trace_load_lcs_csv_report(const char *path, const moe_lcs_opts *o,

@@ -93,6 +93,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "strindex.h"
 #include "trace_formats.h"
 
 static const char *const jf_name[MOE_JF_COUNT] = {"seq", "layer", "token", "experts", "weights", "step"};
@@ -164,6 +165,8 @@ typedef struct jctx {
     /* qwen */
     char **req;     /* req_id strings in order of first appearance */
     size_t nreq, capreq;
+    moe_strindex req_index; /* over req[0..nreq) while lines are read */
+    uint32_t *ex_stamp, ex_gen; /* MOE_MAX_EXPERTS stamps: duplicate experts in a row */
     const moe_import_report *rep; /* may be NULL */
     uint64_t renumbered;          /* tokens whose pass-relative token_pos was renumbered */
     char later[4][1024];          /* notes said only if the import succeeds (jlater) */
@@ -254,20 +257,24 @@ static int get_experts(jctx *c, const cJSON *obj, jrec *r) {
     r->off = (uint32_t)c->nex;
     r->n = (uint32_t)n;
     if ((size_t)r->off != c->nex) return jfail(c, "log too large");
-    for (int i = 0; i < n; i++) {
-        const cJSON *x = cJSON_GetArrayItem(e, i);
+    /* Linear in the row: items are walked as the list they are (indexing
+     * them is O(i) each), duplicates found by a stamp per expert id (a scan
+     * of the earlier items made one row of 65534 experts take 13 s). */
+    if (!c->ex_stamp && !(c->ex_stamp = calloc(MOE_MAX_EXPERTS, sizeof *c->ex_stamp))) return jfail(c, "out of memory");
+    if (++c->ex_gen == 0) memset(c->ex_stamp, 0, MOE_MAX_EXPERTS * sizeof *c->ex_stamp), c->ex_gen = 1;
+    const cJSON *x = e->child, *y = w ? w->child : NULL;
+    for (int i = 0; i < n; i++, x = x->next, y = y ? y->next : NULL) {
         if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble != floor(x->valuedouble))
             return jfail(c, "field '%s': item %d is not a non-negative integer", ek, i);
         if (x->valuedouble >= (c->o->experts ? c->o->experts : MOE_MAX_EXPERTS))
             return jfail(c, "field '%s': %g >= experts (%u)", ek, x->valuedouble,
                          c->o->experts ? c->o->experts : MOE_MAX_EXPERTS);
         uint32_t id = (uint32_t)x->valuedouble;
-        for (int j = 0; j < i; j++)
-            if (c->ex[c->nex + (size_t)j] == id) return jfail(c, "field '%s': expert %u listed twice", ek, id);
+        if (c->ex_stamp[id] == c->ex_gen) return jfail(c, "field '%s': expert %u listed twice", ek, id);
+        c->ex_stamp[id] = c->ex_gen;
         c->ex[c->nex + (size_t)i] = id;
         c->w[c->nex + (size_t)i] = NAN;
         if (w) {
-            const cJSON *y = cJSON_GetArrayItem(w, i);
             if (!cJSON_IsNumber(y) || !isfinite(y->valuedouble))
                 return jfail(c, "field '%s': item %d is not a finite number", wk, i);
             /* weights are stored as 32-bit floats: beyond FLT_MAX they would be inf */
@@ -320,6 +327,7 @@ typedef struct qwen_state {
     int have_meta;
     uint32_t top_k;
     uint32_t *layers_logged;
+    uint64_t *logged_sorted; /* (layer << 32 | index), ascending: the row lookup */
     uint32_t n_logged;
     char model[64];
     uint64_t route_rows, skipped;
@@ -352,6 +360,11 @@ static int qwen_pass(jctx *c, const cJSON *obj, qwen_state *q, jrec *r) {
     return 0;
 }
 
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 static int qwen_meta(jctx *c, const cJSON *obj, qwen_state *q) {
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(obj, "type");
     if (!cJSON_IsString(type) || strcmp(type->valuestring, "meta"))
@@ -369,15 +382,21 @@ static int qwen_meta(jctx *c, const cJSON *obj, qwen_state *q) {
         if (!cJSON_IsArray(ll) || cJSON_GetArraySize(ll) == 0) return jfail(c, "field 'layers_logged': not a non-empty array");
         int n = cJSON_GetArraySize(ll);
         q->layers_logged = calloc((size_t)n, sizeof(uint32_t));
-        if (!q->layers_logged) return jfail(c, "out of memory");
-        for (int i = 0; i < n; i++) {
-            const cJSON *x = cJSON_GetArrayItem(ll, i);
+        q->logged_sorted = calloc((size_t)n, sizeof(uint64_t));
+        if (!q->layers_logged || !q->logged_sorted) return jfail(c, "out of memory");
+        /* n log n: walk the list, sort (layer, index) pairs, duplicates are
+         * neighbours (pairwise checks made 200k layers take two minutes) */
+        const cJSON *x = ll->child;
+        for (int i = 0; i < n; i++, x = x->next) {
             if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble != floor(x->valuedouble) || x->valuedouble > 1e6)
                 return jfail(c, "field 'layers_logged': item %d is not a layer number", i);
             q->layers_logged[i] = (uint32_t)x->valuedouble;
-            for (int j = 0; j < i; j++)
-                if (q->layers_logged[j] == q->layers_logged[i]) return jfail(c, "field 'layers_logged': layer %u twice", q->layers_logged[i]);
+            q->logged_sorted[i] = (uint64_t)q->layers_logged[i] << 32 | (uint32_t)i;
         }
+        qsort(q->logged_sorted, (size_t)n, sizeof *q->logged_sorted, cmp_u64);
+        for (int i = 1; i < n; i++)
+            if (q->logged_sorted[i] >> 32 == q->logged_sorted[i - 1] >> 32)
+                return jfail(c, "field 'layers_logged': layer %u twice", (uint32_t)(q->logged_sorted[i] >> 32));
         q->n_logged = (uint32_t)n;
     }
     return 0;
@@ -396,29 +415,36 @@ static int qwen_line(jctx *c, const cJSON *obj, qwen_state *q) {
     else return jfail(c, "field '%s': missing or not a string", c->key[MOE_JF_SEQ]);
     if (c->o->warmup_prefix && !strncmp(rid, c->o->warmup_prefix, strlen(c->o->warmup_prefix))) return q->skipped++, 0;
     jrec r = {.line = c->line};
-    /* req ids: linear search from the newest, which is almost always the hit */
-    size_t k = c->nreq;
-    while (k > 0 && strcmp(c->req[k - 1], rid)) k--;
-    if (k == 0) {
+    /* req ids: the newest is almost always the hit; else a hash lookup (a
+     * scan per new id made 100k distinct ids take 38 s) */
+    int64_t k = c->nreq && !strcmp(c->req[c->nreq - 1], rid) ? (int64_t)c->nreq - 1
+                                                               : moe_strindex_find(&c->req_index, c->req, rid);
+    if (k < 0) {
         if (c->nreq == c->capreq) {
             size_t nc = c->capreq ? c->capreq * 2 : 64;
             char **nr = realloc(c->req, nc * sizeof *nr);
             if (!nr) return jfail(c, "out of memory");
             c->req = nr, c->capreq = nc;
         }
-        if (!(c->req[c->nreq] = strdup(rid))) return jfail(c, "out of memory");
-        k = ++c->nreq;
+        if (!(c->req[c->nreq] = strdup(rid)) || moe_strindex_add(&c->req_index, c->req, c->nreq))
+            return jfail(c, "out of memory");
+        k = (int64_t)c->nreq++;
     }
-    r.seq = (uint32_t)(k - 1);
+    r.seq = (uint32_t)k;
     uint64_t v;
     if (get_uint(c, obj, c->key[MOE_JF_TOKEN], UINT32_MAX, &v)) return -1;
     r.pos = (uint32_t)v;
     if (get_uint(c, obj, c->key[MOE_JF_LAYER], UINT32_MAX, &v)) return -1;
-    if (q->n_logged) { /* dense index among the logged layers */
-        uint32_t i = 0;
-        while (i < q->n_logged && q->layers_logged[i] != v) i++;
-        if (i == q->n_logged) return jfail(c, "field '%s': layer %llu is not in layers_logged", c->key[MOE_JF_LAYER], (unsigned long long)v);
-        r.layer = i;
+    if (q->n_logged) { /* dense index among the logged layers: binary search */
+        uint32_t lo = 0, hi = q->n_logged;
+        while (lo < hi) {
+            uint32_t mid = lo + (hi - lo) / 2;
+            if (q->logged_sorted[mid] >> 32 < v) lo = mid + 1;
+            else hi = mid;
+        }
+        if (lo == q->n_logged || q->logged_sorted[lo] >> 32 != v)
+            return jfail(c, "field '%s': layer %llu is not in layers_logged", c->key[MOE_JF_LAYER], (unsigned long long)v);
+        r.layer = (uint32_t)q->logged_sorted[lo];
     } else {
         r.layer = (uint32_t)v;
     }
@@ -616,11 +642,6 @@ static int report_empty(jctx *c, const moe_trace *t, const uint64_t *sline, cons
 }
 
 /* ---- qwen: warm-up, sequences, phases ------------------------------------ */
-
-static int cmp_u64(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
 
 /* A pass's routing: the sorted distinct (layer, expert) pairs of records
  * [i, j) into *sig (grown as needed); their count, or -1 on out of memory. */
@@ -943,8 +964,9 @@ moe_trace *moe_trace_load_jsonl_report(const char *path, const moe_jsonl_opts *o
     size_t cap = 0;
     ssize_t n;
     int rc = 0, any = 0;
+    uint64_t total = moe_file_size(f);
     while (rc == 0 && (n = getline(&line, &cap, f)) > 0) {
-        c.line++;
+        if ((++c.line & 0xFFFF) == 0) moe_import_progress(c.rep, f, total);
         size_t k = 0;
         while (k < (size_t)n && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r' || line[k] == '\n')) k++;
         if (k == (size_t)n) continue; /* blank line */
@@ -981,7 +1003,8 @@ moe_trace *moe_trace_load_jsonl_report(const char *path, const moe_jsonl_opts *o
         if (qwen && q.n_logged && !o->layers && c.n) c.max_layer = q.n_logged - 1; /* keep every logged layer */
         t = build(&c, order, qwen ? &q : NULL, q.model, meta, sizeof meta);
     }
-    free(c.recs), free(c.ex), free(c.w), free(q.layers_logged), free(q.key_prev);
+    free(c.recs), free(c.ex), free(c.w), free(q.layers_logged), free(q.logged_sorted), free(q.key_prev);
+    free(c.ex_stamp), moe_strindex_free(&c.req_index);
     for (size_t i = 0; i < c.nreq; i++) free(c.req[i]);
     free(c.req);
     return t;

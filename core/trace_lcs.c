@@ -404,8 +404,9 @@ static int read_lcs_csv(lctx *c, const moe_import_report *rep) {
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
+    uint64_t total = moe_file_size(f);
     while (!c->failed && (n = getline(&line, &cap, f)) > 0) {
-        c->line++;
+        if ((++c->line & 0xFFFF) == 0) moe_import_progress(rep, f, total);
         char *ln = line;
         /* A UTF-8 byte order mark would otherwise become part of the first
          * field: in a file without a header, the first key would differ
@@ -500,7 +501,8 @@ int moe_lcs_oracle_sniff(const char *path, moe_error *err) {
 
 /* Read an oracleGeneral file in chunks of records (ids into ids, keys
  * numbered in kt); 0, or -1 with err. */
-static int read_lcs_oracle(const char *path, idsink *ids, keytab *kt, uint64_t *skipped, moe_error *err) {
+static int read_lcs_oracle(const char *path, idsink *ids, keytab *kt, uint64_t *skipped,
+                           const moe_import_report *rep, moe_error *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return moe_fail(err, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
@@ -537,6 +539,7 @@ static int read_lcs_oracle(const char *path, idsink *ids, keytab *kt, uint64_t *
             if (prc) rc = moe_fail(err, "%s: offset %llu: %s", path, (unsigned long long)(off + r), sink_why(prc));
         }
         off += got;
+        moe_import_progress(rep, f, len);
     }
     free(buf);
     fclose(f);
@@ -549,7 +552,7 @@ moe_trace *moe_trace_load_lcs_oracle(const char *path, moe_error *err) {
     idsink ids = {0};
     uint64_t skipped = 0;
     moe_trace *t = NULL;
-    if (read_lcs_oracle(path, &ids, &kt, &skipped, err) == 0)
+    if (read_lcs_oracle(path, &ids, &kt, &skipped, NULL, err) == 0)
         t = keys_to_trace(path, ids.v, ids.n, kt.n, "lcs-oracle", skipped, err), ids.v = NULL;
     kt_free(&kt);
     free(ids.v);
@@ -565,7 +568,7 @@ int moe_lcs_import(const char *path, int oracle, const moe_lcs_opts *o, const mo
     int rc;
     if (oracle) {
         keytab kt = {0};
-        rc = read_lcs_oracle(path, &ids, &kt, &skipped, err);
+        rc = read_lcs_oracle(path, &ids, &kt, &skipped, rep, err);
         keys = kt.n;
         kt_free(&kt);
     } else {

@@ -180,3 +180,14 @@ int moe_infer_phase(const uint32_t *seq, const uint32_t *pos, uint64_t n) {
     }
     return MOE_PHASE_DECODE;
 }
+
+void moe_import_progress(const moe_import_report *r, FILE *f, uint64_t total) {
+    if (!r || !r->progress) return;
+    off_t at = ftello(f);
+    r->progress(r->ctx, at > 0 ? (uint64_t)at : 0, total);
+}
+
+uint64_t moe_file_size(FILE *f) {
+    struct stat st;
+    return fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+}

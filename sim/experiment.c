@@ -12,11 +12,16 @@
 #include "../core/cache.h"
 #include "../core/ini.h"
 #include "../core/policy.h"
+#include "../core/strindex.h"
 #include "cli.h"
 #include "replay_opts.h"
 #include "runrec.h"
 
 #define MAX_PLAN 1000000u
+/* Capacities of one experiment: each is at least one replay per policy and
+ * trace, so more is a typo; the bound also keeps a 1 KB file to a fraction
+ * of a second. */
+#define MAX_CAPACITIES 100000u
 
 int moe_str_list_push(moe_str_list *l, const char *s, size_t len) {
     if (l->n == l->cap) {
@@ -117,51 +122,23 @@ int moe_experiment_add_policies(moe_experiment *exp, const char *s, moe_error *e
     return 0;
 }
 
-/* Set of the strings already in a list, so that adding n values costs O(n)
- * and not O(n^2): a range "0:1000000" once took minutes of strcmp. Open
- * addressing over indices into the list (slot = index + 1, 0 = empty). */
-typedef struct str_index {
-    size_t *slot, cap; /* cap: power of two, kept above twice the list */
-} str_index;
-
-static uint64_t str_hash(const char *s) {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
-static void str_index_put(str_index *x, const moe_str_list *l, size_t i) {
-    size_t m = x->cap - 1, j = (size_t)str_hash(l->v[i]) & m;
-    while (x->slot[j]) j = (j + 1) & m;
-    x->slot[j] = i + 1;
-}
-
-static int str_index_grow(str_index *x, const moe_str_list *l) {
-    size_t cap = x->cap ? 2 * x->cap : 64;
-    while (cap < 2 * (l->n + 1)) cap *= 2;
-    size_t *slot = calloc(cap, sizeof *slot);
-    if (!slot) return -1;
-    free(x->slot);
-    x->slot = slot, x->cap = cap;
-    for (size_t i = 0; i < l->n; i++) str_index_put(x, l, i);
-    return 0;
-}
-
 /* Append s unless the list has it already (first occurrence only). */
-static int push_unique(moe_str_list *l, str_index *x, const char *s, moe_error *err) {
-    if (2 * (l->n + 1) > x->cap && str_index_grow(x, l)) return moe_fail(err, "out of memory");
-    size_t m = x->cap - 1;
-    for (size_t j = (size_t)str_hash(s) & m; x->slot[j]; j = (j + 1) & m)
-        if (!strcmp(l->v[x->slot[j] - 1], s)) return 0;
-    if (l->n >= MAX_PLAN) return moe_fail(err, "capacities: too many values");
-    if (moe_str_list_push(l, s, strlen(s))) return moe_fail(err, "out of memory");
-    str_index_put(x, l, l->n - 1);
+/* A hash index over the list (core/strindex.h): a range "0:1000000" once
+ * took minutes of strcmp against every earlier value. x indexes l->v[0..n);
+ * the list's pointer array may move, the strings do not. */
+static int push_unique(moe_str_list *l, moe_strindex *x, const char *s, moe_error *err) {
+    if (x->n < l->n) /* values added before this call */
+        for (size_t i = x->n; i < l->n; i++)
+            if (moe_strindex_add(x, l->v, i)) return moe_fail(err, "out of memory");
+    if (moe_strindex_find(x, l->v, s) >= 0) return 0;
+    if (l->n >= MAX_CAPACITIES) return moe_fail(err, "capacities: more than %u values", MAX_CAPACITIES);
+    if (moe_str_list_push(l, s, strlen(s)) || moe_strindex_add(x, l->v, l->n - 1)) return moe_fail(err, "out of memory");
     return 0;
 }
 
 int moe_experiment_add_capacities(moe_experiment *exp, const char *s, moe_error *err) {
     moe_str_list items = {0};
-    str_index seen = {0};
+    moe_strindex seen = {0};
     int rc = 0;
     while (isspace((unsigned char)*s)) s++;
     if (!*s) return moe_fail(err, "capacities: empty list");
@@ -200,7 +177,10 @@ int moe_experiment_add_capacities(moe_experiment *exp, const char *s, moe_error 
             if (rc) break;
             if (v[1] < v[0]) rc = moe_fail(err, "capacities: range %s ends before it starts", orig);
             else if (v[2] == 0) rc = moe_fail(err, "capacities: step must be at least 1");
-            else if ((v[1] - v[0]) / v[2] + exp->capacities.n >= MAX_PLAN) rc = moe_fail(err, "capacities: too many values");
+            else if ((v[1] - v[0]) / v[2] + 1 + exp->capacities.n > MAX_CAPACITIES)
+                rc = moe_fail(err, "capacities: range %s has %llu values%s; at most %u in all (give a larger STEP, "
+                              "START:END:STEP)", orig, (unsigned long long)((v[1] - v[0]) / v[2] + 1),
+                              exp->capacities.n ? " besides the earlier ones" : "", MAX_CAPACITIES);
             for (uint64_t c = v[0]; rc == 0 && c <= v[1]; c += v[2]) {
                 char num[32];
                 snprintf(num, sizeof num, "%llu", (unsigned long long)c);
@@ -213,7 +193,7 @@ int moe_experiment_add_capacities(moe_experiment *exp, const char *s, moe_error 
         }
     }
     moe_str_list_free(&items);
-    free(seen.slot);
+    moe_strindex_free(&seen);
     return rc;
 }
 

@@ -76,3 +76,18 @@ head -c $(( $(stat -c %s "$T/short.moetrace") - 4 )) "$T/short.moetrace" >"$T/cu
 rc=$?
 if [ $rc -eq 1 ] && grep -q "cut.moetrace: truncated: header says 1001456 bytes, file has 1001452" "$T/err"; then pass keyseq_truncated
 else fail keyseq_truncated "exit $rc: $(cat "$T/err")"; fi
+
+# progress: on a terminal (script(1) provides one) a long import draws
+# "NN% (x of y MB)" on stderr and erases it; redirected, nothing is drawn
+python3 -c "
+import sys
+with open(sys.argv[1], 'w') as f:
+    for i in range(140000): f.write('k%d\n' % (i % 5000))
+" "$T/long.csv"
+if command -v script >/dev/null; then
+    MOESIM_PROGRESS_AFTER=0 script -qc "$M trace import --format lcs-csv $T/long.csv -o $T/p.moetrace" /dev/null >"$T/tty" 2>&1
+    if grep -q "moesim trace import: $T/long.csv: *[0-9]*% (" "$T/tty" && grep -q "140000 requests over 5000 keys" "$T/tty"; then pass progress_on_tty
+    else fail progress_on_tty "$(cat "$T/tty")"; fi
+fi
+MOESIM_PROGRESS_AFTER=0 "$M" trace import --format lcs-csv "$T/long.csv" -o "$T/p.moetrace" >"$T/out" 2>"$T/err"
+if [ ! -s "$T/err" ]; then pass progress_not_redirected; else fail progress_not_redirected "$(cat "$T/err")"; fi

@@ -8,7 +8,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
     moe_error err;
     unsigned sel = fuzz_take_byte(&data, &n);
-    moe_csv_opts o = {0, 0, 0};
+    moe_csv_opts o = {0};
     if (sel & 1) o.layers = 1 + (sel >> 3 & 3);
     if (sel & 2) o.experts = 1 + (sel >> 5);
     if (sel & 4) o.top_k = 1 + (sel >> 6);
