@@ -363,13 +363,27 @@ moe_trace *moe_trace_load_csv(const char *path, const moe_csv_opts *o, moe_error
         fclose(f);
         return NULL;
     }
-    char *line = NULL;
-    size_t cap = 0;
+    moe_lines lr;
+    if (moe_lines_init(&lr, f)) {
+        csv_free(&p);
+        fclose(f);
+        moe_fail(err, "%s: out of memory", path);
+        return NULL;
+    }
+    char *line;
     ssize_t n;
     uint64_t total = moe_file_size(f);
     /* Fed line by line so that every callback knows its line number. */
-    while (!c.failed && (n = getline(&line, &cap, f)) > 0) {
-        if ((++c.line & 0xFFFF) == 0) moe_import_progress(o->rep, f, total);
+    int too_long;
+    while (!c.failed && (n = moe_lines_next(&lr, MOE_MAX_LINE, &too_long)) > 0) {
+        line = lr.line;
+        if (too_long) {
+            moe_fail(err, "%s:%llu: line longer than %u MiB: not a CSV row", path, (unsigned long long)c.line + 1,
+                     MOE_MAX_LINE >> 20);
+            c.failed = 1;
+            break;
+        }
+        if ((++c.line & 0xFFFF) == 0) moe_import_progress(o->rep, lr.consumed, total);
         char *ln = line;
         /* A UTF-8 byte order mark (editors on Windows add one) is not part
          * of the header: skipped, so it cannot show in a message. */
@@ -385,7 +399,7 @@ moe_trace *moe_trace_load_csv(const char *path, const moe_csv_opts *o, moe_error
         c.failed = 1;
     }
     csv_free(&p);
-    free(line);
+    moe_lines_free(&lr);
     fclose(f);
     moe_trace *t = NULL;
     if (c.failed) {

@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "trace.h"
 
@@ -61,6 +62,25 @@ int moe_keys_writer_put(moe_keys_writer *w, const uint32_t *keys, size_t n);
 int moe_keys_writer_finish(moe_keys_writer *w, const char *model, const char *source, uint64_t n_keys,
                            const char *meta, moe_error *err);
 void moe_keys_writer_abort(moe_keys_writer *w);
+
+/* Lines of a text file, read through a chunk buffer, never holding more
+ * than max bytes of one line: a longer line is consumed to its end, *too_long
+ * set, max + 1 returned. Embedded NULs are kept (the returned length counts
+ * them). Every text reader reads with it, so a file without newlines cannot
+ * take gigabytes. consumed = bytes of the file read so far (progress). */
+#define MOE_MAX_LINE (4u << 20)
+#define MOE_LINES_CHUNK (64u << 10)
+typedef struct moe_lines {
+    FILE *f;
+    char *chunk, *line;
+    size_t pos, len, cap;
+    uint64_t consumed;
+} moe_lines;
+int moe_lines_init(moe_lines *l, FILE *f);
+/* The next line into l->line (NUL-terminated, '\n' kept); its length, or -1
+ * at end of file (or when out of memory: errno). */
+ssize_t moe_lines_next(moe_lines *l, size_t max, int *too_long);
+void moe_lines_free(moe_lines *l);
 
 /* Read a whole file into memory (NUL-terminated); *len excludes the NUL. */
 char *moe_read_file(const char *path, size_t *len, moe_error *err);
@@ -178,8 +198,8 @@ typedef struct moe_import_report {
      * read so far and the file's size (a command draws progress from it). */
     void (*progress)(void *ctx, uint64_t done, uint64_t total);
 } moe_import_report;
-/* Call r->progress, if any, with f's position out of total bytes. */
-void moe_import_progress(const moe_import_report *r, FILE *f, uint64_t total);
+/* Call r->progress, if any, with done out of total bytes. */
+void moe_import_progress(const moe_import_report *r, uint64_t done, uint64_t total);
 /* A file's size in bytes, 0 if unknown (for progress only). */
 uint64_t moe_file_size(FILE *f);
 moe_trace *moe_trace_load_jsonl_report(const char *path, const moe_jsonl_opts *o,

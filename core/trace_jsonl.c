@@ -960,17 +960,31 @@ moe_trace *moe_trace_load_jsonl_report(const char *path, const moe_jsonl_opts *o
         moe_fail(err, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
-    char *line = NULL;
-    size_t cap = 0;
+    moe_lines lr;
+    if (moe_lines_init(&lr, f)) {
+        fclose(f);
+        moe_fail(err, "%s: out of memory", path);
+        return NULL;
+    }
+    char *line;
     ssize_t n;
     int rc = 0, any = 0;
     uint64_t total = moe_file_size(f);
-    while (rc == 0 && (n = getline(&line, &cap, f)) > 0) {
-        if ((++c.line & 0xFFFF) == 0) moe_import_progress(c.rep, f, total);
+    int too_long;
+    while (rc == 0 && (n = moe_lines_next(&lr, MOE_MAX_LINE, &too_long)) > 0) {
+        line = lr.line;
+        if ((++c.line & 0xFFFF) == 0) moe_import_progress(c.rep, lr.consumed, total);
         size_t k = 0;
         while (k < (size_t)n && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r' || line[k] == '\n')) k++;
         if (k == (size_t)n) continue; /* blank line */
         any = 1;
+        /* cJSON spends about 80 bytes of memory per number: a 100 MB line of
+         * numbers would ask for gigabytes. No routing row comes near the
+         * limit (65534 experts with weights take about 1.3 MB). */
+        if (too_long) {
+            rc = jfail(&c, "line longer than any routing row can be (limit %u MiB)", MOE_MAX_LINE >> 20);
+            break;
+        }
         cJSON *obj = cJSON_ParseWithLength(line, (size_t)n);
         if (!cJSON_IsObject(obj)) rc = jfail(&c, "not a JSON object");
         else rc = qwen ? qwen_line(&c, obj, &q) : mixtral_line(&c, obj, &order);
@@ -978,7 +992,7 @@ moe_trace *moe_trace_load_jsonl_report(const char *path, const moe_jsonl_opts *o
     }
     int rerr = ferror(f);
     fclose(f);
-    free(line);
+    moe_lines_free(&lr);
     moe_trace *t = NULL;
     if (rc == 0 && rerr) moe_fail(err, "%s: read error", path);
     else if (rc == 0 && !any) moe_fail(err, "%s:1: empty file", path);
@@ -1013,19 +1027,20 @@ moe_trace *moe_trace_load_jsonl_report(const char *path, const moe_jsonl_opts *o
 int moe_jsonl_sniff(const char *path, moe_error *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return moe_fail(err, "%s: cannot open: %s", path, strerror(errno));
-    char *line = NULL;
-    size_t cap = 0;
+    moe_lines lr;
+    if (moe_lines_init(&lr, f)) return fclose(f), moe_fail(err, "%s: out of memory", path);
     ssize_t n;
-    int layout = MOE_JSONL_MIXTRAL;
-    while ((n = getline(&line, &cap, f)) > 0) {
-        cJSON *obj = cJSON_ParseWithLength(line, (size_t)n);
+    int layout = MOE_JSONL_MIXTRAL, too_long;
+    while ((n = moe_lines_next(&lr, MOE_MAX_LINE, &too_long)) > 0) {
+        if (too_long) continue; /* the importer reports it */
+        cJSON *obj = cJSON_ParseWithLength(lr.line, (size_t)n);
         if (!obj) continue; /* blank or bad: the importer reports it */
         const cJSON *type = cJSON_GetObjectItemCaseSensitive(obj, "type");
         if (cJSON_IsString(type) && !strcmp(type->valuestring, "meta")) layout = MOE_JSONL_QWEN;
         cJSON_Delete(obj);
         break;
     }
-    free(line);
+    moe_lines_free(&lr);
     fclose(f);
     return layout;
 }

@@ -401,12 +401,24 @@ static int read_lcs_csv(lctx *c, const moe_import_report *rep) {
         return moe_fail(err, "%s: out of memory", path);
     }
     csv_set_delim(&p, (unsigned char)(o->delim ? o->delim : ','));
-    char *line = NULL;
-    size_t cap = 0;
+    moe_lines lr;
+    if (moe_lines_init(&lr, f)) {
+        csv_free(&p);
+        fclose(f);
+        return moe_fail(err, "%s: out of memory", path);
+    }
+    char *line;
     ssize_t n;
     uint64_t total = moe_file_size(f);
-    while (!c->failed && (n = getline(&line, &cap, f)) > 0) {
-        if ((++c->line & 0xFFFF) == 0) moe_import_progress(rep, f, total);
+    int too_long;
+    while (!c->failed && (n = moe_lines_next(&lr, MOE_MAX_LINE, &too_long)) > 0) {
+        line = lr.line;
+        if (too_long) {
+            c->line++;
+            lfail(c, "line longer than %u MiB: not a CSV row", MOE_MAX_LINE >> 20);
+            break;
+        }
+        if ((++c->line & 0xFFFF) == 0) moe_import_progress(rep, lr.consumed, total);
         char *ln = line;
         /* A UTF-8 byte order mark would otherwise become part of the first
          * field: in a file without a header, the first key would differ
@@ -425,7 +437,7 @@ static int read_lcs_csv(lctx *c, const moe_import_report *rep) {
     }
     if (!c->failed && csv_fini(&p, l_field, l_row, c)) lfail(c, "%s", csv_strerror(csv_error(&p)));
     csv_free(&p);
-    free(line);
+    moe_lines_free(&lr);
     int rerr = ferror(f);
     fclose(f);
     if (!c->failed && rerr) return moe_fail(err, "%s: read error", path);
@@ -539,7 +551,7 @@ static int read_lcs_oracle(const char *path, idsink *ids, keytab *kt, uint64_t *
             if (prc) rc = moe_fail(err, "%s: offset %llu: %s", path, (unsigned long long)(off + r), sink_why(prc));
         }
         off += got;
-        moe_import_progress(rep, f, len);
+        moe_import_progress(rep, off, len);
     }
     free(buf);
     fclose(f);

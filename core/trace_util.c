@@ -181,13 +181,58 @@ int moe_infer_phase(const uint32_t *seq, const uint32_t *pos, uint64_t n) {
     return MOE_PHASE_DECODE;
 }
 
-void moe_import_progress(const moe_import_report *r, FILE *f, uint64_t total) {
-    if (!r || !r->progress) return;
-    off_t at = ftello(f);
-    r->progress(r->ctx, at > 0 ? (uint64_t)at : 0, total);
+void moe_import_progress(const moe_import_report *r, uint64_t done, uint64_t total) {
+    if (r && r->progress) r->progress(r->ctx, done, total);
 }
 
 uint64_t moe_file_size(FILE *f) {
     struct stat st;
     return fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+}
+
+int moe_lines_init(moe_lines *l, FILE *f) {
+    memset(l, 0, sizeof *l);
+    l->f = f;
+    l->chunk = malloc(MOE_LINES_CHUNK);
+    l->cap = 4096;
+    l->line = malloc(l->cap);
+    if (!l->chunk || !l->line) return moe_lines_free(l), -1;
+    return 0;
+}
+
+void moe_lines_free(moe_lines *l) {
+    free(l->chunk), free(l->line);
+    l->chunk = l->line = NULL;
+}
+
+ssize_t moe_lines_next(moe_lines *l, size_t max, int *too_long) {
+    size_t n = 0;
+    int any = 0;
+    *too_long = 0;
+    for (;;) {
+        if (l->pos == l->len) {
+            l->len = fread(l->chunk, 1, MOE_LINES_CHUNK, l->f), l->pos = 0;
+            if (l->len == 0) break;
+        }
+        const char *p = l->chunk + l->pos, *e = memchr(p, '\n', l->len - l->pos);
+        size_t take = e ? (size_t)(e - p) + 1 : l->len - l->pos;
+        any = 1;
+        if (!*too_long && n + take > max) *too_long = 1; /* the rest is consumed, not kept */
+        if (!*too_long) {
+            if (n + take + 1 > l->cap) {
+                size_t nc = l->cap;
+                while (n + take + 1 > nc) nc *= 2;
+                char *nl = realloc(l->line, nc);
+                if (!nl) return -1;
+                l->line = nl, l->cap = nc;
+            }
+            memcpy(l->line + n, p, take);
+            n += take;
+        }
+        l->pos += take, l->consumed += take;
+        if (e) break;
+    }
+    if (!any) return -1;
+    l->line[n] = 0;
+    return *too_long ? (ssize_t)max + 1 : (ssize_t)n;
 }

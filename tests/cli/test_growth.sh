@@ -6,7 +6,9 @@
 #     keys) at n and 8n: the larger may take at most 24x the smaller + 0.5 s
 #     (n log n gives about 9x; the old quadratic code gave 64x);
 #  2. inputs of at most 1 KB finish within 1 s and 100 MB each (limits x4
-#     under the sanitizer build, whose ASan costs 2-5x).
+#     under the sanitizer build, whose ASan costs 2-5x);
+#  3. a 6 MB line without a newline (CSV, libCacheSim CSV, JSONL) is refused
+#     at the 4 MiB line limit within the same bounds.
 # Times are the CPU time (user + system) of each command: on a shared
 # machine wall time measures the neighbours too. One python3 process does
 # it all (starting python costs most of a second here).
@@ -72,6 +74,20 @@ hostile = {
     "h5.jsonl": '{"type":"meta","top_k":2,"layers_logged":[0]}\n{"type":"route","req_id":"a","token_idx":4294967295,'
                 '"layer":0,"topk_ids":[1,65533],"topk_weights":[1e38,1]}\n',
 }
+# one 6 MB line (no newline), as CSV, libCacheSim CSV and JSONL: refused at
+# the line limit (4 MiB) without holding the line
+for name, fm, text in (("long.csv", "csv", "step,seq,token,layer,slot,expert,weight\n" + "1" * 6000000),
+                       ("long_lcs.csv", "lcs-csv", "k" * 6000000),
+                       ("long.jsonl", "jsonl-mixtral", '{"experts": [' + "1," * 3000000 + "1]}")):
+    p = os.path.join(T, name)
+    with open(p, "w") as f:
+        f.write(text)
+    cpu, rss, rc = measure([M, "trace", "import", "--format", fm, p, "-o", p + ".moetrace"])
+    if rc == 1 and cpu <= 1.0 * slow and rss <= 100 * 1024 * slow:
+        print("PASS long_line_%s" % name)
+    else:
+        print("FAIL long_line_%s: %.3f s, %d KiB, exit %d" % (name, cpu, rss, rc))
+
 fmt = {"h1.csv": "csv", "h2.csv": "csv", "h4.jsonl": "jsonl-mixtral", "h5.jsonl": "jsonl-qwen"}
 for name, text in hostile.items():
     p = os.path.join(T, name)
