@@ -100,6 +100,7 @@ typedef struct moe_trace {
     /* ownership: either every array was malloc'ed, or they point into map */
     void *map;
     size_t map_len;
+    int checksum_recalled; /* loaded without hashing: verified earlier (core/verified.h) */
 } moe_trace;
 
 static inline int moe_trace_is_keys(const moe_trace *t) { return t->keys != NULL; }

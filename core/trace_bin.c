@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "trace_formats.h"
+#include "verified.h"
 
 #define HDR_SIZE 416u    /* version 1 */
 #define HDR_SIZE_V2 432u /* version 2: one more section */
@@ -278,8 +279,9 @@ int moe_keys_writer_finish(moe_keys_writer *w, const char *model, const char *so
 
 /* ---- reader ------------------------------------------------------------ */
 
-/* Map path read-only-private; fills *map, *len. */
-static int map_file(const char *path, void **map, size_t *len, moe_error *err) {
+/* Map path read-only-private; fills *map, *len and *st (its identity, for
+ * the verify-once record). */
+static int map_file(const char *path, void **map, size_t *len, struct stat *st_out, moe_error *err) {
     int fd = open(path, O_RDONLY);
     if (fd < 0) return moe_fail(err, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
@@ -301,11 +303,13 @@ static int map_file(const char *path, void **map, size_t *len, moe_error *err) {
     if (m == MAP_FAILED) return moe_fail(err, "%s: cannot map: %s", path, strerror(e));
     *map = m;
     *len = (size_t)st.st_size;
+    *st_out = st;
     return 0;
 }
 
 /* Check header + sections of the mapped file; fill t (pointers into map). */
-static int parse(const char *path, const unsigned char *m, size_t len, moe_trace *t, moe_error *err) {
+static int parse(const char *path, const unsigned char *m, size_t len, const struct stat *st, moe_trace *t,
+                 moe_error *err) {
     if (memcmp(m, MOE_BIN_MAGIC, 8) != 0) return moe_fail(err, "%s: offset 0: not a .moetrace file (bad magic)", path);
     uint32_t version = get32(m + 8), hsize = get32(m + 12);
     if (version != 1 && version != 2)
@@ -321,13 +325,20 @@ static int parse(const char *path, const unsigned char *m, size_t len, moe_trace
         return moe_fail(err, "%s: %s: header says %llu bytes, file has %llu", path,
                         flen > len ? "truncated" : "trailing garbage", (unsigned long long)flen,
                         (unsigned long long)len);
-    moe_hash64 hs;
-    moe_hash64_init(&hs);
-    moe_hash64_update(&hs, m + 24, len - 24);
-    uint64_t want = get64(m + 16), got = moe_hash64_final(&hs);
-    if (MOE_CHECK_MISMATCH(want, got))
-        return moe_fail(err, "%s: checksum mismatch (header %016llx, content %016llx): file is corrupt", path,
-                        (unsigned long long)want, (unsigned long long)got);
+    /* Large files are hashed once (core/verified.h), small ones every time. */
+    uint64_t want = get64(m + 16);
+    int once = len >= moe_verify_once_bytes();
+    t->checksum_recalled = once && moe_verified_known(st, want);
+    if (!t->checksum_recalled) {
+        moe_hash64 hs;
+        moe_hash64_init(&hs);
+        moe_hash64_update(&hs, m + 24, len - 24);
+        uint64_t got = moe_hash64_final(&hs);
+        if (MOE_CHECK_MISMATCH(want, got))
+            return moe_fail(err, "%s: checksum mismatch (header %016llx, content %016llx): file is corrupt", path,
+                            (unsigned long long)want, (unsigned long long)got);
+        if (once) moe_verified_note(st, want);
+    }
     if (m[32 + 63] || m[96 + 63]) return moe_fail(err, "%s: offset 32: model/source name not NUL-terminated", path);
     memcpy(t->model, m + 32, 64);
     memcpy(t->source, m + 96, 64);
@@ -440,14 +451,15 @@ moe_trace *moe_trace_load_bin(const char *path, moe_error *err) {
     }
     void *map = NULL;
     size_t len = 0;
-    if (map_file(path, &map, &len, err)) return NULL;
+    struct stat st;
+    if (map_file(path, &map, &len, &st, err)) return NULL;
     moe_trace *t = calloc(1, sizeof *t);
     if (!t) {
         munmap(map, len);
         moe_fail(err, "%s: out of memory", path);
         return NULL;
     }
-    if (parse(path, map, len, t, err)) {
+    if (parse(path, map, len, &st, t, err)) {
         free(t->meta);
         free(t);
         munmap(map, len);

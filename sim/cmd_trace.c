@@ -448,7 +448,9 @@ static int keys_info(const moe_trace *t, const char *path) {
     printf("requests     %llu\n", (unsigned long long)t->n_tokens);
     printf("keys         %u distinct\n", t->n_experts);
     uint64_t sum;
-    if (t->map && moe_trace_bin_checksum(path, &sum, &err) == 0) printf("checksum     %016llx (verified)\n", (unsigned long long)sum);
+    if (t->map && moe_trace_bin_checksum(path, &sum, &err) == 0)
+        printf("checksum     %016llx (%s)\n", (unsigned long long)sum,
+               t->checksum_recalled ? "verified when first opened; file unchanged since" : "verified");
     char hash[65];
     moe_trace_hash(t, hash);
     printf("hash         %s\n", hash);
@@ -508,7 +510,9 @@ static int trace_info(int argc, char **argv) {
     for (int i = 0; i < MOE_PREC_COUNT; i++)
         if (t->expert_bytes[i]) printf("bytes/%-6s %llu per expert\n", prec[i], (unsigned long long)t->expert_bytes[i]);
     uint64_t sum;
-    if (t->map && moe_trace_bin_checksum(path, &sum, &err) == 0) printf("checksum     %016llx (verified)\n", (unsigned long long)sum);
+    if (t->map && moe_trace_bin_checksum(path, &sum, &err) == 0)
+        printf("checksum     %016llx (%s)\n", (unsigned long long)sum,
+               t->checksum_recalled ? "verified when first opened; file unchanged since" : "verified");
     char hash[65];
     moe_trace_hash(t, hash); /* the identity runs are stored under in SQLite */
     printf("hash         %s\n", hash);

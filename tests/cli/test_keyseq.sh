@@ -91,3 +91,24 @@ if command -v script >/dev/null; then
 fi
 MOESIM_PROGRESS_AFTER=0 "$M" trace import --format lcs-csv "$T/long.csv" -o "$T/p.moetrace" >"$T/out" 2>"$T/err"
 if [ ! -s "$T/err" ]; then pass progress_not_redirected; else fail progress_not_redirected "$(cat "$T/err")"; fi
+
+# verify once (core/verified.h), with the size threshold lowered to 1 byte:
+# the first open hashes and records the file, the second recalls it, a write
+# to the file (new change time) makes the next open hash again and fail
+export MOESIM_VERIFY_ONCE_BYTES=1 MOESIM_VERIFY_CACHE="$T/verified"
+cp "$T/short.moetrace" "$T/v.moetrace"
+a=$("$M" trace info "$T/v.moetrace" 2>&1 | grep '^checksum')
+b=$("$M" trace info "$T/v.moetrace" 2>&1 | grep '^checksum')
+lines=$(wc -l <"$T/verified")
+printf '\377' | dd of="$T/v.moetrace" bs=1 seek=5000 conv=notrunc 2>/dev/null
+"$M" trace info "$T/v.moetrace" >"$T/out" 2>"$T/err"
+rc=$?
+case "$a|$b" in
+*"(verified)|"*"(verified when first opened; file unchanged since)")
+    if [ "$lines" = 1 ] && [ $rc -eq 1 ] && grep -q "v.moetrace: checksum mismatch" "$T/err"; then pass verify_once
+    else fail verify_once "record lines $lines, after a write: exit $rc $(cat "$T/err")"; fi ;;
+*) fail verify_once "first: $a; second: $b" ;;
+esac
+MOESIM_VERIFY_CACHE=off "$M" trace info "$T/short.moetrace" | grep -q '^checksum .* (verified)$' && pass verify_once_off ||
+    fail verify_once_off "$("$M" trace info "$T/short.moetrace" | grep checksum)"
+unset MOESIM_VERIFY_ONCE_BYTES MOESIM_VERIFY_CACHE
