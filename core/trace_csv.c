@@ -76,8 +76,12 @@ static int parse_uint(ctx *c, int col, const char *s, uint64_t max, uint64_t *ou
     uint64_t v = 0;
     for (const char *p = s; *p; p++) {
         if (*p < '0' || *p > '9') return fail_at(c, col, "'%s' is not a non-negative integer", s), -1;
-        if (v > (UINT64_MAX - 9) / 10) return fail_at(c, col, "'%s' is too large", s), -1;
-        v = v * 10 + (uint64_t)(*p - '0');
+        uint64_t d = (uint64_t)(*p - '0');
+        /* exact: every value up to UINT64_MAX is accepted (step ids of a
+         * .moetrace are u64 and must survive export -> import) */
+        if (v > (UINT64_MAX - d) / 10) return fail_at(c, col, "'%s' is too large (above %llu)", s,
+                                                      (unsigned long long)UINT64_MAX), -1;
+        v = v * 10 + d;
     }
     if (v > max) return fail_at(c, col, "'%s' is larger than %llu", s, (unsigned long long)max), -1;
     *out = v;
@@ -98,7 +102,7 @@ static void on_field(void *s, size_t len, void *data) {
     }
     if (col >= 7) return; /* counted in on_row */
     if (col < 6) {
-        static const uint64_t max[6] = {UINT64_MAX - 1, UINT32_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX};
+        static const uint64_t max[6] = {UINT64_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX};
         parse_uint(c, col, txt, max[col], &c->vals[col]);
         return;
     }
