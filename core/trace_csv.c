@@ -13,6 +13,10 @@
  *    anything is sized by them, the message naming the line or the option;
  *  - a step's phase is not in the CSV: moe_infer_phase() decides;
  *  - the trace carries weights iff at least one row has one.
+ * Import reads the file twice, holding one step's rows at a time: the first
+ * pass checks every row and finds the geometry and the token count (so the
+ * budgets are checked before anything is sized), the second builds the
+ * trace step by step. Memory is the trace plus one step, not the text.
  * Export writes the rows sorted by step, token, seq, layer, slot, weights as
  * "%.9g" (enough digits for a float to survive the round trip exactly), so a
  * canonical CSV survives CSV -> binary -> CSV byte for byte. The header
@@ -47,8 +51,15 @@ typedef struct ctx {
     int any_weight;
     uint64_t vals[6];
     float w;
-    row *rows;
+    row *rows;          /* the current step's rows */
     size_t n, cap;
+    int pass;           /* 1: check and measure, 2: build */
+    size_t n_rows;      /* data rows so far */
+    uint64_t last_step, last_line; /* the previous row's step and line */
+    uint64_t tokens;    /* pass 1: distinct (step, token, seq) */
+    moe_trace_builder *b; /* pass 2 */
+    uint32_t *tseq, *tpos; /* pass 2: a step's tokens, for the phase rule */
+    size_t tcap;
     uint32_t max[3];    /* largest layer, slot, expert seen */
     uint64_t max_line[3]; /* the first line that has it */
 } ctx;
@@ -115,6 +126,8 @@ static void on_field(void *s, size_t len, void *data) {
     c->any_weight = 1;
 }
 
+static int flush_step(ctx *c);
+
 static void on_row(int term, void *data) {
     ctx *c = data;
     (void)term;
@@ -160,14 +173,15 @@ static void on_row(int term, void *data) {
         fail_at(c, 5, "%u >= the largest expert count supported (%u)", r.expert, MOE_MAX_EXPERTS);
         return;
     }
-    if (c->n && r.step < c->rows[c->n - 1].step) {
+    if (c->n_rows && r.step < c->last_step) {
         char m[160];
         snprintf(m, sizeof m, "%llu after step %llu (line %llu): steps must not decrease",
-                 (unsigned long long)r.step, (unsigned long long)c->rows[c->n - 1].step,
-                 (unsigned long long)c->rows[c->n - 1].line);
+                 (unsigned long long)r.step, (unsigned long long)c->last_step, (unsigned long long)c->last_line);
         fail_at(c, 0, "%s", m);
         return;
     }
+    if (c->n && r.step != c->rows[0].step && flush_step(c)) return;
+    c->last_step = r.step, c->last_line = r.line, c->n_rows++;
     if (c->n == c->cap) {
         size_t nc = c->cap ? c->cap * 2 : 1024;
         row *nr = realloc(c->rows, nc * sizeof *nr);
@@ -185,22 +199,6 @@ static int row_cmp(const void *a, const void *b) {
     return 0;
 }
 
-/* Sort the rows of each step (steps are already non-decreasing) into the
- * order build() reads them in; return the number of tokens, the distinct
- * (step, token, seq). */
-static uint64_t sort_steps(ctx *c) {
-    uint64_t tokens = 0;
-    for (size_t i = 0; i < c->n;) {
-        size_t j = i;
-        while (j < c->n && c->rows[j].step == c->rows[i].step) j++;
-        qsort(c->rows + i, j - i, sizeof(row), row_cmp);
-        for (size_t k = i; k < j; k++)
-            tokens += k == i || c->rows[k].tok != c->rows[k - 1].tok || c->rows[k].seq != c->rows[k - 1].seq;
-        i = j;
-    }
-    return tokens;
-}
-
 /* One budget of trace_formats.h: `what` = dim[x] x dim[y] (x tokens when
  * tokens > 0) must stay within MOE_CSV_SLOTS_PER_ROW per row or
  * MOE_CSV_SLOTS_FREE in all, unless both dimensions came from options (then
@@ -214,7 +212,7 @@ static int check_one_budget(ctx *c, const char *what, int x, int y, uint64_t tok
     uint64_t n = dim[x], bytes = 0, dense;
     int over = __builtin_mul_overflow(n, (uint64_t)dim[y], &n) ||
                (tokens && __builtin_mul_overflow(n, tokens, &n)) || __builtin_mul_overflow(n, unit_bytes, &bytes);
-    if (__builtin_mul_overflow((uint64_t)c->n, (uint64_t)MOE_CSV_SLOTS_PER_ROW, &dense)) dense = UINT64_MAX;
+    if (__builtin_mul_overflow((uint64_t)c->n_rows, (uint64_t)MOE_CSV_SLOTS_PER_ROW, &dense)) dense = UINT64_MAX;
     if (!over && (n <= dense || n <= MOE_CSV_SLOTS_FREE)) return 0;
     int explicit_geometry = given[x] && given[y];
     if (!over && explicit_geometry && (!explicit_max || bytes <= explicit_max)) return 0;
@@ -227,7 +225,7 @@ static int check_one_budget(ctx *c, const char *what, int x, int y, uint64_t tok
         return moe_fail(c->err,
                         "%s: %s %u x %s %u%s = %s %s for %zu rows: more than %u per row and more than the %llu "
                         "bytes allowed for a geometry given by options",
-                        c->path, opt_name[x], dim[x], opt_name[y], dim[y], tok, total, what, c->n,
+                        c->path, opt_name[x], dim[x], opt_name[y], dim[y], tok, total, what, c->n_rows,
                         MOE_CSV_SLOTS_PER_ROW, (unsigned long long)explicit_max);
     /* Name the line that set the larger inferred dimension, and where the
      * other one came from. */
@@ -243,7 +241,7 @@ static int check_one_budget(ctx *c, const char *what, int x, int y, uint64_t tok
              "%u sets %s %u; with %s %u (%s)%s the trace would hold %s %s for %zu rows, more than %u per row "
              "and more than %u in all, for a geometry inferred from the ids; give %s and %s to import it "
              "anyway%s",
-             c->max[col], dim_name[col], dim[col], dim_name[oth], dim[oth], src, and_tok, total, what, c->n,
+             c->max[col], dim_name[col], dim[col], dim_name[oth], dim[oth], src, and_tok, total, what, c->n_rows,
              MOE_CSV_SLOTS_PER_ROW, MOE_CSV_SLOTS_FREE, opt_name[x < y ? x : y], opt_name[x < y ? y : x], limit);
     fail_at(c, 3 + col, "%s", m);
     return -1;
@@ -262,96 +260,132 @@ static int check_budget(ctx *c, const uint32_t dim[3], uint64_t tokens) {
     return check_one_budget(c, "(layer, expert) keys", 0, 2, 0, dim, given, line, 1, 0);
 }
 
-/* Build the trace from c->rows (steps non-decreasing, each sorted by sort_steps). */
-static moe_trace *build(ctx *c) {
-    const moe_csv_opts *o = c->o;
-    uint32_t layers = o->layers ? o->layers : c->max[0] + 1;
-    uint32_t top_k = o->top_k ? o->top_k : c->max[1] + 1;
-    uint32_t experts = o->experts ? o->experts : c->max[2] + 1;
-    if (top_k > experts) experts = top_k; /* inferred experts can be below top_k in tiny files */
-    const uint32_t dim[3] = {layers, top_k, experts};
-    if (check_budget(c, dim, sort_steps(c))) return NULL;
-    if (moe_trace_check_geometry(layers, experts, top_k, 0, c->err)) {
-        moe_fail_prefix(c->err, "%s", c->path);
-        return NULL;
-    }
-    moe_trace_builder *b = moe_tb_new(layers, experts, top_k, c->any_weight, 0, 0);
-    uint32_t *tseq = NULL, *tpos = NULL;
-    size_t tcap = 0;
-    if (!b) { moe_fail(c->err, "%s: out of memory", c->path); return NULL; }
-    for (size_t i = 0; i < c->n;) {
-        size_t j = i;
-        while (j < c->n && c->rows[j].step == c->rows[i].step) j++;
-        /* tokens of the step, for the phase rule */
-        uint64_t nt = 0;
-        for (size_t k = i; k < j; k++) {
-            if (k > i && c->rows[k].tok == c->rows[k - 1].tok && c->rows[k].seq == c->rows[k - 1].seq) continue;
-            if (nt == tcap) {
-                tcap = tcap ? tcap * 2 : 64;
-                uint32_t *a = realloc(tseq, tcap * 4), *bb = a ? realloc(tpos, tcap * 4) : NULL;
-                if (a) tseq = a;
-                if (bb) tpos = bb;
-                if (!a || !bb) { moe_fail(c->err, "%s: out of memory", c->path); goto fail; }
-            }
-            tseq[nt] = c->rows[k].seq, tpos[nt] = c->rows[k].tok, nt++;
+/* Pass 2: add the step in c->rows (sorted by flush_step) to the builder.
+ * 0, or -1 with the error set (the line is the row's). */
+static int build_step(ctx *c) {
+    moe_trace_builder *b = c->b;
+    /* tokens of the step, for the phase rule */
+    uint64_t nt = 0;
+    for (size_t k = 0; k < c->n; k++) {
+        if (k > 0 && c->rows[k].tok == c->rows[k - 1].tok && c->rows[k].seq == c->rows[k - 1].seq) continue;
+        if (nt == c->tcap) {
+            size_t nc = c->tcap ? c->tcap * 2 : 64;
+            uint32_t *a = realloc(c->tseq, nc * 4), *bb = a ? realloc(c->tpos, nc * 4) : NULL;
+            if (a) c->tseq = a;
+            if (bb) c->tpos = bb;
+            if (!a || !bb) return moe_fail(c->err, "%s: out of memory", c->path);
+            c->tcap = nc;
         }
-        if (moe_tb_begin_step(b, c->rows[i].step, moe_infer_phase(tseq, tpos, nt), c->err)) goto fail_line;
-        int64_t tok = -1;
-        for (size_t k = i; k < j; k++) {
-            const row *r = &c->rows[k], *p = k > i ? r - 1 : NULL;
-            c->line = r->line;
-            if (!p || r->tok != p->tok || r->seq != p->seq) {
-                tok = moe_tb_add_token(b, r->seq, r->tok, c->err);
-                if (tok < 0) goto fail_line;
-                p = NULL;
-            } else if (r->layer != p->layer) {
-                p = NULL;
-            }
-            if (p && r->slot == p->slot) {
-                char m[200];
-                snprintf(m, sizeof m, "duplicate (step %llu, seq %u, token %u, layer %u, slot %u), first on line %llu",
-                         (unsigned long long)r->step, r->seq, r->tok, r->layer, r->slot, (unsigned long long)p->line);
-                fail_at(c, 4, "%s", m);
-                goto fail;
-            }
-            uint32_t want = p ? p->slot + 1 : 0;
-            if (r->slot != want) {
-                char m[200];
-                snprintf(m, sizeof m, "slot %u of (step %llu, seq %u, token %u, layer %u) but slot %u is missing",
-                         r->slot, (unsigned long long)r->step, r->seq, r->tok, r->layer, want);
-                fail_at(c, 4, "%s", m);
-                goto fail;
-            }
-            if (moe_tb_set(b, (uint64_t)tok, r->layer, r->slot, r->expert, r->w, c->err)) goto fail_line;
-        }
-        i = j;
+        c->tseq[nt] = c->rows[k].seq, c->tpos[nt] = c->rows[k].tok, nt++;
     }
-    free(tseq), free(tpos);
-    char meta[256];
-    snprintf(meta, sizeof meta, "imported_from=csv");
-    moe_trace *t = moe_tb_finish(b, "", "import csv", meta, c->err);
-    if (!t) moe_fail_prefix(c->err, "%s", c->path);
-    return t;
+    c->line = c->rows[0].line;
+    if (moe_tb_begin_step(b, c->rows[0].step, moe_infer_phase(c->tseq, c->tpos, nt), c->err)) goto fail_line;
+    int64_t tok = -1;
+    for (size_t k = 0; k < c->n; k++) {
+        const row *r = &c->rows[k], *p = k > 0 ? r - 1 : NULL;
+        c->line = r->line;
+        if (!p || r->tok != p->tok || r->seq != p->seq) {
+            tok = moe_tb_add_token(b, r->seq, r->tok, c->err);
+            if (tok < 0) goto fail_line;
+            p = NULL;
+        } else if (r->layer != p->layer) {
+            p = NULL;
+        }
+        if (p && r->slot == p->slot) {
+            char m[200];
+            snprintf(m, sizeof m, "duplicate (step %llu, seq %u, token %u, layer %u, slot %u), first on line %llu",
+                     (unsigned long long)r->step, r->seq, r->tok, r->layer, r->slot, (unsigned long long)p->line);
+            fail_at(c, 4, "%s", m);
+            return -1;
+        }
+        uint32_t want = p ? p->slot + 1 : 0;
+        if (r->slot != want) {
+            char m[200];
+            snprintf(m, sizeof m, "slot %u of (step %llu, seq %u, token %u, layer %u) but slot %u is missing",
+                     r->slot, (unsigned long long)r->step, r->seq, r->tok, r->layer, want);
+            fail_at(c, 4, "%s", m);
+            return -1;
+        }
+        if (moe_tb_set(b, (uint64_t)tok, r->layer, r->slot, r->expert, r->w, c->err)) goto fail_line;
+    }
+    return 0;
 fail_line:
     moe_fail_prefix(c->err, "%s:%llu", c->path, (unsigned long long)c->line);
-fail:
-    free(tseq), free(tpos);
-    moe_tb_abort(b);
-    return NULL;
+    c->failed = 1;
+    return -1;
+}
+
+/* The rows of one step are complete: sort them into build order (token,
+ * seq, layer, slot, line), then count its tokens (pass 1) or build it
+ * (pass 2). 0, or -1 with c->failed set. */
+static int flush_step(ctx *c) {
+    qsort(c->rows, c->n, sizeof(row), row_cmp);
+    int rc = 0;
+    if (c->pass == 1) {
+        for (size_t k = 0; k < c->n; k++)
+            c->tokens += k == 0 || c->rows[k].tok != c->rows[k - 1].tok || c->rows[k].seq != c->rows[k - 1].seq;
+    } else {
+        uint64_t line = c->line;
+        rc = build_step(c);
+        if (rc == 0) c->line = line; /* the line being read, for later messages */
+        else c->failed = 1;
+    }
+    c->n = 0;
+    return rc;
+}
+
+/* One pass over the file (c->pass says which): every row through libcsv,
+ * the last step flushed. 0, or -1 with the error set. */
+static int read_pass(ctx *c) {
+    const char *path = c->path;
+    moe_error *err = c->err;
+    FILE *f = fopen(path, "rb");
+    if (!f) return moe_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    struct csv_parser p;
+    moe_lines lr;
+    if (csv_init(&p, CSV_STRICT | CSV_APPEND_NULL) != 0 || moe_lines_init(&lr, f)) {
+        fclose(f);
+        return moe_fail(err, "%s: out of memory", path);
+    }
+    c->line = c->n_records = 0, c->field = 0, c->n = c->n_rows = 0, c->failed = 0;
+    ssize_t n;
+    uint64_t total = moe_file_size(f);
+    /* Fed line by line so that every callback knows its line number. */
+    int too_long;
+    while (!c->failed && (n = moe_lines_next(&lr, MOE_MAX_LINE, &too_long)) > 0) {
+        char *ln = lr.line;
+        if (too_long) {
+            moe_fail(err, "%s:%llu: line longer than %u MiB: not a CSV row", path, (unsigned long long)c->line + 1,
+                     MOE_MAX_LINE >> 20);
+            c->failed = 1;
+            break;
+        }
+        /* progress: the first pass is the first half */
+        if ((++c->line & 0xFFFF) == 0 && total)
+            moe_import_progress(c->o->rep, (c->pass - 1) * total / 2 + lr.consumed / 2, total);
+        /* A UTF-8 byte order mark (editors on Windows add one) is not part
+         * of the header: skipped, so it cannot show in a message. */
+        if (c->line == 1 && n >= 3 && !memcmp(ln, "\xEF\xBB\xBF", 3)) ln += 3, n -= 3;
+        if (csv_parse(&p, ln, (size_t)n, on_field, on_row, c) != (size_t)n && !c->failed) {
+            moe_fail(err, "%s:%llu: %s", path, (unsigned long long)c->line, csv_strerror(csv_error(&p)));
+            c->failed = 1;
+        }
+    }
+    int rerr = ferror(f);
+    if (!c->failed && csv_fini(&p, on_field, on_row, c) != 0 && !c->failed) {
+        moe_fail(err, "%s:%llu: %s", path, (unsigned long long)c->line, csv_strerror(csv_error(&p)));
+        c->failed = 1;
+    }
+    csv_free(&p);
+    moe_lines_free(&lr);
+    fclose(f);
+    if (!c->failed && c->n) flush_step(c);
+    if (c->failed) return -1;
+    if (rerr) return moe_fail(err, "%s: read error", path);
+    return 0;
 }
 
 moe_trace *moe_trace_load_csv(const char *path, const moe_csv_opts *o, moe_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        moe_fail(err, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    struct csv_parser p;
-    if (csv_init(&p, CSV_STRICT | CSV_APPEND_NULL) != 0) {
-        fclose(f);
-        moe_fail(err, "%s: out of memory", path);
-        return NULL;
-    }
     ctx c = {.path = path, .o = o, .err = err};
     /* Options are held to the same limits as ids, before any row is read. */
     const char *bad_opt = o->layers > MOE_MAX_LAYERS ? "--layers" : o->experts > MOE_MAX_EXPERTS ? "--experts"
@@ -363,60 +397,46 @@ moe_trace *moe_trace_load_csv(const char *path, const moe_csv_opts *o, moe_error
                      bad_opt[2] == 'l' ? MOE_MAX_LAYERS : MOE_MAX_EXPERTS);
         else
             moe_fail(err, "%s: --top-k %u is larger than --experts %u", path, o->top_k, o->experts);
-        csv_free(&p);
-        fclose(f);
         return NULL;
     }
-    moe_lines lr;
-    if (moe_lines_init(&lr, f)) {
-        csv_free(&p);
-        fclose(f);
-        moe_fail(err, "%s: out of memory", path);
-        return NULL;
-    }
-    char *line;
-    ssize_t n;
-    uint64_t total = moe_file_size(f);
-    /* Fed line by line so that every callback knows its line number. */
-    int too_long;
-    while (!c.failed && (n = moe_lines_next(&lr, MOE_MAX_LINE, &too_long)) > 0) {
-        line = lr.line;
-        if (too_long) {
-            moe_fail(err, "%s:%llu: line longer than %u MiB: not a CSV row", path, (unsigned long long)c.line + 1,
-                     MOE_MAX_LINE >> 20);
-            c.failed = 1;
-            break;
-        }
-        if ((++c.line & 0xFFFF) == 0) moe_import_progress(o->rep, lr.consumed, total);
-        char *ln = line;
-        /* A UTF-8 byte order mark (editors on Windows add one) is not part
-         * of the header: skipped, so it cannot show in a message. */
-        if (c.line == 1 && n >= 3 && !memcmp(line, "\xEF\xBB\xBF", 3)) ln += 3, n -= 3;
-        if (csv_parse(&p, ln, (size_t)n, on_field, on_row, &c) != (size_t)n && !c.failed) {
-            moe_fail(err, "%s:%llu: %s", path, (unsigned long long)c.line, csv_strerror(csv_error(&p)));
-            c.failed = 1;
-        }
-    }
-    int rerr = ferror(f);
-    if (!c.failed && csv_fini(&p, on_field, on_row, &c) != 0 && !c.failed) {
-        moe_fail(err, "%s:%llu: %s", path, (unsigned long long)c.line, csv_strerror(csv_error(&p)));
-        c.failed = 1;
-    }
-    csv_free(&p);
-    moe_lines_free(&lr);
-    fclose(f);
     moe_trace *t = NULL;
-    if (c.failed) {
-    } else if (rerr) {
-        moe_fail(err, "%s: read error", path);
-    } else if (c.n_records == 0) {
+    c.pass = 1;
+    if (read_pass(&c)) goto out;
+    if (c.n_records == 0) {
         moe_fail(err, "%s:1: empty file, expected the header step,seq,token,layer,slot,expert,weight", path);
-    } else if (c.n == 0) {
-        moe_fail(err, "%s:2: no data rows after the header", path);
-    } else {
-        t = build(&c);
+        goto out;
     }
-    free(c.rows);
+    if (c.n_rows == 0) {
+        moe_fail(err, "%s:2: no data rows after the header", path);
+        goto out;
+    }
+    uint32_t layers = o->layers ? o->layers : c.max[0] + 1;
+    uint32_t top_k = o->top_k ? o->top_k : c.max[1] + 1;
+    uint32_t experts = o->experts ? o->experts : c.max[2] + 1;
+    if (top_k > experts) experts = top_k; /* inferred experts can be below top_k in tiny files */
+    const uint32_t dim[3] = {layers, top_k, experts};
+    if (check_budget(&c, dim, c.tokens)) goto out;
+    if (moe_trace_check_geometry(layers, experts, top_k, 0, err)) {
+        moe_fail_prefix(err, "%s", path);
+        goto out;
+    }
+    if (!(c.b = moe_tb_new(layers, experts, top_k, c.any_weight, 0, 0))) {
+        moe_fail(err, "%s: out of memory", path);
+        goto out;
+    }
+    size_t rows1 = c.n_rows;
+    c.pass = 2;
+    if (read_pass(&c)) goto out;
+    if (c.n_rows != rows1) { /* the file changed between the passes */
+        moe_fail(err, "%s: %zu data rows on the first reading, %zu on the second: the file changed while it was "
+                 "imported", path, rows1, c.n_rows);
+        goto out;
+    }
+    t = moe_tb_finish(c.b, "", "import csv", "imported_from=csv", err), c.b = NULL;
+    if (!t) moe_fail_prefix(err, "%s", path);
+out:
+    if (c.b) moe_tb_abort(c.b);
+    free(c.rows), free(c.tseq), free(c.tpos);
     return t;
 }
 
