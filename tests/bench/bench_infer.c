@@ -15,12 +15,7 @@
 #include <unistd.h>
 
 #include "../../backend/engine.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+#include "bench.h"
 
 static int argmax(const float *v, int n) {
     int b = 0;

@@ -22,22 +22,10 @@
 
 #include "../../core/trace.h"
 #include "../../sim/replay.h"
+#include "bench.h"
 
 #define REQUESTS 10000000u
 #define OBJECTS 1000000u
-
-static uint64_t sm64(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* ---- reference LRU over object ids ------------------------------------- */
 

@@ -6,6 +6,7 @@
 #define MOE_CHECK_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,5 +67,13 @@ static const char *check_current = "";
     } while (0)
 
 #define CHECK_EXIT() return check_failed_cases ? 1 : 0
+
+/* splitmix64: the seeded generator the tests draw random traces from. */
+static inline uint64_t test_splitmix64(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
 
 #endif

@@ -32,12 +32,7 @@
 
 /* ---- the generated trace --------------------------------------------------- */
 
-static uint64_t splitmix(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+static uint64_t splitmix(uint64_t *s) { return test_splitmix64(s); }
 
 /* Object ids (>= 1) of n requests: a skewed hot set (55%), a repeat of one
  * of the last 16 requests (25%: keys hit twice while in S3-FIFO's small

@@ -19,12 +19,7 @@
 #include "../../sim/replay.h"
 #include "check.h"
 
-static uint64_t sm64(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+static uint64_t sm64(uint64_t *s) { return test_splitmix64(s); }
 
 /* Skewed draw in [0, n): small ids far more often, so caches see hits. */
 static uint32_t draw(uint64_t *rs, uint32_t n) {
