@@ -57,6 +57,7 @@ typedef struct ctx {
     size_t n_rows;      /* data rows so far */
     uint64_t last_step, last_line; /* the previous row's step and line */
     uint64_t tokens;    /* pass 1: distinct (step, token, seq) */
+    uint64_t steps;     /* pass 1 */
     moe_trace_builder *b; /* pass 2 */
     uint32_t *tseq, *tpos; /* pass 2: a step's tokens, for the phase rule */
     size_t tcap;
@@ -322,6 +323,7 @@ static int flush_step(ctx *c) {
     qsort(c->rows, c->n, sizeof(row), row_cmp);
     int rc = 0;
     if (c->pass == 1) {
+        c->steps++;
         for (size_t k = 0; k < c->n; k++)
             c->tokens += k == 0 || c->rows[k].tok != c->rows[k - 1].tok || c->rows[k].seq != c->rows[k - 1].seq;
     } else {
@@ -420,6 +422,12 @@ moe_trace *moe_trace_load_csv(const char *path, const moe_csv_opts *o, moe_error
         moe_fail_prefix(err, "%s", path);
         goto out;
     }
+    /* the trace's arrays: per token seq, pos and the records; per step
+     * first token, id and phase (the budgets above bound each factor) */
+    double trace_bytes = (double)c.tokens * (8.0 + (double)layers * top_k * (c.any_weight ? 6.0 : 2.0)) +
+                         (double)c.steps * 17.0;
+    if (moe_import_cap(o->rep, trace_bytes > 1.8e19 ? UINT64_MAX : (uint64_t)trace_bytes, path, "the trace", err))
+        goto out;
     if (!(c.b = moe_tb_new(layers, experts, top_k, c.any_weight, 0, 0))) {
         moe_fail(err, "%s: out of memory", path);
         goto out;

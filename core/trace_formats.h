@@ -197,7 +197,15 @@ typedef struct moe_import_report {
     /* May be NULL: called every 64 Ki lines or 1 MiB read with the bytes
      * read so far and the file's size (a command draws progress from it). */
     void (*progress)(void *ctx, uint64_t done, uint64_t total);
+    /* Memory cap (--max-memory), 0 = none: an importer whose data would
+     * pass it stops with an error saying how much it would need. CSV checks
+     * the finished trace's size before building it; JSONL its row tables as
+     * they grow; libCacheSim imports their key table. */
+    uint64_t max_bytes;
 } moe_import_report;
+/* 0 if bytes is within r's cap (or there is none), else -1 with "PATH:
+ * WHAT would take X MiB, above --max-memory Y GiB" in err. */
+int moe_import_cap(const moe_import_report *r, uint64_t bytes, const char *path, const char *what, moe_error *err);
 /* Call r->progress, if any, with done out of total bytes. */
 void moe_import_progress(const moe_import_report *r, uint64_t done, uint64_t total);
 /* A file's size in bytes, 0 if unknown (for progress only). */

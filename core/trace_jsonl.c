@@ -216,9 +216,18 @@ static int get_uint(jctx *c, const cJSON *obj, const char *key, uint64_t max, ui
     return 0;
 }
 
+/* The row tables against --max-memory, when they are about to grow. */
+static int check_cap(jctx *c, size_t recs, size_t ex) {
+    char where[600];
+    snprintf(where, sizeof where, "%s:%llu", c->path, (unsigned long long)c->line);
+    return moe_import_cap(c->rep, (uint64_t)recs * sizeof(jrec) + (uint64_t)ex * 8, where, "the rows read so far",
+                          c->err);
+}
+
 static int push_rec(jctx *c, jrec *r) {
     if (c->n == c->cap) {
         size_t nc = c->cap ? c->cap * 2 : 1024;
+        if (check_cap(c, nc, c->capex)) return -1;
         jrec *nr = realloc(c->recs, nc * sizeof *nr);
         if (!nr) return jfail(c, "out of memory");
         c->recs = nr, c->cap = nc;
@@ -247,6 +256,7 @@ static int get_experts(jctx *c, const cJSON *obj, jrec *r) {
     }
     while (c->nex + (size_t)n > c->capex) {
         size_t nc = c->capex ? c->capex * 2 : 4096;
+        if (check_cap(c, c->cap, nc)) return -1;
         uint32_t *ne = realloc(c->ex, nc * sizeof *ne);
         if (ne) c->ex = ne;
         float *nw = ne ? realloc(c->w, nc * sizeof *nw) : NULL;

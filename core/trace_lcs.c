@@ -180,6 +180,13 @@ static int sink_flush(idsink *a) {
     return a->w && a->n % SINK_BUF && moe_keys_writer_put(a->w, a->v, a->n % SINK_BUF) ? -1 : 0;
 }
 
+/* Key table and ids held, against --max-memory. */
+static int lcs_cap(const moe_import_report *rep, const keytab *kt, const idsink *ids, const char *path, moe_error *err) {
+    uint64_t bytes = (uint64_t)(kt->mask + 1) * 12 + kt->arena_cap + (uint64_t)kt->str_cap * 8 +
+                     (ids->w ? SINK_BUF * 4 : ids->cap * 4);
+    return moe_import_cap(rep, bytes, path, "the key table", err);
+}
+
 static const char *sink_why(int rc) {
     return rc == -2 ? "cannot write the output" : "out of memory or more than 2^32 distinct keys";
 }
@@ -418,7 +425,10 @@ static int read_lcs_csv(lctx *c, const moe_import_report *rep) {
             lfail(c, "line longer than %u MiB: not a CSV row", MOE_MAX_LINE >> 20);
             break;
         }
-        if ((++c->line & 0xFFFF) == 0) moe_import_progress(rep, lr.consumed, total);
+        if ((++c->line & 0xFFFF) == 0) {
+            moe_import_progress(rep, lr.consumed, total);
+            if (lcs_cap(rep, &c->kt, &c->ids, path, err)) { c->failed = 1; break; }
+        }
         char *ln = line;
         /* A UTF-8 byte order mark would otherwise become part of the first
          * field: in a file without a header, the first key would differ
@@ -552,6 +562,7 @@ static int read_lcs_oracle(const char *path, idsink *ids, keytab *kt, uint64_t *
         }
         off += got;
         moe_import_progress(rep, off, len);
+        if (rc == 0) rc = lcs_cap(rep, kt, ids, path, err);
     }
     free(buf);
     fclose(f);

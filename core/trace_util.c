@@ -236,3 +236,12 @@ ssize_t moe_lines_next(moe_lines *l, size_t max, int *too_long) {
     l->line[n] = 0;
     return *too_long ? (ssize_t)max + 1 : (ssize_t)n;
 }
+
+int moe_import_cap(const moe_import_report *r, uint64_t bytes, const char *path, const char *what, moe_error *err) {
+    if (!r || !r->max_bytes || bytes <= r->max_bytes) return 0;
+    double b = (double)bytes;
+    const char *unit = b >= 1073741824.0 ? "GiB" : b >= 1048576.0 ? "MiB" : "KiB";
+    double div = b >= 1073741824.0 ? 1073741824.0 : b >= 1048576.0 ? 1048576.0 : 1024.0;
+    return moe_fail(err, "%s: %s would take %.1f %s, above --max-memory %.3g GiB", path, what, b / div, unit,
+                    (double)r->max_bytes / 1073741824.0);
+}

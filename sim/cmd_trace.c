@@ -39,7 +39,9 @@ static const char import_usage[] =
     "  -o, --output F     output .moetrace (written atomically)\n"
     "  --model NAME       model name stored in the header\n"
     "  --strict           jsonl, lcs-csv: a warning (empty records, a suspicious\n"
-    "                     key column) is an error\n"
+    "                     key column) is an error\n"    "  --max-memory GiB   stop with an error, before it is allocated, when the\n"
+    "                     import would hold more (csv: the trace; jsonl: the rows;\n"
+    "                     libCacheSim: the key table); default: no cap\n"
     "geometry (csv, jsonl; default: largest value seen + 1):\n"
     "  --layers N  --experts N  --top-k N\n"
     "jsonl:\n"
@@ -294,6 +296,7 @@ static int trace_import(int argc, char **argv) {
         {"keep-warmup", no_argument, 0, 'k'},   {"pass-by", required_argument, 0, 'P'},
         {"obj-col", required_argument, 0, 'c'}, {"has-header", no_argument, 0, 'H'},
         {"delimiter", required_argument, 0, 'd'}, {"strict", no_argument, 0, 'S'},
+        {"max-memory", required_argument, 0, 'M'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
     };
     const char *format = NULL, *out = NULL, *model = NULL;
@@ -335,6 +338,17 @@ static int trace_import(int argc, char **argv) {
             lo.delim = optarg[0];
             break;
         case 'S': rep.strict = 1; break;
+        case 'M': {
+            char *end;
+            double gib = strtod(optarg, &end);
+            if (end == optarg || *end || !(gib > 0) || gib > 1e6) {
+                fprintf(stderr, "moesim trace import: --max-memory: expected a positive number of GiB, got '%s'\n", optarg);
+                return 2;
+            }
+            rep.max_bytes = (uint64_t)(gib * 1073741824.0);
+            if (!rep.max_bytes) rep.max_bytes = 1;
+            break;
+        }
         case 'h': fputs(import_usage, stdout); return 0;
         default: fputs(import_usage, stderr); return 2;
         }

@@ -112,3 +112,22 @@ esac
 MOESIM_VERIFY_CACHE=off "$M" trace info "$T/short.moetrace" | grep -q '^checksum .* (verified)$' && pass verify_once_off ||
     fail verify_once_off "$("$M" trace info "$T/short.moetrace" | grep checksum)"
 unset MOESIM_VERIFY_ONCE_BYTES MOESIM_VERIFY_CACHE
+
+# --max-memory: each importer stops before it holds more, saying how much it
+# would need (csv: the finished trace; jsonl: its rows; libCacheSim: keys)
+"$M" trace export traces/tinymix_c.moetrace -o "$T/c.csv" >/dev/null
+for case in "csv|$T/c.csv|the trace would take" \
+            "jsonl-mixtral|tests/data/mixtral_exec.jsonl|mixtral_exec.jsonl:1: the rows read so far would take" \
+            "lcs-csv|$T/long.csv|the key table would take"; do
+    fm=${case%%|*} rest=${case#*|}; f=${rest%%|*} needle=${rest#*|}
+    "$M" trace import --format "$fm" "$f" -o "$T/cap.moetrace" --max-memory 0.00001 >"$T/out" 2>"$T/err"
+    rc=$?
+    if [ $rc -eq 1 ] && grep -q "$needle .* KiB, above --max-memory 1e-05 GiB" "$T/err" && [ ! -e "$T/cap.moetrace" ] &&
+       "$M" trace import --format "$fm" "$f" -o "$T/cap.moetrace" --max-memory 1 >/dev/null 2>&1; then pass "max_memory_$fm"
+    else fail "max_memory_$fm" "exit $rc: $(cat "$T/err")"; fi
+    rm -f "$T/cap.moetrace"
+done
+"$M" trace import --format csv "$T/c.csv" -o "$T/cap.moetrace" --max-memory -2 >/dev/null 2>"$T/err"
+rc=$?
+if [ $rc -eq 2 ] && grep -q "max-memory: expected a positive number of GiB, got '-2'" "$T/err"; then pass max_memory_bad
+else fail max_memory_bad "exit $rc: $(cat "$T/err")"; fi
