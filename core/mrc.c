@@ -135,6 +135,12 @@ static uint32_t group_set(const moe_trace *t, uint64_t s, uint32_t l, uint32_t *
 }
 
 int moe_mrc_compute(const moe_trace *t, int scope, int cold_per_seq, moe_mrc *out, moe_error *err) {
+    return moe_mrc_compute_progress(t, scope, cold_per_seq, NULL, NULL, out, err);
+}
+
+int moe_mrc_compute_progress(const moe_trace *t, int scope, int cold_per_seq,
+                             void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx, moe_mrc *out,
+                             moe_error *err) {
     memset(out, 0, sizeof *out);
     const uint32_t L = t->n_layers, E = t->n_experts;
     const int global = scope == 1;
@@ -159,6 +165,7 @@ int moe_mrc_compute(const moe_trace *t, int scope, int cold_per_seq, moe_mrc *ou
         if (moe_sd_init(&sd[i], n_keys, err)) goto done;
 
     for (uint64_t s = 0; s < t->n_steps; s++) {
+        if (progress && (s & 4095) == 0) progress(ctx, s, t->n_steps);
         if (cold_per_seq && s > 0 &&
             t->token_seq[t->step_first_token[s]] != t->token_seq[t->step_first_token[s - 1]])
             for (uint32_t i = 0; i < n_stacks; i++) moe_sd_reset(&sd[i]);

@@ -58,6 +58,11 @@ typedef struct moe_mrc {
 
 /* scope: MOE_SCOPE_PER_LAYER (0) or MOE_SCOPE_GLOBAL (1). */
 int moe_mrc_compute(const moe_trace *t, int scope, int cold_per_seq, moe_mrc *out, moe_error *err);
+/* The same, calling progress(ctx, steps done, steps) every 4096 steps (for a
+ * progress line; progress may be NULL). */
+int moe_mrc_compute_progress(const moe_trace *t, int scope, int cold_per_seq,
+                             void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx, moe_mrc *out,
+                             moe_error *err);
 void moe_mrc_free(moe_mrc *m);
 
 /* ---- the stack-distance engine, shared with core/trace_stats.c --------- */

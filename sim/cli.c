@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 int cli_parse_u64(const char *opt, const char *s, uint64_t max, uint64_t *out, moe_error *err) {
@@ -23,3 +24,31 @@ int cli_error(const char *cmd, const moe_error *err) {
 }
 
 int cli_is_tty(int fd) { return isatty(fd); }
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void cli_progress_start(cli_progress *p, const char *cmd, const char *what, const char *unit, double unit_div) {
+    *p = (cli_progress){.cmd = cmd, .what = what, .unit = unit, .unit_div = unit_div, .start = now_s()};
+}
+
+void cli_progress_update(void *ctx, uint64_t done, uint64_t total) {
+    cli_progress *p = ctx;
+    static double after = -1;
+    if (after < 0) after = getenv("MOESIM_PROGRESS_AFTER") ? atof(getenv("MOESIM_PROGRESS_AFTER")) : 1.0;
+    double t = now_s();
+    if (!cli_is_tty(2) || t - p->start < after || t - p->last < 0.2) return;
+    p->last = t, p->drawn = 1;
+    if (total)
+        fprintf(stderr, "\rmoesim %s: %s: %3.0f%% (%.1f of %.1f %s) ", p->cmd, p->what,
+                100.0 * (double)done / (double)total, (double)done / p->unit_div, (double)total / p->unit_div, p->unit);
+    else
+        fprintf(stderr, "\rmoesim %s: %s: %.1f %s ", p->cmd, p->what, (double)done / p->unit_div, p->unit);
+}
+
+void cli_progress_clear(cli_progress *p) {
+    if (p->drawn) fprintf(stderr, "\r%*s\r", 79, ""), p->drawn = 0;
+}

@@ -14,4 +14,19 @@ int cli_error(const char *cmd, const moe_error *err);
 /* True if stdout/stderr is a terminal (progress bars only there). */
 int cli_is_tty(int fd);
 
+/* A progress line on stderr for long work: drawn only on a terminal, once
+ * the work has taken a second (MOESIM_PROGRESS_AFTER=S: S seconds; tests
+ * use 0), redrawn at most 5 times a second as "moesim CMD: WHAT: NN% (x of
+ * y UNIT)", erased by cli_progress_clear (before any other message, and at
+ * the end). unit_div scales done/total for display (1e6 with "MB"). */
+typedef struct cli_progress {
+    const char *cmd, *what, *unit;
+    double unit_div, start, last;
+    int drawn;
+} cli_progress;
+void cli_progress_start(cli_progress *p, const char *cmd, const char *what, const char *unit, double unit_div);
+/* Callback form (ctx = the cli_progress). */
+void cli_progress_update(void *ctx, uint64_t done, uint64_t total);
+void cli_progress_clear(cli_progress *p);
+
 #endif

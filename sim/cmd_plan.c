@@ -168,7 +168,11 @@ int cmd_plan(int argc, char **argv) {
     double fit = floor((budget - dense) / eb);
     uint32_t cmax = fit >= total ? total : (uint32_t)fit;
     if (scope == MOE_SCOPE_PER_LAYER) cmax = cmax / L * L;
-    if (moe_mrc_compute(t, scope, cold, &mrc, &err)) {
+    cli_progress pr;
+    cli_progress_start(&pr, "plan", "miss-ratio curve", "k steps", 1e3);
+    int mrc_rc = moe_mrc_compute_progress(t, scope, cold, cli_progress_update, &pr, &mrc, &err);
+    cli_progress_clear(&pr);
+    if (mrc_rc) {
         rc = cli_error("plan", &err);
         goto out;
     }

@@ -172,40 +172,12 @@ static int fmt_bit(const char *format) {
     return 0;
 }
 
-/* Progress of an import on a terminal: drawn once the import has taken a
- * second, redrawn at most 5 times a second, erased before any other
- * message and at the end. */
-static struct {
-    const char *path;
-    double start, last;
-    int drawn;
-} prog;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void import_progress_clear(void) {
-    if (prog.drawn) fprintf(stderr, "\r%*s\r", 79, ""), prog.drawn = 0;
-}
-
-static void import_progress(void *ctx, uint64_t done, uint64_t total) {
-    (void)ctx;
-    static double after = -1; /* MOESIM_PROGRESS_AFTER=S: draw after S seconds (tests use 0) */
-    if (after < 0) after = getenv("MOESIM_PROGRESS_AFTER") ? atof(getenv("MOESIM_PROGRESS_AFTER")) : 1.0;
-    double t = now_s();
-    if (!cli_is_tty(2) || t - prog.start < after || t - prog.last < 0.2) return;
-    prog.last = t, prog.drawn = 1;
-    if (total) fprintf(stderr, "\rmoesim trace import: %s: %3.0f%% (%.1f of %.1f MB) ", prog.path,
-                       100.0 * (double)done / (double)total, (double)done / 1e6, (double)total / 1e6);
-    else fprintf(stderr, "\rmoesim trace import: %s: %.1f MB read ", prog.path, (double)done / 1e6);
-}
+/* Progress of an import on a terminal (sim/cli.h). */
+static cli_progress prog;
 
 static void import_say(void *ctx, int is_warning, const char *msg) {
     (void)ctx;
-    import_progress_clear();
+    cli_progress_clear(&prog);
     fprintf(stderr, "moesim trace import: %s: %s\n", is_warning ? "warning" : "note", msg);
 }
 
@@ -303,7 +275,7 @@ static int trace_import(int argc, char **argv) {
     moe_csv_opts co = {0};
     moe_jsonl_opts jo = {0};
     moe_lcs_opts lo = {0};
-    moe_import_report rep = {.say = import_say, .progress = import_progress};
+    moe_import_report rep = {.say = import_say, .progress = cli_progress_update, .ctx = &prog};
     moe_error err = {{0}};
     int given[N_SCOPE] = {0};
     int c;
@@ -384,12 +356,12 @@ static int trace_import(int argc, char **argv) {
         fprintf(stderr, "moesim trace import: %s\n", err.msg);
         return 2;
     }
-    prog.path = in, prog.start = now_s(), prog.last = 0;
+    cli_progress_start(&prog, "trace import", in, "MB", 1e6);
     co.rep = &rep;
     if (bit & (FMT_LCS_CSV | FMT_LCS_ORACLE)) { /* key sequences stream straight to the file */
         uint64_t nr = 0, nk = 0;
         int lrc = moe_lcs_import(in, bit == FMT_LCS_ORACLE, &lo, &rep, model, out, &nr, &nk, &err);
-        import_progress_clear();
+        cli_progress_clear(&prog);
         if (lrc) return cli_error("trace import", &err);
         printf("%s: %llu requests over %llu keys (key sequence) -> %s\n", in, (unsigned long long)nr,
                (unsigned long long)nk, out);
@@ -399,7 +371,7 @@ static int trace_import(int argc, char **argv) {
     if (bit == FMT_CSV) t = moe_trace_load_csv(in, &co, &err);
     else if (bit == FMT_MIXTRAL) jo.layout = MOE_JSONL_MIXTRAL, t = moe_trace_load_jsonl_report(in, &jo, &rep, &err);
     else jo.layout = MOE_JSONL_QWEN, t = moe_trace_load_jsonl_report(in, &jo, &rep, &err);
-    import_progress_clear();
+    cli_progress_clear(&prog);
     if (!t) {
         int rc = cli_error("trace import", &err);
         char first[512] = "";

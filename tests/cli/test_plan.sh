@@ -43,3 +43,12 @@ fi
 [ $? -eq 1 ] && [ -s "$tmp/err" ] && echo "PASS plan_geometry_mismatch" || echo "FAIL plan_geometry_mismatch: $(cat "$tmp/err")"
 "$MOESIM" plan --trace "$tmp/t.moetrace" --ram 1 >/dev/null 2>&1
 [ $? -eq 2 ] && echo "PASS plan_usage" || echo "FAIL plan_usage"
+# progress: on a terminal (script(1)) the curve's progress line is drawn and
+# erased before the plan prints; redirected, stderr stays empty
+if command -v script >/dev/null; then
+    MOESIM_PROGRESS_AFTER=0 script -qc "$MOESIM plan --trace traces/fit_mixtral-8x7b.moetrace --model Mixtral-8x7B --ram 64 --device nvme-cpu" /dev/null >"$tmp/tty" 2>&1
+    grep -q "moesim plan: miss-ratio curve: *[0-9]*% (" "$tmp/tty" && grep -q "plan: Mixtral-8x7B on nvme-cpu" "$tmp/tty" &&
+        echo "PASS plan_progress_tty" || echo "FAIL plan_progress_tty: $(head -c 300 "$tmp/tty")"
+fi
+MOESIM_PROGRESS_AFTER=0 "$MOESIM" plan --trace traces/fit_mixtral-8x7b.moetrace --model Mixtral-8x7B --ram 64 --device nvme-cpu >/dev/null 2>"$tmp/err"
+[ ! -s "$tmp/err" ] && echo "PASS plan_progress_redirected" || echo "FAIL plan_progress_redirected: $(cat "$tmp/err")"
