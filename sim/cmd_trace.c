@@ -423,16 +423,10 @@ static int cmp_u32(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* A key sequence has no routing to describe: requests, keys, identity. */
-static int keys_info(const moe_trace *t, const char *path) {
+/* The lines every `trace info` ends with: checksum (and how it was
+ * verified), the hash runs are stored under in SQLite, the meta text. */
+static void print_identity(const moe_trace *t, const char *path) {
     moe_error err = {{0}};
-    printf("file         %s\n", path);
-    printf("format       %s\n", t->map ? "moetrace v2 (binary, key sequence)" : "text (imported on load)");
-    printf("model        %s\n", t->model);
-    printf("source       %s\n", t->source);
-    printf("kind         key sequence (one key per request, one key space: run with any --scope)\n");
-    printf("requests     %llu\n", (unsigned long long)t->n_tokens);
-    printf("keys         %u distinct\n", t->n_experts);
     uint64_t sum;
     if (t->map && moe_trace_bin_checksum(path, &sum, &err) == 0)
         printf("checksum     %016llx (%s)\n", (unsigned long long)sum,
@@ -447,6 +441,18 @@ static int keys_info(const moe_trace *t, const char *path) {
         printf("  %.*s\n", n, m);
         m += n + (nl != NULL);
     }
+}
+
+/* A key sequence has no routing to describe: requests, keys, identity. */
+static int keys_info(const moe_trace *t, const char *path) {
+    printf("file         %s\n", path);
+    printf("format       %s\n", t->map ? "moetrace v2 (binary, key sequence)" : "text (imported on load)");
+    printf("model        %s\n", t->model);
+    printf("source       %s\n", t->source);
+    printf("kind         key sequence (one key per request, one key space: run with any --scope)\n");
+    printf("requests     %llu\n", (unsigned long long)t->n_tokens);
+    printf("keys         %u distinct\n", t->n_experts);
+    print_identity(t, path);
     return 0;
 }
 
@@ -495,21 +501,7 @@ static int trace_info(int argc, char **argv) {
     static const char *const prec[MOE_PREC_COUNT] = {"f32", "f16", "q8", "q4", "q3", "q2"};
     for (int i = 0; i < MOE_PREC_COUNT; i++)
         if (t->expert_bytes[i]) printf("bytes/%-6s %llu per expert\n", prec[i], (unsigned long long)t->expert_bytes[i]);
-    uint64_t sum;
-    if (t->map && moe_trace_bin_checksum(path, &sum, &err) == 0)
-        printf("checksum     %016llx (%s)\n", (unsigned long long)sum,
-               t->checksum_recalled ? "verified when first opened; file unchanged since" : "verified");
-    char hash[65];
-    moe_trace_hash(t, hash); /* the identity runs are stored under in SQLite */
-    printf("hash         %s\n", hash);
-    printf("meta\n");
-    const char *m = t->meta ? t->meta : "";
-    while (*m) {
-        const char *nl = strchr(m, '\n');
-        int n = nl ? (int)(nl - m) : (int)strlen(m);
-        printf("  %.*s\n", n, m);
-        m += n + (nl != NULL);
-    }
+    print_identity(t, path);
     moe_trace_free(t);
     return 0;
 }

@@ -17,6 +17,7 @@ M=${MOESIM:-build/moesim}
 D=tests/data
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
+. tests/cli/lib.sh
 
 pass() { echo "PASS $1"; }
 fail() { echo "FAIL $1: $2"; }
@@ -34,9 +35,7 @@ $1"; shift; done
     shift
     run "$@"
     if [ $rc -ne 1 ] && [ $rc -ne 2 ]; then fail "$name" "exit $rc, expected 1 or 2 ($(head -c 300 "$T/err"))"; return; fi
-    miss=$(echo "$needles" | while IFS= read -r n; do
-        [ -n "$n" ] && ! grep -qF -- "$n" "$T/err" && printf '%s' "'$n' "
-    done)
+    miss=$(lacks "$T/err" "$needles")
     if [ -n "$miss" ]; then fail "$name" "stderr lacks $miss: $(head -c 400 "$T/err")"; return; fi
     pass "$name"
 }

@@ -5,6 +5,7 @@
 M=${MOESIM:-build/moesim}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
+. tests/cli/lib.sh
 
 # expect_fail NAME NEEDLE... -- CMD...: non-zero, < 128, stderr has every needle
 expect_fail() {
@@ -17,11 +18,8 @@ $1"; shift; done
     rc=$?
     if [ $rc -eq 0 ]; then echo "FAIL $name: exit 0"; return; fi
     if [ $rc -ge 128 ]; then echo "FAIL $name: crashed (exit $rc)"; return; fi
-    echo "$needles" | while IFS= read -r n; do
-        [ -z "$n" ] && continue
-        grep -qF -- "$n" "$T/err" || echo "missing '$n' in: $(cat "$T/err")" >>"$T/miss"
-    done
-    if [ -s "$T/miss" ]; then echo "FAIL $name: $(head -1 "$T/miss")"; rm -f "$T/miss"; return; fi
+    miss=$(lacks "$T/err" "$needles")
+    if [ -n "$miss" ]; then echo "FAIL $name: stderr lacks $miss: $(head -c 400 "$T/err")"; return; fi
     echo "PASS $name"
 }
 

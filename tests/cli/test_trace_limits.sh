@@ -8,6 +8,7 @@
 M=${MOESIM:-build/moesim}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
+. tests/cli/lib.sh
 H=step,seq,token,layer,slot,expert,weight
 
 ms() { echo $(( $(date +%s%N) / 1000000 )); }
@@ -30,11 +31,8 @@ $1"; shift; done
     if [ $dt -ge 1000 ]; then echo "FAIL $name: took $dt ms"; return; fi
     if [ "$out" != - ] && [ -e "$out" ]; then echo "FAIL $name: $out left behind"; return; fi
     if [ -n "$(ls -A "$T/out")" ]; then echo "FAIL $name: files left in out/: $(ls -A "$T/out")"; return; fi
-    echo "$needles" | while IFS= read -r n; do
-        [ -z "$n" ] && continue
-        grep -qF -- "$n" "$T/err" || echo "missing '$n' in: $(cat "$T/err")" >>"$T/miss"
-    done
-    if [ -s "$T/miss" ]; then echo "FAIL $name: $(head -1 "$T/miss")"; rm -f "$T/miss"; return; fi
+    miss=$(lacks "$T/err" "$needles")
+    if [ -n "$miss" ]; then echo "FAIL $name: stderr lacks $miss: $(head -c 400 "$T/err")"; return; fi
     echo "PASS $name"
 }
 
