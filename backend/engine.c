@@ -3,6 +3,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "expert_quant.h"
 #include "forward_internal.h"
 #include "matmul.h"
 #include "ops.h"
@@ -67,6 +68,15 @@ void moe_engine_add_dense_sample(moe_engine *e, int tokens, double seconds) {
     e->dn_tok[e->n_dn] = tokens;
     e->dn_ctx[e->n_dn] = (double)tokens * e->pos + (double)tokens * (tokens + 1) / 2.0;
     e->dn_s[e->n_dn++] = seconds;
+}
+
+int moe_engine_set_quantized(moe_engine *e, const moe_qexperts *q, moe_error *err) {
+    const moe_model_config *c = &e->m->cfg;
+    if (q && (q->n_layers != c->n_moe_layers || q->n_experts != c->n_experts))
+        return moe_fail(err, "quantized experts of %d x %d for a model of %d MoE layers x %d experts", q->n_layers,
+                        q->n_experts, c->n_moe_layers, c->n_experts);
+    e->qx = q;
+    return 0;
 }
 
 void moe_engine_set_timing(moe_engine *e, int on) { e->timing = on; }

@@ -75,6 +75,11 @@ const moe_model *moe_engine_model(const moe_engine *e);
 /* Attach (or with NULL detach) an expert source; the model may then have
  * been loaded without experts. Fails if the model has no experts and src is NULL. */
 int moe_engine_set_expert_source(moe_engine *e, moe_expert_source *src, moe_error *err);
+/* Compute the resident experts that q quantizes from their packed weights
+ * (backend/expert_quant.h); NULL = every expert at the model's precision.
+ * q must match the engine's model and outlive its use. */
+struct moe_qexperts;
+int moe_engine_set_quantized(moe_engine *e, const struct moe_qexperts *q, moe_error *err);
 void moe_engine_set_timing(moe_engine *e, int on);
 /* The monotonic clock every backend measurement uses, in seconds. */
 double moe_engine_now(void);

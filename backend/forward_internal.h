@@ -26,6 +26,7 @@ struct moe_engine {
     float *selw;               /* [CH][k] their weights */
     int *tok_of;               /* [CH*k] token rows of one expert (offloaded: of all, by expert) */
     float *w_of;               /* [CH*k] their gate weights */
+    const struct moe_qexperts *qx; /* quantized experts (moe_engine_set_quantized), NULL = none */
     /* offloaded mode (moe_engine_set_expert_source) */
     moe_expert_source *src;
     float *xe_all, *ey_all;    /* [CH*k][H]: every chosen (token, expert) pair's input / output */

@@ -11,20 +11,29 @@
 #include <math.h>
 #include <string.h>
 
+#include "expert_quant.h"
 #include "forward_internal.h"
 #include "matmul.h"
 #include "ops.h"
 
-/* y[T][H] = down(silu(gate(x)) * up(x)) for the T rows of x. */
-static void swiglu(moe_engine *e, const moe_mlp_w *w, const float *x, int T, float *y) {
+/* y[T][H] = down(silu(gate(x)) * up(x)) for the T rows of x; from the
+ * packed matrices qgu / qdn when given (a quantized expert), else from w. */
+static void swiglu_q(moe_engine *e, const moe_mlp_w *w, const moe_qmat *qgu, const moe_qmat *qdn, const float *x,
+                     int T, float *y) {
     int H = e->m->cfg.hidden, I = w->inter;
-    moe_matmul(e->pool, e->gu, w->gate_up, NULL, x, T, 2 * I, H);
+    if (qgu) moe_qmatmul(e->pool, e->gu, qgu, x, T);
+    else moe_matmul(e->pool, e->gu, w->gate_up, NULL, x, T, 2 * I, H);
     for (int t = 0; t < T; t++) {
         const float *g = e->gu + (size_t)t * 2 * I, *u = g + I;
         float *a = e->act + (size_t)t * I;
         for (int i = 0; i < I; i++) a[i] = moe_silu(g[i]) * u[i];
     }
-    moe_matmul(e->pool, y, w->down, NULL, e->act, T, H, I);
+    if (qdn) moe_qmatmul(e->pool, y, qdn, e->act, T);
+    else moe_matmul(e->pool, y, w->down, NULL, e->act, T, H, I);
+}
+
+static void swiglu(moe_engine *e, const moe_mlp_w *w, const float *x, int T, float *y) {
+    swiglu_q(e, w, NULL, NULL, x, T, y);
 }
 
 /* Indices of the k largest of v[0..n) in descending order; ties -> lower index. */
@@ -199,7 +208,10 @@ int moe_ffn(moe_engine *e, int l, int T, moe_routing *route, int t0, moe_error *
         for (int x = 0; x < c->n_experts; x++) {
             int n = tokens_of(e, x, T, e->xe);
             if (!n) continue;
-            swiglu(e, &w->experts[x], e->xe, n, e->ey);
+            const moe_qexperts *qx = e->qx;
+            size_t qi = (size_t)c->moe_index[l] * c->n_experts + x;
+            if (qx && qx->gate_up[qi].rows) swiglu_q(e, &w->experts[x], &qx->gate_up[qi], &qx->down[qi], e->xe, n, e->ey);
+            else swiglu(e, &w->experts[x], e->xe, n, e->ey);
             add_expert_outputs(e, x, n, e->ey);
             e->times.experts_run++;
         }

@@ -1,0 +1,62 @@
+/* expert_quant.c: quantize a model's routed experts (see expert_quant.h). */
+#include "expert_quant.h"
+
+#include <stdlib.h>
+
+#include "../core/trace.h"
+
+int moe_tier_bits(int tier) {
+    switch (tier) {
+    case MOE_PREC_Q8: return 8;
+    case MOE_PREC_Q4: return 4;
+    case MOE_PREC_Q3: return 3;
+    case MOE_PREC_Q2: return 2;
+    default: return 0;
+    }
+}
+
+moe_qexperts *moe_qexperts_new(const moe_model *m, const uint8_t *tier, moe_error *err) {
+    const moe_model_config *c = &m->cfg;
+    if (!m->experts_loaded) {
+        moe_fail(err, "quantized experts need the model's experts in RAM");
+        return NULL;
+    }
+    int L = c->n_moe_layers, E = c->n_experts, H = c->hidden;
+    size_t n = (size_t)L * E;
+    moe_qexperts *q = calloc(1, sizeof *q);
+    if (q) q->tier = malloc(n), q->gate_up = calloc(n, sizeof *q->gate_up), q->down = calloc(n, sizeof *q->down);
+    if (!q || !q->tier || !q->gate_up || !q->down) {
+        moe_qexperts_free(q);
+        moe_fail(err, "out of memory");
+        return NULL;
+    }
+    q->n_layers = L, q->n_experts = E;
+    for (int l = 0, mi = 0; l < c->n_layers; l++) {
+        if (!c->is_moe[l]) continue;
+        for (int x = 0; x < E; x++) {
+            size_t i = (size_t)mi * E + x;
+            q->tier[i] = tier[i];
+            int bits = moe_tier_bits(tier[i]);
+            if (!bits) continue;
+            const moe_mlp_w *w = &m->layers[l].experts[x];
+            int I = w->inter;
+            if (moe_qmat_quantize(&q->gate_up[i], w->gate_up, 2 * I, H, bits, err) ||
+                moe_qmat_quantize(&q->down[i], w->down, H, I, bits, err)) {
+                moe_fail_prefix(err, "layer %d expert %d", l, x);
+                moe_qexperts_free(q);
+                return NULL;
+            }
+            q->packed_bytes += moe_qmat_bytes(2 * I, H, bits) + moe_qmat_bytes(H, I, bits);
+        }
+        mi++;
+    }
+    return q;
+}
+
+void moe_qexperts_free(moe_qexperts *q) {
+    if (!q) return;
+    size_t n = (size_t)q->n_layers * q->n_experts;
+    for (size_t i = 0; q->gate_up && q->down && i < n; i++) moe_qmat_free(&q->gate_up[i]), moe_qmat_free(&q->down[i]);
+    free(q->tier), free(q->gate_up), free(q->down);
+    free(q);
+}

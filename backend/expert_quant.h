@@ -1,0 +1,34 @@
+/* expert_quant.h: a model's routed experts quantized in RAM, each at the
+ * tier a precision plan (core/precision.h) gives it.
+ *
+ * An engine given such a set (moe_engine_set_quantized) computes every
+ * expert whose tier is Q8, Q4, Q3 or Q2 from its packed matrices
+ * (backend/quant.h: gate and up rows [2I][H], down [H][I], each quantized
+ * along its input dimension) and every F32 / F16 expert from the model's
+ * own f32 weights (F16 is the file's own precision for an f16 or bf16
+ * model, so nothing is lost). The model itself is left as it is, so one
+ * model serves a full-precision engine and a quantized one side by side. */
+#ifndef MOE_BACKEND_EXPERT_QUANT_H
+#define MOE_BACKEND_EXPERT_QUANT_H
+
+#include <stdint.h>
+
+#include "../core/error.h"
+#include "model.h"
+#include "quant.h"
+
+typedef struct moe_qexperts {
+    int n_layers, n_experts; /* MoE layers (ordinals), routed experts */
+    uint8_t *tier;           /* [L][E] enum moe_precision */
+    moe_qmat *gate_up, *down; /* [L][E]; rows 0 when the expert is not quantized */
+    uint64_t packed_bytes;   /* bytes of every quantized expert's blocks */
+} moe_qexperts;
+
+/* Bits of a tier: 8, 4, 3, 2, or 0 for F32 / F16 (not quantized). */
+int moe_tier_bits(int tier);
+/* Quantize model m's experts at tier[l * E + e] (l the MoE ordinal). The
+ * model must hold its experts (not loaded with MOE_LOAD_NO_EXPERTS). */
+moe_qexperts *moe_qexperts_new(const moe_model *m, const uint8_t *tier, moe_error *err);
+void moe_qexperts_free(moe_qexperts *q);
+
+#endif
