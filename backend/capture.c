@@ -4,25 +4,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "expert_quant.h"
+
 struct moe_capture {
     const moe_model *m;
     moe_trace_builder *b;
     moe_routing r;
     uint64_t steps;
 };
-
-uint64_t moe_expert_bytes(uint64_t p, int precision) {
-    uint64_t scales = 2 * ((p + 31) / 32); /* one f16 scale per 32 weights */
-    switch (precision) {
-    case MOE_PREC_F32: return 4 * p;
-    case MOE_PREC_F16: return 2 * p;
-    case MOE_PREC_Q8: return p + scales;
-    case MOE_PREC_Q4: return (p * 4 + 7) / 8 + scales;
-    case MOE_PREC_Q3: return (p * 3 + 7) / 8 + scales;
-    case MOE_PREC_Q2: return (p * 2 + 7) / 8 + scales;
-    }
-    return 0;
-}
 
 moe_capture *moe_capture_new(const moe_model *m, int with_logits, int D, int max_n) {
     const moe_model_config *c = &m->cfg;
@@ -73,7 +62,7 @@ moe_trace *moe_capture_finish(moe_capture *c, const char *meta, moe_error *err) 
     c->b = NULL;
     if (t) {
         t->n_shared = c->m->cfg.shared_inter ? 1 : 0;
-        for (int p = 0; p < MOE_PREC_COUNT; p++) t->expert_bytes[p] = moe_expert_bytes(moe_expert_params(c->m), p);
+        for (int p = 0; p < MOE_PREC_COUNT; p++) t->expert_bytes[p] = moe_expert_bytes_at(c->m->cfg.hidden, c->m->cfg.expert_inter, p);
     }
     moe_capture_abort(c);
     return t;

@@ -21,10 +21,4 @@ int moe_capture_step(moe_capture *c, int phase, uint32_t seq, int pos0, int n, m
 moe_trace *moe_capture_finish(moe_capture *c, const char *meta, moe_error *err);
 void moe_capture_abort(moe_capture *c);
 
-/* Bytes of one routed expert of `params` parameters stored at precision p:
- * F32 4 B/param, F16 2; the quantised tiers hold b bits per weight plus one
- * f16 scale per group of 32 weights: Q8 8+0.5 bits (1.0625 B/param), Q4
- * 0.5625, Q3 0.4375, Q2 0.3125. */
-uint64_t moe_expert_bytes(uint64_t params, int precision);
-
 #endif

@@ -15,6 +15,13 @@ int moe_tier_bits(int tier) {
     }
 }
 
+uint64_t moe_expert_bytes_at(int hidden, int inter, int tier) {
+    uint64_t params = 3 * (uint64_t)hidden * (uint64_t)inter;
+    int bits = moe_tier_bits(tier);
+    if (bits) return moe_qmat_bytes(2 * inter, hidden, bits) + moe_qmat_bytes(hidden, inter, bits);
+    return tier == MOE_PREC_F32 ? 4 * params : tier == MOE_PREC_F16 ? 2 * params : 0;
+}
+
 moe_qexperts *moe_qexperts_new(const moe_model *m, const uint8_t *tier, moe_error *err) {
     const moe_model_config *c = &m->cfg;
     if (!m->experts_loaded) {

@@ -26,6 +26,12 @@ typedef struct moe_qexperts {
 
 /* Bits of a tier: 8, 4, 3, 2, or 0 for F32 / F16 (not quantized). */
 int moe_tier_bits(int tier);
+/* Bytes of one routed expert (gate, up [I][H], down [H][I]) stored at a
+ * tier: F32 4 per weight, F16 2, a quantized tier its two packed blocks
+ * (backend/quant.h: b bits a weight, a bf16 scale and bias per group of 64
+ * inputs, 4-byte padding), so Q4 of the tiny model (H 128, I 144) is 31488
+ * bytes, not 0.5625 x 55296 = 31104. */
+uint64_t moe_expert_bytes_at(int hidden, int inter, int tier);
 /* Quantize model m's experts at tier[l * E + e] (l the MoE ordinal). The
  * model must hold its experts (not loaded with MOE_LOAD_NO_EXPERTS). */
 moe_qexperts *moe_qexperts_new(const moe_model *m, const uint8_t *tier, moe_error *err);

@@ -141,6 +141,74 @@ void moe_qmat_dequant_row(const moe_qmat *m, int r, float *out) {
     }
 }
 
+/* A full group's 64 q values from its 8 b packed bytes: one simple loop per
+ * width (the compiler keeps these in registers; the generic bit loop of
+ * moe_qmat_unpack is several times slower). */
+static void unpack64(const uint8_t *p, int bits, uint8_t *q) {
+    switch (bits) {
+    case 8: memcpy(q, p, 64); break;
+    case 4:
+        for (int k = 0; k < 32; k++) q[2 * k] = p[k] & 15, q[2 * k + 1] = p[k] >> 4;
+        break;
+    case 2:
+        for (int k = 0; k < 16; k++)
+            q[4 * k] = p[k] & 3, q[4 * k + 1] = (p[k] >> 2) & 3, q[4 * k + 2] = (p[k] >> 4) & 3, q[4 * k + 3] = p[k] >> 6;
+        break;
+    default: /* 3: eight values in each 3 bytes */
+        for (int k = 0; k < 8; k++) {
+            uint32_t v = (uint32_t)p[3 * k] | (uint32_t)p[3 * k + 1] << 8 | (uint32_t)p[3 * k + 2] << 16;
+            for (int j = 0; j < 8; j++) q[8 * k + j] = (uint8_t)(v >> (3 * j)) & 7;
+        }
+    }
+}
+
+typedef uint8_t v16u8 __attribute__((vector_size(16)));
+typedef uint16_t v8u16 __attribute__((vector_size(16)));
+typedef uint32_t v4u32 __attribute__((vector_size(16)));
+typedef float v4f32 __attribute__((vector_size(16)));
+
+/* 16 bytes to 16 floats with SSE2's own moves: the bytes are interleaved
+ * with zeros twice (punpcklbw/punpcklwd) into 32-bit lanes, then each small
+ * integer v becomes a float as the bits of 2^23 + v minus 2^23 (exact for
+ * v < 2^23). GCC's __builtin_convertvector from bytes falls back to scalar
+ * conversions without SSE4.1, 5x slower. */
+static inline void widen16(const uint8_t *q, v4f32 out[4]) {
+    const v16u8 z8 = {0};
+    const v8u16 z16 = {0};
+    const v4u32 magic = {0x4B000000u, 0x4B000000u, 0x4B000000u, 0x4B000000u};
+    const v4f32 two23 = {8388608.0f, 8388608.0f, 8388608.0f, 8388608.0f};
+    v16u8 b;
+    memcpy(&b, q, 16);
+    v8u16 lo = (v8u16)__builtin_shuffle(b, z8, (v16u8){0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23});
+    v8u16 hi = (v8u16)__builtin_shuffle(b, z8, (v16u8){8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31});
+    v4u32 w[4] = {(v4u32)__builtin_shuffle(lo, z16, (v8u16){0, 8, 1, 9, 2, 10, 3, 11}),
+                  (v4u32)__builtin_shuffle(lo, z16, (v8u16){4, 12, 5, 13, 6, 14, 7, 15}),
+                  (v4u32)__builtin_shuffle(hi, z16, (v8u16){0, 8, 1, 9, 2, 10, 3, 11}),
+                  (v4u32)__builtin_shuffle(hi, z16, (v8u16){4, 12, 5, 13, 6, 14, 7, 15})};
+    for (int k = 0; k < 4; k++) out[k] = (v4f32)(w[k] | magic) - two23;
+}
+
+/* sum_i (s q_i + z) x_i over a full group of 64, each weight formed in f32
+ * as s q + z, the products summed in moe_dot's order (8 lanes for elements
+ * i..i+7 and 8 for i+8..i+15 over steps of 16, then its fixed reduction):
+ * the numbers of dequantizing the group and calling moe_dot, without
+ * storing the group. */
+static float group_dot64(const uint8_t *q, float s, float z, const float *x) {
+    const v4f32 vs = {s, s, s, s}, vz = {z, z, z, z};
+    v4f32 a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0}; /* lanes 0-3 / 4-7 of moe_dot's acc0 (a) and acc1 (b) */
+    for (int i = 0; i < MOE_QGROUP; i += 16) {
+        v4f32 w[4], xv[4];
+        widen16(q + i, w);
+        memcpy(xv, x + i, sizeof xv);
+        a0 += (w[0] * vs + vz) * xv[0];
+        a1 += (w[1] * vs + vz) * xv[1];
+        b0 += (w[2] * vs + vz) * xv[2];
+        b1 += (w[3] * vs + vz) * xv[3];
+    }
+    a0 += b0, a1 += b1;
+    return ((a0[0] + a1[0]) + (a0[1] + a1[1])) + ((a0[2] + a1[2]) + (a0[3] + a1[3]));
+}
+
 typedef struct qmm_job {
     float *y;
     const moe_qmat *W;
@@ -160,11 +228,15 @@ static void qmm_rows(void *ctx, int64_t r0, int64_t r1) {
             int c0 = g * MOE_QGROUP, n = C - c0 < MOE_QGROUP ? C - c0 : MOE_QGROUP;
             float s = moe_bf16_to_f32(W->scale[(size_t)r * G + g]);
             float z = moe_bf16_to_f32(W->bias[(size_t)r * G + g]);
-            /* one group widened at a time (64 floats on the stack, never the
-             * matrix) and used for all T tokens while it is in L1 */
-            moe_qmat_unpack(W, (int)r, c0, n, q);
-            for (int i = 0; i < n; i++) wf[i] = s * (float)q[i] + z;
-            for (int t = 0; t < j->T; t++) j->y[(int64_t)t * R + r] += moe_dot(wf, j->x + (int64_t)t * C + c0, n);
+            if (n == MOE_QGROUP) {
+                /* unpacked once, widened per token inside the dot (no f32 copy) */
+                unpack64(W->q + (size_t)r * W->row_bytes + (size_t)g * 8 * (size_t)W->bits, W->bits, q);
+                for (int t = 0; t < j->T; t++) j->y[(int64_t)t * R + r] += group_dot64(q, s, z, j->x + (int64_t)t * C + c0);
+            } else { /* the short last group of a row: through a small buffer */
+                moe_qmat_unpack(W, (int)r, c0, n, q);
+                for (int i = 0; i < n; i++) wf[i] = s * (float)q[i] + z;
+                for (int t = 0; t < j->T; t++) j->y[(int64_t)t * R + r] += moe_dot(wf, j->x + (int64_t)t * C + c0, n);
+            }
         }
     }
 }

@@ -19,7 +19,7 @@
 #include "commands.h"
 
 static const char quality_usage[] =
-    "usage: moesim quality --model DIR --text-file F [--precision SPEC] [--threads N] [--json]\n"
+    "usage: moesim quality --model DIR --text-file F [--precision SPEC]... [--threads N] [--json]\n"
     "\n"
     "How much a constrained model's predictions differ from the full model's on\n"
     "the same text. Both read the text from its first byte and predict every next\n"
@@ -40,8 +40,13 @@ static const char quality_usage[] =
     "                     and bias (backend/quant.h). 16 and 32 bits keep the model's\n"
     "                     own weights. Default uniform:bits=16 (no change)\n"
     "  --threads N        worker threads (default: online CPUs)\n"
-    "  --json             one JSON object instead of the table\n"
-    "  -h, --help         this text\n";
+    "  --json             one JSON object per scheme (a line each) instead of the table\n"
+    "  -h, --help         this text\n"
+    "\n"
+    "--precision may be given up to 16 times: the full model runs once for all.\n"
+    "Columns: experts quantized, MiB of all routed experts at these precisions,\n"
+    "how many times smaller than at 16 bits, nats per byte, delta, kl_mean,\n"
+    "top-1 agreement (%), the scheme.\n";
 
 #define QCHUNK 256
 
@@ -64,24 +69,66 @@ static moe_trace *capture_text(moe_engine *e, const moe_model *m, const int *ids
     return moe_capture_finish(cap, "profile=oracle (moesim quality)", err);
 }
 
-/* Both engines over the text, chunk by chunk, comparing every position. */
-static int compare(moe_engine *ef, moe_engine *ec, const int *ids, int n, int V, moe_quality *q, moe_error *err) {
+/* The full engine and every constrained one over the text, chunk by chunk:
+ * the full model's logits are computed once for all of them. */
+static int compare(moe_engine *ef, moe_engine **ec, int nc, const int *ids, int n, int V, moe_quality *q,
+                   moe_error *err) {
     float *lf = malloc((size_t)QCHUNK * V * sizeof *lf), *lc = malloc((size_t)QCHUNK * V * sizeof *lc);
     int rc = 0;
     if (!lf || !lc) rc = moe_fail(err, "out of memory");
     moe_engine_reset(ef);
-    moe_engine_reset(ec);
-    memset(q, 0, sizeof *q);
+    for (int k = 0; k < nc; k++) moe_engine_reset(ec[k]), memset(&q[k], 0, sizeof q[k]);
     for (int t0 = 0; !rc && t0 < n - 1; t0 += QCHUNK) {
         int T = n - 1 - t0 < QCHUNK ? n - 1 - t0 : QCHUNK;
-        if (moe_engine_forward(ef, ids + t0, T, lf, 1, NULL, err) || moe_engine_forward(ec, ids + t0, T, lc, 1, NULL, err))
-            rc = -1;
-        for (int t = 0; !rc && t < T; t++)
-            moe_quality_add(q, lf + (size_t)t * V, lc + (size_t)t * V, V, ids[t0 + t + 1]);
+        if (moe_engine_forward(ef, ids + t0, T, lf, 1, NULL, err)) rc = -1;
+        for (int k = 0; !rc && k < nc; k++) {
+            if (moe_engine_forward(ec[k], ids + t0, T, lc, 1, NULL, err)) rc = -1;
+            for (int t = 0; !rc && t < T; t++)
+                moe_quality_add(&q[k], lf + (size_t)t * V, lc + (size_t)t * V, V, ids[t0 + t + 1]);
+        }
     }
     free(lf), free(lc);
     return rc;
 }
+
+/* One scheme's row: text (a table row) or a JSON line. */
+static int print_row(int json, const char *text_path, size_t n, const moe_model *m, const moe_qexperts *qx,
+                     const char *canonical, const moe_quality *q, moe_error *err) {
+    double P = (double)q->positions, d = (q->nll_con - q->nll_full) / P;
+    uint64_t quantized = 0, all = (uint64_t)qx->n_layers * qx->n_experts, bytes = 0, bytes16 = 0;
+    for (uint64_t i = 0; i < all; i++) {
+        quantized += moe_tier_bits(qx->tier[i]) != 0;
+        bytes += moe_expert_bytes_at(m->cfg.hidden, m->cfg.expert_inter, qx->tier[i]);
+        bytes16 += moe_expert_bytes_at(m->cfg.hidden, m->cfg.expert_inter, MOE_PREC_F16);
+    }
+    if (!json) {
+        printf("%6llu %8.2f %7.2fx %9.6f %+9.6f %9.6f %7.2f  %s\n", (unsigned long long)quantized,
+               bytes / 1048576.0, (double)bytes16 / (double)bytes, q->nll_con / P, d, q->kl / P,
+               100.0 * (double)q->top1_agree / P, canonical);
+        return 0;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "text", text_path);
+    cJSON_AddNumberToObject(o, "bytes", (double)n);
+    cJSON_AddNumberToObject(o, "positions", P);
+    cJSON_AddStringToObject(o, "precision", canonical);
+    cJSON_AddNumberToObject(o, "experts_quantized", (double)quantized);
+    cJSON_AddNumberToObject(o, "experts", (double)all);
+    cJSON_AddNumberToObject(o, "expert_bytes", (double)bytes);
+    cJSON_AddNumberToObject(o, "expert_bytes_16bit", (double)bytes16);
+    cJSON_AddNumberToObject(o, "nats_per_byte_full", q->nll_full / P);
+    cJSON_AddNumberToObject(o, "nats_per_byte", q->nll_con / P);
+    cJSON_AddNumberToObject(o, "delta_nats_per_byte", d);
+    cJSON_AddNumberToObject(o, "kl_mean", q->kl / P);
+    cJSON_AddNumberToObject(o, "top1_agreement", (double)q->top1_agree / P);
+    char *s = cJSON_PrintUnformatted(o);
+    if (s) puts(s);
+    cJSON_free(s);
+    cJSON_Delete(o);
+    return s ? 0 : moe_fail(err, "out of memory");
+}
+
+#define MAX_SCHEMES 16
 
 int cmd_quality(int argc, char **argv) {
     static const struct option opts[] = {
@@ -90,7 +137,8 @@ int cmd_quality(int argc, char **argv) {
         {"json", no_argument, 0, 'J'},            {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    const char *model = NULL, *text_path = NULL, *spec = "uniform:bits=16";
+    const char *model = NULL, *text_path = NULL, *spec[MAX_SCHEMES];
+    int ns = 0;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     uint64_t threads = ncpu > 0 ? (uint64_t)ncpu : 1;
     int json = 0, c;
@@ -100,7 +148,13 @@ int cmd_quality(int argc, char **argv) {
         switch (c) {
         case 'm': model = optarg; break;
         case 'f': text_path = optarg; break;
-        case 'p': spec = optarg; break;
+        case 'p':
+            if (ns == MAX_SCHEMES) {
+                moe_fail(&err, "--precision: at most %d schemes in one run", MAX_SCHEMES);
+                return cli_error("quality", &err);
+            }
+            spec[ns++] = optarg;
+            break;
         case 'J': json = 1; break;
         case 'j':
             if (cli_parse_u64("--threads", optarg, 256, &threads, &err)) return cli_error("quality", &err);
@@ -114,16 +168,21 @@ int cmd_quality(int argc, char **argv) {
         fprintf(stderr, "moesim quality: --model and --text-file are required\n%s", quality_usage);
         return 2;
     }
-    /* the scheme is checked before anything is loaded */
-    char canonical[512];
-    if (moe_precision_canonical(spec, canonical, sizeof canonical, &err)) {
-        moe_fail_prefix(&err, "--precision");
-        return cli_error("quality", &err);
-    }
-    if (!strncmp(canonical, "hobbit", 6)) {
-        moe_fail(&err, "--precision %s: HOBBIT chooses a precision per token; the backend runs per-expert "
-                       "schemes only (uniform, mlx-tiers, hot-cold)", canonical);
-        return cli_error("quality", &err);
+    if (!ns) spec[ns++] = "uniform:bits=16";
+    /* every scheme is checked before anything is loaded */
+    char canonical[MAX_SCHEMES][512];
+    int need_oracle = 0;
+    for (int k = 0; k < ns; k++) {
+        if (moe_precision_canonical(spec[k], canonical[k], sizeof canonical[k], &err)) {
+            moe_fail_prefix(&err, "--precision %s", spec[k]);
+            return cli_error("quality", &err);
+        }
+        if (!strncmp(canonical[k], "hobbit", 6)) {
+            moe_fail(&err, "--precision %s: HOBBIT chooses a precision per token; the backend runs per-expert "
+                           "schemes only (uniform, mlx-tiers, hot-cold)", canonical[k]);
+            return cli_error("quality", &err);
+        }
+        need_oracle |= strstr(canonical[k], "profile=oracle") != NULL;
     }
     size_t n = 0;
     unsigned char *text = moe_backend_read_file(text_path, &n, &err);
@@ -140,63 +199,38 @@ int cmd_quality(int argc, char **argv) {
     }
     int rc = 1, V = m->cfg.vocab;
     int *ids = moe_tok_encode_bytes(text, n);
-    moe_engine *ef = NULL, *ec = NULL;
+    moe_engine *ef = NULL, *ec[MAX_SCHEMES] = {0};
     moe_trace *oracle = NULL;
-    moe_qexperts *qx = NULL;
+    moe_qexperts *qx[MAX_SCHEMES] = {0};
     moe_precision_plan plan = {0};
-    moe_quality q;
+    moe_quality q[MAX_SCHEMES];
+    /* the plans need the geometry, and an oracle profile the text's routing */
+    moe_trace geom = {.n_layers = (uint32_t)m->cfg.n_moe_layers, .n_experts = (uint32_t)m->cfg.n_experts};
     if (!moe_tok_is_bytes(V)) moe_fail(&err, "%s: vocabulary of %d is not byte-level", model, V);
     else if (!ids) moe_fail(&err, "out of memory");
-    else if ((ef = moe_engine_new(m, (int)threads, (int)n, &err)) && (ec = moe_engine_new(m, (int)threads, (int)n, &err))) {
-        /* the plan needs the geometry, and for an oracle profile the text's routing */
-        moe_trace geom = {.n_layers = (uint32_t)m->cfg.n_moe_layers, .n_experts = (uint32_t)m->cfg.n_experts};
-        int need_oracle = strstr(canonical, "profile=oracle") != NULL;
-        if ((!need_oracle || (oracle = capture_text(ef, m, ids, (int)n, &err))) &&
-            !moe_precision_plan_new(spec, oracle ? oracle : &geom, &plan, &err) &&
-            (qx = moe_qexperts_new(m, plan.tier, &err)) && !moe_engine_set_quantized(ec, qx, &err) &&
-            !compare(ef, ec, ids, (int)n, V, &q, &err)) {
-            double P = (double)q.positions, d = (q.nll_con - q.nll_full) / P;
-            uint64_t quantized = 0, all = (uint64_t)qx->n_layers * qx->n_experts;
-            for (uint64_t i = 0; i < all; i++) quantized += moe_tier_bits(qx->tier[i]) != 0;
-            if (json) {
-                cJSON *o = cJSON_CreateObject();
-                cJSON_AddStringToObject(o, "text", text_path);
-                cJSON_AddNumberToObject(o, "bytes", (double)n);
-                cJSON_AddNumberToObject(o, "positions", P);
-                cJSON_AddStringToObject(o, "precision", plan.canonical);
-                cJSON_AddNumberToObject(o, "experts_quantized", (double)quantized);
-                cJSON_AddNumberToObject(o, "experts", (double)all);
-                cJSON_AddNumberToObject(o, "packed_bytes", (double)qx->packed_bytes);
-                cJSON_AddNumberToObject(o, "nats_per_byte_full", q.nll_full / P);
-                cJSON_AddNumberToObject(o, "nats_per_byte", q.nll_con / P);
-                cJSON_AddNumberToObject(o, "delta_nats_per_byte", d);
-                cJSON_AddNumberToObject(o, "kl_mean", q.kl / P);
-                cJSON_AddNumberToObject(o, "top1_agreement", (double)q.top1_agree / P);
-                char *s = cJSON_PrintUnformatted(o);
-                if (s) puts(s);
-                else moe_fail(&err, "out of memory");
-                cJSON_free(s);
-                cJSON_Delete(o);
-                if (!s) goto done;
-            }
-            else
-                printf("text                 %s (%zu bytes, %llu predictions)\n"
-                       "precision            %s (%llu of %llu experts quantized, %.2f MiB packed)\n"
-                       "nats_per_byte        %.6f full, %.6f constrained\n"
-                       "delta_nats_per_byte  %+.6f\n"
-                       "kl_mean              %.6f nats\n"
-                       "top1_agreement       %.2f %%\n",
-                       text_path, n, (unsigned long long)q.positions, plan.canonical, (unsigned long long)quantized,
-                       (unsigned long long)all, qx->packed_bytes / 1048576.0, q.nll_full / P, q.nll_con / P, d,
-                       q.kl / P, 100.0 * (double)q.top1_agree / P);
+    else if ((ef = moe_engine_new(m, (int)threads, (int)n, &err)) &&
+             (!need_oracle || (oracle = capture_text(ef, m, ids, (int)n, &err)))) {
+        int ok = 1;
+        for (int k = 0; k < ns && ok; k++) {
+            ok = !moe_precision_plan_new(spec[k], oracle ? oracle : &geom, &plan, &err) &&
+                 (qx[k] = moe_qexperts_new(m, plan.tier, &err)) && (ec[k] = moe_engine_new(m, (int)threads, (int)n, &err)) &&
+                 !moe_engine_set_quantized(ec[k], qx[k], &err);
+            moe_precision_plan_free(&plan);
+            if (!ok) moe_fail_prefix(&err, "--precision %s", canonical[k]);
+        }
+        if (ok && !compare(ef, ec, ns, ids, (int)n, V, q, &err)) {
+            if (!json)
+                printf("text %s: %zu bytes, %llu predictions; full model %.6f nats/byte\n"
+                       "%6s %8s %8s %9s %9s %9s %7s  %s\n",
+                       text_path, n, (unsigned long long)q[0].positions, q[0].nll_full / (double)q[0].positions,
+                       "quant", "MiB", "smaller", "nats/B", "delta", "kl_mean", "top1 %", "precision");
             rc = 0;
+            for (int k = 0; k < ns && !rc; k++) rc = print_row(json, text_path, n, m, qx[k], canonical[k], &q[k], &err);
         }
     }
-done:
     if (rc) cli_error("quality", &err);
-    moe_engine_free(ef), moe_engine_free(ec);
-    moe_qexperts_free(qx);
-    moe_precision_plan_free(&plan);
+    moe_engine_free(ef);
+    for (int k = 0; k < ns; k++) moe_engine_free(ec[k]), moe_qexperts_free(qx[k]);
     moe_trace_free(oracle);
     moe_model_free(m);
     free(ids), free(text);

@@ -5,6 +5,7 @@
 #include <float.h>
 
 #include "../../backend/matmul.h"
+#include "../../backend/quality.h"
 #include "../../backend/quant.h"
 
 static double uniform(uint64_t *s) { return (double)(test_splitmix64(s) >> 11) / 9007199254740992.0; }
@@ -163,7 +164,35 @@ static void test_bad_input(void) {
     CHECK_STR_CONTAINS(err.msg, "too wide");
 }
 
+/* By hand: full logits (0, 0) give p = (1/2, 1/2); constrained (ln 3, 0)
+ * give q = (3/4, 1/4). KL(p||q) = 1/2 ln(2/3) + 1/2 ln 2 = 1/2 ln(4/3)
+ * = 0.1438410362; next = 1: -ln q1 + ln p1 = ln 4 - ln 2 = ln 2; both rank
+ * token 0 first (p's tie goes to the lower id). Then a position where they
+ * disagree: p = softmax(0, 1), q = softmax(1, 0), next = 0. */
+static void test_quality_by_hand(void) {
+    moe_quality q = {0};
+    const float lf[2] = {0, 0}, lc[2] = {(float)log(3.0), 0};
+    moe_quality_add(&q, lf, lc, 2, 1);
+    CHECK_EQ_U(q.positions, 1);
+    CHECK_EQ_U(q.top1_agree, 1);
+    CHECK_NEAR(q.kl, 0.5 * log(4.0 / 3.0), 1e-7);
+    CHECK_NEAR(q.nll_con - q.nll_full, log(2.0), 1e-7);
+    CHECK_NEAR(q.nll_full, log(2.0), 1e-7);
+    const float lf2[2] = {0, 1}, lc2[2] = {1, 0};
+    moe_quality_add(&q, lf2, lc2, 2, 0);
+    CHECK_EQ_U(q.positions, 2);
+    CHECK_EQ_U(q.top1_agree, 1);
+    /* p = (1/(1+e), e/(1+e)), q the same reversed */
+    double e = exp(1.0), p0 = 1 / (1 + e), p1 = e / (1 + e);
+    CHECK_NEAR(q.kl, 0.5 * log(4.0 / 3.0) + p0 * log(p0 / p1) + p1 * log(p1 / p0), 1e-7);
+    /* identical logits: exactly nothing */
+    moe_quality z = {0};
+    moe_quality_add(&z, lf2, lf2, 2, 1);
+    CHECK(z.kl == 0 && z.nll_con == z.nll_full && z.top1_agree == 1);
+}
+
 int main(void) {
+    RUN(test_quality_by_hand);
     RUN(test_known_2bit);
     RUN(test_known_3bit);
     RUN(test_error_bound);

@@ -1,0 +1,60 @@
+#!/bin/sh
+# test_quality.sh: `moesim quality` on the shipped model and the first 512
+# bytes of its held-out C text.
+#  - 16 bits is the full model itself: delta, KL exactly 0, top-1 100 %, and
+#    the full model's nats/byte equal `moesim ppl`'s (another code path);
+#  - 8-bit experts move nats/byte by less than 0.01 (issue 10's bound);
+#  - fewer bits cost more: KL strictly grows 8 > 4 > 3 > 2 bits, and so do
+#    delta and the top-1 disagreement from 8 to 2;
+#  - expert bytes are the packed sizes models.ini states for tinymix;
+#  - bad schemes are refused before any work, naming what is wrong.
+M=${MOESIM:-build/moesim}
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+head -c 512 models/tinymix/golden/heldout_c.txt >"$T/c.txt"
+python3 - "$M" "$T" <<'PY'
+import json, subprocess, sys
+M, T = sys.argv[1], sys.argv[2]
+text = T + "/c.txt"
+base = [M, "quality", "--model", "models/tinymix", "--text-file", text, "--threads", "2"]
+
+def check(name, ok, why=""):
+    print(("PASS %s" % name) if ok else ("FAIL %s: %s" % (name, why)))
+
+r = subprocess.run(base + ["--json"] + ["--precision=uniform:bits=%d" % b for b in (16, 8, 4, 3, 2)],
+                   capture_output=True, text=True)
+rows = [json.loads(l) for l in r.stdout.splitlines()] if r.returncode == 0 else []
+if len(rows) != 5:
+    check("quality_runs", False, "exit %d, %d rows: %s" % (r.returncode, len(rows), r.stderr))
+    sys.exit(0)
+full, q8, q4, q3, q2 = rows
+check("quality_16bit_is_full", full["delta_nats_per_byte"] == 0 and full["kl_mean"] == 0 and
+      full["top1_agreement"] == 1 and full["experts_quantized"] == 0, str(full))
+p = subprocess.run([M, "ppl", "--model", "models/tinymix", "--text-file", text, "--threads", "2"],
+                   capture_output=True, text=True)
+ppl = dict(l.split() for l in p.stdout.splitlines()).get("nats_per_byte")
+check("quality_full_matches_ppl", ppl is not None and abs(float(ppl) - full["nats_per_byte_full"]) < 1e-6,
+      "ppl %s, quality %r" % (ppl, full["nats_per_byte_full"]))
+check("quality_8bit_under_0.01", abs(q8["delta_nats_per_byte"]) < 0.01 and q8["experts_quantized"] == 192, str(q8))
+kl = [x["kl_mean"] for x in (q8, q4, q3, q2)]
+check("quality_kl_grows_as_bits_fall", 0 < kl[0] < kl[1] < kl[2] < kl[3], str(kl))
+check("quality_2bit_worse_than_8bit", q2["delta_nats_per_byte"] > q8["delta_nats_per_byte"] and
+      q2["top1_agreement"] < q8["top1_agreement"], "%r %r" % (q2, q8))
+# models.ini's tinymix bytes_q8/q4/q3/q2 and 2 bytes a weight at 16 bits
+want = {"uniform:bits=16": 110592, "uniform:bits=8": 59136, "uniform:bits=4": 31488,
+        "uniform:bits=3": 24576, "uniform:bits=2": 17664}
+got = {x["precision"]: x["expert_bytes"] / 192 for x in rows}
+check("quality_packed_bytes", got == want, str(got))
+
+def refused(name, args, needle):
+    r = subprocess.run(base + args, capture_output=True, text=True)
+    check(name, r.returncode != 0 and needle in r.stderr and not r.stdout, "exit %d: %s" % (r.returncode, r.stderr))
+
+refused("quality_bad_bits", ["--precision", "uniform:bits=5"], "--precision uniform:bits=5")
+refused("quality_hobbit_refused", ["--precision", "hobbit"], "per token")
+refused("quality_profile_geometry", ["--precision", "mlx-tiers:profile=traces/default.moetrace"],
+        "precision profile traces/default.moetrace has")
+r = subprocess.run([M, "quality", "--model", "models/tinymix", "--text-file", T + "/none.txt"],
+                   capture_output=True, text=True)
+check("quality_missing_text", r.returncode == 1 and "none.txt" in r.stderr, r.stderr)
+PY
