@@ -32,21 +32,24 @@ typedef struct moe_engine moe_engine;
  * (offloaded mode, backend/offload.h). With a source set, a forward call is
  * one step of at most MOE_ENGINE_MAX_STEP tokens, and for every MoE layer the
  * engine calls, in this order:
- *   layer(ctx, m, T, sel, selw, la, order, &n, err)
- *       the router chose sel/selw [T][k] (rank order) for MoE layer m; la is
- *       [T][D][k] lookahead (top-k of layer m+d's router on this layer's
- *       input, 0xFFFF past the last layer) when lookahead_depth D > 0, else
- *       NULL. The source serves the layer's set to its cache, issues reads
- *       and writes the experts to compute into order[0..n) (the order their
- *       data arrives in; every chosen expert exactly once);
+ *   layer(ctx, m, T, sel, selw, logits, la, order, &n, err)
+ *       the router chose sel/selw [T][k] (rank order) for MoE layer m from
+ *       logits [T][E]; la is [T][D][k] lookahead (top-k of layer m+d's router
+ *       on this layer's input, 0xFFFF past the last layer) when
+ *       lookahead_depth D > 0, else NULL. The source serves the layer's set
+ *       to its cache, issues reads and writes the experts to compute into
+ *       order[0..n) (the order their data arrives in, each once). It may
+ *       rewrite a token's slots (a miss handled without waiting,
+ *       core/on_miss.h): sel -1 drops a slot, another id runs that expert at
+ *       selw's weight; order then lists exactly the experts sel names;
  *   get(ctx, m, x, err) for each x of order: x's weights, once its data is in.
  * The outputs are summed in ascending expert id whatever the order, so an
  * offloaded run computes exactly the numbers of a resident one. */
 typedef struct moe_expert_source {
     void *ctx;
     int lookahead_depth;
-    int (*layer)(void *ctx, int m, int T, const int *sel, const float *selw, const uint16_t *la, int *order,
-                 int *n, moe_error *err);
+    int (*layer)(void *ctx, int m, int T, int *sel, float *selw, const float *logits, const uint16_t *la,
+                 int *order, int *n, moe_error *err);
     const moe_mlp_w *(*get)(void *ctx, int m, int x, moe_error *err);
 } moe_expert_source;
 

@@ -123,33 +123,18 @@ static int tokens_of(moe_engine *e, int x, int T, float *xe) {
 }
 
 /* Offloaded experts: the source serves the layer's set and says in which
- * order the data arrives; each expert's output goes to its own rows of
- * ey_all, and the sum is taken afterwards in ascending id. */
+ * order the data arrives (and may rewrite slots, engine.h); each expert's
+ * output goes to its own rows of ey_all, and the sum is taken afterwards in
+ * ascending id. */
 static int ffn_offloaded(moe_engine *e, int l, int T, moe_error *err) {
     const moe_model_config *c = &e->m->cfg;
     int H = c->hidden, E = c->n_experts, K = c->top_k, m = c->moe_index[l];
     moe_expert_source *src = e->src;
-    /* token rows grouped by expert, in token order: one counting pass, one
-     * filling pass (tok_of / w_of hold every chosen (token, slot) here) */
-    memset(e->count_of, 0, (size_t)E * sizeof *e->count_of);
-    for (int i = 0; i < T * K; i++) e->count_of[e->sel[i]]++;
-    for (int x = 0, rows = 0; x < E; x++) {
-        e->first_of[x] = rows;
-        rows += e->count_of[x];
-        e->count_of[x] = 0;
-    }
-    for (int t = 0; t < T; t++)
-        for (int s = 0; s < K; s++) {
-            int x = e->sel[t * K + s], r = e->first_of[x] + e->count_of[x]++;
-            e->tok_of[r] = t;
-            e->w_of[r] = e->selw[t * K + s];
-            memcpy(e->xe_all + (size_t)r * H, e->xn + (size_t)t * H, (size_t)H * sizeof(float));
-        }
     int D = src->lookahead_depth;
     for (int d = 1; d <= D; d++) lookahead_topk(e, l, d, T, e->la + (size_t)(d - 1) * K, (size_t)D * K);
     int n = 0;
     double t0 = e->timing ? moe_engine_now() : 0;
-    int rc = src->layer(src->ctx, m, T, e->sel, e->selw, D ? e->la : NULL, e->order, &n, err);
+    int rc = src->layer(src->ctx, m, T, e->sel, e->selw, e->rlog, D ? e->la : NULL, e->order, &n, err);
     if (e->timing) {
         /* the source's time is its own term, not expert compute */
         double ts = moe_engine_now() - t0;
@@ -157,6 +142,25 @@ static int ffn_offloaded(moe_engine *e, int l, int T, moe_error *err) {
         e->times.expert_s -= ts;
     }
     if (rc) return -1;
+    /* token rows grouped by expert, in token order: one counting pass, one
+     * filling pass (tok_of / w_of hold every kept (token, slot) here) */
+    memset(e->count_of, 0, (size_t)E * sizeof *e->count_of);
+    for (int i = 0; i < T * K; i++)
+        if (e->sel[i] >= 0) e->count_of[e->sel[i]]++;
+    for (int x = 0, rows = 0; x < E; x++) {
+        e->first_of[x] = rows;
+        rows += e->count_of[x];
+        e->count_of[x] = 0;
+    }
+    for (int t = 0; t < T; t++)
+        for (int s = 0; s < K; s++) {
+            int x = e->sel[t * K + s];
+            if (x < 0) continue; /* dropped by the source */
+            int r = e->first_of[x] + e->count_of[x]++;
+            e->tok_of[r] = t;
+            e->w_of[r] = e->selw[t * K + s];
+            memcpy(e->xe_all + (size_t)r * H, e->xn + (size_t)t * H, (size_t)H * sizeof(float));
+        }
     for (int i = 0; i < n; i++) {
         int x = e->order[i];
         double tw = e->timing ? moe_engine_now() : 0;

@@ -10,6 +10,7 @@
 
 #include "../core/cache.h"
 #include "../core/cache_state.h"
+#include "../core/on_miss.h"
 #include "../core/prefetch.h"
 #include "../core/split.h"
 #include "forward_internal.h"
@@ -66,6 +67,9 @@ struct moe_offload {
     int8_t *pf_status;      /* per predicted expert: moe_cache_admit_prefetch's status */
     float *wmax;
     uint8_t *hit;
+    /* --on-miss: the served (resident) experts and the substitutes of a layer */
+    uint16_t *kept, *sub, *slot_in, *slot_out; /* kept, sub: [E]; slot_in/out: [K] */
+    uint32_t *st_sub;
     /* the live trace prefetchers and policies read */
     moe_trace *live;        /* calloc'ed; moe_trace_free releases it */
     uint64_t step;          /* index of the current step in live */
@@ -331,8 +335,8 @@ static int start_threads(moe_offload *o, moe_error *err) {
     return 0;
 }
 
-static int src_layer(void *ctx, int m, int T, const int *sel, const float *selw, const uint16_t *la, int *order,
-                     int *n, moe_error *err);
+static int src_layer(void *ctx, int m, int T, int *sel, float *selw, const float *logits, const uint16_t *la,
+                     int *order, int *n, moe_error *err);
 static const moe_mlp_w *src_get(void *ctx, int m, int x, moe_error *err);
 static int load_state(moe_offload *o, moe_error *err);
 
@@ -395,6 +399,11 @@ moe_offload *moe_offload_new(const moe_model *m, const moe_offload_config *cfg, 
     o->pf_status = malloc(o->E);
     o->wmax = malloc(o->E * sizeof *o->wmax);
     o->hit = calloc(o->E, 1);
+    o->kept = malloc(o->E * sizeof *o->kept);
+    o->sub = malloc(o->E * sizeof *o->sub);
+    o->st_sub = calloc(o->E, sizeof *o->st_sub);
+    o->slot_in = malloc((o->K + 1) * sizeof *o->slot_in);
+    o->slot_out = malloc((o->K + 1) * sizeof *o->slot_out);
     o->st.n_layers = o->L;
     o->st.layer_accesses = calloc(o->L, sizeof(uint64_t));
     o->st.layer_hits = calloc(o->L, sizeof(uint64_t));
@@ -406,6 +415,7 @@ moe_offload *moe_offload_new(const moe_model *m, const moe_offload_config *cfg, 
     o->st.step_tokens = calloc(cfg->max_steps, sizeof(uint32_t));
     if (!o->slot_of || !o->cur_slot || !o->pfstate || !o->seen || !o->pred_stamp || !o->last_use || !o->pred_has ||
         !o->st_full || !o->nt_full || !o->nt_list || !o->full || !o->pred || !o->pf_status || !o->wmax || !o->hit ||
+        !o->kept || !o->sub || !o->st_sub || !o->slot_in || !o->slot_out ||
         !o->st.layer_accesses || !o->st.layer_hits || !o->st.step_accesses || !o->st.step_hits || !o->st.step_s ||
         !o->st.step_phase || !o->st.step_seq || !o->st.step_tokens) {
         moe_fail(err, "out of memory");
@@ -474,6 +484,7 @@ void moe_offload_free(moe_offload *o) {
     free(o->pf_status);
     free(o->wmax);
     free(o->hit);
+    free(o->kept), free(o->sub), free(o->st_sub), free(o->slot_in), free(o->slot_out);
     free(o->st.layer_accesses);
     free(o->st.layer_hits);
     free(o->st.step_accesses);
@@ -699,8 +710,54 @@ static void prefetch(moe_offload *o, uint32_t m, uint32_t nf, moe_access a) {
     }
 }
 
-static int src_layer(void *ctx, int mi, int T, const int *sel, const float *selw, const uint16_t *la, int *order,
-                     int *n_out, moe_error *err) {
+/* --on-miss skip / substitute (core/on_miss.h, the replay's rule): per
+ * token, slots whose expert is not resident are dropped (sel -1) or given a
+ * resident substitute; a token's remaining weights are rescaled to the sum of
+ * all its chosen weights when slots were dropped. Fills o->kept with the
+ * resident chosen experts (ascending: the set to serve) and o->sub with the
+ * substitutes not among them; counts token slots as the replay does. */
+static uint32_t apply_on_miss(moe_offload *o, moe_cache *c, uint32_t base, uint32_t nf, int T, int *sel, float *selw,
+                              const float *logits, uint32_t *n_sub) {
+    uint32_t K = o->K, nk = 0, ns = 0;
+    for (uint32_t i = 0; i < nf; i++)
+        if (moe_cache_resident(c, base + o->full[i])) o->kept[nk++] = o->full[i];
+    o->st.skipped_activations += nf - nk;
+    for (int t = 0; t < T; t++) {
+        int *s = sel + (size_t)t * K;
+        float *w = selw + (size_t)t * K;
+        for (uint32_t k = 0; k < K; k++) o->slot_in[k] = (uint16_t)s[k];
+        o->st.substituted_slots += moe_on_miss_token(o->cfg.on_miss, o->slot_in, K, c, base, logits + (size_t)t * o->E,
+                                                     o->E, o->slot_out);
+        double all = 0, left = 0;
+        for (uint32_t k = 0; k < K; k++) {
+            uint16_t e = o->slot_out[k];
+            all += w[k];
+            if (e != MOE_NO_EXPERT) left += w[k];
+            if (e == o->slot_in[k]) {
+                o->st.token_slots++;
+                o->st.token_slot_hits++; /* a kept slot's expert is resident */
+                continue;
+            }
+            o->st.skipped_slots++;
+            if (e == MOE_NO_EXPERT) continue;
+            if (o->st_sub[e] != o->cur) { /* o->cur: this layer's stamp (record_and_gather) */
+                o->st_sub[e] = o->cur;
+                int kept = 0;
+                for (uint32_t i = 0; i < nk && !kept; i++) kept = o->kept[i] == e;
+                if (!kept) o->sub[ns++] = e;
+            }
+        }
+        for (uint32_t k = 0; k < K; k++) {
+            s[k] = o->slot_out[k] == MOE_NO_EXPERT ? -1 : (int)o->slot_out[k];
+            if (left > 0 && left < all) w[k] = (float)(w[k] * (all / left));
+        }
+    }
+    *n_sub = ns;
+    return nk;
+}
+
+static int src_layer(void *ctx, int mi, int T, int *sel, float *selw, const float *logits, const uint16_t *la,
+                     int *order, int *n_out, moe_error *err) {
     moe_offload *o = ctx;
     uint32_t m = (uint32_t)mi;
     if (!o->in_step) return moe_fail(err, "offload: forward call outside step_begin/step_end");
@@ -708,12 +765,22 @@ static int src_layer(void *ctx, int mi, int T, const int *sel, const float *selw
     score_prediction(o, m, nf, T, sel);
     moe_cache *c = o->caches[o->cfg.global ? 0 : m];
     uint32_t base = o->cfg.global ? m * o->E : 0;
+    /* the set served: the router's, or under --on-miss its resident part */
+    const uint16_t *serve = o->full;
+    uint32_t ns = nf, nsub = 0;
+    if (o->cfg.on_miss) {
+        ns = apply_on_miss(o, c, base, nf, T, sel, selw, logits, &nsub);
+        serve = o->kept;
+    }
     moe_cache_begin_group(c);
-    for (uint32_t i = 0; i < nf; i++) moe_cache_protect(c, base + o->full[i]);
+    for (uint32_t i = 0; i < ns; i++) moe_cache_protect(c, base + serve[i]);
+    /* substitutes too: a global cache's prefetch must not evict one before it runs */
+    for (uint32_t i = 0; i < nsub; i++) moe_cache_protect(c, base + o->sub[i]);
     moe_access a = {.next_use = MOE_NEVER, .step = o->step, .layer = m};
     uint64_t hits = 0;
-    for (uint32_t i = 0; i < nf; i++) {
-        uint32_t e = o->full[i], key = base + e;
+    for (uint32_t i = 0; i < ns; i++) {
+        uint32_t e = serve[i], key = base + e;
+
         uint64_t gk = gkey(o, m, e);
         a.time = o->time++;
         a.expert = e;
@@ -743,25 +810,36 @@ static int src_layer(void *ctx, int mi, int T, const int *sel, const float *selw
         if (!(r == MOE_HIT && o->pfstate[gk] == ST_PF_UNUSED)) o->pfstate[gk] = ST_NONE;
         o->seen[gk] = 1;
     }
-    o->st.accesses += nf;
+    o->st.accesses += ns;
     o->st.hits += hits;
-    o->st.layer_accesses[m] += nf;
+    o->st.layer_accesses[m] += ns;
     o->st.layer_hits[m] += hits;
-    o->st.step_accesses[o->step] += nf;
+    o->st.step_accesses[o->step] += ns;
     o->st.step_hits[o->step] += hits;
-    o->st.token_slots += (uint64_t)T * o->K;
-    for (int i = 0; i < T * (int)o->K; i++) o->st.token_slot_hits += o->hit[sel[i]];
+    if (!o->cfg.on_miss) { /* (apply_on_miss counted them) */
+        o->st.token_slots += (uint64_t)T * o->K;
+        for (int i = 0; i < T * (int)o->K; i++) o->st.token_slot_hits += o->hit[sel[i]];
+    }
     if (o->pf) prefetch(o, m, nf, a);
+    /* the experts to run: the served set, then the substitutes (resident: their slots) */
+    uint16_t *run = o->cfg.on_miss ? o->kept : o->full;
+    uint32_t nr = ns;
+    for (uint32_t i = 0; i < nsub; i++) {
+        uint16_t e = o->sub[i];
+        o->hit[e] = 1;
+        o->cur_slot[e] = o->slot_of[gkey(o, m, e)];
+        run[nr++] = e;
+    }
     /* compute order: data already in (ascending id), then by read queue */
     int n = 0;
-    for (uint32_t i = 0; i < nf; i++)
-        if (__atomic_load_n(&o->slots[o->cur_slot[o->full[i]]].read, __ATOMIC_ACQUIRE) != READ_QUEUED)
-            order[n++] = o->full[i];
+    for (uint32_t i = 0; i < nr; i++)
+        if (__atomic_load_n(&o->slots[o->cur_slot[run[i]]].read, __ATOMIC_ACQUIRE) != READ_QUEUED)
+            order[n++] = run[i];
     int first_pending = n;
-    for (uint32_t i = 0; i < nf && n < (int)nf; i++) {
+    for (uint32_t i = 0; i < nr && n < (int)nr; i++) {
         int in = 0; /* a read may complete between the two passes: place each expert once */
-        for (int j = 0; j < first_pending && !in; j++) in = order[j] == o->full[i];
-        if (!in) order[n++] = o->full[i];
+        for (int j = 0; j < first_pending && !in; j++) in = order[j] == run[i];
+        if (!in) order[n++] = run[i];
     }
     for (int i = first_pending + 1; i < n; i++) {
         int v = order[i], j = i;

@@ -48,6 +48,7 @@ typedef struct moe_offload_config {
     const char *prefetch;      /* prefetcher spec, NULL = none */
     const char *prefetch_log;  /* write every prediction here (NULL = don't) */
     const char *load_state;    /* pre-read these experts before the first step (NULL = cold) */
+    int on_miss;               /* enum moe_on_miss (core/on_miss.h): wait, skip, substitute */
     uint32_t max_steps, max_tokens; /* bounds of the run (live trace arrays) */
 } moe_offload_config;
 
@@ -56,6 +57,8 @@ typedef struct moe_offload_stats {
     uint32_t n_layers;
     uint64_t accesses, hits, compulsory, bypasses, evictions, restarts;
     uint64_t token_slots, token_slot_hits;
+    /* --on-miss skip / substitute (replay_ext.h's definitions) */
+    uint64_t skipped_slots, skipped_activations, substituted_slots;
     uint64_t *layer_accesses, *layer_hits; /* n_layers */
     uint64_t *step_accesses, *step_hits;   /* per step */
     /* I/O */

@@ -179,12 +179,13 @@ static inline void widen16(const uint8_t *q, v4f32 out[4]) {
     const v4f32 two23 = {8388608.0f, 8388608.0f, 8388608.0f, 8388608.0f};
     v16u8 b;
     memcpy(&b, q, 16);
-    v8u16 lo = (v8u16)__builtin_shuffle(b, z8, (v16u8){0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23});
-    v8u16 hi = (v8u16)__builtin_shuffle(b, z8, (v16u8){8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31});
-    v4u32 w[4] = {(v4u32)__builtin_shuffle(lo, z16, (v8u16){0, 8, 1, 9, 2, 10, 3, 11}),
-                  (v4u32)__builtin_shuffle(lo, z16, (v8u16){4, 12, 5, 13, 6, 14, 7, 15}),
-                  (v4u32)__builtin_shuffle(hi, z16, (v8u16){0, 8, 1, 9, 2, 10, 3, 11}),
-                  (v4u32)__builtin_shuffle(hi, z16, (v8u16){4, 12, 5, 13, 6, 14, 7, 15})};
+    /* __builtin_shufflevector: clang's, and GCC's since 12 (Debian 12's) */
+    v8u16 lo = (v8u16)__builtin_shufflevector(b, z8, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    v8u16 hi = (v8u16)__builtin_shufflevector(b, z8, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    v4u32 w[4] = {(v4u32)__builtin_shufflevector(lo, z16, 0, 8, 1, 9, 2, 10, 3, 11),
+                  (v4u32)__builtin_shufflevector(lo, z16, 4, 12, 5, 13, 6, 14, 7, 15),
+                  (v4u32)__builtin_shufflevector(hi, z16, 0, 8, 1, 9, 2, 10, 3, 11),
+                  (v4u32)__builtin_shufflevector(hi, z16, 4, 12, 5, 13, 6, 14, 7, 15)};
     for (int k = 0; k < 4; k++) out[k] = (v4f32)(w[k] | magic) - two23;
 }
 

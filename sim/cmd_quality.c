@@ -14,12 +14,17 @@
 #include "../backend/quality.h"
 #include "../backend/readfile.h"
 #include "../backend/tokenizer.h"
+#include "../core/on_miss.h"
 #include "../core/precision.h"
 #include "cli.h"
 #include "commands.h"
+#include "offload_opts.h"
+#include "offload_run.h"
 
 static const char quality_usage[] =
     "usage: moesim quality --model DIR --text-file F [--precision SPEC]... [--threads N] [--json]\n"
+    "       moesim quality --model DIR --text-file F --offload PACK|auto --capacity C\n"
+    "                      [--on-miss wait|skip|substitute] [offload options] [--json]\n"
     "\n"
     "How much a constrained model's predictions differ from the full model's on\n"
     "the same text. Both read the text from its first byte and predict every next\n"
@@ -46,7 +51,15 @@ static const char quality_usage[] =
     "--precision may be given up to 16 times: the full model runs once for all.\n"
     "Columns: experts quantized, MiB of all routed experts at these precisions,\n"
     "how many times smaller than at 16 bits, nats per byte, delta, kl_mean,\n"
-    "top-1 agreement (%), the scheme.\n";
+    "top-1 agreement (%%), the scheme.\n"
+    "\n"
+    "Offloaded (--offload), the constrained model is the same model streaming its\n"
+    "experts through a bounded cache, each miss handled as --on-miss says: wait\n"
+    "gives the full model's numbers exactly; skip and substitute show what they\n"
+    "cost. The text runs as one sequence in steps of 32 bytes; stderr gets what the\n"
+    "cache did.\n"
+    "\n"
+    "%s";
 
 #define QCHUNK 256
 
@@ -70,19 +83,24 @@ static moe_trace *capture_text(moe_engine *e, const moe_model *m, const int *ids
 }
 
 /* The full engine and every constrained one over the text, chunk by chunk:
- * the full model's logits are computed once for all of them. */
-static int compare(moe_engine *ef, moe_engine **ec, int nc, const int *ids, int n, int V, moe_quality *q,
-                   moe_error *err) {
+ * the full model's logits are computed once for all of them. With an
+ * offloaded constrained engine (off), chunks are steps of at most
+ * MOE_ENGINE_MAX_STEP tokens (chunking changes no number). */
+static int compare(moe_engine *ef, moe_engine **ec, int nc, moe_offload *off, const int *ids, int n, int V,
+                   moe_quality *q, moe_error *err) {
+    int chunk = off ? MOE_ENGINE_MAX_STEP : QCHUNK;
     float *lf = malloc((size_t)QCHUNK * V * sizeof *lf), *lc = malloc((size_t)QCHUNK * V * sizeof *lc);
     int rc = 0;
     if (!lf || !lc) rc = moe_fail(err, "out of memory");
     moe_engine_reset(ef);
     for (int k = 0; k < nc; k++) moe_engine_reset(ec[k]), memset(&q[k], 0, sizeof q[k]);
-    for (int t0 = 0; !rc && t0 < n - 1; t0 += QCHUNK) {
-        int T = n - 1 - t0 < QCHUNK ? n - 1 - t0 : QCHUNK;
+    for (int t0 = 0; !rc && t0 < n - 1; t0 += chunk) {
+        int T = n - 1 - t0 < chunk ? n - 1 - t0 : chunk;
         if (moe_engine_forward(ef, ids + t0, T, lf, 1, NULL, err)) rc = -1;
         for (int k = 0; !rc && k < nc; k++) {
-            if (moe_engine_forward(ec[k], ids + t0, T, lc, 1, NULL, err)) rc = -1;
+            if ((off && moe_offload_step_begin(off, 0, MOE_PHASE_PREFILL, (uint32_t)t0, (uint32_t)T, err)) ||
+                moe_engine_forward(ec[k], ids + t0, T, lc, 1, NULL, err) || (off && moe_offload_step_end(off, err)))
+                rc = -1;
             for (int t = 0; !rc && t < T; t++)
                 moe_quality_add(&q[k], lf + (size_t)t * V, lc + (size_t)t * V, V, ids[t0 + t + 1]);
         }
@@ -93,7 +111,7 @@ static int compare(moe_engine *ef, moe_engine **ec, int nc, const int *ids, int 
 
 /* One scheme's row: text (a table row) or a JSON line. */
 static int print_row(int json, const char *text_path, size_t n, const moe_model *m, const moe_qexperts *qx,
-                     const char *canonical, const moe_quality *q, moe_error *err) {
+                     const char *canonical, const char *precision, const moe_quality *q, moe_error *err) {
     double P = (double)q->positions, d = (q->nll_con - q->nll_full) / P;
     uint64_t quantized = 0, all = (uint64_t)qx->n_layers * qx->n_experts, bytes = 0, bytes16 = 0;
     for (uint64_t i = 0; i < all; i++) {
@@ -111,7 +129,8 @@ static int print_row(int json, const char *text_path, size_t n, const moe_model 
     cJSON_AddStringToObject(o, "text", text_path);
     cJSON_AddNumberToObject(o, "bytes", (double)n);
     cJSON_AddNumberToObject(o, "positions", P);
-    cJSON_AddStringToObject(o, "precision", canonical);
+    cJSON_AddStringToObject(o, "constraint", canonical);
+    cJSON_AddStringToObject(o, "precision", precision);
     cJSON_AddNumberToObject(o, "experts_quantized", (double)quantized);
     cJSON_AddNumberToObject(o, "experts", (double)all);
     cJSON_AddNumberToObject(o, "expert_bytes", (double)bytes);
@@ -135,17 +154,23 @@ int cmd_quality(int argc, char **argv) {
         {"model", required_argument, 0, 'm'},     {"text-file", required_argument, 0, 'f'},
         {"precision", required_argument, 0, 'p'}, {"threads", required_argument, 0, 'j'},
         {"json", no_argument, 0, 'J'},            {"help", no_argument, 0, 'h'},
+        MOE_OFFLOAD_LONGOPTS,                     {"seed", required_argument, 0, 'X'},
         {0, 0, 0, 0},
     };
     const char *model = NULL, *text_path = NULL, *spec[MAX_SCHEMES];
     int ns = 0;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     uint64_t threads = ncpu > 0 ? (uint64_t)ncpu : 1;
-    int json = 0, c;
+    int json = 0, c, idx = 0;
     moe_error err = {{0}};
+    moe_offload_opts off;
+    moe_offload_opts_init(&off);
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
         switch (c) {
+        case 'X':
+            if (moe_offload_opt_set(&off, opts[idx].name, optarg, &err)) return cli_error("quality", &err);
+            break;
         case 'm': model = optarg; break;
         case 'f': text_path = optarg; break;
         case 'p':
@@ -160,13 +185,24 @@ int cmd_quality(int argc, char **argv) {
             if (cli_parse_u64("--threads", optarg, 256, &threads, &err)) return cli_error("quality", &err);
             if (!threads) threads = 1;
             break;
-        case 'h': fputs(quality_usage, stdout); return 0;
-        default: fputs(quality_usage, stderr); return 2;
+        case 'h': printf(quality_usage, moe_offload_opts_help); return 0;
+        default: fprintf(stderr, quality_usage, moe_offload_opts_help); return 2;
         }
     }
     if (optind < argc || !model || !text_path) {
-        fprintf(stderr, "moesim quality: --model and --text-file are required\n%s", quality_usage);
+        fprintf(stderr, "moesim quality: --model and --text-file are required\n");
+        fprintf(stderr, quality_usage, moe_offload_opts_help);
         return 2;
+    }
+    if (!off.pack && off.n_set) {
+        fprintf(stderr, "moesim quality: --%s applies to offloaded runs: add --offload PACK|auto\n", off.first_set);
+        return 2;
+    }
+    if (off.pack && ns) {
+        /* a quantized pack is what an offloaded run at lower precision would read */
+        moe_fail(&err, "--precision with --offload: offloaded experts run at the pack's precision; "
+                       "compare precisions resident (without --offload)");
+        return cli_error("quality", &err);
     }
     if (!ns) spec[ns++] = "uniform:bits=16";
     /* every scheme is checked before anything is loaded */
@@ -204,6 +240,8 @@ int cmd_quality(int argc, char **argv) {
     moe_qexperts *qx[MAX_SCHEMES] = {0};
     moe_precision_plan plan = {0};
     moe_quality q[MAX_SCHEMES];
+    moe_offload *ol = NULL;
+    moe_offload_config oc;
     /* the plans need the geometry, and an oracle profile the text's routing */
     moe_trace geom = {.n_layers = (uint32_t)m->cfg.n_moe_layers, .n_experts = (uint32_t)m->cfg.n_experts};
     if (!moe_tok_is_bytes(V)) moe_fail(&err, "%s: vocabulary of %d is not byte-level", model, V);
@@ -218,17 +256,33 @@ int cmd_quality(int argc, char **argv) {
             moe_precision_plan_free(&plan);
             if (!ok) moe_fail_prefix(&err, "--precision %s", canonical[k]);
         }
-        if (ok && !compare(ef, ec, ns, ids, (int)n, V, q, &err)) {
+        if (ok && off.pack) { /* the constrained engine streams its experts */
+            char pack[2048];
+            ok = !moe_offload_pack_path(&off, model, pack, sizeof pack, &err) &&
+                 !moe_offload_config_of(&off, pack, m, &oc, &err);
+            oc.max_tokens = (uint32_t)(n - 1);
+            oc.max_steps = (uint32_t)((n - 1 + MOE_ENGINE_MAX_STEP - 1) / MOE_ENGINE_MAX_STEP);
+            ok = ok && (ol = moe_offload_new(m, &oc, &err)) &&
+                 !moe_engine_set_expert_source(ec[0], moe_offload_source(ol), &err);
+            if (ok)
+                snprintf(canonical[0], sizeof canonical[0], "offload %s, capacity %u%s, on-miss %s",
+                         moe_offload_policy(ol), oc.capacity, oc.global ? " in all" : " per layer",
+                         moe_on_miss_name(oc.on_miss));
+        }
+        const moe_offload_stats *st;
+        if (ok && !compare(ef, ec, ns, ol, ids, (int)n, V, q, &err) && (!ol || !moe_offload_finish(ol, &st, &err))) {
+            if (ol) moe_offload_print_cache(stderr, "quality", moe_offload_policy(ol), &oc, st);
             if (!json)
                 printf("text %s: %zu bytes, %llu predictions; full model %.6f nats/byte\n"
                        "%6s %8s %8s %9s %9s %9s %7s  %s\n",
                        text_path, n, (unsigned long long)q[0].positions, q[0].nll_full / (double)q[0].positions,
                        "quant", "MiB", "smaller", "nats/B", "delta", "kl_mean", "top1 %", "precision");
             rc = 0;
-            for (int k = 0; k < ns && !rc; k++) rc = print_row(json, text_path, n, m, qx[k], canonical[k], &q[k], &err);
+            for (int k = 0; k < ns && !rc; k++) rc = print_row(json, text_path, n, m, qx[k], canonical[k], ol ? "uniform:bits=16" : canonical[k], &q[k], &err);
         }
     }
     if (rc) cli_error("quality", &err);
+    moe_offload_free(ol);
     moe_engine_free(ef);
     for (int k = 0; k < ns; k++) moe_engine_free(ec[k]), moe_qexperts_free(qx[k]);
     moe_trace_free(oracle);

@@ -37,7 +37,7 @@ int cmd_run(int argc, char **argv) {
         {"json", no_argument, 0, 'j'},            {"help", no_argument, 0, 'h'},
         /* issue-4 options: handed to moe_replay_opt_set by name */
         {"prefetch", required_argument, 0, 'X'},  {"speculate", no_argument, 0, 'X'},
-        {"skip", required_argument, 0, 'X'},      {"precision", required_argument, 0, 'X'},
+        {"skip", required_argument, 0, 'X'},      {"on-miss", required_argument, 0, 'X'},      {"precision", required_argument, 0, 'X'},
         {"device", required_argument, 0, 'X'},    {"model", required_argument, 0, 'X'},
         {"devices", required_argument, 0, 'X'},   {"models", required_argument, 0, 'X'},
         {"split", required_argument, 0, 'X'},     {"load-state", required_argument, 0, 'X'},

@@ -263,7 +263,7 @@ int cmd_sweep(int argc, char **argv) {
         /* issue-4 axes, applied by name exactly as an experiment file's keys */
         {"prefetch", required_argument, 0, 'X'},   {"precision", required_argument, 0, 'X'},
         {"device", required_argument, 0, 'X'},     {"model", required_argument, 0, 'X'},
-        {"skip", required_argument, 0, 'X'},       {"split", required_argument, 0, 'X'},
+        {"skip", required_argument, 0, 'X'},       {"on-miss", required_argument, 0, 'X'},       {"split", required_argument, 0, 'X'},
         {"speculate", no_argument, 0, 'X'},        {"devices", required_argument, 0, 'X'},
         {"models", required_argument, 0, 'X'},
         {"help", no_argument, 0, 'h'},

@@ -65,12 +65,13 @@ static const char validate_usage[] =
 /* The figures compared, by the metric names `moesim run --json` uses. */
 static const char *const figures[] = {
     "hits", "misses", "bypasses", "bytes_read", "bytes_demand", "bytes_prefetch", "prefetch_issued",
-    "tok_s", "ttft_mean_s", "tpot_mean_s", "tpot_p50_s", "tpot_p99_s", "total_s", "compute_s", "dense_s",
+    "skipped_slots", "substituted_slots", "tok_s", "ttft_mean_s", "tpot_mean_s", "tpot_p50_s", "tpot_p99_s", "total_s", "compute_s", "dense_s",
     "expert_s", "stall_s", "stall_miss_s", "stall_late_prefetch_s", "io_utilisation", NULL};
 /* Those that are counts of the cache's behaviour: must be equal. */
 static int exact_figure(const char *name) {
     return !strcmp(name, "hits") || !strcmp(name, "misses") || !strcmp(name, "bypasses") ||
-           !strncmp(name, "bytes_", 6) || !strcmp(name, "prefetch_issued");
+           !strncmp(name, "bytes_", 6) || !strcmp(name, "prefetch_issued") || !strcmp(name, "skipped_slots") ||
+           !strcmp(name, "substituted_slots");
 }
 
 static double metric(const moe_replay_result *r, const char *name) {
@@ -271,7 +272,8 @@ static int validate_one(vopts *o, const moe_model *m, const int *ids, int n_ids,
     moe_replay_config cfg = {.policy = v->policy, .capacity = job.oc.capacity,
                              .scope = job.oc.global ? MOE_SCOPE_GLOBAL : MOE_SCOPE_PER_LAYER,
                              .cold_per_seq = job.oc.cold_per_seq, .seed = job.oc.seed, .split = job.oc.split,
-                             .device = o->device, .devices_path = o->devices, .load_state = job.oc.load_state};
+                             .device = o->device, .devices_path = o->devices, .load_state = job.oc.load_state,
+                             .on_miss = job.oc.on_miss};
     /* the pack's precision prices reads and bytes */
     if (out.stats->expert_bytes == out.trace->expert_bytes[MOE_PREC_F32]) cfg.precision = "uniform:bits=32";
     snprintf(extra_p, sizeof extra_p, "kind=predicted\nvalidation=%s", v->vid);

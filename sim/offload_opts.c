@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "../backend/pack.h"
+#include "../core/on_miss.h"
 #include "../core/prefetch.h"
 #include "cli.h"
 #include "replay.h"
@@ -31,6 +32,10 @@ const char moe_offload_opts_help[] =
     "                       buffered (pread through the page cache), mmap (memcpy)\n"
     "  --io-threads N       I/O threads serving the read queue (the I/O channels)\n"
     "  --prefill-chunk N    prompt tokens per step (1..32, default 32)\n"
+    "  --on-miss M          wait (default: read it and wait), skip (drop the slot,\n"
+    "                       rescale the token's other weights) or substitute (run\n"
+    "                       the resident expert the router scores highest instead);\n"
+    "                       skip and substitute read nothing on a miss\n"
     "  --save-state F       save the resident experts at the end\n"
     "  --load-state F       pre-read a saved state before the first step\n"
     "  --steps-out F        per-step measured figures as CSV (step, phase, tokens,\n"
@@ -71,6 +76,7 @@ static int opt_set(moe_offload_opts *o, const char *name, const char *v, moe_err
     else if (!strcmp(name, "save-state")) o->save_state = v;
     else if (!strcmp(name, "load-state")) o->load_state = v;
     else if (!strcmp(name, "steps-out")) o->steps_out = v;
+    else if (!strcmp(name, "on-miss")) return moe_on_miss_parse(v, &o->on_miss, err) ? -1 : 0;
     else if (!strcmp(name, "speculate"))
         /* the backend computes on the cores that would run a speculated
          * expert: there is no idle compute lane for it to fill */
@@ -137,5 +143,6 @@ int moe_offload_config_of(const moe_offload_opts *o, const char *pack_path, cons
     oc->prefetch = o->prefetch;
     oc->prefetch_log = o->prefetch_log;
     oc->load_state = o->load_state;
+    oc->on_miss = o->on_miss;
     return 0;
 }

@@ -7,6 +7,7 @@
 
 #include "../backend/capture.h"
 #include "../backend/sample.h"
+#include "../core/on_miss.h"
 #include "../core/timing.h"
 #include "../core/trace_formats.h"
 #include "replay_ext.h"
@@ -54,7 +55,8 @@ int moe_offload_generate(const moe_offload_job *job, moe_offload_out *out, moe_e
     if (!(out->off = moe_offload_new(m, &oc, err))) goto done;
     if (!(eng = moe_engine_new(m, job->threads, ctx, err))) goto done;
     if (moe_engine_set_expert_source(eng, moe_offload_source(out->off), err)) goto done;
-    if (!(cap = moe_capture_new(m, 0, job->capture_lookahead, chunk))) {
+    /* --on-miss substitute: the replay picks the substitutes from the router's logits */
+    if (!(cap = moe_capture_new(m, oc.on_miss == MOE_ON_MISS_SUBSTITUTE, job->capture_lookahead, chunk))) {
         moe_fail(err, "out of memory");
         goto done;
     }
@@ -121,6 +123,9 @@ int moe_offload_result(const moe_offload_out *out, const char *policy, const cha
     res->restarts = st->restarts;
     res->token_slots = st->token_slots;
     res->token_slot_hits = st->token_slot_hits;
+    x->skipped_slots = st->skipped_slots;
+    x->skipped_activations = st->skipped_activations;
+    x->substituted_slots = st->substituted_slots;
     memcpy(res->layer_accesses, st->layer_accesses, st->n_layers * sizeof(uint64_t));
     memcpy(res->layer_hits, st->layer_hits, st->n_layers * sizeof(uint64_t));
     for (uint64_t s = 0; s < st->n_steps; s++) {

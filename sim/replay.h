@@ -36,6 +36,7 @@ typedef struct moe_replay_config {
     const char *prefetch;   /* prefetcher spec ("gate:ahead=1,n=2"), NULL = none */
     int speculate;          /* run predicted experts in I/O stalls (needs prefetch ahead=1) */
     const char *skip;       /* "cum=0.9,topk_frac=0.3" (either or both), NULL = off */
+    int on_miss;            /* enum moe_on_miss (core/on_miss.h): wait (0), skip, substitute */
     const char *precision;  /* precision scheme spec, NULL = every expert at f16 */
     const char *device;     /* device profile name: turns the timing model on */
     const char *model;      /* model profile spec "name[:dense_bits=4,...]", NULL = trace header */

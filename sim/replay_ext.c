@@ -12,13 +12,14 @@
 #include "../core/device_profile.h"
 #include "../core/params.h"
 #include "../core/precision.h"
+#include "../core/on_miss.h"
 #include "../core/prefetch.h"
 #include "../core/split.h"
 #include "../core/timing.h"
 
 int moe_replay_config_is_ext(const moe_replay_config *cfg) {
     return cfg->prefetch || cfg->speculate || cfg->skip || cfg->precision || cfg->device || cfg->model ||
-           cfg->capacity_bytes || cfg->capacity_frac > 0 || cfg->load_state || cfg->save_state;
+           cfg->capacity_bytes || cfg->capacity_frac > 0 || cfg->load_state || cfg->save_state || cfg->on_miss;
 }
 
 int moe_skip_parse(const char *spec, double *cum, double *topk_frac, char *canonical, size_t cap,
@@ -76,6 +77,10 @@ typedef struct eng {
     uint32_t n_spec, n_cand, cand_layer;
     uint64_t spec_step; /* step + 1 of the pending speculation, 0 = none */
     uint32_t spec_layer;
+    /* --on-miss substitute: substitutes of the current (step, layer), with
+     * their token counts (st_sub == cur: in the list) */
+    uint16_t *sub, *onmiss;
+    uint32_t n_sub, *st_sub, *nt_sub;
     /* per-slot scratch of a step: kept expert or MOE_NO_EXPERT */
     uint16_t *slot_kept;
     size_t n_slots;
@@ -126,9 +131,11 @@ static void gather(eng *g, uint64_t s, uint32_t l, moe_cache *c, uint32_t base, 
         memset(g->st_full, 0, g->E * sizeof *g->st_full);
         memset(g->st_kept, 0, g->E * sizeof *g->st_kept);
         memset(g->spec_ok, 0, g->E * sizeof *g->spec_ok);
+        memset(g->st_sub, 0, g->E * sizeof *g->st_sub);
         g->cur = 1;
     }
     uint32_t nf = 0, nk = 0;
+    g->n_sub = 0;
     uint64_t t0 = t->step_first_token[s], t1 = t->step_first_token[s + 1];
     size_t slot = 0;
     for (uint64_t tok = t0; tok < t1; tok++) {
@@ -138,6 +145,18 @@ static void gather(eng *g, uint64_t s, uint32_t l, moe_cache *c, uint32_t base, 
         for (; ns < t->top_k && t->experts[r + ns] != MOE_NO_EXPERT; ns++)
             if (t->weights && !isnan(t->weights[r + ns])) wsum += t->weights[r + ns];
         double cum = 0, w0 = t->weights ? t->weights[r] : NAN;
+        if (g->cfg->on_miss) {
+            /* the rule the backend applies (core/on_miss.h); substitutes are computed, not served */
+            x->substituted_slots += moe_on_miss_token(g->cfg->on_miss, t->experts + r, ns, c, base,
+                                                      t->router_logits ? t->router_logits + (tok * g->L + l) * g->E : NULL,
+                                                      g->E, g->onmiss);
+            for (uint32_t k = 0; k < ns; k++) {
+                uint16_t e = g->onmiss[k];
+                if (e == MOE_NO_EXPERT || e == t->experts[r + k]) continue;
+                if (g->st_sub[e] != g->cur) g->st_sub[e] = g->cur, g->sub[g->n_sub++] = e, g->nt_sub[e] = 0;
+                g->nt_sub[e]++;
+            }
+        }
         for (uint32_t k = 0; k < ns; k++) {
             uint16_t e = t->experts[r + k];
             float w = t->weights ? t->weights[r + k] : NAN;
@@ -153,6 +172,7 @@ static void gather(eng *g, uint64_t s, uint32_t l, moe_cache *c, uint32_t base, 
             if (!drop && g->dynamic && (need = moe_precision_hobbit_slot(&g->plan, cum)) < 0) drop = 1;
             if (!drop && g->skip_cum > 0 && k > 0 && cum >= g->skip_cum && !moe_cache_resident(c, base + e))
                 drop = 1;
+            if (!drop && g->cfg->on_miss && g->onmiss[k] != e) drop = 1; /* missed: dropped or substituted */
             cum += wn;
             x->total_mass += wn;
             if (drop) {
@@ -229,6 +249,33 @@ static void prefetch(eng *g, uint64_t s, uint32_t l, uint32_t n_full, moe_access
         g->n_cand = n;
         g->cand_layer = lt;
     }
+}
+
+/* --on-miss substitute: the substitutes run on the lane with the kept
+ * experts, as resident copies (their data as it stands; no access). A
+ * substitute already kept for other tokens runs once, over more tokens.
+ * Appends the new ones to g->kept (re-sorted by id); returns how many. */
+static uint32_t add_substitutes(eng *g, uint32_t l, uint32_t n_kept) {
+    uint32_t n = n_kept;
+    for (uint32_t i = 0; i < g->n_sub; i++) {
+        uint16_t e = g->sub[i];
+        size_t gk = (size_t)l * g->E + e;
+        if (g->st_kept[e] == g->cur) {
+            g->nt_kept[e] += g->nt_sub[e];
+            continue;
+        }
+        g->st_kept[e] = g->cur;
+        g->kept[n++] = e;
+        g->nt_kept[e] = g->nt_sub[e];
+        g->hit[e] = 1;
+        g->pfhit[e] = 0;
+        g->late_kind[e] = 0;
+        g->prec_used[e] = g->keyprec[gk];
+        g->rdy[e] = g->ready[gk];
+        g->rid_e[e] = g->rid[gk];
+    }
+    sort_ids(g->kept, n);
+    return n - n_kept;
 }
 
 /* Contended timeline: when expert e's data (of the current layer) arrives,
@@ -388,6 +435,12 @@ static int setup(eng *g, moe_error *err) {
             return -1;
         x->skip = 1;
     }
+    if (cfg->on_miss && (cfg->skip || g->dynamic))
+        return moe_fail(err, "--on-miss %s cannot be combined with %s: both drop slots", moe_on_miss_name(cfg->on_miss),
+                        cfg->skip ? "--skip" : "--precision hobbit");
+    if (cfg->on_miss == MOE_ON_MISS_SUBSTITUTE && !t->router_logits)
+        return moe_fail(err, "--on-miss substitute picks the resident expert the router scores highest: the trace "
+                             "has no router logits (capture with `moesim infer --router-logits`)");
     if ((cfg->skip || g->dynamic) && !t->weights)
         return moe_fail(err, "%s needs gate weights, and the trace has none",
                         cfg->skip ? "--skip" : "--precision hobbit");
@@ -447,6 +500,10 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
     g->spec_dt = malloc(E * sizeof(double));
     g->nt_full = calloc(E, sizeof(uint32_t));
     g->nt_kept = calloc(E, sizeof(uint32_t));
+    g->sub = malloc(E * sizeof(uint16_t));
+    g->onmiss = malloc((t->top_k + 1) * sizeof(uint16_t));
+    g->st_sub = calloc(E, sizeof(uint32_t));
+    g->nt_sub = calloc(E, sizeof(uint32_t));
     uint32_t *nt_list = calloc(E, sizeof(uint32_t));
     g->need = calloc(E, 1);
     g->prec_used = calloc(E, 1);
@@ -463,7 +520,7 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
         !g->pred_has || !g->st_full || !g->st_kept || !g->spec_ok || !g->full || !g->kept || !g->order ||
         !g->pred || !g->pf_status || !g->cand || !g->spec_e || !g->spec_dt || !g->nt_full || !g->nt_kept || !nt_list ||
         !g->need || !g->prec_used || !g->hit || !g->pfhit || !g->late_kind || !g->wmax || !g->rdy ||
-        !g->slot_kept || !g->dur || !g->last_use || !res_ok) {
+        !g->slot_kept || !g->dur || !g->last_use || !g->sub || !g->onmiss || !g->st_sub || !g->nt_sub || !res_ok) {
         moe_fail(err, "out of memory");
         goto out;
     }
@@ -598,6 +655,8 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
             /* step 3: serve the kept set */
             moe_cache_begin_group(c);
             for (uint32_t i = 0; i < n_kept; i++) moe_cache_protect(c, base + g->kept[i]);
+            /* substitutes too: a global cache's prefetch must not evict one before it runs */
+            for (uint32_t i = 0; i < g->n_sub; i++) moe_cache_protect(c, base + g->sub[i]);
             uint64_t hits = 0;
             a.layer = l;
             for (uint32_t i = 0; i < n_kept; i++) {
@@ -662,7 +721,7 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
                 }
             }
             if (g->pf) prefetch(g, s, l, n_full, a, nt_list);
-            if (g->timing) compute_layer(g, s, l, n_kept, T);
+            if (g->timing) compute_layer(g, s, l, n_kept + add_substitutes(g, l, n_kept), T);
         }
         if (g->timing) moe_tl_compute(&g->tl, moe_profile_head_s(&g->dev, &g->model, T), MOE_COMPUTE_DENSE);
         double dur = g->tl.now - step_start;
@@ -729,6 +788,7 @@ out:
     free(g->ready); free(g->rid); free(g->rid_e); free(g->keyprec); free(g->pfstate); free(g->seen); free(g->pred_stamp);
     free(g->pred_has); free(g->st_full); free(g->st_kept); free(g->spec_ok); free(g->full);
     free(g->kept); free(g->order); free(g->pred); free(g->pf_status); free(g->cand); free(g->spec_e); free(g->spec_dt);
+    free(g->sub); free(g->onmiss); free(g->st_sub); free(g->nt_sub);
     free(g->nt_full); free(g->nt_kept); free(nt_list); free(g->need); free(g->prec_used); free(g->hit);
     free(g->pfhit); free(g->late_kind); free(g->wmax); free(g->rdy); free(g->slot_kept); free(g->dur);
     free(g->last_use);

@@ -85,6 +85,7 @@ struct moe_replay_ext {
 
     /* skipping (skip and hobbit) */
     uint64_t skipped_slots, skipped_activations;
+    uint64_t substituted_slots; /* --on-miss substitute: slots run on a resident stand-in */
     double skipped_mass, total_mass, skipped_mass_frac;
 
     /* precision */

@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "../core/device_profile.h"
+#include "../core/on_miss.h"
 #include "../core/precision.h"
 #include "../core/prefetch.h"
 #include "../core/split.h"
@@ -24,6 +25,10 @@ const char moe_replay_opts_help[] =
     "  --speculate        run predicted next-layer experts while the lane stalls on I/O\n"
     "  --skip S           cum=0.9 (skip-on-miss past this cumulative gate weight) and/or\n"
     "                     topk_frac=0.3 (adaptive top-k: drop below 0.3 x top-1)\n"
+    "  --on-miss M        wait (default), skip or substitute: a missing expert is\n"
+    "                     read and waited for, dropped, or replaced by the resident\n"
+    "                     expert the router scores highest (needs router logits in\n"
+    "                     the trace); dropped and replaced ones read nothing\n"
     "  --precision S      uniform:bits=16|8|4|3|2, mlx-tiers, hot-cold:hot=4,\n"
     "                     hobbit:hi=0.6,lo=0.9 (profile=oracle|PATH for the first two)\n"
     "  --device D         device profile (experiments/devices.ini): turns on the timing model\n"
@@ -120,6 +125,9 @@ int moe_replay_opt_set(moe_replay_config *cfg, const char *name, const char *v, 
         double a, b;
         if (need(name, v, err) || moe_skip_parse(v, &a, &b, canon, sizeof canon, err)) return -1;
         cfg->skip = v;
+    } else if (same(name, "on-miss")) {
+        if (need(name, v, err)) return -1;
+        return moe_on_miss_parse(v, &cfg->on_miss, err);
     } else if (same(name, "precision")) {
         if (need(name, v, err) || moe_precision_canonical(v, canon, sizeof canon, err)) return -1;
         cfg->precision = v;

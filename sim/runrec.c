@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../core/device_profile.h"
+#include "../core/on_miss.h"
 #include "../core/precision.h"
 #include "../core/prefetch.h"
 #include "../core/split.h"
@@ -60,6 +61,8 @@ int moe_run_config_text_err(const moe_replay_config *cfg, const char *canonical_
         snprintf(lines[n++], sizeof lines[0], "skip=%s", canon);
     }
     if (cfg->speculate) snprintf(lines[n++], sizeof lines[0], "speculate=1");
+    /* wait keeps the identity of a run without --on-miss */
+    if (cfg->on_miss) snprintf(lines[n++], sizeof lines[0], "on_miss=%s", moe_on_miss_name(cfg->on_miss));
     /* only a non-uniform split is a different run: "uniform" keeps the
      * identity of a run without --split */
     if (!moe_split_is_uniform(cfg->split)) {
@@ -157,6 +160,7 @@ size_t moe_run_metrics(const moe_replay_result *res, moe_metric *out, size_t cap
         M("skipped_slots", x->skipped_slots);
         M("skipped_activations", x->skipped_activations);
         M("skipped_gate_mass", x->skipped_mass_frac);
+        if (x->substituted_slots) M("substituted_slots", x->substituted_slots);
     }
     if (x->precision || x->byte_capacity) {
         static const char *const tn[MOE_PREC_COUNT][3] = {
@@ -259,6 +263,7 @@ char *moe_run_json(const moe_replay_config *cfg, const moe_replay_result *res, c
                                     x->profile_oracle ? "replayed trace (oracle)" : "separate trace or none");
         }
         if (x->skip_spec[0]) cJSON_AddStringToObject(o, "skip", x->skip_spec);
+        if (cfg->on_miss) cJSON_AddStringToObject(o, "on_miss", moe_on_miss_name(cfg->on_miss));
         cJSON_AddBoolToObject(o, "speculate", x->speculate);
         moe_metric m[128];
         size_t n = moe_run_metrics(res, m, 128);
@@ -288,10 +293,16 @@ static void print_ext(const moe_replay_config *cfg, const moe_replay_result *res
                (unsigned long long)x->pf_evicted_unused, (unsigned long long)x->pf_unused_end,
                (unsigned long long)x->collision_misses, mib(x->pf_wasted_bytes));
     }
-    if (x->skip || x->skipped_slots)
-        printf("skipped     %llu slots, %llu activations, gate mass %.4f of %.1f%s%s\n",
-               (unsigned long long)x->skipped_slots, (unsigned long long)x->skipped_activations,
-               x->skipped_mass_frac, x->total_mass, x->skip_spec[0] ? ", skip " : "", x->skip_spec);
+    if (x->skip || x->skipped_slots) {
+        printf("skipped     %llu slots, %llu activations, gate mass %.4f of %.1f%s%s", (unsigned long long)x->skipped_slots,
+               (unsigned long long)x->skipped_activations, x->skipped_mass_frac, x->total_mass,
+               x->skip_spec[0] ? ", skip " : "", x->skip_spec);
+        if (cfg->on_miss)
+            printf("%s--on-miss %s", x->skip_spec[0] ? "; " : ", ", moe_on_miss_name(cfg->on_miss));
+        if (cfg->on_miss == MOE_ON_MISS_SUBSTITUTE)
+            printf(": %llu of them run on a resident substitute", (unsigned long long)x->substituted_slots);
+        printf("\n");
+    }
     if (x->precision) {
         printf("precision   %s%s: effective bits %.2f (computed), %.2f (model)\n", x->scheme,
                x->profile_oracle ? " [profile = replayed trace: oracle]" : "", x->eff_bits_active, x->eff_bits_model);

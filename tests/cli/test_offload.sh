@@ -347,6 +347,24 @@ for a in "8" "2" "30 --scope global"; do
     run $VAL --capacity $a --devices "$tmp/hand.ini" --device hand --json --load-state "$tmp/s.state"
     check_validate "validate_state_exact_$1${2:+_global}"
 done
+# --on-miss: a missing expert is dropped or replaced, nothing is read on demand;
+# the replay serves the same experts (skipped and substituted slots exact too).
+# The prefetcher and a saved state fill the caches (nothing else would).
+for mode in skip substitute; do
+    for sc in "8" "30 --scope global"; do
+        run $VAL --capacity $sc --devices "$tmp/hand.ini" --device hand --json --load-state "$tmp/s.state" \
+            --prefetch gate:ahead=1 --on-miss $mode
+        check_validate "validate_on_miss_${mode}_$(echo $sc | tr -d ' -')"
+        sm=$(jget "$tmp/out" measured skipped_slots) sp=$(jget "$tmp/out" predicted skipped_slots)
+        bm=$(jget "$tmp/out" measured bytes_demand)
+        um=$(jget "$tmp/out" measured substituted_slots) up=$(jget "$tmp/out" predicted substituted_slots)
+        # substitutes only in substitute mode (skip: no such figure); the counts equal
+        if [ "$mode" = skip ]; then subs_ok=$([ -z "$um$up" ] && echo 1); else subs_ok=$([ "$um" = "$up" ] && [ "$um" -gt 0 ] && echo 1); fi
+        if [ -n "$sm" ] && [ "$sm" != null ] && [ "$sm" -gt 0 ] && [ "$sm" = "$sp" ] && [ "$bm" = 0 ] && [ "$subs_ok" = 1 ]; then
+            pass "validate_on_miss_${mode}_counts_$(echo $sc | tr -d ' -')"
+        else fail "validate_on_miss_${mode}_counts_$(echo $sc | tr -d ' -')" "skipped $sm vs $sp, substituted $um vs $up, demand bytes $bm"; fi
+    done
+done
 # a small grid: one row per configuration, every count exact
 cat >"$tmp/grid.ini" <<EOF
 [validate]

@@ -46,12 +46,27 @@ want = {"uniform:bits=16": 110592, "uniform:bits=8": 59136, "uniform:bits=4": 31
 got = {x["precision"]: x["expert_bytes"] / 192 for x in rows}
 check("quality_packed_bytes", got == want, str(got))
 
+# offloaded: waiting for every miss is the full model exactly; skipping or
+# substituting the misses costs quality (the prefetcher fills the caches)
+off = ["--offload", "models/tinymix/experts.pack", "--io", "buffered", "--capacity", "16", "--prefetch", "gate:ahead=1"]
+got = {}
+for mode in ("wait", "skip", "substitute"):
+    r = subprocess.run(base + ["--json"] + off + ["--on-miss", mode], capture_output=True, text=True)
+    got[mode] = json.loads(r.stdout) if r.returncode == 0 and r.stdout.strip() else {"rc": r.returncode, "err": r.stderr}
+w, sk, su = got["wait"], got["skip"], got["substitute"]
+check("quality_offload_wait_is_full", w.get("delta_nats_per_byte") == 0 and w.get("kl_mean") == 0 and
+      w.get("top1_agreement") == 1 and "on-miss wait" in w.get("constraint", ""), str(w))
+check("quality_offload_skip_costs", sk.get("kl_mean", 0) > 0.01 and sk.get("delta_nats_per_byte", 0) > 0 and
+      su.get("kl_mean", 0) > 0.01 and "on-miss substitute" in su.get("constraint", ""), "%r %r" % (sk, su))
+
 def refused(name, args, needle):
     r = subprocess.run(base + args, capture_output=True, text=True)
     check(name, r.returncode != 0 and needle in r.stderr and not r.stdout, "exit %d: %s" % (r.returncode, r.stderr))
 
 refused("quality_bad_bits", ["--precision", "uniform:bits=5"], "--precision uniform:bits=5")
 refused("quality_hobbit_refused", ["--precision", "hobbit"], "per token")
+refused("quality_offload_precision", off + ["--precision", "uniform:bits=4"], "--precision with --offload")
+refused("quality_bad_on_miss", off + ["--on-miss", "lowbit"], "unknown mode 'lowbit'")
 refused("quality_profile_geometry", ["--precision", "mlx-tiers:profile=traces/default.moetrace"],
         "precision profile traces/default.moetrace has")
 r = subprocess.run([M, "quality", "--model", "models/tinymix", "--text-file", T + "/none.txt"],

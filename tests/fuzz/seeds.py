@@ -67,7 +67,8 @@ specs = ["policy=lru", "policy=fifo", "policy=lfu", "policy=arc", "policy=sieve"
          "prefetch=gate:ahead=1,n=2", "prefetch=transition", "prefetch=history", "prefetch=topn:n=2",
          "prefetch=oracle:ahead=1", "skip=cum=0.9,topk_frac=0.3", "precision=uniform:bits=4",
          "precision=mlx", "split=fate:shallow=0.5", "split=adapmoe:profile=oracle",
-         "device=nvme-cpu\nmodel=mixtral-8x7b", "cold-per-seq=1\nseed=3"]
+         "device=nvme-cpu\nmodel=mixtral-8x7b", "cold-per-seq=1\nseed=3", "on-miss=skip\nprefetch=gate:ahead=1",
+         "on-miss=substitute\ncapacity=2"]
 for i, s in enumerate(specs):
     put("fuzz_spec", "spec%02d.txt" % i, s.encode())
 

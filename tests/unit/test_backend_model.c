@@ -216,9 +216,12 @@ static void capture_builds_trace(void) {
     uint16_t *la1 = t->lookahead + ((size_t)0 * 3 + 1) * 2 * 2;
     CHECK(la2[0] == MOE_NO_EXPERT && la2[3] == MOE_NO_EXPERT);
     CHECK(la1[0] < 8 && la1[1] < 8 && la1[2] == MOE_NO_EXPERT);
-    /* bytes per expert: 3 * H * I params (H 32, I 48) */
+    /* bytes per expert: 3 * H * I params (H 32, I 48); Q4 the packed blocks
+     * (backend/quant.h): gate+up 96 rows of 32 inputs, 16 bytes each, one
+     * group (bf16 scale + bias, 4 bytes) a row: 96 * 20 = 1920; down 32
+     * rows of 48 inputs, 24 bytes + 4 a row: 32 * 28 = 896 */
     CHECK_EQ_U(t->expert_bytes[MOE_PREC_F32], 4 * 3 * 32 * 48);
-    CHECK_EQ_U(t->expert_bytes[MOE_PREC_Q4], 3 * 32 * 48 / 2 + 2 * (3 * 32 * 48 / 32));
+    CHECK_EQ_U(t->expert_bytes[MOE_PREC_Q4], 96 * 20 + 32 * 28);
     moe_trace_free(t);
     moe_engine_free(e);
     moe_model_free(m);

@@ -1,0 +1,42 @@
+/* on_miss.h: what a token does when an expert it chose is not resident
+ * (`--on-miss`), the one rule the replay (sim/replay_ext.c) and the
+ * offloaded backend (backend/offload.c) both apply, so both serve the same
+ * experts and their hit counts stay equal.
+ *
+ *   wait        load the expert and wait for it (the plain replay)
+ *   skip        drop the slot; the backend rescales the token's remaining
+ *               gate weights to the sum of all its chosen weights (MLX-Flash's
+ *               skip fallback); a token whose every slot missed gets no
+ *               expert output at that layer
+ *   substitute  run instead the resident expert of that layer with the
+ *               highest router logit for the token, among those the token did
+ *               not choose and not already substituting in another of its
+ *               slots (ties: the lower id), at the missing slot's weight
+ *               (flash-moe's filler slots); with none left, dropped as in skip
+ *
+ * Residency is the cache's state before the (step, layer) is served. A slot
+ * dropped or substituted reads nothing: its expert is not accessed, not
+ * inserted and not read (so with an empty cache and no prefetch or loaded
+ * state nothing ever becomes resident). A substitute is computed, not
+ * accessed: it does not count as a hit or move in the policy's order. */
+#ifndef MOE_ON_MISS_H
+#define MOE_ON_MISS_H
+
+#include <stdint.h>
+
+#include "cache.h"
+#include "error.h"
+
+enum moe_on_miss { MOE_ON_MISS_WAIT = 0, MOE_ON_MISS_SKIP, MOE_ON_MISS_SUBSTITUTE };
+
+int moe_on_miss_parse(const char *s, int *mode, moe_error *err);
+const char *moe_on_miss_name(int mode);
+
+/* One token's n chosen experts (rank order) at one layer: out[k] = the
+ * expert slot k computes, or MOE_NO_EXPERT when dropped. Residency: key
+ * base + expert in c. logits: the token's E router logits (substitute
+ * only). Returns how many slots were substituted. */
+uint32_t moe_on_miss_token(int mode, const uint16_t *experts, uint32_t n, const moe_cache *c, uint32_t base,
+                           const float *logits, uint32_t E, uint16_t *out);
+
+#endif
