@@ -2,6 +2,7 @@
 #include "quality.h"
 
 #include <math.h>
+#include <string.h>
 
 /* log-softmax normaliser of v[0..V): max + log sum exp(v - max), and argmax. */
 static double log_norm(const float *v, int V, int *arg) {
@@ -28,4 +29,17 @@ void moe_quality_add(moe_quality *q, const float *lf, const float *lc, int V, in
     q->nll_con += nc - lc[next];
     /* each term of KL is >= 0 only in sum; rounding can leave -1e-17 for equal inputs */
     q->kl += kl > 0 ? kl : 0;
+}
+
+double moe_repetition(const int *x, int len, int n) {
+    if (n < 1 || len < n) return 0;
+    int windows = len - n + 1, repeated = 0;
+    /* quadratic in len: the 1000-byte texts it scores take a millisecond */
+    for (int i = 1; i < windows; i++)
+        for (int j = 0; j < i; j++)
+            if (!memcmp(x + i, x + j, (size_t)n * sizeof *x)) {
+                repeated++;
+                break;
+            }
+    return (double)repeated / windows;
 }

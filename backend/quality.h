@@ -22,4 +22,11 @@ typedef struct moe_quality {
  * V tokens, and the token that came next. */
 void moe_quality_add(moe_quality *q, const float *lf, const float *lc, int V, int next);
 
+/* Repetition of a generated text: the share of its n-grams (the len - n + 1
+ * windows of n consecutive tokens) that already occurred earlier in it, in
+ * [0, 1]; 0 when len < n. A text stuck in a loop scores near 1, ordinary
+ * prose of n = 16 bytes near 0. */
+#define MOE_REPETITION_GRAM 16
+double moe_repetition(const int *x, int len, int n);
+
 #endif

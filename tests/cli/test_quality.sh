@@ -59,6 +59,27 @@ check("quality_offload_wait_is_full", w.get("delta_nats_per_byte") == 0 and w.ge
 check("quality_offload_skip_costs", sk.get("kl_mean", 0) > 0.01 and sk.get("delta_nats_per_byte", 0) > 0 and
       su.get("kl_mean", 0) > 0.01 and "on-miss substitute" in su.get("constraint", ""), "%r %r" % (sk, su))
 
+# free generation and the results store: 16 bits generates the full
+# model's bytes (no divergence, the same repetition); each row is a run
+import os, sqlite3
+db = T + "/q.db"
+r = subprocess.run(base + ["--json", "--generate", "200", "--precision", "uniform:bits=16", "--precision",
+                           "uniform:bits=2", "--db", db, "--experiment", "qt"], capture_output=True, text=True)
+rows = [json.loads(l) for l in r.stdout.splitlines()] if r.returncode == 0 else []
+if len(rows) == 2:
+    a, b = rows
+    check("quality_generate_16bit_same", a["first_divergence"] == 200 and a["repetition"] == a["repetition_full"] and
+          a["tok_s"] > 0, str(a))
+    check("quality_generate_2bit_departs", b["first_divergence"] < 200 and 0 <= b["repetition"] <= 1, str(b))
+    con = sqlite3.connect(db)
+    kinds = con.execute("select count(*) from run_config where key='kind' and value='quality'").fetchone()[0]
+    stored = dict(con.execute("select m.name, m.value from metrics m join run_config c on m.run_id = c.run_id "
+                              "where c.key='constraint' and c.value='uniform:bits=2'").fetchall())
+    check("quality_db_rows", kinds == 2 and abs(stored.get("kl_mean", -1) - b["kl_mean"]) < 1e-12 and
+          stored.get("first_divergence") == b["first_divergence"], "%d runs, %r" % (kinds, stored))
+else:
+    check("quality_generate_runs", False, "exit %d: %s" % (r.returncode, r.stderr))
+
 def refused(name, args, needle):
     r = subprocess.run(base + args, capture_output=True, text=True)
     check(name, r.returncode != 0 and needle in r.stderr and not r.stdout, "exit %d: %s" % (r.returncode, r.stderr))

@@ -1,4 +1,5 @@
-/* test_quant.c: group-wise quantization (backend/quant.c) against answers
+/* test_quant.c: group-wise quantization (backend/quant.c) and the quality
+ * measures (backend/quality.c) against answers
  * worked out by hand and against a dequantize-then-multiply reference. */
 #include "check.h"
 
@@ -191,7 +192,21 @@ static void test_quality_by_hand(void) {
     CHECK(z.kl == 0 && z.nll_con == z.nll_full && z.top1_agree == 1);
 }
 
+/* By hand: "abcabcabc" with n = 3 has windows abc bca cab abc bca cab abc:
+ * the last four repeat an earlier one: 4 / 7. A text shorter than n: 0;
+ * all distinct: 0; one symbol repeated: every window but the first. */
+static void test_repetition_by_hand(void) {
+    int x[9];
+    for (int i = 0; i < 9; i++) x[i] = "abcabcabc"[i];
+    CHECK_NEAR(moe_repetition(x, 9, 3), 4.0 / 7.0, 1e-12);
+    CHECK(moe_repetition(x, 2, 3) == 0);
+    int d[5] = {1, 2, 3, 4, 5}, same[6] = {7, 7, 7, 7, 7, 7};
+    CHECK(moe_repetition(d, 5, 2) == 0);
+    CHECK_NEAR(moe_repetition(same, 6, 2), 4.0 / 5.0, 1e-12);
+}
+
 int main(void) {
+    RUN(test_repetition_by_hand);
     RUN(test_quality_by_hand);
     RUN(test_known_2bit);
     RUN(test_known_3bit);
