@@ -60,7 +60,7 @@ BENCH_BIN   := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 FUZZ_BIN    := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/fuzz/%)
 APP_LIBS    := $(BUILD)/libmoesim-sim.a $(BUILD)/libmoesim-backend.a $(BUILD)/libmoesim.a
 
-.PHONY: FORCE all test demo bench validate fuzz fuzz-bins deps check-deps install clean
+.PHONY: FORCE all test demo bench validate quality fuzz fuzz-bins deps check-deps install clean
 all: $(BUILD)/moesim $(BUILD)/libmoesim.a
 
 $(BUILD)/obj/%.o: %.c
@@ -130,6 +130,9 @@ demo: check-deps all
 
 validate: check-deps all
 	@BUILD=$(BUILD) sh experiments/validate.sh
+
+quality: check-deps all
+	@BUILD=$(BUILD) sh experiments/quality.sh
 
 bench: check-deps all $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do $$b || exit 1; done

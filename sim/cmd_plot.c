@@ -42,6 +42,10 @@ static const char plot_usage[] =
     "  time-breakdown  time per token: dense and expert compute, stalls; I/O busy time\n"
     "  topic-switch    hit rate around sequence starts (cold-per-seq vs warm)\n"
     "  prefetch        prefetch precision and recall vs lookahead distance\n"
+    "  validation      simulator vs real backend (`moesim validate --db`)\n"
+    "  quality         Pareto: measured decode tok/s vs quality loss, one point per\n"
+    "                  configuration of `moesim quality --generate N --db`, the\n"
+    "                  frontier drawn (--experiment selects)\n"
     "\n"
     "filters:\n"
     "  --trace T        trace file, or a prefix of its content hash (default: the only one)\n"
@@ -699,6 +703,89 @@ static int plot_validation(plot_ctx *p) {
     return 0;
 }
 
+/* quality: one point per configuration of `moesim quality --generate`
+ * runs (kind=quality): mean measured decode tok/s against mean delta
+ * nats/byte over the texts it ran on (a configuration: the run's
+ * `configuration` key, its constraint with each text's profile path written
+ * as profile=P). The frontier: the points no other point beats on both axes
+ * (faster and no worse, or as fast and better). Delta is floored at 1e-4
+ * for the log axis (quantization to 8 bits moves it by less). */
+typedef struct qpoint {
+    char label[300];
+    double tok_s, delta;
+    int n;
+} qpoint;
+
+static int by_tok_s(const void *a, const void *b) {
+    const qpoint *x = a, *y = b;
+    return x->tok_s < y->tok_s ? -1 : x->tok_s > y->tok_s;
+}
+
+static int plot_quality(plot_ctx *p) {
+#define KV(k) "(SELECT value FROM run_config c WHERE c.run_id = s.id AND c.key = '" k "')"
+#define MV(m) "(SELECT value FROM metrics x WHERE x.run_id = s.id AND x.name = '" m "')"
+    static const char sql[] = "SELECT " KV("configuration") ", " MV("tok_s") ", " MV("delta_nats_per_byte")
+                              " FROM run_summary s WHERE s.status = 'done' AND " KV("kind") " = 'quality'"
+                              " AND " MV("tok_s") " IS NOT NULL AND (?1 IS NULL OR s.experiment = ?1) ORDER BY s.id";
+#undef KV
+#undef MV
+    sqlite3_stmt *st = prepare(p, sql);
+    if (!st) return -1;
+    if (p->experiment) sqlite3_bind_text(st, 1, p->experiment, -1, SQLITE_STATIC);
+    qpoint *pt = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0, s;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        const unsigned char *c = sqlite3_column_text(st, 0);
+        const char *label = c ? (const char *)c : "?";
+        size_t i = 0;
+        while (i < n && strcmp(pt[i].label, label)) i++;
+        if (i == n) {
+            if (n == cap) {
+                qpoint *np = realloc(pt, (cap = cap ? 2 * cap : 32) * sizeof *pt);
+                if (!np) { rc = fail(p, "out of memory"); break; }
+                pt = np;
+            }
+            memset(&pt[n], 0, sizeof pt[n]);
+            snprintf(pt[n++].label, sizeof pt->label, "%s", label);
+        }
+        pt[i].tok_s += sqlite3_column_double(st, 1);
+        pt[i].delta += sqlite3_column_double(st, 2);
+        pt[i].n++;
+    }
+    if (!rc && s != SQLITE_DONE) rc = fail(p, "%s: %s", p->db_path, sqlite3_errmsg(p->db));
+    sqlite3_finalize(st);
+    if (!rc && !n) rc = fail(p, "quality: no runs of `moesim quality --generate N --db` match in %s", p->db_path);
+    char file[160];
+    FILE *f1 = NULL, *f2 = NULL;
+    if (!rc) {
+        for (size_t i = 0; i < n; i++) {
+            pt[i].tok_s /= pt[i].n;
+            pt[i].delta /= pt[i].n;
+        }
+        qsort(pt, n, sizeof *pt, by_tok_s);
+        snprintf(file, sizeof file, "%s/1.dat", p->dir);
+        f1 = fopen(file, "w");
+        snprintf(file, sizeof file, "%s/2.dat", p->dir);
+        f2 = fopen(file, "w");
+        if (!f1 || !f2) rc = fail(p, "%s: %s", file, strerror(errno));
+    }
+    for (size_t i = 0; !rc && i < n; i++) {
+        double d = pt[i].delta > 1e-4 ? pt[i].delta : 1e-4;
+        fprintf(f1, "%.6g %.6g \"%s\"\n", pt[i].tok_s, d, pt[i].label);
+        int beaten = 0; /* by a point at least as fast and no worse, better in one */
+        for (size_t j = 0; j < n && !beaten; j++)
+            beaten = j != i && pt[j].tok_s >= pt[i].tok_s && pt[j].delta <= pt[i].delta &&
+                     (pt[j].tok_s > pt[i].tok_s || pt[j].delta < pt[i].delta);
+        if (!beaten) fprintf(f2, "%.6g %.6g\n", pt[i].tok_s, d);
+    }
+    if (f1 && fclose(f1) && !rc) rc = fail(p, "writing the plot data: %s", strerror(errno));
+    if (f2 && fclose(f2) && !rc) rc = fail(p, "writing the plot data: %s", strerror(errno));
+    if (!rc) gp_num(p, "n", (double)n);
+    free(pt);
+    return rc;
+}
+
 static int run_gnuplot(plot_ctx *p, const char *tmpl) {
     char gp[1200], term[1400];
     snprintf(gp, sizeof gp, "%s/%s", p->plots, tmpl);
@@ -721,6 +808,7 @@ static int run_gnuplot(plot_ctx *p, const char *tmpl) {
         {"topic-switch", "Recovery after sequence starts: cold-per-sequence vs warm cache"},
         {"prefetch", "Prefetch precision and recall vs lookahead"},
         {"validation", "Simulator vs real backend (offloaded): predicted against measured"},
+        {"quality", "Speed against quality: measured decode tok/s and the loss in nats per byte"},
     };
     char title[2048] = "";
     for (size_t i = 0; i < sizeof heads / sizeof *heads; i++)
@@ -817,6 +905,7 @@ int cmd_plot(int argc, char **argv) {
         {"hit-rate", "hit_rate.gp"},   {"warmup", "warmup.gp"},         {"layer-heatmap", "heatmap.gp"},
         {"popularity", "heatmap.gp"},  {"time-breakdown", "time_breakdown.gp"},
         {"topic-switch", "topic_switch.gp"}, {"prefetch", "prefetch.gp"}, {"validation", "validation.gp"},
+        {"quality", "quality.gp"},
     };
     const char *tmpl = NULL;
     for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
@@ -846,7 +935,7 @@ int cmd_plot(int argc, char **argv) {
         snprintf(p.trace_desc, sizeof p.trace_desc, "%s (%s: %u layers x %u experts, top-%u, %llu steps)", p.trace_arg,
                  t->model, t->n_layers, t->n_experts, t->top_k, (unsigned long long)t->n_steps);
         moe_trace_free(t);
-    } else if (!strcmp(p.kind, "validation")) {
+    } else if (!strcmp(p.kind, "validation") || !strcmp(p.kind, "quality")) {
         snprintf(p.trace_desc, sizeof p.trace_desc, "%s", p.db_path);
     } else if (pick_trace(&p)) {
         goto out;
@@ -859,6 +948,7 @@ int cmd_plot(int argc, char **argv) {
     else if (!strcmp(p.kind, "popularity")) r = plot_popularity(&p);
     else if (!strcmp(p.kind, "time-breakdown")) r = plot_time_breakdown(&p);
     else if (!strcmp(p.kind, "validation")) r = plot_validation(&p);
+    else if (!strcmp(p.kind, "quality")) r = plot_quality(&p);
     else r = plot_prefetch(&p);
     if (r) goto out;
     gp_str(&p, "kind", p.kind);

@@ -14,16 +14,20 @@
 #include "../backend/quality.h"
 #include "../backend/readfile.h"
 #include "../backend/tokenizer.h"
+#include "../core/cache_state.h"
 #include "../core/on_miss.h"
 #include "../core/results.h"
 #include "../core/precision.h"
+#include "../core/ini.h"
 #include "cli.h"
 #include "commands.h"
+#include "experiment.h"
 #include "offload_opts.h"
 #include "offload_run.h"
 
 static const char quality_usage[] =
     "usage: moesim quality --model DIR --text-file F [--precision SPEC]... [--threads N] [--json]\n"
+    "       moesim quality --grid experiments/quality.ini [--db F] [--experiment NAME]\n"
     "       moesim quality --model DIR --text-file F --offload PACK|auto --capacity C\n"
     "                      [--on-miss wait|skip|substitute] [offload options] [--json]\n"
     "\n"
@@ -53,6 +57,11 @@ static const char quality_usage[] =
     "                     the output's 16-byte windows seen earlier in it; the\n"
     "                     full model's as repetition_full); tok_s: decode speed\n"
     "                     measured while generating\n"
+    "  --text-offset B    compare from byte B of the text on (skip a part that a\n"
+    "                     profile was made from)\n"
+    "  --pin N --pin-profile TRACE   offloaded: flash-moe's universal experts: the N\n"
+    "                     experts per layer TRACE routes to most are loaded first and\n"
+    "                     never evicted (policy pin:n=N,profile=TRACE, LRU for the rest)\n"
     "  --db F             store each row as a run in the results database F\n"
     "                     (kind=quality; its trace: the text's routing under the\n"
     "                     full model); --experiment NAME labels them\n"
@@ -206,6 +215,56 @@ static int print_row(int json, const char *text_path, size_t n, const moe_model 
     return s ? 0 : moe_fail(err, "out of memory");
 }
 
+/* The pinned set of --pin N --pin-profile TRACE as a cache state in a
+ * temporary file (path out): per MoE layer the N experts the profile routes
+ * to most (ties: the lower id; pin.c's rule), least used first. */
+static int write_pin_state(const moe_model *m, const char *profile, uint32_t n_pin, char *out, size_t cap,
+                           moe_error *err) {
+    uint32_t L = (uint32_t)m->cfg.n_moe_layers, E = (uint32_t)m->cfg.n_experts;
+    moe_trace *t = moe_trace_load(profile, err);
+    if (!t) return moe_fail_prefix(err, "--pin-profile");
+    double *freq = malloc((size_t)L * E * sizeof *freq);
+    uint32_t *keys = malloc((size_t)L * E * sizeof *keys);
+    size_t nk = 0;
+    int rc = 0;
+    if (!freq || !keys) rc = moe_fail(err, "out of memory");
+    else if (t->n_layers != L || t->n_experts != E)
+        rc = moe_fail(err, "--pin-profile %s: %u layers x %u experts, the model %u x %u", profile, t->n_layers,
+                      t->n_experts, L, E);
+    else rc = moe_precision_frequency(t, freq, err);
+    if (n_pin > E) n_pin = E;
+    for (uint32_t l = 0; !rc && l < L; l++) {
+        const double *f = freq + (size_t)l * E;
+        for (uint32_t r = n_pin; r-- > 0;) /* rank r from the least used pinned one up */
+            for (uint32_t e = 0; e < E; e++) {
+                uint32_t rank = 0;
+                for (uint32_t o = 0; o < E; o++) rank += f[o] > f[e] || (f[o] == f[e] && o < e);
+                if (rank == r) keys[nk++] = l * E + e;
+            }
+    }
+    const char *tmp = getenv("TMPDIR");
+    snprintf(out, cap, "%s/moesim-pin-%ld.state", tmp && *tmp ? tmp : "/tmp", (long)getpid());
+    if (!rc) rc = moe_cache_state_save(out, L, E, keys, nk, err);
+    if (rc) *out = 0;
+    free(freq), free(keys);
+    moe_trace_free(t);
+    return rc;
+}
+
+/* The constraint with every profile=PATH written profile=P: the same
+ * configuration on texts that each bring their own profile. */
+static void configuration_of(const char *in, char *out, size_t cap) {
+    size_t o = 0;
+    for (const char *c = in; *c && o + 1 < cap;) {
+        if (!strncmp(c, "profile=", 8)) {
+            o += (size_t)snprintf(out + o, cap - o, "profile=P");
+            c += 8;
+            while (*c && *c != ',') c++;
+        } else out[o++] = *c++;
+    }
+    out[o < cap ? o : cap - 1] = 0;
+}
+
 /* Store one row as a run of the results store: its trace is the text's
  * routing under the full model (so runs on one text share it), its
  * configuration says what was constrained, its metrics what it cost. */
@@ -213,7 +272,10 @@ static int store_row(moe_db *db, const char *experiment, const char *thash, cons
                      const char *canonical, const moe_offload_config *oc, int offloaded, int P, const moe_quality *q,
                      const gen_result *g, const moe_qexperts *qx, const moe_model *m, double seconds, moe_error *err) {
     char cfg[2048];
-    int k = snprintf(cfg, sizeof cfg, "kind=quality\nmodel=%s\ntext=%s\nconstraint=%s\n", model, text_path, canonical);
+    char conf[600];
+    configuration_of(canonical, conf, sizeof conf);
+    int k = snprintf(cfg, sizeof cfg, "kind=quality\nmodel=%s\ntext=%s\nconstraint=%s\nconfiguration=%s\n", model,
+                     text_path, canonical, conf);
     if (offloaded)
         k += snprintf(cfg + k, sizeof cfg - (size_t)k, "on_miss=%s\nprefetch=%s\nload_state=%s\nseed=%llu\n",
                       moe_on_miss_name(oc->on_miss), oc->prefetch ? oc->prefetch : "none",
@@ -244,6 +306,119 @@ static int store_row(moe_db *db, const char *experiment, const char *thash, cons
 
 #define MAX_SCHEMES 16
 
+int cmd_quality(int argc, char **argv);
+
+/* {profile} in s replaced by profile, into out. */
+static void subst_profile(const char *s, const char *profile, char *out, size_t cap) {
+    const char *p = strstr(s, "{profile}");
+    if (!p) snprintf(out, cap, "%s", s);
+    else snprintf(out, cap, "%.*s%s%s", (int)(p - s), s, profile, p + strlen("{profile}"));
+}
+
+/* --grid FILE (experiments/quality.ini documents the format): per [text
+ * NAME] section one resident run with every [resident] precision scheme,
+ * then one offloaded run per [offload] capacity x on_miss x pin, each a call
+ * of this command with the options written out (and `pass`, the options
+ * given beside --grid: --db, --experiment, --threads, --offload, --io). */
+static int run_grid(const char *path, char **pass, int n_pass, moe_error *err) {
+    moe_ini *ini = moe_ini_load(path, err);
+    if (!ini) return -1;
+    static const char *const kq[] = {"model", "generate", "prompt_bytes", NULL};
+    static const char *const kt[] = {"file", "offset", "profile", NULL};
+    static const char *const kr[] = {"precision", NULL};
+    static const char *const ko[] = {"capacities", "on_miss", "pin", "prefetch", "policy", NULL};
+    moe_str_list prec = {0}, caps = {0}, modes = {0}, pins = {0};
+    int rc = moe_ini_check_keys(ini, "quality", kq, err) || moe_ini_check_keys(ini, "resident", kr, err) ||
+             moe_ini_check_keys(ini, "offload", ko, err);
+    const char *model = moe_ini_get(ini, "quality", "model"), *gen = moe_ini_get(ini, "quality", "generate");
+    const char *pb = moe_ini_get(ini, "quality", "prompt_bytes"), *pf = moe_ini_get(ini, "offload", "prefetch");
+    const char *pol = moe_ini_get(ini, "offload", "policy");
+    const char *s;
+    if (!rc && !model) rc = moe_fail(err, "%s: [quality] needs model = DIR", path);
+    if (!rc && (s = moe_ini_get(ini, "resident", "precision"))) rc = moe_split_specs(s, "precision", &prec, err);
+    if (!rc && (s = moe_ini_get(ini, "offload", "capacities"))) rc = moe_split_specs(s, "capacities", &caps, err);
+    if (!rc && (s = moe_ini_get(ini, "offload", "on_miss"))) rc = moe_split_specs(s, "on_miss", &modes, err);
+    if (!rc && (s = moe_ini_get(ini, "offload", "pin"))) rc = moe_split_specs(s, "pin", &pins, err);
+    if (!rc && prec.n > MAX_SCHEMES) rc = moe_fail(err, "%s: [resident] at most %d precision schemes", path, MAX_SCHEMES);
+    int texts = 0, failed = 0;
+    for (size_t i = 0; !rc && i < ini->n_sections; i++) {
+        const char *sec = ini->sections[i].name;
+        if (strncmp(sec, "text ", 5)) {
+            if (strcmp(sec, "quality") && strcmp(sec, "resident") && strcmp(sec, "offload"))
+                rc = moe_fail(err, "%s:%u: unknown section [%s] (quality, text NAME, resident, offload)", path,
+                              ini->sections[i].line, sec);
+            continue;
+        }
+        if ((rc = moe_ini_check_keys(ini, sec, kt, err))) break;
+        const char *file = moe_ini_get(ini, sec, "file"), *off = moe_ini_get(ini, sec, "offset");
+        const char *profile = moe_ini_get(ini, sec, "profile");
+        if (!file) {
+            rc = moe_fail(err, "%s:%u: [%s] needs file = PATH", path, ini->sections[i].line, sec);
+            break;
+        }
+        texts++;
+        /* argv: fixed part, then the run's own options */
+        char val[MAX_SCHEMES + 16][1400];
+        char *av[96];
+        int nv = 0;
+        int runs = prec.n ? 1 : 0;
+        runs += (int)(caps.n * (modes.n ? modes.n : 1) * (pins.n ? pins.n : 1));
+        for (int r = 0; r < runs && !rc; r++) {
+            int ac = 0;
+            nv = 0;
+            av[ac++] = "quality";
+            av[ac++] = "--model", av[ac++] = (char *)model;
+            av[ac++] = "--text-file", av[ac++] = (char *)file;
+            if (off) av[ac++] = "--text-offset", av[ac++] = (char *)off;
+            if (gen) av[ac++] = "--generate", av[ac++] = (char *)gen;
+            if (pb) av[ac++] = "--prompt-bytes", av[ac++] = (char *)pb;
+            int offloaded = !(prec.n && r == 0);
+            for (int k = 0; k < n_pass; k++)
+                if (offloaded || (strcmp(pass[k], "--offload") && strcmp(pass[k], "--io") &&
+                                  (k == 0 || (strcmp(pass[k - 1], "--offload") && strcmp(pass[k - 1], "--io")))))
+                    av[ac++] = pass[k];
+            if (!offloaded) {
+                for (size_t j = 0; j < prec.n; j++) {
+                    if (strstr(prec.v[j], "{profile}") && !profile) {
+                        rc = moe_fail(err, "%s: [%s] has no profile = TRACE for %s", path, sec, prec.v[j]);
+                        break;
+                    }
+                    subst_profile(prec.v[j], profile ? profile : "", val[nv], sizeof val[nv]);
+                    av[ac++] = "--precision", av[ac++] = val[nv++];
+                }
+            } else {
+                int o = r - (prec.n ? 1 : 0), np = pins.n ? (int)pins.n : 1, nm = modes.n ? (int)modes.n : 1;
+                const char *pin = pins.n ? pins.v[o % np] : "0", *mode = modes.n ? modes.v[(o / np) % nm] : "wait";
+                av[ac++] = "--capacity", av[ac++] = caps.v[o / (np * nm)];
+                av[ac++] = "--on-miss", av[ac++] = (char *)mode;
+                if (pf) av[ac++] = "--prefetch", av[ac++] = (char *)pf;
+                if (pol) av[ac++] = "--policy", av[ac++] = (char *)pol;
+                if (strcmp(pin, "0")) {
+                    if (!profile) {
+                        rc = moe_fail(err, "%s: [%s] has no profile = TRACE to pin from", path, sec);
+                        break;
+                    }
+                    av[ac++] = "--pin", av[ac++] = (char *)pin;
+                    av[ac++] = "--pin-profile", av[ac++] = (char *)profile;
+                }
+                int has_off = 0;
+                for (int k = 0; k < n_pass; k++) has_off |= !strcmp(pass[k], "--offload");
+                if (!has_off) av[ac++] = "--offload", av[ac++] = "auto";
+            }
+            av[ac] = NULL;
+            if (rc) break;
+            fprintf(stderr, "moesim quality: [%s] run %d of %d\n", sec, r + 1, runs);
+            fflush(stdout);
+            if (cmd_quality(ac, av)) failed++;
+        }
+    }
+    if (!rc && !texts) rc = moe_fail(err, "%s: no [text NAME] sections", path);
+    if (!rc && failed) rc = moe_fail(err, "%s: %d run(s) failed (said above)", path, failed);
+    moe_str_list_free(&prec), moe_str_list_free(&caps), moe_str_list_free(&modes), moe_str_list_free(&pins);
+    moe_ini_free(ini);
+    return rc;
+}
+
 int cmd_quality(int argc, char **argv) {
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},     {"text-file", required_argument, 0, 'f'},
@@ -251,6 +426,8 @@ int cmd_quality(int argc, char **argv) {
         {"json", no_argument, 0, 'J'},            {"help", no_argument, 0, 'h'},
         {"generate", required_argument, 0, 'g'},  {"prompt-bytes", required_argument, 0, 'P'},
         {"db", required_argument, 0, 'D'},        {"experiment", required_argument, 0, 'E'},
+        {"text-offset", required_argument, 0, 'O'}, {"pin", required_argument, 0, 'N'},
+        {"pin-profile", required_argument, 0, 'R'},  {"grid", required_argument, 0, 'G'},
         MOE_OFFLOAD_LONGOPTS,                     {"seed", required_argument, 0, 'X'},
         {0, 0, 0, 0},
     };
@@ -260,6 +437,8 @@ int cmd_quality(int argc, char **argv) {
     uint64_t threads = ncpu > 0 ? (uint64_t)ncpu : 1;
     int json = 0, c, idx = 0;
     uint64_t gen_n = 0, prompt_bytes = 24; /* 24 + 1000 generated: the tiny model's 1024 positions */
+    uint64_t text_offset = 0, pin_n = 0;
+    const char *pin_profile = NULL, *grid = NULL;
     moe_error err = {{0}};
     moe_offload_opts off;
     moe_offload_opts_init(&off);
@@ -280,6 +459,14 @@ int cmd_quality(int argc, char **argv) {
             break;
         case 'J': json = 1; break;
         case 'D': db_path = optarg; break;
+        case 'O':
+            if (cli_parse_u64("--text-offset", optarg, 1u << 30, &text_offset, &err)) return cli_error("quality", &err);
+            break;
+        case 'N':
+            if (cli_parse_u64("--pin", optarg, 65534, &pin_n, &err)) return cli_error("quality", &err);
+            break;
+        case 'R': pin_profile = optarg; break;
+        case 'G': grid = optarg; break;
         case 'E': experiment = optarg; break;
         case 'g':
             if (cli_parse_u64("--generate", optarg, 1u << 20, &gen_n, &err)) return cli_error("quality", &err);
@@ -299,6 +486,30 @@ int cmd_quality(int argc, char **argv) {
         default: fprintf(stderr, quality_usage, moe_offload_opts_help); return 2;
         }
     }
+    if (grid) {
+        /* only the options that apply to every run travel with --grid */
+        char *pass[16];
+        int np = 0;
+        for (int i = 1; i < argc; i++) {
+            const char *a = argv[i];
+            int val = !strcmp(a, "--db") || !strcmp(a, "--experiment") || !strcmp(a, "--threads") ||
+                      !strcmp(a, "--offload") || !strcmp(a, "--io");
+            if (!strcmp(a, "--grid")) {
+                i++;
+                continue;
+            }
+            if (!strncmp(a, "--grid=", 7)) continue;
+            if ((!val && strcmp(a, "--json")) || (val && i + 1 >= argc) || np + 2 > 16) {
+                fprintf(stderr, "moesim quality: with --grid, the file says what to run; give only --db, "
+                                "--experiment, --threads, --offload, --io, --json (not '%s')\n", a);
+                return 2;
+            }
+            pass[np++] = argv[i];
+            if (val) pass[np++] = argv[++i];
+        }
+        if (run_grid(grid, pass, np, &err)) return cli_error("quality", &err);
+        return 0;
+    }
     if (optind < argc || !model || !text_path) {
         fprintf(stderr, "moesim quality: --model and --text-file are required\n");
         fprintf(stderr, quality_usage, moe_offload_opts_help);
@@ -307,6 +518,14 @@ int cmd_quality(int argc, char **argv) {
     if (!off.pack && off.n_set) {
         fprintf(stderr, "moesim quality: --%s applies to offloaded runs: add --offload PACK|auto\n", off.first_set);
         return 2;
+    }
+    if ((pin_n || pin_profile) && !(pin_n && pin_profile && off.pack)) {
+        moe_fail(&err, "--pin N and --pin-profile TRACE go together, with --offload");
+        return cli_error("quality", &err);
+    }
+    if (pin_n && strcmp(off.policy, "lru")) {
+        moe_fail(&err, "--pin sets the policy (pin:n=N,profile=TRACE, LRU for the rest): drop --policy %s", off.policy);
+        return cli_error("quality", &err);
     }
     if (off.pack && ns) {
         /* a quantized pack is what an offloaded run at lower precision would read */
@@ -333,6 +552,13 @@ int cmd_quality(int argc, char **argv) {
     size_t n = 0;
     unsigned char *text = moe_backend_read_file(text_path, &n, &err);
     if (!text) return cli_error("quality", &err);
+    if (text_offset >= n && text_offset) {
+        free(text);
+        moe_fail(&err, "%s: --text-offset %llu is past its %zu bytes", text_path, (unsigned long long)text_offset, n);
+        return cli_error("quality", &err);
+    }
+    memmove(text, text + text_offset, n - text_offset); /* the part held out from any profile */
+    n -= text_offset;
     if (n < 2 || n > (1u << 24)) {
         free(text);
         moe_fail(&err, "%s: %zu bytes; between 2 and 16 MiB are compared", text_path, n);
@@ -353,6 +579,7 @@ int cmd_quality(int argc, char **argv) {
     moe_quality q[MAX_SCHEMES];
     moe_offload *ol = NULL;
     moe_offload_config oc = {0};
+    char pin_policy[1200], pin_state[600] = "";
     double t_start = moe_engine_now();
     /* the plans need the geometry, and an oracle profile the text's routing */
     moe_trace geom = {.n_layers = (uint32_t)m->cfg.n_moe_layers, .n_experts = (uint32_t)m->cfg.n_experts};
@@ -372,7 +599,13 @@ int cmd_quality(int argc, char **argv) {
         }
         if (ok && off.pack) { /* the constrained engine streams its experts */
             char pack[2048];
-            ok = !moe_offload_pack_path(&off, model, pack, sizeof pack, &err) &&
+            if (pin_n) { /* flash-moe's universal experts: pinned, and resident from the start */
+                snprintf(pin_policy, sizeof pin_policy, "pin:n=%llu,profile=%s", (unsigned long long)pin_n, pin_profile);
+                off.policy = pin_policy;
+                ok = !write_pin_state(m, pin_profile, (uint32_t)pin_n, pin_state, sizeof pin_state, &err);
+                if (ok) off.load_state = pin_state;
+            }
+            ok = ok && !moe_offload_pack_path(&off, model, pack, sizeof pack, &err) &&
                  !moe_offload_config_of(&off, pack, m, &oc, &err);
             /* the teacher-forced text, then the generation (its own sequence) */
             oc.max_tokens = (uint32_t)(n - 1) + (N ? (uint32_t)(P + N) : 0);
@@ -432,6 +665,7 @@ int cmd_quality(int argc, char **argv) {
         }
     }
     if (rc) cli_error("quality", &err);
+    if (*pin_state) unlink(pin_state);
     moe_offload_free(ol);
     moe_engine_free(ef);
     for (int k = 0; k < ns; k++) moe_engine_free(ec[k]), moe_qexperts_free(qx[k]);

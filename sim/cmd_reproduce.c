@@ -26,6 +26,20 @@
  *              at position >= `skip_tokens`; `relation` approx (|diff| <=
  *              tolerance) or ge (ours >= published). `experts` restricts the
  *              traces as in lrc_order.
+ *   quality    a claim about model quality or measured speed, judged from
+ *              the runs `make quality` stored (`db`, default
+ *              results/quality.db; `experiment`, default quality): the mean
+ *              of `metric` over the texts for configuration `config` (the
+ *              stored configuration string) and, for ratio and lower,
+ *              `versus`. claim = ratio: ours = versus / config (e.g. bytes
+ *              of 4-bit over the scheme's: "x times smaller") or, with
+ *              `ratio = config/versus`, config / versus; PASS iff within
+ *              `tolerance` (relative) of `published`. claim = below: PASS
+ *              iff ours < `published` (a threshold, stated before
+ *              measuring). claim = lower: PASS iff config's mean is below
+ *              versus's at every `capacities` value ("{cap}" in both
+ *              strings); ours = the largest difference. Without the
+ *              database or its runs: NOT COMPARABLE, naming `make quality`.
  * Every check has `source` (URL) and may have `metric` and `note`.
  *
  * Exit status: 0 when the reproductions ran (a FAIL is a finding, not an
@@ -39,6 +53,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "../core/device_profile.h"
 #include "../core/ini.h"
@@ -47,6 +62,8 @@
 #include "cli.h"
 #include "commands.h"
 #include "replay.h"
+#include "experiment.h"
+#include "quality_db.h"
 #include "replay_ext.h"
 #include "reproduce.h"
 
@@ -538,6 +555,92 @@ static int run_layer_hits(table *tb, const char *exp, const moe_ini *ini, const 
     return 0;
 }
 
+/* ---- kind = quality -------------------------------------------------------- */
+
+/* s with "{cap}" replaced by cap, into out. */
+static void with_cap(const char *s, const char *cap, char *out, size_t n) {
+    const char *p = strstr(s, "{cap}");
+    if (!p) snprintf(out, n, "%s", s);
+    else snprintf(out, n, "%.*s%s%s", (int)(p - s), s, cap, p + 5);
+}
+
+static int run_quality(table *tb, const char *exp, const moe_ini *ini, const char *sec, moe_error *err) {
+    const char *db = opt(ini, sec, "db", "results/quality.db"), *qexp = opt(ini, sec, "experiment", "quality");
+    const char *claim = need(ini, sec, "claim", err), *metric = need(ini, sec, "metric", err);
+    const char *config = need(ini, sec, "config", err), *versus = moe_ini_get(ini, sec, "versus");
+    const char *label = opt(ini, sec, "label", metric ? metric : "?");
+    double pub, tol;
+    if (!claim || !metric || !config) return -1;
+    if (moe_ini_get_double(ini, sec, "published", NAN, -1e300, 1e300, &pub, err) ||
+        moe_ini_get_double(ini, sec, "tolerance", 0.1, 0, 1e300, &tol, err))
+        return -1;
+    int ratio = !strcmp(claim, "ratio"), below = !strcmp(claim, "below"), lower = !strcmp(claim, "lower");
+    if (!ratio && !below && !lower) return moe_fail(err, "%s: [%s]: claim '%s' (ratio, below, lower)", ini->path, sec, claim);
+    if ((ratio || lower) && !versus) return moe_fail(err, "%s: [%s]: claim %s needs versus", ini->path, sec, claim);
+    if ((ratio || below) && isnan(pub)) return moe_fail(err, "%s: [%s]: claim %s needs published", ini->path, sec, claim);
+    row *r = add_row(tb, exp, label);
+    if (!r) return moe_fail(err, "out of memory");
+    if (access(db, R_OK)) {
+        verdict(tb, r, "NOT COMPARABLE");
+        set_reason(r, "%s not found: `make quality` measures it (several minutes)", db);
+        return 0;
+    }
+    moe_str_list caps = {0};
+    const char *cs = moe_ini_get(ini, sec, "capacities");
+    if (cs && moe_split_specs(cs, "capacities", &caps, err)) return -1;
+    size_t nc = caps.n ? caps.n : 1;
+    double a = NAN, b = NAN, worst = -INFINITY;
+    int na = 0, nb = 0, all_lower = 1, missing = 0;
+    char ca[600], cb[600], detail[900] = "";
+    for (size_t i = 0; i < nc; i++) {
+        with_cap(config, caps.n ? caps.v[i] : "", ca, sizeof ca);
+        if (versus) with_cap(versus, caps.n ? caps.v[i] : "", cb, sizeof cb);
+        if (moe_quality_mean(db, qexp, ca, metric, &a, &na, err) ||
+            (versus && moe_quality_mean(db, qexp, cb, metric, &b, &nb, err))) {
+            moe_str_list_free(&caps);
+            return -1;
+        }
+        if (!na || (versus && !nb)) missing = 1;
+        if (lower && na && nb) {
+            all_lower &= a < b;
+            if (a - b > worst) worst = a - b;
+            size_t o = strlen(detail);
+            snprintf(detail + o, sizeof detail - o, "%s%s%s %.4g vs %.4g", o ? "; " : "", caps.n ? "capacity " : "",
+                     caps.n ? caps.v[i] : "", a, b);
+        }
+    }
+    moe_str_list_free(&caps);
+    if (missing) {
+        verdict(tb, r, "NOT COMPARABLE");
+        set_reason(r, "%s has no quality runs of '%s'%s%s in experiment %s: run `make quality`", db, ca,
+                   versus ? " or " : "", versus ? cb : "", qexp);
+        return 0;
+    }
+    if (ratio) {
+        int inv = !strcmp(opt(ini, sec, "ratio", "versus/config"), "config/versus");
+        double ours = inv ? a / b : b / a;
+        snprintf(r->pub, sizeof r->pub, "%.3g", pub);
+        snprintf(r->ours, sizeof r->ours, "%.3g", ours);
+        snprintf(r->diff, sizeof r->diff, "%+.1f%%", 100 * (ours / pub - 1));
+        verdict(tb, r, fabs(ours / pub - 1) <= tol ? "PASS" : "FAIL");
+        set_reason(r, "%s: %s %.4g / %s %.4g (means over %d texts); tolerance %.0f%%", metric, inv ? ca : cb,
+                   inv ? a : b, inv ? cb : ca, inv ? b : a, na, 100 * tol);
+    } else if (below) {
+        snprintf(r->pub, sizeof r->pub, "< %.3g", pub);
+        snprintf(r->ours, sizeof r->ours, "%.4g", a);
+        snprintf(r->diff, sizeof r->diff, "%+.4g", a - pub);
+        verdict(tb, r, a < pub ? "PASS" : "FAIL");
+        set_reason(r, "%s of %s, mean over %d texts; the threshold was stated before measuring", metric, ca, na);
+    } else {
+        snprintf(r->pub, sizeof r->pub, "lower");
+        snprintf(r->ours, sizeof r->ours, "%+.4g", worst);
+        snprintf(r->diff, sizeof r->diff, "-");
+        verdict(tb, r, all_lower ? "PASS" : "FAIL");
+        set_reason(r, "%s, mean over %d texts, first config vs versus: %s", metric, na, detail);
+    }
+    return 0;
+}
+
 /* ---- driver --------------------------------------------------------------- */
 
 static int run_file(table *tb, const char *path, moe_error *err) {
@@ -559,7 +662,8 @@ static int run_file(table *tb, const char *path, moe_error *err) {
         else if (!strcmp(kind, "eliseev")) rc = run_eliseev(tb, exp, ini, sec, err);
         else if (!strcmp(kind, "mlx_tiers")) rc = run_mlx_tiers(tb, exp, ini, sec, err);
         else if (!strcmp(kind, "layer_hits")) rc = run_layer_hits(tb, exp, ini, sec, err);
-        else rc = moe_fail(err, "%s:%u: [%s]: unknown kind '%s' (lrc, lrc_order, eliseev, mlx_tiers, layer_hits)", path,
+        else if (!strcmp(kind, "quality")) rc = run_quality(tb, exp, ini, sec, err);
+        else rc = moe_fail(err, "%s:%u: [%s]: unknown kind '%s' (lrc, lrc_order, eliseev, mlx_tiers, layer_hits, quality)", path,
                            moe_ini_find(ini, sec, "kind")->line, sec, kind);
         n++;
     }

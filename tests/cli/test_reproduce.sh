@@ -94,3 +94,72 @@ printf '[experiment]\nname = bad\n[check x]\nkind = lrc\ntrace = a\npolicy = lru
 rc=$?
 if [ $rc -eq 1 ] && grep -q "bad.ini:7" "$tmp/err"; then echo "PASS reproduce_bad_file"
 else echo "FAIL reproduce_bad_file: rc $rc: $(cat "$tmp/err")"; fi
+
+# kind = quality: claims judged from runs `moesim quality --db` stored. By
+# hand: a 16-bit tinymix expert is 110592 bytes, an 8-bit one 59136
+# (models.ini), so 8 bits are 110592 / 59136 = 1.870x smaller; 16 bits lose
+# exactly nothing; 8-bit experts move the distributions less than 4-bit ones.
+head -c 200 models/tinymix/golden/heldout_c.txt >"$tmp/q.txt"
+"$MOESIM" quality --model models/tinymix --text-file "$tmp/q.txt" --threads 2 --db "$tmp/q.db" --experiment qx \
+    --precision uniform:bits=16 --precision uniform:bits=8 --precision uniform:bits=4 >/dev/null 2>"$tmp/err" ||
+    echo "FAIL reproduce_quality_setup: $(cat "$tmp/err")"
+cat >"$tmp/repro_q.ini" <<INI
+[experiment]
+name = q
+source = https://example.org/test
+[check size]
+kind = quality
+db = $tmp/q.db
+experiment = qx
+claim = ratio
+metric = expert_bytes
+config = uniform:bits=8
+versus = uniform:bits=16
+published = 1.87
+tolerance = 0.001
+source = https://example.org/test
+[check lossless]
+kind = quality
+db = $tmp/q.db
+experiment = qx
+claim = below
+metric = delta_nats_per_byte
+config = uniform:bits=16
+published = 1e-9
+source = https://example.org/test
+[check order]
+kind = quality
+db = $tmp/q.db
+experiment = qx
+claim = lower
+metric = kl_mean
+config = uniform:bits=8
+versus = uniform:bits=4
+source = https://example.org/test
+[check unmeasured]
+kind = quality
+db = $tmp/q.db
+experiment = qx
+claim = below
+metric = kl_mean
+config = uniform:bits=2
+published = 1
+source = https://example.org/test
+[check nodb]
+kind = quality
+db = $tmp/none.db
+claim = below
+metric = kl_mean
+config = uniform:bits=8
+published = 1
+source = https://example.org/test
+INI
+"$MOESIM" reproduce "$tmp/repro_q.ini" >"$tmp/out" 2>&1
+ok=1
+grep -q '^q  *expert_bytes  *1.87  *1.87 .* PASS' "$tmp/out" || ok=0
+grep -q '^q  *delta_nats_per_byte  *< 1e-09  *0 .* PASS' "$tmp/out" || ok=0
+grep -q '^q  *kl_mean  *lower .* PASS' "$tmp/out" || ok=0
+grep 'uniform:bits=2' "$tmp/out" | grep -q 'NOT COMPARABLE .*make quality' || ok=0
+grep 'none.db not found' "$tmp/out" | grep -q 'NOT COMPARABLE' || ok=0
+grep -q '^5 rows: 3 PASS, 0 FAIL, 2 NOT COMPARABLE' "$tmp/out" || ok=0
+[ $ok = 1 ] && echo "PASS reproduce_quality_claims" || { echo "FAIL reproduce_quality_claims"; cat "$tmp/out"; }
