@@ -76,6 +76,15 @@ plot popularity popularity "Share of each layer's activations taken by each expe
 plot topic_switch topic-switch "Synthetic Mixtral-shaped trace: warm cache (solid) vs cache emptied at every sequence start (dashed, dotted lines mark starts) at 4 experts per layer: the cost of a cold start." --experiment demo-extra --capacity 4 --trace "$synth"
 plot time_breakdown time-breakdown "Synthetic Mixtral-shaped trace, simulated time per token on the rtx-3060 profile (Mixtral-8x7B sizes) at 4 experts per layer: compute, stalls on misses and late prefetches; diamonds = I/O busy time." --experiment demo-timing --trace "$synth"
 plot prefetch prefetch "Synthetic Mixtral-shaped trace: prefetch precision and recall vs lookahead distance (recall divides by the experts actually needed)." --experiment demo-timing --policy lru --trace "$synth"
+# Speed against quality, measured by `make quality` (minutes, so not here):
+# drawn when its database exists.
+quality_note="<p>Speed against quality: run <code>make quality</code> (several minutes), then <code>make demo</code> again, for the Pareto figure of what each lever costs.</p>"
+if [ -f results/quality.db ] &&
+   "$M" plot quality --db results/quality.db --experiment quality -o results/demo_quality.png >/dev/null 2>"$BUILD/demo/plot.err"; then
+    figs="${figs}quality|Measured on the shipped model (make quality, results/quality.db): decode tok/s against the nats per byte lost on held-out text, one point per configuration (precision scheme resident; or capacity, miss mode and pinning offloaded), the frontier in red. Waiting for every miss loses nothing; 8-bit experts almost nothing.
+"
+    quality_note=""
+fi
 
 # Key numbers: hit rate per policy at rho = 1, 2, 3 (per-layer k, 2k, 3k experts).
 k=$("$M" trace info "$trace" | awk '$1 == "top_k" { print $2 }')
@@ -108,6 +117,7 @@ Hit rate = unique (step, layer, expert) activations served from the cache; repla
 HTML
     echo "$rows" | awk -F'|' 'NF { printf "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n", $1, $2, $3, $4 }'
     echo "</table>"
+    echo "$quality_note"
     printf '%s' "$figs" | while IFS='|' read -r name text; do
         [ -n "$name" ] || continue
         printf '<figure><img src="demo_%s.png" alt="%s"><figcaption>%s</figcaption></figure>\n' "$name" "$name" "$text"

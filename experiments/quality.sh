@@ -3,7 +3,8 @@
 # Runs the grid of experiments/quality.ini (every precision scheme resident,
 # every capacity x miss mode x pinning offloaded, on the held-out text of each
 # domain) into results/quality.db, writes the table to results/quality.txt
-# and the speed-quality figure to results/quality_pareto.png.
+# the per-domain bits table to results/quality_bits.txt and the
+# speed-quality figure to results/quality_pareto.png.
 # BUILD names the build folder (set by the Makefile; default build).
 set -eu
 BUILD=${BUILD:-build}
@@ -32,4 +33,17 @@ sqlite3 -header -column results/quality.db "
   JOIN metrics rep ON rep.run_id = c.run_id AND rep.name = 'repetition'
   WHERE c.key = 'configuration' GROUP BY c.value ORDER BY min(c.run_id)" >results/quality_summary.txt ||
     die "summary failed"
+# per domain: nats per byte lost by uniform 8/4/3/2-bit experts
+sqlite3 -header -column results/quality.db "
+  SELECT replace(replace(t.value, rtrim(t.value, replace(t.value, '_', '')), ''), '.txt', '') AS domain,
+    max(CASE WHEN c.value = 'uniform:bits=16' THEN printf('%.4f', f.value) END) AS full_nats_per_byte,
+    max(CASE WHEN c.value = 'uniform:bits=8' THEN printf('%+.4f', d.value) END) AS q8,
+    max(CASE WHEN c.value = 'uniform:bits=4' THEN printf('%+.4f', d.value) END) AS q4,
+    max(CASE WHEN c.value = 'uniform:bits=3' THEN printf('%+.4f', d.value) END) AS q3,
+    max(CASE WHEN c.value = 'uniform:bits=2' THEN printf('%+.4f', d.value) END) AS q2
+  FROM run_config c JOIN run_config t ON t.run_id = c.run_id AND t.key = 'text'
+  JOIN metrics d ON d.run_id = c.run_id AND d.name = 'delta_nats_per_byte'
+  JOIN metrics f ON f.run_id = c.run_id AND f.name = 'nats_per_byte_full'
+  WHERE c.key = 'constraint' GROUP BY t.value ORDER BY t.value" >results/quality_bits.txt || die "bits table failed"
+echo "quality: results/quality_bits.txt (8/4/3/2 bits per domain)"
 echo "quality: results/quality.txt, results/quality_summary.txt, results/quality.db, results/quality_pareto.png"
