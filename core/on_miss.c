@@ -10,7 +10,7 @@ static const char *const names[] = {"wait", "skip", "substitute"};
 int moe_on_miss_parse(const char *s, int *mode, moe_error *err) {
     for (int i = 0; i < 3; i++)
         if (!strcmp(s, names[i])) return *mode = i, 0;
-    return moe_fail(err, "--on-miss: unknown mode '%s' (wait, skip, substitute)", s);
+    return moe_fail(err, "unknown --on-miss mode '%s' (wait, skip, substitute)", s);
 }
 
 const char *moe_on_miss_name(int mode) { return mode >= 0 && mode < 3 ? names[mode] : "?"; }

@@ -59,6 +59,8 @@ static const char sweep_usage[] =
     "  --device LIST      device profiles (experiments/devices.ini): turns on the timing model\n"
     "  --model LIST       model profiles (experiments/models.ini)\n"
     "  --skip S           skip-on-miss / adaptive top-k, e.g. cum=0.9 (one value)\n"
+    "  --on-miss M        wait, skip or substitute a missing expert (one value;\n"
+    "                     `moesim run --help`)\n"
     "  --speculate        run predicted next-layer experts while the lane stalls on I/O\n"
     "  --split S          per-layer capacity split: uniform, adapmoe, fate:shallow=1.5\n"
     "  --devices F, --models F   other profile files\n"

@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "../core/cache.h"
+#include "../core/on_miss.h"
 #include "../core/ini.h"
 #include "../core/policy.h"
 #include "../core/strindex.h"
@@ -263,6 +264,8 @@ int moe_experiment_set(moe_experiment *exp, const char *k, const char *v, moe_er
                 else exp->rho[exp->n_rho++] = r;
             }
         }
+    } else if (!strcasecmp(k, "on_miss") || !strcasecmp(k, "on-miss")) {
+        rc = moe_on_miss_parse(v, &exp->on_miss, err); /* a single value */
     } else if (!strcasecmp(k, "skip") || !strcasecmp(k, "split")) {
         /* single values, validated by the replay's own option parser */
         moe_replay_config probe = {0};
@@ -294,7 +297,7 @@ int moe_experiment_set(moe_experiment *exp, const char *k, const char *v, moe_er
 
 static int load_sweep(const moe_ini *ini, moe_experiment *exp, moe_error *err) {
     static const char *const known[] = {"policies", "scopes", "capacities", "rho", "cold_per_seq", "seeds",
-                                        "prefetch", "precision", "device", "model", "skip", "speculate",
+                                        "prefetch", "precision", "device", "model", "skip", "on_miss", "speculate",
                                         "split", "devices", "models", NULL};
     if (moe_ini_check_keys(ini, "sweep", known, err)) return -1;
     for (size_t i = 0; i < ini->n_entries; i++) {
@@ -472,6 +475,7 @@ int moe_experiment_plan(const moe_experiment *exp, moe_trace *const *traces, cha
             c->precision = *pre.v[qi] ? pre.v[qi] : NULL;
             c->prefetch = *pf.v[fi] ? pf.v[fi] : NULL;
             c->skip = exp->skip;
+            c->on_miss = exp->on_miss;
             c->split = exp->split;
             c->speculate = exp->speculate;
             c->devices_path = exp->devices_path;

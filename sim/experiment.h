@@ -28,6 +28,7 @@
  *   device       = a100-pcie            # turns the timing model on
  *   model        = mixtral-8x7b
  *   skip         = cum=0.9              # single values
+ *   on_miss      = skip                 # wait (default), skip or substitute
  *   speculate    = off
  *   split        = adapmoe            # per-layer capacity split (uniform by default)
  *   devices, models                     # other profile files
@@ -91,6 +92,7 @@ typedef struct moe_experiment {
     size_t n_seeds;
     moe_str_list devices, models, precisions, prefetchers; /* "" item = unset */
     char *skip;               /* NULL = off */
+    int on_miss;              /* enum moe_on_miss */
     char *split;              /* NULL = uniform */
     int speculate;
     char *devices_path, *models_path;

@@ -87,7 +87,7 @@ def refused(name, args, needle):
 refused("quality_bad_bits", ["--precision", "uniform:bits=5"], "--precision uniform:bits=5")
 refused("quality_hobbit_refused", ["--precision", "hobbit"], "per token")
 refused("quality_offload_precision", off + ["--precision", "uniform:bits=4"], "--precision with --offload")
-refused("quality_bad_on_miss", off + ["--on-miss", "lowbit"], "unknown mode 'lowbit'")
+refused("quality_bad_on_miss", off + ["--on-miss", "lowbit"], "unknown --on-miss mode 'lowbit'")
 refused("quality_profile_geometry", ["--precision", "mlx-tiers:profile=traces/default.moetrace"],
         "precision profile traces/default.moetrace has")
 r = subprocess.run([M, "quality", "--model", "models/tinymix", "--text-file", T + "/none.txt"],

@@ -26,7 +26,7 @@ static void test_parse(void) {
     CHECK(moe_on_miss_parse("skip", &m, &err) == 0 && m == MOE_ON_MISS_SKIP);
     CHECK(moe_on_miss_parse("wait", &m, &err) == 0 && m == MOE_ON_MISS_WAIT);
     CHECK(moe_on_miss_parse("lowbit", &m, &err) != 0);
-    CHECK_STR_CONTAINS(err.msg, "unknown mode 'lowbit' (wait, skip, substitute)");
+    CHECK_STR_CONTAINS(err.msg, "unknown --on-miss mode 'lowbit' (wait, skip, substitute)");
     CHECK(!strcmp(moe_on_miss_name(MOE_ON_MISS_SKIP), "skip"));
 }
 
