@@ -14,6 +14,7 @@ static void engine_release(moe_engine *e) {
                       &e->rope_sin, &e->selw, &e->w_of};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(*bufs[i]);
     free(e->sel);
+    free(e->slot_class);
     free(e->tok_of);
     free(e->xe_all);
     free(e->ey_all);
@@ -162,13 +163,14 @@ moe_engine *moe_engine_new(const moe_model *m, int threads, int ctx, moe_error *
     e->rope_cos = malloc(CH * (size_t)(c->head_dim / 2) * sizeof(float));
     e->rope_sin = malloc(CH * (size_t)(c->head_dim / 2) * sizeof(float));
     e->sel = malloc(CH * (size_t)c->top_k * sizeof(int));
+    e->slot_class = malloc(CH * (size_t)c->top_k);
     e->selw = malloc(CH * (size_t)c->top_k * sizeof(float));
     e->tok_of = malloc(CH * (size_t)c->top_k * sizeof(int)); /* offloaded: every (token, slot) */
     e->w_of = malloc(CH * (size_t)c->top_k * sizeof(float));
     e->pool = moe_pool_new(threads);
     if (!e->k_cache || !e->v_cache || !e->x || !e->xn || !e->tmp || !e->ey || !e->eo || !e->xe || !e->q ||
         !e->att || !e->k || !e->v || !e->rlog || !e->rprob || !e->gu || !e->act || !e->rope_cos ||
-        !e->rope_sin || !e->sel || !e->selw || !e->tok_of || !e->w_of || !e->pool) {
+        !e->rope_sin || !e->sel || !e->slot_class || !e->selw || !e->tok_of || !e->w_of || !e->pool) {
         moe_fail(err, "out of memory for a %d-token context", ctx);
         moe_engine_free(e);
         return NULL;

@@ -2,6 +2,7 @@
 #include "expert_quant.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "../core/trace.h"
 
@@ -60,10 +61,38 @@ moe_qexperts *moe_qexperts_new(const moe_model *m, const uint8_t *tier, moe_erro
     return q;
 }
 
+moe_qexperts *moe_qexperts_new_hobbit(const moe_model *m, int high_tier, int low_tier, double hi, double lo,
+                                      moe_error *err) {
+    size_t n = (size_t)m->cfg.n_moe_layers * m->cfg.n_experts;
+    uint8_t *tier = malloc(n ? n : 1);
+    if (!tier) {
+        moe_fail(err, "out of memory");
+        return NULL;
+    }
+    memset(tier, low_tier, n);
+    moe_qexperts *low = moe_qexperts_new(m, tier, err), *q = NULL;
+    memset(tier, high_tier, n);
+    if (low) q = moe_qexperts_new(m, tier, err);
+    free(tier);
+    if (!q) {
+        moe_qexperts_free(low);
+        return NULL;
+    }
+    /* the low set's copies move into q */
+    q->dynamic = 1, q->low_tier = low_tier, q->hi = hi, q->lo = lo;
+    q->low_gate_up = low->gate_up, q->low_down = low->down;
+    q->packed_bytes += low->packed_bytes;
+    low->gate_up = low->down = NULL;
+    moe_qexperts_free(low);
+    return q;
+}
+
 void moe_qexperts_free(moe_qexperts *q) {
     if (!q) return;
     size_t n = (size_t)q->n_layers * q->n_experts;
     for (size_t i = 0; q->gate_up && q->down && i < n; i++) moe_qmat_free(&q->gate_up[i]), moe_qmat_free(&q->down[i]);
-    free(q->tier), free(q->gate_up), free(q->down);
+    for (size_t i = 0; q->low_gate_up && q->low_down && i < n; i++)
+        moe_qmat_free(&q->low_gate_up[i]), moe_qmat_free(&q->low_down[i]);
+    free(q->tier), free(q->gate_up), free(q->down), free(q->low_gate_up), free(q->low_down);
     free(q);
 }

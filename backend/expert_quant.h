@@ -7,7 +7,13 @@
  * along its input dimension) and every F32 / F16 expert from the model's
  * own f32 weights (F16 is the file's own precision for an f16 or bf16
  * model, so nothing is lost). The model itself is left as it is, so one
- * model serves a full-precision engine and a quantized one side by side. */
+ * model serves a full-precision engine and a quantized one side by side.
+ *
+ * HOBBIT (a dynamic plan) decides per token slot, in rank order, with c the
+ * token's normalised gate weight of the slots ranked before: c < hi runs the
+ * high-tier copy, c < lo the low-tier copy, else the slot is skipped (its
+ * output left out, the other weights unchanged: the skipped gate mass the
+ * simulator reports). Both copies of every expert are held. */
 #ifndef MOE_BACKEND_EXPERT_QUANT_H
 #define MOE_BACKEND_EXPERT_QUANT_H
 
@@ -22,7 +28,15 @@ typedef struct moe_qexperts {
     uint8_t *tier;           /* [L][E] enum moe_precision */
     moe_qmat *gate_up, *down; /* [L][E]; rows 0 when the expert is not quantized */
     uint64_t packed_bytes;   /* bytes of every quantized expert's blocks */
+    /* HOBBIT (dynamic): thresholds and the low-tier copies (rows 0: the
+     * low tier is the model's own precision); tier[] holds the high tier */
+    int dynamic, low_tier;
+    double hi, lo;
+    moe_qmat *low_gate_up, *low_down;
 } moe_qexperts;
+
+/* What a dynamic plan runs a token slot with. */
+enum { MOE_SLOT_HIGH = 0, MOE_SLOT_LOW = 1, MOE_SLOT_SKIP = 2 };
 
 /* Bits of a tier: 8, 4, 3, 2, or 0 for F32 / F16 (not quantized). */
 int moe_tier_bits(int tier);
@@ -35,6 +49,9 @@ uint64_t moe_expert_bytes_at(int hidden, int inter, int tier);
 /* Quantize model m's experts at tier[l * E + e] (l the MoE ordinal). The
  * model must hold its experts (not loaded with MOE_LOAD_NO_EXPERTS). */
 moe_qexperts *moe_qexperts_new(const moe_model *m, const uint8_t *tier, moe_error *err);
+/* The same for HOBBIT's two tiers (high at every expert, and low copies). */
+moe_qexperts *moe_qexperts_new_hobbit(const moe_model *m, int high_tier, int low_tier, double hi, double lo,
+                                      moe_error *err);
 void moe_qexperts_free(moe_qexperts *q);
 
 #endif

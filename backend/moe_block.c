@@ -108,18 +108,34 @@ static void add_expert_outputs(moe_engine *e, int x, int n, const float *y) {
 }
 
 /* Token list of expert x: e->tok_of / e->w_of (and its inputs into xe when
- * not NULL); returns the count. */
-static int tokens_of(moe_engine *e, int x, int T, float *xe) {
+ * not NULL); returns the count. cls >= 0: only the slots of that class
+ * (HOBBIT, e->slot_class). */
+static int tokens_of(moe_engine *e, int x, int T, float *xe, int cls) {
     int H = e->m->cfg.hidden, K = e->m->cfg.top_k, n = 0;
     for (int t = 0; t < T; t++)
         for (int s = 0; s < K; s++)
-            if (e->sel[t * K + s] == x) {
+            if (e->sel[t * K + s] == x && (cls < 0 || e->slot_class[t * K + s] == cls)) {
                 e->tok_of[n] = t;
                 e->w_of[n] = e->selw[t * K + s];
                 if (xe) memcpy(xe + (size_t)n * H, e->xn + (size_t)t * H, (size_t)H * sizeof(float));
                 n++;
             }
     return n;
+}
+
+/* HOBBIT's rule (expert_quant.h) for every slot of the T tokens. */
+static void classify_slots(moe_engine *e, int T) {
+    const moe_qexperts *qx = e->qx;
+    int K = e->m->cfg.top_k;
+    for (int t = 0; t < T; t++) {
+        const float *w = e->selw + (size_t)t * K;
+        double sum = 0, c = 0;
+        for (int s = 0; s < K; s++) sum += w[s];
+        for (int s = 0; s < K; s++) {
+            e->slot_class[t * K + s] = c < qx->hi ? MOE_SLOT_HIGH : c < qx->lo ? MOE_SLOT_LOW : MOE_SLOT_SKIP;
+            c += sum > 0 ? w[s] / sum : 0;
+        }
+    }
 }
 
 /* Offloaded experts: the source serves the layer's set and says in which
@@ -209,15 +225,23 @@ int moe_ffn(moe_engine *e, int l, int T, moe_routing *route, int t0, moe_error *
     if (e->src) {
         if (ffn_offloaded(e, l, T, err)) return -1;
     } else {
+        const moe_qexperts *qx = e->qx;
+        if (qx && qx->dynamic) classify_slots(e, T);
         for (int x = 0; x < c->n_experts; x++) {
-            int n = tokens_of(e, x, T, e->xe);
-            if (!n) continue;
-            const moe_qexperts *qx = e->qx;
             size_t qi = (size_t)c->moe_index[l] * c->n_experts + x;
-            if (qx && qx->gate_up[qi].rows) swiglu_q(e, &w->experts[x], &qx->gate_up[qi], &qx->down[qi], e->xe, n, e->ey);
-            else swiglu(e, &w->experts[x], e->xe, n, e->ey);
-            add_expert_outputs(e, x, n, e->ey);
-            e->times.experts_run++;
+            /* one pass, or with HOBBIT one per tier: its tokens on the high
+             * copy, then those on the low copy (skipped slots on neither) */
+            for (int cls = qx && qx->dynamic ? MOE_SLOT_HIGH : -1; cls <= (qx && qx->dynamic ? MOE_SLOT_LOW : -1); cls++) {
+                int n = tokens_of(e, x, T, e->xe, cls);
+                if (!n) continue;
+                const moe_qmat *gu = NULL, *dn = NULL;
+                if (qx && cls == MOE_SLOT_LOW) gu = &qx->low_gate_up[qi], dn = &qx->low_down[qi];
+                else if (qx) gu = &qx->gate_up[qi], dn = &qx->down[qi];
+                if (gu && gu->rows) swiglu_q(e, &w->experts[x], gu, dn, e->xe, n, e->ey);
+                else swiglu(e, &w->experts[x], e->xe, n, e->ey);
+                add_expert_outputs(e, x, n, e->ey);
+                e->times.experts_run++;
+            }
         }
     }
     if (w->shared.inter) {

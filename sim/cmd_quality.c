@@ -48,7 +48,10 @@ static const char quality_usage[] =
     "                     from other texts; profile=oracle, their default, profiles\n"
     "                     this very text). Quantized: groups of 64 inputs, bf16 scale\n"
     "                     and bias (backend/quant.h). 16 and 32 bits keep the model's\n"
-    "                     own weights. Default uniform:bits=16 (no change)\n"
+    "                     own weights. hobbit:hi=H,lo=L runs each token slot on the\n"
+    "                     high copy, the low one or not at all by the gate weight of\n"
+    "                     the slots before it (both copies held). Default\n"
+    "                     uniform:bits=16 (no change)\n"
     "  --threads N        worker threads (default: online CPUs)\n"
     "  --generate N       also generate N bytes greedily after the text's first\n"
     "                     --prompt-bytes (default 24) with the full and each\n"
@@ -176,6 +179,7 @@ static int print_row(int json, const char *text_path, size_t n, const moe_model 
     for (uint64_t i = 0; i < all; i++) {
         quantized += moe_tier_bits(qx->tier[i]) != 0;
         bytes += moe_expert_bytes_at(m->cfg.hidden, m->cfg.expert_inter, qx->tier[i]);
+        if (qx->dynamic) bytes += moe_expert_bytes_at(m->cfg.hidden, m->cfg.expert_inter, qx->low_tier); /* both copies */
         bytes16 += moe_expert_bytes_at(m->cfg.hidden, m->cfg.expert_inter, MOE_PREC_F16);
     }
     if (!json) {
@@ -283,7 +287,8 @@ static int store_row(moe_db *db, const char *experiment, const char *thash, cons
     if (g->on) snprintf(cfg + k, sizeof cfg - (size_t)k, "generate=%d\nprompt_bytes=%d\n", g->n, P);
     double Pn = (double)q->positions, bytes = 0;
     for (int i = 0; i < qx->n_layers * qx->n_experts; i++)
-        bytes += (double)moe_expert_bytes_at(m->cfg.hidden, m->cfg.expert_inter, qx->tier[i]);
+        bytes += (double)moe_expert_bytes_at(m->cfg.hidden, m->cfg.expert_inter, qx->tier[i]) +
+                 (qx->dynamic ? (double)moe_expert_bytes_at(m->cfg.hidden, m->cfg.expert_inter, qx->low_tier) : 0);
     moe_metric mt[16];
     size_t n = 0;
     mt[n++] = (moe_metric){"delta_nats_per_byte", (q->nll_con - q->nll_full) / Pn};
@@ -542,11 +547,6 @@ int cmd_quality(int argc, char **argv) {
             moe_fail_prefix(&err, "--precision %s", spec[k]);
             return cli_error("quality", &err);
         }
-        if (!strncmp(canonical[k], "hobbit", 6)) {
-            moe_fail(&err, "--precision %s: HOBBIT chooses a precision per token; the backend runs per-expert "
-                           "schemes only (uniform, mlx-tiers, hot-cold)", canonical[k]);
-            return cli_error("quality", &err);
-        }
         need_oracle |= strstr(canonical[k], "profile=oracle") != NULL;
     }
     size_t n = 0;
@@ -592,7 +592,8 @@ int cmd_quality(int argc, char **argv) {
         int ok = 1;
         for (int k = 0; k < ns && ok; k++) {
             ok = !moe_precision_plan_new(spec[k], oracle ? oracle : &geom, &plan, &err) &&
-                 (qx[k] = moe_qexperts_new(m, plan.tier, &err)) && (ec[k] = moe_engine_new(m, (int)threads, ctx, &err)) &&
+                 (qx[k] = plan.dynamic ? moe_qexperts_new_hobbit(m, plan.high, plan.low, plan.hi, plan.lo, &err)
+                                       : moe_qexperts_new(m, plan.tier, &err)) && (ec[k] = moe_engine_new(m, (int)threads, ctx, &err)) &&
                  !moe_engine_set_quantized(ec[k], qx[k], &err);
             moe_precision_plan_free(&plan);
             if (!ok) moe_fail_prefix(&err, "--precision %s", canonical[k]);

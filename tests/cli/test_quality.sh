@@ -46,6 +46,21 @@ want = {"uniform:bits=16": 110592, "uniform:bits=8": 59136, "uniform:bits=4": 31
 got = {x["precision"]: x["expert_bytes"] / 192 for x in rows}
 check("quality_packed_bytes", got == want, str(got))
 
+# HOBBIT per token slot, checked against its two limits: hi = 1 runs every
+# slot on the high (16-bit) copy, i.e. the full model, digit for digit;
+# hi = 0, lo = 1 every slot on the low (4-bit) copy, i.e. uniform 4-bit
+# exactly; the default (0.6, 0.9) sits between them
+r = subprocess.run(base + ["--json", "--precision", "uniform:bits=4", "--precision", "hobbit:hi=1,lo=1",
+                           "--precision", "hobbit:hi=0,lo=1", "--precision", "hobbit"], capture_output=True, text=True)
+h = [json.loads(l) for l in r.stdout.splitlines()] if r.returncode == 0 else []
+if len(h) == 4:
+    u4, hi1, lo1, dflt = h
+    check("quality_hobbit_limits", hi1["kl_mean"] == 0 and hi1["delta_nats_per_byte"] == 0 and
+          lo1["kl_mean"] == u4["kl_mean"] and lo1["delta_nats_per_byte"] == u4["delta_nats_per_byte"] and
+          0 < dflt["kl_mean"] and dflt["expert_bytes"] == 192 * (110592 + 31488), "%r" % h)
+else:
+    check("quality_hobbit_limits", False, "exit %d: %s" % (r.returncode, r.stderr))
+
 # offloaded: waiting for every miss is the full model exactly; skipping or
 # substituting the misses costs quality (the prefetcher fills the caches)
 off = ["--offload", "models/tinymix/experts.pack", "--io", "buffered", "--capacity", "16", "--prefetch", "gate:ahead=1"]
@@ -85,7 +100,6 @@ def refused(name, args, needle):
     check(name, r.returncode != 0 and needle in r.stderr and not r.stdout, "exit %d: %s" % (r.returncode, r.stderr))
 
 refused("quality_bad_bits", ["--precision", "uniform:bits=5"], "--precision uniform:bits=5")
-refused("quality_hobbit_refused", ["--precision", "hobbit"], "per token")
 refused("quality_offload_precision", off + ["--precision", "uniform:bits=4"], "--precision with --offload")
 refused("quality_bad_on_miss", off + ["--on-miss", "lowbit"], "unknown --on-miss mode 'lowbit'")
 refused("quality_profile_geometry", ["--precision", "mlx-tiers:profile=traces/default.moetrace"],
