@@ -67,13 +67,17 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-# The version string is rebuilt every time so results never carry a stale one.
+# The version string is checked every time so results never carry a stale
+# one, but version.o (and everything linked with it) is rebuilt only when it
+# changed: the stamp file is rewritten only then.
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+$(BUILD)/version.stamp: FORCE
+	@mkdir -p $(BUILD); echo '$(VERSION) $(PREFIX)' | cmp -s - $@ 2>/dev/null || echo '$(VERSION) $(PREFIX)' >$@
 $(BUILD)/obj/core/version.o: CFLAGS += -DMOESIM_VERSION='"$(VERSION)"'
-$(BUILD)/obj/core/version.o: FORCE
+$(BUILD)/obj/core/version.o: $(BUILD)/version.stamp
 # Installed data files (profiles, plot templates) are found under PREFIX.
 $(BUILD)/obj/core/datadir.o: CFLAGS += -DMOESIM_DATADIR='"$(PREFIX)/share/moesim"'
-$(BUILD)/obj/core/datadir.o: FORCE
+$(BUILD)/obj/core/datadir.o: $(BUILD)/version.stamp
 
 FORCE:
 
