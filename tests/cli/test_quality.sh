@@ -63,7 +63,9 @@ else:
 
 # offloaded: waiting for every miss is the full model exactly; skipping or
 # substituting the misses costs quality (the prefetcher fills the caches)
-off = ["--offload", "models/tinymix/experts.pack", "--io", "buffered", "--capacity", "16", "--prefetch", "gate:ahead=1"]
+# the test's own pack (models/tinymix/experts.pack is made on demand, absent from a fresh clone)
+subprocess.run([M, "model", "pack", "models/tinymix", "-o", T + "/t.pack"], capture_output=True)
+off = ["--offload", T + "/t.pack", "--io", "buffered", "--capacity", "16", "--prefetch", "gate:ahead=1"]
 got = {}
 for mode in ("wait", "skip", "substitute"):
     r = subprocess.run(base + ["--json"] + off + ["--on-miss", mode], capture_output=True, text=True)
