@@ -756,6 +756,34 @@ static uint32_t apply_on_miss(moe_offload *o, moe_cache *c, uint32_t base, uint3
     return nk;
 }
 
+/* --skip (core/on_miss.h, the replay's gather): per token, slots dropped by
+ * adaptive top-k or skip-on-miss get sel -1 (weights untouched); o->kept
+ * receives the experts some token kept (ascending: the set to serve). */
+static uint32_t apply_skip(moe_offload *o, moe_cache *c, uint32_t base, uint32_t nf, int T, int *sel,
+                           const float *selw) {
+    uint32_t K = o->K, nk = 0;
+    for (int t = 0; t < T; t++) {
+        int *s = sel + (size_t)t * K;
+        const float *w = selw + (size_t)t * K;
+        double wsum = 0, cum = 0;
+        for (uint32_t k = 0; k < K; k++) wsum += isnan(w[k]) ? 0 : w[k];
+        for (uint32_t k = 0; k < K; k++) {
+            double wn = wsum > 0 && !isnan(w[k]) ? w[k] / wsum : 0;
+            int drop = moe_skip_by_frac(o->cfg.skip_frac, k, w[k], w[0]) ||
+                       moe_skip_by_cum(o->cfg.skip_cum, k, cum, moe_cache_resident(c, base + (uint32_t)s[k]));
+            cum += wn;
+            if (drop) s[k] = -1, o->st.skipped_slots++;
+        }
+    }
+    for (uint32_t i = 0; i < nf; i++) { /* kept by a token: still named in sel */
+        int kept = 0;
+        for (int j = 0; j < T * (int)K && !kept; j++) kept = sel[j] == o->full[i];
+        if (kept) o->kept[nk++] = o->full[i];
+    }
+    o->st.skipped_activations += nf - nk;
+    return nk;
+}
+
 static int src_layer(void *ctx, int mi, int T, int *sel, float *selw, const float *logits, const uint16_t *la,
                      int *order, int *n_out, moe_error *err) {
     moe_offload *o = ctx;
@@ -770,6 +798,9 @@ static int src_layer(void *ctx, int mi, int T, int *sel, float *selw, const floa
     uint32_t ns = nf, nsub = 0;
     if (o->cfg.on_miss) {
         ns = apply_on_miss(o, c, base, nf, T, sel, selw, logits, &nsub);
+        serve = o->kept;
+    } else if (o->cfg.skip_cum > 0 || o->cfg.skip_frac > 0) {
+        ns = apply_skip(o, c, base, nf, T, sel, selw);
         serve = o->kept;
     }
     moe_cache_begin_group(c);
@@ -816,13 +847,12 @@ static int src_layer(void *ctx, int mi, int T, int *sel, float *selw, const floa
     o->st.layer_hits[m] += hits;
     o->st.step_accesses[o->step] += ns;
     o->st.step_hits[o->step] += hits;
-    if (!o->cfg.on_miss) { /* (apply_on_miss counted them) */
-        o->st.token_slots += (uint64_t)T * o->K;
-        for (int i = 0; i < T * (int)o->K; i++) o->st.token_slot_hits += o->hit[sel[i]];
-    }
+    if (!o->cfg.on_miss) /* the slots kept (apply_on_miss counted its own) */
+        for (int i = 0; i < T * (int)o->K; i++)
+            if (sel[i] >= 0) o->st.token_slots++, o->st.token_slot_hits += o->hit[sel[i]];
     if (o->pf) prefetch(o, m, nf, a);
     /* the experts to run: the served set, then the substitutes (resident: their slots) */
-    uint16_t *run = o->cfg.on_miss ? o->kept : o->full;
+    uint16_t *run = serve == o->kept ? o->kept : o->full;
     uint32_t nr = ns;
     for (uint32_t i = 0; i < nsub; i++) {
         uint16_t e = o->sub[i];

@@ -49,6 +49,7 @@ typedef struct moe_offload_config {
     const char *prefetch_log;  /* write every prediction here (NULL = don't) */
     const char *load_state;    /* pre-read these experts before the first step (NULL = cold) */
     int on_miss;               /* enum moe_on_miss (core/on_miss.h): wait, skip, substitute */
+    double skip_cum, skip_frac; /* --skip (core/on_miss.h's slot rule), 0 = off */
     uint32_t max_steps, max_tokens; /* bounds of the run (live trace arrays) */
 } moe_offload_config;
 

@@ -39,4 +39,18 @@ const char *moe_on_miss_name(int mode);
 uint32_t moe_on_miss_token(int mode, const uint16_t *experts, uint32_t n, const moe_cache *c, uint32_t base,
                            const float *logits, uint32_t E, uint16_t *out);
 
+/* `--skip cum=C,topk_frac=F` (adaptive top-k and skip-on-miss), the rule
+ * the replay and the backend share. A token's slots in rank order; slot 0
+ * is never dropped. Slot k > 0 with gate weight w is dropped when
+ * w < F x w0 (w0: slot 0's weight), or when C > 0, the normalised weight of
+ * the slots before it (dropped ones included) is >= C and its expert is not
+ * resident. A dropped slot's output is left out (no renormalisation: its
+ * weight is the skipped gate mass). */
+static inline int moe_skip_by_frac(double topk_frac, uint32_t k, float w, float w0) {
+    return topk_frac > 0 && k > 0 && w < topk_frac * w0;
+}
+static inline int moe_skip_by_cum(double cum_threshold, uint32_t k, double cum_before, int resident) {
+    return cum_threshold > 0 && k > 0 && cum_before >= cum_threshold && !resident;
+}
+
 #endif

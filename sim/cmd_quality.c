@@ -615,9 +615,9 @@ int cmd_quality(int argc, char **argv) {
             ok = ok && (ol = moe_offload_new(m, &oc, &err)) &&
                  !moe_engine_set_expert_source(ec[0], moe_offload_source(ol), &err);
             if (ok)
-                snprintf(canonical[0], sizeof canonical[0], "offload %s, capacity %u%s, on-miss %s",
+                snprintf(canonical[0], sizeof canonical[0], "offload %s, capacity %u%s, on-miss %s%s%s",
                          moe_offload_policy(ol), oc.capacity, oc.global ? " in all" : " per layer",
-                         moe_on_miss_name(oc.on_miss));
+                         moe_on_miss_name(oc.on_miss), off.skip ? ", skip " : "", off.skip ? off.skip : "");
         }
         const moe_offload_stats *st;
         gen_result g[MAX_SCHEMES] = {{0}};

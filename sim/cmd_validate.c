@@ -273,7 +273,7 @@ static int validate_one(vopts *o, const moe_model *m, const int *ids, int n_ids,
                              .scope = job.oc.global ? MOE_SCOPE_GLOBAL : MOE_SCOPE_PER_LAYER,
                              .cold_per_seq = job.oc.cold_per_seq, .seed = job.oc.seed, .split = job.oc.split,
                              .device = o->device, .devices_path = o->devices, .load_state = job.oc.load_state,
-                             .on_miss = job.oc.on_miss};
+                             .on_miss = job.oc.on_miss, .skip = o->off.skip};
     /* the pack's precision prices reads and bytes */
     if (out.stats->expert_bytes == out.trace->expert_bytes[MOE_PREC_F32]) cfg.precision = "uniform:bits=32";
     snprintf(extra_p, sizeof extra_p, "kind=predicted\nvalidation=%s", v->vid);

@@ -11,6 +11,7 @@
 #include "../core/prefetch.h"
 #include "cli.h"
 #include "replay.h"
+#include "replay_ext.h"
 #include "replay_opts.h"
 
 const char moe_offload_opts_help[] =
@@ -36,6 +37,9 @@ const char moe_offload_opts_help[] =
     "                       rescale the token's other weights) or substitute (run\n"
     "                       the resident expert the router scores highest instead);\n"
     "                       skip and substitute read nothing on a miss\n"
+    "  --skip S             cum=0.9 (skip-on-miss past this cumulative gate weight)\n"
+    "                       and/or topk_frac=0.3 (adaptive top-k: drop a slot below\n"
+    "                       0.3 x the token's top-1), as the simulator's --skip\n"
     "  --save-state F       save the resident experts at the end\n"
     "  --load-state F       pre-read a saved state before the first step\n"
     "  --steps-out F        per-step measured figures as CSV (step, phase, tokens,\n"
@@ -77,6 +81,12 @@ static int opt_set(moe_offload_opts *o, const char *name, const char *v, moe_err
     else if (!strcmp(name, "load-state")) o->load_state = v;
     else if (!strcmp(name, "steps-out")) o->steps_out = v;
     else if (!strcmp(name, "on-miss")) return moe_on_miss_parse(v, &o->on_miss, err) ? -1 : 0;
+    else if (!strcmp(name, "skip")) {
+        double a, b;
+        char canon[128];
+        if (moe_skip_parse(v, &a, &b, canon, sizeof canon, err)) return -1;
+        o->skip = v;
+    }
     else if (!strcmp(name, "speculate"))
         /* the backend computes on the cores that would run a speculated
          * expert: there is no idle compute lane for it to fill */
@@ -144,5 +154,11 @@ int moe_offload_config_of(const moe_offload_opts *o, const char *pack_path, cons
     oc->prefetch_log = o->prefetch_log;
     oc->load_state = o->load_state;
     oc->on_miss = o->on_miss;
+    if (o->skip) {
+        char canon[128];
+        if (o->on_miss)
+            return moe_fail(err, "--skip cannot be combined with --on-miss %s: both drop slots", moe_on_miss_name(o->on_miss));
+        if (moe_skip_parse(o->skip, &oc->skip_cum, &oc->skip_frac, canon, sizeof canon, err)) return -1;
+    }
     return 0;
 }

@@ -168,10 +168,9 @@ static void gather(eng *g, uint64_t s, uint32_t l, moe_cache *c, uint32_t base, 
             }
             g->nt_full[e]++;
             int drop = 0, need = -1;
-            if (g->skip_frac > 0 && k > 0 && w < g->skip_frac * w0) drop = 1;
+            if (moe_skip_by_frac(g->skip_frac, k, w, w0)) drop = 1;
             if (!drop && g->dynamic && (need = moe_precision_hobbit_slot(&g->plan, cum)) < 0) drop = 1;
-            if (!drop && g->skip_cum > 0 && k > 0 && cum >= g->skip_cum && !moe_cache_resident(c, base + e))
-                drop = 1;
+            if (!drop && moe_skip_by_cum(g->skip_cum, k, cum, moe_cache_resident(c, base + e))) drop = 1;
             if (!drop && g->cfg->on_miss && g->onmiss[k] != e) drop = 1; /* missed: dropped or substituted */
             cum += wn;
             x->total_mass += wn;

@@ -365,6 +365,17 @@ for mode in skip substitute; do
         else fail "validate_on_miss_${mode}_counts_$(echo $sc | tr -d ' -')" "skipped $sm vs $sp, substituted $um vs $up, demand bytes $bm"; fi
     done
 done
+# --skip (adaptive top-k, skip-on-miss): the replay drops the same slots
+for sk in cum=0.5 topk_frac=0.3; do
+    run $VAL --capacity 8 --devices "$tmp/hand.ini" --device hand --json --skip $sk
+    check_validate "validate_skip_${sk%%=*}"
+    sm=$(jget "$tmp/out" measured skipped_slots) sp=$(jget "$tmp/out" predicted skipped_slots)
+    if [ -n "$sm" ] && [ "$sm" != null ] && [ "$sm" -gt 0 ] && [ "$sm" = "$sp" ]; then pass "validate_skip_${sk%%=*}_slots"
+    else fail "validate_skip_${sk%%=*}_slots" "skipped $sm vs $sp"; fi
+done
+run $VAL --capacity 8 --devices "$tmp/hand.ini" --device hand --skip cum=0.5 --on-miss skip
+if [ $rc -eq 1 ] && has err "--skip cannot be combined with --on-miss skip"; then pass validate_skip_on_miss_conflict
+else fail validate_skip_on_miss_conflict "rc $rc: $(cat "$tmp/err")"; fi
 # a small grid: one row per configuration, every count exact
 cat >"$tmp/grid.ini" <<EOF
 [validate]

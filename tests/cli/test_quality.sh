@@ -71,6 +71,10 @@ for mode in ("wait", "skip", "substitute"):
     r = subprocess.run(base + ["--json"] + off + ["--on-miss", mode], capture_output=True, text=True)
     got[mode] = json.loads(r.stdout) if r.returncode == 0 and r.stdout.strip() else {"rc": r.returncode, "err": r.stderr}
 w, sk, su = got["wait"], got["skip"], got["substitute"]
+r = subprocess.run(base + ["--json"] + off + ["--skip", "topk_frac=0.5"], capture_output=True, text=True)
+ak = json.loads(r.stdout) if r.returncode == 0 and r.stdout.strip() else {"rc": r.returncode, "err": r.stderr}
+check("quality_offload_adaptive_topk", 0 < ak.get("kl_mean", 0) < got["skip"].get("kl_mean", 0) and
+      ak.get("constraint", "").endswith("skip topk_frac=0.5"), str(ak))
 check("quality_offload_wait_is_full", w.get("delta_nats_per_byte") == 0 and w.get("kl_mean") == 0 and
       w.get("top1_agreement") == 1 and "on-miss wait" in w.get("constraint", ""), str(w))
 check("quality_offload_skip_costs", sk.get("kl_mean", 0) > 0.01 and sk.get("delta_nats_per_byte", 0) > 0 and
