@@ -22,6 +22,9 @@ typedef struct moe_mlp_w {
     int inter;
     float *gate_up; /* [2*inter][hidden] */
     float *down;    /* [hidden][inter] */
+    /* quantized (an offloaded expert read from a quantized pack): when set,
+     * the engine computes from these (backend/quant.h), not the floats */
+    const struct moe_qmat *q_gate_up, *q_down;
 } moe_mlp_w;
 
 typedef struct moe_layer_w {

@@ -33,7 +33,7 @@ static void swiglu_q(moe_engine *e, const moe_mlp_w *w, const moe_qmat *qgu, con
 }
 
 static void swiglu(moe_engine *e, const moe_mlp_w *w, const float *x, int T, float *y) {
-    swiglu_q(e, w, NULL, NULL, x, T, y);
+    swiglu_q(e, w, w->q_gate_up, w->q_down, x, T, y);
 }
 
 /* Indices of the k largest of v[0..n) in descending order; ties -> lower index. */

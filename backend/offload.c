@@ -14,6 +14,7 @@
 #include "../core/prefetch.h"
 #include "../core/split.h"
 #include "forward_internal.h"
+#include "quant.h"
 
 enum { ST_NONE = 0, ST_PF_UNUSED = 1, ST_PF_EVICTED = 2 }; /* prefetch state of a key, as in replay_ext.c */
 enum { READ_NONE = 0, READ_QUEUED, READ_DONE };
@@ -22,7 +23,8 @@ enum { READ_NONE = 0, READ_QUEUED, READ_DONE };
  * expert is computed). */
 typedef struct slot {
     void *raw;              /* pack block, MOE_PACK_ALIGN-aligned */
-    moe_mlp_w w;            /* f32 weights the engine computes with */
+    moe_mlp_w w;            /* the weights the engine computes with: f32, or views of raw (quantized pack) */
+    moe_qmat qgu, qdn;      /* a quantized pack's views into raw */
     int read;               /* READ_*: written under mu with release order; read with acquire */
     int kind;               /* 0 demand, 1 prefetch */
     uint64_t seqno;         /* position in the read queue */
@@ -106,7 +108,9 @@ static void *io_main(void *p) {
         double t0 = now_s();
         moe_error err = {{0}};
         int rc = moe_pack_read(&o->pack, s->layer, s->expert, s->raw, &err);
-        if (!rc) moe_pack_to_f32(&o->pack, s->raw, s->w.gate_up, s->w.down);
+        /* a quantized block is computed on as read (views set once, at slot
+         * creation); a bf16 or f32 one is widened */
+        if (!rc && !moe_pack_dtype_bits(o->pack.dtype)) moe_pack_to_f32(&o->pack, s->raw, s->w.gate_up, s->w.down);
         double t1 = now_s();
         pthread_mutex_lock(&o->mu);
         o->busy_s[id] += t1 - t0;
@@ -301,16 +305,22 @@ static int make_slots(moe_offload *o, moe_error *err) {
         s->key = -1;
         s->raw = moe_pack_alloc_block(&o->pack);
         s->w.inter = (int)I;
-        s->w.gate_up = malloc(2 * I * H * sizeof(float));
-        s->w.down = malloc(H * I * sizeof(float));
+        int quantized = moe_pack_dtype_bits(o->pack.dtype) != 0;
+        /* quantized: 1 float each, never used (the views are) */
+        s->w.gate_up = malloc((quantized ? 1 : 2 * I * H) * sizeof(float));
+        s->w.down = malloc((quantized ? 1 : H * I) * sizeof(float));
+        if (s->raw && quantized) {
+            moe_pack_qviews(&o->pack, s->raw, &s->qgu, &s->qdn);
+            s->w.q_gate_up = &s->qgu, s->w.q_down = &s->qdn;
+        }
         if (!s->raw || !s->w.gate_up || !s->w.down)
             return moe_fail(err, "out of memory for %u expert slots (%.1f MiB each)", o->n_slots,
                             (double)(o->pack.stride + 3 * I * H * sizeof(float)) / 1048576.0);
         /* touch every page now: a first O_DIRECT read into untouched memory
          * faults it in, which would be charged to that read */
         memset(s->raw, 0, o->pack.stride);
-        memset(s->w.gate_up, 0, 2 * I * H * sizeof(float));
-        memset(s->w.down, 0, H * I * sizeof(float));
+        memset(s->w.gate_up, 0, (quantized ? 1 : 2 * I * H) * sizeof(float));
+        memset(s->w.down, 0, (quantized ? 1 : H * I) * sizeof(float));
         o->free_list[o->n_slots - 1 - i] = i; /* slot 0 is taken first */
     }
     o->n_free = o->n_slots;
@@ -502,6 +512,7 @@ void moe_offload_free(moe_offload *o) {
 }
 
 moe_expert_source *moe_offload_source(moe_offload *o) { return &o->src; }
+uint32_t moe_offload_pack_dtype(const moe_offload *o) { return o->pack.dtype; }
 
 const char *moe_offload_policy(const moe_offload *o) { return o->policy; }
 const char *moe_offload_prefetcher(const moe_offload *o) { return o->prefetcher; }

@@ -94,6 +94,8 @@ moe_expert_source *moe_offload_source(moe_offload *o);
 /* Canonical policy name (with effective parameters) and prefetcher name ("" if none). */
 const char *moe_offload_policy(const moe_offload *o);
 const char *moe_offload_prefetcher(const moe_offload *o);
+/* The pack's dtype (enum moe_pack_dtype): quantized packs run quantized. */
+uint32_t moe_offload_pack_dtype(const moe_offload *o);
 
 /* Bracket every forward call: step_begin before (sequence id, phase, the
  * position of its first token, its token count), step_end after. A new

@@ -19,6 +19,7 @@
 
 #include "../core/sha256.h"
 #include "../core/trace_formats.h"
+#include "quant.h"
 
 #define HDR_SIZE MOE_PACK_ALIGN
 #define ENTRY_SIZE 32
@@ -129,6 +130,22 @@ typedef struct geom {
 
 static size_t dtype_size(uint32_t dtype) { return dtype == MOE_PACK_F32 ? 4 : dtype == MOE_PACK_BF16 ? 2 : 0; }
 
+int moe_pack_dtype_bits(uint32_t dtype) {
+    return dtype == MOE_PACK_Q8 ? 8 : dtype == MOE_PACK_Q4 ? 4 : dtype == MOE_PACK_Q3 ? 3 : dtype == MOE_PACK_Q2 ? 2 : 0;
+}
+
+const char *moe_pack_dtype_name(uint32_t dtype) {
+    switch (dtype) {
+    case MOE_PACK_F32: return "f32";
+    case MOE_PACK_BF16: return "bf16";
+    case MOE_PACK_Q8: return "q8";
+    case MOE_PACK_Q4: return "q4";
+    case MOE_PACK_Q3: return "q3";
+    case MOE_PACK_Q2: return "q2";
+    default: return "?";
+    }
+}
+
 static int mul_ok(uint64_t a, uint64_t b, uint64_t *out) { return !__builtin_mul_overflow(a, b, out); }
 static int add_ok(uint64_t a, uint64_t b, uint64_t *out) { return !__builtin_add_overflow(a, b, out); }
 static int round_ok(uint64_t x, uint64_t *out) {
@@ -137,11 +154,31 @@ static int round_ok(uint64_t x, uint64_t *out) {
     return 1;
 }
 
+/* Bytes of an R x C matrix quantized to b bits (backend/quant.h's block,
+ * moe_qmat_bytes), in checked 64-bit arithmetic: the sizes come from
+ * untrusted headers. 0 on overflow. */
+static uint64_t qblock_bytes(uint64_t R, uint64_t C, uint64_t b) {
+    uint64_t bits, rowb, q, groups, s;
+    if (!mul_ok(C, b, &bits) || !add_ok(bits, 7, &bits)) return 0;
+    rowb = bits / 8;
+    if (!mul_ok(R, rowb, &q) || !add_ok(q, 3, &q)) return 0;
+    q &= ~(uint64_t)3;
+    groups = C / 64 + (C % 64 != 0);
+    if (!mul_ok(R, groups, &s) || !mul_ok(s, 4, &s) || !add_ok(q, s, &q)) return 0;
+    return q;
+}
+
 /* Every derived size from (dtype, L, E, H, I); 0, or -1 if one overflows. */
 static int geom_derive(geom *g) {
     uint64_t t, n_blocks, data_bytes, idx_padded;
-    if (!mul_ok(3, g->I, &t) || !mul_ok(t, g->H, &t) || !mul_ok(t, dtype_size(g->dtype), &g->expert_bytes) ||
-        !round_ok(g->expert_bytes, &g->stride) || !mul_ok(g->L, g->E, &n_blocks) ||
+    int bits = moe_pack_dtype_bits(g->dtype);
+    if (bits) {
+        uint64_t a = qblock_bytes(2 * (uint64_t)g->I, g->H, (uint64_t)bits), b = qblock_bytes(g->H, g->I, (uint64_t)bits);
+        if (!a || !b || !add_ok(a, b, &g->expert_bytes)) return -1;
+    } else if (!mul_ok(3, g->I, &t) || !mul_ok(t, g->H, &t) || !mul_ok(t, dtype_size(g->dtype), &g->expert_bytes)) {
+        return -1;
+    }
+    if (!round_ok(g->expert_bytes, &g->stride) || !mul_ok(g->L, g->E, &n_blocks) ||
         !mul_ok(n_blocks, ENTRY_SIZE, &g->index_bytes) || !round_ok(g->index_bytes, &idx_padded) ||
         !add_ok(HDR_SIZE, idx_padded, &g->data_offset) || !mul_ok(n_blocks, g->stride, &data_bytes) ||
         !add_ok(g->data_offset, data_bytes, &g->file_size) || g->file_size > (uint64_t)SIZE_MAX)
@@ -178,8 +215,19 @@ static void from_bf16(float *dst, const uint16_t *src, size_t n) {
 
 /* Payload of one expert in the pack's dtype: gate_up (gate rows then up
  * rows) then down. Padding bytes of blk are left as they are (zero). */
-static void expert_payload(const geom *g, const moe_mlp_w *w, unsigned char *blk) {
+static int expert_payload(const geom *g, const moe_mlp_w *w, unsigned char *blk, moe_error *err) {
     size_t n_gu = 2 * (size_t)g->I * g->H, n_down = (size_t)g->H * g->I;
+    int bits = moe_pack_dtype_bits(g->dtype);
+    if (bits) { /* quantized here, one expert at a time */
+        moe_qmat gu, dn;
+        if (moe_qmat_quantize(&gu, w->gate_up, 2 * (int)g->I, (int)g->H, bits, err)) return -1;
+        if (moe_qmat_quantize(&dn, w->down, (int)g->H, (int)g->I, bits, err)) return moe_qmat_free(&gu), -1;
+        size_t a = moe_qmat_bytes(2 * (int)g->I, (int)g->H, bits), b = moe_qmat_bytes((int)g->H, (int)g->I, bits);
+        memcpy(blk, gu.own, a);
+        memcpy(blk + a, dn.own, b);
+        moe_qmat_free(&gu), moe_qmat_free(&dn);
+        return 0;
+    }
     if (g->dtype == MOE_PACK_F32) {
         memcpy(blk, w->gate_up, n_gu * sizeof(float));
         memcpy(blk + n_gu * sizeof(float), w->down, n_down * sizeof(float));
@@ -188,6 +236,7 @@ static void expert_payload(const geom *g, const moe_mlp_w *w, unsigned char *blk
         to_bf16(d, w->gate_up, n_gu);
         to_bf16(d + n_gu, w->down, n_down);
     }
+    return 0;
 }
 
 static void header_build(unsigned char *h, const geom *g, const uint8_t model_id[32], const uint8_t index_sha[32]) {
@@ -225,8 +274,9 @@ static int pwrite_all(int fd, const unsigned char *p, size_t n, uint64_t off) {
  * are in RAM with the configured shape. */
 static int model_geom(const moe_model *m, int dtype, geom *g, moe_error *err) {
     const moe_model_config *c = &m->cfg;
-    if (dtype != MOE_PACK_F32 && dtype != MOE_PACK_BF16)
-        return moe_fail(err, "pack dtype code %d: expected %d (f32) or %d (bf16)", dtype, MOE_PACK_F32, MOE_PACK_BF16);
+    if (dtype != MOE_PACK_F32 && dtype != MOE_PACK_BF16 && !moe_pack_dtype_bits((uint32_t)dtype))
+        return moe_fail(err, "pack dtype code %d: expected %d (f32), %d (bf16) or %d/%d/%d/%d (8/4/3/2 bits)", dtype,
+                        MOE_PACK_F32, MOE_PACK_BF16, MOE_PACK_Q8, MOE_PACK_Q4, MOE_PACK_Q3, MOE_PACK_Q2);
     if (c->n_moe_layers <= 0 || c->n_experts <= 0 || c->hidden <= 0 || c->expert_inter <= 0)
         return moe_fail(err, "model %s has no routed experts to pack", m->name);
     if (!m->experts_loaded) return moe_fail(err, "model %s was loaded without its experts", m->name);
@@ -254,7 +304,7 @@ typedef struct pack_writer {
 
 /* Stream every block after a zero placeholder for header and index, filling
  * the index as we go; the layout is sequential, so FILE* writes suffice. */
-static int write_blocks(pack_writer *w, void (*progress)(void *, uint32_t, uint32_t), void *ctx) {
+static int write_blocks(pack_writer *w, void (*progress)(void *, uint32_t, uint32_t), void *ctx, moe_error *err) {
     static const unsigned char zero[HDR_SIZE];
     for (uint64_t at = 0; at < w->g.data_offset; at += HDR_SIZE)
         if (fwrite_all(w->af.f, zero, HDR_SIZE)) return -1;
@@ -265,7 +315,10 @@ static int write_blocks(pack_writer *w, void (*progress)(void *, uint32_t, uint3
         uint32_t l = (uint32_t)c->moe_index[dl];
         for (uint32_t e = 0; e < w->g.E; e++) {
             uint64_t k = (uint64_t)l * w->g.E + e;
-            expert_payload(&w->g, &w->m->layers[dl].experts[e], w->blk);
+            if (expert_payload(&w->g, &w->m->layers[dl].experts[e], w->blk, err)) {
+                moe_fail_prefix(err, "layer %u expert %u", l, e);
+                return -2; /* err says why (not an I/O error) */
+            }
             unsigned char *en = w->index + k * ENTRY_SIZE;
             put64(en, w->g.data_offset + k * w->g.stride);
             put64(en + 8, w->g.expert_bytes);
@@ -317,10 +370,12 @@ int moe_pack_write(const moe_model *m, const char *path, int dtype,
     else if (moe_atomic_open(&w.af, path, err) == 0) {
         memset(w.blk, 0, w.g.stride);
         errno = 0;
-        if (write_blocks(&w, progress, ctx) || write_head(&w, hdr)) {
+        int wb = write_blocks(&w, progress, ctx, err);
+        if (wb || write_head(&w, hdr)) {
             int e = errno ? errno : EIO;
             moe_atomic_abort(&w.af); /* removes the temporary file */
-            moe_fail(err, "%s: write failed: %s", path, strerror(e));
+            if (wb == -2) moe_fail_prefix(err, "%s", path);
+            else moe_fail(err, "%s: write failed: %s", path, strerror(e));
         } else rc = moe_atomic_commit(&w.af, err);
     }
     free(w.blk);
@@ -372,7 +427,9 @@ static int parse_header(moe_pack *p, geom *g, const unsigned char *h, moe_error 
     if (MOE_CHECK_MISMATCH(get64(h + OFF_HDR_CHECK), moe_pack_check64(h, OFF_HDR_CHECK)))
         return moe_fail(err, "%s: header check value mismatch (pack corrupted?)", p->path);
     *g = (geom){.dtype = get32(h + 12), .L = get32(h + 16), .E = get32(h + 20), .H = get32(h + 24), .I = get32(h + 28)};
-    if (!dtype_size(g->dtype)) return moe_fail(err, "%s: unknown dtype code %u (0 = f32, 2 = bf16)", p->path, g->dtype);
+    if (!dtype_size(g->dtype) && !moe_pack_dtype_bits(g->dtype))
+        return moe_fail(err, "%s: unknown dtype code %u (0 = f32, 2 = bf16, 108/104/103/102 = 8/4/3/2 bits)", p->path,
+                        g->dtype);
     if (!g->L || !g->E || !g->H || !g->I)
         return moe_fail(err, "%s: geometry has a zero: %u layers x %u experts, hidden %u, inter %u", p->path, g->L, g->E, g->H, g->I);
     if (geom_derive(g))
@@ -388,8 +445,9 @@ static int parse_header(moe_pack *p, geom *g, const unsigned char *h, moe_error 
 static int check_layout(const moe_pack *p, const geom *g, const unsigned char *h, uint64_t actual, moe_error *err) {
     const char *f = p->path;
     if (p->expert_bytes != g->expert_bytes)
-        return moe_fail(err, "%s: expert_bytes %llu, geometry implies %llu (3 x %u x %u x %zu)", f,
-                        (unsigned long long)p->expert_bytes, (unsigned long long)g->expert_bytes, g->I, g->H, dtype_size(g->dtype));
+        return moe_fail(err, "%s: expert_bytes %llu, geometry implies %llu (%s, inter %u, hidden %u)", f,
+                        (unsigned long long)p->expert_bytes, (unsigned long long)g->expert_bytes,
+                        moe_pack_dtype_name(g->dtype), g->I, g->H);
     if (p->stride != g->stride)
         return moe_fail(err, "%s: stride %llu, expected %llu (expert_bytes rounded up to %d)", f,
                         (unsigned long long)p->stride, (unsigned long long)g->stride, MOE_PACK_ALIGN);
@@ -544,8 +602,21 @@ int moe_pack_read(const moe_pack *p, uint32_t layer, uint32_t expert, void *raw,
     return 0;
 }
 
+void moe_pack_qviews(const moe_pack *p, const void *raw, moe_qmat *gate_up, moe_qmat *down) {
+    int bits = moe_pack_dtype_bits(p->dtype), I = (int)p->inter, H = (int)p->hidden;
+    moe_qmat_view(gate_up, raw, 2 * I, H, bits);
+    moe_qmat_view(down, (const unsigned char *)raw + moe_qmat_bytes(2 * I, H, bits), H, I, bits);
+}
+
 void moe_pack_to_f32(const moe_pack *p, const void *raw, float *gate_up, float *down) {
     size_t n_gu = 2 * (size_t)p->inter * p->hidden, n_down = (size_t)p->hidden * p->inter;
+    if (moe_pack_dtype_bits(p->dtype)) { /* dequantized, row by row */
+        moe_qmat gu, dn;
+        moe_pack_qviews(p, raw, &gu, &dn);
+        for (int r = 0; r < gu.rows; r++) moe_qmat_dequant_row(&gu, r, gate_up + (size_t)r * gu.cols);
+        for (int r = 0; r < dn.rows; r++) moe_qmat_dequant_row(&dn, r, down + (size_t)r * dn.cols);
+        return;
+    }
     if (p->dtype == MOE_PACK_F32) {
         memcpy(gate_up, raw, n_gu * sizeof(float));
         memcpy(down, (const unsigned char *)raw + n_gu * sizeof(float), n_down * sizeof(float));

@@ -12,12 +12,14 @@
  *   [0, 4096)  header
  *      0  char[8]  magic "MOEPACK\0"
  *      8  u32      version = 1
- *     12  u32      dtype of the expert weights: 0 = f32, 2 = bf16 (st_dtype)
+ *     12  u32      dtype of the expert weights: 0 = f32, 2 = bf16 (st_dtype);
+ *                  108, 104, 103, 102 = quantized to 8, 4, 3, 2 bits
  *     16  u32      n_layers   MoE layers (the model's sparse layers, in order)
  *     20  u32      n_experts  routed experts per MoE layer
  *     24  u32      hidden     hidden size H
  *     28  u32      inter      intermediate size I of one routed expert
- *     32  u64      expert_bytes  payload of one expert = 3 * I * H * dtype size
+ *     32  u64      expert_bytes  payload of one expert = 3 * I * H * dtype size,
+ *                  or for a quantized dtype the two blocks below
  *     40  u64      stride     expert_bytes rounded up to a multiple of 4096
  *     48  u64      index_offset = 4096
  *     56  u64      data_offset  first expert block (multiple of 4096)
@@ -37,7 +39,10 @@
  *
  *   [data_offset, file_size)  expert blocks, (layer 0, expert 0), (0, 1), ...
  *      each `stride` bytes: gate rows [I][H], then up rows [I][H], then down
- *      [H][I], row-major in dtype, then zero padding.
+ *      [H][I], row-major in dtype, then zero padding. A quantized dtype
+ *      holds two blocks of backend/quant.h's format instead: gate and up
+ *      rows [2I][H], then down [H][I], each quantized along its input
+ *      dimension (moe_qmat_bytes each), then zero padding.
  *
  * Every read of an expert verifies its check value, so a corrupted block is
  * reported (file, layer, expert) when it is first used, never computed with. */
@@ -53,7 +58,12 @@
 #define MOE_PACK_ALIGN 4096
 #define MOE_PACK_VERSION 1
 
-enum moe_pack_dtype { MOE_PACK_F32 = 0, MOE_PACK_BF16 = 2 };
+enum moe_pack_dtype { MOE_PACK_F32 = 0, MOE_PACK_BF16 = 2, MOE_PACK_Q8 = 108, MOE_PACK_Q4 = 104, MOE_PACK_Q3 = 103,
+                      MOE_PACK_Q2 = 102 };
+/* Bits of a quantized pack dtype, 0 for f32 / bf16 or an unknown code. */
+int moe_pack_dtype_bits(uint32_t dtype);
+/* "f32", "bf16", "q8", ... ("?" for an unknown code). */
+const char *moe_pack_dtype_name(uint32_t dtype);
 
 /* How expert blocks are read: direct = pread on an O_DIRECT descriptor (the
  * device's cost, no page cache), buffered = pread through the page cache,
@@ -103,6 +113,9 @@ int moe_pack_read(const moe_pack *p, uint32_t layer, uint32_t expert, void *raw,
 /* Convert a block read by moe_pack_read into f32 gate_up [2I][H] (gate rows,
  * then up rows: moe_mlp_w's layout) and down [H][I]. */
 void moe_pack_to_f32(const moe_pack *p, const void *raw, float *gate_up, float *down);
+/* A quantized pack's block as two matrix views into raw (no copy). */
+struct moe_qmat;
+void moe_pack_qviews(const moe_pack *p, const void *raw, struct moe_qmat *gate_up, struct moe_qmat *down);
 /* Allocate a buffer suitable for moe_pack_read (free with free()). */
 void *moe_pack_alloc_block(const moe_pack *p);
 

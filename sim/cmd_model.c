@@ -23,7 +23,7 @@ static const char model_usage[] =
     "The format is described byte by byte in docs/pack-format.md.\n";
 
 static const char pack_usage[] =
-    "usage: moesim model pack DIR [-o FILE] [--dtype bf16|f32]\n"
+    "usage: moesim model pack DIR [-o FILE] [--dtype bf16|f32|q8|q4|q3|q2]\n"
     "\n"
     "Write every routed expert of the model in DIR (config.json + model.safetensors)\n"
     "into one file: each expert is one contiguous block aligned to 4096 bytes (gate\n"
@@ -32,9 +32,11 @@ static const char pack_usage[] =
     "The file is written atomically: on error nothing is left behind.\n"
     "\n"
     "  -o, --output FILE  the pack (default DIR/experts.pack)\n"
-    "  --dtype D          bf16 or f32. Default: the dtype of the model's expert\n"
-    "                     tensors; an F16 model is packed as f32 (exact: packs hold\n"
-    "                     f32 or bf16 only). bf16 from f32 rounds to nearest even.\n"
+    "  --dtype D          bf16 or f32, or q8, q4, q3, q2: quantized to that many bits\n"
+    "                     (backend/quant.h; an offloaded run computes on them as\n"
+    "                     read). Default: the dtype of the model's expert tensors; an\n"
+    "                     F16 model is packed as f32 (exact). bf16 from f32 rounds\n"
+    "                     to nearest even.\n"
     "  -h, --help         this text\n";
 
 static const char info_usage[] =
@@ -67,7 +69,7 @@ static const char *human(uint64_t b, char *buf, size_t n) {
     return buf;
 }
 
-static const char *dtype_name(uint32_t d) { return d == MOE_PACK_BF16 ? "bf16" : "f32"; }
+static const char *dtype_name(uint32_t d) { return moe_pack_dtype_name(d); }
 
 /* What getopt's -h or an unknown option ends with: the exit status. */
 static int help_or_usage(int c, const char *usage) {
@@ -107,8 +109,13 @@ static int model_pack(int argc, char **argv) {
         if (c == 'o') out = optarg;
         else if (c == 'd' && !strcmp(optarg, "bf16")) dtype = MOE_PACK_BF16;
         else if (c == 'd' && !strcmp(optarg, "f32")) dtype = MOE_PACK_F32;
+        else if (c == 'd' && !strcmp(optarg, "q8")) dtype = MOE_PACK_Q8;
+        else if (c == 'd' && !strcmp(optarg, "q4")) dtype = MOE_PACK_Q4;
+        else if (c == 'd' && !strcmp(optarg, "q3")) dtype = MOE_PACK_Q3;
+        else if (c == 'd' && !strcmp(optarg, "q2")) dtype = MOE_PACK_Q2;
         else if (c == 'd') {
-            fprintf(stderr, "moesim model pack: --dtype: expected bf16 or f32, got '%s'\n%s", optarg, pack_usage);
+            fprintf(stderr, "moesim model pack: --dtype: expected bf16, f32, q8, q4, q3 or q2, got '%s'\n%s", optarg,
+                    pack_usage);
             return 2;
         } else return help_or_usage(c, pack_usage);
     }

@@ -15,6 +15,7 @@
 #include "../backend/readfile.h"
 #include "../backend/tokenizer.h"
 #include "../core/cache_state.h"
+#include "../core/device_profile.h"
 #include "../core/on_miss.h"
 #include "../core/results.h"
 #include "../core/precision.h"
@@ -614,10 +615,15 @@ int cmd_quality(int argc, char **argv) {
                            (N ? (uint32_t)((P + MOE_ENGINE_MAX_STEP - 1) / MOE_ENGINE_MAX_STEP + N) : 0);
             ok = ok && (ol = moe_offload_new(m, &oc, &err)) &&
                  !moe_engine_set_expert_source(ec[0], moe_offload_source(ol), &err);
+            int pack_bits = ok ? moe_pack_dtype_bits(moe_offload_pack_dtype(ol)) : 0;
+            if (pack_bits) /* the report's tiers (bytes, experts quantized); the source computes, not qx */
+                memset(qx[0]->tier, moe_prec_of_bits(pack_bits), (size_t)qx[0]->n_layers * qx[0]->n_experts);
             if (ok)
-                snprintf(canonical[0], sizeof canonical[0], "offload %s, capacity %u%s, on-miss %s%s%s",
+                snprintf(canonical[0], sizeof canonical[0], "offload %s, capacity %u%s, on-miss %s%s%s%s%s",
                          moe_offload_policy(ol), oc.capacity, oc.global ? " in all" : " per layer",
-                         moe_on_miss_name(oc.on_miss), off.skip ? ", skip " : "", off.skip ? off.skip : "");
+                         moe_on_miss_name(oc.on_miss), off.skip ? ", skip " : "", off.skip ? off.skip : "",
+                         moe_pack_dtype_bits(moe_offload_pack_dtype(ol)) ? ", pack " : "",
+                         moe_pack_dtype_bits(moe_offload_pack_dtype(ol)) ? moe_pack_dtype_name(moe_offload_pack_dtype(ol)) : "");
         }
         const moe_offload_stats *st;
         gen_result g[MAX_SCHEMES] = {{0}};
@@ -650,6 +656,10 @@ int cmd_quality(int argc, char **argv) {
                 printf("  %s\n", "constraint");
             }
             rc = 0;
+            char pack_precision[32] = "uniform:bits=16";
+            if (ol && moe_pack_dtype_bits(moe_offload_pack_dtype(ol)))
+                snprintf(pack_precision, sizeof pack_precision, "uniform:bits=%d",
+                         moe_pack_dtype_bits(moe_offload_pack_dtype(ol)));
             if (db_path) { /* stored first: a row printed is a row kept */
                 moe_db *db = moe_db_open(db_path, &err);
                 char thash[65];
@@ -661,7 +671,7 @@ int cmd_quality(int argc, char **argv) {
                                    &g[k], qx[k], m, moe_engine_now() - t_start, &err);
                 if (db && moe_db_close(db, rc ? NULL : &err)) rc = -1;
             }
-            for (int k = 0; k < ns && !rc; k++) rc = print_row(json, text_path, n, m, qx[k], canonical[k], ol ? "uniform:bits=16" : canonical[k], &q[k], &g[k],
+            for (int k = 0; k < ns && !rc; k++) rc = print_row(json, text_path, n, m, qx[k], canonical[k], ol ? pack_precision : canonical[k], &q[k], &g[k],
                                &err);
         }
     }

@@ -275,7 +275,11 @@ static int validate_one(vopts *o, const moe_model *m, const int *ids, int n_ids,
                              .device = o->device, .devices_path = o->devices, .load_state = job.oc.load_state,
                              .on_miss = job.oc.on_miss, .skip = o->off.skip};
     /* the pack's precision prices reads and bytes */
-    if (out.stats->expert_bytes == out.trace->expert_bytes[MOE_PREC_F32]) cfg.precision = "uniform:bits=32";
+    /* (a quantized pack's blocks are the trace header's bytes of that tier) */
+    static const char *const tier_spec[MOE_PREC_COUNT] = {"uniform:bits=32", NULL, "uniform:bits=8", "uniform:bits=4",
+                                                          "uniform:bits=3", "uniform:bits=2"};
+    for (int p = 0; p < MOE_PREC_COUNT; p++)
+        if (tier_spec[p] && out.stats->expert_bytes == out.trace->expert_bytes[p]) cfg.precision = tier_spec[p];
     snprintf(extra_p, sizeof extra_p, "kind=predicted\nvalidation=%s", v->vid);
     cfg.extra_config = extra_p;
     if (o->off.prefetch) {

@@ -376,6 +376,14 @@ done
 run $VAL --capacity 8 --devices "$tmp/hand.ini" --device hand --skip cum=0.5 --on-miss skip
 if [ $rc -eq 1 ] && has err "--skip cannot be combined with --on-miss skip"; then pass validate_skip_on_miss_conflict
 else fail validate_skip_on_miss_conflict "rc $rc: $(cat "$tmp/err")"; fi
+# a 4-bit pack: every miss reads one 31488-byte block, priced so by the replay
+run "$MOESIM" model pack $model -o "$tmp/q4.pack" --dtype q4
+run $MOESIM validate --model $model --prompt-file $tmp/p.txt --max-tokens 16 --threads 2 --offload "$tmp/q4.pack" $IO \
+    --capacity 8 --devices "$tmp/hand.ini" --device hand --json
+m=$(jget "$tmp/out" measured misses) bm=$(jget "$tmp/out" measured bytes_demand) bp=$(jget "$tmp/out" predicted bytes_demand)
+if [ $rc -eq 0 ] && has out '"exact":true' && [ -n "$m" ] && [ "$bm" = "$((m * 31488))" ] && [ "$bm" = "$bp" ]; then
+    pass validate_q4_pack_exact
+else fail validate_q4_pack_exact "rc $rc: misses $m, demand bytes $bm vs $bp: $(cat "$tmp/err")"; fi
 # a small grid: one row per configuration, every count exact
 cat >"$tmp/grid.ini" <<EOF
 [validate]

@@ -75,6 +75,14 @@ r = subprocess.run(base + ["--json"] + off + ["--skip", "topk_frac=0.5"], captur
 ak = json.loads(r.stdout) if r.returncode == 0 and r.stdout.strip() else {"rc": r.returncode, "err": r.stderr}
 check("quality_offload_adaptive_topk", 0 < ak.get("kl_mean", 0) < got["skip"].get("kl_mean", 0) and
       ak.get("constraint", "").endswith("skip topk_frac=0.5"), str(ak))
+# a 4-bit pack offloaded computes what 4-bit experts compute resident, exactly
+subprocess.run([M, "model", "pack", "models/tinymix", "-o", T + "/q4.pack", "--dtype", "q4"], capture_output=True)
+r = subprocess.run(base + ["--json", "--offload", T + "/q4.pack", "--io", "buffered", "--capacity", "8"],
+                   capture_output=True, text=True)
+q4o = json.loads(r.stdout) if r.returncode == 0 and r.stdout.strip() else {"rc": r.returncode, "err": r.stderr}
+check("quality_offload_q4_pack_is_resident_q4", q4o.get("kl_mean") == q4["kl_mean"] and
+      q4o.get("delta_nats_per_byte") == q4["delta_nats_per_byte"] and q4o.get("precision") == "uniform:bits=4" and
+      q4o.get("expert_bytes") == 192 * 31488, "%r vs %r" % (q4o, q4))
 check("quality_offload_wait_is_full", w.get("delta_nats_per_byte") == 0 and w.get("kl_mean") == 0 and
       w.get("top1_agreement") == 1 and "on-miss wait" in w.get("constraint", ""), str(w))
 check("quality_offload_skip_costs", sk.get("kl_mean", 0) > 0.01 and sk.get("delta_nats_per_byte", 0) > 0 and

@@ -20,6 +20,8 @@
 #include "../../core/sha256.h"
 #include "check.h"
 
+#include "../../backend/quant.h"
+
 static char tmpdir[64];
 static moe_model *tiny, *qwen; /* models/tinymix (bf16), tests/golden/qwen3_moe (f32) */
 static char tiny_bf16[128], tiny_f32[128], qwen_bf16[128], qwen_f32[128];
@@ -240,6 +242,45 @@ static void pack_roundtrip_bf16_mmap(void) { roundtrip(tiny_bf16, MOE_IO_MMAP, 5
 static void pack_roundtrip_f32_buffered(void) { roundtrip(tiny_f32, MOE_IO_BUFFERED, 3); }
 static void pack_roundtrip_f32_direct(void) { roundtrip(tiny_f32, MOE_IO_DIRECT, 7); }
 static void pack_roundtrip_f32_mmap(void) { roundtrip(tiny_f32, MOE_IO_MMAP, 5); }
+
+/* A quantized pack: each block is byte for byte the two matrices
+ * backend/quant.c makes of the resident expert (gate+up rows, then down),
+ * its size the one quant.h states (4-bit tinymix: 31488 bytes), and
+ * moe_pack_to_f32 gives their dequantized rows. */
+static void pack_quantized_blocks(void) {
+    char path[600];
+    tmp_path(path, sizeof path, "q4.pack");
+    moe_error err = {{0}};
+    CHECK(moe_pack_write(tiny, path, MOE_PACK_Q4, NULL, NULL, &err) == 0);
+    moe_pack p;
+    CHECK(moe_pack_open(&p, path, MOE_IO_BUFFERED, &err) == 0);
+    CHECK_EQ_U(p.dtype, MOE_PACK_Q4);
+    CHECK_EQ_U(p.expert_bytes, 31488);
+    CHECK(!strcmp(moe_pack_dtype_name(p.dtype), "q4") && moe_pack_dtype_bits(p.dtype) == 4);
+    int H = (int)p.hidden, I = (int)p.inter, bad = 0;
+    void *blk = moe_pack_alloc_block(&p);
+    float *gu = malloc(sizeof(float) * 2 * I * H), *dn = malloc(sizeof(float) * H * I), *row = malloc(sizeof(float) * H);
+    CHECK(blk && gu && dn && row);
+    for (uint32_t k = 0; k < p.n_layers * p.n_experts; k += 13) {
+        uint32_t l = k / p.n_experts, e = k % p.n_experts;
+        const moe_mlp_w *w = expert_of(tiny, l, e);
+        moe_qmat a, b;
+        if (moe_pack_read(&p, l, e, blk, &err) || moe_qmat_quantize(&a, w->gate_up, 2 * I, H, 4, &err) ||
+            moe_qmat_quantize(&b, w->down, H, I, 4, &err)) {
+            bad++;
+            break;
+        }
+        size_t na = moe_qmat_bytes(2 * I, H, 4);
+        bad += memcmp(blk, a.own, na) != 0 || memcmp((unsigned char *)blk + na, b.own, moe_qmat_bytes(H, I, 4)) != 0;
+        moe_pack_to_f32(&p, blk, gu, dn);
+        moe_qmat_dequant_row(&a, 2 * I - 1, row);
+        bad += memcmp(row, gu + (size_t)(2 * I - 1) * H, sizeof(float) * H) != 0;
+        moe_qmat_free(&a), moe_qmat_free(&b);
+    }
+    free(blk), free(gu), free(dn), free(row);
+    moe_pack_close(&p);
+    CHECK_EQ_U(bad, 0);
+}
 
 /* An f32 model packed as f32 is exact; the golden qwen3_moe has 2 MoE layers. */
 static void pack_roundtrip_qwen3_f32(void) {
@@ -827,6 +868,7 @@ int main(void) {
         RUN(pack_roundtrip_f32_buffered);
         RUN(pack_roundtrip_f32_direct);
         RUN(pack_roundtrip_f32_mmap);
+        RUN(pack_quantized_blocks);
         RUN(pack_roundtrip_qwen3_f32);
         RUN(pack_bf16_rounding);
         RUN(pack_padding_and_dense_layers);
