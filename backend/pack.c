@@ -432,6 +432,9 @@ static int parse_header(moe_pack *p, geom *g, const unsigned char *h, moe_error 
                         g->dtype);
     if (!g->L || !g->E || !g->H || !g->I)
         return moe_fail(err, "%s: geometry has a zero: %u layers x %u experts, hidden %u, inter %u", p->path, g->L, g->E, g->H, g->I);
+    /* quantized blocks are read through int-sized matrix views */
+    if (moe_pack_dtype_bits(g->dtype) && (g->H > (1u << 28) || g->I > (1u << 28)))
+        return moe_fail(err, "%s: hidden %u, inter %u: too large for a quantized pack (at most 2^28)", p->path, g->H, g->I);
     if (geom_derive(g))
         return moe_fail(err, "%s: geometry %u layers x %u experts, hidden %u, inter %u overflows 64-bit sizes", p->path, g->L,
                         g->E, g->H, g->I);

@@ -93,22 +93,24 @@ put("fuzz_safetensors", "three.safetensors", safetensors([
     ("b.weight", "BF16", [3], struct.pack("<3H", 0x3f80, 0xc000, 0x0000)),
     ("c.weight", "F16", [2, 1], struct.pack("<2H", 0x3c00, 0x4000))]))
 
-# expert pack: 1 layer x 2 experts, H = I = 4, bf16 (check values zero: the
-# fuzz build does not verify them, see MOE_CHECK_MISMATCH in core/error.h)
+# expert packs: 1 layer x 2 experts, H = I = 4, bf16 and 4-bit (check values
+# zero: the fuzz build does not verify them, see MOE_CHECK_MISMATCH in
+# core/error.h). 4-bit: gate+up 8 rows of 2 packed bytes (16) + 8 x 4 bytes
+# of scale and bias = 48; down 4 rows: 8 + 16 = 24; 72 bytes an expert.
 L, E, H, I = 1, 2, 4, 4
-eb = 3 * I * H * 2
-stride = (eb + 4095) // 4096 * 4096
-idx_bytes = L * E * 32
-data_off = 4096 + (idx_bytes + 4095) // 4096 * 4096
-size = data_off + L * E * stride
-hdr = bytearray(4096)
-hdr[0:8] = b"MOEPACK\0"
-struct.pack_into("<IIIIII", hdr, 8, 1, 2, L, E, H, I)
-struct.pack_into("<QQQQQ", hdr, 32, eb, stride, 4096, data_off, size)
-index = bytearray(data_off - 4096)
-for k in range(L * E):
-    struct.pack_into("<QQQII", index, 32 * k, data_off + k * stride, eb, 0, k // E, k % E)
-put("fuzz_pack", "tiny.pack", bytes(hdr) + bytes(index) + bytes(size - data_off))
+for name, dtype, eb in (("tiny.pack", 2, 3 * I * H * 2), ("tiny_q4.pack", 104, 72)):
+    stride = (eb + 4095) // 4096 * 4096
+    idx_bytes = L * E * 32
+    data_off = 4096 + (idx_bytes + 4095) // 4096 * 4096
+    size = data_off + L * E * stride
+    hdr = bytearray(4096)
+    hdr[0:8] = b"MOEPACK\0"
+    struct.pack_into("<IIIIII", hdr, 8, 1, dtype, L, E, H, I)
+    struct.pack_into("<QQQQQ", hdr, 32, eb, stride, 4096, data_off, size)
+    index = bytearray(data_off - 4096)
+    for k in range(L * E):
+        struct.pack_into("<QQQII", index, 32 * k, data_off + k * stride, eb, 0, k // E, k % E)
+    put("fuzz_pack", name, bytes(hdr) + bytes(index) + bytes(size - data_off))
 
 # cache states (4 layers x 8 experts) and prefetch logs (4 layers, 8 experts)
 put("fuzz_cache_state", "state.txt", b"# moesim cache state v1\ngeometry 4 8\n0 1\n2 7\n3 0\n")
