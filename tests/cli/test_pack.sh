@@ -113,7 +113,7 @@ else fail pack_failed_write_leaves_nothing "rc $rc, left: $(ls -A "$tmp/lim"): $
 
 # ---- usage ---------------------------------------------------------------------------
 run "$MOESIM" model pack models/tinymix -o "$tmp/x.pack" --dtype f16
-if [ $rc -eq 2 ] && has err "--dtype: expected bf16 or f32, got 'f16'" && [ ! -e "$tmp/x.pack" ]; then pass pack_bad_dtype
+if [ $rc -eq 2 ] && has err "--dtype: expected bf16, f32, q8, q4, q3 or q2, got 'f16'" && [ ! -e "$tmp/x.pack" ]; then pass pack_bad_dtype
 else fail pack_bad_dtype "rc $rc: $(cat "$tmp/err")"; fi
 run "$MOESIM" model verify "$tmp/t.pack" --io fast
 if [ $rc -eq 2 ] && has err "unknown I/O mode 'fast'"; then pass verify_bad_io; else fail verify_bad_io "rc $rc: $(cat "$tmp/err")"; fi
