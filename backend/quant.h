@@ -64,10 +64,11 @@ void moe_qmat_dequant_row(const moe_qmat *m, int r, float *out);
 float moe_bf16_to_f32(uint16_t b);
 
 /* y [T][R] = W . x[t] for the T rows of x [T][C], computed from the packed
- * values: each group is dequantized (s q + z) into 64 floats on the stack
- * and dotted with x, one group at a time (no f32 copy of W). Threads split the rows; every output is summed in
- * one fixed order, so results are bit-identical for any thread count and
- * for a token alone or in a batch. */
+ * values: a full group's 64 values are unpacked to bytes once, then for each
+ * token widened in registers to s q + z and multiplied into x (a short last
+ * group goes through a 64-float buffer); no f32 copy of W is made. Threads
+ * split the rows; every output is summed in one fixed order, so results are
+ * bit-identical for any thread count and for a token alone or in a batch. */
 void moe_qmatmul(moe_pool *pool, float *y, const moe_qmat *W, const float *x, int T);
 
 #endif
