@@ -141,19 +141,49 @@ void moe_qmat_dequant_row(const moe_qmat *m, int r, float *out) {
     }
 }
 
-/* A full group's 64 q values from its 8 b packed bytes: one simple loop per
- * width (the compiler keeps these in registers; the generic bit loop of
- * moe_qmat_unpack is several times slower). */
+typedef uint8_t v16u8 __attribute__((vector_size(16)));
+typedef uint16_t v8u16 __attribute__((vector_size(16)));
+typedef uint32_t v4u32 __attribute__((vector_size(16)));
+typedef float v4f32 __attribute__((vector_size(16)));
+
+/* Two byte vectors interleaved (a0 b0 a1 b1 ...): punpcklbw / punpckhbw. */
+static inline void zip8(v16u8 a, v16u8 b, v16u8 *lo, v16u8 *hi) {
+    *lo = __builtin_shufflevector(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    *hi = __builtin_shufflevector(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+}
+
+/* A full group's 64 q values from its 8 b packed bytes. 4 and 2 bits: the
+ * fields of 16 bytes are masked out as whole vectors and interleaved back
+ * into stream order (value j of byte k is q[k * 8/b + j]); 3 bits (values
+ * crossing bytes) a scalar loop per 3 bytes. */
 static void unpack64(const uint8_t *p, int bits, uint8_t *q) {
+    const v16u8 m4 = {15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15};
+    const v16u8 m2 = {3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3};
+    v16u8 b, lo, hi;
     switch (bits) {
     case 8: memcpy(q, p, 64); break;
     case 4:
-        for (int k = 0; k < 32; k++) q[2 * k] = p[k] & 15, q[2 * k + 1] = p[k] >> 4;
+        for (int k = 0; k < 32; k += 16) {
+            memcpy(&b, p + k, 16);
+            zip8(b & m4, b >> 4, &lo, &hi);
+            memcpy(q + 2 * k, &lo, 16);
+            memcpy(q + 2 * k + 16, &hi, 16);
+        }
         break;
-    case 2:
-        for (int k = 0; k < 16; k++)
-            q[4 * k] = p[k] & 3, q[4 * k + 1] = (p[k] >> 2) & 3, q[4 * k + 2] = (p[k] >> 4) & 3, q[4 * k + 3] = p[k] >> 6;
+    case 2: {
+        memcpy(&b, p, 16);
+        v16u8 f0 = b & m2, f1 = (b >> 2) & m2, f2 = (b >> 4) & m2, f3 = b >> 6, a_lo, a_hi, c_lo, c_hi;
+        zip8(f0, f1, &a_lo, &a_hi); /* f0_k f1_k pairs */
+        zip8(f2, f3, &c_lo, &c_hi); /* f2_k f3_k pairs */
+        /* pairs interleaved as 16-bit units: f0 f1 f2 f3 of byte k in a row */
+        v8u16 x0 = (v8u16)a_lo, x1 = (v8u16)a_hi, y0 = (v8u16)c_lo, y1 = (v8u16)c_hi;
+        v8u16 o[4] = {__builtin_shufflevector(x0, y0, 0, 8, 1, 9, 2, 10, 3, 11),
+                      __builtin_shufflevector(x0, y0, 4, 12, 5, 13, 6, 14, 7, 15),
+                      __builtin_shufflevector(x1, y1, 0, 8, 1, 9, 2, 10, 3, 11),
+                      __builtin_shufflevector(x1, y1, 4, 12, 5, 13, 6, 14, 7, 15)};
+        memcpy(q, o, 64);
         break;
+    }
     default: /* 3: eight values in each 3 bytes */
         for (int k = 0; k < 8; k++) {
             uint32_t v = (uint32_t)p[3 * k] | (uint32_t)p[3 * k + 1] << 8 | (uint32_t)p[3 * k + 2] << 16;
@@ -162,10 +192,6 @@ static void unpack64(const uint8_t *p, int bits, uint8_t *q) {
     }
 }
 
-typedef uint8_t v16u8 __attribute__((vector_size(16)));
-typedef uint16_t v8u16 __attribute__((vector_size(16)));
-typedef uint32_t v4u32 __attribute__((vector_size(16)));
-typedef float v4f32 __attribute__((vector_size(16)));
 
 /* 16 bytes to 16 floats with SSE2's own moves: the bytes are interleaved
  * with zeros twice (punpcklbw/punpcklwd) into 32-bit lanes, then each small
