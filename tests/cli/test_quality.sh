@@ -118,6 +118,20 @@ refused("quality_offload_precision", off + ["--precision", "uniform:bits=4"], "-
 refused("quality_bad_on_miss", off + ["--on-miss", "lowbit"], "unknown --on-miss mode 'lowbit'")
 refused("quality_profile_geometry", ["--precision", "mlx-tiers:profile=traces/default.moetrace"],
         "precision profile traces/default.moetrace has")
+# grid files and options that cannot work are refused, naming the place
+with open(T + "/g1.ini", "w") as f:
+    f.write("[quality]\nmodel = models/tinymix\n[bogus]\nx = 1\n")
+with open(T + "/g2.ini", "w") as f:
+    f.write("[quality]\nmodel = models/tinymix\n[text a]\noffset = 3\n")
+for name, args, needle in (
+        ("quality_grid_unknown_section", ["--grid", T + "/g1.ini"], "g1.ini:3: unknown section [bogus]"),
+        ("quality_grid_text_needs_file", ["--grid", T + "/g2.ini"], "g2.ini:3: [text a] needs file = PATH"),
+        ("quality_pin_needs_profile", ["--model", "models/tinymix", "--text-file", text, "--pin", "4"],
+         "--pin N and --pin-profile TRACE go together"),
+        ("quality_offset_past_end", ["--model", "models/tinymix", "--text-file", text, "--text-offset", "600"],
+         "--text-offset 600 is past its 512 bytes")):
+    r = subprocess.run([M, "quality"] + args, capture_output=True, text=True)
+    check(name, r.returncode == 1 and needle in r.stderr and not r.stdout, "exit %d: %s" % (r.returncode, r.stderr))
 r = subprocess.run([M, "quality", "--model", "models/tinymix", "--text-file", T + "/none.txt"],
                    capture_output=True, text=True)
 check("quality_missing_text", r.returncode == 1 and "none.txt" in r.stderr, r.stderr)
