@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,4 +52,10 @@ void cli_progress_update(void *ctx, uint64_t done, uint64_t total) {
 
 void cli_progress_clear(cli_progress *p) {
     if (p->drawn) fprintf(stderr, "\r%*s\r", 79, ""), p->drawn = 0;
+}
+
+void cli_subst(const char *s, const char *placeholder, const char *value, char *out, size_t cap) {
+    const char *p = strstr(s, placeholder);
+    if (!p) snprintf(out, cap, "%s", s);
+    else snprintf(out, cap, "%.*s%s%s", (int)(p - s), s, value, p + strlen(placeholder));
 }

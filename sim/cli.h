@@ -3,6 +3,7 @@
 #ifndef MOE_CLI_H
 #define MOE_CLI_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "../core/error.h"
@@ -11,6 +12,9 @@
 int cli_parse_u64(const char *opt, const char *s, uint64_t max, uint64_t *out, moe_error *err);
 /* Print "moesim <cmd>: <msg>" to stderr and return the exit status 1. */
 int cli_error(const char *cmd, const moe_error *err);
+/* s with the first `placeholder` (e.g. "{cap}") replaced by value, into out
+ * (cut at cap). */
+void cli_subst(const char *s, const char *placeholder, const char *value, char *out, size_t cap);
 /* True if stdout/stderr is a terminal (progress bars only there). */
 int cli_is_tty(int fd);
 

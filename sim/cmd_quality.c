@@ -314,13 +314,6 @@ static int store_row(moe_db *db, const char *experiment, const char *thash, cons
 
 int cmd_quality(int argc, char **argv);
 
-/* {profile} in s replaced by profile, into out. */
-static void subst_profile(const char *s, const char *profile, char *out, size_t cap) {
-    const char *p = strstr(s, "{profile}");
-    if (!p) snprintf(out, cap, "%s", s);
-    else snprintf(out, cap, "%.*s%s%s", (int)(p - s), s, profile, p + strlen("{profile}"));
-}
-
 /* --grid FILE (experiments/quality.ini documents the format): per [text
  * NAME] section one resident run with every [resident] precision scheme,
  * then one offloaded run per [offload] capacity x on_miss x pin, each a call
@@ -389,7 +382,7 @@ static int run_grid(const char *path, char **pass, int n_pass, moe_error *err) {
                         rc = moe_fail(err, "%s: [%s] has no profile = TRACE for %s", path, sec, prec.v[j]);
                         break;
                     }
-                    subst_profile(prec.v[j], profile ? profile : "", val[nv], sizeof val[nv]);
+                    cli_subst(prec.v[j], "{profile}", profile ? profile : "", val[nv], sizeof val[nv]);
                     av[ac++] = "--precision", av[ac++] = val[nv++];
                 }
             } else {

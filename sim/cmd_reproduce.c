@@ -557,13 +557,6 @@ static int run_layer_hits(table *tb, const char *exp, const moe_ini *ini, const 
 
 /* ---- kind = quality -------------------------------------------------------- */
 
-/* s with "{cap}" replaced by cap, into out. */
-static void with_cap(const char *s, const char *cap, char *out, size_t n) {
-    const char *p = strstr(s, "{cap}");
-    if (!p) snprintf(out, n, "%s", s);
-    else snprintf(out, n, "%.*s%s%s", (int)(p - s), s, cap, p + 5);
-}
-
 static int run_quality(table *tb, const char *exp, const moe_ini *ini, const char *sec, moe_error *err) {
     const char *db = opt(ini, sec, "db", "results/quality.db"), *qexp = opt(ini, sec, "experiment", "quality");
     const char *claim = need(ini, sec, "claim", err), *metric = need(ini, sec, "metric", err);
@@ -593,8 +586,8 @@ static int run_quality(table *tb, const char *exp, const moe_ini *ini, const cha
     int na = 0, nb = 0, all_lower = 1, missing = 0;
     char ca[600], cb[600], detail[900] = "";
     for (size_t i = 0; i < nc; i++) {
-        with_cap(config, caps.n ? caps.v[i] : "", ca, sizeof ca);
-        if (versus) with_cap(versus, caps.n ? caps.v[i] : "", cb, sizeof cb);
+        cli_subst(config, "{cap}", caps.n ? caps.v[i] : "", ca, sizeof ca);
+        if (versus) cli_subst(versus, "{cap}", caps.n ? caps.v[i] : "", cb, sizeof cb);
         if (moe_quality_mean(db, qexp, ca, metric, &a, &na, err) ||
             (versus && moe_quality_mean(db, qexp, cb, metric, &b, &nb, err))) {
             moe_str_list_free(&caps);
