@@ -10,7 +10,9 @@
 
 #include "../core/cache.h"
 #include "../core/cache_state.h"
+#include "../core/device_profile.h"
 #include "../core/on_miss.h"
+#include "../core/precision.h"
 #include "../core/prefetch.h"
 #include "../core/split.h"
 #include "forward_internal.h"
@@ -18,6 +20,7 @@
 
 enum { ST_NONE = 0, ST_PF_UNUSED = 1, ST_PF_EVICTED = 2 }; /* prefetch state of a key, as in replay_ext.c */
 enum { READ_NONE = 0, READ_QUEUED, READ_DONE };
+#define MOE_OFFLOAD_MAX_PACKS 6
 
 /* One buffer an expert's data lives in while resident (or while one bypassed
  * expert is computed). */
@@ -36,8 +39,10 @@ typedef struct slot {
 struct moe_offload {
     const moe_model *m;
     moe_offload_config cfg;
-    moe_pack pack;
-    int pack_open;
+    moe_pack packs[MOE_OFFLOAD_MAX_PACKS];
+    uint32_t n_packs;       /* opened */
+    uint8_t *pack_of;       /* [L*E]: the pack each expert is read from */
+    uint64_t max_stride;
     uint32_t L, E, K;
     moe_cache **caches;
     uint32_t n_caches;
@@ -107,10 +112,17 @@ static void *io_main(void *p) {
         pthread_mutex_unlock(&o->mu);
         double t0 = now_s();
         moe_error err = {{0}};
-        int rc = moe_pack_read(&o->pack, s->layer, s->expert, s->raw, &err);
-        /* a quantized block is computed on as read (views set once, at slot
-         * creation); a bf16 or f32 one is widened */
-        if (!rc && !moe_pack_dtype_bits(o->pack.dtype)) moe_pack_to_f32(&o->pack, s->raw, s->w.gate_up, s->w.down);
+        const moe_pack *pk = &o->packs[o->pack_of[(size_t)s->layer * o->E + s->expert]];
+        int rc = moe_pack_read(pk, s->layer, s->expert, s->raw, &err);
+        /* a quantized block is computed on as read (views into raw); a bf16
+         * or f32 one is widened (the engine reads s->w after READ_DONE) */
+        if (!rc && moe_pack_dtype_bits(pk->dtype)) {
+            moe_pack_qviews(pk, s->raw, &s->qgu, &s->qdn);
+            s->w.q_gate_up = &s->qgu, s->w.q_down = &s->qdn;
+        } else if (!rc) {
+            moe_pack_to_f32(pk, s->raw, s->w.gate_up, s->w.down);
+            s->w.q_gate_up = s->w.q_down = NULL;
+        }
         double t1 = now_s();
         pthread_mutex_lock(&o->mu);
         o->busy_s[id] += t1 - t0;
@@ -137,7 +149,7 @@ static void issue_read(moe_offload *o, uint32_t si, uint32_t l, uint32_t e, int 
     o->in_flight++;
     pthread_cond_signal(&o->cv);
     pthread_mutex_unlock(&o->mu);
-    uint64_t b = o->pack.expert_bytes;
+    uint64_t b = o->packs[o->pack_of[(size_t)l * o->E + e]].expert_bytes;
     if (kind) { o->st.reads_prefetch++; o->st.bytes_prefetch += b; }
     else { o->st.reads_demand++; o->st.bytes_demand += b; }
 }
@@ -193,7 +205,7 @@ static void on_evict(void *ctx, const moe_cache *c, uint32_t key) {
     if (o->pfstate[gk] == ST_PF_UNUSED) {
         o->pfstate[gk] = ST_PF_EVICTED;
         o->st.pf_evicted_unused++;
-        o->st.pf_wasted_bytes += o->pack.expert_bytes;
+        o->st.pf_wasted_bytes += o->packs[o->pack_of[gk]].expert_bytes;
     }
     if (o->slot_of[gk] >= 0) give_slot(o, (uint32_t)o->slot_of[gk]);
 }
@@ -294,6 +306,8 @@ out:
 }
 
 static int make_slots(moe_offload *o, moe_error *err) {
+    int quantized = 1; /* every pack quantized: no f32 buffers needed */
+    for (uint32_t k = 0; k < o->n_packs; k++) quantized &= moe_pack_dtype_bits(o->packs[k].dtype) != 0;
     size_t H = (size_t)o->m->cfg.hidden, I = (size_t)o->m->cfg.expert_inter;
     o->slots = calloc(o->n_slots, sizeof *o->slots);
     o->free_list = malloc(o->n_slots * sizeof *o->free_list);
@@ -303,22 +317,17 @@ static int make_slots(moe_offload *o, moe_error *err) {
     for (uint32_t i = 0; i < o->n_slots; i++) {
         slot *s = &o->slots[i];
         s->key = -1;
-        s->raw = moe_pack_alloc_block(&o->pack);
+        s->raw = aligned_alloc(MOE_PACK_ALIGN, (size_t)o->max_stride); /* the largest block of any pack */
         s->w.inter = (int)I;
-        int quantized = moe_pack_dtype_bits(o->pack.dtype) != 0;
-        /* quantized: 1 float each, never used (the views are) */
+        /* only quantized packs: 1 float each, never used (the views are) */
         s->w.gate_up = malloc((quantized ? 1 : 2 * I * H) * sizeof(float));
         s->w.down = malloc((quantized ? 1 : H * I) * sizeof(float));
-        if (s->raw && quantized) {
-            moe_pack_qviews(&o->pack, s->raw, &s->qgu, &s->qdn);
-            s->w.q_gate_up = &s->qgu, s->w.q_down = &s->qdn;
-        }
         if (!s->raw || !s->w.gate_up || !s->w.down)
             return moe_fail(err, "out of memory for %u expert slots (%.1f MiB each)", o->n_slots,
-                            (double)(o->pack.stride + 3 * I * H * sizeof(float)) / 1048576.0);
+                            (double)(o->max_stride + 3 * I * H * sizeof(float)) / 1048576.0);
         /* touch every page now: a first O_DIRECT read into untouched memory
          * faults it in, which would be charged to that read */
-        memset(s->raw, 0, o->pack.stride);
+        memset(s->raw, 0, o->max_stride);
         memset(s->w.gate_up, 0, (quantized ? 1 : 2 * I * H) * sizeof(float));
         memset(s->w.down, 0, (quantized ? 1 : H * I) * sizeof(float));
         o->free_list[o->n_slots - 1 - i] = i; /* slot 0 is taken first */
@@ -350,6 +359,68 @@ static int src_layer(void *ctx, int m, int T, int *sel, float *selw, const float
 static const moe_mlp_w *src_get(void *ctx, int m, int x, moe_error *err);
 static int load_state(moe_offload *o, moe_error *err);
 
+/* The tier (enum moe_precision) a pack's dtype holds. */
+static int tier_of_dtype(uint32_t dtype) {
+    switch (moe_pack_dtype_bits(dtype)) {
+    case 8: return MOE_PREC_Q8;
+    case 4: return MOE_PREC_Q4;
+    case 3: return MOE_PREC_Q3;
+    case 2: return MOE_PREC_Q2;
+    default: return dtype == MOE_PACK_F32 ? MOE_PREC_F32 : MOE_PREC_F16;
+    }
+}
+
+/* Open the pack or packs of cfg->pack (comma-separated) and decide which
+ * one each expert is read from: the only one, or under cfg->precision (a
+ * static plan) the one holding the expert's tier. */
+static int open_packs(moe_offload *o, const moe_model *m, const moe_offload_config *cfg, moe_error *err) {
+    char list[4096];
+    if (snprintf(list, sizeof list, "%s", cfg->pack) >= (int)sizeof list) return moe_fail(err, "--offload: list too long");
+    for (char *save = NULL, *p = strtok_r(list, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+        if (o->n_packs == MOE_OFFLOAD_MAX_PACKS) return moe_fail(err, "--offload: at most %d packs", MOE_OFFLOAD_MAX_PACKS);
+        if (moe_pack_open(&o->packs[o->n_packs], p, cfg->io_mode, err)) return -1;
+        o->n_packs++;
+        if (moe_pack_check_model(&o->packs[o->n_packs - 1], m, err)) return -1;
+        for (uint32_t i = 0; i + 1 < o->n_packs; i++)
+            if (tier_of_dtype(o->packs[i].dtype) == tier_of_dtype(o->packs[o->n_packs - 1].dtype))
+                return moe_fail(err, "--offload: %s and %s hold the same precision (%s)", o->packs[i].path, p,
+                                moe_pack_dtype_name(o->packs[i].dtype));
+    }
+    if (!o->n_packs) return moe_fail(err, "--offload: no pack given");
+    size_t LE = (size_t)o->L * o->E;
+    if (!(o->pack_of = calloc(LE ? LE : 1, 1))) return moe_fail(err, "out of memory");
+    for (uint32_t i = 0; i < o->n_packs; i++)
+        if (o->packs[i].stride > o->max_stride) o->max_stride = o->packs[i].stride;
+    if (!cfg->precision) {
+        if (o->n_packs > 1) return moe_fail(err, "--offload: %u packs: --precision says which expert is read from which", o->n_packs);
+        return 0;
+    }
+    moe_trace geom = {.n_layers = o->L, .n_experts = o->E};
+    moe_precision_plan plan;
+    if (moe_precision_plan_new(cfg->precision, &geom, &plan, err)) return moe_fail_prefix(err, "--precision");
+    int rc = 0;
+    if (plan.dynamic) rc = moe_fail(err, "--precision %s: HOBBIT's per-token choice runs resident only", plan.canonical);
+    else if (plan.profile_oracle)
+        rc = moe_fail(err, "--precision %s: an oracle profile knows the text in advance; an offloaded run needs "
+                           "profile=TRACE (other texts)", plan.canonical);
+    for (size_t gk = 0; !rc && gk < LE; gk++) {
+        uint32_t i = 0;
+        while (i < o->n_packs && tier_of_dtype(o->packs[i].dtype) != plan.tier[gk]) i++;
+        if (i == o->n_packs) {
+            char have[200] = "";
+            for (uint32_t k = 0; k < o->n_packs; k++)
+                snprintf(have + strlen(have), sizeof have - strlen(have), "%s%s", k ? ", " : "",
+                         moe_pack_dtype_name(o->packs[k].dtype));
+            rc = moe_fail(err, "--precision %s wants layer %zu expert %zu at %g bits; the packs hold %s", plan.canonical,
+                          gk / o->E, gk % o->E, moe_prec_bits[plan.tier[gk]], have);
+        } else {
+            o->pack_of[gk] = (uint8_t)i;
+        }
+    }
+    moe_precision_plan_free(&plan);
+    return rc;
+}
+
 moe_offload *moe_offload_new(const moe_model *m, const moe_offload_config *cfg, moe_error *err) {
     moe_offload *o = calloc(1, sizeof *o);
     if (!o) return moe_fail(err, "out of memory"), NULL;
@@ -371,9 +442,7 @@ moe_offload *moe_offload_new(const moe_model *m, const moe_offload_config *cfg, 
         moe_fail(err, "offload: empty run");
         goto fail;
     }
-    if (moe_pack_open(&o->pack, cfg->pack, cfg->io_mode, err)) goto fail;
-    o->pack_open = 1;
-    if (moe_pack_check_model(&o->pack, m, err)) goto fail;
+    if (open_packs(o, m, cfg, err)) goto fail;
     if (cfg->prefetch) {
         /* the prefetcher is created on the live trace; its lookahead depth is
          * what the engine must compute for it */
@@ -433,7 +502,7 @@ moe_offload *moe_offload_new(const moe_model *m, const moe_offload_config *cfg, 
     }
     for (size_t i = 0; i < LE; i++) o->slot_of[i] = -1;
     o->st.io_threads = cfg->io_threads;
-    o->st.expert_bytes = o->pack.expert_bytes;
+    o->st.expert_bytes = o->packs[0].expert_bytes; /* (one pack; with a plan, per tier) */
     if (make_caches(o, err) || make_slots(o, err) || start_threads(o, err)) goto fail;
     if (cfg->prefetch) {
         moe_prefetch_env penv = {o->live, o->L, o->E, o->K, cfg->seed};
@@ -505,14 +574,15 @@ void moe_offload_free(moe_offload *o) {
     free(o->st.step_tokens);
     moe_trace_free(o->live);
     if (o->pflog) fclose(o->pflog);
-    if (o->pack_open) moe_pack_close(&o->pack);
+    for (uint32_t i = 0; i < o->n_packs; i++) moe_pack_close(&o->packs[i]);
+    free(o->pack_of);
     pthread_mutex_destroy(&o->mu);
     pthread_cond_destroy(&o->cv);
     free(o);
 }
 
 moe_expert_source *moe_offload_source(moe_offload *o) { return &o->src; }
-uint32_t moe_offload_pack_dtype(const moe_offload *o) { return o->pack.dtype; }
+uint32_t moe_offload_pack_dtype(const moe_offload *o) { return o->packs[0].dtype; }
 
 const char *moe_offload_policy(const moe_offload *o) { return o->policy; }
 const char *moe_offload_prefetcher(const moe_offload *o) { return o->prefetcher; }
@@ -588,7 +658,7 @@ int moe_offload_step_begin(moe_offload *o, uint32_t seq, int phase, uint32_t pos
         for (uint64_t gk = 0; gk < (uint64_t)o->L * o->E; gk++)
             if (o->pfstate[gk] == ST_PF_UNUSED) {
                 o->st.pf_unused_end++;
-                o->st.pf_wasted_bytes += o->pack.expert_bytes;
+                o->st.pf_wasted_bytes += o->packs[o->pack_of[gk]].expert_bytes;
             }
         for (uint32_t i = 0; i < o->n_caches; i++)
             if (moe_cache_reset(o->caches[i], err)) return -1;
@@ -923,7 +993,7 @@ int moe_offload_finish(moe_offload *o, const moe_offload_stats **stats, moe_erro
     for (uint64_t gk = 0; gk < (uint64_t)o->L * o->E; gk++)
         if (o->pfstate[gk] == ST_PF_UNUSED) {
             o->st.pf_unused_end++;
-            o->st.pf_wasted_bytes += o->pack.expert_bytes;
+            o->st.pf_wasted_bytes += o->packs[o->pack_of[gk]].expert_bytes;
         }
     o->st.io_busy_s = 0;
     for (uint32_t i = 0; i < o->n_threads; i++) o->st.io_busy_s += o->busy_s[i];

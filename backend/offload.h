@@ -36,7 +36,9 @@
 #include "pack.h"
 
 typedef struct moe_offload_config {
-    const char *pack;          /* expert pack path */
+    const char *pack;          /* expert pack path, or several separated by commas (one dtype each) */
+    const char *precision;     /* static precision plan (core/precision.h): each expert is read from
+                                  the pack of its tier; NULL = the one pack holds every expert */
     int io_mode;               /* enum moe_io_mode */
     uint32_t io_threads;       /* I/O channels, >= 1 */
     const char *policy;        /* eviction policy spec */

@@ -526,12 +526,12 @@ int cmd_quality(int argc, char **argv) {
         moe_fail(&err, "--pin sets the policy (pin:n=N,profile=TRACE, LRU for the rest): drop --policy %s", off.policy);
         return cli_error("quality", &err);
     }
-    if (off.pack && ns) {
-        /* a quantized pack is what an offloaded run at lower precision would read */
-        moe_fail(&err, "--precision with --offload: offloaded experts run at the pack's precision; "
-                       "compare precisions resident (without --offload)");
+    if (off.pack && ns > 1) {
+        moe_fail(&err, "--offload runs one --precision scheme (it picks each expert's pack); compare several "
+                       "resident (without --offload)");
         return cli_error("quality", &err);
     }
+    if (off.pack && ns) off.precision = spec[0]; /* each expert read from the pack of its tier */
     if (!ns) spec[ns++] = "uniform:bits=16";
     /* every scheme is checked before anything is loaded */
     char canonical[MAX_SCHEMES][512];
@@ -609,14 +609,14 @@ int cmd_quality(int argc, char **argv) {
             ok = ok && (ol = moe_offload_new(m, &oc, &err)) &&
                  !moe_engine_set_expert_source(ec[0], moe_offload_source(ol), &err);
             int pack_bits = ok ? moe_pack_dtype_bits(moe_offload_pack_dtype(ol)) : 0;
-            if (pack_bits) /* the report's tiers (bytes, experts quantized); the source computes, not qx */
+            if (pack_bits && !off.precision) /* the report's tiers (bytes, experts quantized); the source computes */
                 memset(qx[0]->tier, moe_prec_of_bits(pack_bits), (size_t)qx[0]->n_layers * qx[0]->n_experts);
             if (ok)
                 snprintf(canonical[0], sizeof canonical[0], "offload %s, capacity %u%s, on-miss %s%s%s%s%s",
                          moe_offload_policy(ol), oc.capacity, oc.global ? " in all" : " per layer",
                          moe_on_miss_name(oc.on_miss), off.skip ? ", skip " : "", off.skip ? off.skip : "",
-                         moe_pack_dtype_bits(moe_offload_pack_dtype(ol)) ? ", pack " : "",
-                         moe_pack_dtype_bits(moe_offload_pack_dtype(ol)) ? moe_pack_dtype_name(moe_offload_pack_dtype(ol)) : "");
+                         off.precision ? ", precision " : pack_bits ? ", pack " : "",
+                         off.precision ? off.precision : pack_bits ? moe_pack_dtype_name(moe_offload_pack_dtype(ol)) : "");
         }
         const moe_offload_stats *st;
         gen_result g[MAX_SCHEMES] = {{0}};
@@ -664,7 +664,7 @@ int cmd_quality(int argc, char **argv) {
                                    &g[k], qx[k], m, moe_engine_now() - t_start, &err);
                 if (db && moe_db_close(db, rc ? NULL : &err)) rc = -1;
             }
-            for (int k = 0; k < ns && !rc; k++) rc = print_row(json, text_path, n, m, qx[k], canonical[k], ol ? pack_precision : canonical[k], &q[k], &g[k],
+            for (int k = 0; k < ns && !rc; k++) rc = print_row(json, text_path, n, m, qx[k], canonical[k], ol && !off.precision ? pack_precision : ol ? off.precision : canonical[k], &q[k], &g[k],
                                &err);
         }
     }

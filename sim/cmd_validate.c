@@ -280,6 +280,7 @@ static int validate_one(vopts *o, const moe_model *m, const int *ids, int n_ids,
                                                           "uniform:bits=3", "uniform:bits=2"};
     for (int p = 0; p < MOE_PREC_COUNT; p++)
         if (tier_spec[p] && out.stats->expert_bytes == out.trace->expert_bytes[p]) cfg.precision = tier_spec[p];
+    if (o->off.precision) cfg.precision = o->off.precision; /* several packs: the plan chose each read's tier */
     snprintf(extra_p, sizeof extra_p, "kind=predicted\nvalidation=%s", v->vid);
     cfg.extra_config = extra_p;
     if (o->off.prefetch) {

@@ -8,6 +8,7 @@
 
 #include "../backend/pack.h"
 #include "../core/on_miss.h"
+#include "../core/precision.h"
 #include "../core/prefetch.h"
 #include "cli.h"
 #include "replay.h"
@@ -33,6 +34,10 @@ const char moe_offload_opts_help[] =
     "                       buffered (pread through the page cache), mmap (memcpy)\n"
     "  --io-threads N       I/O threads serving the read queue (the I/O channels)\n"
     "  --prefill-chunk N    prompt tokens per step (1..32, default 32)\n"
+    "  --offload A,B,...    several packs of one model (each its own dtype: `model pack\n"
+    "                       --dtype`) with --precision S, a static scheme (uniform,\n"
+    "                       mlx-tiers or hot-cold with profile=TRACE): each expert is\n"
+    "                       read from the pack of its tier\n"
     "  --on-miss M          wait (default: read it and wait), skip (drop the slot,\n"
     "                       rescale the token's other weights) or substitute (run\n"
     "                       the resident expert the router scores highest instead);\n"
@@ -81,6 +86,11 @@ static int opt_set(moe_offload_opts *o, const char *name, const char *v, moe_err
     else if (!strcmp(name, "load-state")) o->load_state = v;
     else if (!strcmp(name, "steps-out")) o->steps_out = v;
     else if (!strcmp(name, "on-miss")) return moe_on_miss_parse(v, &o->on_miss, err) ? -1 : 0;
+    else if (!strcmp(name, "precision")) {
+        char canon[512];
+        if (moe_precision_canonical(v, canon, sizeof canon, err)) return -1;
+        o->precision = v;
+    }
     else if (!strcmp(name, "skip")) {
         double a, b;
         char canon[128];
@@ -154,6 +164,7 @@ int moe_offload_config_of(const moe_offload_opts *o, const char *pack_path, cons
     oc->prefetch_log = o->prefetch_log;
     oc->load_state = o->load_state;
     oc->on_miss = o->on_miss;
+    oc->precision = o->precision;
     if (o->skip) {
         char canon[128];
         if (o->on_miss)

@@ -22,6 +22,7 @@ typedef struct moe_offload_opts {
     uint64_t prefill_chunk;    /* 0 = MOE_ENGINE_MAX_STEP */
     int on_miss;               /* enum moe_on_miss (core/on_miss.h) */
     const char *skip;          /* --skip spec (sim/replay_ext.h), NULL = off */
+    const char *precision;     /* static plan choosing each expert's pack (several packs), NULL = one pack */
     int n_set;                 /* options given other than --offload (infer refuses them alone) */
     const char *first_set;     /* the first of them, for the message */
 } moe_offload_opts;
@@ -36,7 +37,8 @@ typedef struct moe_offload_opts {
     {"io", required_argument, 0, 'X'}, {"io-threads", required_argument, 0, 'X'},                           \
     {"save-state", required_argument, 0, 'X'}, {"load-state", required_argument, 0, 'X'},                  \
     {"steps-out", required_argument, 0, 'X'}, {"speculate", no_argument, 0, 'X'},                          \
-    {"on-miss", required_argument, 0, 'X'}, {"skip", required_argument, 0, 'X'}
+    {"on-miss", required_argument, 0, 'X'}, {"skip", required_argument, 0, 'X'},                             \
+    {"precision", required_argument, 0, 'X'}
 
 void moe_offload_opts_init(moe_offload_opts *o);
 /* 0 = applied, 1 = not an offload option, -1 = bad value. Names without

@@ -384,6 +384,25 @@ m=$(jget "$tmp/out" measured misses) bm=$(jget "$tmp/out" measured bytes_demand)
 if [ $rc -eq 0 ] && has out '"exact":true' && [ -n "$m" ] && [ "$bm" = "$((m * 31488))" ] && [ "$bm" = "$bp" ]; then
     pass validate_q4_pack_exact
 else fail validate_q4_pack_exact "rc $rc: misses $m, demand bytes $bm vs $bp: $(cat "$tmp/err")"; fi
+# several packs and a static plan: each expert read from the pack of its
+# tier (hot-cold: 8 hot per layer at 4 bits, the rest at 2), priced so by
+# the replay; a plan the packs cannot serve, or packs without a plan, refused
+run "$MOESIM" model pack $model -o "$tmp/q2.pack" --dtype q2
+HC="hot-cold:hot=8,hot_bits=4,cold_bits=2,profile=traces/tinymix_c.moetrace"
+run $MOESIM validate --model $model --prompt-file $tmp/p.txt --max-tokens 16 --threads 2 --offload "$tmp/q4.pack,$tmp/q2.pack" \
+    $IO --capacity 8 --devices "$tmp/hand.ini" --device hand --precision "$HC" --json
+bm=$(jget "$tmp/out" measured bytes_demand) bp=$(jget "$tmp/out" predicted bytes_demand) m=$(jget "$tmp/out" measured misses)
+if [ $rc -eq 0 ] && has out '"exact":true' && [ -n "$bm" ] && [ "$bm" = "$bp" ] && [ "$bm" -gt "$((m * 17664))" ] &&
+   [ "$bm" -lt "$((m * 31488))" ]; then pass validate_two_packs_plan_exact
+else fail validate_two_packs_plan_exact "rc $rc: demand bytes $bm vs $bp, misses $m: $(cat "$tmp/err")"; fi
+run $MOESIM validate --model $model --prompt-file $tmp/p.txt --max-tokens 4 --offload "$tmp/q4.pack" $IO --capacity 8 \
+    --devices "$tmp/hand.ini" --device hand --precision "$HC"
+if [ $rc -eq 1 ] && has err "at 2 bits; the packs hold q4"; then pass offload_plan_needs_its_packs
+else fail offload_plan_needs_its_packs "rc $rc: $(cat "$tmp/err")"; fi
+run $MOESIM validate --model $model --prompt-file $tmp/p.txt --max-tokens 4 --offload "$tmp/q4.pack,$tmp/q2.pack" $IO \
+    --capacity 8 --devices "$tmp/hand.ini" --device hand
+if [ $rc -eq 1 ] && has err "2 packs: --precision says which expert is read from which"; then pass offload_packs_need_a_plan
+else fail offload_packs_need_a_plan "rc $rc: $(cat "$tmp/err")"; fi
 # a small grid: one row per configuration, every count exact
 cat >"$tmp/grid.ini" <<EOF
 [validate]

@@ -83,6 +83,19 @@ q4o = json.loads(r.stdout) if r.returncode == 0 and r.stdout.strip() else {"rc":
 check("quality_offload_q4_pack_is_resident_q4", q4o.get("kl_mean") == q4["kl_mean"] and
       q4o.get("delta_nats_per_byte") == q4["delta_nats_per_byte"] and q4o.get("precision") == "uniform:bits=4" and
       q4o.get("expert_bytes") == 192 * 31488, "%r vs %r" % (q4o, q4))
+# two packs and hot-cold offloaded: the resident hot-cold numbers, exactly
+subprocess.run([M, "model", "pack", "models/tinymix", "-o", T + "/q2.pack", "--dtype", "q2"], capture_output=True)
+hc = "hot-cold:hot=8,hot_bits=4,cold_bits=2,profile=traces/tinymix_c.moetrace"
+ro = subprocess.run(base + ["--json", "--precision", hc], capture_output=True, text=True)
+oo = subprocess.run(base + ["--json", "--offload", T + "/q4.pack," + T + "/q2.pack", "--io", "buffered", "--capacity", "8",
+                            "--precision", hc], capture_output=True, text=True)
+try:
+    rj, oj = json.loads(ro.stdout), json.loads(oo.stdout)
+    ok = rj["kl_mean"] == oj["kl_mean"] and rj["delta_nats_per_byte"] == oj["delta_nats_per_byte"] and \
+         oj["expert_bytes"] == rj["expert_bytes"] and oj["precision"] == hc
+except Exception as e:
+    ok, rj, oj = False, ro.stderr, oo.stderr
+check("quality_offload_two_packs_is_resident_plan", ok, "%r vs %r" % (oj, rj))
 check("quality_offload_wait_is_full", w.get("delta_nats_per_byte") == 0 and w.get("kl_mean") == 0 and
       w.get("top1_agreement") == 1 and "on-miss wait" in w.get("constraint", ""), str(w))
 check("quality_offload_skip_costs", sk.get("kl_mean", 0) > 0.01 and sk.get("delta_nats_per_byte", 0) > 0 and
@@ -114,7 +127,7 @@ def refused(name, args, needle):
     check(name, r.returncode != 0 and needle in r.stderr and not r.stdout, "exit %d: %s" % (r.returncode, r.stderr))
 
 refused("quality_bad_bits", ["--precision", "uniform:bits=5"], "--precision uniform:bits=5")
-refused("quality_offload_precision", off + ["--precision", "uniform:bits=4"], "--precision with --offload")
+refused("quality_offload_pack_lacks_tier", off + ["--precision", "uniform:bits=4"], "at 4 bits; the packs hold bf16")
 refused("quality_bad_on_miss", off + ["--on-miss", "lowbit"], "unknown --on-miss mode 'lowbit'")
 refused("quality_profile_geometry", ["--precision", "mlx-tiers:profile=traces/default.moetrace"],
         "precision profile traces/default.moetrace has")
