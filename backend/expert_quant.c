@@ -4,16 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/device_profile.h"
 #include "../core/trace.h"
 
 int moe_tier_bits(int tier) {
-    switch (tier) {
-    case MOE_PREC_Q8: return 8;
-    case MOE_PREC_Q4: return 4;
-    case MOE_PREC_Q3: return 3;
-    case MOE_PREC_Q2: return 2;
-    default: return 0;
-    }
+    return tier >= MOE_PREC_Q8 && tier < MOE_PREC_COUNT ? (int)moe_prec_bits[tier] : 0;
 }
 
 uint64_t moe_expert_bytes_at(int hidden, int inter, int tier) {
@@ -54,7 +49,7 @@ moe_qexperts *moe_qexperts_new(const moe_model *m, const uint8_t *tier, moe_erro
                 moe_qexperts_free(q);
                 return NULL;
             }
-            q->packed_bytes += moe_qmat_bytes(2 * I, H, bits) + moe_qmat_bytes(H, I, bits);
+            q->packed_bytes += moe_expert_bytes_at(H, I, tier[i]);
         }
         mi++;
     }

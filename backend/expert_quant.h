@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "../core/error.h"
+#include "../core/precision.h"
 #include "model.h"
 #include "quant.h"
 
@@ -35,8 +36,6 @@ typedef struct moe_qexperts {
     moe_qmat *low_gate_up, *low_down;
 } moe_qexperts;
 
-/* What a dynamic plan runs a token slot with. */
-enum { MOE_SLOT_HIGH = 0, MOE_SLOT_LOW = 1, MOE_SLOT_SKIP = 2 };
 
 /* Bits of a tier: 8, 4, 3, 2, or 0 for F32 / F16 (not quantized). */
 int moe_tier_bits(int tier);

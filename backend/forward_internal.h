@@ -23,7 +23,7 @@ struct moe_engine {
     float *xe;                 /* gathered expert inputs [CH][H] */
     float *rope_cos, *rope_sin;/* [CH][head_dim/2] */
     int *sel;                  /* [CH][k] chosen experts of the current layer */
-    uint8_t *slot_class;       /* [CH][k] MOE_SLOT_* of each slot (HOBBIT, expert_quant.h) */
+    uint8_t *slot_class;       /* [CH][k] MOE_HOBBIT_* of each slot (core/precision.h) */
     float *selw;               /* [CH][k] their weights */
     int *tok_of;               /* [CH*k] token rows of one expert (offloaded: of all, by expert) */
     float *w_of;               /* [CH*k] their gate weights */

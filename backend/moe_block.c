@@ -123,7 +123,7 @@ static int tokens_of(moe_engine *e, int x, int T, float *xe, int cls) {
     return n;
 }
 
-/* HOBBIT's rule (expert_quant.h) for every slot of the T tokens. */
+/* HOBBIT's rule (core/precision.h) for every slot of the T tokens. */
 static void classify_slots(moe_engine *e, int T) {
     const moe_qexperts *qx = e->qx;
     int K = e->m->cfg.top_k;
@@ -132,7 +132,7 @@ static void classify_slots(moe_engine *e, int T) {
         double sum = 0, c = 0;
         for (int s = 0; s < K; s++) sum += w[s];
         for (int s = 0; s < K; s++) {
-            e->slot_class[t * K + s] = c < qx->hi ? MOE_SLOT_HIGH : c < qx->lo ? MOE_SLOT_LOW : MOE_SLOT_SKIP;
+            e->slot_class[t * K + s] = (uint8_t)moe_hobbit_class(c, qx->hi, qx->lo);
             c += sum > 0 ? w[s] / sum : 0;
         }
     }
@@ -231,11 +231,11 @@ int moe_ffn(moe_engine *e, int l, int T, moe_routing *route, int t0, moe_error *
             size_t qi = (size_t)c->moe_index[l] * c->n_experts + x;
             /* one pass, or with HOBBIT one per tier: its tokens on the high
              * copy, then those on the low copy (skipped slots on neither) */
-            for (int cls = qx && qx->dynamic ? MOE_SLOT_HIGH : -1; cls <= (qx && qx->dynamic ? MOE_SLOT_LOW : -1); cls++) {
+            for (int cls = qx && qx->dynamic ? MOE_HOBBIT_HIGH : -1; cls <= (qx && qx->dynamic ? MOE_HOBBIT_LOW : -1); cls++) {
                 int n = tokens_of(e, x, T, e->xe, cls);
                 if (!n) continue;
                 const moe_qmat *gu = NULL, *dn = NULL;
-                if (qx && cls == MOE_SLOT_LOW) gu = &qx->low_gate_up[qi], dn = &qx->low_down[qi];
+                if (qx && cls == MOE_HOBBIT_LOW) gu = &qx->low_gate_up[qi], dn = &qx->low_down[qi];
                 else if (qx) gu = &qx->gate_up[qi], dn = &qx->down[qi];
                 if (gu && gu->rows) swiglu_q(e, &w->experts[x], gu, dn, e->xe, n, e->ey);
                 else swiglu(e, &w->experts[x], e->xe, n, e->ey);

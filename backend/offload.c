@@ -76,7 +76,7 @@ struct moe_offload {
     uint8_t *hit;
     /* --on-miss: the served (resident) experts and the substitutes of a layer */
     uint16_t *kept, *sub, *slot_in, *slot_out; /* kept, sub: [E]; slot_in/out: [K] */
-    uint32_t *st_sub;
+    uint32_t *st_sub;       /* per expert: == cur when marked in this layer (a substitute, or --skip: kept) */
     /* the live trace prefetchers and policies read */
     moe_trace *live;        /* calloc'ed; moe_trace_free releases it */
     uint64_t step;          /* index of the current step in live */
@@ -361,13 +361,8 @@ static int load_state(moe_offload *o, moe_error *err);
 
 /* The tier (enum moe_precision) a pack's dtype holds. */
 static int tier_of_dtype(uint32_t dtype) {
-    switch (moe_pack_dtype_bits(dtype)) {
-    case 8: return MOE_PREC_Q8;
-    case 4: return MOE_PREC_Q4;
-    case 3: return MOE_PREC_Q3;
-    case 2: return MOE_PREC_Q2;
-    default: return dtype == MOE_PACK_F32 ? MOE_PREC_F32 : MOE_PREC_F16;
-    }
+    int bits = moe_pack_dtype_bits(dtype);
+    return bits ? moe_prec_of_bits(bits) : dtype == MOE_PACK_F32 ? MOE_PREC_F32 : MOE_PREC_F16;
 }
 
 /* Open the pack or packs of cfg->pack (comma-separated) and decide which
@@ -856,11 +851,11 @@ static uint32_t apply_skip(moe_offload *o, moe_cache *c, uint32_t base, uint32_t
             if (drop) s[k] = -1, o->st.skipped_slots++;
         }
     }
-    for (uint32_t i = 0; i < nf; i++) { /* kept by a token: still named in sel */
-        int kept = 0;
-        for (int j = 0; j < T * (int)K && !kept; j++) kept = sel[j] == o->full[i];
-        if (kept) o->kept[nk++] = o->full[i];
-    }
+    /* kept by a token: still named in sel (stamped with this layer's o->cur) */
+    for (int j = 0; j < T * (int)K; j++)
+        if (sel[j] >= 0) o->st_sub[sel[j]] = o->cur;
+    for (uint32_t i = 0; i < nf; i++)
+        if (o->st_sub[o->full[i]] == o->cur) o->kept[nk++] = o->full[i];
     o->st.skipped_activations += nf - nk;
     return nk;
 }
@@ -892,7 +887,6 @@ static int src_layer(void *ctx, int mi, int T, int *sel, float *selw, const floa
     uint64_t hits = 0;
     for (uint32_t i = 0; i < ns; i++) {
         uint32_t e = serve[i], key = base + e;
-
         uint64_t gk = gkey(o, m, e);
         a.time = o->time++;
         a.expert = e;

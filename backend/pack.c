@@ -154,26 +154,12 @@ static int round_ok(uint64_t x, uint64_t *out) {
     return 1;
 }
 
-/* Bytes of an R x C matrix quantized to b bits (backend/quant.h's block,
- * moe_qmat_bytes), in checked 64-bit arithmetic: the sizes come from
- * untrusted headers. 0 on overflow. */
-static uint64_t qblock_bytes(uint64_t R, uint64_t C, uint64_t b) {
-    uint64_t bits, rowb, q, groups, s;
-    if (!mul_ok(C, b, &bits) || !add_ok(bits, 7, &bits)) return 0;
-    rowb = bits / 8;
-    if (!mul_ok(R, rowb, &q) || !add_ok(q, 3, &q)) return 0;
-    q &= ~(uint64_t)3;
-    groups = C / 64 + (C % 64 != 0);
-    if (!mul_ok(R, groups, &s) || !mul_ok(s, 4, &s) || !add_ok(q, s, &q)) return 0;
-    return q;
-}
-
 /* Every derived size from (dtype, L, E, H, I); 0, or -1 if one overflows. */
 static int geom_derive(geom *g) {
     uint64_t t, n_blocks, data_bytes, idx_padded;
     int bits = moe_pack_dtype_bits(g->dtype);
     if (bits) {
-        uint64_t a = qblock_bytes(2 * (uint64_t)g->I, g->H, (uint64_t)bits), b = qblock_bytes(g->H, g->I, (uint64_t)bits);
+        uint64_t a = moe_qmat_bytes_checked(2 * (uint64_t)g->I, g->H, bits), b = moe_qmat_bytes_checked(g->H, g->I, bits);
         if (!a || !b || !add_ok(a, b, &g->expert_bytes)) return -1;
     } else if (!mul_ok(3, g->I, &t) || !mul_ok(t, g->H, &t) || !mul_ok(t, dtype_size(g->dtype), &g->expert_bytes)) {
         return -1;

@@ -14,6 +14,16 @@ static size_t row_bytes_of(int cols, int bits) { return ((size_t)cols * (size_t)
 /* The packed rows, padded to 4 bytes so the bf16 arrays after them are aligned. */
 static size_t qbytes_of(int rows, int cols, int bits) { return ((size_t)rows * row_bytes_of(cols, bits) + 3) & ~(size_t)3; }
 
+uint64_t moe_qmat_bytes_checked(uint64_t rows, uint64_t cols, int bits) {
+    uint64_t b, q, s, groups = cols / MOE_QGROUP + (cols % MOE_QGROUP != 0);
+    if (__builtin_mul_overflow(cols, (uint64_t)bits, &b) || __builtin_add_overflow(b, 7, &b) ||
+        __builtin_mul_overflow(rows, b / 8, &q) || __builtin_add_overflow(q, 3, &q) ||
+        __builtin_mul_overflow(rows, groups, &s) || __builtin_mul_overflow(s, 2 * sizeof(uint16_t), &s) ||
+        __builtin_add_overflow(q & ~(uint64_t)3, s, &q))
+        return 0;
+    return q;
+}
+
 size_t moe_qmat_bytes(int rows, int cols, int bits) {
     return qbytes_of(rows, cols, bits) + 2 * (size_t)rows * (size_t)groups_of(cols) * sizeof(uint16_t);
 }

@@ -48,6 +48,9 @@ typedef struct moe_qmat {
 int moe_qbits_ok(int bits);
 /* Bytes of the packed block of an R x C matrix at `bits`. */
 size_t moe_qmat_bytes(int rows, int cols, int bits);
+/* The same in checked 64-bit arithmetic, for sizes read from files: 0 if
+ * it overflows. */
+uint64_t moe_qmat_bytes_checked(uint64_t rows, uint64_t cols, int bits);
 /* Point m at a packed block (not owned). */
 void moe_qmat_view(moe_qmat *m, const void *block, int rows, int cols, int bits);
 /* Quantize W [rows][cols] into a block m owns. Fails on an unsupported bit

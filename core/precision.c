@@ -130,10 +130,7 @@ int moe_precision_plan_new(const char *spec, const moe_trace *t, moe_precision_p
         for (uint32_t l = 0; l < L; l++) {
             const double *f = freq + (size_t)l * E;
             for (uint32_t e = 0; e < E; e++) {
-                /* rank = experts strictly more frequent, or as frequent with a lower id */
-                uint32_t rank = 0;
-                for (uint32_t o = 0; o < E; o++) rank += f[o] > f[e] || (f[o] == f[e] && o < e);
-                out->tier[(size_t)l * E + e] = (uint8_t)(rank < n_hot ? hot : cold);
+                out->tier[(size_t)l * E + e] = (uint8_t)(moe_precision_rank(f, E, e) < n_hot ? hot : cold);
             }
         }
         break;

@@ -47,11 +47,27 @@ void moe_precision_plan_free(moe_precision_plan *p);
 
 /* Per-(layer, expert) token frequency of a trace: freq[l*E+e] in [0, 1]. */
 int moe_precision_frequency(const moe_trace *t, double *freq, moe_error *err);
+/* Rank of expert e among the E frequencies f (0 = the most frequent): the
+ * experts strictly more frequent, or as frequent with a lower id. The rule
+ * hot-cold's hot set and moesim quality's pinned set are both cut from. */
+static inline uint32_t moe_precision_rank(const double *f, uint32_t E, uint32_t e) {
+    uint32_t rank = 0;
+    for (uint32_t o = 0; o < E; o++) rank += f[o] > f[e] || (f[o] == f[e] && o < e);
+    return rank;
+}
 /* MLX-Flash tier of a frequency. */
 int moe_precision_mlx_tier(double freq);
+/* HOBBIT's rule for a slot whose preceding normalised weight is c: the
+ * high copy, the low copy, or skipped. The replay (through the plan) and the
+ * backend (sim/replay_ext.c, backend/moe_block.c) both decide by it. */
+enum { MOE_HOBBIT_HIGH = 0, MOE_HOBBIT_LOW = 1, MOE_HOBBIT_SKIP = 2 };
+static inline int moe_hobbit_class(double c, double hi, double lo) {
+    return c < hi ? MOE_HOBBIT_HIGH : c < lo ? MOE_HOBBIT_LOW : MOE_HOBBIT_SKIP;
+}
 /* HOBBIT: tier for a slot whose preceding normalised weight is c, -1 = skip. */
 static inline int moe_precision_hobbit_slot(const moe_precision_plan *p, double c) {
-    return c < p->hi ? p->high : c < p->lo ? p->low : -1;
+    int k = moe_hobbit_class(c, p->hi, p->lo);
+    return k == MOE_HOBBIT_HIGH ? p->high : k == MOE_HOBBIT_LOW ? p->low : -1;
 }
 
 #endif

@@ -171,18 +171,39 @@ typedef struct gen_result {
     double tok_s_full, tok_s; /* decode speed measured: N - 1 forward passes over their wall time */
 } gen_result;
 
+/* Offloaded, the packs hold the experts at their precisions: the report
+ * needs the plan's tiers only, so nothing is quantized in RAM. */
+static moe_qexperts *tiers_only(const moe_model *m, const uint8_t *tier, moe_error *err) {
+    size_t n = (size_t)m->cfg.n_moe_layers * m->cfg.n_experts;
+    uint8_t *unquantized = malloc(n ? n : 1);
+    if (!unquantized) return moe_fail(err, "out of memory"), NULL;
+    memset(unquantized, MOE_PREC_F16, n);
+    moe_qexperts *q = moe_qexperts_new(m, unquantized, err);
+    if (q) memcpy(q->tier, tier, n);
+    free(unquantized);
+    return q;
+}
+
+/* Bytes of every routed expert at the scheme's precisions (HOBBIT holds two
+ * copies of each), and how many experts are quantized. */
+static uint64_t scheme_bytes(const moe_model *m, const moe_qexperts *qx, uint64_t *quantized) {
+    uint64_t all = (uint64_t)qx->n_layers * qx->n_experts, bytes = 0;
+    *quantized = 0;
+    for (uint64_t i = 0; i < all; i++) {
+        *quantized += moe_tier_bits(qx->tier[i]) != 0;
+        bytes += moe_expert_bytes_at(m->cfg.hidden, m->cfg.expert_inter, qx->tier[i]);
+        if (qx->dynamic) bytes += moe_expert_bytes_at(m->cfg.hidden, m->cfg.expert_inter, qx->low_tier);
+    }
+    return bytes;
+}
+
 /* One scheme's row: text (a table row) or a JSON line. */
 static int print_row(int json, const char *text_path, size_t n, const moe_model *m, const moe_qexperts *qx,
                      const char *canonical, const char *precision, const moe_quality *q, const gen_result *g,
                      moe_error *err) {
     double P = (double)q->positions, d = (q->nll_con - q->nll_full) / P;
-    uint64_t quantized = 0, all = (uint64_t)qx->n_layers * qx->n_experts, bytes = 0, bytes16 = 0;
-    for (uint64_t i = 0; i < all; i++) {
-        quantized += moe_tier_bits(qx->tier[i]) != 0;
-        bytes += moe_expert_bytes_at(m->cfg.hidden, m->cfg.expert_inter, qx->tier[i]);
-        if (qx->dynamic) bytes += moe_expert_bytes_at(m->cfg.hidden, m->cfg.expert_inter, qx->low_tier); /* both copies */
-        bytes16 += moe_expert_bytes_at(m->cfg.hidden, m->cfg.expert_inter, MOE_PREC_F16);
-    }
+    uint64_t quantized, all = (uint64_t)qx->n_layers * qx->n_experts, bytes = scheme_bytes(m, qx, &quantized);
+    uint64_t bytes16 = all * moe_expert_bytes_at(m->cfg.hidden, m->cfg.expert_inter, MOE_PREC_F16);
     if (!json) {
         printf("%6llu %8.2f %7.2fx %9.6f %+9.6f %9.6f %7.2f", (unsigned long long)quantized, bytes / 1048576.0,
                (double)bytes16 / (double)bytes, q->nll_con / P, d, q->kl / P, 100.0 * (double)q->top1_agree / P);
@@ -239,13 +260,12 @@ static int write_pin_state(const moe_model *m, const char *profile, uint32_t n_p
     else rc = moe_precision_frequency(t, freq, err);
     if (n_pin > E) n_pin = E;
     for (uint32_t l = 0; !rc && l < L; l++) {
-        const double *f = freq + (size_t)l * E;
-        for (uint32_t r = n_pin; r-- > 0;) /* rank r from the least used pinned one up */
-            for (uint32_t e = 0; e < E; e++) {
-                uint32_t rank = 0;
-                for (uint32_t o = 0; o < E; o++) rank += f[o] > f[e] || (f[o] == f[e] && o < e);
-                if (rank == r) keys[nk++] = l * E + e;
-            }
+        /* ranks are distinct: the top n_pin, written from the least used up */
+        for (uint32_t e = 0; e < E; e++) {
+            uint32_t r = moe_precision_rank(freq + (size_t)l * E, E, e);
+            if (r < n_pin) keys[nk + n_pin - 1 - r] = l * E + e;
+        }
+        nk += n_pin;
     }
     const char *tmp = getenv("TMPDIR");
     snprintf(out, cap, "%s/moesim-pin-%ld.state", tmp && *tmp ? tmp : "/tmp", (long)getpid());
@@ -286,10 +306,8 @@ static int store_row(moe_db *db, const char *experiment, const char *thash, cons
                       moe_on_miss_name(oc->on_miss), oc->prefetch ? oc->prefetch : "none",
                       oc->load_state ? oc->load_state : "none", (unsigned long long)oc->seed);
     if (g->on) snprintf(cfg + k, sizeof cfg - (size_t)k, "generate=%d\nprompt_bytes=%d\n", g->n, P);
-    double Pn = (double)q->positions, bytes = 0;
-    for (int i = 0; i < qx->n_layers * qx->n_experts; i++)
-        bytes += (double)moe_expert_bytes_at(m->cfg.hidden, m->cfg.expert_inter, qx->tier[i]) +
-                 (qx->dynamic ? (double)moe_expert_bytes_at(m->cfg.hidden, m->cfg.expert_inter, qx->low_tier) : 0);
+    double Pn = (double)q->positions;
+    uint64_t quantized, bytes = scheme_bytes(m, qx, &quantized);
     moe_metric mt[16];
     size_t n = 0;
     mt[n++] = (moe_metric){"delta_nats_per_byte", (q->nll_con - q->nll_full) / Pn};
@@ -297,7 +315,7 @@ static int store_row(moe_db *db, const char *experiment, const char *thash, cons
     mt[n++] = (moe_metric){"top1_agreement", (double)q->top1_agree / Pn};
     mt[n++] = (moe_metric){"nats_per_byte", q->nll_con / Pn};
     mt[n++] = (moe_metric){"nats_per_byte_full", q->nll_full / Pn};
-    mt[n++] = (moe_metric){"expert_bytes", bytes};
+    mt[n++] = (moe_metric){"expert_bytes", (double)bytes};
     if (g->on) {
         mt[n++] = (moe_metric){"first_divergence", g->diverge};
         mt[n++] = (moe_metric){"repetition", g->rep};
@@ -586,8 +604,10 @@ int cmd_quality(int argc, char **argv) {
         int ok = 1;
         for (int k = 0; k < ns && ok; k++) {
             ok = !moe_precision_plan_new(spec[k], oracle ? oracle : &geom, &plan, &err) &&
-                 (qx[k] = plan.dynamic ? moe_qexperts_new_hobbit(m, plan.high, plan.low, plan.hi, plan.lo, &err)
-                                       : moe_qexperts_new(m, plan.tier, &err)) && (ec[k] = moe_engine_new(m, (int)threads, ctx, &err)) &&
+                 (qx[k] = off.pack      ? tiers_only(m, plan.tier, &err)
+                          : plan.dynamic ? moe_qexperts_new_hobbit(m, plan.high, plan.low, plan.hi, plan.lo, &err)
+                                         : moe_qexperts_new(m, plan.tier, &err)) &&
+                 (ec[k] = moe_engine_new(m, (int)threads, ctx, &err)) &&
                  !moe_engine_set_quantized(ec[k], qx[k], &err);
             moe_precision_plan_free(&plan);
             if (!ok) moe_fail_prefix(&err, "--precision %s", canonical[k]);

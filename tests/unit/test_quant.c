@@ -28,6 +28,14 @@ static void test_known_2bit(void) {
     for (int i = 0; i < 4; i++) CHECK(out[i] == w[i]);
     /* 4 packed bytes (1 + 3 padding), one scale, one bias */
     CHECK_EQ_U(moe_qmat_bytes(1, 4, 2), 4 + 2 + 2);
+    /* the checked 64-bit form (pack headers) agrees on every shape, and
+     * refuses an overflow */
+    static const int shapes[][2] = {{1, 4}, {288, 128}, {128, 144}, {3, 65}, {17, 200}, {5, 1}};
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
+        for (int b = 2; b <= 8; b++)
+            CHECK_EQ_U(moe_qmat_bytes_checked((uint64_t)shapes[i][0], (uint64_t)shapes[i][1], b),
+                       moe_qmat_bytes(shapes[i][0], shapes[i][1], b));
+    CHECK_EQ_U(moe_qmat_bytes_checked(UINT64_MAX / 2, 1ull << 40, 8), 0);
     moe_qmat_free(&m);
 }
 
