@@ -625,6 +625,15 @@ static void pack_forged_header_is_reported(void) {
     CHECK(copy_file(qwen_bf16, path) == 0);
     CHECK(forge_header(path, 16, 1u << 20, 4) == 0); /* a million layers in a small file */
     expect_open_error(path, "data_offset", NULL);
+    /* a quantized dtype: its block size is the geometry's, and hidden or
+     * inter past 2^28 (int-sized matrix views) is refused by name */
+    CHECK(copy_file(qwen_bf16, path) == 0);
+    CHECK(forge_header(path, 12, MOE_PACK_Q4, 4) == 0);
+    expect_open_error(path, "geometry implies", "q4");
+    CHECK(copy_file(qwen_bf16, path) == 0);
+    CHECK(forge_header(path, 12, MOE_PACK_Q2, 4) == 0);
+    CHECK(forge_header(path, 24, 1u << 29, 4) == 0);
+    expect_open_error(path, "too large for a quantized pack", NULL);
 }
 
 /* An index entry rewritten with its hash and the header re-sealed: the
