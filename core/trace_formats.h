@@ -202,10 +202,16 @@ typedef struct moe_import_report {
      * the finished trace's size before building it; JSONL its row tables as
      * they grow; libCacheSim imports their key table. */
     uint64_t max_bytes;
+    int max_is_default; /* max_bytes is moe_default_memory_cap(), not an option */
 } moe_import_report;
 /* 0 if bytes is within r's cap (or there is none), else -1 with "PATH:
  * WHAT would take X MiB, above --max-memory Y GiB" in err. */
 int moe_import_cap(const moe_import_report *r, uint64_t bytes, const char *path, const char *what, moe_error *err);
+/* The cap an import gets when none is given: this machine's physical
+ * memory, or the process's address-space limit (ulimit -v) when that is
+ * lower. Holding more than that ends in the OOM killer or in swap, so it is
+ * refused up front instead; 0 when neither can be read. */
+uint64_t moe_default_memory_cap(void);
 /* Call r->progress, if any, with done out of total bytes. */
 void moe_import_progress(const moe_import_report *r, uint64_t done, uint64_t total);
 /* A file's size in bytes, 0 if unknown (for progress only). */

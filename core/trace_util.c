@@ -6,6 +6,7 @@
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -237,11 +238,38 @@ ssize_t moe_lines_next(moe_lines *l, size_t max, int *too_long) {
     return *too_long ? (ssize_t)max + 1 : (ssize_t)n;
 }
 
-int moe_import_cap(const moe_import_report *r, uint64_t bytes, const char *path, const char *what, moe_error *err) {
-    if (!r || !r->max_bytes || bytes <= r->max_bytes) return 0;
+/* "12.3 MiB": bytes in the largest unit that keeps the number above 1. */
+static void bytes_text(uint64_t bytes, char *out, size_t n) {
     double b = (double)bytes;
     const char *unit = b >= 1073741824.0 ? "GiB" : b >= 1048576.0 ? "MiB" : "KiB";
     double div = b >= 1073741824.0 ? 1073741824.0 : b >= 1048576.0 ? 1048576.0 : 1024.0;
-    return moe_fail(err, "%s: %s would take %.1f %s, above --max-memory %.3g GiB", path, what, b / div, unit,
+    snprintf(out, n, "%.1f %s", b / div, unit);
+}
+
+int moe_import_cap(const moe_import_report *r, uint64_t bytes, const char *path, const char *what, moe_error *err) {
+    if (!r || !r->max_bytes || bytes <= r->max_bytes) return 0;
+    char need[32], cap[32];
+    bytes_text(bytes, need, sizeof need), bytes_text(r->max_bytes, cap, sizeof cap);
+    if (r->max_is_default)
+        return moe_fail(err, "%s: %s would take %s, above the default cap of %s (this machine's memory, or what "
+                        "ulimit -v leaves); --max-memory GiB sets another", path, what, need, cap);
+    return moe_fail(err, "%s: %s would take %s, above --max-memory %.3g GiB", path, what, need,
                     (double)r->max_bytes / 1073741824.0);
+}
+
+uint64_t moe_default_memory_cap(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    uint64_t cap = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        /* the limit counts what is mapped already (libraries, stacks) */
+        uint64_t left = (uint64_t)rl.rlim_cur, mapped = 0;
+        FILE *f = fopen("/proc/self/statm", "r");
+        unsigned long long vm;
+        if (f && fscanf(f, "%llu", &vm) == 1 && page > 0) mapped = (uint64_t)vm * (uint64_t)page;
+        if (f) fclose(f);
+        left = left > mapped ? left - mapped : 1;
+        if (!cap || left < cap) cap = left;
+    }
+    return cap;
 }

@@ -41,7 +41,8 @@ static const char import_usage[] =
     "  --strict           jsonl, lcs-csv: a warning (empty records, a suspicious\n"
     "                     key column) is an error\n"    "  --max-memory GiB   stop with an error, before it is allocated, when the\n"
     "                     import would hold more (csv: the trace; jsonl: the rows;\n"
-    "                     libCacheSim: the key table); default: no cap\n"
+    "                     libCacheSim: the key table); 'none' for no cap; default:\n"
+    "                     this machine's memory (or ulimit -v, when lower)\n"
     "geometry (csv, jsonl; default: largest value seen + 1):\n"
     "  --layers N  --experts N  --top-k N\n"
     "jsonl:\n"
@@ -276,6 +277,7 @@ static int trace_import(int argc, char **argv) {
     moe_jsonl_opts jo = {0};
     moe_lcs_opts lo = {0};
     moe_import_report rep = {.say = import_say, .progress = cli_progress_update, .ctx = &prog};
+    int max_given = 0;
     moe_error err = {{0}};
     int given[N_SCOPE] = {0};
     int c;
@@ -311,20 +313,26 @@ static int trace_import(int argc, char **argv) {
             break;
         case 'S': rep.strict = 1; break;
         case 'M': {
+            if (!strcmp(optarg, "none")) {
+                rep.max_bytes = 0, max_given = 1;
+                break;
+            }
             char *end;
             double gib = strtod(optarg, &end);
             if (end == optarg || *end || !(gib > 0) || gib > 1e6) {
-                fprintf(stderr, "moesim trace import: --max-memory: expected a positive number of GiB, got '%s'\n", optarg);
+                fprintf(stderr, "moesim trace import: --max-memory: expected a positive number of GiB or 'none', got '%s'\n", optarg);
                 return 2;
             }
             rep.max_bytes = (uint64_t)(gib * 1073741824.0);
             if (!rep.max_bytes) rep.max_bytes = 1;
+            max_given = 1;
             break;
         }
         case 'h': fputs(import_usage, stdout); return 0;
         default: fputs(import_usage, stderr); return 2;
         }
     }
+    if (!max_given) rep.max_bytes = moe_default_memory_cap(), rep.max_is_default = 1;
     if (optind != argc - 1 || !out) {
         fprintf(stderr, "moesim trace import: need exactly one input file and -o OUT\n%s", import_usage);
         return 2;

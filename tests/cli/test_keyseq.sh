@@ -129,5 +129,22 @@ for case in "csv|$T/c.csv|the trace would take" \
 done
 "$M" trace import --format csv "$T/c.csv" -o "$T/cap.moetrace" --max-memory -2 >/dev/null 2>"$T/err"
 rc=$?
-if [ $rc -eq 2 ] && grep -q "max-memory: expected a positive number of GiB, got '-2'" "$T/err"; then pass max_memory_bad
+if [ $rc -eq 2 ] && grep -q "max-memory: expected a positive number of GiB or 'none', got '-2'" "$T/err"; then pass max_memory_bad
 else fail max_memory_bad "exit $rc: $(cat "$T/err")"; fi
+# No --max-memory: the cap is what the machine (or ulimit -v) leaves, so a
+# log too big for it stops with the need and the cap named instead of ending
+# in the OOM killer. 200k rows hold 18 MiB at their last doubling; ulimit -v
+# 25000 KiB leaves about 15 MiB after the program's own mappings.
+python3 -c '
+import sys
+w = sys.stdout.write
+for i in range(200000):
+    w("{\"problem_id\": 0, \"layer\": %d, \"token_pos\": %d, \"experts\": [%d, %d], \"gating_probs\": [0.6, 0.4]}\n" % (i % 32, i // 32, i % 8, (i + 1) % 8))
+' >"$T/big.jsonl"
+(ulimit -v 25000; "$M" trace import "$T/big.jsonl" -o "$T/cap.moetrace") >/dev/null 2>"$T/err"
+rc=$?
+if [ $rc -eq 1 ] && grep -q "big.jsonl:131073: the rows read so far would take 18.0 MiB, above the default cap of .* MiB (this machine's memory, or what ulimit -v leaves); --max-memory GiB sets another" "$T/err" &&
+   [ ! -e "$T/cap.moetrace" ] && "$M" trace import "$T/big.jsonl" -o "$T/cap.moetrace" --max-memory none >/dev/null 2>&1 &&
+   "$M" trace info "$T/cap.moetrace" | grep -q '^steps *6250'; then pass max_memory_default
+else fail max_memory_default "exit $rc: $(cat "$T/err")"; fi
+rm -f "$T/cap.moetrace" "$T/big.jsonl"
