@@ -20,6 +20,7 @@
 
 enum { ST_NONE = 0, ST_PF_UNUSED = 1, ST_PF_EVICTED = 2 }; /* prefetch state of a key, as in replay_ext.c */
 enum { READ_NONE = 0, READ_QUEUED, READ_DONE };
+enum { LOW_COPY = -2 }; /* cur_slot of an expert run from its low copy */
 #define MOE_OFFLOAD_MAX_PACKS 6
 
 /* One buffer an expert's data lives in while resident (or while one bypassed
@@ -42,6 +43,14 @@ struct moe_offload {
     moe_pack packs[MOE_OFFLOAD_MAX_PACKS];
     uint32_t n_packs;       /* opened */
     uint8_t *pack_of;       /* [L*E]: the pack each expert is read from */
+    uint32_t read_pack;     /* the pack read without a plan */
+    /* --on-miss lowbit: every expert of pack low_pack, in memory (low_w[gk]) */
+    int32_t low_pack;
+    unsigned char *low_buf;
+    moe_mlp_w *low_w;
+    moe_qmat *low_q;        /* [2*L*E]: gate_up, down views into low_buf */
+    uint16_t *low;          /* the current layer's experts run from their low copies */
+    uint32_t n_low;
     uint64_t max_stride;
     uint32_t L, E, K;
     moe_cache **caches;
@@ -365,6 +374,52 @@ static int tier_of_dtype(uint32_t dtype) {
     return bits ? moe_prec_of_bits(bits) : dtype == MOE_PACK_F32 ? MOE_PREC_F32 : MOE_PREC_F16;
 }
 
+/* --on-miss lowbit[:bits=B]: the quantized pack of B bits, or of the
+ * fewest bits, holds the low copies. */
+static int pick_low_pack(moe_offload *o, const moe_offload_config *cfg, moe_error *err) {
+    int want = moe_on_miss_bits(cfg->on_miss), best = -1;
+    for (uint32_t i = 0; i < o->n_packs; i++) {
+        int bits = moe_pack_dtype_bits(o->packs[i].dtype);
+        if (bits && (want ? bits == want : best < 0 || bits < moe_pack_dtype_bits(o->packs[best].dtype))) best = (int)i;
+    }
+    if (best >= 0) { /* the mode as run: with its bits */
+        o->low_pack = best;
+        o->cfg.on_miss = moe_on_miss_with_bits(cfg->on_miss, moe_pack_dtype_bits(o->packs[best].dtype));
+        return 0;
+    }
+    if (want)
+        return moe_fail(err, "--on-miss lowbit:bits=%d: none of the packs given to --offload holds %d-bit experts "
+                             "(make one: moesim model pack DIR -o q%d.pack --dtype q%d)", want, want, want, want);
+    return moe_fail(err, "--on-miss lowbit runs a low-precision copy of each missing expert, and none of the packs "
+                         "given to --offload is quantized: add one (moesim model pack DIR -o q2.pack --dtype q2; "
+                         "--offload experts.pack,q2.pack)");
+}
+
+/* Read every expert of the low pack into memory, as matrix views. */
+static int load_low_copies(moe_offload *o, moe_error *err) {
+    const moe_pack *pk = &o->packs[o->low_pack];
+    size_t LE = (size_t)o->L * o->E, stride = (size_t)pk->stride;
+    if (LE > SIZE_MAX / stride) return moe_fail(err, "%s: too large to hold in memory", pk->path);
+    double t0 = now_s();
+    o->low_buf = aligned_alloc(MOE_PACK_ALIGN, LE * stride);
+    o->low_w = calloc(LE, sizeof *o->low_w);
+    o->low_q = calloc(2 * LE, sizeof *o->low_q);
+    o->low = malloc(o->E * sizeof *o->low);
+    if (!o->low_buf || !o->low_w || !o->low_q || !o->low)
+        return moe_fail(err, "out of memory for the low-precision copies (%s: %.1f MiB)", pk->path,
+                        (double)(LE * stride) / 1048576.0);
+    for (size_t gk = 0; gk < LE; gk++) {
+        unsigned char *raw = o->low_buf + gk * stride;
+        if (moe_pack_read(pk, (uint32_t)(gk / o->E), (uint32_t)(gk % o->E), raw, err)) return -1;
+        moe_pack_qviews(pk, raw, &o->low_q[2 * gk], &o->low_q[2 * gk + 1]);
+        o->low_w[gk] = (moe_mlp_w){.inter = (int)pk->inter, .q_gate_up = &o->low_q[2 * gk], .q_down = &o->low_q[2 * gk + 1]};
+    }
+    o->st.lowbit_bits = moe_pack_dtype_bits(pk->dtype);
+    o->st.lowbit_bytes = LE * stride;
+    o->st.lowbit_load_s = now_s() - t0;
+    return 0;
+}
+
 /* Open the pack or packs of cfg->pack (comma-separated) and decide which
  * one each expert is read from: the only one, or under cfg->precision (a
  * static plan) the one holding the expert's tier. */
@@ -386,8 +441,20 @@ static int open_packs(moe_offload *o, const moe_model *m, const moe_offload_conf
     if (!(o->pack_of = calloc(LE ? LE : 1, 1))) return moe_fail(err, "out of memory");
     for (uint32_t i = 0; i < o->n_packs; i++)
         if (o->packs[i].stride > o->max_stride) o->max_stride = o->packs[i].stride;
+    o->low_pack = -1;
+    if (moe_on_miss_mode(cfg->on_miss) == MOE_ON_MISS_LOWBIT && pick_low_pack(o, cfg, err)) return -1;
     if (!cfg->precision) {
-        if (o->n_packs > 1) return moe_fail(err, "--offload: %u packs: --precision says which expert is read from which", o->n_packs);
+        uint32_t n_read = o->n_packs - (o->low_pack >= 0);
+        if (n_read > 1) return moe_fail(err, "--offload: %u packs: --precision says which expert is read from which", o->n_packs);
+        if (!n_read)
+            return moe_fail(err, "--on-miss lowbit: %s is the low-precision copy; give the pack a miss would read "
+                                 "too (--offload experts.pack,%s)", o->packs[0].path, o->packs[0].path);
+        o->read_pack = o->low_pack == 0 ? 1 : 0;
+        memset(o->pack_of, (int)o->read_pack, LE);
+        if (o->low_pack >= 0 && tier_of_dtype(o->packs[o->read_pack].dtype) >= tier_of_dtype(o->packs[o->low_pack].dtype))
+            return moe_fail(err, "--on-miss lowbit: the low copy (%s, %s) has no fewer bits than the pack read (%s, %s)",
+                            o->packs[o->low_pack].path, moe_pack_dtype_name(o->packs[o->low_pack].dtype),
+                            o->packs[o->read_pack].path, moe_pack_dtype_name(o->packs[o->read_pack].dtype));
         return 0;
     }
     moe_trace geom = {.n_layers = o->L, .n_experts = o->E};
@@ -497,8 +564,9 @@ moe_offload *moe_offload_new(const moe_model *m, const moe_offload_config *cfg, 
     }
     for (size_t i = 0; i < LE; i++) o->slot_of[i] = -1;
     o->st.io_threads = cfg->io_threads;
-    o->st.expert_bytes = o->packs[0].expert_bytes; /* (one pack; with a plan, per tier) */
+    o->st.expert_bytes = o->packs[o->read_pack].expert_bytes; /* (one pack; with a plan, per tier) */
     if (make_caches(o, err) || make_slots(o, err) || start_threads(o, err)) goto fail;
+    if (o->low_pack >= 0 && load_low_copies(o, err)) goto fail;
     if (cfg->prefetch) {
         moe_prefetch_env penv = {o->live, o->L, o->E, o->K, cfg->seed};
         if (!(o->pf = moe_prefetcher_new(cfg->prefetch, &penv, err))) goto fail;
@@ -539,6 +607,10 @@ void moe_offload_free(moe_offload *o) {
             free(o->slots[i].w.down);
         }
     free(o->slots);
+    free(o->low_buf);
+    free(o->low_w);
+    free(o->low_q);
+    free(o->low);
     free(o->free_list);
     free(o->queue);
     free(o->threads);
@@ -577,7 +649,9 @@ void moe_offload_free(moe_offload *o) {
 }
 
 moe_expert_source *moe_offload_source(moe_offload *o) { return &o->src; }
-uint32_t moe_offload_pack_dtype(const moe_offload *o) { return o->packs[0].dtype; }
+int moe_offload_on_miss(const moe_offload *o) { return o->cfg.on_miss; }
+
+uint32_t moe_offload_pack_dtype(const moe_offload *o) { return o->packs[o->read_pack].dtype; }
 
 const char *moe_offload_policy(const moe_offload *o) { return o->policy; }
 const char *moe_offload_prefetcher(const moe_offload *o) { return o->prefetcher; }
@@ -786,18 +860,24 @@ static void prefetch(moe_offload *o, uint32_t m, uint32_t nf, moe_access a) {
     }
 }
 
-/* --on-miss skip / substitute (core/on_miss.h, the replay's rule): per
- * token, slots whose expert is not resident are dropped (sel -1) or given a
- * resident substitute; a token's remaining weights are rescaled to the sum of
- * all its chosen weights when slots were dropped. Fills o->kept with the
- * resident chosen experts (ascending: the set to serve) and o->sub with the
- * substitutes not among them; counts token slots as the replay does. */
+/* --on-miss skip / substitute / lowbit (core/on_miss.h, the replay's rule):
+ * per token, slots whose expert is not resident are dropped (sel -1), given
+ * a resident substitute, or (lowbit) kept, to run from the low copy; a
+ * token's remaining weights are rescaled to the sum of all its chosen
+ * weights when slots were dropped. Fills o->kept with the resident chosen
+ * experts (ascending: the set to serve), o->sub with the substitutes not
+ * among them and o->low with the experts run from low copies; counts token
+ * slots as the replay does. */
 static uint32_t apply_on_miss(moe_offload *o, moe_cache *c, uint32_t base, uint32_t nf, int T, int *sel, float *selw,
                               const float *logits, uint32_t *n_sub) {
     uint32_t K = o->K, nk = 0, ns = 0;
+    int lowbit = o->low_pack >= 0;
+    o->n_low = 0;
     for (uint32_t i = 0; i < nf; i++)
         if (moe_cache_resident(c, base + o->full[i])) o->kept[nk++] = o->full[i];
-    o->st.skipped_activations += nf - nk;
+        else if (lowbit) o->low[o->n_low++] = o->full[i];
+    o->st.skipped_activations += nf - nk - o->n_low;
+    o->st.lowbit_activations += o->n_low;
     for (int t = 0; t < T; t++) {
         int *s = sel + (size_t)t * K;
         float *w = selw + (size_t)t * K;
@@ -812,6 +892,11 @@ static uint32_t apply_on_miss(moe_offload *o, moe_cache *c, uint32_t base, uint3
             if (e == o->slot_in[k]) {
                 o->st.token_slots++;
                 o->st.token_slot_hits++; /* a kept slot's expert is resident */
+                continue;
+            }
+            if (lowbit) { /* runs from the low copy, at its own weight */
+                o->st.lowbit_slots++;
+                o->slot_out[k] = o->slot_in[k], left += w[k];
                 continue;
             }
             o->st.skipped_slots++;
@@ -926,7 +1011,8 @@ static int src_layer(void *ctx, int mi, int T, int *sel, float *selw, const floa
         for (int i = 0; i < T * (int)o->K; i++)
             if (sel[i] >= 0) o->st.token_slots++, o->st.token_slot_hits += o->hit[sel[i]];
     if (o->pf) prefetch(o, m, nf, a);
-    /* the experts to run: the served set, then the substitutes (resident: their slots) */
+    /* the experts to run: the served set, then the substitutes (resident:
+     * their slots) and the low copies (LOW_COPY: not in a slot) */
     uint16_t *run = serve == o->kept ? o->kept : o->full;
     uint32_t nr = ns;
     for (uint32_t i = 0; i < nsub; i++) {
@@ -935,10 +1021,16 @@ static int src_layer(void *ctx, int mi, int T, int *sel, float *selw, const floa
         o->cur_slot[e] = o->slot_of[gkey(o, m, e)];
         run[nr++] = e;
     }
+    for (uint32_t i = 0; o->cfg.on_miss && i < o->n_low; i++) {
+        o->hit[o->low[i]] = 1;
+        o->cur_slot[o->low[i]] = LOW_COPY;
+        run[nr++] = o->low[i];
+    }
     /* compute order: data already in (ascending id), then by read queue */
     int n = 0;
     for (uint32_t i = 0; i < nr; i++)
-        if (__atomic_load_n(&o->slots[o->cur_slot[run[i]]].read, __ATOMIC_ACQUIRE) != READ_QUEUED)
+        if (o->cur_slot[run[i]] == LOW_COPY ||
+            __atomic_load_n(&o->slots[o->cur_slot[run[i]]].read, __ATOMIC_ACQUIRE) != READ_QUEUED)
             order[n++] = run[i];
     int first_pending = n;
     for (uint32_t i = 0; i < nr && n < (int)nr; i++) {
@@ -958,6 +1050,7 @@ static int src_layer(void *ctx, int mi, int T, int *sel, float *selw, const floa
 
 static const moe_mlp_w *src_get(void *ctx, int mi, int x, moe_error *err) {
     moe_offload *o = ctx;
+    if (o->cur_slot[x] == LOW_COPY) return &o->low_w[gkey(o, (uint32_t)mi, (uint32_t)x)];
     if (o->cur_slot[x] < 0) {
         moe_fail(err, "offload: layer %d expert %d has no slot (a bug)", mi, x);
         return NULL;

@@ -24,7 +24,12 @@
  *
  * What is measured (wall clock): per step the forward call's duration; the
  * engine's dense / expert / head time (backend/engine.h); stalls by kind;
- * each I/O thread's busy time. */
+ * each I/O thread's busy time.
+ *
+ * --on-miss skip / substitute / lowbit: core/on_miss.h's rule; a missing
+ * expert is dropped, replaced or run from its low copy, read nothing and
+ * is not inserted (a low copy: every expert of the lowest-bit pack, held in
+ * memory from the start; the packs left serve the reads). */
 #ifndef MOE_BACKEND_OFFLOAD_H
 #define MOE_BACKEND_OFFLOAD_H
 
@@ -50,7 +55,9 @@ typedef struct moe_offload_config {
     const char *prefetch;      /* prefetcher spec, NULL = none */
     const char *prefetch_log;  /* write every prediction here (NULL = don't) */
     const char *load_state;    /* pre-read these experts before the first step (NULL = cold) */
-    int on_miss;               /* enum moe_on_miss (core/on_miss.h): wait, skip, substitute */
+    int on_miss;               /* enum moe_on_miss (core/on_miss.h): wait, skip, substitute, lowbit[:bits=B];
+                                  lowbit: the quantized pack of B bits (or the fewest) among `pack` is
+                                  read whole into memory at start, and a miss runs its copy */
     double skip_cum, skip_frac; /* --skip (core/on_miss.h's slot rule), 0 = off */
     uint32_t max_steps, max_tokens; /* bounds of the run (live trace arrays) */
 } moe_offload_config;
@@ -62,6 +69,10 @@ typedef struct moe_offload_stats {
     uint64_t token_slots, token_slot_hits;
     /* --on-miss skip / substitute (replay_ext.h's definitions) */
     uint64_t skipped_slots, skipped_activations, substituted_slots;
+    uint64_t lowbit_slots, lowbit_activations; /* --on-miss lowbit */
+    int lowbit_bits;           /* the low copies' bits (0 = no low copies) */
+    uint64_t lowbit_bytes;     /* memory the low copies hold */
+    double lowbit_load_s;      /* reading them, before the first step */
     uint64_t *layer_accesses, *layer_hits; /* n_layers */
     uint64_t *step_accesses, *step_hits;   /* per step */
     /* I/O */
@@ -96,6 +107,8 @@ moe_expert_source *moe_offload_source(moe_offload *o);
 /* Canonical policy name (with effective parameters) and prefetcher name ("" if none). */
 const char *moe_offload_policy(const moe_offload *o);
 const char *moe_offload_prefetcher(const moe_offload *o);
+/* --on-miss as run: lowbit with the bits of the low copies its packs gave. */
+int moe_offload_on_miss(const moe_offload *o);
 /* The pack's dtype (enum moe_pack_dtype): quantized packs run quantized. */
 uint32_t moe_offload_pack_dtype(const moe_offload *o);
 

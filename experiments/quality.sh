@@ -15,6 +15,8 @@ mkdir -p results
 rm -f results/quality.db
 "$M" model info models/tinymix/experts.pack >/dev/null 2>&1 ||
     "$M" model pack models/tinymix -o models/tinymix/experts.pack || die "packing failed"
+"$M" model info models/tinymix/experts-q2.pack >/dev/null 2>&1 ||
+    "$M" model pack models/tinymix -o models/tinymix/experts-q2.pack --dtype q2 || die "packing failed"
 echo "quality: running experiments/quality.ini (several minutes)"
 "$M" quality --grid experiments/quality.ini --db results/quality.db --experiment quality \
     --offload models/tinymix/experts.pack >results/quality.txt || die "the grid failed"

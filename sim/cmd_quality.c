@@ -343,13 +343,13 @@ static int run_grid(const char *path, char **pass, int n_pass, moe_error *err) {
     static const char *const kq[] = {"model", "generate", "prompt_bytes", NULL};
     static const char *const kt[] = {"file", "offset", "profile", NULL};
     static const char *const kr[] = {"precision", NULL};
-    static const char *const ko[] = {"capacities", "on_miss", "pin", "prefetch", "policy", NULL};
+    static const char *const ko[] = {"capacities", "on_miss", "pin", "prefetch", "policy", "low_pack", NULL};
     moe_str_list prec = {0}, caps = {0}, modes = {0}, pins = {0};
     int rc = moe_ini_check_keys(ini, "quality", kq, err) || moe_ini_check_keys(ini, "resident", kr, err) ||
              moe_ini_check_keys(ini, "offload", ko, err);
     const char *model = moe_ini_get(ini, "quality", "model"), *gen = moe_ini_get(ini, "quality", "generate");
     const char *pb = moe_ini_get(ini, "quality", "prompt_bytes"), *pf = moe_ini_get(ini, "offload", "prefetch");
-    const char *pol = moe_ini_get(ini, "offload", "policy");
+    const char *pol = moe_ini_get(ini, "offload", "policy"), *low_pack = moe_ini_get(ini, "offload", "low_pack");
     const char *s;
     if (!rc && !model) rc = moe_fail(err, "%s: [quality] needs model = DIR", path);
     if (!rc && (s = moe_ini_get(ini, "resident", "precision"))) rc = moe_split_specs(s, "precision", &prec, err);
@@ -418,9 +418,25 @@ static int run_grid(const char *path, char **pass, int n_pass, moe_error *err) {
                     av[ac++] = "--pin", av[ac++] = (char *)pin;
                     av[ac++] = "--pin-profile", av[ac++] = (char *)profile;
                 }
-                int has_off = 0;
-                for (int k = 0; k < n_pass; k++) has_off |= !strcmp(pass[k], "--offload");
-                if (!has_off) av[ac++] = "--offload", av[ac++] = "auto";
+                const char *packs = "auto";
+                for (int k = 0; k + 1 < n_pass; k++)
+                    if (!strcmp(pass[k], "--offload")) packs = pass[k + 1];
+                if (!strncmp(mode, "lowbit", 6)) { /* the low copies' pack beside the one read */
+                    if (!low_pack) {
+                        rc = moe_fail(err, "%s: [offload] on_miss %s needs low_pack = PATH (a quantized pack: "
+                                           "`moesim model pack DIR --dtype q2`)", path, mode);
+                        break;
+                    }
+                    char base[1024];
+                    moe_offload_opts bo;
+                    moe_offload_opts_init(&bo);
+                    bo.pack = packs;
+                    if ((rc = moe_offload_pack_path(&bo, model, base, sizeof base, err))) break;
+                    snprintf(val[nv], sizeof val[nv], "%s,%s", base, low_pack);
+                    av[ac++] = "--offload", av[ac++] = val[nv++];
+                } else if (!strcmp(packs, "auto")) {
+                    av[ac++] = "--offload", av[ac++] = "auto";
+                }
             }
             av[ac] = NULL;
             if (rc) break;
@@ -628,6 +644,7 @@ int cmd_quality(int argc, char **argv) {
                            (N ? (uint32_t)((P + MOE_ENGINE_MAX_STEP - 1) / MOE_ENGINE_MAX_STEP + N) : 0);
             ok = ok && (ol = moe_offload_new(m, &oc, &err)) &&
                  !moe_engine_set_expert_source(ec[0], moe_offload_source(ol), &err);
+            if (ok) oc.on_miss = moe_offload_on_miss(ol); /* lowbit: with its bits */
             int pack_bits = ok ? moe_pack_dtype_bits(moe_offload_pack_dtype(ol)) : 0;
             if (pack_bits && !off.precision) /* the report's tiers (bytes, experts quantized); the source computes */
                 memset(qx[0]->tier, moe_prec_of_bits(pack_bits), (size_t)qx[0]->n_layers * qx[0]->n_experts);

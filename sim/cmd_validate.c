@@ -65,13 +65,14 @@ static const char validate_usage[] =
 /* The figures compared, by the metric names `moesim run --json` uses. */
 static const char *const figures[] = {
     "hits", "misses", "bypasses", "bytes_read", "bytes_demand", "bytes_prefetch", "prefetch_issued",
-    "skipped_slots", "substituted_slots", "tok_s", "ttft_mean_s", "tpot_mean_s", "tpot_p50_s", "tpot_p99_s", "total_s", "compute_s", "dense_s",
+    "skipped_slots", "substituted_slots", "lowbit_slots", "lowbit_activations", "tok_s", "ttft_mean_s", "tpot_mean_s",
+    "tpot_p50_s", "tpot_p99_s", "total_s", "compute_s", "dense_s",
     "expert_s", "stall_s", "stall_miss_s", "stall_late_prefetch_s", "io_utilisation", NULL};
 /* Those that are counts of the cache's behaviour: must be equal. */
 static int exact_figure(const char *name) {
     return !strcmp(name, "hits") || !strcmp(name, "misses") || !strcmp(name, "bypasses") ||
            !strncmp(name, "bytes_", 6) || !strcmp(name, "prefetch_issued") || !strcmp(name, "skipped_slots") ||
-           !strcmp(name, "substituted_slots");
+           !strcmp(name, "substituted_slots") || !strcmp(name, "lowbit_slots") || !strcmp(name, "lowbit_activations");
 }
 
 static double metric(const moe_replay_result *r, const char *name) {
@@ -274,6 +275,7 @@ static int validate_one(vopts *o, const moe_model *m, const int *ids, int n_ids,
                              .cold_per_seq = job.oc.cold_per_seq, .seed = job.oc.seed, .split = job.oc.split,
                              .device = o->device, .devices_path = o->devices, .load_state = job.oc.load_state,
                              .on_miss = job.oc.on_miss, .skip = o->off.skip};
+    cfg.on_miss = moe_offload_on_miss(out.off); /* lowbit: with the bits its packs gave */
     /* the pack's precision prices reads and bytes */
     /* (a quantized pack's blocks are the trace header's bytes of that tier) */
     static const char *const tier_spec[MOE_PREC_COUNT] = {"uniform:bits=32", NULL, "uniform:bits=8", "uniform:bits=4",

@@ -126,6 +126,9 @@ int moe_offload_result(const moe_offload_out *out, const char *policy, const cha
     x->skipped_slots = st->skipped_slots;
     x->skipped_activations = st->skipped_activations;
     x->substituted_slots = st->substituted_slots;
+    x->lowbit = st->lowbit_bits > 0;
+    x->lowbit_slots = st->lowbit_slots;
+    x->lowbit_activations = st->lowbit_activations;
     memcpy(res->layer_accesses, st->layer_accesses, st->n_layers * sizeof(uint64_t));
     memcpy(res->layer_hits, st->layer_hits, st->n_layers * sizeof(uint64_t));
     for (uint64_t s = 0; s < st->n_steps; s++) {
@@ -213,6 +216,10 @@ void moe_offload_print_cache(FILE *f, const char *cmd, const char *policy, const
             st->accesses ? 100.0 * (double)st->hits / (double)st->accesses : 0.0, (unsigned long long)st->bypasses,
             (double)(st->bytes_demand + st->bytes_prefetch) / 1048576.0, (double)st->bytes_demand / 1048576.0,
             (double)st->bytes_prefetch / 1048576.0);
+    if (st->lowbit_bits)
+        fprintf(f, "moesim %s: --on-miss lowbit: %llu slots ran %d-bit copies held in memory (%.1f MiB, read in %.2f s "
+                "before the first step)\n", cmd, (unsigned long long)st->lowbit_slots, st->lowbit_bits,
+                (double)st->lowbit_bytes / 1048576.0, st->lowbit_load_s);
 }
 
 int moe_offload_write_steps(const char *path, const moe_offload_stats *st, const double *predicted, moe_error *err) {

@@ -78,9 +78,11 @@ typedef struct eng {
     uint64_t spec_step; /* step + 1 of the pending speculation, 0 = none */
     uint32_t spec_layer;
     /* --on-miss substitute: substitutes of the current (step, layer), with
-     * their token counts (st_sub == cur: in the list) */
+     * their token counts (st_sub == cur: in the list); lowbit: the missing
+     * experts whose low copies run, in the same list */
     uint16_t *sub, *onmiss;
     uint32_t n_sub, *st_sub, *nt_sub;
+    int lowbit, low_tier; /* --on-miss lowbit:bits=B, B's tier */
     /* per-slot scratch of a step: kept expert or MOE_NO_EXPERT */
     uint16_t *slot_kept;
     size_t n_slots;
@@ -152,7 +154,8 @@ static void gather(eng *g, uint64_t s, uint32_t l, moe_cache *c, uint32_t base, 
                                                       g->E, g->onmiss);
             for (uint32_t k = 0; k < ns; k++) {
                 uint16_t e = g->onmiss[k];
-                if (e == MOE_NO_EXPERT || e == t->experts[r + k]) continue;
+                if (g->lowbit && e == MOE_NO_EXPERT) e = t->experts[r + k]; /* missing: its low copy runs */
+                else if (e == MOE_NO_EXPERT || e == t->experts[r + k]) continue;
                 if (g->st_sub[e] != g->cur) g->st_sub[e] = g->cur, g->sub[g->n_sub++] = e, g->nt_sub[e] = 0;
                 g->nt_sub[e]++;
             }
@@ -167,13 +170,18 @@ static void gather(eng *g, uint64_t s, uint32_t l, moe_cache *c, uint32_t base, 
                 g->nt_full[e] = 0;
             }
             g->nt_full[e]++;
-            int drop = 0, need = -1;
+            int drop = 0, low = 0, need = -1;
             if (moe_skip_by_frac(g->skip_frac, k, w, w0)) drop = 1;
             if (!drop && g->dynamic && (need = moe_precision_hobbit_slot(&g->plan, cum)) < 0) drop = 1;
             if (!drop && moe_skip_by_cum(g->skip_cum, k, cum, moe_cache_resident(c, base + e))) drop = 1;
-            if (!drop && g->cfg->on_miss && g->onmiss[k] != e) drop = 1; /* missed: dropped or substituted */
+            if (!drop && g->cfg->on_miss && g->onmiss[k] != e) *(g->lowbit ? &low : &drop) = 1; /* missed */
             cum += wn;
             x->total_mass += wn;
+            if (low) { /* served, by the low copy: not a token slot of the cache */
+                x->lowbit_slots++;
+                g->slot_kept[slot++] = MOE_NO_EXPERT;
+                continue;
+            }
             if (drop) {
                 x->skipped_slots++;
                 x->skipped_mass += wn;
@@ -198,7 +206,8 @@ static void gather(eng *g, uint64_t s, uint32_t l, moe_cache *c, uint32_t base, 
     g->n_slots = slot;
     sort_ids(g->full, nf);
     sort_ids(g->kept, nk);
-    x->skipped_activations += nf - nk;
+    x->skipped_activations += nf - nk - (g->lowbit ? g->n_sub : 0);
+    if (g->lowbit) x->lowbit_activations += g->n_sub;
     *n_full = nf;
     *n_kept = nk;
 }
@@ -253,7 +262,8 @@ static void prefetch(eng *g, uint64_t s, uint32_t l, uint32_t n_full, moe_access
 /* --on-miss substitute: the substitutes run on the lane with the kept
  * experts, as resident copies (their data as it stands; no access). A
  * substitute already kept for other tokens runs once, over more tokens.
- * Appends the new ones to g->kept (re-sorted by id); returns how many. */
+ * lowbit: the missing experts' low copies, always in memory. Appends the
+ * new ones to g->kept (re-sorted by id); returns how many. */
 static uint32_t add_substitutes(eng *g, uint32_t l, uint32_t n_kept) {
     uint32_t n = n_kept;
     for (uint32_t i = 0; i < g->n_sub; i++) {
@@ -269,9 +279,9 @@ static uint32_t add_substitutes(eng *g, uint32_t l, uint32_t n_kept) {
         g->hit[e] = 1;
         g->pfhit[e] = 0;
         g->late_kind[e] = 0;
-        g->prec_used[e] = g->keyprec[gk];
-        g->rdy[e] = g->ready[gk];
-        g->rid_e[e] = g->rid[gk];
+        g->prec_used[e] = g->lowbit ? (uint8_t)g->low_tier : g->keyprec[gk];
+        g->rdy[e] = g->lowbit ? 0 : g->ready[gk];
+        g->rid_e[e] = g->lowbit ? -1 : g->rid[gk];
     }
     sort_ids(g->kept, n);
     return n - n_kept;
@@ -435,8 +445,15 @@ static int setup(eng *g, moe_error *err) {
         x->skip = 1;
     }
     if (cfg->on_miss && (cfg->skip || g->dynamic))
-        return moe_fail(err, "--on-miss %s cannot be combined with %s: both drop slots", moe_on_miss_name(cfg->on_miss),
-                        cfg->skip ? "--skip" : "--precision hobbit");
+        return moe_fail(err, "--on-miss %s cannot be combined with %s: both decide what a slot runs",
+                        moe_on_miss_name(cfg->on_miss), cfg->skip ? "--skip" : "--precision hobbit");
+    if (moe_on_miss_mode(cfg->on_miss) == MOE_ON_MISS_LOWBIT) {
+        if (!moe_on_miss_bits(cfg->on_miss))
+            return moe_fail(err, "--on-miss lowbit: give the low copy's precision, lowbit:bits=B (8, 4, 3 or 2): the "
+                                 "replay prices its compute (an offloaded run reads B from its packs)");
+        g->lowbit = x->lowbit = 1;
+        g->low_tier = moe_prec_of_bits(moe_on_miss_bits(cfg->on_miss));
+    }
     if (cfg->on_miss == MOE_ON_MISS_SUBSTITUTE && !t->router_logits)
         return moe_fail(err, "--on-miss substitute picks the resident expert the router scores highest: the trace "
                              "has no router logits (capture with `moesim infer --router-logits`)");
@@ -654,8 +671,9 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
             /* step 3: serve the kept set */
             moe_cache_begin_group(c);
             for (uint32_t i = 0; i < n_kept; i++) moe_cache_protect(c, base + g->kept[i]);
-            /* substitutes too: a global cache's prefetch must not evict one before it runs */
-            for (uint32_t i = 0; i < g->n_sub; i++) moe_cache_protect(c, base + g->sub[i]);
+            /* substitutes too: a global cache's prefetch must not evict one before it runs
+             * (low copies are not in the cache) */
+            for (uint32_t i = 0; i < g->n_sub && !g->lowbit; i++) moe_cache_protect(c, base + g->sub[i]);
             uint64_t hits = 0;
             a.layer = l;
             for (uint32_t i = 0; i < n_kept; i++) {

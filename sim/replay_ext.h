@@ -86,6 +86,8 @@ struct moe_replay_ext {
     /* skipping (skip and hobbit) */
     uint64_t skipped_slots, skipped_activations;
     uint64_t substituted_slots; /* --on-miss substitute: slots run on a resident stand-in */
+    int lowbit;                                /* --on-miss lowbit */
+    uint64_t lowbit_slots, lowbit_activations; /* slots (and experts per layer) run on low copies */
     double skipped_mass, total_mass, skipped_mass_frac;
 
     /* precision */

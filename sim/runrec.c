@@ -162,6 +162,10 @@ size_t moe_run_metrics(const moe_replay_result *res, moe_metric *out, size_t cap
         M("skipped_gate_mass", x->skipped_mass_frac);
         if (x->substituted_slots) M("substituted_slots", x->substituted_slots);
     }
+    if (x->lowbit) {
+        M("lowbit_slots", x->lowbit_slots);
+        M("lowbit_activations", x->lowbit_activations);
+    }
     if (x->precision || x->byte_capacity) {
         static const char *const tn[MOE_PREC_COUNT][3] = {
             {"tier_f32_experts", "tier_f32_activations", "tier_f32_bytes_read"},
@@ -303,6 +307,10 @@ static void print_ext(const moe_replay_config *cfg, const moe_replay_result *res
             printf(": %llu of them run on a resident substitute", (unsigned long long)x->substituted_slots);
         printf("\n");
     }
+    if (moe_on_miss_mode(cfg->on_miss) == MOE_ON_MISS_LOWBIT)
+        printf("low copies  %llu slots in %llu expert runs used the resident low-precision copy, "
+               "--on-miss %s\n", (unsigned long long)x->lowbit_slots, (unsigned long long)x->lowbit_activations,
+               moe_on_miss_name(cfg->on_miss));
     if (x->precision) {
         printf("precision   %s%s: effective bits %.2f (computed), %.2f (model)\n", x->scheme,
                x->profile_oracle ? " [profile = replayed trace: oracle]" : "", x->eff_bits_active, x->eff_bits_model);

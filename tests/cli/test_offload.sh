@@ -403,6 +403,45 @@ run $MOESIM validate --model $model --prompt-file $tmp/p.txt --max-tokens 4 --of
     --capacity 8 --devices "$tmp/hand.ini" --device hand
 if [ $rc -eq 1 ] && has err "2 packs: --precision says which expert is read from which"; then pass offload_packs_need_a_plan
 else fail offload_packs_need_a_plan "rc $rc: $(cat "$tmp/err")"; fi
+# --on-miss lowbit: a miss runs the expert's 2-bit copy, held in memory from
+# the start; nothing is read on demand and the replay (lowbit:bits=2, from
+# the pack) serves the same slots from low copies, in both scopes
+for sc in "8" "30 --scope global"; do
+    run $VAL --capacity $sc --devices "$tmp/hand.ini" --device hand --json --load-state "$tmp/s.state" \
+        --prefetch gate:ahead=1 --on-miss lowbit --offload "$tmp/t.pack,$tmp/q2.pack"
+    check_validate "validate_on_miss_lowbit_$(echo $sc | tr -d ' -')"
+    lm=$(jget "$tmp/out" measured lowbit_slots) lp=$(jget "$tmp/out" predicted lowbit_slots)
+    am=$(jget "$tmp/out" measured lowbit_activations) ap=$(jget "$tmp/out" predicted lowbit_activations)
+    if [ -n "$lm" ] && [ "$lm" -gt 0 ] && [ "$lm" = "$lp" ] && [ "$am" = "$ap" ] && [ "$am" -gt 0 ] &&
+       [ "$am" -le "$lm" ] && [ "$(jget "$tmp/out" measured bytes_demand)" = 0 ] &&
+       [ -z "$(jget "$tmp/out" measured skipped_slots)" ]; then pass "validate_on_miss_lowbit_counts_$(echo $sc | tr -d ' -')"
+    else fail "validate_on_miss_lowbit_counts_$(echo $sc | tr -d ' -')" "low slots $lm vs $lp, runs $am vs $ap"; fi
+done
+# with nothing resident every token slot runs its low copy: 24 tokens' slots
+# over 6 layers x top-4, and no expert is accessed
+run $INFER --offload "$tmp/t.pack,$tmp/q2.pack" $IO --capacity 8 --on-miss lowbit
+counts lb
+if [ $rc -eq 0 ] && [ "$lb_acc" = 0 ] && [ "$lb_mib" = 0.0 ] &&
+   grep -q "^moesim infer: --on-miss lowbit: [0-9]* slots ran 2-bit copies held in memory (3.8 MiB" "$tmp/err"; then
+    pass offload_lowbit_nothing_read
+else fail offload_lowbit_nothing_read "rc $rc, accesses $lb_acc, read $lb_mib: $(cat "$tmp/err")"; fi
+# a run without a low copy, or without a pack to read, is refused before any work
+i=0
+for case in "$tmp/t.pack|lowbit|none of the packs given to --offload is quantized" \
+            "$tmp/t.pack,$tmp/q2.pack|lowbit:bits=4|none of the packs given to --offload holds 4-bit experts" \
+            "$tmp/q2.pack|lowbit|is the low-precision copy; give the pack a miss would read too" \
+            "$tmp/q2.pack,$tmp/q4.pack|lowbit:bits=4|the low copy ($tmp/q4.pack, q4) has no fewer bits than the pack read ($tmp/q2.pack, q2)"; do
+    packs=${case%%|*} rest=${case#*|}; mode=${rest%%|*} needle=${rest#*|}
+    i=$((i + 1))
+    run $INFER --offload "$packs" $IO --capacity 8 --on-miss "$mode"
+    if [ $rc -ne 0 ] && has err "$needle" && [ ! -s "$tmp/out" ]; then pass "offload_lowbit_refused_$i"
+    else fail "offload_lowbit_refused_$i" "rc $rc: $(cat "$tmp/err")"; fi
+done
+# the simulator needs the low copy's bits (it prices their compute)
+run "$MOESIM" run --trace traces/tinymix_c.moetrace --capacity 8 --on-miss lowbit
+if [ $rc -eq 2 ] || [ $rc -eq 1 ] && has err "--on-miss lowbit: give the low copy's precision, lowbit:bits=B"; then
+    pass replay_lowbit_needs_bits
+else fail replay_lowbit_needs_bits "rc $rc: $(cat "$tmp/err")"; fi
 # a small grid: one row per configuration, every count exact
 cat >"$tmp/grid.ini" <<EOF
 [validate]

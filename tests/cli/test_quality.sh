@@ -96,6 +96,19 @@ try:
 except Exception as e:
     ok, rj, oj = False, ro.stderr, oo.stderr
 check("quality_offload_two_packs_is_resident_plan", ok, "%r vs %r" % (oj, rj))
+# --on-miss lowbit: with nothing resident (no prefetcher) every slot runs its
+# 2-bit copy: the resident 2-bit model exactly; with the prefetcher filling
+# the cache it loses less than dropping the misses does
+lb = {}
+for name, extra in (("cold", []), ("warm", ["--prefetch", "gate:ahead=1"])):
+    r = subprocess.run(base + ["--json", "--offload", T + "/t.pack," + T + "/q2.pack", "--io", "buffered",
+                               "--capacity", "16", "--on-miss", "lowbit"] + extra, capture_output=True, text=True)
+    lb[name] = json.loads(r.stdout) if r.returncode == 0 and r.stdout.strip() else {"rc": r.returncode, "err": r.stderr}
+check("quality_lowbit_cold_is_resident_q2", lb["cold"].get("kl_mean") == q2["kl_mean"] and
+      lb["cold"].get("delta_nats_per_byte") == q2["delta_nats_per_byte"] and
+      "on-miss lowbit:bits=2" in lb["cold"].get("constraint", ""), "%r vs %r" % (lb["cold"], q2))
+check("quality_lowbit_warm_between", 0 < lb["warm"].get("kl_mean", 0) < min(q2["kl_mean"], sk.get("kl_mean", 0)),
+      "lowbit %r, resident q2 %r, skip %r" % (lb["warm"], q2.get("kl_mean"), sk.get("kl_mean")))
 check("quality_offload_wait_is_full", w.get("delta_nats_per_byte") == 0 and w.get("kl_mean") == 0 and
       w.get("top1_agreement") == 1 and "on-miss wait" in w.get("constraint", ""), str(w))
 check("quality_offload_skip_costs", sk.get("kl_mean", 0) > 0.01 and sk.get("delta_nats_per_byte", 0) > 0 and
@@ -128,7 +141,8 @@ def refused(name, args, needle):
 
 refused("quality_bad_bits", ["--precision", "uniform:bits=5"], "--precision uniform:bits=5")
 refused("quality_offload_pack_lacks_tier", off + ["--precision", "uniform:bits=4"], "at 4 bits; the packs hold bf16")
-refused("quality_bad_on_miss", off + ["--on-miss", "lowbit"], "unknown --on-miss mode 'lowbit'")
+refused("quality_bad_on_miss", off + ["--on-miss", "fallback"], "unknown --on-miss mode 'fallback'")
+refused("quality_lowbit_without_low_copy", off + ["--on-miss", "lowbit"], "none of the packs given to --offload is quantized")
 refused("quality_profile_geometry", ["--precision", "mlx-tiers:profile=traces/default.moetrace"],
         "precision profile traces/default.moetrace has")
 # grid files and options that cannot work are refused, naming the place
@@ -136,8 +150,13 @@ with open(T + "/g1.ini", "w") as f:
     f.write("[quality]\nmodel = models/tinymix\n[bogus]\nx = 1\n")
 with open(T + "/g2.ini", "w") as f:
     f.write("[quality]\nmodel = models/tinymix\n[text a]\noffset = 3\n")
+with open(T + "/g3.ini", "w") as f:
+    f.write("[quality]\nmodel = models/tinymix\n[text a]\nfile = %s\n[offload]\ncapacities = 8\n"
+            "on_miss = lowbit\n" % text)
 for name, args, needle in (
         ("quality_grid_unknown_section", ["--grid", T + "/g1.ini"], "g1.ini:3: unknown section [bogus]"),
+        ("quality_grid_lowbit_needs_low_pack", ["--grid", T + "/g3.ini"],
+         "g3.ini: [offload] on_miss lowbit needs low_pack = PATH"),
         ("quality_grid_text_needs_file", ["--grid", T + "/g2.ini"], "g2.ini:3: [text a] needs file = PATH"),
         ("quality_pin_needs_profile", ["--model", "models/tinymix", "--text-file", text, "--pin", "4"],
          "--pin N and --pin-profile TRACE go together"),

@@ -25,9 +25,23 @@ static void test_parse(void) {
     CHECK(moe_on_miss_parse("substitute", &m, &err) == 0 && m == MOE_ON_MISS_SUBSTITUTE);
     CHECK(moe_on_miss_parse("skip", &m, &err) == 0 && m == MOE_ON_MISS_SKIP);
     CHECK(moe_on_miss_parse("wait", &m, &err) == 0 && m == MOE_ON_MISS_WAIT);
-    CHECK(moe_on_miss_parse("lowbit", &m, &err) != 0);
-    CHECK_STR_CONTAINS(err.msg, "unknown --on-miss mode 'lowbit' (wait, skip, substitute)");
     CHECK(!strcmp(moe_on_miss_name(MOE_ON_MISS_SKIP), "skip"));
+    /* lowbit: the bits ride above the mode's byte, and come back in the name */
+    CHECK(moe_on_miss_parse("lowbit", &m, &err) == 0 && m == MOE_ON_MISS_LOWBIT && !moe_on_miss_bits(m));
+    CHECK(!strcmp(moe_on_miss_name(m), "lowbit"));
+    int bits[] = {8, 4, 3, 2};
+    for (int i = 0; i < 4; i++) {
+        char s[32];
+        snprintf(s, sizeof s, "lowbit:bits=%d", bits[i]);
+        CHECK(moe_on_miss_parse(s, &m, &err) == 0 && moe_on_miss_mode(m) == MOE_ON_MISS_LOWBIT &&
+              moe_on_miss_bits(m) == bits[i] && m == (MOE_ON_MISS_LOWBIT | bits[i] << 8));
+        CHECK(!strcmp(moe_on_miss_name(m), s));
+    }
+    CHECK(moe_on_miss_parse("lowbit:bits=5", &m, &err) != 0);
+    CHECK_STR_CONTAINS(err.msg, "--on-miss lowbit:bits=5: expected lowbit:bits=B with B one of 8, 4, 3, 2");
+    CHECK(moe_on_miss_parse("lowbit:bits=16", &m, &err) != 0);
+    CHECK(moe_on_miss_parse("fallback", &m, &err) != 0);
+    CHECK_STR_CONTAINS(err.msg, "unknown --on-miss mode 'fallback' (wait, skip, substitute, lowbit[:bits=B])");
 }
 
 /* Resident {1, 4, 6}; the token chose 4, 2, 7, 1 (rank order).
@@ -49,6 +63,9 @@ static void test_rule_by_hand(void) {
     CHECK(out[0] == 4 && out[1] == MOE_NO_EXPERT && out[2] == MOE_NO_EXPERT && out[3] == 1);
     CHECK_EQ_U(moe_on_miss_token(MOE_ON_MISS_SUBSTITUTE, chose, 4, c, 0, logits, 8, out), 1);
     CHECK(out[0] == 4 && out[1] == 6 && out[2] == MOE_NO_EXPERT && out[3] == 1);
+    /* lowbit marks the missing slots as skip does (the caller runs their low copies) */
+    CHECK_EQ_U(moe_on_miss_token(MOE_ON_MISS_LOWBIT | 2 << 8, chose, 4, c, 0, logits, 8, out), 0);
+    CHECK(out[0] == 4 && out[1] == MOE_NO_EXPERT && out[2] == MOE_NO_EXPERT && out[3] == 1);
     /* ties go to the lower id: 1 and 6 equal, token chose neither */
     const uint16_t chose2[2] = {2, 4};
     float flat[8] = {0, 1, 0, 0, 1, 0, 1, 0};
