@@ -33,6 +33,7 @@ typedef struct slot {
     int kind;               /* 0 demand, 1 prefetch */
     uint64_t seqno;         /* position in the read queue */
     uint32_t layer, expert;
+    uint32_t pack;          /* the pack the read is from */
     int64_t key;            /* global key held, -1 = free */
     char error[1024];       /* a failed read's message (moe_error.msg size) */
 } slot;
@@ -44,6 +45,14 @@ struct moe_offload {
     uint32_t n_packs;       /* opened */
     uint8_t *pack_of;       /* [L*E]: the pack each expert is read from */
     uint32_t read_pack;     /* the pack read without a plan */
+    /* --precision hobbit: a miss is read from the pack of the tier its
+     * tokens need (need[e], this layer); prefetches and loaded states at
+     * the high tier (the plan's static tier) */
+    int hobbit;
+    double hb_hi, hb_lo;
+    int hb_high, hb_low;
+    int tier_pack[MOE_PREC_COUNT]; /* pack holding each tier, -1 = none */
+    uint8_t *need;
     /* --on-miss lowbit: every expert of pack low_pack, in memory (low_w[gk]) */
     int32_t low_pack;
     unsigned char *low_buf;
@@ -121,7 +130,7 @@ static void *io_main(void *p) {
         pthread_mutex_unlock(&o->mu);
         double t0 = now_s();
         moe_error err = {{0}};
-        const moe_pack *pk = &o->packs[o->pack_of[(size_t)s->layer * o->E + s->expert]];
+        const moe_pack *pk = &o->packs[s->pack];
         int rc = moe_pack_read(pk, s->layer, s->expert, s->raw, &err);
         /* a quantized block is computed on as read (views into raw); a bf16
          * or f32 one is widened (the engine reads s->w after READ_DONE) */
@@ -144,12 +153,13 @@ static void *io_main(void *p) {
     return NULL;
 }
 
-/* Queue a read of (layer, expert) into slot si. */
-static void issue_read(moe_offload *o, uint32_t si, uint32_t l, uint32_t e, int kind) {
+/* Queue a read of (layer, expert) from pack into slot si. */
+static void issue_read(moe_offload *o, uint32_t si, uint32_t l, uint32_t e, uint32_t pack, int kind) {
     slot *s = &o->slots[si];
     pthread_mutex_lock(&o->mu);
     s->layer = l;
     s->expert = e;
+    s->pack = pack;
     s->kind = kind;
     s->read = READ_QUEUED;
     s->error[0] = 0;
@@ -158,7 +168,7 @@ static void issue_read(moe_offload *o, uint32_t si, uint32_t l, uint32_t e, int 
     o->in_flight++;
     pthread_cond_signal(&o->cv);
     pthread_mutex_unlock(&o->mu);
-    uint64_t b = o->packs[o->pack_of[(size_t)l * o->E + e]].expert_bytes;
+    uint64_t b = o->packs[pack].expert_bytes;
     if (kind) { o->st.reads_prefetch++; o->st.bytes_prefetch += b; }
     else { o->st.reads_demand++; o->st.bytes_demand += b; }
 }
@@ -461,8 +471,14 @@ static int open_packs(moe_offload *o, const moe_model *m, const moe_offload_conf
     moe_precision_plan plan;
     if (moe_precision_plan_new(cfg->precision, &geom, &plan, err)) return moe_fail_prefix(err, "--precision");
     int rc = 0;
-    if (plan.dynamic) rc = moe_fail(err, "--precision %s: HOBBIT's per-token choice runs resident only", plan.canonical);
-    else if (plan.profile_oracle)
+    for (int p = 0; p < MOE_PREC_COUNT; p++) o->tier_pack[p] = -1;
+    for (uint32_t i = 0; i < o->n_packs; i++) o->tier_pack[tier_of_dtype(o->packs[i].dtype)] = (int)i;
+    if (plan.dynamic) {
+        o->hobbit = 1, o->hb_hi = plan.hi, o->hb_lo = plan.lo, o->hb_high = plan.high, o->hb_low = plan.low;
+        if (o->tier_pack[plan.low] < 0) /* (the high tier: the static plan's, checked below) */
+            rc = moe_fail(err, "--precision %s wants its low copies at %g bits; no pack given to --offload holds "
+                               "them", plan.canonical, moe_prec_bits[plan.low]);
+    } else if (plan.profile_oracle)
         rc = moe_fail(err, "--precision %s: an oracle profile knows the text in advance; an offloaded run needs "
                            "profile=TRACE (other texts)", plan.canonical);
     for (size_t gk = 0; !rc && gk < LE; gk++) {
@@ -543,6 +559,7 @@ moe_offload *moe_offload_new(const moe_model *m, const moe_offload_config *cfg, 
     o->kept = malloc(o->E * sizeof *o->kept);
     o->sub = malloc(o->E * sizeof *o->sub);
     o->st_sub = calloc(o->E, sizeof *o->st_sub);
+    o->need = calloc(o->E, 1);
     o->slot_in = malloc((o->K + 1) * sizeof *o->slot_in);
     o->slot_out = malloc((o->K + 1) * sizeof *o->slot_out);
     o->st.n_layers = o->L;
@@ -556,7 +573,7 @@ moe_offload *moe_offload_new(const moe_model *m, const moe_offload_config *cfg, 
     o->st.step_tokens = calloc(cfg->max_steps, sizeof(uint32_t));
     if (!o->slot_of || !o->cur_slot || !o->pfstate || !o->seen || !o->pred_stamp || !o->last_use || !o->pred_has ||
         !o->st_full || !o->nt_full || !o->nt_list || !o->full || !o->pred || !o->pf_status || !o->wmax || !o->hit ||
-        !o->kept || !o->sub || !o->st_sub || !o->slot_in || !o->slot_out ||
+        !o->kept || !o->sub || !o->st_sub || !o->need || !o->slot_in || !o->slot_out ||
         !o->st.layer_accesses || !o->st.layer_hits || !o->st.step_accesses || !o->st.step_hits || !o->st.step_s ||
         !o->st.step_phase || !o->st.step_seq || !o->st.step_tokens) {
         moe_fail(err, "out of memory");
@@ -630,7 +647,7 @@ void moe_offload_free(moe_offload *o) {
     free(o->pf_status);
     free(o->wmax);
     free(o->hit);
-    free(o->kept), free(o->sub), free(o->st_sub), free(o->slot_in), free(o->slot_out);
+    free(o->kept), free(o->sub), free(o->st_sub), free(o->need), free(o->slot_in), free(o->slot_out);
     free(o->st.layer_accesses);
     free(o->st.layer_hits);
     free(o->st.step_accesses);
@@ -677,7 +694,7 @@ static int load_state(moe_offload *o, moe_error *err) {
         if (moe_cache_insert(c, key, &a, &victim) != 1) continue;
         int32_t si = take_slot(o, keys[i]);
         if (si < 0) break; /* cannot happen: the state fits the caches, which have a slot each */
-        issue_read(o, (uint32_t)si, l, e, 1);
+        issue_read(o, (uint32_t)si, l, e, o->pack_of[gkey(o, l, e)], 1);
         o->st.state_loaded++;
     }
     free(keys);
@@ -854,7 +871,7 @@ static void prefetch(moe_offload *o, uint32_t m, uint32_t nf, moe_access a) {
         }
         int32_t si = take_slot(o, (int64_t)gk);
         if (si < 0) continue; /* cannot happen: every cached expert has a slot (src_get reports it) */
-        issue_read(o, (uint32_t)si, lt, e, 1);
+        issue_read(o, (uint32_t)si, lt, e, o->pack_of[gk], 1);
         o->pfstate[gk] = ST_PF_UNUSED;
         o->st.pf_issued++;
     }
@@ -917,9 +934,11 @@ static uint32_t apply_on_miss(moe_offload *o, moe_cache *c, uint32_t base, uint3
     return nk;
 }
 
-/* --skip (core/on_miss.h, the replay's gather): per token, slots dropped by
- * adaptive top-k or skip-on-miss get sel -1 (weights untouched); o->kept
- * receives the experts some token kept (ascending: the set to serve). */
+/* --skip and HOBBIT (core/on_miss.h, core/precision.h, the replay's
+ * gather): per token, slots dropped by adaptive top-k, HOBBIT's lo
+ * threshold or skip-on-miss get sel -1 (weights untouched); o->kept
+ * receives the experts some token kept (ascending: the set to serve);
+ * HOBBIT: o->need[e] the highest tier a token keeping e needs. */
 static uint32_t apply_skip(moe_offload *o, moe_cache *c, uint32_t base, uint32_t nf, int T, int *sel,
                            const float *selw) {
     uint32_t K = o->K, nk = 0;
@@ -930,15 +949,24 @@ static uint32_t apply_skip(moe_offload *o, moe_cache *c, uint32_t base, uint32_t
         for (uint32_t k = 0; k < K; k++) wsum += isnan(w[k]) ? 0 : w[k];
         for (uint32_t k = 0; k < K; k++) {
             double wn = wsum > 0 && !isnan(w[k]) ? w[k] / wsum : 0;
-            int drop = moe_skip_by_frac(o->cfg.skip_frac, k, w[k], w[0]) ||
-                       moe_skip_by_cum(o->cfg.skip_cum, k, cum, moe_cache_resident(c, base + (uint32_t)s[k]));
+            int need = -1, drop = moe_skip_by_frac(o->cfg.skip_frac, k, w[k], w[0]);
+            if (!drop && o->hobbit) {
+                int cls = moe_hobbit_class(cum, o->hb_hi, o->hb_lo);
+                if (cls == MOE_HOBBIT_SKIP) drop = 1;
+                else need = cls == MOE_HOBBIT_HIGH ? o->hb_high : o->hb_low;
+            }
+            drop = drop || moe_skip_by_cum(o->cfg.skip_cum, k, cum, moe_cache_resident(c, base + (uint32_t)s[k]));
             cum += wn;
-            if (drop) s[k] = -1, o->st.skipped_slots++;
+            if (drop) {
+                s[k] = -1, o->st.skipped_slots++;
+                continue;
+            }
+            /* kept: stamped with this layer's o->cur; the highest tier (lowest enum) wins */
+            uint32_t e = (uint32_t)s[k];
+            if (o->st_sub[e] != o->cur) o->st_sub[e] = o->cur, o->need[e] = (uint8_t)need;
+            else if (need < o->need[e]) o->need[e] = (uint8_t)need;
         }
     }
-    /* kept by a token: still named in sel (stamped with this layer's o->cur) */
-    for (int j = 0; j < T * (int)K; j++)
-        if (sel[j] >= 0) o->st_sub[sel[j]] = o->cur;
     for (uint32_t i = 0; i < nf; i++)
         if (o->st_sub[o->full[i]] == o->cur) o->kept[nk++] = o->full[i];
     o->st.skipped_activations += nf - nk;
@@ -960,7 +988,7 @@ static int src_layer(void *ctx, int mi, int T, int *sel, float *selw, const floa
     if (o->cfg.on_miss) {
         ns = apply_on_miss(o, c, base, nf, T, sel, selw, logits, &nsub);
         serve = o->kept;
-    } else if (o->cfg.skip_cum > 0 || o->cfg.skip_frac > 0) {
+    } else if (o->cfg.skip_cum > 0 || o->cfg.skip_frac > 0 || o->hobbit) {
         ns = apply_skip(o, c, base, nf, T, sel, selw);
         serve = o->kept;
     }
@@ -993,7 +1021,8 @@ static int src_layer(void *ctx, int mi, int T, int *sel, float *selw, const floa
             if (si < 0) return moe_fail(err, "offload: no free expert slot (a bug: there is one per cached "
                                              "expert plus one layer's set)");
             if (r != MOE_MISS_INSERTED) o->st.bypasses++;
-            issue_read(o, (uint32_t)si, m, e, 0);
+            /* HOBBIT: at the precision its tokens need (the replay's rule) */
+            issue_read(o, (uint32_t)si, m, e, o->hobbit ? o->tier_pack[o->need[e]] : o->pack_of[gk], 0);
             o->cur_slot[e] = si;
         }
         /* a prefetched key keeps its state until used: pf_late is judged at
@@ -1111,7 +1140,7 @@ int moe_offload_probe_reads(const moe_model *m, const char *pack, int io_mode, u
             /* experts in a scattered order, so no read follows its neighbour on disk */
             k = (uint32_t)(((uint64_t)(i * burst + j) * 2654435761u) % n_exp);
             si[j] = take_slot(o, -1);
-            issue_read(o, (uint32_t)si[j], k / o->E, k % o->E, 0);
+            issue_read(o, (uint32_t)si[j], k / o->E, k % o->E, 0, 0);
         }
         for (uint32_t j = 0; j < burst; j++) wait_slot(o, (uint32_t)si[j]);
         sum += now_s() - t0;

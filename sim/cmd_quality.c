@@ -625,6 +625,8 @@ int cmd_quality(int argc, char **argv) {
                                          : moe_qexperts_new(m, plan.tier, &err)) &&
                  (ec[k] = moe_engine_new(m, (int)threads, ctx, &err)) &&
                  !moe_engine_set_quantized(ec[k], qx[k], &err);
+            if (ok && off.pack && plan.dynamic) /* the report counts HOBBIT's two copies (the packs hold them) */
+                qx[k]->dynamic = 1, qx[k]->low_tier = plan.low;
             moe_precision_plan_free(&plan);
             if (!ok) moe_fail_prefix(&err, "--precision %s", canonical[k]);
         }

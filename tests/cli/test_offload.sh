@@ -403,6 +403,23 @@ run $MOESIM validate --model $model --prompt-file $tmp/p.txt --max-tokens 4 --of
     --capacity 8 --devices "$tmp/hand.ini" --device hand
 if [ $rc -eq 1 ] && has err "2 packs: --precision says which expert is read from which"; then pass offload_packs_need_a_plan
 else fail offload_packs_need_a_plan "rc $rc: $(cat "$tmp/err")"; fi
+# HOBBIT offloaded: a miss is read from the pack of the highest tier its
+# tokens need (16-bit or 4-bit), slots past lo dropped; the replay reads the
+# same tiers: bytes exact, and between all-4-bit and all-16-bit reads
+for sc in "8" "30 --scope global"; do
+    run $VAL --capacity $sc --devices "$tmp/hand.ini" --device hand --json --offload "$tmp/t.pack,$tmp/q4.pack" \
+        --precision hobbit:hi=0.6,lo=0.9
+    bm=$(jget "$tmp/out" measured bytes_demand) bp=$(jget "$tmp/out" predicted bytes_demand) m=$(jget "$tmp/out" measured misses)
+    sm=$(jget "$tmp/out" measured skipped_slots) sp=$(jget "$tmp/out" predicted skipped_slots)
+    if [ $rc -eq 0 ] && has out '"exact":true' && [ -n "$bm" ] && [ "$bm" = "$bp" ] && [ "$bm" -gt "$((m * 31488))" ] &&
+       [ "$bm" -lt "$((m * eb))" ] && [ -n "$sm" ] && [ "$sm" -gt 0 ] && [ "$sm" = "$sp" ]; then
+        pass "validate_hobbit_tiers_$(echo $sc | tr -d ' -')"
+    else fail "validate_hobbit_tiers_$(echo $sc | tr -d ' -')" "rc $rc: demand bytes $bm vs $bp, misses $m, skipped $sm vs $sp"; fi
+done
+run $INFER --offload "$tmp/t.pack" $IO --capacity 8 --precision hobbit:hi=0.6,lo=0.9
+if [ $rc -ne 0 ] && has err "wants its low copies at 4 bits; no pack given to --offload holds them" && [ ! -s "$tmp/out" ]; then
+    pass offload_hobbit_needs_low_pack
+else fail offload_hobbit_needs_low_pack "rc $rc: $(cat "$tmp/err")"; fi
 # --on-miss lowbit: a miss runs the expert's 2-bit copy, held in memory from
 # the start; nothing is read on demand and the replay (lowbit:bits=2, from
 # the pack) serves the same slots from low copies, in both scopes

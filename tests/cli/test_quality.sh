@@ -96,6 +96,18 @@ try:
 except Exception as e:
     ok, rj, oj = False, ro.stderr, oo.stderr
 check("quality_offload_two_packs_is_resident_plan", ok, "%r vs %r" % (oj, rj))
+# HOBBIT offloaded, at its limits: hi = 1 reads every miss from the 16-bit
+# pack (the full model); hi = 0, lo = 1 from the 4-bit one (uniform 4-bit,
+# exactly: without a prefetcher, whose reads are at the high tier)
+hb = {}
+for spec in ("hobbit:hi=1,lo=1", "hobbit:hi=0,lo=1"):
+    r = subprocess.run(base + ["--json", "--offload", T + "/t.pack," + T + "/q4.pack", "--io", "buffered", "--capacity", "8",
+                               "--precision", spec], capture_output=True, text=True)
+    hb[spec] = json.loads(r.stdout) if r.returncode == 0 and r.stdout.strip() else {"rc": r.returncode, "err": r.stderr}
+a, b = hb["hobbit:hi=1,lo=1"], hb["hobbit:hi=0,lo=1"]
+check("quality_offload_hobbit_limits", a.get("kl_mean") == 0 and a.get("delta_nats_per_byte") == 0 and
+      b.get("kl_mean") == q4["kl_mean"] and b.get("delta_nats_per_byte") == q4["delta_nats_per_byte"] and
+      b.get("expert_bytes") == 192 * (110592 + 31488), "%r %r vs %r" % (a, b, q4))
 # --on-miss lowbit: with nothing resident (no prefetcher) every slot runs its
 # 2-bit copy: the resident 2-bit model exactly; with the prefetcher filling
 # the cache it loses less than dropping the misses does
