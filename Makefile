@@ -41,7 +41,9 @@ BUILD   := build
 OPT     := -O2 -g
 endif
 
-CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Werror -pthread -MMD -MP
+# -ffp-contract=off: a multiply and an add are never fused, so every kernel
+# path (backend/simd.h) and every compiler gives the same bits
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -ffp-contract=off -Wall -Wextra -Werror -pthread -MMD -MP
 LDLIBS  := -lsqlite3 -lgsl -lgslcblas -lcsv -lcjson -lm -pthread
 LDFLAGS += $(SANFLAGS)
 

@@ -9,6 +9,7 @@
 #include "forward_internal.h"
 #include "matmul.h"
 #include "ops.h"
+#include "simd.h"
 
 static void clip(float *x, int n, float c) {
     for (int i = 0; i < n; i++) x[i] = x[i] > c ? c : x[i] < -c ? -c : x[i];
@@ -20,8 +21,9 @@ typedef struct att_job {
 } att_job;
 
 /* One (token, head) item: online softmax over the keys 0..p (one pass,
- * running max and sum), accumulating straight into the output slot. */
-static void att_items(void *ctx, int64_t i0, int64_t i1) {
+ * running max and sum), accumulating straight into the output slot. Built
+ * per vector width (simd.h); every lane's arithmetic is the same in each. */
+MOE_SIMD_CLONES static void att_items(void *ctx, int64_t i0, int64_t i1) {
     const att_job *j = ctx;
     moe_engine *e = j->e;
     const moe_model_config *c = &e->m->cfg;
@@ -43,7 +45,7 @@ static void att_items(void *ctx, int64_t i0, int64_t i1) {
         for (int s = first; s <= p; s++) {
             const float *k = kc + (size_t)s * e->kv_dim + (size_t)kvh * hd;
             const float *v = vc + (size_t)s * e->kv_dim + (size_t)kvh * hd;
-            float sc = moe_dot(q, k, hd) * scale;
+            float sc = moe_dot16(q, k, hd) * scale;
             if (sc > mx) { /* rescale what was accumulated under the old maximum */
                 float r = expf(mx - sc);
                 sum *= r;

@@ -34,6 +34,7 @@ moe_qexperts *moe_qexperts_new(const moe_model *m, const uint8_t *tier, moe_erro
         return NULL;
     }
     q->n_layers = L, q->n_experts = E;
+    float *wide = NULL; /* one bf16 expert widened for the quantizer */
     for (int l = 0, mi = 0; l < c->n_layers; l++) {
         if (!c->is_moe[l]) continue;
         for (int x = 0; x < E; x++) {
@@ -43,16 +44,25 @@ moe_qexperts *moe_qexperts_new(const moe_model *m, const uint8_t *tier, moe_erro
             if (!bits) continue;
             const moe_mlp_w *w = &m->layers[l].experts[x];
             int I = w->inter;
-            if (moe_qmat_quantize(&q->gate_up[i], w->gate_up, 2 * I, H, bits, err) ||
-                moe_qmat_quantize(&q->down[i], w->down, H, I, bits, err)) {
+            const float *fgu, *fdn;
+            if (!w->gate_up && !wide && !(wide = malloc(3 * (size_t)I * H * sizeof(float)))) {
+                moe_fail(err, "out of memory");
+                moe_qexperts_free(q);
+                return NULL;
+            }
+            moe_mlp_f32(w, H, wide, wide + (wide ? 2 * (size_t)I * H : 0), &fgu, &fdn);
+            if (moe_qmat_quantize(&q->gate_up[i], fgu, 2 * I, H, bits, err) ||
+                moe_qmat_quantize(&q->down[i], fdn, H, I, bits, err)) {
                 moe_fail_prefix(err, "layer %d expert %d", l, x);
                 moe_qexperts_free(q);
+                free(wide);
                 return NULL;
             }
             q->packed_bytes += moe_expert_bytes_at(H, I, tier[i]);
         }
         mi++;
     }
+    free(wide);
     return q;
 }
 

@@ -1,50 +1,134 @@
-/* matmul.c: the dense kernel every projection uses. */
+/* matmul.c: the dense kernel every projection and expert uses.
+ *
+ * One summation order everywhere: a dot product keeps 16 lanes, lane k
+ * summing the products of elements i + k over steps of 16 (each step a
+ * multiply, then an add: never fused, -ffp-contract=off), then lanes k and
+ * k + 8 are added and the 8 sums reduced in a fixed tree; the tail past the
+ * last multiple of 16 is added in order. A 16-lane vector is one AVX-512
+ * register, two AVX ones or four SSE ones, and the lanes do the same
+ * arithmetic in each, so every kernel path gives the same bits (the traces
+ * in traces/ are captured alike on any x86-64). bf16 weights are widened in
+ * registers, exactly, so they give the bits of their f32 copy. */
 #include "matmul.h"
 
-#include <string.h>
+#include "simd.h"
 
-/* GCC vector extension: 8 independent f32 lanes; compiles to SSE pairs (or
- * AVX where enabled). The lane sums are combined in a fixed order, so the
- * result does not depend on how work is split across threads. */
-typedef float v8f __attribute__((vector_size(32)));
-
-float moe_dot(const float *a, const float *b, int n) {
-    v8f acc0 = {0}, acc1 = {0};
-    int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        v8f a0, b0, a1, b1;
-        memcpy(&a0, a + i, 32);
-        memcpy(&b0, b + i, 32);
-        memcpy(&a1, a + i + 8, 32);
-        memcpy(&b1, b + i + 8, 32);
-        acc0 += a0 * b0;
-        acc1 += a1 * b1;
-    }
-    acc0 += acc1;
-    float s = ((acc0[0] + acc0[4]) + (acc0[1] + acc0[5])) + ((acc0[2] + acc0[6]) + (acc0[3] + acc0[7]));
-    for (; i < n; i++) s += a[i] * b[i];
-    return s;
-}
+float moe_dot(const float *a, const float *b, int n) { return moe_dot16(a, b, n); }
 
 typedef struct mm_job {
     float *y;
-    const float *W, *bias, *x;
+    const void *W; /* [R][C] f32 or bf16 */
+    const float *bias, *x;
     int T, R, C;
 } mm_job;
 
-static void mm_rows(void *ctx, int64_t r0, int64_t r1) {
-    const mm_job *j = ctx;
+MOE_INLINE void load_w(moe_v16f *v, const void *W, int64_t at, int bf16) {
+    if (bf16) moe_load16_bf16(v, (const uint16_t *)W + at);
+    else moe_load16(v, (const float *)W + at);
+}
+MOE_INLINE float w_at(const void *W, int64_t at, int bf16) {
+    return bf16 ? moe_bf16_f32(((const uint16_t *)W)[at]) : ((const float *)W)[at];
+}
+
+/* Rows r0..r1 for every token. Four tokens share each load of a weight row's
+ * 16 values (prefill): four sums, each in moe_dot16's order. */
+MOE_INLINE void mm_body(const mm_job *j, int64_t r0, int64_t r1, int bf16) {
+    const int C = j->C, R = j->R, T = j->T;
     for (int64_t r = r0; r < r1; r++) {
-        const float *w = j->W + r * (int64_t)j->C;
+        const int64_t w = r * (int64_t)C;
         float b = j->bias ? j->bias[r] : 0.0f;
-        /* the weight row stays in cache across all T tokens */
-        for (int t = 0; t < j->T; t++) j->y[(int64_t)t * j->R + r] = moe_dot(w, j->x + (int64_t)t * j->C, j->C) + b;
+        int t = 0;
+        for (; t + 4 <= T; t += 4) {
+            const float *x0 = j->x + (int64_t)t * C, *x1 = x0 + C, *x2 = x1 + C, *x3 = x2 + C;
+            moe_v16f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, wv, v0, v1, v2, v3;
+            int i = 0;
+            for (; i + 16 <= C; i += 16) {
+                load_w(&wv, j->W, w + i, bf16);
+                moe_load16(&v0, x0 + i), moe_load16(&v1, x1 + i), moe_load16(&v2, x2 + i), moe_load16(&v3, x3 + i);
+                a0 += wv * v0;
+                a1 += wv * v1;
+                a2 += wv * v2;
+                a3 += wv * v3;
+            }
+            float s0 = moe_reduce16(&a0), s1 = moe_reduce16(&a1), s2 = moe_reduce16(&a2), s3 = moe_reduce16(&a3);
+            for (; i < C; i++) {
+                float wi = w_at(j->W, w + i, bf16);
+                s0 += wi * x0[i], s1 += wi * x1[i], s2 += wi * x2[i], s3 += wi * x3[i];
+            }
+            j->y[(int64_t)t * R + r] = s0 + b;
+            j->y[(int64_t)(t + 1) * R + r] = s1 + b;
+            j->y[(int64_t)(t + 2) * R + r] = s2 + b;
+            j->y[(int64_t)(t + 3) * R + r] = s3 + b;
+        }
+        for (; t < T; t++) { /* one token: moe_dot16 with the weights widened */
+            const float *x = j->x + (int64_t)t * C;
+            moe_v16f acc = {0}, wv, xv;
+            int i = 0;
+            for (; i + 16 <= C; i += 16) {
+                load_w(&wv, j->W, w + i, bf16), moe_load16(&xv, x + i);
+                acc += wv * xv;
+            }
+            float s = moe_reduce16(&acc);
+            for (; i < C; i++) s += w_at(j->W, w + i, bf16) * x[i];
+            j->y[(int64_t)t * R + r] = s + b;
+        }
     }
 }
 
-void moe_matmul(moe_pool *pool, float *y, const float *W, const float *bias, const float *x, int T, int R, int C) {
+/* One token (decode): four rows at a time share each load of x's 16
+ * values, and their four independent sums keep the adder busy. */
+MOE_INLINE void mv_body(const mm_job *j, int64_t r0, int64_t r1, int bf16) {
+    const int C = j->C;
+    const float *x = j->x;
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        const int64_t w0 = r * (int64_t)C, w1 = w0 + C, w2 = w1 + C, w3 = w2 + C;
+        moe_v16f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, xv, v0, v1, v2, v3;
+        int i = 0;
+        for (; i + 16 <= C; i += 16) {
+            moe_load16(&xv, x + i);
+            load_w(&v0, j->W, w0 + i, bf16), load_w(&v1, j->W, w1 + i, bf16);
+            load_w(&v2, j->W, w2 + i, bf16), load_w(&v3, j->W, w3 + i, bf16);
+            a0 += v0 * xv;
+            a1 += v1 * xv;
+            a2 += v2 * xv;
+            a3 += v3 * xv;
+        }
+        float s0 = moe_reduce16(&a0), s1 = moe_reduce16(&a1), s2 = moe_reduce16(&a2), s3 = moe_reduce16(&a3);
+        for (; i < C; i++) {
+            s0 += w_at(j->W, w0 + i, bf16) * x[i], s1 += w_at(j->W, w1 + i, bf16) * x[i];
+            s2 += w_at(j->W, w2 + i, bf16) * x[i], s3 += w_at(j->W, w3 + i, bf16) * x[i];
+        }
+        float *y = j->y + r;
+        y[0] = s0 + (j->bias ? j->bias[r] : 0.0f);
+        y[1] = s1 + (j->bias ? j->bias[r + 1] : 0.0f);
+        y[2] = s2 + (j->bias ? j->bias[r + 2] : 0.0f);
+        y[3] = s3 + (j->bias ? j->bias[r + 3] : 0.0f);
+    }
+    if (r < r1) mm_body(j, r, r1, bf16);
+}
+
+/* The entry points the pool runs, one per weight type and shape, each
+ * built per vector width. */
+MOE_SIMD_CLONES static void mm_f32(void *ctx, int64_t r0, int64_t r1) { mm_body(ctx, r0, r1, 0); }
+MOE_SIMD_CLONES static void mm_bf16(void *ctx, int64_t r0, int64_t r1) { mm_body(ctx, r0, r1, 1); }
+MOE_SIMD_CLONES static void mv_f32(void *ctx, int64_t r0, int64_t r1) { mv_body(ctx, r0, r1, 0); }
+MOE_SIMD_CLONES static void mv_bf16(void *ctx, int64_t r0, int64_t r1) { mv_body(ctx, r0, r1, 1); }
+
+static void run(moe_pool *pool, float *y, const void *W, int bf16, const float *bias, const float *x, int T, int R,
+                int C) {
     mm_job j = {y, W, bias, x, T, R, C};
     /* ~16k multiply-adds per thread at least, else run on fewer threads */
     int64_t min_rows = (16384 / ((int64_t)C * T)) + 1;
-    moe_pool_run(pool, mm_rows, &j, R, min_rows);
+    moe_pool_fn fn = T == 1 ? (bf16 ? mv_bf16 : mv_f32) : (bf16 ? mm_bf16 : mm_f32);
+    moe_pool_run(pool, fn, &j, R, min_rows);
+}
+
+void moe_matmul(moe_pool *pool, float *y, const float *W, const float *bias, const float *x, int T, int R, int C) {
+    run(pool, y, W, 0, bias, x, T, R, C);
+}
+
+void moe_matmul_bf16(moe_pool *pool, float *y, const uint16_t *W, const float *bias, const float *x, int T, int R,
+                     int C) {
+    run(pool, y, W, 1, bias, x, T, R, C);
 }

@@ -5,12 +5,18 @@
 #ifndef MOE_BACKEND_MATMUL_H
 #define MOE_BACKEND_MATMUL_H
 
+#include <stdint.h>
+
 #include "pool.h"
 
-/* dot product of two n-vectors, fixed summation order (8 lanes, then tail). */
+/* dot product of two n-vectors, fixed summation order (backend/simd.h). */
 float moe_dot(const float *a, const float *b, int n);
 
 /* y: [T][R] (row stride R), W: [R][C], x: [T][C]; bias may be NULL. */
 void moe_matmul(moe_pool *pool, float *y, const float *W, const float *bias, const float *x, int T, int R, int C);
+/* The same with W in bf16 (widened in registers): the bits of moe_matmul on
+ * W's f32 copy. */
+void moe_matmul_bf16(moe_pool *pool, float *y, const uint16_t *W, const float *bias, const float *x, int T, int R,
+                     int C);
 
 #endif

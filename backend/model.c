@@ -48,6 +48,7 @@ static void *model_own(moe_model *m, void *p) {
 }
 
 static float *model_alloc(moe_model *m, size_t n) { return model_own(m, malloc((n ? n : 1) * sizeof(float))); }
+static uint16_t *model_alloc16(moe_model *m, size_t n) { return model_own(m, malloc((n ? n : 1) * sizeof(uint16_t))); }
 
 static const st_tensor *lookup(binder *b, const char *name) { return st_find(&b->st, name); }
 
@@ -138,6 +139,28 @@ static int bind_mlp3(binder *b, moe_mlp_w *w, int inter, const char *pfx, const 
     return w->down ? 0 : -1;
 }
 
+/* A routed expert from three tensors: as bind_mlp3, kept in bf16 when all
+ * three are bf16 (model.h). */
+static int bind_expert3(binder *b, moe_mlp_w *w, int inter, const char *pfx, const char *g, const char *u, const char *d) {
+    int64_t H = b->m->cfg.hidden, I = inter;
+    const st_tensor *t[3];
+    const char *names[3] = {g, u, d};
+    for (int i = 0; i < 3; i++) {
+        char name[256];
+        snprintf(name, sizeof name, "%s%s", pfx, names[i]);
+        if (!(t[i] = lookup(b, name)) || t[i]->dtype != ST_BF16) return bind_mlp3(b, w, inter, pfx, g, u, d);
+        if (i < 2 ? check_shape(b, t[i], D2(I, H)) : check_shape(b, t[i], D2(H, I))) return -1;
+    }
+    uint16_t *gu = model_alloc16(b->m, (size_t)(2 * I * H)), *dn = model_alloc16(b->m, (size_t)(H * I));
+    if (!gu || !dn) return moe_fail(b->err, "out of memory");
+    st_to_bf16(t[0], 0, (uint64_t)(I * H), gu);
+    st_to_bf16(t[1], 0, (uint64_t)(I * H), gu + I * H);
+    st_to_bf16(t[2], 0, (uint64_t)(H * I), dn);
+    w->inter = inter, w->gate_up_bf16 = gu, w->down_bf16 = dn;
+    b->m->n_params += (size_t)(3 * I * H);
+    return 0;
+}
+
 /* The shape checks of bind_mlp3 without reading the weights (MOE_LOAD_NO_EXPERTS). */
 static int check_mlp3(binder *b, int inter, const char *pfx, const char *g, const char *u, const char *d) {
     int64_t H = b->m->cfg.hidden, I = inter;
@@ -172,6 +195,14 @@ static int bind_experts(binder *b, moe_layer_w *lw, int l, const char *blk) {
             moe_mlp_w *w = &lw->experts[e];
             w->inter = (int)I;
             if (b->no_experts) continue;
+            if (gu->dtype == ST_BF16 && dn->dtype == ST_BF16) { /* kept as bf16 (model.h) */
+                uint16_t *g16 = model_alloc16(b->m, (size_t)(2 * I * H)), *d16 = model_alloc16(b->m, (size_t)(H * I));
+                if (!g16 || !d16) return moe_fail(b->err, "out of memory");
+                st_to_bf16(gu, (uint64_t)(e * 2 * I * H), (uint64_t)(2 * I * H), g16);
+                st_to_bf16(dn, (uint64_t)(e * H * I), (uint64_t)(H * I), d16);
+                w->gate_up_bf16 = g16, w->down_bf16 = d16;
+                continue;
+            }
             w->gate_up = model_alloc(b->m, (size_t)(2 * I * H));
             w->down = model_alloc(b->m, (size_t)(H * I));
             if (!w->gate_up || !w->down) return moe_fail(b->err, "out of memory");
@@ -199,9 +230,9 @@ static int bind_experts(binder *b, moe_layer_w *lw, int l, const char *blk) {
             b->m->n_params += (size_t)(3 * I * H);
             continue;
         }
-        int rc = mixtral_names ? bind_mlp3(b, &lw->experts[e], (int)I, pfx, "w1.weight", "w3.weight", "w2.weight")
-                               : bind_mlp3(b, &lw->experts[e], (int)I, pfx, "gate_proj.weight", "up_proj.weight",
-                                           "down_proj.weight");
+        int rc = mixtral_names ? bind_expert3(b, &lw->experts[e], (int)I, pfx, "w1.weight", "w3.weight", "w2.weight")
+                               : bind_expert3(b, &lw->experts[e], (int)I, pfx, "gate_proj.weight", "up_proj.weight",
+                                              "down_proj.weight");
         if (rc) return -1;
     }
     snprintf(name, sizeof name, "model.layers.%d.%s.experts.0.%s", l, blk, mixtral_names ? "w1.weight" : "gate_proj.weight");
@@ -333,6 +364,23 @@ void moe_model_free(moe_model *m) {
     free(m->allocs);
     free(m->layers);
     free(m);
+}
+
+void moe_mlp_f32(const moe_mlp_w *w, int hidden, float *gu_buf, float *dn_buf, const float **gu, const float **dn) {
+    if (w->gate_up) {
+        *gu = w->gate_up, *dn = w->down;
+        return;
+    }
+    size_t n_gu = 2 * (size_t)w->inter * (size_t)hidden, n_dn = (size_t)hidden * (size_t)w->inter;
+    for (size_t i = 0; i < n_gu; i++) {
+        uint32_t u = (uint32_t)w->gate_up_bf16[i] << 16;
+        memcpy(&gu_buf[i], &u, 4);
+    }
+    for (size_t i = 0; i < n_dn; i++) {
+        uint32_t u = (uint32_t)w->down_bf16[i] << 16;
+        memcpy(&dn_buf[i], &u, 4);
+    }
+    *gu = gu_buf, *dn = dn_buf;
 }
 
 size_t moe_expert_params(const moe_model *m) { return (size_t)3 * m->cfg.expert_inter * m->cfg.hidden; }

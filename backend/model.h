@@ -1,11 +1,12 @@
-/* model.h: a loaded model: config plus every weight, bound by name and
- * converted to f32 once at load.
+/* model.h: a loaded model: config plus every weight, bound by name.
  *
- * Why f32 at load: the shipped model is small (tens of MB even in f32), the
- * CPU has no bf16 arithmetic, and one code path for all dtypes keeps the
- * forward pass simple and bit-identical across f32/f16/bf16 files holding the
- * same values (bf16 and f16 widen to f32 exactly). Streaming experts from
- * disk (a later issue) converts per expert on read instead. */
+ * Routed experts (nearly all of a MoE model's bytes) stay bf16 when the file
+ * holds bf16: the kernels widen them in registers (backend/matmul.h), which
+ * is exact, so the numbers are those of an f32 copy at half the memory and
+ * none of the conversion at start-up. Everything else (attention, routers,
+ * norms, shared and dense MLPs, embeddings) is converted to f32 once at
+ * load: small, and one code path for f32/f16/bf16 files holding the same
+ * values (bf16 and f16 widen to f32 exactly). */
 #ifndef MOE_BACKEND_MODEL_H
 #define MOE_BACKEND_MODEL_H
 
@@ -22,6 +23,8 @@ typedef struct moe_mlp_w {
     int inter;
     float *gate_up; /* [2*inter][hidden] */
     float *down;    /* [hidden][inter] */
+    /* the same in bf16, kept as the file has them (gate_up, down NULL) */
+    const uint16_t *gate_up_bf16, *down_bf16;
     /* quantized (an offloaded expert read from a quantized pack): when set,
      * the engine computes from these (backend/quant.h), not the floats */
     const struct moe_qmat *q_gate_up, *q_down;
@@ -68,6 +71,11 @@ moe_model *moe_model_load_ex(const char *dir, unsigned flags, moe_error *err);
  * head), as loaded. An expert pack records it (backend/pack.h). */
 void moe_model_identity(const moe_model *m, uint8_t out[32]);
 void moe_model_free(moe_model *m);
+/* An MLP's weights as f32 (gate_up [2I][H], down [H][I]): pointers into w
+ * when it holds f32, else widened into gu_buf / dn_buf (2IH and HI floats). */
+void moe_mlp_f32(const moe_mlp_w *w, int hidden, float *gu_buf, float *dn_buf, const float **gu, const float **dn);
+/* Whether an MLP's weights are loaded (in either form). */
+static inline int moe_mlp_loaded(const moe_mlp_w *w) { return (w->gate_up && w->down) || (w->gate_up_bf16 && w->down_bf16); }
 /* Parameters of one routed expert (gate + up + down). */
 size_t moe_expert_params(const moe_model *m);
 

@@ -132,14 +132,19 @@ static void *io_main(void *p) {
         moe_error err = {{0}};
         const moe_pack *pk = &o->packs[s->pack];
         int rc = moe_pack_read(pk, s->layer, s->expert, s->raw, &err);
-        /* a quantized block is computed on as read (views into raw); a bf16
-         * or f32 one is widened (the engine reads s->w after READ_DONE) */
+        /* a quantized or bf16 block is computed on as read (views into
+         * raw); an f32 one is copied out (the engine reads s->w after
+         * READ_DONE; the slot's last read decides which form it holds) */
+        s->w.q_gate_up = s->w.q_down = NULL;
+        s->w.gate_up_bf16 = s->w.down_bf16 = NULL;
         if (!rc && moe_pack_dtype_bits(pk->dtype)) {
             moe_pack_qviews(pk, s->raw, &s->qgu, &s->qdn);
             s->w.q_gate_up = &s->qgu, s->w.q_down = &s->qdn;
+        } else if (!rc && pk->dtype == MOE_PACK_BF16) {
+            s->w.gate_up_bf16 = s->raw;
+            s->w.down_bf16 = (const uint16_t *)s->raw + 2 * (size_t)pk->inter * pk->hidden;
         } else if (!rc) {
             moe_pack_to_f32(pk, s->raw, s->w.gate_up, s->w.down);
-            s->w.q_gate_up = s->w.q_down = NULL;
         }
         double t1 = now_s();
         pthread_mutex_lock(&o->mu);
@@ -325,8 +330,8 @@ out:
 }
 
 static int make_slots(moe_offload *o, moe_error *err) {
-    int quantized = 1; /* every pack quantized: no f32 buffers needed */
-    for (uint32_t k = 0; k < o->n_packs; k++) quantized &= moe_pack_dtype_bits(o->packs[k].dtype) != 0;
+    int quantized = 1; /* no f32 pack: no f32 buffers needed (quantized and bf16 blocks are used as read) */
+    for (uint32_t k = 0; k < o->n_packs; k++) quantized &= o->packs[k].dtype != MOE_PACK_F32;
     size_t H = (size_t)o->m->cfg.hidden, I = (size_t)o->m->cfg.expert_inter;
     o->slots = calloc(o->n_slots, sizeof *o->slots);
     o->free_list = malloc(o->n_slots * sizeof *o->free_list);

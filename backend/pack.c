@@ -204,25 +204,36 @@ static void from_bf16(float *dst, const uint16_t *src, size_t n) {
 static int expert_payload(const geom *g, const moe_mlp_w *w, unsigned char *blk, moe_error *err) {
     size_t n_gu = 2 * (size_t)g->I * g->H, n_down = (size_t)g->H * g->I;
     int bits = moe_pack_dtype_bits(g->dtype);
-    if (bits) { /* quantized here, one expert at a time */
-        moe_qmat gu, dn;
-        if (moe_qmat_quantize(&gu, w->gate_up, 2 * (int)g->I, (int)g->H, bits, err)) return -1;
-        if (moe_qmat_quantize(&dn, w->down, (int)g->H, (int)g->I, bits, err)) return moe_qmat_free(&gu), -1;
-        size_t a = moe_qmat_bytes(2 * (int)g->I, (int)g->H, bits), b = moe_qmat_bytes((int)g->H, (int)g->I, bits);
-        memcpy(blk, gu.own, a);
-        memcpy(blk + a, dn.own, b);
-        moe_qmat_free(&gu), moe_qmat_free(&dn);
+    if (g->dtype == MOE_PACK_BF16 && w->gate_up_bf16) { /* kept as the file had it */
+        memcpy(blk, w->gate_up_bf16, n_gu * 2);
+        memcpy(blk + n_gu * 2, w->down_bf16, n_down * 2);
         return 0;
     }
-    if (g->dtype == MOE_PACK_F32) {
-        memcpy(blk, w->gate_up, n_gu * sizeof(float));
-        memcpy(blk + n_gu * sizeof(float), w->down, n_down * sizeof(float));
+    float *buf = w->gate_up ? NULL : malloc((n_gu + n_down) * sizeof(float));
+    const float *fgu, *fdn;
+    if (!w->gate_up && !buf) return moe_fail(err, "out of memory");
+    moe_mlp_f32(w, (int)g->H, buf, buf + (buf ? n_gu : 0), &fgu, &fdn);
+    int rc = 0;
+    if (bits) { /* quantized here, one expert at a time */
+        moe_qmat gu, dn;
+        if (moe_qmat_quantize(&gu, fgu, 2 * (int)g->I, (int)g->H, bits, err)) rc = -1;
+        else if (moe_qmat_quantize(&dn, fdn, (int)g->H, (int)g->I, bits, err)) rc = -1, moe_qmat_free(&gu);
+        else {
+            size_t a = moe_qmat_bytes(2 * (int)g->I, (int)g->H, bits), b = moe_qmat_bytes((int)g->H, (int)g->I, bits);
+            memcpy(blk, gu.own, a);
+            memcpy(blk + a, dn.own, b);
+            moe_qmat_free(&gu), moe_qmat_free(&dn);
+        }
+    } else if (g->dtype == MOE_PACK_F32) {
+        memcpy(blk, fgu, n_gu * sizeof(float));
+        memcpy(blk + n_gu * sizeof(float), fdn, n_down * sizeof(float));
     } else {
         uint16_t *d = (uint16_t *)(void *)blk; /* blk is MOE_PACK_ALIGN-aligned */
-        to_bf16(d, w->gate_up, n_gu);
-        to_bf16(d + n_gu, w->down, n_down);
+        to_bf16(d, fgu, n_gu);
+        to_bf16(d + n_gu, fdn, n_down);
     }
-    return 0;
+    free(buf);
+    return rc;
 }
 
 static void header_build(unsigned char *h, const geom *g, const uint8_t model_id[32], const uint8_t index_sha[32]) {
@@ -274,7 +285,7 @@ static int model_geom(const moe_model *m, int dtype, geom *g, moe_error *err) {
         const moe_layer_w *w = &m->layers[l];
         if (!w->experts) return moe_fail(err, "model %s: layer %d has no experts loaded", m->name, l);
         for (int e = 0; e < c->n_experts; e++)
-            if (!w->experts[e].gate_up || !w->experts[e].down || w->experts[e].inter != c->expert_inter)
+            if (!moe_mlp_loaded(&w->experts[e]) || w->experts[e].inter != c->expert_inter)
                 return moe_fail(err, "model %s: layer %d expert %d is not loaded with inter %d", m->name, l, e, c->expert_inter);
     }
     return 0;

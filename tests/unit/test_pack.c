@@ -41,22 +41,30 @@ static const moe_mlp_w *expert_of(const moe_model *m, uint32_t l, uint32_t e) {
     return &m->layers[dec_layer(m, l)].experts[e];
 }
 
+/* Expert (l, e)'s weights as f32 (a bf16 model keeps them bf16: widened
+ * into the buffers, 2IH and HI floats). */
+static void expert_f32(const moe_model *m, uint32_t l, uint32_t e, float *gu_buf, float *dn_buf, const float **gu,
+                       const float **dn) {
+    moe_mlp_f32(expert_of(m, l, e), m->cfg.hidden, gu_buf, dn_buf, gu, dn);
+}
+
 /* Read (l, e) and compare its f32 weights with the model's, bit for bit.
  * 0 = equal; on failure prints why. */
 static int block_equals_model(const moe_pack *p, const moe_model *m, uint32_t l, uint32_t e, void *blk) {
     moe_error err = {{0}};
     size_t n_gu = 2 * (size_t)p->inter * p->hidden, n_d = (size_t)p->hidden * p->inter;
     float *gu = malloc(n_gu * sizeof(float)), *d = malloc(n_d * sizeof(float));
+    float *mg = malloc(n_gu * sizeof(float)), *md = malloc(n_d * sizeof(float));
+    const float *wg, *wd;
     int rc = moe_pack_read(p, l, e, blk, &err);
     if (rc) printf("info read: %s\n", err.msg);
     else {
         moe_pack_to_f32(p, blk, gu, d);
-        const moe_mlp_w *w = expert_of(m, l, e);
-        rc = memcmp(gu, w->gate_up, n_gu * sizeof(float)) || memcmp(d, w->down, n_d * sizeof(float));
+        expert_f32(m, l, e, mg, md, &wg, &wd);
+        rc = memcmp(gu, wg, n_gu * sizeof(float)) || memcmp(d, wd, n_d * sizeof(float));
         if (rc) printf("info layer %u expert %u differs from the model (%s)\n", l, e, moe_io_mode_name(p->io_mode));
     }
-    free(gu);
-    free(d);
+    free(gu), free(d), free(mg), free(md);
     return rc;
 }
 
@@ -195,11 +203,13 @@ static void pack_bytes_follow_the_format(void) {
     unsigned char *blk = malloc(110592);
     CHECK(read_bytes(tiny_bf16, off, blk, 110592) == 0);
     uint64_t check = moe_pack_check64(blk, 110592);
-    const moe_mlp_w *w = expert_of(tiny, 3, 17);
+    static float mg[2 * 144 * 128], md[128 * 144];
+    const float *wg, *wd;
+    expert_f32(tiny, 3, 17, mg, md, &wg, &wd);
     int bad = 0;
     for (size_t i = 0; i < 110592 / 2; i++) {
         size_t n_gu = 2 * 144 * 128;
-        float f = i < n_gu ? w->gate_up[i] : w->down[i - n_gu];
+        float f = i < n_gu ? wg[i] : wd[i - n_gu];
         uint32_t u;
         memcpy(&u, &f, 4);
         bad += (uint16_t)(blk[2 * i] | blk[2 * i + 1] << 8) != (u >> 16) || (u & 0xffff);
@@ -260,13 +270,15 @@ static void pack_quantized_blocks(void) {
     int H = (int)p.hidden, I = (int)p.inter, bad = 0;
     void *blk = moe_pack_alloc_block(&p);
     float *gu = malloc(sizeof(float) * 2 * I * H), *dn = malloc(sizeof(float) * H * I), *row = malloc(sizeof(float) * H);
-    CHECK(blk && gu && dn && row);
+    float *mg = malloc(sizeof(float) * 2 * I * H), *md = malloc(sizeof(float) * H * I);
+    CHECK(blk && gu && dn && row && mg && md);
     for (uint32_t k = 0; k < p.n_layers * p.n_experts; k += 13) {
         uint32_t l = k / p.n_experts, e = k % p.n_experts;
-        const moe_mlp_w *w = expert_of(tiny, l, e);
+        const float *wg, *wd;
+        expert_f32(tiny, l, e, mg, md, &wg, &wd);
         moe_qmat a, b;
-        if (moe_pack_read(&p, l, e, blk, &err) || moe_qmat_quantize(&a, w->gate_up, 2 * I, H, 4, &err) ||
-            moe_qmat_quantize(&b, w->down, H, I, 4, &err)) {
+        if (moe_pack_read(&p, l, e, blk, &err) || moe_qmat_quantize(&a, wg, 2 * I, H, 4, &err) ||
+            moe_qmat_quantize(&b, wd, H, I, 4, &err)) {
             bad++;
             break;
         }
@@ -277,7 +289,7 @@ static void pack_quantized_blocks(void) {
         bad += memcmp(row, gu + (size_t)(2 * I - 1) * H, sizeof(float) * H) != 0;
         moe_qmat_free(&a), moe_qmat_free(&b);
     }
-    free(blk), free(gu), free(dn), free(row);
+    free(blk), free(gu), free(dn), free(row), free(mg), free(md);
     moe_pack_close(&p);
     CHECK_EQ_U(bad, 0);
 }

@@ -1,0 +1,71 @@
+/* simd.h: the 16-lane f32 vector the kernels compute with, and the one
+ * summation order of a dot product (matmul.c says why it is fixed).
+ *
+ * MOE_SIMD_CLONES on a hot function builds it for AVX-512, AVX2 and the
+ * baseline, chosen once at load by the CPU (GCC's target_clones, an ifunc):
+ * one portable binary, with the widest vectors the machine has. The
+ * functions below are always inlined into the clone that calls them, so
+ * they take its width. */
+#ifndef MOE_BACKEND_SIMD_H
+#define MOE_BACKEND_SIMD_H
+
+#include <stdint.h>
+#include <string.h>
+
+typedef float moe_v16f __attribute__((vector_size(64)));
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(MOE_NO_CLONES)
+#define MOE_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define MOE_SIMD_CLONES
+#endif
+
+#define MOE_INLINE static inline __attribute__((always_inline))
+
+/* Vectors cross these helpers by pointer: a 64-byte vector passed by value
+ * has a different ABI per target (they are always inlined anyway). */
+MOE_INLINE void moe_load16(moe_v16f *v, const float *p) { memcpy(v, p, sizeof *v); }
+
+typedef float moe_v8f __attribute__((vector_size(32)));
+typedef float moe_v4f __attribute__((vector_size(16)));
+
+/* Lanes k and k + 8 added, then ((0+4) + (1+5)) + ((2+6) + (3+7)): as
+ * vector halves (no trip through memory), the same additions in the same
+ * order. */
+MOE_INLINE float moe_reduce16(const moe_v16f *a) {
+    moe_v8f s = __builtin_shufflevector(*a, *a, 0, 1, 2, 3, 4, 5, 6, 7) +
+                __builtin_shufflevector(*a, *a, 8, 9, 10, 11, 12, 13, 14, 15);
+    moe_v4f t = __builtin_shufflevector(s, s, 0, 1, 2, 3) + __builtin_shufflevector(s, s, 4, 5, 6, 7);
+    return (t[0] + t[1]) + (t[2] + t[3]);
+}
+
+/* 16 bf16 values widened to f32 (exactly: bf16 is an f32's top half). */
+typedef uint16_t moe_v16u16 __attribute__((vector_size(32)));
+typedef uint32_t moe_v16u32 __attribute__((vector_size(64)));
+MOE_INLINE void moe_load16_bf16(moe_v16f *v, const uint16_t *p) {
+    moe_v16u16 h;
+    memcpy(&h, p, sizeof h);
+    moe_v16u32 u = __builtin_convertvector(h, moe_v16u32) << 16;
+    memcpy(v, &u, sizeof *v);
+}
+MOE_INLINE float moe_bf16_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* sum a[i] b[i]: 16 lanes over whole steps of 16, reduced, then the tail in order. */
+MOE_INLINE float moe_dot16(const float *a, const float *b, int n) {
+    moe_v16f acc = {0}, x, y;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        moe_load16(&x, a + i), moe_load16(&y, b + i);
+        acc += x * y;
+    }
+    float s = moe_reduce16(&acc);
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+#endif
