@@ -101,6 +101,22 @@ $(BUILD)/bench/%: tests/bench/%.c $(APP_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(APP_LIBS) $(LDLIBS)
 
+# Kernel paths (backend/simd.h): the vector kernels built once per width
+# with the choice made at compile time, each linked into kernel_digest, so
+# tests/cli/test_kernel_paths.sh can run every path this CPU has and check
+# they give the same bits as each other and as the dispatched build.
+KERNEL_SRC := backend/matmul.c backend/attention.c backend/quant.c tests/paths/kernel_digest.c
+ifeq ($(shell uname -m),x86_64)
+PATHS := base avx2 avx512
+endif
+PATH_FLAGS_base   := -DMOE_NO_CLONES
+PATH_FLAGS_avx2   := -DMOE_NO_CLONES -mavx2
+PATH_FLAGS_avx512 := -DMOE_NO_CLONES -mavx512f
+PATH_BIN := $(BUILD)/paths/dispatch/kernel_digest $(PATHS:%=$(BUILD)/paths/%/kernel_digest)
+$(BUILD)/paths/%/kernel_digest: $(KERNEL_SRC) $(wildcard backend/*.h) $(APP_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PATH_FLAGS_$*) $(LDFLAGS) -o $@ $(KERNEL_SRC) $(APP_LIBS) $(LDLIBS)
+
 build-fuzz/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(APP_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -fsanitize=fuzzer -o $@ $< $(APP_LIBS) $(LDLIBS)
@@ -124,7 +140,7 @@ deps:
 fuzz-bins:
 	@$(MAKE) --no-print-directory FUZZ=1 $(FUZZ_BIN)
 
-test: check-deps all $(TEST_BIN) fuzz-bins
+test: check-deps all $(TEST_BIN) $(PATH_BIN) fuzz-bins
 	@BUILD=$(BUILD) sh tests/run.sh
 
 FUZZ_SECONDS ?= 60

@@ -18,47 +18,62 @@ static void clip(float *x, int n, float c) {
 typedef struct att_job {
     moe_engine *e;
     int l, pos0, T;
+    int calls; /* att_items calls so far: each its own scratch row */
 } att_job;
 
-/* One (token, head) item: online softmax over the keys 0..p (one pass,
- * running max and sum), accumulating straight into the output slot. Built
- * per vector width (simd.h); every lane's arithmetic is the same in each. */
-MOE_SIMD_CLONES static void att_items(void *ctx, int64_t i0, int64_t i1) {
-    const att_job *j = ctx;
+/* One (token, head) item: the scores of keys first..p (each a dot product
+ * in simd.h's order), their maximum, e^(score - max) for all of them
+ * (moe_exp16, 16 at a time: the scores are padded with -1e30, whose terms
+ * are 0), their sum in 16 lanes (reduced as a dot product is), then the
+ * values weighted in key order and divided by the sum. Every step is the
+ * same for any thread count, batch size and vector width. sc: scratch of
+ * ctx + 16 floats. */
+MOE_INLINE void att_one(const att_job *j, int64_t it, float *sc) {
     moe_engine *e = j->e;
     const moe_model_config *c = &e->m->cfg;
     int hd = c->head_dim, nh = c->n_heads, group = c->n_heads / c->n_kv_heads;
     float scale = 1.0f / sqrtf((float)hd);
     const float *kc = e->k_cache + (size_t)j->l * e->ctx * e->kv_dim;
     const float *vc = e->v_cache + (size_t)j->l * e->ctx * e->kv_dim;
-    for (int64_t it = i0; it < i1; it++) {
-        int t = (int)(it / nh), h = (int)(it % nh), kvh = h / group;
-        int p = j->pos0 + t;
-        int first = 0;
-        /* transformers' sliding window keeps keys k with p - W < k <= p */
-        if (c->sliding_window > 0 && p - c->sliding_window + 1 > 0) first = p - c->sliding_window + 1;
-        const float *q = e->q + (size_t)t * e->q_dim + (size_t)h * hd;
-        float *out = e->att + (size_t)t * e->q_dim + (size_t)h * hd;
-        memset(out, 0, (size_t)hd * sizeof(float));
-        float mx = -INFINITY;
-        double sum = 0;
-        for (int s = first; s <= p; s++) {
-            const float *k = kc + (size_t)s * e->kv_dim + (size_t)kvh * hd;
-            const float *v = vc + (size_t)s * e->kv_dim + (size_t)kvh * hd;
-            float sc = moe_dot16(q, k, hd) * scale;
-            if (sc > mx) { /* rescale what was accumulated under the old maximum */
-                float r = expf(mx - sc);
-                sum *= r;
-                for (int d = 0; d < hd; d++) out[d] *= r;
-                mx = sc;
-            }
-            float w = expf(sc - mx);
-            sum += w;
-            for (int d = 0; d < hd; d++) out[d] += w * v[d];
-        }
-        float inv = (float)(1.0 / sum);
-        for (int d = 0; d < hd; d++) out[d] *= inv;
+    int t = (int)(it / nh), h = (int)(it % nh), kvh = h / group;
+    int p = j->pos0 + t;
+    int first = 0;
+    /* transformers' sliding window keeps keys k with p - W < k <= p */
+    if (c->sliding_window > 0 && p - c->sliding_window + 1 > 0) first = p - c->sliding_window + 1;
+    const float *q = e->q + (size_t)t * e->q_dim + (size_t)h * hd;
+    float *out = e->att + (size_t)t * e->q_dim + (size_t)h * hd;
+    int n = p - first + 1, n16 = (n + 15) & ~15;
+    float mx = -INFINITY;
+    for (int s = 0; s < n; s++) {
+        sc[s] = moe_dot16(q, kc + (size_t)(first + s) * e->kv_dim + (size_t)kvh * hd, hd) * scale;
+        mx = sc[s] > mx ? sc[s] : mx;
     }
+    for (int s = n; s < n16; s++) sc[s] = -1e30f;
+    moe_v16f acc = {0}, v;
+    for (int s = 0; s < n16; s += 16) {
+        moe_load16(&v, sc + s);
+        v -= mx;
+        moe_exp16(&v);
+        memcpy(sc + s, &v, sizeof v);
+        acc += v;
+    }
+    float inv = 1.0f / moe_reduce16(&acc);
+    memset(out, 0, (size_t)hd * sizeof(float));
+    for (int s = 0; s < n; s++) {
+        const float *vs = vc + (size_t)(first + s) * e->kv_dim + (size_t)kvh * hd;
+        float w = sc[s];
+        for (int d = 0; d < hd; d++) out[d] += w * vs[d];
+    }
+    for (int d = 0; d < hd; d++) out[d] *= inv;
+}
+
+/* A range of (token, head) items, built per vector width (simd.h). Each
+ * call (at most one per thread) takes its own scratch row. */
+MOE_SIMD_CLONES static void att_items(void *ctx, int64_t i0, int64_t i1) {
+    att_job *j = ctx;
+    int slot = __atomic_fetch_add(&j->calls, 1, __ATOMIC_RELAXED);
+    float *sc = j->e->att_sc + (size_t)slot * ((size_t)j->e->ctx + 16);
+    for (int64_t it = i0; it < i1; it++) att_one(j, it, sc);
 }
 
 void moe_attention(moe_engine *e, int l, int pos0, int T) {
@@ -89,7 +104,7 @@ void moe_attention(moe_engine *e, int l, int pos0, int T) {
         memcpy(e->k_cache + at, k, (size_t)KV * sizeof(float));
         memcpy(e->v_cache + at, v, (size_t)KV * sizeof(float));
     }
-    att_job j = {e, l, pos0, T};
+    att_job j = {e, l, pos0, T, 0};
     moe_pool_run(e->pool, att_items, &j, (int64_t)T * c->n_heads, 1);
     moe_matmul(e->pool, e->tmp, w->wo, w->bo, e->att, T, H, Q);
 }

@@ -9,7 +9,7 @@
 #include "ops.h"
 
 static void engine_release(moe_engine *e) {
-    float **bufs[] = {&e->k_cache, &e->v_cache, &e->x, &e->xn, &e->q, &e->k, &e->v, &e->att, &e->tmp,
+    float **bufs[] = {&e->k_cache, &e->v_cache, &e->x, &e->xn, &e->q, &e->k, &e->v, &e->att, &e->att_sc, &e->tmp,
                       &e->rlog, &e->rprob, &e->gu, &e->act, &e->ey, &e->eo, &e->xe, &e->rope_cos,
                       &e->rope_sin, &e->selw, &e->w_of};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(*bufs[i]);
@@ -168,7 +168,8 @@ moe_engine *moe_engine_new(const moe_model *m, int threads, int ctx, moe_error *
     e->tok_of = malloc(CH * (size_t)c->top_k * sizeof(int)); /* offloaded: every (token, slot) */
     e->w_of = malloc(CH * (size_t)c->top_k * sizeof(float));
     e->pool = moe_pool_new(threads);
-    if (!e->k_cache || !e->v_cache || !e->x || !e->xn || !e->tmp || !e->ey || !e->eo || !e->xe || !e->q ||
+    e->att_sc = malloc((size_t)(threads > 0 ? threads : 1) * ((size_t)ctx + 16) * sizeof(float));
+    if (!e->att_sc || !e->k_cache || !e->v_cache || !e->x || !e->xn || !e->tmp || !e->ey || !e->eo || !e->xe || !e->q ||
         !e->att || !e->k || !e->v || !e->rlog || !e->rprob || !e->gu || !e->act || !e->rope_cos ||
         !e->rope_sin || !e->sel || !e->slot_class || !e->selw || !e->tok_of || !e->w_of || !e->pool) {
         moe_fail(err, "out of memory for a %d-token context", ctx);

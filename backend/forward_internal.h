@@ -18,6 +18,7 @@ struct moe_engine {
     float *k_cache, *v_cache; /* [layers][ctx][kv_dim] */
     /* scratch, [MOE_CHUNK][...] */
     float *x, *xn, *q, *k, *v, *att, *tmp;
+    float *att_sc;             /* attention scores: [threads][ctx + 16] (attention.c) */
     float *rlog, *rprob;       /* [CH][E] */
     float *gu, *act, *ey, *eo; /* expert work: [CH][2*max_inter], [CH][max_inter], [CH][H], [CH][H] */
     float *xe;                 /* gathered expert inputs [CH][H] */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "matmul.h"
+#include "simd.h"
 
 int moe_qbits_ok(int bits) { return bits == 8 || bits == 4 || bits == 3 || bits == 2; }
 
@@ -157,7 +158,7 @@ typedef uint32_t v4u32 __attribute__((vector_size(16)));
 typedef float v4f32 __attribute__((vector_size(16)));
 
 /* Two byte vectors interleaved (a0 b0 a1 b1 ...): punpcklbw / punpckhbw. */
-static inline void zip8(v16u8 a, v16u8 b, v16u8 *lo, v16u8 *hi) {
+MOE_INLINE void zip8(v16u8 a, v16u8 b, v16u8 *lo, v16u8 *hi) {
     *lo = __builtin_shufflevector(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     *hi = __builtin_shufflevector(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
 }
@@ -166,7 +167,7 @@ static inline void zip8(v16u8 a, v16u8 b, v16u8 *lo, v16u8 *hi) {
  * fields of 16 bytes are masked out as whole vectors and interleaved back
  * into stream order (value j of byte k is q[k * 8/b + j]); 3 bits (values
  * crossing bytes) a scalar loop per 3 bytes. */
-static void unpack64(const uint8_t *p, int bits, uint8_t *q) {
+MOE_INLINE void unpack64(const uint8_t *p, int bits, uint8_t *q) {
     const v16u8 m4 = {15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15};
     const v16u8 m2 = {3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3};
     v16u8 b, lo, hi;
@@ -214,47 +215,21 @@ static void unpack64(const uint8_t *p, int bits, uint8_t *q) {
 }
 
 
-/* 16 bytes to 16 floats with SSE2's own moves: the bytes are interleaved
- * with zeros twice (punpcklbw/punpcklwd) into 32-bit lanes, then each small
- * integer v becomes a float as the bits of 2^23 + v minus 2^23 (exact for
- * v < 2^23). GCC's __builtin_convertvector from bytes falls back to scalar
- * conversions without SSE4.1, 5x slower. */
-static inline void widen16(const uint8_t *q, v4f32 out[4]) {
-    const v16u8 z8 = {0};
-    const v8u16 z16 = {0};
-    const v4u32 magic = {0x4B000000u, 0x4B000000u, 0x4B000000u, 0x4B000000u};
-    const v4f32 two23 = {8388608.0f, 8388608.0f, 8388608.0f, 8388608.0f};
-    v16u8 b;
-    memcpy(&b, q, 16);
-    /* __builtin_shufflevector: clang's, and GCC's since 12 (Debian 12's) */
-    v8u16 lo = (v8u16)__builtin_shufflevector(b, z8, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-    v8u16 hi = (v8u16)__builtin_shufflevector(b, z8, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-    v4u32 w[4] = {(v4u32)__builtin_shufflevector(lo, z16, 0, 8, 1, 9, 2, 10, 3, 11),
-                  (v4u32)__builtin_shufflevector(lo, z16, 4, 12, 5, 13, 6, 14, 7, 15),
-                  (v4u32)__builtin_shufflevector(hi, z16, 0, 8, 1, 9, 2, 10, 3, 11),
-                  (v4u32)__builtin_shufflevector(hi, z16, 4, 12, 5, 13, 6, 14, 7, 15)};
-    for (int k = 0; k < 4; k++) out[k] = (v4f32)(w[k] | magic) - two23;
-}
-
 /* sum_i (s q_i + z) x_i over a full group of 64, each weight formed in f32
- * as s q + z, the products summed in moe_dot's order (8 lanes for elements
- * i..i+7 and 8 for i+8..i+15 over steps of 16, then its fixed reduction):
- * the numbers of dequantizing the group and calling moe_dot, without
- * storing the group. */
-static float group_dot64(const uint8_t *q, float s, float z, const float *x) {
-    const v4f32 vs = {s, s, s, s}, vz = {z, z, z, z};
-    v4f32 a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0}; /* lanes 0-3 / 4-7 of moe_dot's acc0 (a) and acc1 (b) */
+ * as s q + z, the products summed in moe_dot's order (16 lanes over steps
+ * of 16, then its fixed reduction, simd.h): the numbers of dequantizing the
+ * group and calling moe_dot, without storing the group. q values are small
+ * integers, so their conversion to float is exact. */
+MOE_INLINE float group_dot64(const uint8_t *q, float s, float z, const float *x) {
+    moe_v16f acc = {0}, xv;
     for (int i = 0; i < MOE_QGROUP; i += 16) {
-        v4f32 w[4], xv[4];
-        widen16(q + i, w);
-        memcpy(xv, x + i, sizeof xv);
-        a0 += (w[0] * vs + vz) * xv[0];
-        a1 += (w[1] * vs + vz) * xv[1];
-        b0 += (w[2] * vs + vz) * xv[2];
-        b1 += (w[3] * vs + vz) * xv[3];
+        v16u8 b;
+        memcpy(&b, q + i, 16);
+        moe_v16f w = __builtin_convertvector(__builtin_convertvector(b, moe_v16i), moe_v16f);
+        moe_load16(&xv, x + i);
+        acc += (w * s + z) * xv;
     }
-    a0 += b0, a1 += b1;
-    return ((a0[0] + a1[0]) + (a0[1] + a1[1])) + ((a0[2] + a1[2]) + (a0[3] + a1[3]));
+    return moe_reduce16(&acc);
 }
 
 typedef struct qmm_job {
@@ -264,7 +239,8 @@ typedef struct qmm_job {
     int T;
 } qmm_job;
 
-static void qmm_rows(void *ctx, int64_t r0, int64_t r1) {
+/* Built per vector width (simd.h); the lanes' arithmetic is the same in each. */
+MOE_SIMD_CLONES static void qmm_rows(void *ctx, int64_t r0, int64_t r1) {
     const qmm_job *j = ctx;
     const moe_qmat *W = j->W;
     const int R = W->rows, C = W->cols, G = W->groups;
