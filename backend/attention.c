@@ -15,27 +15,53 @@ static void clip(float *x, int n, float c) {
     for (int i = 0; i < n; i++) x[i] = x[i] > c ? c : x[i] < -c ? -c : x[i];
 }
 
+#define ATT_MAX_VEC 16 /* value accumulators held in registers: heads up to 256 wide */
+
 typedef struct att_job {
     moe_engine *e;
     int l, pos0, T;
     int calls; /* att_items calls so far: each its own scratch row */
 } att_job;
 
-/* One (token, head) item: the scores of keys first..p (each a dot product
- * in simd.h's order), their maximum, e^(score - max) for all of them
- * (moe_exp16, 16 at a time: the scores are padded with -1e30, whose terms
- * are 0), their sum in 16 lanes (reduced as a dot product is), then the
- * values weighted in key order and divided by the sum. Every step is the
+/* out[d] = sum over the n keys, in key order, of w_s v_s[d] (v_s at vb +
+ * s * stride): nv vectors of 16 dimensions held across the keys, the rest
+ * one by one; the same additions in the same order either way. */
+MOE_INLINE void weigh_values(float *out, const float *vb, int stride, const float *w, int n, int hd, int nv) {
+    moe_v16f o[ATT_MAX_VEC], vv;
+    int d0 = 16 * nv;
+    memset(out, 0, (size_t)hd * sizeof(float));
+    for (int k = 0; k < nv; k++) o[k] = (moe_v16f){0};
+    for (int s = 0; s < n; s++) {
+        const float *vs = vb + (size_t)s * stride;
+        for (int k = 0; k < nv; k++) {
+            moe_load16(&vv, vs + 16 * k);
+            o[k] += w[s] * vv;
+        }
+        for (int d = d0; d < hd; d++) out[d] += w[s] * vs[d];
+    }
+    for (int k = 0; k < nv; k++) memcpy(out + 16 * k, &o[k], sizeof o[k]);
+}
+
+/* One (token, head) item: the scores of keys first..p, their maximum,
+ * e^(score - max) for all of them (moe_exp16, 16 at a time: the scores are
+ * padded with -1e30, whose terms are 0), their sum in 16 lanes (reduced as
+ * a dot product is), then the values weighted in key order and divided by
+ * the sum. Each score is moe_dot16(q, key) * scale, computed for 16 keys at
+ * once from the transposed key cache: one vector per lane k of the dot
+ * product, holding that lane for the 16 keys, summed over the steps of 16,
+ * then reduced by moe_reduce16's additions and the tail added in order: the
+ * same operations on the same values, so the same bits. Every step is the
  * same for any thread count, batch size and vector width. sc: scratch of
  * ctx + 16 floats. */
 MOE_INLINE void att_one(const att_job *j, int64_t it, float *sc) {
     moe_engine *e = j->e;
     const moe_model_config *c = &e->m->cfg;
     int hd = c->head_dim, nh = c->n_heads, group = c->n_heads / c->n_kv_heads;
+    size_t stride = (size_t)e->ctx + 16;
     float scale = 1.0f / sqrtf((float)hd);
-    const float *kc = e->k_cache + (size_t)j->l * e->ctx * e->kv_dim;
     const float *vc = e->v_cache + (size_t)j->l * e->ctx * e->kv_dim;
     int t = (int)(it / nh), h = (int)(it % nh), kvh = h / group;
+    const float *kt = e->k_cache + ((size_t)j->l * e->kv_dim + (size_t)kvh * hd) * stride;
     int p = j->pos0 + t;
     int first = 0;
     /* transformers' sliding window keeps keys k with p - W < k <= p */
@@ -43,12 +69,37 @@ MOE_INLINE void att_one(const att_job *j, int64_t it, float *sc) {
     const float *q = e->q + (size_t)t * e->q_dim + (size_t)h * hd;
     float *out = e->att + (size_t)t * e->q_dim + (size_t)h * hd;
     int n = p - first + 1, n16 = (n + 15) & ~15;
-    float mx = -INFINITY;
-    for (int s = 0; s < n; s++) {
-        sc[s] = moe_dot16(q, kc + (size_t)(first + s) * e->kv_dim + (size_t)kvh * hd, hd) * scale;
-        mx = sc[s] > mx ? sc[s] : mx;
+    moe_v16f mxv = (moe_v16f){0} - INFINITY;
+    for (int s0 = 0; s0 < n; s0 += 16) {
+        moe_v16f acc[16], kv, r;
+        for (int k = 0; k < 16; k++) acc[k] = (moe_v16f){0};
+        const float *kb = kt + first + s0;
+        int i = 0;
+        for (; i + 16 <= hd; i += 16)
+#pragma GCC unroll 16
+            for (int k = 0; k < 16; k++) { /* unrolled: the 16 accumulators stay in registers */
+                moe_load16(&kv, kb + (size_t)(i + k) * stride);
+                acc[k] += q[i + k] * kv;
+            }
+        for (int k = 0; k < 8; k++) acc[k] += acc[k + 8];
+        for (int k = 0; k < 4; k++) acc[k] += acc[k + 4];
+        r = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+        for (; i < hd; i++) {
+            moe_load16(&kv, kb + (size_t)i * stride);
+            r += q[i] * kv;
+        }
+        r *= scale;
+        memcpy(sc + s0, &r, sizeof r);
     }
-    for (int s = n; s < n16; s++) sc[s] = -1e30f;
+    for (int s = n; s < n16; s++) sc[s] = -1e30f; /* past the newest key */
+    for (int s0 = 0; s0 < n16; s0 += 16) {
+        moe_v16f v;
+        moe_load16(&v, sc + s0);
+        moe_v16i gt = v > mxv; /* the maximum: exact in any order */
+        mxv = (moe_v16f)(((moe_v16i)v & gt) | ((moe_v16i)mxv & ~gt));
+    }
+    float mx = mxv[0];
+    for (int k = 1; k < 16; k++) mx = mxv[k] > mx ? mxv[k] : mx;
     moe_v16f acc = {0}, v;
     for (int s = 0; s < n16; s += 16) {
         moe_load16(&v, sc + s);
@@ -58,11 +109,14 @@ MOE_INLINE void att_one(const att_job *j, int64_t it, float *sc) {
         acc += v;
     }
     float inv = 1.0f / moe_reduce16(&acc);
-    memset(out, 0, (size_t)hd * sizeof(float));
-    for (int s = 0; s < n; s++) {
-        const float *vs = vc + (size_t)(first + s) * e->kv_dim + (size_t)kvh * hd;
-        float w = sc[s];
-        for (int d = 0; d < hd; d++) out[d] += w * vs[d];
+    const float *vb = vc + (size_t)first * e->kv_dim + (size_t)kvh * hd;
+    /* the usual head widths with their vector count known, so the
+     * accumulators live in registers */
+    switch (hd) {
+    case 32: weigh_values(out, vb, e->kv_dim, sc, n, 32, 2); break;
+    case 64: weigh_values(out, vb, e->kv_dim, sc, n, 64, 4); break;
+    case 128: weigh_values(out, vb, e->kv_dim, sc, n, 128, 8); break;
+    default: weigh_values(out, vb, e->kv_dim, sc, n, hd, hd / 16 <= ATT_MAX_VEC ? hd / 16 : 0);
     }
     for (int d = 0; d < hd; d++) out[d] *= inv;
 }
@@ -100,8 +154,8 @@ void moe_attention(moe_engine *e, int l, int pos0, int T) {
         const float *cs = e->rope_cos + (size_t)t * (hd / 2), *sn = e->rope_sin + (size_t)t * (hd / 2);
         for (int h = 0; h < c->n_heads; h++) moe_rope_apply(q + h * hd, cs, sn, hd);
         for (int h = 0; h < c->n_kv_heads; h++) moe_rope_apply(k + h * hd, cs, sn, hd);
-        size_t at = ((size_t)l * e->ctx + (size_t)(pos0 + t)) * KV;
-        memcpy(e->k_cache + at, k, (size_t)KV * sizeof(float));
+        size_t at = ((size_t)l * e->ctx + (size_t)(pos0 + t)) * KV, stride = (size_t)e->ctx + 16;
+        for (int d = 0; d < KV; d++) e->k_cache[((size_t)l * KV + (size_t)d) * stride + (size_t)(pos0 + t)] = k[d];
         memcpy(e->v_cache + at, v, (size_t)KV * sizeof(float));
     }
     att_job j = {e, l, pos0, T, 0};

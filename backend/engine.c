@@ -144,7 +144,9 @@ moe_engine *moe_engine_new(const moe_model *m, int threads, int ctx, moe_error *
     if (c->dense_inter > e->max_inter) e->max_inter = c->dense_inter;
     size_t CH = MOE_CHUNK, H = (size_t)c->hidden, E = (size_t)c->n_experts;
     size_t kv = (size_t)c->n_layers * (size_t)ctx * (size_t)e->kv_dim;
-    e->k_cache = malloc(kv * sizeof(float));
+    /* keys transposed, [layer][kv_dim][ctx + 16] (attention.c); zeroed: a
+     * last block of 16 reads past the newest key, into values never used */
+    e->k_cache = calloc((size_t)c->n_layers * (size_t)e->kv_dim * ((size_t)ctx + 16), sizeof(float));
     e->v_cache = malloc(kv * sizeof(float));
     e->x = malloc(CH * H * sizeof(float));
     e->xn = malloc(CH * H * sizeof(float));

@@ -15,7 +15,8 @@ struct moe_engine {
     moe_pool *pool;
     int ctx, pos;
     int q_dim, kv_dim, max_inter;
-    float *k_cache, *v_cache; /* [layers][ctx][kv_dim] */
+    float *k_cache;           /* transposed: [layers][kv_dim][ctx + 16] */
+    float *v_cache;           /* [layers][ctx][kv_dim] */
     /* scratch, [MOE_CHUNK][...] */
     float *x, *xn, *q, *k, *v, *att, *tmp;
     float *att_sc;             /* attention scores: [threads][ctx + 16] (attention.c) */
