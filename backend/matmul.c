@@ -30,49 +30,96 @@ MOE_INLINE float w_at(const void *W, int64_t at, int bf16) {
     return bf16 ? moe_bf16_f32(((const uint16_t *)W)[at]) : ((const float *)W)[at];
 }
 
+/* One row for every token: four tokens at a time, then one by one. */
+MOE_INLINE void mm_row(const mm_job *j, int64_t r, int bf16) {
+    const int C = j->C, R = j->R, T = j->T;
+    const int64_t w = r * (int64_t)C;
+    float b = j->bias ? j->bias[r] : 0.0f;
+    int t = 0;
+    for (; t + 4 <= T; t += 4) {
+        const float *x0 = j->x + (int64_t)t * C, *x1 = x0 + C, *x2 = x1 + C, *x3 = x2 + C;
+        moe_v16f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, wv, v0, v1, v2, v3;
+        int i = 0;
+        for (; i + 16 <= C; i += 16) {
+            load_w(&wv, j->W, w + i, bf16);
+            moe_load16(&v0, x0 + i), moe_load16(&v1, x1 + i), moe_load16(&v2, x2 + i), moe_load16(&v3, x3 + i);
+            a0 += wv * v0;
+            a1 += wv * v1;
+            a2 += wv * v2;
+            a3 += wv * v3;
+        }
+        float s0 = moe_reduce16(&a0), s1 = moe_reduce16(&a1), s2 = moe_reduce16(&a2), s3 = moe_reduce16(&a3);
+        for (; i < C; i++) {
+            float wi = w_at(j->W, w + i, bf16);
+            s0 += wi * x0[i], s1 += wi * x1[i], s2 += wi * x2[i], s3 += wi * x3[i];
+        }
+        j->y[(int64_t)t * R + r] = s0 + b;
+        j->y[(int64_t)(t + 1) * R + r] = s1 + b;
+        j->y[(int64_t)(t + 2) * R + r] = s2 + b;
+        j->y[(int64_t)(t + 3) * R + r] = s3 + b;
+    }
+    for (; t < T; t++) { /* one token: moe_dot16 with the weights widened */
+        const float *x = j->x + (int64_t)t * C;
+        moe_v16f acc = {0}, wv, xv;
+        int i = 0;
+        for (; i + 16 <= C; i += 16) {
+            load_w(&wv, j->W, w + i, bf16), moe_load16(&xv, x + i);
+            acc += wv * xv;
+        }
+        float s = moe_reduce16(&acc);
+        for (; i < C; i++) s += w_at(j->W, w + i, bf16) * x[i];
+        j->y[(int64_t)t * R + r] = s + b;
+    }
+}
+
+/* Two rows by four tokens: each load of 16 weights serves four tokens and
+ * each load of 16 inputs two rows; eight sums, each in moe_dot16's order. */
+MOE_INLINE void mm_2x4(const mm_job *j, int64_t r, int t, int bf16) {
+    const int C = j->C, R = j->R;
+    const int64_t w0 = r * (int64_t)C, w1 = w0 + C;
+    const float *x0 = j->x + (int64_t)t * C, *x1 = x0 + C, *x2 = x1 + C, *x3 = x2 + C;
+    moe_v16f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};
+    moe_v16f u, v, v0, v1, v2, v3;
+    int i = 0;
+    for (; i + 16 <= C; i += 16) {
+        load_w(&u, j->W, w0 + i, bf16), load_w(&v, j->W, w1 + i, bf16);
+        moe_load16(&v0, x0 + i), moe_load16(&v1, x1 + i), moe_load16(&v2, x2 + i), moe_load16(&v3, x3 + i);
+        a0 += u * v0, a1 += u * v1, a2 += u * v2, a3 += u * v3;
+        b0 += v * v0, b1 += v * v1, b2 += v * v2, b3 += v * v3;
+    }
+    float s[8] = {moe_reduce16(&a0), moe_reduce16(&a1), moe_reduce16(&a2), moe_reduce16(&a3),
+                  moe_reduce16(&b0), moe_reduce16(&b1), moe_reduce16(&b2), moe_reduce16(&b3)};
+    for (; i < C; i++) {
+        float p = w_at(j->W, w0 + i, bf16), q = w_at(j->W, w1 + i, bf16);
+        s[0] += p * x0[i], s[1] += p * x1[i], s[2] += p * x2[i], s[3] += p * x3[i];
+        s[4] += q * x0[i], s[5] += q * x1[i], s[6] += q * x2[i], s[7] += q * x3[i];
+    }
+    float ba = j->bias ? j->bias[r] : 0.0f, bb = j->bias ? j->bias[r + 1] : 0.0f;
+    for (int k = 0; k < 4; k++) {
+        j->y[(int64_t)(t + k) * R + r] = s[k] + ba;
+        j->y[(int64_t)(t + k) * R + r + 1] = s[4 + k] + bb;
+    }
+}
+
 /* Rows r0..r1 for every token. Four tokens share each load of a weight row's
- * 16 values (prefill): four sums, each in moe_dot16's order. */
+ * 16 values (prefill): four sums, each in moe_dot16's order; two rows at a
+ * time where they pair. */
 MOE_INLINE void mm_body(const mm_job *j, int64_t r0, int64_t r1, int bf16) {
     const int C = j->C, R = j->R, T = j->T;
-    for (int64_t r = r0; r < r1; r++) {
-        const int64_t w = r * (int64_t)C;
-        float b = j->bias ? j->bias[r] : 0.0f;
-        int t = 0;
-        for (; t + 4 <= T; t += 4) {
-            const float *x0 = j->x + (int64_t)t * C, *x1 = x0 + C, *x2 = x1 + C, *x3 = x2 + C;
-            moe_v16f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, wv, v0, v1, v2, v3;
-            int i = 0;
-            for (; i + 16 <= C; i += 16) {
-                load_w(&wv, j->W, w + i, bf16);
-                moe_load16(&v0, x0 + i), moe_load16(&v1, x1 + i), moe_load16(&v2, x2 + i), moe_load16(&v3, x3 + i);
-                a0 += wv * v0;
-                a1 += wv * v1;
-                a2 += wv * v2;
-                a3 += wv * v3;
-            }
-            float s0 = moe_reduce16(&a0), s1 = moe_reduce16(&a1), s2 = moe_reduce16(&a2), s3 = moe_reduce16(&a3);
-            for (; i < C; i++) {
-                float wi = w_at(j->W, w + i, bf16);
-                s0 += wi * x0[i], s1 += wi * x1[i], s2 += wi * x2[i], s3 += wi * x3[i];
-            }
-            j->y[(int64_t)t * R + r] = s0 + b;
-            j->y[(int64_t)(t + 1) * R + r] = s1 + b;
-            j->y[(int64_t)(t + 2) * R + r] = s2 + b;
-            j->y[(int64_t)(t + 3) * R + r] = s3 + b;
-        }
-        for (; t < T; t++) { /* one token: moe_dot16 with the weights widened */
-            const float *x = j->x + (int64_t)t * C;
-            moe_v16f acc = {0}, wv, xv;
-            int i = 0;
-            for (; i + 16 <= C; i += 16) {
-                load_w(&wv, j->W, w + i, bf16), moe_load16(&xv, x + i);
-                acc += wv * xv;
-            }
-            float s = moe_reduce16(&acc);
-            for (; i < C; i++) s += w_at(j->W, w + i, bf16) * x[i];
-            j->y[(int64_t)t * R + r] = s + b;
+    int64_t r = r0;
+    if (T >= 4) {
+        for (; r + 2 <= r1; r += 2)
+            for (int t = 0; t + 4 <= T; t += 4) mm_2x4(j, r, t, bf16);
+        /* the tokens past a multiple of 4, for those rows: below, one row at a time */
+        if (T % 4) {
+            mm_job rest = *j;
+            rest.x = j->x + (int64_t)(T - T % 4) * C;
+            rest.y = j->y + (int64_t)(T - T % 4) * R;
+            rest.T = T % 4;
+            for (int64_t q = r0; q < r; q++) mm_row(&rest, q, bf16);
         }
     }
+    for (; r < r1; r++) mm_row(j, r, bf16);
 }
 
 /* One token (decode): four rows at a time share each load of x's 16

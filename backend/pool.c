@@ -1,8 +1,25 @@
-/* pool.c: pthread worker pool (mutex + condition variables, generation counter). */
+/* pool.c: pthread worker pool (generation counter; spin, then sleep).
+ *
+ * A job of a small model lasts microseconds (a 128 x 144 matrix), and a
+ * condition-variable wake-up costs tens of them on a VM: sleeping between
+ * jobs made two threads slower than one. So a waiting thread first spins on
+ * the counters for a short while (SPIN pause instructions, about 50 us),
+ * then sleeps on the condition variable; a job posted to a sleeping worker
+ * wakes it. Counters are read and written with atomics; a sleeper checks
+ * them again under the mutex, which the poster takes to broadcast, so no
+ * wake-up is lost. */
 #include "pool.h"
 
 #include <pthread.h>
 #include <stdlib.h>
+
+#define SPIN 20000
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
 
 struct moe_pool {
     int n;                 /* threads including the caller */
@@ -28,28 +45,33 @@ static void chunk(int64_t n, int parts, int i, int64_t *b, int64_t *e) {
     *e = n * (i + 1) / parts;
 }
 
+static uint64_t load_gen(moe_pool *p) { return __atomic_load_n(&p->gen, __ATOMIC_ACQUIRE); }
+
 static void *worker(void *arg) {
     worker_arg *wa = arg;
     moe_pool *p = wa->p;
     int id = wa->id;
     free(wa);
     uint64_t seen = 0;
-    pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (p->gen == seen && !p->quit) pthread_cond_wait(&p->go, &p->mu);
-        if (p->quit) break;
-        seen = p->gen;
+        for (int i = 0; i < SPIN && load_gen(p) == seen && !__atomic_load_n(&p->quit, __ATOMIC_ACQUIRE); i++) cpu_relax();
+        if (load_gen(p) == seen) {
+            pthread_mutex_lock(&p->mu);
+            while (load_gen(p) == seen && !__atomic_load_n(&p->quit, __ATOMIC_ACQUIRE)) pthread_cond_wait(&p->go, &p->mu);
+            pthread_mutex_unlock(&p->mu);
+        }
+        if (__atomic_load_n(&p->quit, __ATOMIC_ACQUIRE)) break;
+        seen = load_gen(p); /* the job's fields were written before it (release) */
         if (id >= p->active) continue;
-        moe_pool_fn fn = p->fn;
-        void *ctx = p->ctx;
         int64_t b, e;
         chunk(p->n_items, p->active, id, &b, &e);
-        pthread_mutex_unlock(&p->mu);
-        if (b < e) fn(ctx, b, e);
-        pthread_mutex_lock(&p->mu);
-        if (--p->pending == 0) pthread_cond_signal(&p->done);
+        if (b < e) p->fn(p->ctx, b, e);
+        if (__atomic_sub_fetch(&p->pending, 1, __ATOMIC_ACQ_REL) == 0) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->done);
+            pthread_mutex_unlock(&p->mu);
+        }
     }
-    pthread_mutex_unlock(&p->mu);
     return NULL;
 }
 
@@ -81,7 +103,7 @@ moe_pool *moe_pool_new(int n_threads) {
 void moe_pool_free(moe_pool *p) {
     if (!p) return;
     pthread_mutex_lock(&p->mu);
-    p->quit = 1;
+    __atomic_store_n(&p->quit, 1, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&p->go);
     pthread_mutex_unlock(&p->mu);
     for (int i = 1; i < p->n; i++) pthread_join(p->tids[i], NULL);
@@ -103,19 +125,24 @@ void moe_pool_run(moe_pool *p, moe_pool_fn fn, void *ctx, int64_t n, int64_t min
         fn(ctx, 0, n);
         return;
     }
-    pthread_mutex_lock(&p->mu);
+    /* every worker finished the previous job (pending reached 0) before
+     * these fields change */
     p->fn = fn;
     p->ctx = ctx;
     p->n_items = n;
     p->active = active;
-    p->pending = active - 1;
-    p->gen++;
+    __atomic_store_n(&p->pending, active - 1, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&p->mu);
+    __atomic_store_n(&p->gen, p->gen + 1, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&p->go);
     pthread_mutex_unlock(&p->mu);
     int64_t b, e;
     chunk(n, active, 0, &b, &e);
     fn(ctx, b, e);
-    pthread_mutex_lock(&p->mu);
-    while (p->pending) pthread_cond_wait(&p->done, &p->mu);
-    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < SPIN && __atomic_load_n(&p->pending, __ATOMIC_ACQUIRE); i++) cpu_relax();
+    if (__atomic_load_n(&p->pending, __ATOMIC_ACQUIRE)) {
+        pthread_mutex_lock(&p->mu);
+        while (__atomic_load_n(&p->pending, __ATOMIC_ACQUIRE)) pthread_cond_wait(&p->done, &p->mu);
+        pthread_mutex_unlock(&p->mu);
+    }
 }
