@@ -134,9 +134,9 @@ void moe_attention(moe_engine *e, int l, int pos0, int T) {
     const moe_model_config *c = &e->m->cfg;
     const moe_layer_w *w = &e->m->layers[l];
     int H = c->hidden, hd = c->head_dim, Q = e->q_dim, KV = e->kv_dim;
-    moe_matmul(e->pool, e->q, w->wq, w->bq, e->xn, T, Q, H);
-    moe_matmul(e->pool, e->k, w->wk, w->bk, e->xn, T, KV, H);
-    moe_matmul(e->pool, e->v, w->wv, w->bv, e->xn, T, KV, H);
+    moe_matmul_mat(e->pool, e->q, w->wq, w->bq, e->xn, T, Q, H);
+    moe_matmul_mat(e->pool, e->k, w->wk, w->bk, e->xn, T, KV, H);
+    moe_matmul_mat(e->pool, e->v, w->wv, w->bv, e->xn, T, KV, H);
     for (int t = 0; t < T; t++) {
         float *q = e->q + (size_t)t * Q, *k = e->k + (size_t)t * KV, *v = e->v + (size_t)t * KV;
         if (c->qk_norm == MOE_QKNORM_FULL) {
@@ -160,5 +160,5 @@ void moe_attention(moe_engine *e, int l, int pos0, int T) {
     }
     att_job j = {e, l, pos0, T, 0};
     moe_pool_run(e->pool, att_items, &j, (int64_t)T * c->n_heads, 1);
-    moe_matmul(e->pool, e->tmp, w->wo, w->bo, e->att, T, H, Q);
+    moe_matmul_mat(e->pool, e->tmp, w->wo, w->bo, e->att, T, H, Q);
 }

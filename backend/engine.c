@@ -201,7 +201,7 @@ static int forward_chunk(moe_engine *e, const int *tok, int T, float *logits, in
     int H = c->hidden, V = c->vocab;
     double th = e->timing ? moe_engine_now() : 0;
     for (int t = 0; t < T; t++) {
-        memcpy(e->x + (size_t)t * H, m->embed + (size_t)tok[t] * H, (size_t)H * sizeof(float));
+        moe_mat_row(m->embed, (size_t)tok[t], H, e->x + (size_t)t * H);
         moe_rope_angles(e->rope_cos + (size_t)t * (c->head_dim / 2), e->rope_sin + (size_t)t * (c->head_dim / 2),
                         e->pos + t, c->head_dim, c->rope_theta);
     }
@@ -225,7 +225,7 @@ static int forward_chunk(moe_engine *e, const int *tok, int T, float *logits, in
     th = e->timing ? moe_engine_now() : 0;
     int first = want_all ? 0 : T - 1;
     for (int t = first; t < T; t++) moe_rmsnorm(e->xn + (size_t)t * H, e->x + (size_t)t * H, m->final_norm, H, c->rms_eps);
-    moe_matmul(e->pool, logits, m->lm_head, NULL, e->xn + (size_t)first * H, T - first, V, H);
+    moe_matmul_mat(e->pool, logits, m->lm_head, NULL, e->xn + (size_t)first * H, T - first, V, H);
     if (e->timing) e->times.head_s += moe_engine_now() - th;
     return 0;
 }

@@ -179,3 +179,8 @@ void moe_matmul_bf16(moe_pool *pool, float *y, const uint16_t *W, const float *b
                      int C) {
     run(pool, y, W, 1, bias, x, T, R, C);
 }
+
+void moe_matmul_mat(moe_pool *pool, float *y, moe_mat W, const float *bias, const float *x, int T, int R, int C) {
+    if (W.bf16) run(pool, y, W.bf16, 1, bias, x, T, R, C);
+    else run(pool, y, W.f32, 0, bias, x, T, R, C);
+}

@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 
+#include "model.h"
 #include "pool.h"
 
 /* dot product of two n-vectors, fixed summation order (backend/simd.h). */
@@ -18,5 +19,7 @@ void moe_matmul(moe_pool *pool, float *y, const float *W, const float *bias, con
  * W's f32 copy. */
 void moe_matmul_bf16(moe_pool *pool, float *y, const uint16_t *W, const float *bias, const float *x, int T, int R,
                      int C);
+/* A model matrix in whichever form it was loaded. */
+void moe_matmul_mat(moe_pool *pool, float *y, moe_mat W, const float *bias, const float *x, int T, int R, int C);
 
 #endif

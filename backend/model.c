@@ -123,12 +123,36 @@ static int bind_into(binder *b, float *dst, int n_dims, const int64_t *dims, con
     return p ? 0 : -1;
 }
 
+/* Bind a required matrix: bf16 kept as the file holds it, else f32. */
+static int bind_mat(binder *b, moe_mat *out, int n_dims, const int64_t *dims, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static int bind_mat(binder *b, moe_mat *out, int n_dims, const int64_t *dims, const char *fmt, ...) {
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    const st_tensor *t = lookup(b, name);
+    *out = (moe_mat){0};
+    if (t && t->dtype == ST_BF16) {
+        if (check_shape(b, t, n_dims, dims)) return -1;
+        uint16_t *p = model_own(b->m, malloc((t->n_elems ? t->n_elems : 1) * sizeof(uint16_t)));
+        if (!p) return moe_fail(b->err, "%s: tensor '%s': out of memory", b->st.path, name);
+        st_to_bf16(t, 0, t->n_elems, p);
+        b->m->n_params += t->n_elems;
+        out->bf16 = p;
+        return 0;
+    }
+    out->f32 = bind(b, n_dims, dims, "%s", name);
+    return out->f32 ? 0 : -1;
+}
+
 #define D1(a) 1, (const int64_t[]){(a)}
 #define D2(a, b) 2, (const int64_t[]){(a), (b)}
 #define D3(a, b, c) 3, (const int64_t[]){(a), (b), (c)}
 
 /* A SwiGLU MLP from three separate [I,H],[I,H],[H,I] tensors named pfx + {g,u,d}. */
-static int bind_mlp3(binder *b, moe_mlp_w *w, int inter, const char *pfx, const char *g, const char *u, const char *d) {
+static int bind_mlp3_f32(binder *b, moe_mlp_w *w, int inter, const char *pfx, const char *g, const char *u, const char *d) {
     int64_t H = b->m->cfg.hidden, I = inter;
     w->inter = inter;
     w->gate_up = model_alloc(b->m, (size_t)(2 * I * H));
@@ -139,16 +163,16 @@ static int bind_mlp3(binder *b, moe_mlp_w *w, int inter, const char *pfx, const 
     return w->down ? 0 : -1;
 }
 
-/* A routed expert from three tensors: as bind_mlp3, kept in bf16 when all
- * three are bf16 (model.h). */
-static int bind_expert3(binder *b, moe_mlp_w *w, int inter, const char *pfx, const char *g, const char *u, const char *d) {
+/* A SwiGLU MLP from three tensors: kept in bf16 when all three are bf16
+ * (model.h), else as bind_mlp3_f32. */
+static int bind_mlp3(binder *b, moe_mlp_w *w, int inter, const char *pfx, const char *g, const char *u, const char *d) {
     int64_t H = b->m->cfg.hidden, I = inter;
     const st_tensor *t[3];
     const char *names[3] = {g, u, d};
     for (int i = 0; i < 3; i++) {
         char name[256];
         snprintf(name, sizeof name, "%s%s", pfx, names[i]);
-        if (!(t[i] = lookup(b, name)) || t[i]->dtype != ST_BF16) return bind_mlp3(b, w, inter, pfx, g, u, d);
+        if (!(t[i] = lookup(b, name)) || t[i]->dtype != ST_BF16) return bind_mlp3_f32(b, w, inter, pfx, g, u, d);
         if (i < 2 ? check_shape(b, t[i], D2(I, H)) : check_shape(b, t[i], D2(H, I))) return -1;
     }
     uint16_t *gu = model_alloc16(b->m, (size_t)(2 * I * H)), *dn = model_alloc16(b->m, (size_t)(H * I));
@@ -230,8 +254,8 @@ static int bind_experts(binder *b, moe_layer_w *lw, int l, const char *blk) {
             b->m->n_params += (size_t)(3 * I * H);
             continue;
         }
-        int rc = mixtral_names ? bind_expert3(b, &lw->experts[e], (int)I, pfx, "w1.weight", "w3.weight", "w2.weight")
-                               : bind_expert3(b, &lw->experts[e], (int)I, pfx, "gate_proj.weight", "up_proj.weight",
+        int rc = mixtral_names ? bind_mlp3(b, &lw->experts[e], (int)I, pfx, "w1.weight", "w3.weight", "w2.weight")
+                               : bind_mlp3(b, &lw->experts[e], (int)I, pfx, "gate_proj.weight", "up_proj.weight",
                                               "down_proj.weight");
         if (rc) return -1;
     }
@@ -249,10 +273,10 @@ static int bind_layer(binder *b, int l) {
     int bad = 0;
     if (!(lw->attn_norm = bind(b, D1(H), "%sinput_layernorm.weight", p)) ||
         !(lw->ffn_norm = bind(b, D1(H), "%spost_attention_layernorm.weight", p)) ||
-        !(lw->wq = bind(b, D2(Q, H), "%sself_attn.q_proj.weight", p)) ||
-        !(lw->wk = bind(b, D2(KV, H), "%sself_attn.k_proj.weight", p)) ||
-        !(lw->wv = bind(b, D2(KV, H), "%sself_attn.v_proj.weight", p)) ||
-        !(lw->wo = bind(b, D2(H, Q), "%sself_attn.o_proj.weight", p)))
+        bind_mat(b, &lw->wq, D2(Q, H), "%sself_attn.q_proj.weight", p) ||
+        bind_mat(b, &lw->wk, D2(KV, H), "%sself_attn.k_proj.weight", p) ||
+        bind_mat(b, &lw->wv, D2(KV, H), "%sself_attn.v_proj.weight", p) ||
+        bind_mat(b, &lw->wo, D2(H, Q), "%sself_attn.o_proj.weight", p))
         return -1;
     /* Biases are bound when present: qwen2_moe's q/k/v carry them (qkv_bias), others
      * only with attention_bias; their absence means zero. */
@@ -279,7 +303,7 @@ static int bind_layer(binder *b, int l) {
     char name[128];
     snprintf(name, sizeof name, "model.layers.%d.block_sparse_moe.gate.weight", l);
     if (c->arch == MOE_ARCH_MIXTRAL && lookup(b, name)) blk = "block_sparse_moe";
-    if (!(lw->router = bind(b, D2(c->n_experts, H), "model.layers.%d.%s.gate.weight", l, blk))) return -1;
+    if (bind_mat(b, &lw->router, D2(c->n_experts, H), "model.layers.%d.%s.gate.weight", l, blk)) return -1;
     if (bind_experts(b, lw, l, blk)) return -1;
     if (c->shared_inter) {
         snprintf(p, sizeof p, "model.layers.%d.mlp.shared_expert.", l);
@@ -341,13 +365,13 @@ moe_model *moe_model_load_ex(const char *dir, unsigned flags, moe_error *err) {
     int rc = -1;
     m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
     if (!m->layers) { moe_fail(err, "out of memory"); goto out; }
-    if (!(m->embed = bind(&b, D2(V, H), "model.embed_tokens.weight")) ||
+    if (bind_mat(&b, &m->embed, D2(V, H), "model.embed_tokens.weight") ||
         !(m->final_norm = bind(&b, D1(H), "model.norm.weight")))
         goto out;
     for (int l = 0; l < c->n_layers; l++)
         if (bind_layer(&b, l)) goto out;
     if (c->tie_embeddings) m->lm_head = m->embed; /* a stored lm_head.weight would be an identical copy */
-    else if (!(m->lm_head = bind(&b, D2(V, H), "lm_head.weight"))) goto out;
+    else if (bind_mat(&b, &m->lm_head, D2(V, H), "lm_head.weight")) goto out;
     rc = 0;
 out:
     st_close(&b.st);
@@ -385,8 +409,39 @@ void moe_mlp_f32(const moe_mlp_w *w, int hidden, float *gu_buf, float *dn_buf, c
 
 size_t moe_expert_params(const moe_model *m) { return (size_t)3 * m->cfg.expert_inter * m->cfg.hidden; }
 
+/* A matrix's f32 values (bf16 widened row by row), so an identity does not
+ * depend on the form the weights were kept in. */
+static void hash_mat(moe_sha256 *s, moe_mat w, size_t rows, size_t cols) {
+    if (w.f32) {
+        moe_sha256_update(s, w.f32, rows * cols * sizeof(float));
+        return;
+    }
+    if (!w.bf16) return;
+    float row[4096];
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c0 = 0; c0 < cols; c0 += 4096) {
+            size_t n = cols - c0 < 4096 ? cols - c0 : 4096;
+            for (size_t i = 0; i < n; i++) {
+                uint32_t u = (uint32_t)w.bf16[r * cols + c0 + i] << 16;
+                memcpy(&row[i], &u, 4);
+            }
+            moe_sha256_update(s, row, n * sizeof(float));
+        }
+}
+
+void moe_mat_row(moe_mat w, size_t r, int n, float *out) {
+    if (w.f32) {
+        memcpy(out, w.f32 + r * (size_t)n, (size_t)n * sizeof(float));
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        uint32_t u = (uint32_t)w.bf16[r * (size_t)n + (size_t)i] << 16;
+        memcpy(&out[i], &u, 4);
+    }
+}
+
 /* Identity: geometry, then every non-expert weight in a fixed order. Floats
- * are hashed as loaded (f32), so the same weights stored as bf16 or f32 give
+ * are hashed as f32 values, so the same weights stored as bf16 or f32 give
  * the same identity. */
 void moe_model_identity(const moe_model *m, uint8_t out[32]) {
     const moe_model_config *c = &m->cfg;
@@ -398,17 +453,18 @@ void moe_model_identity(const moe_model *m, uint8_t out[32]) {
     moe_sha256_update(&s, geo, sizeof geo);
     size_t H = (size_t)c->hidden, Q = (size_t)c->n_heads * c->head_dim, KV = (size_t)c->n_kv_heads * c->head_dim;
 #define HASH(p, n) do { if (p) moe_sha256_update(&s, (p), (n) * sizeof(float)); } while (0)
-    HASH(m->embed, (size_t)c->vocab * H);
+#define HASH_MAT(w, rows, cols) hash_mat(&s, (w), (rows), (cols))
+    HASH_MAT(m->embed, (size_t)c->vocab, H);
     HASH(m->final_norm, H);
-    if (m->lm_head != m->embed) HASH(m->lm_head, (size_t)c->vocab * H);
+    if (m->lm_head.f32 != m->embed.f32 || m->lm_head.bf16 != m->embed.bf16) HASH_MAT(m->lm_head, (size_t)c->vocab, H);
     for (int l = 0; l < c->n_layers; l++) {
         const moe_layer_w *w = &m->layers[l];
         HASH(w->attn_norm, H);
         HASH(w->ffn_norm, H);
-        HASH(w->wq, Q * H);
-        HASH(w->wk, KV * H);
-        HASH(w->wv, KV * H);
-        HASH(w->wo, H * Q);
+        HASH_MAT(w->wq, Q, H);
+        HASH_MAT(w->wk, KV, H);
+        HASH_MAT(w->wv, KV, H);
+        HASH_MAT(w->wo, H, Q);
         HASH(w->bq, Q);
         HASH(w->bk, KV);
         HASH(w->bv, KV);
@@ -417,14 +473,16 @@ void moe_model_identity(const moe_model *m, uint8_t out[32]) {
         size_t kn = c->qk_norm == MOE_QKNORM_HEAD ? (size_t)c->head_dim : KV;
         HASH(w->q_norm, qn);
         HASH(w->k_norm, kn);
-        HASH(w->router, (size_t)c->n_experts * H);
+        HASH_MAT(w->router, (size_t)c->n_experts, H);
         const moe_mlp_w *mlps[2] = {&w->shared, &w->dense};
         for (int i = 0; i < 2; i++) {
-            HASH(mlps[i]->gate_up, 2 * (size_t)mlps[i]->inter * H);
-            HASH(mlps[i]->down, H * (size_t)mlps[i]->inter);
+            size_t I = (size_t)mlps[i]->inter;
+            HASH_MAT(((moe_mat){mlps[i]->gate_up, mlps[i]->gate_up_bf16}), 2 * I, H);
+            HASH_MAT(((moe_mat){mlps[i]->down, mlps[i]->down_bf16}), H, I);
         }
         HASH(w->shared_gate, H);
     }
 #undef HASH
+#undef HASH_MAT
     moe_sha256_final(&s, out);
 }

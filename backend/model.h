@@ -1,12 +1,11 @@
 /* model.h: a loaded model: config plus every weight, bound by name.
  *
- * Routed experts (nearly all of a MoE model's bytes) stay bf16 when the file
- * holds bf16: the kernels widen them in registers (backend/matmul.h), which
- * is exact, so the numbers are those of an f32 copy at half the memory and
- * none of the conversion at start-up. Everything else (attention, routers,
- * norms, shared and dense MLPs, embeddings) is converted to f32 once at
- * load: small, and one code path for f32/f16/bf16 files holding the same
- * values (bf16 and f16 widen to f32 exactly). */
+ * Matrices (experts, attention, routers, shared and dense MLPs, embeddings,
+ * LM head) stay bf16 when the file holds bf16: the kernels widen them in
+ * registers (backend/matmul.h), which is exact, so the numbers are those of
+ * an f32 copy at half the memory and none of the conversion at start-up.
+ * Vectors (norms, biases, the shared-expert gate) and f16 files are
+ * converted to f32 once at load (f16 widens to f32 exactly). */
 #ifndef MOE_BACKEND_MODEL_H
 #define MOE_BACKEND_MODEL_H
 
@@ -30,13 +29,20 @@ typedef struct moe_mlp_w {
     const struct moe_qmat *q_gate_up, *q_down;
 } moe_mlp_w;
 
+/* A weight matrix as loaded: f32, or bf16 kept as the file holds it (the
+ * kernels widen it in registers, moe_matmul_mat). One of the two is set. */
+typedef struct moe_mat {
+    const float *f32;
+    const uint16_t *bf16;
+} moe_mat;
+
 typedef struct moe_layer_w {
     float *attn_norm, *ffn_norm;  /* input_layernorm, post_attention_layernorm [hidden] */
-    float *wq, *wk, *wv, *wo;     /* [q_dim][hidden], [kv_dim][hidden] x2, [hidden][q_dim] */
+    moe_mat wq, wk, wv, wo;       /* [q_dim][hidden], [kv_dim][hidden] x2, [hidden][q_dim] */
     float *bq, *bk, *bv, *bo;     /* optional biases (qwen2_moe qkv_bias, attention_bias) */
     float *q_norm, *k_norm;       /* qwen3_moe: [head_dim]; olmoe: [q_dim] / [kv_dim] */
     /* sparse block (is_moe) */
-    float *router;                /* [n_experts][hidden] */
+    moe_mat router;               /* [n_experts][hidden] */
     moe_mlp_w *experts;           /* [n_experts] */
     moe_mlp_w shared;             /* qwen2_moe shared expert (inter 0 = none) */
     float *shared_gate;           /* [hidden]: sigmoid gate of the shared expert */
@@ -50,9 +56,9 @@ typedef struct moe_model {
     char dtype[8];        /* dtype of the expert weights in the file */
     int fused_experts;    /* 1: fused gate_up_proj/down_proj tensors, 0: per-expert */
     int experts_loaded;   /* 0: routed experts not in RAM (MOE_LOAD_NO_EXPERTS) */
-    float *embed;         /* [vocab][hidden] */
+    moe_mat embed;        /* [vocab][hidden] */
     float *final_norm;    /* [hidden] */
-    float *lm_head;       /* [vocab][hidden]; == embed when tied */
+    moe_mat lm_head;      /* [vocab][hidden]; == embed when tied */
     moe_layer_w *layers;
     size_t n_params;
     void **allocs;        /* every weight buffer, freed by moe_model_free */
@@ -74,6 +80,8 @@ void moe_model_free(moe_model *m);
 /* An MLP's weights as f32 (gate_up [2I][H], down [H][I]): pointers into w
  * when it holds f32, else widened into gu_buf / dn_buf (2IH and HI floats). */
 void moe_mlp_f32(const moe_mlp_w *w, int hidden, float *gu_buf, float *dn_buf, const float **gu, const float **dn);
+/* Row r of a [rows][n] matrix as f32 (widened into out when bf16). */
+void moe_mat_row(moe_mat w, size_t r, int n, float *out);
 /* Whether an MLP's weights are loaded (in either form). */
 static inline int moe_mlp_loaded(const moe_mlp_w *w) { return (w->gate_up && w->down) || (w->gate_up_bf16 && w->down_bf16); }
 /* Parameters of one routed expert (gate + up + down). */

@@ -60,7 +60,7 @@ static void lookahead_topk(moe_engine *e, int l, int d, int T, uint16_t *out, si
     int target = -1;
     for (int j = l + 1; j < c->n_layers && target < 0; j++)
         if (c->moe_index[j] == m + d) target = j;
-    if (target >= 0) moe_matmul(e->pool, e->rprob, e->m->layers[target].router, NULL, e->xn, T, E, H);
+    if (target >= 0) moe_matmul_mat(e->pool, e->rprob, e->m->layers[target].router, NULL, e->xn, T, E, H);
     for (int t = 0; t < T; t++) {
         uint16_t *la = out + (size_t)t * stride;
         int idx[K];
@@ -73,7 +73,7 @@ static void route_tokens(moe_engine *e, int l, int T, moe_routing *route, int t0
     const moe_model_config *c = &e->m->cfg;
     const moe_layer_w *w = &e->m->layers[l];
     int E = c->n_experts, K = c->top_k, H = c->hidden, L = c->n_moe_layers, m = c->moe_index[l];
-    moe_matmul(e->pool, e->rlog, w->router, NULL, e->xn, T, E, H);
+    moe_matmul_mat(e->pool, e->rlog, w->router, NULL, e->xn, T, E, H);
     for (int t = 0; t < T; t++) {
         float *lg = e->rlog + (size_t)t * E, *pr = e->rprob + (size_t)t * E;
         memcpy(pr, lg, (size_t)E * sizeof(float));

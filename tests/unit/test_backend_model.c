@@ -175,7 +175,7 @@ static void tied_embeddings_load(void) {
     moe_error err = {{0}};
     moe_model *m = moe_model_load(d, &err);
     CHECK(m);
-    int ok = m->lm_head == m->embed;
+    int ok = m->lm_head.f32 == m->embed.f32 && m->lm_head.bf16 == m->embed.bf16;
     moe_model_free(m);
     CHECK(ok);
 }
