@@ -1,14 +1,16 @@
-/* bench_quant.c: the quantized kernels (backend/quant.h) against the f32
- * kernel every resident weight uses (a bf16 model is widened to f32 at load),
- * measured in one run, interleaved, best of 5 rounds, one thread:
+/* bench_quant.c: the quantized kernels (backend/quant.h) against the bf16
+ * kernel a bf16 model's weights use (and the f32 one), measured in one run,
+ * interleaved, best of 5 rounds, one thread:
  *
  *   bench quant_matvec_f32 <GB/s> GB/s       y = W x, W 2048 x 4096 f32 (32 MiB)
+ *   bench quant_matvec_bf16 <GB/s> GB/s      the same matrix in bf16 (16 MiB)
  *   bench quant_matvec_qB <GB/s> GB/s        the same matrix quantized to B bits:
  *                                            packed bytes read per second
  *   bench quant_matvec_qB_vs_f32 <x> ratio   matvecs per second against f32
+ *   bench quant_matvec_qB_vs_bf16 <x> ratio  matvecs per second against bf16
  *   bench quant_decode_qB <tok/s> tok/s      the shipped model decoding with
  *                                            every expert at B bits (16 = as
- *                                            loaded), all threads
+ *                                            loaded: bf16), all threads
  * MOESIM_BENCH_MODEL=DIR decodes another model. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +34,12 @@ static const int widths[] = {8, 4, 3, 2};
 static double time_f32(moe_pool *p, const float *W, const float *x, float *y, int reps) {
     double t0 = now();
     for (int i = 0; i < reps; i++) moe_matmul(p, y, W, NULL, x, 1, R, C);
+    return (now() - t0) / reps;
+}
+
+static double time_bf16(moe_pool *p, const uint16_t *W, const float *x, float *y, int reps) {
+    double t0 = now();
+    for (int i = 0; i < reps; i++) moe_matmul_bf16(p, y, W, NULL, x, 1, R, C);
     return (now() - t0) / reps;
 }
 
@@ -68,25 +76,36 @@ int main(void) {
     uint64_t s = 9;
     for (size_t i = 0; i < (size_t)R * C; i++) W[i] = (float)((double)(sm64(&s) >> 11) / 9007199254740992.0 - 0.5);
     for (int i = 0; i < C; i++) x[i] = (float)((double)(sm64(&s) >> 11) / 9007199254740992.0 - 0.5);
+    uint16_t *Wb = malloc(sizeof(uint16_t) * R * C);
+    if (!Wb) return fprintf(stderr, "bench_quant: out of memory\n"), 1;
+    for (size_t i = 0; i < (size_t)R * C; i++) {
+        uint32_t u;
+        memcpy(&u, &W[i], 4);
+        Wb[i] = (uint16_t)(u >> 16);
+    }
     moe_qmat q[4];
     for (int k = 0; k < 4; k++)
         if (moe_qmat_quantize(&q[k], W, R, C, widths[k], &err)) return fprintf(stderr, "bench_quant: %s\n", err.msg), 1;
-    double best_f = 1e9, best_q[4] = {1e9, 1e9, 1e9, 1e9};
+    double best_f = 1e9, best_b = 1e9, best_q[4] = {1e9, 1e9, 1e9, 1e9};
     for (int round = 0; round < ROUNDS; round++) { /* interleaved: the machine's noise hits all alike */
         double t = time_f32(p, W, x, y, 10);
         if (t < best_f) best_f = t;
+        t = time_bf16(p, Wb, x, y, 10);
+        if (t < best_b) best_b = t;
         for (int k = 0; k < 4; k++) {
             t = time_q(p, &q[k], x, y, 10);
             if (t < best_q[k]) best_q[k] = t;
         }
     }
     printf("bench quant_matvec_f32 %.2f GB/s\n", (double)R * C * 4 / best_f / 1e9);
+    printf("bench quant_matvec_bf16 %.2f GB/s\n", (double)R * C * 2 / best_b / 1e9);
     for (int k = 0; k < 4; k++) {
         printf("bench quant_matvec_q%d %.2f GB/s\n", widths[k], (double)moe_qmat_bytes(R, C, widths[k]) / best_q[k] / 1e9);
         printf("bench quant_matvec_q%d_vs_f32 %.2f ratio\n", widths[k], best_f / best_q[k]);
+        printf("bench quant_matvec_q%d_vs_bf16 %.2f ratio\n", widths[k], best_b / best_q[k]);
         moe_qmat_free(&q[k]);
     }
-    free(W), free(x), free(y);
+    free(W), free(Wb), free(x), free(y);
     moe_pool_free(p);
 
     const char *dir = getenv("MOESIM_BENCH_MODEL");
