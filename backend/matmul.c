@@ -22,12 +22,14 @@ typedef struct mm_job {
     int T, R, C;
 } mm_job;
 
+/* The weight type, a constant in each entry point below: 0 f32, 1 bf16, 2 f16. */
 MOE_INLINE void load_w(moe_v16f *v, const void *W, int64_t at, int bf16) {
-    if (bf16) moe_load16_bf16(v, (const uint16_t *)W + at);
+    if (bf16 == 1) moe_load16_bf16(v, (const uint16_t *)W + at);
+    else if (bf16 == 2) moe_load16_f16(v, (const uint16_t *)W + at);
     else moe_load16(v, (const float *)W + at);
 }
 MOE_INLINE float w_at(const void *W, int64_t at, int bf16) {
-    return bf16 ? moe_bf16_f32(((const uint16_t *)W)[at]) : ((const float *)W)[at];
+    return bf16 ? moe_h16_f32(((const uint16_t *)W)[at], bf16 == 2) : ((const float *)W)[at];
 }
 
 /* One row for every token: four tokens at a time, then one by one. */
@@ -161,13 +163,16 @@ MOE_SIMD_CLONES static void mm_f32(void *ctx, int64_t r0, int64_t r1) { mm_body(
 MOE_SIMD_CLONES static void mm_bf16(void *ctx, int64_t r0, int64_t r1) { mm_body(ctx, r0, r1, 1); }
 MOE_SIMD_CLONES static void mv_f32(void *ctx, int64_t r0, int64_t r1) { mv_body(ctx, r0, r1, 0); }
 MOE_SIMD_CLONES static void mv_bf16(void *ctx, int64_t r0, int64_t r1) { mv_body(ctx, r0, r1, 1); }
+MOE_SIMD_CLONES static void mm_f16(void *ctx, int64_t r0, int64_t r1) { mm_body(ctx, r0, r1, 2); }
+MOE_SIMD_CLONES static void mv_f16(void *ctx, int64_t r0, int64_t r1) { mv_body(ctx, r0, r1, 2); }
 
 static void run(moe_pool *pool, float *y, const void *W, int bf16, const float *bias, const float *x, int T, int R,
                 int C) {
     mm_job j = {y, W, bias, x, T, R, C};
     /* ~16k multiply-adds per thread at least, else run on fewer threads */
     int64_t min_rows = (16384 / ((int64_t)C * T)) + 1;
-    moe_pool_fn fn = T == 1 ? (bf16 ? mv_bf16 : mv_f32) : (bf16 ? mm_bf16 : mm_f32);
+    static const moe_pool_fn mm[3] = {mm_f32, mm_bf16, mm_f16}, mv[3] = {mv_f32, mv_bf16, mv_f16};
+    moe_pool_fn fn = (T == 1 ? mv : mm)[bf16];
     moe_pool_run(pool, fn, &j, R, min_rows);
 }
 
@@ -181,6 +186,6 @@ void moe_matmul_bf16(moe_pool *pool, float *y, const uint16_t *W, const float *b
 }
 
 void moe_matmul_mat(moe_pool *pool, float *y, moe_mat W, const float *bias, const float *x, int T, int R, int C) {
-    if (W.bf16) run(pool, y, W.bf16, 1, bias, x, T, R, C);
+    if (W.h16) run(pool, y, W.h16, W.f16 ? 2 : 1, bias, x, T, R, C);
     else run(pool, y, W.f32, 0, bias, x, T, R, C);
 }

@@ -24,6 +24,7 @@
 
 #include "../core/sha256.h"
 #include "safetensors.h"
+#include "simd.h"
 
 typedef struct binder {
     moe_model *m;
@@ -134,13 +135,13 @@ static int bind_mat(binder *b, moe_mat *out, int n_dims, const int64_t *dims, co
     va_end(ap);
     const st_tensor *t = lookup(b, name);
     *out = (moe_mat){0};
-    if (t && t->dtype == ST_BF16) {
+    if (t && (t->dtype == ST_BF16 || t->dtype == ST_F16)) {
         if (check_shape(b, t, n_dims, dims)) return -1;
         uint16_t *p = model_own(b->m, malloc((t->n_elems ? t->n_elems : 1) * sizeof(uint16_t)));
         if (!p) return moe_fail(b->err, "%s: tensor '%s': out of memory", b->st.path, name);
-        st_to_bf16(t, 0, t->n_elems, p);
+        st_copy16(t, 0, t->n_elems, p);
         b->m->n_params += t->n_elems;
-        out->bf16 = p;
+        out->h16 = p, out->f16 = t->dtype == ST_F16;
         return 0;
     }
     out->f32 = bind(b, n_dims, dims, "%s", name);
@@ -172,15 +173,17 @@ static int bind_mlp3(binder *b, moe_mlp_w *w, int inter, const char *pfx, const 
     for (int i = 0; i < 3; i++) {
         char name[256];
         snprintf(name, sizeof name, "%s%s", pfx, names[i]);
-        if (!(t[i] = lookup(b, name)) || t[i]->dtype != ST_BF16) return bind_mlp3_f32(b, w, inter, pfx, g, u, d);
+        if (!(t[i] = lookup(b, name)) || (t[i]->dtype != ST_BF16 && t[i]->dtype != ST_F16) ||
+            (i && t[i]->dtype != t[0]->dtype))
+            return bind_mlp3_f32(b, w, inter, pfx, g, u, d);
         if (i < 2 ? check_shape(b, t[i], D2(I, H)) : check_shape(b, t[i], D2(H, I))) return -1;
     }
     uint16_t *gu = model_alloc16(b->m, (size_t)(2 * I * H)), *dn = model_alloc16(b->m, (size_t)(H * I));
     if (!gu || !dn) return moe_fail(b->err, "out of memory");
-    st_to_bf16(t[0], 0, (uint64_t)(I * H), gu);
-    st_to_bf16(t[1], 0, (uint64_t)(I * H), gu + I * H);
-    st_to_bf16(t[2], 0, (uint64_t)(H * I), dn);
-    w->inter = inter, w->gate_up_bf16 = gu, w->down_bf16 = dn;
+    st_copy16(t[0], 0, (uint64_t)(I * H), gu);
+    st_copy16(t[1], 0, (uint64_t)(I * H), gu + I * H);
+    st_copy16(t[2], 0, (uint64_t)(H * I), dn);
+    w->inter = inter, w->gate_up16 = gu, w->down16 = dn, w->f16 = t[0]->dtype == ST_F16;
     b->m->n_params += (size_t)(3 * I * H);
     return 0;
 }
@@ -219,12 +222,12 @@ static int bind_experts(binder *b, moe_layer_w *lw, int l, const char *blk) {
             moe_mlp_w *w = &lw->experts[e];
             w->inter = (int)I;
             if (b->no_experts) continue;
-            if (gu->dtype == ST_BF16 && dn->dtype == ST_BF16) { /* kept as bf16 (model.h) */
+            if ((gu->dtype == ST_BF16 || gu->dtype == ST_F16) && dn->dtype == gu->dtype) { /* kept as stored (model.h) */
                 uint16_t *g16 = model_alloc16(b->m, (size_t)(2 * I * H)), *d16 = model_alloc16(b->m, (size_t)(H * I));
                 if (!g16 || !d16) return moe_fail(b->err, "out of memory");
-                st_to_bf16(gu, (uint64_t)(e * 2 * I * H), (uint64_t)(2 * I * H), g16);
-                st_to_bf16(dn, (uint64_t)(e * H * I), (uint64_t)(H * I), d16);
-                w->gate_up_bf16 = g16, w->down_bf16 = d16;
+                st_copy16(gu, (uint64_t)(e * 2 * I * H), (uint64_t)(2 * I * H), g16);
+                st_copy16(dn, (uint64_t)(e * H * I), (uint64_t)(H * I), d16);
+                w->gate_up16 = g16, w->down16 = d16, w->f16 = gu->dtype == ST_F16;
                 continue;
             }
             w->gate_up = model_alloc(b->m, (size_t)(2 * I * H));
@@ -396,34 +399,27 @@ void moe_mlp_f32(const moe_mlp_w *w, int hidden, float *gu_buf, float *dn_buf, c
         return;
     }
     size_t n_gu = 2 * (size_t)w->inter * (size_t)hidden, n_dn = (size_t)hidden * (size_t)w->inter;
-    for (size_t i = 0; i < n_gu; i++) {
-        uint32_t u = (uint32_t)w->gate_up_bf16[i] << 16;
-        memcpy(&gu_buf[i], &u, 4);
-    }
-    for (size_t i = 0; i < n_dn; i++) {
-        uint32_t u = (uint32_t)w->down_bf16[i] << 16;
-        memcpy(&dn_buf[i], &u, 4);
-    }
+    for (size_t i = 0; i < n_gu; i++) gu_buf[i] = moe_h16_f32(w->gate_up16[i], w->f16);
+    for (size_t i = 0; i < n_dn; i++) dn_buf[i] = moe_h16_f32(w->down16[i], w->f16);
     *gu = gu_buf, *dn = dn_buf;
 }
 
 size_t moe_expert_params(const moe_model *m) { return (size_t)3 * m->cfg.expert_inter * m->cfg.hidden; }
 
-/* A matrix's f32 values (bf16 widened row by row), so an identity does not
+/* A matrix's f32 values (16-bit ones widened row by row), so an identity does not
  * depend on the form the weights were kept in. */
 static void hash_mat(moe_sha256 *s, moe_mat w, size_t rows, size_t cols) {
     if (w.f32) {
         moe_sha256_update(s, w.f32, rows * cols * sizeof(float));
         return;
     }
-    if (!w.bf16) return;
+    if (!w.h16) return;
     float row[4096];
     for (size_t r = 0; r < rows; r++)
         for (size_t c0 = 0; c0 < cols; c0 += 4096) {
             size_t n = cols - c0 < 4096 ? cols - c0 : 4096;
             for (size_t i = 0; i < n; i++) {
-                uint32_t u = (uint32_t)w.bf16[r * cols + c0 + i] << 16;
-                memcpy(&row[i], &u, 4);
+                row[i] = moe_h16_f32(w.h16[r * cols + c0 + i], w.f16);
             }
             moe_sha256_update(s, row, n * sizeof(float));
         }
@@ -434,10 +430,7 @@ void moe_mat_row(moe_mat w, size_t r, int n, float *out) {
         memcpy(out, w.f32 + r * (size_t)n, (size_t)n * sizeof(float));
         return;
     }
-    for (int i = 0; i < n; i++) {
-        uint32_t u = (uint32_t)w.bf16[r * (size_t)n + (size_t)i] << 16;
-        memcpy(&out[i], &u, 4);
-    }
+    for (int i = 0; i < n; i++) out[i] = moe_h16_f32(w.h16[r * (size_t)n + (size_t)i], w.f16);
 }
 
 /* Identity: geometry, then every non-expert weight in a fixed order. Floats
@@ -456,7 +449,7 @@ void moe_model_identity(const moe_model *m, uint8_t out[32]) {
 #define HASH_MAT(w, rows, cols) hash_mat(&s, (w), (rows), (cols))
     HASH_MAT(m->embed, (size_t)c->vocab, H);
     HASH(m->final_norm, H);
-    if (m->lm_head.f32 != m->embed.f32 || m->lm_head.bf16 != m->embed.bf16) HASH_MAT(m->lm_head, (size_t)c->vocab, H);
+    if (m->lm_head.f32 != m->embed.f32 || m->lm_head.h16 != m->embed.h16) HASH_MAT(m->lm_head, (size_t)c->vocab, H);
     for (int l = 0; l < c->n_layers; l++) {
         const moe_layer_w *w = &m->layers[l];
         HASH(w->attn_norm, H);
@@ -477,8 +470,8 @@ void moe_model_identity(const moe_model *m, uint8_t out[32]) {
         const moe_mlp_w *mlps[2] = {&w->shared, &w->dense};
         for (int i = 0; i < 2; i++) {
             size_t I = (size_t)mlps[i]->inter;
-            HASH_MAT(((moe_mat){mlps[i]->gate_up, mlps[i]->gate_up_bf16}), 2 * I, H);
-            HASH_MAT(((moe_mat){mlps[i]->down, mlps[i]->down_bf16}), H, I);
+            HASH_MAT(moe_mlp_gate_up(mlps[i]), 2 * I, H);
+            HASH_MAT(moe_mlp_down(mlps[i]), H, I);
         }
         HASH(w->shared_gate, H);
     }

@@ -1,11 +1,11 @@
 /* model.h: a loaded model: config plus every weight, bound by name.
  *
  * Matrices (experts, attention, routers, shared and dense MLPs, embeddings,
- * LM head) stay bf16 when the file holds bf16: the kernels widen them in
- * registers (backend/matmul.h), which is exact, so the numbers are those of
- * an f32 copy at half the memory and none of the conversion at start-up.
- * Vectors (norms, biases, the shared-expert gate) and f16 files are
- * converted to f32 once at load (f16 widens to f32 exactly). */
+ * LM head) stay in the file's 16-bit dtype (bf16 or f16): the kernels widen
+ * them in registers (backend/matmul.h), which is exact, so the numbers are
+ * those of an f32 copy at half the memory and none of the conversion at
+ * start-up. Vectors (norms, biases, the shared-expert gate) are converted to
+ * f32 once at load. */
 #ifndef MOE_BACKEND_MODEL_H
 #define MOE_BACKEND_MODEL_H
 
@@ -22,18 +22,22 @@ typedef struct moe_mlp_w {
     int inter;
     float *gate_up; /* [2*inter][hidden] */
     float *down;    /* [hidden][inter] */
-    /* the same in bf16, kept as the file has them (gate_up, down NULL) */
-    const uint16_t *gate_up_bf16, *down_bf16;
+    /* the same in 16 bits, kept as the file has them (gate_up, down NULL):
+     * bf16, or f16 when f16 is set */
+    const uint16_t *gate_up16, *down16;
+    int f16;
     /* quantized (an offloaded expert read from a quantized pack): when set,
      * the engine computes from these (backend/quant.h), not the floats */
     const struct moe_qmat *q_gate_up, *q_down;
 } moe_mlp_w;
 
-/* A weight matrix as loaded: f32, or bf16 kept as the file holds it (the
- * kernels widen it in registers, moe_matmul_mat). One of the two is set. */
+/* A weight matrix as loaded: f32, or 16 bits kept as the file holds them
+ * (bf16, or f16 when f16 is set; the kernels widen them in registers,
+ * moe_matmul_mat). One of f32 and h16 is set. */
 typedef struct moe_mat {
     const float *f32;
-    const uint16_t *bf16;
+    const uint16_t *h16;
+    int f16;
 } moe_mat;
 
 typedef struct moe_layer_w {
@@ -80,10 +84,13 @@ void moe_model_free(moe_model *m);
 /* An MLP's weights as f32 (gate_up [2I][H], down [H][I]): pointers into w
  * when it holds f32, else widened into gu_buf / dn_buf (2IH and HI floats). */
 void moe_mlp_f32(const moe_mlp_w *w, int hidden, float *gu_buf, float *dn_buf, const float **gu, const float **dn);
-/* Row r of a [rows][n] matrix as f32 (widened into out when bf16). */
+/* Row r of a [rows][n] matrix as f32 (widened into out when 16-bit). */
 void moe_mat_row(moe_mat w, size_t r, int n, float *out);
 /* Whether an MLP's weights are loaded (in either form). */
-static inline int moe_mlp_loaded(const moe_mlp_w *w) { return (w->gate_up && w->down) || (w->gate_up_bf16 && w->down_bf16); }
+static inline int moe_mlp_loaded(const moe_mlp_w *w) { return (w->gate_up && w->down) || (w->gate_up16 && w->down16); }
+/* An MLP's two matrices as moe_mat. */
+static inline moe_mat moe_mlp_gate_up(const moe_mlp_w *w) { return (moe_mat){w->gate_up, w->gate_up16, w->f16}; }
+static inline moe_mat moe_mlp_down(const moe_mlp_w *w) { return (moe_mat){w->down, w->down16, w->f16}; }
 /* Parameters of one routed expert (gate + up + down). */
 size_t moe_expert_params(const moe_model *m);
 

@@ -22,16 +22,14 @@ static void swiglu_q(moe_engine *e, const moe_mlp_w *w, const moe_qmat *qgu, con
                      int T, float *y) {
     int H = e->m->cfg.hidden, I = w->inter;
     if (qgu) moe_qmatmul(e->pool, e->gu, qgu, x, T);
-    else if (w->gate_up_bf16) moe_matmul_bf16(e->pool, e->gu, w->gate_up_bf16, NULL, x, T, 2 * I, H);
-    else moe_matmul(e->pool, e->gu, w->gate_up, NULL, x, T, 2 * I, H);
+    else moe_matmul_mat(e->pool, e->gu, moe_mlp_gate_up(w), NULL, x, T, 2 * I, H);
     for (int t = 0; t < T; t++) {
         const float *g = e->gu + (size_t)t * 2 * I, *u = g + I;
         float *a = e->act + (size_t)t * I;
         for (int i = 0; i < I; i++) a[i] = moe_silu(g[i]) * u[i];
     }
     if (qdn) moe_qmatmul(e->pool, y, qdn, e->act, T);
-    else if (w->down_bf16) moe_matmul_bf16(e->pool, y, w->down_bf16, NULL, e->act, T, H, I);
-    else moe_matmul(e->pool, y, w->down, NULL, e->act, T, H, I);
+    else moe_matmul_mat(e->pool, y, moe_mlp_down(w), NULL, e->act, T, H, I);
 }
 
 static void swiglu(moe_engine *e, const moe_mlp_w *w, const float *x, int T, float *y) {

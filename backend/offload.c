@@ -136,13 +136,13 @@ static void *io_main(void *p) {
          * raw); an f32 one is copied out (the engine reads s->w after
          * READ_DONE; the slot's last read decides which form it holds) */
         s->w.q_gate_up = s->w.q_down = NULL;
-        s->w.gate_up_bf16 = s->w.down_bf16 = NULL;
+        s->w.gate_up16 = s->w.down16 = NULL;
         if (!rc && moe_pack_dtype_bits(pk->dtype)) {
             moe_pack_qviews(pk, s->raw, &s->qgu, &s->qdn);
             s->w.q_gate_up = &s->qgu, s->w.q_down = &s->qdn;
         } else if (!rc && pk->dtype == MOE_PACK_BF16) {
-            s->w.gate_up_bf16 = s->raw;
-            s->w.down_bf16 = (const uint16_t *)s->raw + 2 * (size_t)pk->inter * pk->hidden;
+            s->w.gate_up16 = s->raw, s->w.f16 = 0;
+            s->w.down16 = (const uint16_t *)s->raw + 2 * (size_t)pk->inter * pk->hidden;
         } else if (!rc) {
             moe_pack_to_f32(pk, s->raw, s->w.gate_up, s->w.down);
         }

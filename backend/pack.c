@@ -204,9 +204,9 @@ static void from_bf16(float *dst, const uint16_t *src, size_t n) {
 static int expert_payload(const geom *g, const moe_mlp_w *w, unsigned char *blk, moe_error *err) {
     size_t n_gu = 2 * (size_t)g->I * g->H, n_down = (size_t)g->H * g->I;
     int bits = moe_pack_dtype_bits(g->dtype);
-    if (g->dtype == MOE_PACK_BF16 && w->gate_up_bf16) { /* kept as the file had it */
-        memcpy(blk, w->gate_up_bf16, n_gu * 2);
-        memcpy(blk + n_gu * 2, w->down_bf16, n_down * 2);
+    if (g->dtype == MOE_PACK_BF16 && w->gate_up16 && !w->f16) { /* kept as the file had it */
+        memcpy(blk, w->gate_up16, n_gu * 2);
+        memcpy(blk + n_gu * 2, w->down16, n_down * 2);
         return 0;
     }
     float *buf = w->gate_up ? NULL : malloc((n_gu + n_down) * sizeof(float));

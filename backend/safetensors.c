@@ -251,7 +251,7 @@ void st_to_f32(const st_tensor *t, uint64_t first, uint64_t n, float *out) {
     }
 }
 
-void st_to_bf16(const st_tensor *t, uint64_t first, uint64_t n, uint16_t *out) {
+void st_copy16(const st_tensor *t, uint64_t first, uint64_t n, uint16_t *out) {
     const unsigned char *p = (const unsigned char *)t->data + first * 2;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     memcpy(out, p, n * 2); /* the file is little-endian, as this machine */

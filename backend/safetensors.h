@@ -44,8 +44,8 @@ const char *st_dtype_name(enum st_dtype d);
 size_t st_dtype_size(enum st_dtype d);
 /* Convert n elements of tensor data starting at element `first` into f32. */
 void st_to_f32(const st_tensor *t, uint64_t first, uint64_t n, float *out);
-/* Copy n bf16 elements starting at element `first` of a BF16 tensor. */
-void st_to_bf16(const st_tensor *t, uint64_t first, uint64_t n, uint16_t *out);
+/* Copy n 16-bit elements starting at element `first` of a BF16 or F16 tensor. */
+void st_copy16(const st_tensor *t, uint64_t first, uint64_t n, uint16_t *out);
 /* "[a, b, c]" into buf. */
 const char *st_shape_str(const st_tensor *t, char *buf, size_t len);
 

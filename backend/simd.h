@@ -13,6 +13,7 @@
 #include <string.h>
 
 typedef float moe_v16f __attribute__((vector_size(64)));
+typedef int32_t moe_v16i __attribute__((vector_size(64)));
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(MOE_NO_CLONES)
 #define MOE_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -55,7 +56,39 @@ MOE_INLINE float moe_bf16_f32(uint16_t h) {
     return f;
 }
 
-typedef int32_t moe_v16i __attribute__((vector_size(64)));
+/* 16 f16 values widened to f32, exactly, with integer and float lane
+ * operations only (the baseline path has no conversion instruction):
+ * normal numbers re-biased (exponent + 112), infinities and NaNs to
+ * exponent 255 (+ 112 more), zeros and subnormals as mantissa x 2^-24 (an
+ * exact product), the sign put back. */
+MOE_INLINE void moe_load16_f16(moe_v16f *v, const uint16_t *p) {
+    moe_v16u16 h;
+    memcpy(&h, p, sizeof h);
+    moe_v16u32 u = __builtin_convertvector(h, moe_v16u32);
+    moe_v16u32 sign = (u & 0x8000u) << 16, em = u & 0x7fffu;
+    moe_v16u32 norm = (em << 13) + (112u << 23);
+    moe_v16u32 special = (moe_v16u32)(em >= 0x7c00u), small = (moe_v16u32)(em < 0x400u);
+    norm += special & (112u << 23);
+    moe_v16f sub = __builtin_convertvector((moe_v16i)em, moe_v16f) * 5.9604644775390625e-8f;
+    moe_v16u32 subu;
+    memcpy(&subu, &sub, sizeof subu);
+    moe_v16u32 r = ((norm & ~small) | (subu & small)) | sign;
+    memcpy(v, &r, sizeof *v);
+}
+MOE_INLINE float moe_f16_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, em = h & 0x7fffu, r;
+    if (em < 0x400u) {
+        float f = (float)em * 5.9604644775390625e-8f;
+        memcpy(&r, &f, 4);
+    } else {
+        r = (em << 13) + (112u << 23) + (em >= 0x7c00u ? 112u << 23 : 0);
+    }
+    r |= sign;
+    float f;
+    memcpy(&f, &r, 4);
+    return f;
+}
+MOE_INLINE float moe_h16_f32(uint16_t h, int f16) { return f16 ? moe_f16_f32(h) : moe_bf16_f32(h); }
 
 /* e^x for 16 lanes, each alone (so any width gives the same bits), within
  * about 1 ulp of the true value, for x <= 88; below -87 it is 0 (a softmax

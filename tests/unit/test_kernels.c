@@ -4,7 +4,8 @@
  *  - moe_matmul against a double-precision reference on shapes with and
  *    without a tail past 16 columns;
  *  - the same bits for one token at a time as for a batch, for 1 and 3
- *    threads, and from bf16 weights as from their f32 copy. */
+ *    threads, and from bf16 and f16 weights as from their f32 copy;
+ *  - every one of the 65536 f16 values widened exactly (against ldexp). */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -48,6 +49,33 @@ static void test_exp(void) {
     CHECK(v[0] == 1.0f && v[1] == 0.0f && v[2] == 0.0f && v[3] == 0.0f);
 }
 
+/* The f16 value of bits h, from its definition. */
+static double f16_ref(uint16_t h) {
+    int e = (h >> 10) & 31, m = h & 1023;
+    double v = e == 0 ? ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexp(1024 + m, e - 25);
+    return h & 0x8000 ? -v : v;
+}
+
+static void test_f16(void) {
+    int bad = 0;
+    for (uint32_t h0 = 0; h0 < 65536; h0 += 16) {
+        uint16_t h[16];
+        for (int k = 0; k < 16; k++) h[k] = (uint16_t)(h0 + (uint32_t)k);
+        moe_v16f v;
+        moe_load16_f16(&v, h);
+        for (int k = 0; k < 16; k++) {
+            double want = f16_ref(h[k]);
+            float s = moe_f16_f32(h[k]);
+            int neg = h[k] >> 15; /* signbit() is only nonzero, not 1 */
+            int ok = isnan(want) ? isnan(v[k]) && isnan(s) && !signbit(v[k]) == !neg && !signbit(s) == !neg
+                                 : (double)v[k] == want && (double)s == want && !signbit(v[k]) == !neg &&
+                                       !signbit(s) == !neg;
+            if (!ok && bad++ < 3) printf("info f16 %04x: vector %g, scalar %g, want %g\n", h[k], (double)v[k], (double)s, want);
+        }
+    }
+    CHECK_EQ_U(bad, 0);
+}
+
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
 static float frand(void) {
     rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
@@ -63,13 +91,20 @@ static void test_matmul(void) {
         float *W = malloc(sizeof(float) * (size_t)R * C), *x = malloc(sizeof(float) * (size_t)T * C);
         float *bias = malloc(sizeof(float) * (size_t)R), *y = malloc(sizeof(float) * (size_t)T * R);
         float *y1 = malloc(sizeof(float) * (size_t)T * R), *yb = malloc(sizeof(float) * (size_t)T * R);
-        uint16_t *Wb = malloc(sizeof(uint16_t) * (size_t)R * C);
+        uint16_t *Wb = malloc(sizeof(uint16_t) * (size_t)R * C), *Wh = malloc(sizeof(uint16_t) * (size_t)R * C);
+        float *Wf = malloc(sizeof(float) * (size_t)R * C);
         for (int i = 0; i < R * C; i++) {
             uint32_t u;
             float f = frand();
             memcpy(&u, &f, 4);
             Wb[i] = (uint16_t)(u >> 16), u &= 0xFFFF0000u; /* W: the bf16 values exactly */
             memcpy(&W[i], &u, 4);
+        }
+        for (int i = 0; i < R * C; i++) { /* f16 weights: any finite bits (normals, subnormals, zeros) */
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            Wh[i] = (uint16_t)(rng >> 48);
+            if ((Wh[i] & 0x7c00) == 0x7c00) Wh[i] &= 0xbfff;
+            Wf[i] = (float)f16_ref(Wh[i]);
         }
         for (int i = 0; i < T * C; i++) x[i] = frand();
         for (int i = 0; i < R; i++) bias[i] = frand();
@@ -89,13 +124,17 @@ static void test_matmul(void) {
         CHECK(memcmp(y, yb, sizeof(float) * (size_t)T * R) == 0);
         for (int t = 0; t < T; t++) moe_matmul_bf16(p3, yb + t * R, Wb, bias, x + t * C, 1, R, C);
         CHECK(memcmp(y, yb, sizeof(float) * (size_t)T * R) == 0);
-        free(W), free(x), free(bias), free(y), free(y1), free(yb), free(Wb);
+        moe_matmul(p1, y, Wf, bias, x, T, R, C);
+        moe_matmul_mat(p3, yb, (moe_mat){.h16 = Wh, .f16 = 1}, bias, x, T, R, C);
+        CHECK(memcmp(y, yb, sizeof(float) * (size_t)T * R) == 0);
+        free(W), free(x), free(bias), free(y), free(y1), free(yb), free(Wb), free(Wh), free(Wf);
     }
     moe_pool_free(p1), moe_pool_free(p3);
 }
 
 int main(void) {
     RUN(test_exp);
+    RUN(test_f16);
     RUN(test_matmul);
     CHECK_EXIT();
 }
