@@ -72,7 +72,8 @@ MOE_INLINE void att_one(const att_job *j, int64_t it, float *sc) {
     moe_v16f mxv = (moe_v16f){0} - INFINITY;
     for (int s0 = 0; s0 < n; s0 += 16) {
         moe_v16f acc[16], kv, r;
-        for (int k = 0; k < 16; k++) acc[k] = (moe_v16f){0};
+#pragma GCC unroll 16
+        for (int k = 0; k < 16; k++) acc[k] = (moe_v16f){0}; /* unrolled here and below: registers, not memory */
         const float *kb = kt + first + s0;
         int i = 0;
         for (; i + 16 <= hd; i += 16)
@@ -81,7 +82,9 @@ MOE_INLINE void att_one(const att_job *j, int64_t it, float *sc) {
                 moe_load16(&kv, kb + (size_t)(i + k) * stride);
                 acc[k] += q[i + k] * kv;
             }
+#pragma GCC unroll 8
         for (int k = 0; k < 8; k++) acc[k] += acc[k + 8];
+#pragma GCC unroll 4
         for (int k = 0; k < 4; k++) acc[k] += acc[k + 4];
         r = (acc[0] + acc[1]) + (acc[2] + acc[3]);
         for (; i < hd; i++) {
