@@ -20,7 +20,8 @@
  *    (resident ones first, ascending id; then in read-queue order); waiting
  *    for a demand read is a miss stall, for a prefetch a late-prefetch stall.
  * Reads run on `io_threads` threads serving one FIFO queue (the timing
- * model's I/O channels); each read is pread + checksum + bf16->f32 widening.
+ * model's I/O channels); each read is pread + checksum (bf16 and quantized blocks are
+ * computed on as read, an f32 block is copied out).
  *
  * What is measured (wall clock): per step the forward call's duration; the
  * engine's dense / expert / head time (backend/engine.h); stalls by kind;
