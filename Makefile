@@ -48,7 +48,8 @@ LDLIBS  := -lsqlite3 -lgsl -lgslcblas -lcsv -lcjson -lm -pthread
 LDFLAGS += $(SANFLAGS)
 
 CORE_SRC    := $(wildcard core/*.c core/policies/*.c)
-SIM_SRC     := $(filter-out sim/main.c,$(wildcard sim/*.c))
+SIM_SRC     := $(wildcard sim/*.c)
+CLI_SRC     := $(filter-out cli/main.c,$(wildcard cli/*.c))
 BACKEND_SRC := $(wildcard backend/*.c)
 TEST_SRC    := $(wildcard tests/unit/test_*.c)
 BENCH_SRC   := $(wildcard tests/bench/bench_*.c)
@@ -56,11 +57,12 @@ FUZZ_SRC    := $(wildcard tests/fuzz/fuzz_*.c)
 
 CORE_OBJ    := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
 SIM_OBJ     := $(SIM_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ     := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 BACKEND_OBJ := $(BACKEND_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN    := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_BIN   := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 FUZZ_BIN    := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/fuzz/%)
-APP_LIBS    := $(BUILD)/libmoesim-sim.a $(BUILD)/libmoesim-backend.a $(BUILD)/libmoesim.a
+APP_LIBS    := $(BUILD)/libmoesim-cli.a $(BUILD)/libmoesim-sim.a $(BUILD)/libmoesim-backend.a $(BUILD)/libmoesim.a
 
 .PHONY: FORCE all test demo bench validate quality fuzz fuzz-bins deps check-deps install clean
 all: $(BUILD)/moesim $(BUILD)/libmoesim.a
@@ -87,10 +89,12 @@ $(BUILD)/libmoesim.a: $(CORE_OBJ)
 	@rm -f $@; ar rcs $@ $^
 $(BUILD)/libmoesim-sim.a: $(SIM_OBJ)
 	@rm -f $@; ar rcs $@ $^
+$(BUILD)/libmoesim-cli.a: $(CLI_OBJ)
+	@rm -f $@; ar rcs $@ $^
 $(BUILD)/libmoesim-backend.a: $(BACKEND_OBJ)
 	@rm -f $@; ar rcs $@ $^
 
-$(BUILD)/moesim: $(BUILD)/obj/sim/main.o $(APP_LIBS)
+$(BUILD)/moesim: $(BUILD)/obj/cli/main.o $(APP_LIBS)
 	$(CC) $(LDFLAGS) -o $@ $< $(APP_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(APP_LIBS)

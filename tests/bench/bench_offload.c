@@ -24,7 +24,7 @@
 #include "../../backend/engine.h"
 #include "../../backend/pack.h"
 #include "../../core/cache_state.h"
-#include "../../sim/offload_run.h"
+#include "../../cli/offload_run.h"
 
 #define ROUNDS 5
 #define PROMPT 32

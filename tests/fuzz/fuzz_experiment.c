@@ -1,8 +1,8 @@
-/* fuzz_experiment: experiment files (sim/experiment.c: the ini reader,
+/* fuzz_experiment: experiment files (cli/experiment.c: the ini reader,
  * every key's value parser, expectations) and the run plan built from one
- * (sim/experiment.c moe_experiment_plan is not called: it needs traces). */
+ * (cli/experiment.c moe_experiment_plan is not called: it needs traces). */
 #include "fuzz.h"
-#include "../../sim/experiment.h"
+#include "../../cli/experiment.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
     moe_error err;

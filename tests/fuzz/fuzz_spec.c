@@ -8,7 +8,7 @@
  * (device and model profiles are read from experiments/). */
 #include "fuzz.h"
 #include "../../core/trace_gen.h"
-#include "../../sim/offload_opts.h"
+#include "../../cli/offload_opts.h"
 #include "../../sim/replay.h"
 #include "../../sim/replay_opts.h"
 

@@ -11,9 +11,9 @@
 #include "../core/precision.h"
 #include "../core/prefetch.h"
 #include "cli.h"
-#include "replay.h"
-#include "replay_ext.h"
-#include "replay_opts.h"
+#include "../sim/replay.h"
+#include "../sim/replay_ext.h"
+#include "../sim/replay_opts.h"
 
 const char moe_offload_opts_help[] =
     "offloaded execution (experts streamed from an expert pack into a bounded cache):\n"

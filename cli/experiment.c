@@ -15,8 +15,8 @@
 #include "../core/policy.h"
 #include "../core/strindex.h"
 #include "cli.h"
-#include "replay_opts.h"
-#include "runrec.h"
+#include "../sim/replay_opts.h"
+#include "../sim/runrec.h"
 
 #define MAX_PLAN 1000000u
 /* Capacities of one experiment: each is at least one replay per policy and

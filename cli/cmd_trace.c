@@ -173,7 +173,7 @@ static int fmt_bit(const char *format) {
     return 0;
 }
 
-/* Progress of an import on a terminal (sim/cli.h). */
+/* Progress of an import on a terminal (cli/cli.h). */
 static cli_progress prog;
 
 static void import_say(void *ctx, int is_warning, const char *msg) {

@@ -33,8 +33,8 @@
 #include "../core/mrc.h"
 #include "cli.h"
 #include "commands.h"
-#include "replay.h"
-#include "replay_ext.h"
+#include "../sim/replay.h"
+#include "../sim/replay_ext.h"
 
 static const char plan_usage[] =
     "usage: moesim plan --trace F --model PROFILE --ram GiB --device D [options]\n"

@@ -10,7 +10,7 @@
 #include "../core/on_miss.h"
 #include "../core/timing.h"
 #include "../core/trace_formats.h"
-#include "replay_ext.h"
+#include "../sim/replay_ext.h"
 
 void moe_offload_out_free(moe_offload_out *out) {
     moe_trace_free(out->trace);

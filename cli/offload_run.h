@@ -11,7 +11,7 @@
 #include <stdio.h>
 
 #include "../backend/offload.h"
-#include "replay.h"
+#include "../sim/replay.h"
 
 typedef struct moe_offload_job {
     const moe_model *model;        /* loaded with or without experts */

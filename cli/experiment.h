@@ -57,7 +57,7 @@
 
 #include "../core/error.h"
 #include "../core/trace.h"
-#include "replay.h"
+#include "../sim/replay.h"
 
 typedef struct moe_str_list {
     char **v;

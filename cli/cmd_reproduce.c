@@ -61,10 +61,10 @@
 #include "../core/trace_fit.h"
 #include "cli.h"
 #include "commands.h"
-#include "replay.h"
+#include "../sim/replay.h"
 #include "experiment.h"
 #include "quality_db.h"
-#include "replay_ext.h"
+#include "../sim/replay_ext.h"
 #include "reproduce.h"
 
 static const char reproduce_usage[] =
@@ -73,7 +73,7 @@ static const char reproduce_usage[] =
     "Run paper reproductions and print one table: experiment, metric, published\n"
     "value, ours, difference, verdict (PASS / FAIL / NOT COMPARABLE) and why.\n"
     "Without files, every experiments/repro_*.ini runs. The file format is\n"
-    "documented at the top of sim/cmd_reproduce.c.\n"
+    "documented at the top of cli/cmd_reproduce.c.\n"
     "\n"
     "  --strict     exit 1 if any verdict is FAIL (default: 0 when it ran)\n"
     "  -h, --help   this text\n";

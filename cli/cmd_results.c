@@ -487,7 +487,7 @@ static int results_export(int argc, char **argv) {
             rc = 1;
         }
     }
-    /* Standard output is flushed and checked by main (sim/main.c). */
+    /* Standard output is flushed and checked by main (cli/main.c). */
     f = stdout;
     goto out;
 sqlerr:

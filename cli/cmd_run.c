@@ -7,9 +7,9 @@
 #include "../core/results.h"
 #include "cli.h"
 #include "commands.h"
-#include "replay.h"
-#include "replay_opts.h"
-#include "runrec.h"
+#include "../sim/replay.h"
+#include "../sim/replay_opts.h"
+#include "../sim/runrec.h"
 
 static const char run_usage[] =
     "usage: moesim run --trace F --capacity C [options]\n"

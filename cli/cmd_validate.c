@@ -19,8 +19,8 @@
 #include "commands.h"
 #include "offload_opts.h"
 #include "offload_run.h"
-#include "replay_ext.h"
-#include "runrec.h"
+#include "../sim/replay_ext.h"
+#include "../sim/runrec.h"
 
 static const char validate_usage[] =
     "usage: moesim validate --model DIR --prompt-file F --capacity C [options]\n"

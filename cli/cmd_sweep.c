@@ -28,14 +28,14 @@
 #include "cli.h"
 #include "experiment.h"
 #include "commands.h"
-#include "replay.h"
-#include "runrec.h"
+#include "../sim/replay.h"
+#include "../sim/runrec.h"
 
 static const char sweep_usage[] =
     "usage: moesim sweep EXPERIMENT.ini [--db F] [--shard i/N] [--jobs N] [--json]\n"
     "       moesim sweep --trace F [--trace F2 ...] --policies LIST --capacities LIST --db F [options]\n"
     "\n"
-    "An experiment file (experiments/*.ini, format in sim/experiment.h) gives the\n"
+    "An experiment file (experiments/*.ini, format in cli/experiment.h) gives the\n"
     "traces, scopes, policies, capacities (experts, bytes, %, or rho = multiple of\n"
     "top_k), cold-per-seq, seeds, prefetchers, precision, device and model profile,\n"
     "and the published values to compare against; its runs go to --db, by default\n"

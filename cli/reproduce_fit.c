@@ -2,7 +2,7 @@
  * published moe-lrc hit-rate curves and write the trace plus a sidecar .ini
  * with its parameters (method: core/trace_fit.h). Lives beside the
  * reproductions because its main use is to stand in for traces we do not
- * have; dispatched from sim/cmd_trace.c. */
+ * have; dispatched from cli/cmd_trace.c. */
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>

@@ -34,9 +34,9 @@
 #include "../core/results.h"
 #include "cli.h"
 #include "commands.h"
-#include "replay.h"
-#include "replay_opts.h"
-#include "runrec.h"
+#include "../sim/replay.h"
+#include "../sim/replay_opts.h"
+#include "../sim/runrec.h"
 
 static const char regress_usage[] =
     "usage: moesim regress --baseline F.csv [--tol T] [--update] [--db F] [--verbose]\n"

@@ -15,7 +15,7 @@
 #include "cli.h"
 #include "offload_opts.h"
 #include "offload_run.h"
-#include "replay_ext.h"
+#include "../sim/replay_ext.h"
 #include "commands.h"
 
 static const char infer_usage[] =
