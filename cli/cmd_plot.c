@@ -29,7 +29,7 @@
 #include "commands.h"
 
 static const char plot_usage[] =
-    "usage: moesim plot KIND --db F [filters] -o FILE.png|FILE.svg\n"
+    "usage: moesim plot KIND --db F [filters] -o FILE.png|FILE.svg|FILE.pdf\n"
     "\n"
     "Draw a figure from a results database with gnuplot (templates in plots/).\n"
     "\n"
@@ -49,12 +49,17 @@ static const char plot_usage[] =
     "\n"
     "filters:\n"
     "  --trace T        trace file, or a prefix of its content hash (default: the only one)\n"
-    "  --policy P       policy name (all its parameter variants) or canonical spec\n"
+    "  --policy P       policy name (all its parameter variants) or canonical spec;\n"
+    "                   repeatable, or a list: --policy lru,lfu,arc. hit-rate and\n"
+    "                   warmup always draw Belady when present (the ceiling); a\n"
+    "                   policy that reads the future is labelled (oracle)\n"
     "  --scope S        per-layer or global (default: per-layer when present)\n"
     "  --experiment E   experiment name\n"
     "  --capacity N     capacity (warmup, layer-heatmap, topic-switch; default: a middle one)\n"
     "  --cold-per-seq on|off   (default: off when present)\n"
     "  --title TEXT     figure title (default: names the trace)\n"
+    "  --size WxH       pixels (default 1100x680; a PDF is 100 pixels to the inch)\n"
+    "  --font 'NAME,PT' font (default 'DejaVu Sans,11')\n"
     "  --plots DIR      template folder (default: plots, or $MOESIM_PLOTS)\n"
     "  -h, --help       this text\n"
     "\n"
@@ -64,6 +69,11 @@ typedef struct plot_ctx {
     sqlite3 *db;
     const char *db_path, *kind, *out, *plots;
     const char *trace_arg, *policy, *scope, *experiment, *title;
+    char pol_buf[2048];
+    const char *pol[32]; /* --policy, every one given (lists split at commas) */
+    int n_pol;
+    int keep_belady;     /* hit-rate, warmup: Belady drawn whatever --policy says */
+    const char *size, *font;
     long capacity;     /* -1 = not given */
     int cold;          /* -1 = not given */
     char trace_hash[65], trace_path[1024], trace_desc[1400];
@@ -112,12 +122,49 @@ static void gp_num(plot_ctx *p, const char *name, double v) {
     snprintf(p->gp_vars + u, sizeof p->gp_vars - u, "%s=%.17g; ", name, v);
 }
 
+/* Whether policy spec `pol` is selected by --policy: a name selects all its
+ * parameter variants, a canonical spec exactly itself. */
+static int policy_selected(const plot_ctx *p, const char *pol) {
+    if (!p->n_pol) return 1;
+    if (p->keep_belady && !strncmp(pol, "belady", 6) && (!pol[6] || pol[6] == ':')) return 1;
+    for (int i = 0; i < p->n_pol; i++) {
+        size_t n = strlen(p->pol[i]);
+        if (!strncmp(pol, p->pol[i], n) && (!pol[n] || (pol[n] == ':' && !strchr(p->pol[i], ':')))) return 1;
+    }
+    return 0;
+}
+
+static void policy_match_fn(sqlite3_context *cx, int argc, sqlite3_value **v) {
+    (void)argc;
+    const unsigned char *pol = sqlite3_value_text(v[0]);
+    sqlite3_result_int(cx, pol && policy_selected(sqlite3_user_data(cx), (const char *)pol));
+}
+
+/* Split --policy values (repeatable, comma lists) into p->pol. */
+static int add_policies(plot_ctx *p, const char *arg) {
+    size_t used = 0;
+    for (int i = 0; i < p->n_pol; i++) used += strlen(p->pol[i]) + 1;
+    for (const char *c = arg; *c;) {
+        size_t n = strcspn(c, ",");
+        if (n && p->n_pol < 32 && used + n + 1 <= sizeof p->pol_buf) {
+            memcpy(p->pol_buf + used, c, n);
+            p->pol_buf[used + n] = 0;
+            p->pol[p->n_pol++] = p->pol_buf + used;
+            used += n + 1;
+        } else if (n) {
+            return -1;
+        }
+        c += n + (c[n] == ',');
+    }
+    return 0;
+}
+
 /* The run filter as SQL over run_summary s (bound in a fixed order by bind_filter). */
 static void filter_sql(const plot_ctx *p, char *buf, size_t cap, int plain) {
     (void)p; /* the values are bound by bind_filter */
     snprintf(buf, cap,
              " s.status = 'done' AND s.trace_hash = ?1"
-             " AND (?2 IS NULL OR s.policy = ?2 OR s.policy LIKE ?2 || ':%%')"
+             " AND moe_policy_match(s.policy)"
              " AND (?3 IS NULL OR s.scope = ?3) AND (?4 IS NULL OR s.experiment = ?4)"
              " AND (?5 < 0 OR s.capacity = ?5) AND (?6 < 0 OR s.cold_per_seq = ?6)%s",
              plain ? " AND NOT EXISTS (SELECT 1 FROM run_config c WHERE c.run_id = s.id AND c.key IN"
@@ -127,7 +174,6 @@ static void filter_sql(const plot_ctx *p, char *buf, size_t cap, int plain) {
 
 static void bind_filter(const plot_ctx *p, sqlite3_stmt *st) {
     sqlite3_bind_text(st, 1, p->trace_hash, -1, SQLITE_STATIC);
-    if (p->policy) sqlite3_bind_text(st, 2, p->policy, -1, SQLITE_STATIC);
     if (p->scope) sqlite3_bind_text(st, 3, p->scope, -1, SQLITE_STATIC);
     if (p->experiment) sqlite3_bind_text(st, 4, p->experiment, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, p->capacity);
@@ -144,8 +190,10 @@ static sqlite3_stmt *prepare(plot_ctx *p, const char *sql) {
 }
 
 static void describe_filters(const plot_ctx *p, char *buf, size_t cap) {
-    snprintf(buf, cap, "trace %.16s%s%s%s%s%s%s%s%s", p->trace_hash, p->policy ? ", policy " : "",
-             p->policy ? p->policy : "", p->scope ? ", scope " : "", p->scope ? p->scope : "",
+    char pols[1200] = "";
+    for (int i = 0; i < p->n_pol; i++) appendf(pols, sizeof pols, "%s%s", i ? "," : "", p->pol[i]);
+    snprintf(buf, cap, "trace %.16s%s%s%s%s%s%s%s%s", p->trace_hash, p->n_pol ? ", policy " : "",
+             pols, p->scope ? ", scope " : "", p->scope ? p->scope : "",
              p->experiment ? ", experiment " : "", p->experiment ? p->experiment : "",
              p->cold >= 0 ? (p->cold ? ", cold per sequence" : ", warm cache") : "", "");
     if (p->capacity >= 0) appendf(buf, cap, ", capacity %ld", p->capacity);
@@ -271,11 +319,16 @@ static int list_policies(plot_ctx *p, int plain, char names[][128], int max) {
     sqlite3_stmt *st = prepare(p, sql);
     if (!st) return -1;
     bind_filter(p, st);
-    int n = 0;
-    while (sqlite3_step(st) == SQLITE_ROW && n < max)
+    int n = 0, asked = 0, keep = p->keep_belady;
+    while (sqlite3_step(st) == SQLITE_ROW && n < max) {
         snprintf(names[n++], 128, "%s", (const char *)sqlite3_column_text(st, 0));
+        p->keep_belady = 0; /* was any of them asked for, Belady aside? */
+        asked |= policy_selected(p, names[n - 1]);
+        p->keep_belady = keep;
+    }
     sqlite3_finalize(st);
-    return n;
+    /* Belady alone, drawn only because it is kept: none of --policy matched */
+    return p->n_pol && !asked ? 0 : n;
 }
 
 static int empty_selection(plot_ctx *p, const char *what) {
@@ -319,7 +372,11 @@ static int policy_files(plot_ctx *p, char names[][128], int n) {
         int clash = 0;
         for (int j = 0; j < n; j++)
             clash |= j != i && strcspn(names[j], ":") == bl && !strncmp(names[i], names[j], bl);
-        appendf(list, sizeof list, "%s%.*s", i ? " " : "", clash ? (int)strlen(names[i]) : (int)bl, names[i]);
+        /* a policy that reads the future says so: a profile or a training
+         * taken from the replayed trace itself */
+        int oracle = strstr(names[i], "profile=self") || strstr(names[i], "oracle"); /* Belady: the template's "offline optimum" */
+        appendf(list, sizeof list, "%s%.*s%s", i ? " " : "", clash ? (int)strlen(names[i]) : (int)bl, names[i],
+                oracle ? "(oracle)" : "");
     }
     gp_str(p, "policies", list);
     return 0;
@@ -374,7 +431,7 @@ static int plot_warmup(plot_ctx *p, int topic) {
     /* topic-switch: the warm and the cold-per-sequence run of each policy,
      * so the recovery after a sequence start is seen against the warm line */
     int modes = 1;
-    if (topic && !p->policy) n = n > 4 ? 4 : n; /* a readable number of lines */
+    if (topic && !p->n_pol) n = n > 4 ? 4 : n; /* a readable number of lines */
     char labels[8192] = "";
     int k = 0, last_belady = 0;
     for (int i = 0; i < n; i++)
@@ -444,7 +501,9 @@ static int plot_warmup(plot_ctx *p, int topic) {
 
 static int plot_layer_heatmap(plot_ctx *p) {
     if (pick_defaults(p, 1)) return -1;
-    int by_capacity = p->policy != NULL;
+    /* one policy given: its rows are capacities; otherwise the policies' rows */
+    int by_capacity = p->n_pol == 1;
+    p->policy = by_capacity ? p->pol[0] : NULL;
     if (!by_capacity && pick_capacity(p, 1)) return -1;
     char where[1024], sql[2000], file[256];
     filter_sql(p, where, sizeof where, 1);
@@ -682,14 +741,13 @@ static int plot_validation(plot_ctx *p) {
         " FROM run_summary s JOIN run_summary q ON q.id IN (SELECT run_id FROM run_config WHERE key = 'validation'"
         "   AND value = " KV("validation") ") AND (SELECT value FROM run_config WHERE run_id = q.id AND key = 'kind') = 'predicted'"
         " WHERE s.status = 'done' AND " KV("kind") " = 'measured'"
-        " AND (?1 IS NULL OR s.policy = ?1 OR s.policy LIKE ?1 || ':%')"
+        " AND moe_policy_match(s.policy)"
         " AND (?2 IS NULL OR s.scope = ?2) AND (?3 IS NULL OR s.experiment = ?3) AND (?4 < 0 OR s.capacity = ?4)"
         " ORDER BY s.id";
 #undef KV
 #undef MV
     sqlite3_stmt *st = prepare(p, sql);
     if (!st) return -1;
-    if (p->policy) sqlite3_bind_text(st, 1, p->policy, -1, SQLITE_STATIC);
     if (p->scope) sqlite3_bind_text(st, 2, p->scope, -1, SQLITE_STATIC);
     if (p->experiment) sqlite3_bind_text(st, 3, p->experiment, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, p->capacity);
@@ -791,13 +849,26 @@ static int run_gnuplot(plot_ctx *p, const char *tmpl) {
     snprintf(gp, sizeof gp, "%s/%s", p->plots, tmpl);
     if (access(gp, R_OK)) return fail(p, "template %s: %s (run from the source tree, or --plots DIR)", gp, strerror(errno));
     size_t ol = strlen(p->out);
-    int svg = ol > 4 && !strcasecmp(p->out + ol - 4, ".svg");
-    if (!svg && !(ol > 4 && !strcasecmp(p->out + ol - 4, ".png")))
-        return fail(p, "-o %s: the output must end in .png or .svg", p->out);
-    snprintf(term, sizeof term, "%s; set output \"%s\"",
-             svg ? "set terminal svg size 1100,680 dynamic noenhanced font 'DejaVu Sans,12' background '#ffffff'"
-                 : "set terminal pngcairo size 1100,680 noenhanced font 'DejaVu Sans,11'",
-             p->out);
+    const char *ext = ol > 4 ? p->out + ol - 4 : "";
+    int svg = !strcasecmp(ext, ".svg"), pdf = !strcasecmp(ext, ".pdf");
+    if (!svg && !pdf && strcasecmp(ext, ".png"))
+        return fail(p, "-o %s: the output must end in .png, .svg or .pdf", p->out);
+    unsigned w = 1100, h = 680;
+    if (p->size) {
+        char *x;
+        unsigned long a = strtoul(p->size, &x, 10), b = *x == 'x' ? strtoul(x + 1, &x, 10) : 0;
+        if (*x || a < 100 || b < 100 || a > 10000 || b > 10000)
+            return fail(p, "--size %s: expected WIDTHxHEIGHT in pixels, each 100..10000 (e.g. 1600x900)", p->size);
+        w = (unsigned)a, h = (unsigned)b;
+    }
+    char font[200];
+    snprintf(font, sizeof font, "%s", p->font ? p->font : svg ? "DejaVu Sans,12" : "DejaVu Sans,11");
+    if (strchr(font, '\'') || strchr(font, '"')) return fail(p, "--font %s: no quotes in a font name", p->font);
+    /* PDF sizes are in inches: 100 pixels to the inch */
+    if (svg) snprintf(term, sizeof term, "set terminal svg size %u,%u dynamic noenhanced font '%s' background '#ffffff'", w, h, font);
+    else if (pdf) snprintf(term, sizeof term, "set terminal pdfcairo size %.2fin,%.2fin noenhanced font '%s'", w / 100.0, h / 100.0, font);
+    else snprintf(term, sizeof term, "set terminal pngcairo size %u,%u noenhanced font '%s'", w, h, font);
+    appendf(term, sizeof term, "; set output \"%s\"", p->out);
     gp_str(p, "datadir", p->dir);
     static const struct { const char *kind, *head; } heads[] = {
         {"hit-rate", "Expert-cache hit rate vs cache capacity"},
@@ -853,6 +924,7 @@ int cmd_plot(int argc, char **argv) {
         {"experiment", required_argument, 0, 'e'}, {"capacity", required_argument, 0, 'c'},
         {"cold-per-seq", required_argument, 0, 'C'}, {"title", required_argument, 0, 'T'},
         {"plots", required_argument, 0, 'P'},      {"output", required_argument, 0, 'o'},
+        {"size", required_argument, 0, 'S'},       {"font", required_argument, 0, 'F'},
         {"help", no_argument, 0, 'h'},             {0, 0, 0, 0},
     };
     plot_ctx p = {.capacity = -1, .cold = -1};
@@ -865,7 +937,14 @@ int cmd_plot(int argc, char **argv) {
         switch (c) {
         case 'd': p.db_path = optarg; break;
         case 't': p.trace_arg = optarg; break;
-        case 'p': p.policy = optarg; break;
+        case 'p':
+            if (add_policies(&p, optarg)) {
+                fprintf(stderr, "moesim plot: --policy: at most 32 policies\n");
+                return 2;
+            }
+            break;
+        case 'S': p.size = optarg; break;
+        case 'F': p.font = optarg; break;
         case 's':
             if (strcmp(optarg, "per-layer") && strcmp(optarg, "global")) {
                 fprintf(stderr, "moesim plot: --scope: per-layer or global, not '%s'\n", optarg);
@@ -922,6 +1001,9 @@ int cmd_plot(int argc, char **argv) {
     /* Read-only, works on read-only media, refuses a damaged file. */
     if (!(p.db = moe_db_open_readonly(p.db_path, NULL, &p.err))) goto out;
     sqlite3_busy_timeout(p.db, 10000);
+    sqlite3_create_function(p.db, "moe_policy_match", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, &p, policy_match_fn, NULL,
+                            NULL);
+    p.keep_belady = !strcmp(p.kind, "hit-rate") || !strcmp(p.kind, "warmup");
     snprintf(p.dir, sizeof p.dir, "/tmp/moesim-plot-XXXXXX");
     if (!mkdtemp(p.dir)) {
         fail(&p, "mkdtemp: %s", strerror(errno));

@@ -31,4 +31,20 @@ grep -q "no prefetch metrics" "$tmp/out" && pass plot_no_prefetch || fail plot_n
 "$MOESIM" plot bogus --db "$tmp/r.db" -o "$tmp/x.png" >/dev/null 2>&1
 [ $? -eq 2 ] && pass plot_bad_kind || fail plot_bad_kind "expected exit 2"
 "$MOESIM" plot hit-rate --db "$tmp/r.db" -o "$tmp/x.jpg" >"$tmp/out" 2>&1
-grep -q "must end in .png or .svg" "$tmp/out" && pass plot_bad_ext || fail plot_bad_ext "$(cat "$tmp/out")"
+grep -q "must end in .png, .svg or .pdf" "$tmp/out" && pass plot_bad_ext || fail plot_bad_ext "$(cat "$tmp/out")"
+# policy lists: repeated and comma-separated --policy draw exactly those, Belady
+# (the ceiling) whenever present, and a policy reading the future is labelled
+"$MOESIM" sweep --trace traces/default.moetrace --policies lfu,pin --capacities 1:4 --db "$tmp/r.db" >/dev/null 2>&1
+"$MOESIM" plot hit-rate --db "$tmp/r.db" --policy lru --policy fifo,pin -o "$tmp/l.svg" >"$tmp/out" 2>&1
+if grep -q '>lru<' "$tmp/l.svg" && grep -q '>fifo<' "$tmp/l.svg" && grep -q '>pin(oracle)<' "$tmp/l.svg" &&
+   grep -q '>belady' "$tmp/l.svg" && ! grep -q '>lfu<' "$tmp/l.svg"; then pass plot_policy_list
+else fail plot_policy_list "$(cat "$tmp/out"; grep -o '>[a-z()]*<' "$tmp/l.svg" | sort -u | tr '\n' ' ')"; fi
+# PDF, and a size and font of one's own
+if "$MOESIM" plot hit-rate --db "$tmp/r.db" --policy lru,lfu -o "$tmp/h.pdf" >"$tmp/out" 2>&1 &&
+   [ "$(head -c 4 "$tmp/h.pdf")" = "%PDF" ]; then pass plot_pdf; else fail plot_pdf "$(cat "$tmp/out")"; fi
+"$MOESIM" plot hit-rate --db "$tmp/r.db" --size 800x500 --font 'DejaVu Sans,9' -o "$tmp/s.png" >"$tmp/out" 2>&1
+wh=$(python3 -c 'import struct,sys; d=open(sys.argv[1],"rb").read(24); print("%dx%d" % struct.unpack(">II", d[16:24]))' "$tmp/s.png" 2>/dev/null)
+[ "$wh" = 800x500 ] && pass plot_size || fail plot_size "got $wh: $(cat "$tmp/out")"
+"$MOESIM" plot hit-rate --db "$tmp/r.db" --size 800 -o "$tmp/s.png" >"$tmp/out" 2>&1
+[ $? -eq 1 ] && grep -q "size 800: expected WIDTHxHEIGHT in pixels" "$tmp/out" && pass plot_bad_size ||
+    fail plot_bad_size "$(cat "$tmp/out")"
