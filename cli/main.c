@@ -55,7 +55,7 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("moesim %s\n", moe_version());
+        printf("moesim %s (commit %s)\n", MOE_RELEASE, moe_version());
         return finish_stdout("--version", 0);
     }
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)

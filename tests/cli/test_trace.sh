@@ -78,3 +78,9 @@ expect_fail gen_bad_value "--locality" -- "$M" trace gen -o "$T/x.moetrace" --lo
 expect_fail missing_file "nothere.moetrace" -- "$M" trace info "$T/nothere.moetrace"
 for s in import export info gen; do ok "help_$s" "$M" trace $s --help; done
 [ ! -e "$T/x.moetrace" ] && echo "PASS no_output_on_error" || echo "FAIL no_output_on_error: $T/x.moetrace exists"
+# the release (semantic version, CHANGELOG.md) and the commit
+v=$("$M" --version)
+if echo "$v" | grep -Eq '^moesim [0-9]+\.[0-9]+\.[0-9]+ \(commit [0-9a-f]{7}' &&
+   grep -q "^## $(echo "$v" | cut -d' ' -f2) " CHANGELOG.md && grep -q "^version: $(echo "$v" | cut -d' ' -f2)$" CITATION.cff; then
+    echo "PASS version_release"
+else echo "FAIL version_release: '$v' (CHANGELOG.md and CITATION.cff must name it)"; fi
