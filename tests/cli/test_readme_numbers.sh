@@ -6,5 +6,5 @@ MOESIM=${MOESIM:-build/moesim}
 hit() { "$MOESIM" run --trace traces/tinymix_session.moetrace --policy "$1" --capacity 4 --json |
         sed -n 's/.*"hit_rate":\([0-9.]*\).*/\1/p' | awk '{ printf "%.3f", $1 }'; }
 pin=$(hit pin) bel=$(hit belady)
-if [ -n "$pin" ] && grep -q "$pin against $bel)" README.md; then echo "PASS readme_pin_above_belady"
-else echo "FAIL readme_pin_above_belady: the run gives pin $pin, belady $bel; README says: $(grep -o '[0-9.]* against [0-9.]*)' README.md | head -1)"; fi
+if [ -n "$pin" ] && grep -q "$pin against $bel," README.md; then echo "PASS readme_pin_above_belady"
+else echo "FAIL readme_pin_above_belady: the run gives pin $pin, belady $bel; README says: $(grep -o "[0-9.]* against [0-9.]*," README.md | head -1)"; fi
