@@ -14,6 +14,7 @@
  * guards the job counter, the tallies and the progress bar. */
 #include <cjson/cJSON.h>
 #include <getopt.h>
+#include <math.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -70,6 +71,8 @@ static const char sweep_usage[] =
     "  --shard i/N        run only slice i (1..N) of the run list: runs whose index in\n"
     "                     the deterministic list is i-1 modulo N; merge the shards'\n"
     "                     databases with `moesim results merge`\n"
+    "  --strict           exit 1 when an [expect] block of the experiment is not met\n"
+    "                     (each is checked after the runs, a PASS or FAIL line)\n"
     "  --json             print one JSON object per run replayed, then a summary object\n"
     "  -h, --help         this text\n"
     "\n"
@@ -242,6 +245,66 @@ out:
     return rc;
 }
 
+/* The experiment's [expect] blocks against the runs now in the database:
+ * the metric's mean over the experiment's finished runs whose configuration
+ * has every key=value of the selector (none given: all of them), within
+ * the tolerance or not. One line each (to out); returns how many failed,
+ * counting an expectation no run matches as failed; -1 on a database error. */
+static int check_expectations(const char *db_path, const char *experiment, const moe_experiment *exp, FILE *out,
+                              moe_error *err) {
+    sqlite3 *h = NULL;
+    if (sqlite3_open_v2(db_path, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        moe_fail(err, "%s: checking expectations: %s", db_path, h ? sqlite3_errmsg(h) : "out of memory");
+        sqlite3_close(h);
+        return -1;
+    }
+    sqlite3_busy_timeout(h, 60000);
+    int failed = 0;
+    for (size_t i = 0; i < exp->n_expects && failed >= 0; i++) {
+        const moe_expectation *x = &exp->expects[i];
+        char sql[4096] = "SELECT AVG(m.value), COUNT(*) FROM runs r JOIN metrics m ON m.run_id = r.id AND m.name = ?1 "
+                         "WHERE r.experiment = ?2 AND r.status = 'done'";
+        char sel[1024], *kv[32], *save = NULL;
+        int n = 0;
+        snprintf(sel, sizeof sel, "%s", x->selector);
+        for (char *t = strtok_r(sel, " \t", &save); t && n < 32; t = strtok_r(NULL, " \t", &save)) {
+            kv[n++] = t;
+            size_t l = strlen(sql);
+            snprintf(sql + l, sizeof sql - l, " AND EXISTS (SELECT 1 FROM run_config c WHERE c.run_id = r.id AND "
+                                              "c.key = ?%d AND c.value = ?%d)", 2 * n + 1, 2 * n + 2);
+        }
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK) {
+            moe_fail(err, "%s: checking expectations: %s", db_path, sqlite3_errmsg(h));
+            failed = -1;
+            break;
+        }
+        sqlite3_bind_text(st, 1, x->metric, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, experiment, -1, SQLITE_STATIC);
+        for (int k = 0; k < n; k++) {
+            char *eq = strchr(kv[k], '=');
+            if (eq) *eq = 0;
+            sqlite3_bind_text(st, 2 * k + 3, kv[k], -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2 * k + 4, eq ? eq + 1 : "", -1, SQLITE_STATIC);
+        }
+        double got = 0;
+        long runs = 0;
+        if (sqlite3_step(st) == SQLITE_ROW) got = sqlite3_column_double(st, 0), runs = sqlite3_column_int64(st, 1);
+        sqlite3_finalize(st);
+        int ok = runs > 0 && fabs(got - x->value) <= x->tolerance;
+        failed += !ok;
+        if (runs == 0)
+            fprintf(out, "expect %s: FAIL: no finished run of experiment %s has %s%s%s\n", x->name, experiment,
+                    x->metric, x->selector[0] ? " and " : "", x->selector);
+        else
+            fprintf(out, "expect %s: %s = %.4g (mean of %ld run%s), expected %.4g +- %.4g: %s%s%s%s\n", x->name, x->metric,
+                    got, runs, runs == 1 ? "" : "s", x->value, x->tolerance, ok ? "PASS" : "FAIL",
+                    x->source[0] ? " (" : "", x->source, x->source[0] ? ")" : "");
+    }
+    sqlite3_close(h);
+    return failed;
+}
+
 /* "i/N" with 1 <= i <= N. */
 static int parse_shard(const char *s, uint64_t *i, uint64_t *n, moe_error *err) {
     const char *slash = strchr(s, '/');
@@ -262,6 +325,7 @@ int cmd_sweep(int argc, char **argv) {
         {"seed", required_argument, 0, 'S'},       {"db", required_argument, 0, 'd'},
         {"experiment", required_argument, 0, 'e'}, {"jobs", required_argument, 0, 'j'},
         {"json", no_argument, 0, 'J'},             {"shard", required_argument, 0, 'x'},
+        {"strict", no_argument, 0, 'Z'},
         /* issue-4 axes, applied by name exactly as an experiment file's keys */
         {"prefetch", required_argument, 0, 'X'},   {"precision", required_argument, 0, 'X'},
         {"device", required_argument, 0, 'X'},     {"model", required_argument, 0, 'X'},
@@ -277,7 +341,7 @@ int cmd_sweep(int argc, char **argv) {
     char db_buf[600];
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     uint64_t jobs = ncpu > 0 ? (uint64_t)ncpu : 1, v, shard_i = 1, shard_n = 1, seed = 1;
-    int have_seed = 0;
+    int have_seed = 0, strict = 0;
     moe_error err = {{0}};
     sweep sw = {.experiment = "", .cmd = "sweep"};
     pthread_mutex_init(&sw.lock, NULL);
@@ -296,6 +360,7 @@ int cmd_sweep(int argc, char **argv) {
             cli_axes = 1;
             if (moe_str_list_push(&exp.traces, optarg, strlen(optarg))) goto oom;
             break;
+        case 'Z': strict = 1; break;
         case 'p':
             cli_axes = 1;
             if (moe_experiment_add_policies(&exp, optarg, &err)) goto misuse_opt;
@@ -466,6 +531,14 @@ int cmd_sweep(int argc, char **argv) {
     }
     sw.db = NULL;
     status = sw.failed || sw.stopped ? 1 : 0;
+    if (exp.n_expects && !sw.stopped) { /* on stdout, or stderr beside --json's objects */
+        int bad = check_expectations(db_path, sw.experiment, &exp, sw.json ? stderr : stdout, &err);
+        if (bad < 0) goto fail;
+        if (bad && strict) {
+            fprintf(stderr, "moesim sweep: %d expectation(s) not met (--strict)\n", bad);
+            status = 1;
+        }
+    }
     goto out;
 misuse_opt:
     fprintf(stderr, "moesim sweep: --%s\n", err.msg);

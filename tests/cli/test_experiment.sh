@@ -88,3 +88,43 @@ ex=$(sqlite3 "$tmp/rho.db" "SELECT experiment, metric, selector, value, toleranc
 # the shipped policies.ini parses and plans; shard 1/1000 keeps the run short
 "$MOESIM" sweep experiments/policies.ini --shard 1/1000 --db "$tmp/pol.db" --jobs 1 >"$tmp/out" 2>&1 &&
     pass experiment_policies_ini || fail experiment_policies_ini "$(cat "$tmp/out")"
+# [expect] blocks are checked after the sweep: a PASS or FAIL line each (an
+# expectation no run matches fails); --strict turns a FAIL into exit 1
+cat >"$tmp/ex.ini" <<'INI'
+[experiment]
+name = ex
+[traces]
+s = traces/tinymix_session.moetrace
+[sweep]
+policies = lru
+capacities = 4, 8
+[expect right]
+metric = hit_rate
+selector = policy=lru capacity=4
+value = 0.3032
+tolerance = 0.0005
+[expect wrong]
+metric = hit_rate
+selector = policy=lru capacity=8
+value = 0.5
+tolerance = 0.01
+source = a made-up number
+[expect none]
+metric = hit_rate
+selector = policy=fifo
+value = 0.5
+INI
+"$MOESIM" sweep "$tmp/ex.ini" --db "$tmp/ex.db" >"$tmp/out" 2>&1
+rc=$?
+"$MOESIM" sweep "$tmp/ex.ini" --db "$tmp/ex.db" --strict >"$tmp/out2" 2>&1
+rc2=$?
+if [ $rc -eq 0 ] && [ $rc2 -eq 1 ] &&
+   grep -q '^expect right: hit_rate = 0.3032 (mean of 1 run), expected 0.3032 +- 0.0005: PASS$' "$tmp/out" &&
+   grep -q '^expect wrong: hit_rate = 0.5[0-9]* (mean of 1 run), expected 0.5 +- 0.01: FAIL (a made-up number)$' "$tmp/out" &&
+   grep -q '^expect none: FAIL: no finished run of experiment ex has hit_rate and policy=fifo$' "$tmp/out" &&
+   grep -q "2 expectation(s) not met (--strict)" "$tmp/out2"; then pass experiment_expect_checked
+else fail experiment_expect_checked "rc $rc / $rc2: $(cat "$tmp/out" "$tmp/out2")"; fi
+# the shipped experiment's own expectation holds
+"$MOESIM" sweep experiments/policies.ini --db "$tmp/pol.db" --strict >"$tmp/out" 2>&1 &&
+    grep -q '^expect lru-rho1-per-layer: .*PASS' "$tmp/out" && pass experiment_shipped_expect ||
+    fail experiment_shipped_expect "$(tail -3 "$tmp/out")"
