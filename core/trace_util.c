@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "trace_formats.h"
+#include "units.h"
 
 /* ---- checksum ------------------------------------------------------------
  * The byte stream is cut into 8-byte little-endian words (the last one
@@ -238,18 +239,10 @@ ssize_t moe_lines_next(moe_lines *l, size_t max, int *too_long) {
     return *too_long ? (ssize_t)max + 1 : (ssize_t)n;
 }
 
-/* "12.3 MiB": bytes in the largest unit that keeps the number above 1. */
-static void bytes_text(uint64_t bytes, char *out, size_t n) {
-    double b = (double)bytes;
-    const char *unit = b >= 1073741824.0 ? "GiB" : b >= 1048576.0 ? "MiB" : "KiB";
-    double div = b >= 1073741824.0 ? 1073741824.0 : b >= 1048576.0 ? 1048576.0 : 1024.0;
-    snprintf(out, n, "%.1f %s", b / div, unit);
-}
-
 int moe_import_cap(const moe_import_report *r, uint64_t bytes, const char *path, const char *what, moe_error *err) {
     if (!r || !r->max_bytes || bytes <= r->max_bytes) return 0;
     char need[32], cap[32];
-    bytes_text(bytes, need, sizeof need), bytes_text(r->max_bytes, cap, sizeof cap);
+    moe_bytes_text((double)bytes, need, sizeof need), moe_bytes_text((double)r->max_bytes, cap, sizeof cap);
     if (r->max_is_default)
         return moe_fail(err, "%s: %s would take %s, above the default cap of %s (this machine's memory, or what "
                         "ulimit -v leaves); --max-memory GiB sets another", path, what, need, cap);

@@ -11,6 +11,7 @@
 #include "../core/precision.h"
 #include "../core/prefetch.h"
 #include "../core/split.h"
+#include "../core/units.h"
 #include "replay_ext.h"
 
 static double ratio(uint64_t a, uint64_t b) { return b ? (double)a / (double)b : 0.0; }
@@ -280,22 +281,28 @@ char *moe_run_json(const moe_replay_config *cfg, const moe_replay_result *res, c
     return s;
 }
 
-static double mib(uint64_t b) { return (double)b / 1048576.0; }
+/* Bytes in the unit a person reads (core/units.h); up to 4 on one line. */
+static const char *bytes(uint64_t b) {
+    static char buf[4][32];
+    static int k;
+    k = (k + 1) % 4;
+    return moe_bytes_text((double)b, buf[k], sizeof buf[k]);
+}
 
 static void print_ext(const moe_replay_config *cfg, const moe_replay_result *res) {
     const moe_replay_ext *x = res->ext;
     if (x->model[0]) printf("model       %s\n", x->model);
     if (x->byte_capacity)
-        printf("capacity    %.1f MiB in all%s\n", mib(x->capacity_bytes),
+        printf("capacity    %s in all%s\n", bytes(x->capacity_bytes),
                cfg->scope == MOE_SCOPE_PER_LAYER ? " (split evenly per layer)" : "");
     if (x->prefetch) {
         printf("prefetch    %s: precision %.4f, recall %.4f (of the router's unique set), recall/k %.4f\n",
                x->prefetcher, x->pf_precision, x->pf_recall, x->pf_recall_k);
         printf("            issued %llu, useful %llu, late %llu, evicted unused %llu, unused at end %llu,\n"
-               "            collision misses %llu, wasted %.1f MiB\n",
+               "            collision misses %llu, wasted %s\n",
                (unsigned long long)x->pf_issued, (unsigned long long)x->pf_useful, (unsigned long long)x->pf_late,
                (unsigned long long)x->pf_evicted_unused, (unsigned long long)x->pf_unused_end,
-               (unsigned long long)x->collision_misses, mib(x->pf_wasted_bytes));
+               (unsigned long long)x->collision_misses, bytes(x->pf_wasted_bytes));
     }
     if (x->skip || x->skipped_slots) {
         printf("skipped     %llu slots, %llu activations, gate mass %.4f of %.1f%s%s", (unsigned long long)x->skipped_slots,
@@ -316,12 +323,12 @@ static void print_ext(const moe_replay_config *cfg, const moe_replay_result *res
                x->profile_oracle ? " [profile = replayed trace: oracle]" : "", x->eff_bits_active, x->eff_bits_model);
         for (int p = 0; p < MOE_PREC_COUNT; p++)
             if (x->tier_experts[p] || x->tier_activations[p])
-                printf("  tier %-4s %6llu experts (%.1f MiB), %llu activations, %.1f MiB read\n", moe_prec_name[p],
-                       (unsigned long long)x->tier_experts[p], mib(x->tier_model_bytes[p]),
-                       (unsigned long long)x->tier_activations[p], mib(x->tier_bytes_read[p]));
+                printf("  tier %-4s %6llu experts (%s), %llu activations, %s read\n", moe_prec_name[p],
+                       (unsigned long long)x->tier_experts[p], bytes(x->tier_model_bytes[p]),
+                       (unsigned long long)x->tier_activations[p], bytes(x->tier_bytes_read[p]));
     }
-    printf("bytes read  %.1f MiB (demand %.1f in %llu reads, prefetch %.1f in %llu reads)\n", mib(x->bytes_read),
-           mib(x->bytes_demand), (unsigned long long)x->reads_demand, mib(x->bytes_prefetch),
+    printf("bytes read  %s (demand %s in %llu reads, prefetch %s in %llu reads)\n", bytes(x->bytes_read),
+           bytes(x->bytes_demand), (unsigned long long)x->reads_demand, bytes(x->bytes_prefetch),
            (unsigned long long)x->reads_prefetch);
     if (!x->timing) return;
     printf("device      %s\n", x->device);
