@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../core/results.h"
+#include "../core/units.h"
 #include "../core/trace_formats.h"
 #include "cli.h"
 #include "commands.h"
@@ -36,10 +37,20 @@ static const char results_usage[] =
     "`moesim results <subcommand> --help` describes each.\n";
 
 static const char list_usage[] =
-    "usage: moesim results list --db F [--experiment NAME]\n"
+    "usage: moesim results list --db F [filters] [--sort config|id]\n"
     "\n"
-    "One line per run: id, experiment, trace, policy, capacity, scope, hit rate and\n"
-    "status (runs not 'done' were interrupted and are redone by the next sweep).\n";
+    "One line per run: id, experiment, trace, policy, capacity (experts, or bytes when\n"
+    "given in bytes), scope (+cold: cold per sequence), then prefetch, device and\n"
+    "precision when some run has them, hit rate, tok/s when timed, kind (sim, or a\n"
+    "validation's measured / predicted) and status (runs not 'done' were interrupted\n"
+    "and are redone by the next sweep).\n"
+    "\n"
+    "filters (each a comma list; a policy, device, prefetcher or precision name\n"
+    "selects all its parameter variants, a canonical spec just itself):\n"
+    "  --experiment E  --policy P  --trace PATH|HASH-PREFIX  --scope S\n"
+    "  --device D  --prefetch X  --precision S\n"
+    "  --sort config   by experiment, trace, scope, policy, capacity (default)\n"
+    "  --sort id       in the order the runs were made\n";
 static const char show_usage[] =
     "usage: moesim results show --db F ID\n"
     "\n"
@@ -161,46 +172,168 @@ static int parse_ropts(const char *cmd, const char *usage, int allow_pos, int ar
     return -1; /* go on */
 }
 
+/* A --policy list entry selects a policy name with all its parameter
+ * variants, or one canonical spec exactly (as `plot --policy`). */
+static void add_list_filter(char *sql, size_t cap, const char *col, const char *list, int by_name, int *n_bind,
+                            char binds[][256]) {
+    char buf[1024], *save = NULL;
+    snprintf(buf, sizeof buf, "%s", list);
+    size_t l = strlen(sql);
+    snprintf(sql + l, cap - l, " AND (0");
+    for (char *t = strtok_r(buf, ",", &save); t && *n_bind < 30; t = strtok_r(NULL, ",", &save)) {
+        snprintf(binds[(*n_bind)++], 256, "%s", t);
+        l = strlen(sql);
+        if (by_name && !strchr(t, ':'))
+            snprintf(sql + l, cap - l, " OR %s = ?%d OR %s LIKE ?%d || ':%%'", col, *n_bind, col, *n_bind);
+        else
+            snprintf(sql + l, cap - l, " OR %s = ?%d", col, *n_bind);
+    }
+    l = strlen(sql);
+    snprintf(sql + l, cap - l, ")");
+}
+
+/* A config value of run s, as a column. */
+#define CONF(key) "(SELECT value FROM run_config c WHERE c.run_id = s.id AND c.key = '" key "')"
+
 static int results_list(int argc, char **argv) {
-    ropts o = {0};
-    int rc = parse_ropts("list", list_usage, 0, argc, argv, &o);
-    if (rc >= 0) return rc;
-    sqlite3 *h = open_ro("list", o.db);
+    static const struct option opts[] = {
+        {"db", required_argument, 0, 'd'},      {"experiment", required_argument, 0, 'e'},
+        {"policy", required_argument, 0, 'p'},  {"trace", required_argument, 0, 't'},
+        {"scope", required_argument, 0, 's'},   {"device", required_argument, 0, 'D'},
+        {"prefetch", required_argument, 0, 'f'}, {"precision", required_argument, 0, 'P'},
+        {"sort", required_argument, 0, 'S'},    {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    const char *db = NULL, *exp = NULL, *pol = NULL, *trace = NULL, *scope = NULL, *dev = NULL, *pf = NULL,
+               *prec = NULL, *sort = "config";
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': db = optarg; break;
+        case 'e': exp = optarg; break;
+        case 'p': pol = optarg; break;
+        case 't': trace = optarg; break;
+        case 's': scope = optarg; break;
+        case 'D': dev = optarg; break;
+        case 'f': pf = optarg; break;
+        case 'P': prec = optarg; break;
+        case 'S': sort = optarg; break;
+        case 'h': fputs(list_usage, stdout); return 0;
+        default: fputs(list_usage, stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "moesim results list: unexpected argument '%s'\n%s", argv[optind], list_usage);
+        return 2;
+    }
+    if (!db) {
+        fprintf(stderr, "moesim results list: --db is required\n%s", list_usage);
+        return 2;
+    }
+    if (strcmp(sort, "config") && strcmp(sort, "id")) {
+        fprintf(stderr, "moesim results list: --sort: config or id, not '%s'\n", sort);
+        return 2;
+    }
+    sqlite3 *h = open_ro("list", db);
     if (!h) return 1;
+    char sql[8192];
+    char binds[32][256];
+    int nb = 0;
+    snprintf(sql, sizeof sql,
+             "SELECT id, experiment, coalesce(trace_path, trace_hash), policy, capacity, scope, hit_rate, status, "
+             "cold_per_seq, coalesce(" CONF("kind") ", 'sim'), " CONF("prefetch") ", " CONF("device") ", "
+             CONF("precision") ", " CONF("capacity_bytes") ", "
+             "(SELECT value FROM metrics m WHERE m.run_id = s.id AND m.name = 'tok_s') "
+             "FROM run_summary s WHERE 1");
+    if (exp) add_list_filter(sql, sizeof sql, "experiment", exp, 0, &nb, binds);
+    if (pol) add_list_filter(sql, sizeof sql, "policy", pol, 1, &nb, binds);
+    if (scope) add_list_filter(sql, sizeof sql, "scope", scope, 0, &nb, binds);
+    if (dev) add_list_filter(sql, sizeof sql, CONF("device"), dev, 1, &nb, binds);
+    if (pf) add_list_filter(sql, sizeof sql, CONF("prefetch"), pf, 1, &nb, binds);
+    if (prec) add_list_filter(sql, sizeof sql, CONF("precision"), prec, 1, &nb, binds);
+    if (trace) { /* a path as stored, or a prefix of the content hash */
+        size_t l = strlen(sql);
+        snprintf(sql + l, sizeof sql - l, " AND (trace_path = ?%d OR trace_hash LIKE ?%d || '%%')", nb + 1, nb + 1);
+        snprintf(binds[nb++], 256, "%s", trace);
+    }
+    size_t l = strlen(sql);
+    /* by the configuration's axes, so a sweep reads as a table; --sort id: in the order run */
+    snprintf(sql + l, sizeof sql - l, "%s",
+             !strcmp(sort, "id") ? " ORDER BY id"
+                                 : " ORDER BY experiment, coalesce(trace_path, trace_hash), scope, cold_per_seq, policy, "
+                                   "capacity, 14, 11, 12, 13, id");
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(h,
-                           "SELECT id, experiment, coalesce(trace_path, trace_hash), policy, capacity, scope, "
-                           "hit_rate, status, cold_per_seq, "
-                           /* runs of a validation carry kind (measured / predicted) */
-                           "coalesce((SELECT value FROM run_config c WHERE c.run_id = s.id AND c.key = 'kind'), "
-                           "'sim') FROM run_summary s WHERE ?1 IS NULL OR experiment = ?1 ORDER BY id",
-                           -1, &st, NULL) != SQLITE_OK) {
-        rc = sql_fail("list", o.db, h);
+    if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK) {
+        int rc = sql_fail("list", db, h);
         sqlite3_close(h);
         return rc;
     }
-    if (o.experiment) sqlite3_bind_text(st, 1, o.experiment, -1, SQLITE_STATIC);
-    printf("%-5s %-14s %-24s %-22s %8s %-9s %8s %-9s %s\n", "id", "experiment", "trace", "policy", "capacity",
-           "scope", "hit_rate", "kind", "status");
+    for (int i = 0; i < nb; i++) sqlite3_bind_text(st, i + 1, binds[i], -1, SQLITE_STATIC);
+    /* rows first: a column is printed only when some row has a value in it */
+    typedef struct row { char *f[15]; } row;
+    row *rows = NULL;
+    size_t n = 0, cap = 0;
+    int rc, has[15] = {0};
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *exp = (const char *)sqlite3_column_text(st, 1);
-        const char *trace = (const char *)sqlite3_column_text(st, 2);
-        const char *pol = (const char *)sqlite3_column_text(st, 3);
-        const char *scope = (const char *)sqlite3_column_text(st, 5);
-        char hr[32] = "-", scope_buf[32];
-        if (sqlite3_column_type(st, 6) != SQLITE_NULL) snprintf(hr, sizeof hr, "%.4f", sqlite3_column_double(st, 6));
-        snprintf(scope_buf, sizeof scope_buf, "%s%s", scope ? scope : "-",
-                 sqlite3_column_int(st, 8) ? "+cold" : "");
-        printf("%-5lld %-14s %-24s %-22s %8lld %-9s %8s %-9s %s\n", (long long)sqlite3_column_int64(st, 0),
-               exp && *exp ? exp : "-", trace ? base_name(trace) : "-", pol ? pol : "-",
-               (long long)sqlite3_column_int64(st, 4), scope_buf, hr, (const char *)sqlite3_column_text(st, 9),
-               (const char *)sqlite3_column_text(st, 7));
+        if (n == cap) {
+            size_t nc = cap ? 2 * cap : 64;
+            row *r = realloc(rows, nc * sizeof *r);
+            if (!r) break;
+            rows = r, cap = nc;
+        }
+        for (int k = 0; k < 15; k++) {
+            const unsigned char *t = sqlite3_column_text(st, k);
+            rows[n].f[k] = t ? strdup((const char *)t) : NULL;
+            has[k] |= t != NULL;
+        }
+        if (sqlite3_column_type(st, 6) != SQLITE_NULL) { /* the hit rate as the table shows it */
+            char hr[32];
+            snprintf(hr, sizeof hr, "%.4f", sqlite3_column_double(st, 6));
+            free(rows[n].f[6]);
+            rows[n].f[6] = strdup(hr);
+        }
+        if (sqlite3_column_type(st, 14) != SQLITE_NULL) {
+            char ts[32];
+            snprintf(ts, sizeof ts, "%.1f", sqlite3_column_double(st, 14));
+            free(rows[n].f[14]);
+            rows[n].f[14] = strdup(ts);
+        }
+        n++;
     }
-    rc = rc == SQLITE_DONE ? 0 : sql_fail("list", o.db, h);
+    rc = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sql_fail("list", db, h);
     sqlite3_finalize(st);
     sqlite3_close(h);
+    if (!rc) {
+        printf("%-5s %-14s %-24s %-22s %10s %-9s", "id", "experiment", "trace", "policy", "capacity", "scope");
+        if (has[10]) printf(" %-20s", "prefetch");
+        if (has[11]) printf(" %-14s", "device");
+        if (has[12]) printf(" %-22s", "precision");
+        printf(" %8s", "hit_rate");
+        if (has[14]) printf(" %9s", "tok/s");
+        printf(" %-9s %s\n", "kind", "status");
+        for (size_t i = 0; i < n; i++) {
+            char **f = rows[i].f, scope_buf[32], capb[40];
+            snprintf(scope_buf, sizeof scope_buf, "%s%s", f[5] ? f[5] : "-", f[8] && atoi(f[8]) ? "+cold" : "");
+            /* a capacity given in bytes is shown in bytes */
+            if (f[13]) moe_bytes_text(strtod(f[13], NULL), capb, sizeof capb);
+            else snprintf(capb, sizeof capb, "%s", f[4] ? f[4] : "-");
+            printf("%-5s %-14s %-24s %-22s %10s %-9s", f[0], f[1] && *f[1] ? f[1] : "-", f[2] ? base_name(f[2]) : "-",
+                   f[3] ? f[3] : "-", capb, scope_buf);
+            if (has[10]) printf(" %-20s", f[10] ? f[10] : "-");
+            if (has[11]) printf(" %-14.*s", f[11] ? (int)strcspn(f[11], ":") : 1, f[11] ? f[11] : "-"); /* its name */
+            if (has[12]) printf(" %-22s", f[12] ? f[12] : "-");
+            printf(" %8s", f[6] ? f[6] : "-");
+            if (has[14]) printf(" %9s", f[14] ? f[14] : "-");
+            printf(" %-9s %s\n", f[9] ? f[9] : "-", f[7] ? f[7] : "-");
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < 15; k++) free(rows[i].f[k]);
+    free(rows);
     return rc;
 }
+#undef CONF
 
 static int results_show(int argc, char **argv) {
     ropts o = {0};

@@ -73,6 +73,28 @@ if [ "$(grep -c ' done$' "$dir/list")" -eq 4 ] &&
     grep -E '^[0-9]+ +unit +t\.csv +lru +3 per-layer +0\.5000 +sim +done$' "$dir/list" >/dev/null; then pass results_list
 else fail results_list "$(cat "$dir/list")"; fi
 
+# filters take lists; rows come by configuration (policy, then capacity), not
+# in the order the sweep's threads finished them; --sort id gives that order;
+# a prefetch column appears only once some run has a prefetcher
+"$MOESIM" results list --db "$DB" --policy fifo,lru --scope per-layer >"$dir/l1" 2>&1
+"$MOESIM" results list --db "$DB" --policy lru >"$dir/l2" 2>&1
+"$MOESIM" results list --db "$DB" --sort id >"$dir/l3" 2>&1
+order=$(awk 'NR > 1 { printf "%s/%s ", $4, $5 }' "$dir/l1")
+ids=$(awk 'NR > 1 { printf "%s ", $1 }' "$dir/l3")
+if [ "$order" = "fifo/2 fifo/3 lru/2 lru/3 " ] && [ "$(awk 'NR > 1' "$dir/l2" | wc -l)" -eq 2 ] &&
+   ! grep -q fifo "$dir/l2" && [ "$ids" = "$(echo $ids | tr ' ' '\n' | sort -n | tr '\n' ' ')" ] &&
+   ! head -1 "$dir/l1" | grep -q prefetch; then pass results_list_filters_sort
+else fail results_list_filters_sort "order '$order', ids '$ids': $(cat "$dir/l1" "$dir/l2")"; fi
+cp "$DB" "$dir/p.db"
+"$MOESIM" sweep --trace "$T" --policies lru --capacities 2 --prefetch oracle --db "$dir/p.db" --experiment unit >/dev/null 2>&1
+"$MOESIM" results list --db "$dir/p.db" --prefetch oracle >"$dir/l4" 2>&1
+if head -1 "$dir/l4" | grep -q ' prefetch ' && [ "$(awk 'NR > 1' "$dir/l4" | wc -l)" -eq 1 ] &&
+   grep -q ' oracle' "$dir/l4"; then pass results_list_prefetch_column
+else fail results_list_prefetch_column "$(cat "$dir/l4")"; fi
+"$MOESIM" results list --db "$DB" --sort nosuch >/dev/null 2>"$dir/err"
+[ $? -eq 2 ] && grep -q -- "--sort: config or id, not 'nosuch'" "$dir/err" && pass results_list_bad_sort ||
+    fail results_list_bad_sort "$(cat "$dir/err")"
+
 id=$(sqlite3 "$DB" "SELECT id FROM run_summary WHERE policy = 'lru' AND capacity = 2")
 "$MOESIM" results show --db "$DB" "$id" >"$dir/show" 2>&1
 if grep -q "policy=lru" "$dir/show" && grep -q "capacity=2" "$dir/show" &&
