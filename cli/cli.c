@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,4 +59,24 @@ void cli_subst(const char *s, const char *placeholder, const char *value, char *
     const char *p = strstr(s, placeholder);
     if (!p) snprintf(out, cap, "%s", s);
     else snprintf(out, cap, "%.*s%s%s", (int)(p - s), s, value, p + strlen(placeholder));
+}
+
+int cli_spec_in_list(const char *spec, const char *list) {
+    for (const char *c = list; *c;) {
+        size_t n = strcspn(c, ",");
+        int exact = memchr(c, ':', n) != NULL;
+        if (n && !strncmp(spec, c, n) && (!spec[n] || (spec[n] == ':' && !exact))) return 1;
+        c += n + (c[n] == ',');
+    }
+    return 0;
+}
+
+static void spec_in_fn(sqlite3_context *cx, int argc, sqlite3_value **v) {
+    (void)argc;
+    const unsigned char *spec = sqlite3_value_text(v[0]), *list = sqlite3_value_text(v[1]);
+    sqlite3_result_int(cx, spec && list && cli_spec_in_list((const char *)spec, (const char *)list));
+}
+
+int cli_sql_spec_in(sqlite3 *h) {
+    return sqlite3_create_function(h, "spec_in", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, spec_in_fn, NULL, NULL);
 }

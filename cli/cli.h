@@ -17,6 +17,13 @@ int cli_error(const char *cmd, const moe_error *err);
 void cli_subst(const char *s, const char *placeholder, const char *value, char *out, size_t cap);
 /* True if stdout/stderr is a terminal (progress bars only there). */
 int cli_is_tty(int fd);
+/* Whether spec (a canonical policy, device, prefetcher... spec) is in a
+ * comma list as a filter means it: an item without ':' is a name and
+ * selects every parameter variant of it, an item with ':' one spec exactly. */
+int cli_spec_in_list(const char *spec, const char *list);
+/* Register that rule as SQL function spec_in(value, list) on h (NULL value: 0). */
+struct sqlite3;
+int cli_sql_spec_in(struct sqlite3 *h);
 
 /* A progress line on stderr for long work: drawn only on a terminal, once
  * the work has taken a second (MOESIM_PROGRESS_AFTER=S: S seconds; tests

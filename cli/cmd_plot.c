@@ -69,9 +69,8 @@ typedef struct plot_ctx {
     sqlite3 *db;
     const char *db_path, *kind, *out, *plots;
     const char *trace_arg, *policy, *scope, *experiment, *title;
-    char pol_buf[2048];
-    const char *pol[32]; /* --policy, every one given (lists split at commas) */
-    int n_pol;
+    char pol[1024];      /* --policy, every one given, as one comma list ("" = all) */
+    int n_pol;           /* items in it */
     int keep_belady;     /* hit-rate, warmup: Belady drawn whatever --policy says */
     const char *size, *font;
     long capacity;     /* -1 = not given */
@@ -122,16 +121,12 @@ static void gp_num(plot_ctx *p, const char *name, double v) {
     snprintf(p->gp_vars + u, sizeof p->gp_vars - u, "%s=%.17g; ", name, v);
 }
 
-/* Whether policy spec `pol` is selected by --policy: a name selects all its
- * parameter variants, a canonical spec exactly itself. */
+/* Whether policy spec `pol` is selected by --policy (cli_spec_in_list's
+ * rule), Belady kept where it is the ceiling. */
 static int policy_selected(const plot_ctx *p, const char *pol) {
     if (!p->n_pol) return 1;
-    if (p->keep_belady && !strncmp(pol, "belady", 6) && (!pol[6] || pol[6] == ':')) return 1;
-    for (int i = 0; i < p->n_pol; i++) {
-        size_t n = strlen(p->pol[i]);
-        if (!strncmp(pol, p->pol[i], n) && (!pol[n] || (pol[n] == ':' && !strchr(p->pol[i], ':')))) return 1;
-    }
-    return 0;
+    if (p->keep_belady && cli_spec_in_list(pol, "belady")) return 1;
+    return cli_spec_in_list(pol, p->pol);
 }
 
 static void policy_match_fn(sqlite3_context *cx, int argc, sqlite3_value **v) {
@@ -140,22 +135,12 @@ static void policy_match_fn(sqlite3_context *cx, int argc, sqlite3_value **v) {
     sqlite3_result_int(cx, pol && policy_selected(sqlite3_user_data(cx), (const char *)pol));
 }
 
-/* Split --policy values (repeatable, comma lists) into p->pol. */
+/* Append a --policy value (repeatable, itself a comma list) to p->pol. */
 static int add_policies(plot_ctx *p, const char *arg) {
-    size_t used = 0;
-    for (int i = 0; i < p->n_pol; i++) used += strlen(p->pol[i]) + 1;
-    for (const char *c = arg; *c;) {
-        size_t n = strcspn(c, ",");
-        if (n && p->n_pol < 32 && used + n + 1 <= sizeof p->pol_buf) {
-            memcpy(p->pol_buf + used, c, n);
-            p->pol_buf[used + n] = 0;
-            p->pol[p->n_pol++] = p->pol_buf + used;
-            used += n + 1;
-        } else if (n) {
-            return -1;
-        }
-        c += n + (c[n] == ',');
-    }
+    size_t used = strlen(p->pol);
+    if (used + strlen(arg) + 2 > sizeof p->pol) return -1;
+    snprintf(p->pol + used, sizeof p->pol - used, "%s%s", used ? "," : "", arg);
+    for (const char *c = arg; *c; c++) p->n_pol += *c != ',' && (c == arg || c[-1] == ',');
     return 0;
 }
 
@@ -190,10 +175,8 @@ static sqlite3_stmt *prepare(plot_ctx *p, const char *sql) {
 }
 
 static void describe_filters(const plot_ctx *p, char *buf, size_t cap) {
-    char pols[1200] = "";
-    for (int i = 0; i < p->n_pol; i++) appendf(pols, sizeof pols, "%s%s", i ? "," : "", p->pol[i]);
-    snprintf(buf, cap, "trace %.16s%s%s%s%s%s%s%s%s", p->trace_hash, p->n_pol ? ", policy " : "",
-             pols, p->scope ? ", scope " : "", p->scope ? p->scope : "",
+    snprintf(buf, cap, "trace %.16s%s%.600s%s%s%s%s%s%s", p->trace_hash, p->n_pol ? ", policy " : "",
+             p->pol, p->scope ? ", scope " : "", p->scope ? p->scope : "",
              p->experiment ? ", experiment " : "", p->experiment ? p->experiment : "",
              p->cold >= 0 ? (p->cold ? ", cold per sequence" : ", warm cache") : "", "");
     if (p->capacity >= 0) appendf(buf, cap, ", capacity %ld", p->capacity);
@@ -503,7 +486,7 @@ static int plot_layer_heatmap(plot_ctx *p) {
     if (pick_defaults(p, 1)) return -1;
     /* one policy given: its rows are capacities; otherwise the policies' rows */
     int by_capacity = p->n_pol == 1;
-    p->policy = by_capacity ? p->pol[0] : NULL;
+    p->policy = by_capacity ? p->pol : NULL;
     if (!by_capacity && pick_capacity(p, 1)) return -1;
     char where[1024], sql[2000], file[256];
     filter_sql(p, where, sizeof where, 1);
@@ -939,7 +922,7 @@ int cmd_plot(int argc, char **argv) {
         case 't': p.trace_arg = optarg; break;
         case 'p':
             if (add_policies(&p, optarg)) {
-                fprintf(stderr, "moesim plot: --policy: at most 32 policies\n");
+                fprintf(stderr, "moesim plot: --policy: the list is too long\n");
                 return 2;
             }
             break;

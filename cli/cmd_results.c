@@ -172,24 +172,12 @@ static int parse_ropts(const char *cmd, const char *usage, int allow_pos, int ar
     return -1; /* go on */
 }
 
-/* A --policy list entry selects a policy name with all its parameter
- * variants, or one canonical spec exactly (as `plot --policy`). */
-static void add_list_filter(char *sql, size_t cap, const char *col, const char *list, int by_name, int *n_bind,
-                            char binds[][256]) {
-    char buf[1024], *save = NULL;
-    snprintf(buf, sizeof buf, "%s", list);
+/* A filter: the column's value in the comma list, by cli_spec_in_list's rule. */
+static void add_list_filter(char *sql, size_t cap, const char *col, const char *list, int *n_bind,
+                            const char **binds) {
     size_t l = strlen(sql);
-    snprintf(sql + l, cap - l, " AND (0");
-    for (char *t = strtok_r(buf, ",", &save); t && *n_bind < 30; t = strtok_r(NULL, ",", &save)) {
-        snprintf(binds[(*n_bind)++], 256, "%s", t);
-        l = strlen(sql);
-        if (by_name && !strchr(t, ':'))
-            snprintf(sql + l, cap - l, " OR %s = ?%d OR %s LIKE ?%d || ':%%'", col, *n_bind, col, *n_bind);
-        else
-            snprintf(sql + l, cap - l, " OR %s = ?%d", col, *n_bind);
-    }
-    l = strlen(sql);
-    snprintf(sql + l, cap - l, ")");
+    binds[(*n_bind)++] = list;
+    snprintf(sql + l, cap - l, " AND spec_in(%s, ?%d)", col, *n_bind);
 }
 
 /* A config value of run s, as a column. */
@@ -237,8 +225,9 @@ static int results_list(int argc, char **argv) {
     }
     sqlite3 *h = open_ro("list", db);
     if (!h) return 1;
+    cli_sql_spec_in(h);
     char sql[8192];
-    char binds[32][256];
+    const char *binds[16];
     int nb = 0;
     snprintf(sql, sizeof sql,
              "SELECT id, experiment, coalesce(trace_path, trace_hash), policy, capacity, scope, hit_rate, status, "
@@ -246,16 +235,16 @@ static int results_list(int argc, char **argv) {
              CONF("precision") ", " CONF("capacity_bytes") ", "
              "(SELECT value FROM metrics m WHERE m.run_id = s.id AND m.name = 'tok_s') "
              "FROM run_summary s WHERE 1");
-    if (exp) add_list_filter(sql, sizeof sql, "experiment", exp, 0, &nb, binds);
-    if (pol) add_list_filter(sql, sizeof sql, "policy", pol, 1, &nb, binds);
-    if (scope) add_list_filter(sql, sizeof sql, "scope", scope, 0, &nb, binds);
-    if (dev) add_list_filter(sql, sizeof sql, CONF("device"), dev, 1, &nb, binds);
-    if (pf) add_list_filter(sql, sizeof sql, CONF("prefetch"), pf, 1, &nb, binds);
-    if (prec) add_list_filter(sql, sizeof sql, CONF("precision"), prec, 1, &nb, binds);
+    if (exp) add_list_filter(sql, sizeof sql, "experiment", exp, &nb, binds);
+    if (pol) add_list_filter(sql, sizeof sql, "policy", pol, &nb, binds);
+    if (scope) add_list_filter(sql, sizeof sql, "scope", scope, &nb, binds);
+    if (dev) add_list_filter(sql, sizeof sql, CONF("device"), dev, &nb, binds);
+    if (pf) add_list_filter(sql, sizeof sql, CONF("prefetch"), pf, &nb, binds);
+    if (prec) add_list_filter(sql, sizeof sql, CONF("precision"), prec, &nb, binds);
     if (trace) { /* a path as stored, or a prefix of the content hash */
         size_t l = strlen(sql);
         snprintf(sql + l, sizeof sql - l, " AND (trace_path = ?%d OR trace_hash LIKE ?%d || '%%')", nb + 1, nb + 1);
-        snprintf(binds[nb++], 256, "%s", trace);
+        binds[nb++] = trace;
     }
     size_t l = strlen(sql);
     /* by the configuration's axes, so a sweep reads as a table; --sort id: in the order run */
