@@ -180,11 +180,6 @@ void moe_matmul(moe_pool *pool, float *y, const float *W, const float *bias, con
     run(pool, y, W, 0, bias, x, T, R, C);
 }
 
-void moe_matmul_bf16(moe_pool *pool, float *y, const uint16_t *W, const float *bias, const float *x, int T, int R,
-                     int C) {
-    run(pool, y, W, 1, bias, x, T, R, C);
-}
-
 void moe_matmul_mat(moe_pool *pool, float *y, moe_mat W, const float *bias, const float *x, int T, int R, int C) {
     if (W.h16) run(pool, y, W.h16, W.f16 ? 2 : 1, bias, x, T, R, C);
     else run(pool, y, W.f32, 0, bias, x, T, R, C);

@@ -15,11 +15,8 @@ float moe_dot(const float *a, const float *b, int n);
 
 /* y: [T][R] (row stride R), W: [R][C], x: [T][C]; bias may be NULL. */
 void moe_matmul(moe_pool *pool, float *y, const float *W, const float *bias, const float *x, int T, int R, int C);
-/* The same with W in bf16 (widened in registers): the bits of moe_matmul on
- * W's f32 copy. */
-void moe_matmul_bf16(moe_pool *pool, float *y, const uint16_t *W, const float *bias, const float *x, int T, int R,
-                     int C);
-/* A model matrix in whichever form it was loaded. */
+/* A model matrix in whichever form it was loaded; 16-bit weights are
+ * widened in registers, so the bits are those of moe_matmul on the f32 copy. */
 void moe_matmul_mat(moe_pool *pool, float *y, moe_mat W, const float *bias, const float *x, int T, int R, int C);
 
 #endif

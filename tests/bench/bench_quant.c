@@ -39,7 +39,7 @@ static double time_f32(moe_pool *p, const float *W, const float *x, float *y, in
 
 static double time_bf16(moe_pool *p, const uint16_t *W, const float *x, float *y, int reps) {
     double t0 = now();
-    for (int i = 0; i < reps; i++) moe_matmul_bf16(p, y, W, NULL, x, 1, R, C);
+    for (int i = 0; i < reps; i++) moe_matmul_mat(p, y, (moe_mat){.h16 = W}, NULL, x, 1, R, C);
     return (now() - t0) / reps;
 }
 

@@ -2,7 +2,7 @@
  * builds for different vector widths can be compared bit for bit
  * (tests/cli/test_kernel_paths.sh). Prints "digest <hex>" over:
  *  - moe_exp16 on a fixed grid of inputs;
- *  - moe_matmul, moe_matmul_bf16 and f16 weights on seeded matrices, odd shapes included
+ *  - moe_matmul_mat with f32, bf16 and f16 weights on seeded matrices, odd shapes included
  *    (a tail past 16 columns, 1 and 5 tokens);
  *  - the shipped model's logits over a held-out text: one prefill of 200
  *    bytes, then 40 decode steps, and the same 4-bit-quantized.
@@ -103,7 +103,7 @@ int main(int argc, char **argv) {
         for (int i = 0; i < R; i++) bias[i] = frand();
         moe_matmul(pool, y, W, bias, x, T, R, C);
         eat(y, sizeof(float) * (size_t)T * R);
-        moe_matmul_bf16(pool, y, Wb, NULL, x, T, R, C);
+        moe_matmul_mat(pool, y, (moe_mat){.h16 = Wb}, NULL, x, T, R, C);
         eat(y, sizeof(float) * (size_t)T * R);
         for (int i = 0; i < R * C; i++) Wb[i] = (uint16_t)(Wb[i] & 0xbfff); /* as f16 bits: finite */
         moe_matmul_mat(pool, y, (moe_mat){.h16 = Wb, .f16 = 1}, NULL, x, T, R, C);

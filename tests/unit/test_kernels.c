@@ -120,9 +120,9 @@ static void test_matmul(void) {
         CHECK(worst < 1e-6);
         for (int t = 0; t < T; t++) moe_matmul(p1, y1 + t * R, W, bias, x + t * C, 1, R, C); /* one at a time */
         CHECK(memcmp(y, y1, sizeof(float) * (size_t)T * R) == 0);
-        moe_matmul_bf16(p1, yb, Wb, bias, x, T, R, C);
+        moe_matmul_mat(p1, yb, (moe_mat){.h16 = Wb}, bias, x, T, R, C);
         CHECK(memcmp(y, yb, sizeof(float) * (size_t)T * R) == 0);
-        for (int t = 0; t < T; t++) moe_matmul_bf16(p3, yb + t * R, Wb, bias, x + t * C, 1, R, C);
+        for (int t = 0; t < T; t++) moe_matmul_mat(p3, yb + t * R, (moe_mat){.h16 = Wb}, bias, x + t * C, 1, R, C);
         CHECK(memcmp(y, yb, sizeof(float) * (size_t)T * R) == 0);
         moe_matmul(p1, y, Wf, bias, x, T, R, C);
         moe_matmul_mat(p3, yb, (moe_mat){.h16 = Wh, .f16 = 1}, bias, x, T, R, C);
