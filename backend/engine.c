@@ -189,6 +189,9 @@ void moe_engine_free(moe_engine *e) {
 }
 
 void moe_engine_reset(moe_engine *e) { e->pos = 0; }
+void moe_engine_force_routing(moe_engine *e, const moe_forced_routing *r) {
+    e->force = r ? *r : (moe_forced_routing){0};
+}
 int moe_engine_pos(const moe_engine *e) { return e->pos; }
 const moe_model *moe_engine_model(const moe_engine *e) { return e->m; }
 
@@ -250,7 +253,11 @@ int moe_engine_forward(moe_engine *e, const int *tokens, int n, float *logits, i
         float *out = NULL;
         if (logits && all_logits) out = logits + (size_t)t0 * c->vocab;
         else if (logits && last_chunk) out = logits;
-        if (forward_chunk(e, tokens + t0, T, out, all_logits, route, t0, err)) return -1;
+        if (forward_chunk(e, tokens + t0, T, out, all_logits, route, t0, err)) {
+            e->force = (moe_forced_routing){0};
+            return -1;
+        }
     }
+    e->force = (moe_forced_routing){0}; /* one call only */
     return 0;
 }

@@ -98,6 +98,22 @@ size_t moe_engine_expert_samples(const moe_engine *e, const int **experts, const
  * positions of those tokens + 1, seconds). */
 size_t moe_engine_dense_samples(const moe_engine *e, const int **tokens, const double **ctx, const double **seconds);
 
+/* Routing given from outside (`--route-from TRACE`: a real routing trace
+ * executed on a model of its geometry, whose own router would route
+ * otherwise). For the next moe_engine_forward call only: every MoE layer
+ * still computes its router and lookahead (their cost is paid), then uses
+ * experts [n][L][k] (rank order, no empty slot) with weights [n][L][k]
+ * (NULL: 1/k each) and, when lookahead is set, lookahead [n][L][D][k] for
+ * the depths d <= D it holds. The arrays stay the caller's (a trace's step,
+ * moe_trace_rec layout) and must hold n tokens. */
+typedef struct moe_forced_routing {
+    const uint16_t *experts;
+    const float *weights;
+    const uint16_t *lookahead;
+    int lookahead_depth;
+} moe_forced_routing;
+void moe_engine_force_routing(moe_engine *e, const moe_forced_routing *r);
+
 /* logits: if all_logits, [n][vocab] for every token, else [vocab] for the last
  * one; may be NULL. route may be NULL. Fails if pos + n > ctx. */
 int moe_engine_forward(moe_engine *e, const int *tokens, int n, float *logits, int all_logits, moe_routing *route,

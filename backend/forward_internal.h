@@ -38,6 +38,7 @@ struct moe_engine {
     int *first_of, *count_of;  /* [E]: the expert's rows in xe_all / ey_all */
     int *order;                /* [E] compute order given by the source */
     uint16_t *la;              /* [CH][D][k] lookahead for the source */
+    moe_forced_routing force;  /* moe_engine_force_routing: experts NULL = the router's own */
     /* timing (moe_engine_set_timing) */
     int timing;
     double t_layer;            /* start of the current layer (timing) */

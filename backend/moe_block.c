@@ -67,6 +67,17 @@ static void lookahead_topk(moe_engine *e, int l, int d, int T, uint16_t *out, si
     }
 }
 
+/* With forced routing that holds lookahead of depth d: overwrite what
+ * lookahead_topk computed (same layout) with the given predictions. */
+static void force_lookahead(moe_engine *e, int m, int d, int T, int t0, uint16_t *out, size_t stride) {
+    const moe_forced_routing *f = &e->force;
+    if (!f->experts || !f->lookahead || d > f->lookahead_depth) return;
+    int L = e->m->cfg.n_moe_layers, K = e->m->cfg.top_k, FD = f->lookahead_depth;
+    for (int t = 0; t < T; t++)
+        memcpy(out + (size_t)t * stride, f->lookahead + ((((size_t)(t0 + t) * L + m) * FD) + (d - 1)) * K,
+               (size_t)K * sizeof *out);
+}
+
 static void route_tokens(moe_engine *e, int l, int T, moe_routing *route, int t0) {
     const moe_model_config *c = &e->m->cfg;
     const moe_layer_w *w = &e->m->layers[l];
@@ -82,6 +93,13 @@ static void route_tokens(moe_engine *e, int l, int T, moe_routing *route, int t0
         double sum = 0;
         for (int s = 0; s < K; s++) sum += pr[sel[s]];
         for (int s = 0; s < K; s++) sw[s] = c->norm_topk_prob ? (float)(pr[sel[s]] / sum) : pr[sel[s]];
+        if (e->force.experts) { /* routed from outside: the router above is paid for, then overridden */
+            size_t fr = ((size_t)(t0 + t) * L + m) * K;
+            for (int s = 0; s < K; s++) {
+                sel[s] = e->force.experts[fr + s];
+                sw[s] = e->force.weights ? e->force.weights[fr + s] : 1.0f / (float)K;
+            }
+        }
         if (!route) continue;
         size_t rec = ((size_t)(t0 + t) * L + m);
         if (route->experts) memcpy(route->experts + rec * K, sel, (size_t)K * sizeof(int));
@@ -92,6 +110,8 @@ static void route_tokens(moe_engine *e, int l, int T, moe_routing *route, int t0
     int D = route && route->lookahead ? route->lookahead_depth : 0;
     for (int d = 1; d <= D; d++)
         lookahead_topk(e, l, d, T, route->lookahead + (((size_t)t0 * L + m) * D + (d - 1)) * K, (size_t)L * D * K);
+    for (int d = 1; d <= D; d++) force_lookahead(e, m, d, T, t0, route->lookahead + (((size_t)t0 * L + m) * D + (d - 1)) * K,
+                                              (size_t)L * D * K);
 }
 
 /* Add the weighted outputs of the routed experts into e->eo in ascending
@@ -142,18 +162,21 @@ static void classify_slots(moe_engine *e, int T) {
  * order the data arrives (and may rewrite slots, engine.h); each expert's
  * output goes to its own rows of ey_all, and the sum is taken afterwards in
  * ascending id. */
-static int ffn_offloaded(moe_engine *e, int l, int T, moe_error *err) {
+static int ffn_offloaded(moe_engine *e, int l, int T, int t0, moe_error *err) {
     const moe_model_config *c = &e->m->cfg;
     int H = c->hidden, E = c->n_experts, K = c->top_k, m = c->moe_index[l];
     moe_expert_source *src = e->src;
     int D = src->lookahead_depth;
-    for (int d = 1; d <= D; d++) lookahead_topk(e, l, d, T, e->la + (size_t)(d - 1) * K, (size_t)D * K);
+    for (int d = 1; d <= D; d++) {
+        lookahead_topk(e, l, d, T, e->la + (size_t)(d - 1) * K, (size_t)D * K);
+        force_lookahead(e, m, d, T, t0, e->la + (size_t)(d - 1) * K, (size_t)D * K);
+    }
     int n = 0;
-    double t0 = e->timing ? moe_engine_now() : 0;
+    double ts0 = e->timing ? moe_engine_now() : 0;
     int rc = src->layer(src->ctx, m, T, e->sel, e->selw, e->rlog, D ? e->la : NULL, e->order, &n, err);
     if (e->timing) {
         /* the source's time is its own term, not expert compute */
-        double ts = moe_engine_now() - t0;
+        double ts = moe_engine_now() - ts0;
         e->times.source_s += ts;
         e->times.expert_s -= ts;
     }
@@ -223,7 +246,7 @@ int moe_ffn(moe_engine *e, int l, int T, moe_routing *route, int t0, moe_error *
     uint64_t run0 = e->times.experts_run;
     double src0 = e->times.source_s;
     if (e->src) {
-        if (ffn_offloaded(e, l, T, err)) return -1;
+        if (ffn_offloaded(e, l, T, t0, err)) return -1;
     } else {
         const moe_qexperts *qx = e->qx;
         if (qx && qx->dynamic) classify_slots(e, T);

@@ -20,6 +20,7 @@
 
 static const char infer_usage[] =
     "usage: moesim infer --model DIR (--prompt TEXT | --prompt-file F | --prompt-ids LIST) [options]\n"
+    "       moesim infer --model DIR --offload PACK --route-from TRACE --capacity C [options]\n"
     "\n"
     "Run a Hugging Face MoE model (mixtral, qwen2_moe, qwen3_moe, olmoe; config.json +\n"
     "model.safetensors in DIR) on the CPU and print the generated text.\n"
@@ -89,9 +90,16 @@ static int run_offloaded(const infer_opts *o, const moe_model *m, const int *ids
         moe_offload_config_of(&o->off, pack, m, &job.oc, err))
         return -1;
     job.oc.seed = o->seed;
+    if (o->off.route_from) {
+        if (!(job.route_from = moe_route_from_open(o->off.route_from, m, o->off.route_steps, err))) return -1;
+        job.route_steps = o->off.route_steps;
+        job.echo = 0; /* the tokens fed are placeholders: nothing to show */
+    }
     moe_offload_out out;
-    if (moe_offload_generate(&job, &out, err)) return -1;
-    putchar('\n');
+    int grc = moe_offload_generate(&job, &out, err);
+    moe_trace_free((moe_trace *)job.route_from);
+    if (grc) return -1;
+    if (!o->off.route_from) putchar('\n');
     moe_replay_result res;
     int rc = moe_offload_result(&out, moe_offload_policy(out.off), moe_offload_prefetcher(out.off), &res, err);
     if (!rc) {
@@ -126,6 +134,10 @@ static int run_infer(const infer_opts *o) {
     moe_model *m = moe_model_load_ex(o->model, o->off.pack ? MOE_LOAD_NO_EXPERTS : 0, &err);
     if (!m) return cli_error("infer", &err);
     const moe_model_config *c = &m->cfg;
+    if (o->off.route_from) { /* the trace gives the steps; no prompt */
+        rc = run_offloaded(o, m, NULL, 0, &err) ? 1 : 0;
+        goto out;
+    }
     if (by_ids) {
         ids = moe_tok_parse_ids(o->prompt_ids, c->vocab, &n_prompt, &err);
     } else if (!moe_tok_is_bytes(c->vocab)) {
@@ -276,7 +288,11 @@ int cmd_infer(int argc, char **argv) {
         fprintf(stderr, "moesim infer: --%s applies to offloaded runs: add --offload PACK|auto\n", o.off.first_set);
         return 2;
     }
-    if (!o.model || (!!o.prompt + !!o.prompt_file + !!o.prompt_ids) != 1) {
+    if (o.off.route_from && (o.prompt || o.prompt_file || o.prompt_ids)) {
+        fprintf(stderr, "moesim infer: --route-from replaces the prompt: drop --prompt, --prompt-file and --prompt-ids\n");
+        return 2;
+    }
+    if (!o.model || (!!o.prompt + !!o.prompt_file + !!o.prompt_ids) != !o.off.route_from) {
         fprintf(stderr, "moesim infer: --model and exactly one of --prompt, --prompt-file, --prompt-ids are required\n");
         fprintf(stderr, infer_usage, moe_offload_opts_help);
         return 2;

@@ -24,6 +24,7 @@
 
 static const char validate_usage[] =
     "usage: moesim validate --model DIR --prompt-file F --capacity C [options]\n"
+    "       moesim validate --model DIR --route-from TRACE --capacity C [options]\n"
     "       moesim validate --grid FILE [options]   (experiments/validate.ini)\n"
     "\n"
     "Measure the simulator against the real backend: run DIR offloaded (experts streamed\n"
@@ -95,6 +96,7 @@ typedef struct vopts {
     uint64_t max_tokens, threads, repeat;
     int json;
     moe_offload_opts off;
+    moe_trace *route;          /* --route-from, loaded by load_setup */
 } vopts;
 
 /* Unit for the table: seconds shown in ms, bytes in MiB. */
@@ -237,7 +239,8 @@ static int validate_one(vopts *o, const moe_model *m, const int *ids, int n_ids,
     moe_offload_job job = {.model = m, .prompt = ids, .n_prompt = n_ids, .max_tokens = o->max_tokens,
                            .threads = (int)o->threads, .sample_seed = 1,
                            .prefill_chunk = o->off.prefill_chunk ? (int)o->off.prefill_chunk : MOE_ENGINE_MAX_STEP,
-                           .save_state = o->off.save_state};
+                           .save_state = o->off.save_state, .route_from = o->route,
+                           .route_steps = o->off.route_steps};
     if (moe_offload_config_of(&o->off, pack, m, &job.oc, err)) goto out;
     /* the backend's predictions go to a log that the simulator replays */
     if (o->off.prefetch) {
@@ -348,11 +351,13 @@ static int load_setup(vopts *o, moe_device_profile *dev, moe_model **m, moe_erro
     if (strcmp(dev->model, (*m)->name))
         return moe_fail(err, "%s: device [%s] was calibrated with model %s, not %s", o->devices, o->device, dev->model,
                         (*m)->name);
+    if (!o->off.pack) o->off.pack = "auto";
+    if (!o->off.io_threads) o->off.io_threads = dev->io_channels;
+    if (o->off.route_from) /* the trace routes: no prompt, any vocabulary */
+        return (o->route = moe_route_from_open(o->off.route_from, *m, o->off.route_steps, err)) ? 0 : -1;
     if (!moe_tok_is_bytes((*m)->cfg.vocab))
         return moe_fail(err, "%s: vocabulary of %d is not byte-level; validate needs a byte-level model", o->model,
                         (*m)->cfg.vocab);
-    if (!o->off.pack) o->off.pack = "auto";
-    if (!o->off.io_threads) o->off.io_threads = dev->io_channels;
     return 0;
 }
 
@@ -367,12 +372,12 @@ static int validate(vopts *o) {
     moe_device_profile dev;
     size_t len;
     if (load_setup(o, &dev, &m, &err)) goto out;
-    if (!(text = moe_backend_read_file(o->prompt_file, &len, &err))) goto out;
-    if (!len) {
+    if (o->route) len = 0;
+    else if (!(text = moe_backend_read_file(o->prompt_file, &len, &err))) goto out;
+    else if (!len) {
         moe_fail(&err, "%s: empty prompt", o->prompt_file);
         goto out;
-    }
-    if (!(ids = moe_tok_encode_bytes(text, len))) {
+    } else if (!(ids = moe_tok_encode_bytes(text, len))) {
         moe_fail(&err, "out of memory");
         goto out;
     }
@@ -410,6 +415,7 @@ out:
     vresult_free(&warm);
     free(ids);
     free(text);
+    moe_trace_free(o->route);
     moe_model_free(m);
     return rc;
 }
@@ -502,7 +508,7 @@ static int validate_grid(vopts *o, const char *path) {
     }
     static const char *const keys[] = {"description", "model", "prompt_files", "prompt_bytes", "max_tokens",
                                        "repeat", "policies", "capacities", "global_capacities", "prefetch", "io",
-                                       NULL};
+                                       "route_from", "route_steps", NULL};
     if (moe_ini_check_keys(ini, sec, keys, &err)) goto out;
     if (!o->model) o->model = moe_ini_get(ini, sec, "model");
     if (!o->model) {
@@ -514,7 +520,13 @@ static int validate_grid(vopts *o, const char *path) {
         goto out;
     const char *io = moe_ini_get(ini, sec, "io");
     if (io && moe_io_mode_parse(io, &o->off.io_mode, &err)) goto out;
-    if (load_setup(o, &dev, &m, &err) || !(ids = grid_prompt(ini, sec, &n_ids, &err))) goto out;
+    if (!o->off.route_from) o->off.route_from = moe_ini_get(ini, sec, "route_from");
+    if (moe_ini_get_u64(ini, sec, "route_steps", o->off.route_steps, 0, UINT32_MAX, &o->off.route_steps, &err)) goto out;
+    if (o->off.route_from && moe_ini_get(ini, sec, "prompt_files")) {
+        moe_fail(&err, "%s: [validate] has both route_from and prompt_files: the trace replaces the prompt", path);
+        goto out;
+    }
+    if (load_setup(o, &dev, &m, &err) || (!o->route && !(ids = grid_prompt(ini, sec, &n_ids, &err)))) goto out;
     char pl[4096], cl[512], gl[512], fl[1024], *pols[32], *caps[16], *gcaps[16], *pfs[16];
     snprintf(pl, sizeof pl, "%s", moe_ini_get(ini, sec, "policies") ? moe_ini_get(ini, sec, "policies") : "lru");
     snprintf(cl, sizeof cl, "%s", moe_ini_get(ini, sec, "capacities") ? moe_ini_get(ini, sec, "capacities") : "");
@@ -530,8 +542,14 @@ static int validate_grid(vopts *o, const char *path) {
         moe_fail(&err, "out of memory");
         goto out;
     }
-    fprintf(stderr, "moesim validate: %d configurations x %llu runs, prompt %d bytes, %llu generated\n", total,
-            (unsigned long long)o->repeat, n_ids, (unsigned long long)o->max_tokens);
+    if (o->route)
+        fprintf(stderr, "moesim validate: %d configurations x %llu runs, routing of %s (%llu steps)\n", total,
+                (unsigned long long)o->repeat, o->off.route_from,
+                (unsigned long long)(o->off.route_steps && o->off.route_steps < o->route->n_steps ? o->off.route_steps
+                                                                                                 : o->route->n_steps));
+    else
+        fprintf(stderr, "moesim validate: %d configurations x %llu runs, prompt %d bytes, %llu generated\n", total,
+                (unsigned long long)o->repeat, n_ids, (unsigned long long)o->max_tokens);
     printf("%-40s %-9s %4s %-14s %9s %9s %7s %9s %9s %7s %s\n", "policy", "scope", "cap", "prefetch", "tok/s", "pred",
            "err", "TTFT ms", "pred", "err", "counts");
     for (int f = 0; f < nf; f++)
@@ -608,6 +626,7 @@ out:
     if (rc) cli_error("validate", &err);
     free(rows);
     free(ids);
+    moe_trace_free(o->route);
     moe_model_free(m);
     moe_ini_free(ini);
     return rc;
@@ -662,9 +681,13 @@ int cmd_validate(int argc, char **argv) {
         }
         if (bad) return cli_error("validate", &err);
     }
-    if (optind < argc || (!grid && (!o.model || !o.prompt_file || !o.off.capacity))) {
+    if (o.off.route_from && o.prompt_file) {
+        fprintf(stderr, "moesim validate: --route-from replaces the prompt: drop --prompt-file\n");
+        return 2;
+    }
+    if (optind < argc || (!grid && (!o.model || (!o.prompt_file && !o.off.route_from) || !o.off.capacity))) {
         if (optind < argc) fprintf(stderr, "moesim validate: unexpected argument '%s'\n", argv[optind]);
-        else fprintf(stderr, "moesim validate: --model, --prompt-file and --capacity are required\n");
+        else fprintf(stderr, "moesim validate: --model, --prompt-file (or --route-from) and --capacity are required\n");
         fprintf(stderr, validate_usage, moe_offload_opts_help);
         return 2;
     }

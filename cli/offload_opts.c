@@ -53,7 +53,12 @@ const char moe_offload_opts_help[] =
     "  --load-state F       pre-read a saved state before the first step\n"
     "  --steps-out F        per-step measured figures as CSV (step, phase, tokens,\n"
     "                       seconds, accesses, hits)\n"
-    "  --seed N             seed of randomised policies (default 1)\n";
+    "  --seed N             seed of randomised policies (default 1)\n"
+    "  --route-from TRACE   execute TRACE's routing (its steps, token counts, experts,\n"
+    "                       gate weights and lookahead) instead of a prompt, on a model\n"
+    "                       of its geometry (`moesim model synth`): the router is still\n"
+    "                       computed and paid for, then overridden\n"
+    "  --route-steps N      only the trace's first N steps (default: all)\n";
 
 static int opt_set(moe_offload_opts *o, const char *name, const char *v, moe_error *err);
 
@@ -110,6 +115,10 @@ static int opt_set(moe_offload_opts *o, const char *name, const char *v, moe_err
     else if (!strcmp(name, "io-threads")) {
         if (cli_parse_u64("--io-threads", v, 64, &o->io_threads, err)) return -1;
         if (!o->io_threads) return moe_fail(err, "--io-threads: at least 1");
+    } else if (!strcmp(name, "route-from")) o->route_from = v;
+    else if (!strcmp(name, "route-steps")) {
+        if (cli_parse_u64("--route-steps", v, UINT32_MAX, &o->route_steps, err)) return -1;
+        if (!o->route_steps) return moe_fail(err, "--route-steps: at least 1");
     } else if (!strcmp(name, "prefill-chunk")) {
         if (cli_parse_u64("--prefill-chunk", v, MOE_ENGINE_MAX_STEP, &o->prefill_chunk, err)) return -1;
         if (!o->prefill_chunk) return moe_fail(err, "--prefill-chunk: at least 1");

@@ -30,6 +30,85 @@ static int step(moe_engine *eng, moe_offload *off, moe_capture *cap, const int *
     return 0;
 }
 
+int moe_route_from_check(const moe_trace *t, const char *path, const moe_model *m, uint64_t steps, moe_error *err) {
+    const moe_model_config *c = &m->cfg;
+    if (moe_trace_is_keys(t)) return moe_fail(err, "%s: a key sequence has no routing to execute", path);
+    if (t->n_experts != (uint32_t)c->n_experts || t->top_k != (uint32_t)c->top_k || t->n_layers != (uint32_t)c->n_moe_layers)
+        return moe_fail(err, "%s: trace geometry %u layers x %u experts, top-%u does not match model %s (%d MoE layers x %d "
+                        "experts, top-%d)", path, t->n_layers, t->n_experts, t->top_k, m->name, c->n_moe_layers,
+                        c->n_experts, c->top_k);
+    uint64_t S = steps && steps < t->n_steps ? steps : t->n_steps;
+    if (!S) return moe_fail(err, "%s: the trace has no steps", path);
+    for (uint64_t s = 0; s < S; s++) {
+        uint64_t a = t->step_first_token[s], b = t->step_first_token[s + 1];
+        if (b - a > MOE_ENGINE_MAX_STEP)
+            return moe_fail(err, "%s: step %llu has %llu tokens; an offloaded step holds at most %d (re-chunk the prefill)",
+                            path, (unsigned long long)s, (unsigned long long)(b - a), MOE_ENGINE_MAX_STEP);
+        size_t r0 = moe_trace_rec(t, a, 0), r1 = moe_trace_rec(t, b, 0);
+        for (size_t r = r0; r < r1; r++)
+            if (t->experts[r] == MOE_NO_EXPERT)
+                return moe_fail(err, "%s: step %llu, token %llu, layer %zu has an empty slot; --route-from needs every slot "
+                                "filled", path, (unsigned long long)s, (unsigned long long)(a + (r - r0) / ((size_t)t->n_layers * t->top_k)),
+                                (r / t->top_k) % t->n_layers);
+    }
+    return 0;
+}
+
+moe_trace *moe_route_from_open(const char *path, const moe_model *m, uint64_t steps, moe_error *err) {
+    moe_trace *t = moe_trace_load(path, err);
+    if (t && moe_route_from_check(t, path, m, steps, err)) {
+        moe_trace_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+/* The longest sequence among the first S steps, in tokens (the KV cache's
+ * size), and their total token count. */
+static void route_extent(const moe_trace *t, uint64_t S, int *longest, uint64_t *total) {
+    uint64_t run = 0, best = 0;
+    for (uint64_t s = 0; s < S; s++) {
+        uint64_t a = t->step_first_token[s], n = t->step_first_token[s + 1] - a;
+        if (s && t->token_seq[a] != t->token_seq[t->step_first_token[s - 1]]) run = 0;
+        run += n;
+        if (run > best) best = run;
+    }
+    *longest = (int)best;
+    *total = t->step_first_token[S];
+}
+
+/* --route-from: the trace's steps, each one forward call whose routing is
+ * the trace's; a new sequence id empties the KV cache. The tokens fed are
+ * the greedy continuation (prefill: position mod vocabulary): with routing
+ * given, they change no cost. */
+static int route_from_loop(const moe_offload_job *job, moe_engine *eng, moe_offload *off, moe_capture *cap,
+                           float *logits, uint64_t S, moe_error *err) {
+    const moe_trace *t = job->route_from;
+    const moe_model_config *c = &job->model->cfg;
+    int tok[MOE_ENGINE_MAX_STEP], next = 0;
+    for (uint64_t s = 0; s < S; s++) {
+        uint64_t a = t->step_first_token[s];
+        int n = (int)(t->step_first_token[s + 1] - a), phase = t->step_phase[s];
+        uint32_t seq = t->token_seq[a];
+        if (s && seq != t->token_seq[t->step_first_token[s - 1]]) moe_engine_reset(eng);
+        int pos = moe_engine_pos(eng);
+        for (int i = 0; i < n; i++) tok[i] = phase == MOE_PHASE_DECODE && i == 0 && pos ? next : (pos + i) % c->vocab;
+        size_t r = moe_trace_rec(t, a, 0);
+        moe_forced_routing fr = {t->experts + r, t->weights ? t->weights + r : NULL,
+                                 t->lookahead ? t->lookahead + r * t->lookahead_depth : NULL, (int)t->lookahead_depth};
+        moe_engine_force_routing(eng, &fr);
+        if (moe_offload_step_begin(off, seq, phase, (uint32_t)pos, (uint32_t)n, err) ||
+            moe_engine_forward(eng, tok, n, logits, 0, moe_capture_routing(cap), err) ||
+            moe_offload_step_end(off, err) || moe_capture_step(cap, phase, seq, pos, n, err))
+            return moe_fail_prefix(err, "%s step %llu", "--route-from", (unsigned long long)s);
+        int best = 0;
+        for (int v = 1; v < c->vocab; v++)
+            if (logits[v] > logits[best]) best = v;
+        next = best;
+    }
+    return 0;
+}
+
 int moe_offload_generate(const moe_offload_job *job, moe_offload_out *out, moe_error *err) {
     memset(out, 0, sizeof *out);
     const moe_model *m = job->model;
@@ -42,6 +121,17 @@ int moe_offload_generate(const moe_offload_job *job, moe_offload_out *out, moe_e
     moe_offload_config oc = job->oc;
     oc.max_tokens = (uint32_t)ctx;
     oc.max_steps = (uint32_t)((job->n_prompt + chunk - 1) / chunk + job->max_tokens);
+    uint64_t route_S = 0;
+    if (job->route_from) {
+        const moe_trace *t = job->route_from;
+        uint64_t total;
+        route_S = job->route_steps && job->route_steps < t->n_steps ? job->route_steps : t->n_steps;
+        route_extent(t, route_S, &ctx, &total);
+        if (total > UINT32_MAX || route_S > UINT32_MAX) return moe_fail(err, "--route-from: too many steps for one run");
+        oc.max_tokens = (uint32_t)total;
+        oc.max_steps = (uint32_t)route_S;
+        chunk = MOE_ENGINE_MAX_STEP; /* capture buffers hold the largest step */
+    }
     int rc = -1;
     moe_engine *eng = NULL;
     moe_capture *cap = NULL;
@@ -62,21 +152,25 @@ int moe_offload_generate(const moe_offload_job *job, moe_offload_out *out, moe_e
     }
     moe_engine_set_timing(eng, 1);
     double t0 = moe_engine_now();
-    for (int p0 = 0; p0 < job->n_prompt; p0 += chunk) {
-        int n = job->n_prompt - p0 < chunk ? job->n_prompt - p0 : chunk;
-        if (step(eng, out->off, cap, job->prompt + p0, n, MOE_PHASE_PREFILL, logits, err)) goto done;
-    }
-    while (out->n_generated < job->max_tokens) {
-        int tok = moe_sample(&smp, logits);
-        out->generated[out->n_generated++] = tok;
-        if (job->echo) {
-            fputc(tok, stdout);
-            fflush(stdout);
+    if (job->route_from) {
+        if (route_from_loop(job, eng, out->off, cap, logits, route_S, err)) goto done;
+    } else {
+        for (int p0 = 0; p0 < job->n_prompt; p0 += chunk) {
+            int n = job->n_prompt - p0 < chunk ? job->n_prompt - p0 : chunk;
+            if (step(eng, out->off, cap, job->prompt + p0, n, MOE_PHASE_PREFILL, logits, err)) goto done;
         }
-        int stop = 0;
-        for (int i = 0; i < c->n_eos; i++) stop |= tok == c->eos[i];
-        if (out->n_generated == job->max_tokens || stop) break; /* the last token needs no forward pass */
-        if (step(eng, out->off, cap, &tok, 1, MOE_PHASE_DECODE, logits, err)) goto done;
+        while (out->n_generated < job->max_tokens) {
+            int tok = moe_sample(&smp, logits);
+            out->generated[out->n_generated++] = tok;
+            if (job->echo) {
+                fputc(tok, stdout);
+                fflush(stdout);
+            }
+            int stop = 0;
+            for (int i = 0; i < c->n_eos; i++) stop |= tok == c->eos[i];
+            if (out->n_generated == job->max_tokens || stop) break; /* the last token needs no forward pass */
+            if (step(eng, out->off, cap, &tok, 1, MOE_PHASE_DECODE, logits, err)) goto done;
+        }
     }
     out->wall_s = moe_engine_now() - t0;
 
@@ -84,10 +178,14 @@ int moe_offload_generate(const moe_offload_job *job, moe_offload_out *out, moe_e
     if (moe_offload_finish(out->off, &out->stats, err)) goto done;
     if (job->save_state && moe_offload_save_state(out->off, job->save_state, err)) goto done;
     char meta[512];
-    snprintf(meta, sizeof meta,
-             "arch=%s\nweights_dtype=%s\nprompt_tokens=%d\ngenerated=%llu\nprefill_chunk=%d\noffloaded=1\n"
-             "lookahead_hidden=post_attention_layernorm output of layer l (MoE block input)\n",
-             c->model_type, m->dtype, job->n_prompt, (unsigned long long)out->n_generated, chunk);
+    if (job->route_from)
+        snprintf(meta, sizeof meta, "arch=%s\nweights_dtype=%s\nrouted_from=%s\nrouted_steps=%llu\noffloaded=1\n",
+                 c->model_type, m->dtype, job->route_from->model, (unsigned long long)route_S);
+    else
+        snprintf(meta, sizeof meta,
+                 "arch=%s\nweights_dtype=%s\nprompt_tokens=%d\ngenerated=%llu\nprefill_chunk=%d\noffloaded=1\n"
+                 "lookahead_hidden=post_attention_layernorm output of layer l (MoE block input)\n",
+                 c->model_type, m->dtype, job->n_prompt, (unsigned long long)out->n_generated, chunk);
     out->trace = moe_capture_finish(cap, meta, err);
     cap = NULL;
     if (!out->trace) goto done;
