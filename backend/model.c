@@ -243,9 +243,18 @@ static int bind_experts(binder *b, moe_layer_w *lw, int l, const char *blk) {
     snprintf(name, sizeof name, "model.layers.%d.%s.experts.0.w1.weight", l, blk);
     int mixtral_names = lookup(b, name) != NULL;
     snprintf(name, sizeof name, "model.layers.%d.%s.experts.0.gate_proj.weight", l, blk);
-    if (!mixtral_names && !lookup(b, name))
+    if (!mixtral_names && !lookup(b, name)) {
+        if (b->no_experts) { /* experts kept only in an expert pack (`moesim model synth`) */
+            for (int64_t e = 0; e < E; e++) lw->experts[e].inter = (int)I;
+            b->m->n_params += (size_t)(E * 3 * I * H);
+            snprintf(b->m->dtype, sizeof b->m->dtype, "pack");
+            return 0;
+        }
         return moe_fail(b->err, "%s: tensor 'model.layers.%d.%s.experts.gate_up_proj': missing (nor per-expert "
-                                "experts.0.w1.weight / experts.0.gate_proj.weight)", b->st.path, l, blk);
+                                "experts.0.w1.weight / experts.0.gate_proj.weight); a model whose experts are only "
+                                "in an expert pack (`moesim model synth`) runs offloaded: --offload PACK",
+                        b->st.path, l, blk);
+    }
     for (int64_t e = 0; e < E; e++) {
         char pfx[160];
         snprintf(pfx, sizeof pfx, "model.layers.%d.%s.experts.%" PRId64 ".", l, blk, e);

@@ -172,6 +172,11 @@ static int geom_derive(geom *g) {
     return 0;
 }
 
+uint64_t moe_pack_file_bytes(int dtype, uint32_t layers, uint32_t experts, uint32_t hidden, uint32_t inter) {
+    geom g = {.dtype = (uint32_t)dtype, .L = layers, .E = experts, .H = hidden, .I = inter};
+    return geom_derive(&g) ? 0 : g.file_size;
+}
+
 /* ---- bf16 ---------------------------------------------------------------- */
 
 /* Round to nearest, ties to even: add 0x7fff plus the lowest kept bit, then
@@ -269,18 +274,18 @@ static int pwrite_all(int fd, const unsigned char *p, size_t n, uint64_t off) {
 
 /* The model's geometry as a pack geometry, after checking that its experts
  * are in RAM with the configured shape. */
-static int model_geom(const moe_model *m, int dtype, geom *g, moe_error *err) {
+static int model_geom(const moe_model *m, int dtype, int from_fill, geom *g, moe_error *err) {
     const moe_model_config *c = &m->cfg;
     if (dtype != MOE_PACK_F32 && dtype != MOE_PACK_BF16 && !moe_pack_dtype_bits((uint32_t)dtype))
         return moe_fail(err, "pack dtype code %d: expected %d (f32), %d (bf16) or %d/%d/%d/%d (8/4/3/2 bits)", dtype,
                         MOE_PACK_F32, MOE_PACK_BF16, MOE_PACK_Q8, MOE_PACK_Q4, MOE_PACK_Q3, MOE_PACK_Q2);
     if (c->n_moe_layers <= 0 || c->n_experts <= 0 || c->hidden <= 0 || c->expert_inter <= 0)
         return moe_fail(err, "model %s has no routed experts to pack", m->name);
-    if (!m->experts_loaded) return moe_fail(err, "model %s was loaded without its experts", m->name);
+    if (!m->experts_loaded && !from_fill) return moe_fail(err, "model %s was loaded without its experts", m->name);
     *g = (geom){.dtype = (uint32_t)dtype, .L = (uint32_t)c->n_moe_layers, .E = (uint32_t)c->n_experts,
                 .H = (uint32_t)c->hidden, .I = (uint32_t)c->expert_inter};
     if (geom_derive(g)) return moe_fail(err, "model %s: pack would exceed 64-bit sizes", m->name);
-    for (int l = 0; l < c->n_layers; l++) {
+    for (int l = 0; l < c->n_layers && !from_fill; l++) {
         if (!c->is_moe[l]) continue;
         const moe_layer_w *w = &m->layers[l];
         if (!w->experts) return moe_fail(err, "model %s: layer %d has no experts loaded", m->name, l);
@@ -293,6 +298,8 @@ static int model_geom(const moe_model *m, int dtype, geom *g, moe_error *err) {
 
 typedef struct pack_writer {
     const moe_model *m;
+    moe_pack_fill fill;   /* experts from fill (moe_pack_write_from), else from m */
+    void *fill_ctx;
     geom g;
     moe_atomic_file af;
     unsigned char *blk;   /* one block, aligned, padding zero */
@@ -312,7 +319,11 @@ static int write_blocks(pack_writer *w, void (*progress)(void *, uint32_t, uint3
         uint32_t l = (uint32_t)c->moe_index[dl];
         for (uint32_t e = 0; e < w->g.E; e++) {
             uint64_t k = (uint64_t)l * w->g.E + e;
-            if (expert_payload(&w->g, &w->m->layers[dl].experts[e], w->blk, err)) {
+            moe_mlp_w given = {0};
+            const moe_mlp_w *src = &given;
+            if (!w->fill) src = &w->m->layers[dl].experts[e];
+            else if (w->fill(w->fill_ctx, l, e, &given, err)) return -2;
+            if (expert_payload(&w->g, src, w->blk, err)) {
                 moe_fail_prefix(err, "layer %u expert %u", l, e);
                 return -2; /* err says why (not an I/O error) */
             }
@@ -356,9 +367,15 @@ static int check_ordinals(const moe_model *m, moe_error *err) {
 int moe_pack_write(const moe_model *m, const char *path, int dtype,
                    void (*progress)(void *ctx, uint32_t layers_done, uint32_t layers), void *ctx,
                    moe_error *err) {
+    return moe_pack_write_from(m, path, dtype, NULL, NULL, progress, ctx, err);
+}
+
+int moe_pack_write_from(const moe_model *m, const char *path, int dtype, moe_pack_fill fill, void *fill_ctx,
+                        void (*progress)(void *ctx, uint32_t layers_done, uint32_t layers), void *ctx,
+                        moe_error *err) {
     if (!host_is_le()) return moe_fail(err, "%s: expert packs are little-endian; this host is not", path);
-    pack_writer w = {.m = m};
-    if (model_geom(m, dtype, &w.g, err) || check_ordinals(m, err)) return moe_fail_prefix(err, "%s", path);
+    pack_writer w = {.m = m, .fill = fill, .fill_ctx = fill_ctx};
+    if (model_geom(m, dtype, fill != NULL, &w.g, err) || check_ordinals(m, err)) return moe_fail_prefix(err, "%s", path);
     w.blk = aligned_alloc(MOE_PACK_ALIGN, w.g.stride);
     w.index = calloc(1, w.g.data_offset - HDR_SIZE);
     unsigned char *hdr = aligned_alloc(MOE_PACK_ALIGN, HDR_SIZE);

@@ -100,6 +100,18 @@ int moe_pack_write(const moe_model *m, const char *path, int dtype,
                    void (*progress)(void *ctx, uint32_t layers_done, uint32_t layers), void *ctx,
                    moe_error *err);
 
+/* The same with the experts given by fill instead of the model (which may
+ * be loaded without them: `moesim model synth`): fill(fill_ctx, layer,
+ * expert, w, err) sets w's inter and its bf16 (gate_up16/down16) or f32
+ * matrices, valid until the next call; non-zero stops the write. The pack
+ * records m's identity as moe_pack_write does. */
+typedef int (*moe_pack_fill)(void *ctx, uint32_t layer, uint32_t expert, moe_mlp_w *w, moe_error *err);
+int moe_pack_write_from(const moe_model *m, const char *path, int dtype, moe_pack_fill fill, void *fill_ctx,
+                        void (*progress)(void *ctx, uint32_t layers_done, uint32_t layers), void *ctx,
+                        moe_error *err);
+/* Bytes of the pack of this geometry (0 if it would overflow). */
+uint64_t moe_pack_file_bytes(int dtype, uint32_t layers, uint32_t experts, uint32_t hidden, uint32_t inter);
+
 /* Open and validate header, index and file size. mode MOE_IO_DIRECT on a file
  * system without O_DIRECT support fails with a message saying so and naming
  * --io buffered (never a silent fallback). */

@@ -91,7 +91,7 @@ static int run_offloaded(const infer_opts *o, const moe_model *m, const int *ids
         return -1;
     job.oc.seed = o->seed;
     if (o->off.route_from) {
-        if (!(job.route_from = moe_route_from_open(o->off.route_from, m, o->off.route_steps, err))) return -1;
+        if (!(job.route_from = moe_route_from_open(o->off.route_from, m, o->off.route_steps, o->off.route_truncate, err))) return -1;
         job.route_steps = o->off.route_steps;
         job.echo = 0; /* the tokens fed are placeholders: nothing to show */
     }

@@ -11,14 +11,18 @@
 #include "cli.h"
 #include "commands.h"
 
+int model_synth(int argc, char **argv); /* cmd_model_synth.c */
+
 static const char model_usage[] =
-    "usage: moesim model <pack|info|verify> [options]   (moesim model <sub> --help)\n"
+    "usage: moesim model <pack|info|verify|synth> [options]   (moesim model <sub> --help)\n"
     "\n"
     "  pack     lay a model's routed experts out as an expert pack (one 4 KiB-aligned,\n"
     "           checksummed block per expert) for streaming from disk\n"
     "  info     print a pack's header: dtype, geometry, bytes per expert, model id\n"
     "  verify   read every expert of a pack and check it (and, with --model, that the\n"
     "           pack belongs to that model)\n"
+    "  synth    write a model of a real geometry with seeded random weights (config,\n"
+    "           dense safetensors, expert pack) to measure cost at real expert sizes\n"
     "\n"
     "The format is described byte by byte in docs/pack-format.md.\n";
 
@@ -252,6 +256,7 @@ int cmd_model(int argc, char **argv) {
     if (!strcmp(sub, "pack")) return model_pack(argc - 1, argv + 1);
     if (!strcmp(sub, "info")) return model_info(argc - 1, argv + 1);
     if (!strcmp(sub, "verify")) return model_verify(argc - 1, argv + 1);
+    if (!strcmp(sub, "synth")) return model_synth(argc - 1, argv + 1);
     fprintf(stderr, "moesim model: unknown subcommand '%s'\n%s", sub, model_usage);
     return 2;
 }

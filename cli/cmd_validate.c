@@ -354,7 +354,7 @@ static int load_setup(vopts *o, moe_device_profile *dev, moe_model **m, moe_erro
     if (!o->off.pack) o->off.pack = "auto";
     if (!o->off.io_threads) o->off.io_threads = dev->io_channels;
     if (o->off.route_from) /* the trace routes: no prompt, any vocabulary */
-        return (o->route = moe_route_from_open(o->off.route_from, *m, o->off.route_steps, err)) ? 0 : -1;
+        return (o->route = moe_route_from_open(o->off.route_from, *m, o->off.route_steps, o->off.route_truncate, err)) ? 0 : -1;
     if (!moe_tok_is_bytes((*m)->cfg.vocab))
         return moe_fail(err, "%s: vocabulary of %d is not byte-level; validate needs a byte-level model", o->model,
                         (*m)->cfg.vocab);

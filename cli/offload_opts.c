@@ -58,7 +58,9 @@ const char moe_offload_opts_help[] =
     "                       gate weights and lookahead) instead of a prompt, on a model\n"
     "                       of its geometry (`moesim model synth`): the router is still\n"
     "                       computed and paid for, then overridden\n"
-    "  --route-steps N      only the trace's first N steps (default: all)\n";
+    "  --route-steps N      only the trace's first N steps (default: all)\n"
+    "  --route-truncate     a model of fewer layers than the trace (`model synth\n"
+    "                       --keep-layers`) executes the trace's first layers\n";
 
 static int opt_set(moe_offload_opts *o, const char *name, const char *v, moe_error *err);
 
@@ -116,6 +118,7 @@ static int opt_set(moe_offload_opts *o, const char *name, const char *v, moe_err
         if (cli_parse_u64("--io-threads", v, 64, &o->io_threads, err)) return -1;
         if (!o->io_threads) return moe_fail(err, "--io-threads: at least 1");
     } else if (!strcmp(name, "route-from")) o->route_from = v;
+    else if (!strcmp(name, "route-truncate")) o->route_truncate = 1;
     else if (!strcmp(name, "route-steps")) {
         if (cli_parse_u64("--route-steps", v, UINT32_MAX, &o->route_steps, err)) return -1;
         if (!o->route_steps) return moe_fail(err, "--route-steps: at least 1");

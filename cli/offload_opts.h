@@ -25,6 +25,7 @@ typedef struct moe_offload_opts {
     const char *precision;     /* static plan choosing each expert's pack (several packs), NULL = one pack */
     const char *route_from;    /* --route-from TRACE: execute its routing instead of a prompt */
     uint64_t route_steps;      /* --route-steps N: its first N steps (0 = all) */
+    int route_truncate;        /* --route-truncate: a model of fewer layers takes the trace's first ones */
     int n_set;                 /* options given other than --offload (infer refuses them alone) */
     const char *first_set;     /* the first of them, for the message */
 } moe_offload_opts;
@@ -41,7 +42,7 @@ typedef struct moe_offload_opts {
     {"steps-out", required_argument, 0, 'X'}, {"speculate", no_argument, 0, 'X'},                          \
     {"on-miss", required_argument, 0, 'X'}, {"skip", required_argument, 0, 'X'},                             \
     {"precision", required_argument, 0, 'X'}, {"route-from", required_argument, 0, 'X'},                    \
-    {"route-steps", required_argument, 0, 'X'}
+    {"route-steps", required_argument, 0, 'X'}, {"route-truncate", no_argument, 0, 'X'}
 
 void moe_offload_opts_init(moe_offload_opts *o);
 /* 0 = applied, 1 = not an offload option, -1 = bad value. Names without

@@ -54,8 +54,55 @@ int moe_route_from_check(const moe_trace *t, const char *path, const moe_model *
     return 0;
 }
 
-moe_trace *moe_route_from_open(const char *path, const moe_model *m, uint64_t steps, moe_error *err) {
+/* The trace's first L layers, as a new trace (owned arrays). */
+static moe_trace *first_layers(const moe_trace *t, uint32_t L, moe_error *err) {
+    moe_trace_builder *b = moe_tb_new(L, t->n_experts, t->top_k, t->weights != NULL, 0, t->lookahead_depth);
+    if (!b) return moe_fail(err, "out of memory"), NULL;
+    uint32_t K = t->top_k, D = t->lookahead_depth;
+    for (uint64_t s = 0; s < t->n_steps; s++) {
+        if (moe_tb_begin_step(b, t->step_id[s], t->step_phase[s], err)) goto fail;
+        for (uint64_t tok = t->step_first_token[s]; tok < t->step_first_token[s + 1]; tok++) {
+            int64_t ti = moe_tb_add_token(b, t->token_seq[tok], t->token_pos[tok], err);
+            if (ti < 0) goto fail;
+            for (uint32_t l = 0; l < L; l++) {
+                size_t r = moe_trace_rec(t, tok, l);
+                for (uint32_t k = 0; k < K; k++)
+                    if (t->experts[r + k] != MOE_NO_EXPERT &&
+                        moe_tb_set(b, (uint64_t)ti, l, k, t->experts[r + k], t->weights ? t->weights[r + k] : 0, err))
+                        goto fail;
+                if (!D) continue;
+                uint16_t *la = moe_tb_lookahead(b, (uint64_t)ti, l);
+                for (uint32_t d = 0; d < D; d++)
+                    for (uint32_t k = 0; k < K; k++)
+                        la[d * K + k] = l + d + 1 < L ? t->lookahead[r * D + d * K + k] : MOE_NO_EXPERT;
+            }
+        }
+    }
+    char meta[256];
+    snprintf(meta, sizeof meta, "truncated_from_layers=%u\n", t->n_layers);
+    moe_trace *out = moe_tb_finish(b, t->model, t->source, meta, err);
+    if (out) memcpy(out->expert_bytes, t->expert_bytes, sizeof out->expert_bytes);
+    return out;
+fail:
+    moe_tb_abort(b);
+    return NULL;
+}
+
+moe_trace *moe_route_from_open(const char *path, const moe_model *m, uint64_t steps, int truncate, moe_error *err) {
     moe_trace *t = moe_trace_load(path, err);
+    uint32_t L = (uint32_t)m->cfg.n_moe_layers;
+    if (t && t->n_layers > L && !moe_trace_is_keys(t)) {
+        if (!truncate) {
+            moe_fail(err, "%s: the trace has %u MoE layers, model %s %u (a truncated model executes the trace's first "
+                          "layers with --route-truncate)", path, t->n_layers, m->name, L);
+            moe_trace_free(t);
+            return NULL;
+        }
+        moe_trace *cut = first_layers(t, L, err);
+        moe_trace_free(t);
+        if (!cut) return NULL;
+        t = cut;
+    }
     if (t && moe_route_from_check(t, path, m, steps, err)) {
         moe_trace_free(t);
         return NULL;

@@ -38,8 +38,10 @@ typedef struct moe_offload_job {
  * MOE_ENGINE_MAX_STEP tokens, every slot filled, expert ids in range, a
  * routing trace (not keys). The error names the file and what differs. */
 int moe_route_from_check(const moe_trace *t, const char *path, const moe_model *m, uint64_t steps, moe_error *err);
-/* Load and check the --route-from trace (NULL on error). */
-moe_trace *moe_route_from_open(const char *path, const moe_model *m, uint64_t steps, moe_error *err);
+/* Load and check the --route-from trace (NULL on error). truncate: a trace
+ * of more layers than the model is cut to its first layers (lookahead past
+ * the model's last layer becomes "none"). */
+moe_trace *moe_route_from_open(const char *path, const moe_model *m, uint64_t steps, int truncate, moe_error *err);
 
 typedef struct moe_offload_out {
     moe_trace *trace;              /* captured */

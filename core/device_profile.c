@@ -164,7 +164,10 @@ int moe_model_profile_load(const char *path, const char *spec, moe_model_profile
     static const char *const keys[] = {"description", "layers", "experts", "top_k", "shared", "hidden",
                                        "expert_params", "dense_params", "head_params", "dense_bits",
                                        "quant_overhead_bits", "attn_us", "bytes_f32", "bytes_f16",
-                                       "bytes_q8", "bytes_q4", "bytes_q3", "bytes_q2", "source", NULL};
+                                       "bytes_q8", "bytes_q4", "bytes_q3", "bytes_q2", "source",
+                                       /* the backend's geometry, read by `moesim model synth` */
+                                       "arch", "heads", "kv_heads", "head_dim", "vocab", "expert_inter",
+                                       "shared_inter", NULL};
     memset(out, 0, sizeof *out);
     char name[64];
     const char *colon = strchr(spec, ':');
