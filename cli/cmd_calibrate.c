@@ -354,10 +354,98 @@ static void calib_tokens(int *ids, int n, int vocab) {
     }
 }
 
+/* Experts of a model whose weights are only in its pack (`moesim model
+ * synth`): a pool of distinct experts read from the pack, served to the
+ * engine as an expert source, so the compute measured is that of real
+ * blocks at distinct addresses (as many as the pool holds: at least a
+ * layer's experts, up to 1 GiB, so caches see what they would see). The
+ * values do not change the cost. */
+typedef struct expert_pool {
+    int E, K;
+    size_t n;
+    void **raw;
+    moe_mlp_w *w;
+} expert_pool;
+
+static int pool_layer(void *ctx, int m, int T, int *sel, float *selw, const float *logits, const uint16_t *la,
+                      int *order, int *n, moe_error *err) {
+    expert_pool *p = ctx;
+    (void)m, (void)selw, (void)logits, (void)la, (void)err;
+    *n = 0;
+    for (int x = 0; x < p->E; x++) { /* each chosen expert once, ascending */
+        int used = 0;
+        for (int i = 0; i < T * p->K && !used; i++) used = sel[i] == x;
+        if (used) order[(*n)++] = x;
+    }
+    return 0;
+}
+
+static const moe_mlp_w *pool_get(void *ctx, int m, int x, moe_error *err) {
+    expert_pool *p = ctx;
+    (void)err;
+    return &p->w[((size_t)m * (size_t)p->E + (size_t)x) % p->n];
+}
+
+static void pool_free(expert_pool *p) {
+    for (size_t i = 0; i < p->n && p->raw; i++) free(p->raw[i]);
+    free(p->raw);
+    free(p->w);
+}
+
+static int pool_load(expert_pool *p, const moe_model *m, const char *pack_path, moe_error *err) {
+    moe_pack pk;
+    memset(p, 0, sizeof *p);
+    if (moe_pack_open(&pk, pack_path, MOE_IO_BUFFERED, err) || moe_pack_check_model(&pk, m, err)) return -1;
+    int rc = -1;
+    if (pk.dtype != MOE_PACK_BF16) {
+        moe_fail(err, "%s: calibrating from a pack needs bf16 experts (this one is %s)", pack_path,
+                 moe_pack_dtype_name(pk.dtype));
+        goto out;
+    }
+    size_t all = (size_t)pk.n_layers * pk.n_experts, fit = (size_t)((1ull << 30) / pk.stride);
+    p->E = (int)pk.n_experts;
+    p->K = m->cfg.top_k;
+    p->n = fit < all ? fit : all;
+    if (p->n < pk.n_experts) p->n = pk.n_experts;
+    p->raw = calloc(p->n, sizeof *p->raw);
+    p->w = calloc(p->n, sizeof *p->w);
+    if (!p->raw || !p->w) {
+        moe_fail(err, "out of memory");
+        goto out;
+    }
+    size_t I = pk.inter, H = pk.hidden;
+    for (size_t i = 0; i < p->n; i++) {
+        if (!(p->raw[i] = moe_pack_alloc_block(&pk))) {
+            moe_fail(err, "out of memory");
+            goto out;
+        }
+        if (moe_pack_read(&pk, (uint32_t)(i / pk.n_experts), (uint32_t)(i % pk.n_experts), p->raw[i], err)) goto out;
+        const uint16_t *b = p->raw[i];
+        p->w[i] = (moe_mlp_w){.inter = (int)I, .gate_up16 = b, .down16 = b + 2 * I * H};
+    }
+    rc = 0;
+out:
+    moe_pack_close(&pk);
+    if (rc) pool_free(p);
+    return rc;
+}
+
 static int bench_compute(const copts *o, const moe_model *m, compute_fit *cf, moe_error *err) {
     const int N = 512, decode = 96;
     moe_engine *e = moe_engine_new(m, (int)o->threads, N + decode, err);
     if (!e) return -1;
+    expert_pool pool = {0};
+    moe_expert_source src = {.ctx = &pool, .layer = pool_layer, .get = pool_get};
+    if (!m->experts_loaded) {
+        char pack[4096];
+        snprintf(pack, sizeof pack, "%s/experts.pack", o->model);
+        if (pool_load(&pool, m, pack, err) || moe_engine_set_expert_source(e, &src, err)) {
+            pool_free(&pool);
+            moe_engine_free(e);
+            return -1;
+        }
+        printf("compute: experts from %s (%zu distinct blocks)\n", pack, pool.n);
+    }
     int *ids = malloc((size_t)(N + decode) * sizeof *ids);
     float *logits = malloc((size_t)m->cfg.vocab * sizeof *logits);
     double head_sum = 0;
@@ -417,6 +505,7 @@ out:
     free(ids);
     free(logits);
     moe_engine_free(e);
+    pool_free(&pool);
     return rc;
 }
 
@@ -457,12 +546,18 @@ static int write_section(const char *path, const char *name, const char *section
 static int calibrate(const copts *o) {
     moe_error err = {{0}};
     int rc = 1;
-    moe_model *m = moe_model_load(o->model, &err);
+    /* a model whose experts are only in its pack (`model synth`) is
+     * calibrated from the pack; any other loads whole */
+    moe_model *m = moe_model_load_ex(o->model, MOE_LOAD_NO_EXPERTS, &err);
+    if (m && strcmp(m->dtype, "pack")) {
+        moe_model_free(m);
+        m = moe_model_load(o->model, &err);
+    }
     work_ctx wc;
     memset(&wc, 0, sizeof wc);
     if (!m) return cli_error("calibrate", &err);
     /* the read path's geometry: the pack auto-packing writes (bf16 stays bf16, else f32) */
-    wc.fake.dtype = strcmp(m->dtype, "BF16") ? MOE_PACK_F32 : MOE_PACK_BF16;
+    wc.fake.dtype = strcmp(m->dtype, "BF16") && strcmp(m->dtype, "pack") ? MOE_PACK_F32 : MOE_PACK_BF16;
     wc.fake.hidden = (uint32_t)m->cfg.hidden;
     wc.fake.inter = (uint32_t)m->cfg.expert_inter;
     wc.fake.expert_bytes = moe_expert_params(m) * (wc.fake.dtype == MOE_PACK_F32 ? 4 : 2);
