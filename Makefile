@@ -9,6 +9,9 @@
 #   make bench      benchmarks, one line "bench <name> <value> <unit>" each
 #   make validate   calibrate this machine, run the backend offloaded against the
 #                   simulator (experiments/validate.ini): results/validate.txt
+#   make validate-scale  the same at real expert sizes: synthetic-weight models of
+#                   OLMoE and (4 layers of) Mixtral geometry executing fitted
+#                   traces (experiments/validate_scale.ini, ~24 GiB of disk)
 #   make deps       install the Debian packages moesim needs (root)
 #   make install PREFIX=/usr/local
 
@@ -64,7 +67,7 @@ BENCH_BIN   := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 FUZZ_BIN    := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/fuzz/%)
 APP_LIBS    := $(BUILD)/libmoesim-cli.a $(BUILD)/libmoesim-sim.a $(BUILD)/libmoesim-backend.a $(BUILD)/libmoesim.a
 
-.PHONY: FORCE all test demo bench validate quality fuzz fuzz-bins deps check-deps install clean
+.PHONY: FORCE all test demo bench validate validate-scale quality fuzz fuzz-bins deps check-deps install clean
 all: $(BUILD)/moesim $(BUILD)/libmoesim.a
 
 $(BUILD)/obj/%.o: %.c
@@ -159,6 +162,9 @@ validate: check-deps all
 
 quality: check-deps all
 	@BUILD=$(BUILD) sh experiments/quality.sh
+
+validate-scale: check-deps all
+	@BUILD=$(BUILD) sh experiments/validate_scale.sh
 
 bench: check-deps all $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do $$b || exit 1; done

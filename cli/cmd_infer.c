@@ -105,6 +105,8 @@ static int run_offloaded(const infer_opts *o, const moe_model *m, const int *ids
     if (!rc) {
         const moe_replay_ext *x = res.ext;
         moe_offload_print_cache(stderr, "infer", moe_offload_policy(out.off), &job.oc, out.stats);
+        moe_offload_memory mem = moe_offload_memory_of(m, &job.oc, out.stats);
+        moe_offload_print_memory(stderr, "infer", &mem);
         fprintf(stderr,
                 "moesim infer: measured: %.1f tok/s decode, TTFT %.1f ms, TPOT p50 %.2f ms; stall %.1f ms "
                 "(miss %.1f, late prefetch %.1f), compute %.1f ms (dense %.1f, experts %.1f), I/O busy %.0f%%\n",

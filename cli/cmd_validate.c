@@ -52,6 +52,8 @@ static const char validate_usage[] =
     "  --grid FILE          run the [validate] grid of FILE (policies x capacities x\n"
     "                       prefetchers on one prompt), one row each, then the error\n"
     "                       statistics and Kendall tau of the policies' ranking\n"
+    "  --section NAME       the grid's section (default validate; experiments/\n"
+    "                       validate_scale.ini has one per geometry)\n"
     "  -h, --help           this text\n"
     "\n"
     "%s"
@@ -97,6 +99,9 @@ typedef struct vopts {
     int json;
     moe_offload_opts off;
     moe_trace *route;          /* --route-from, loaded by load_setup */
+    const char *section;       /* --section: the grid's section (default validate) */
+    int device_set;            /* --device given: wins over the grid's device key */
+    int threads_set;           /* --threads given, else the profile's */
 } vopts;
 
 /* Unit for the table: seconds shown in ms, bytes in MiB. */
@@ -500,21 +505,30 @@ static int validate_grid(vopts *o, const char *path) {
     grid_row *rows = NULL;
     moe_device_profile dev;
     moe_ini *ini = moe_ini_load(path, &err);
-    const char *sec = "validate";
+    const char *sec = o->section ? o->section : "validate";
     if (!ini) goto out;
     if (!moe_ini_find_section(ini, sec)) {
-        moe_fail(&err, "%s: no [validate] section", path);
+        moe_fail(&err, "%s: no [%s] section", path, sec);
         goto out;
     }
     static const char *const keys[] = {"description", "model", "prompt_files", "prompt_bytes", "max_tokens",
                                        "repeat", "policies", "capacities", "global_capacities", "prefetch", "io",
-                                       "route_from", "route_steps", NULL};
+                                       "route_from", "route_steps", "route_truncate", "device", NULL};
     if (moe_ini_check_keys(ini, sec, keys, &err)) goto out;
     if (!o->model) o->model = moe_ini_get(ini, sec, "model");
     if (!o->model) {
-        moe_fail(&err, "%s: [validate] needs model (or give --model)", path);
+        moe_fail(&err, "%s: [%s] needs model (or give --model)", path, sec);
         goto out;
     }
+    if (!o->device_set && moe_ini_get(ini, sec, "device")) {
+        o->device = moe_ini_get(ini, sec, "device");
+        moe_device_profile d; /* its compute terms were measured at its thread count */
+        if (!o->threads_set && moe_device_profile_load(o->devices, o->device, &d, &err) == 0 && d.threads)
+            o->threads = d.threads;
+    }
+    uint64_t trunc = 0;
+    if (moe_ini_get_u64(ini, sec, "route_truncate", 0, 0, 1, &trunc, &err)) goto out;
+    if (trunc) o->off.route_truncate = 1;
     if (moe_ini_get_u64(ini, sec, "max_tokens", o->max_tokens, 1, 1 << 20, &o->max_tokens, &err) ||
         moe_ini_get_u64(ini, sec, "repeat", o->repeat, 1, 1000, &o->repeat, &err))
         goto out;
@@ -523,7 +537,7 @@ static int validate_grid(vopts *o, const char *path) {
     if (!o->off.route_from) o->off.route_from = moe_ini_get(ini, sec, "route_from");
     if (moe_ini_get_u64(ini, sec, "route_steps", o->off.route_steps, 0, UINT32_MAX, &o->off.route_steps, &err)) goto out;
     if (o->off.route_from && moe_ini_get(ini, sec, "prompt_files")) {
-        moe_fail(&err, "%s: [validate] has both route_from and prompt_files: the trace replaces the prompt", path);
+        moe_fail(&err, "%s: [%s] has both route_from and prompt_files: the trace replaces the prompt", path, sec);
         goto out;
     }
     if (load_setup(o, &dev, &m, &err) || (!o->route && !(ids = grid_prompt(ini, sec, &n_ids, &err)))) goto out;
@@ -643,14 +657,14 @@ int cmd_validate(int argc, char **argv) {
         {"json", no_argument, 0, 'J'},               {"help", no_argument, 0, 'h'},
         MOE_OFFLOAD_LONGOPTS,
         {"seed", required_argument, 0, 'X'},         {"prefill-chunk", required_argument, 0, 'X'},
-        {"grid", required_argument, 0, 'g'},
+        {"grid", required_argument, 0, 'g'},         {"section", required_argument, 0, 'G'},
         {0, 0, 0, 0},
     };
     vopts o = {.device = "this-machine", .devices = MOE_LOCAL_DEVICES_INI, .max_tokens = 64, .repeat = 1,
                .experiment = ""};
     moe_offload_opts_init(&o.off);
     moe_error err = {{0}};
-    int c, idx = 0, threads_set = 0;
+    int c, idx = 0;
     const char *grid = NULL;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
@@ -659,12 +673,13 @@ int cmd_validate(int argc, char **argv) {
         case 'm': o.model = optarg; break;
         case 'f': o.prompt_file = optarg; break;
         case 'n': bad = cli_parse_u64("--max-tokens", optarg, 1 << 20, &o.max_tokens, &err); break;
-        case 'D': o.device = optarg; break;
+        case 'D': o.device = optarg, o.device_set = 1; break;
+        case 'G': o.section = optarg; break;
         case 'F': o.devices = optarg; break;
         case 'j':
             bad = cli_parse_u64("--threads", optarg, 256, &o.threads, &err) ||
                   (!o.threads && moe_fail(&err, "--threads: at least 1"));
-            threads_set = 1;
+            o.threads_set = 1;
             break;
         case 'r':
             bad = cli_parse_u64("--repeat", optarg, 1000, &o.repeat, &err) ||
@@ -691,7 +706,7 @@ int cmd_validate(int argc, char **argv) {
         fprintf(stderr, validate_usage, moe_offload_opts_help);
         return 2;
     }
-    if (!threads_set) {
+    if (!o.threads_set) {
         /* the profile's compute terms were measured at its thread count */
         moe_device_profile d;
         o.threads = moe_device_profile_load(o.devices, o.device, &d, &err) == 0 && d.threads ? d.threads : 0;

@@ -4,12 +4,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "../backend/capture.h"
 #include "../backend/sample.h"
 #include "../core/on_miss.h"
 #include "../core/timing.h"
 #include "../core/trace_formats.h"
+#include "../core/units.h"
 #include "../sim/replay_ext.h"
 
 void moe_offload_out_free(moe_offload_out *out) {
@@ -365,6 +367,27 @@ void moe_offload_print_cache(FILE *f, const char *cmd, const char *policy, const
         fprintf(f, "moesim %s: --on-miss lowbit: %llu slots ran %d-bit copies held in memory (%.1f MiB, read in %.2f s "
                 "before the first step)\n", cmd, (unsigned long long)st->lowbit_slots, st->lowbit_bits,
                 (double)st->lowbit_bytes / 1048576.0, st->lowbit_load_s);
+}
+
+moe_offload_memory moe_offload_memory_of(const moe_model *m, const moe_offload_config *oc, const moe_offload_stats *st) {
+    moe_offload_memory mem = {0};
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0) mem.peak_rss = (uint64_t)ru.ru_maxrss * 1024; /* KiB on Linux */
+    const moe_model_config *c = &m->cfg;
+    uint64_t routed = (uint64_t)c->n_moe_layers * (uint64_t)c->n_experts * moe_expert_params(m);
+    mem.dense = 2 * (m->n_params > routed ? m->n_params - routed : 0);
+    uint64_t block = (st->expert_bytes + 4095) / 4096 * 4096;
+    uint64_t experts = oc->global ? oc->capacity : (uint64_t)oc->capacity * (uint64_t)c->n_moe_layers;
+    mem.cache = experts * block;
+    mem.scratch = (uint64_t)c->n_experts * block;
+    return mem;
+}
+
+void moe_offload_print_memory(FILE *f, const char *cmd, const moe_offload_memory *mem) {
+    char a[32], b[32], c[32], d[32];
+    fprintf(f, "moesim %s: memory: peak RSS %s; dense weights %s + cache %s + one layer of scratch slots %s\n", cmd,
+            moe_bytes_text((double)mem->peak_rss, a, sizeof a), moe_bytes_text((double)mem->dense, b, sizeof b),
+            moe_bytes_text((double)mem->cache, c, sizeof c), moe_bytes_text((double)mem->scratch, d, sizeof d));
 }
 
 int moe_offload_write_steps(const char *path, const moe_offload_stats *st, const double *predicted, moe_error *err) {

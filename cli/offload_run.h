@@ -63,6 +63,16 @@ void moe_offload_out_free(moe_offload_out *out);
 int moe_offload_result(const moe_offload_out *out, const char *policy, const char *prefetcher,
                        moe_replay_result *res, moe_error *err);
 
+/* Memory of the run: peak RSS of this process (getrusage) against what the
+ * run needs by design: the dense weights (bf16: 2 bytes a parameter), the
+ * cache (capacity x block) and one layer's scratch slots (experts read but
+ * not cached: E blocks). */
+typedef struct moe_offload_memory {
+    uint64_t peak_rss, dense, cache, scratch;
+} moe_offload_memory;
+moe_offload_memory moe_offload_memory_of(const moe_model *m, const moe_offload_config *oc, const moe_offload_stats *st);
+void moe_offload_print_memory(FILE *f, const char *cmd, const moe_offload_memory *mem);
+
 /* Per-step figures as CSV (written atomically): step, phase, tokens,
  * seconds (the forward call), accesses, hits, and with `predicted` (the
  * simulator's step durations, `validate`) a predicted_seconds column. */
