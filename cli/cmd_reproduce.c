@@ -73,8 +73,9 @@ static const char reproduce_usage[] =
     "\n"
     "Run paper reproductions and print one table: experiment, metric, published\n"
     "value, ours, difference, verdict (PASS / FAIL / NOT COMPARABLE) and why.\n"
-    "Without files, every experiments/repro_*.ini runs. The file format is\n"
-    "documented at the top of cli/cmd_reproduce.c.\n"
+    "Without files, every experiments/repro_*.ini runs (here, else in the data\n"
+    "folders: `moesim --data-path`). The file format: docs/reference.md,\n"
+    "Reproduction files.\n"
     "\n"
     "  --strict     exit 1 if any verdict is FAIL (default: 0 when it ran)\n"
     "  -h, --help   this text\n";

@@ -13,8 +13,8 @@
 #define MOESIM_DATADIR "/usr/local/share/moesim"
 #endif
 
-#define MAX_ROOTS 4
-#define ROOT_CAP 4096
+#define MAX_ROOTS MOE_DATA_DIRS_MAX
+#define ROOT_CAP MOE_DATA_DIR_CAP
 
 /* Drop the last path component of p in place ("/a/b/c" -> "/a/b", "/a" -> "/"). */
 static void up(char *p) {
@@ -29,8 +29,7 @@ static int exists(const char *dir, const char *rel, char *buf, size_t cap) {
     return n > 0 && (size_t)n < cap && access(buf, F_OK) == 0;
 }
 
-/* Steps 2-5 of datadir.h: the candidate folders, those that exist. */
-static size_t roots(char out[MAX_ROOTS][ROOT_CAP]) {
+size_t moe_data_dirs(char out[MAX_ROOTS][ROOT_CAP]) {
     size_t n = 0;
     char exe[ROOT_CAP], probe[ROOT_CAP + 64];
     ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -58,7 +57,7 @@ static size_t roots(char out[MAX_ROOTS][ROOT_CAP]) {
 const char *moe_data_path(const char *rel, char *buf, size_t cap) {
     if (!rel || !*rel || rel[0] == '/' || access(rel, F_OK) == 0) return rel;
     char r[MAX_ROOTS][ROOT_CAP];
-    size_t n = roots(r);
+    size_t n = moe_data_dirs(r);
     for (size_t i = 0; i < n; i++)
         if (exists(r[i], rel, buf, cap)) return buf;
     return rel;
@@ -66,7 +65,7 @@ const char *moe_data_path(const char *rel, char *buf, size_t cap) {
 
 void moe_data_dirs_text(char *buf, size_t cap) {
     char r[MAX_ROOTS][ROOT_CAP];
-    size_t n = roots(r), used = 0;
+    size_t n = moe_data_dirs(r), used = 0;
     if (cap) buf[0] = 0;
     for (size_t i = 0; i < n && used < cap; i++) {
         int w = snprintf(buf + used, cap - used, "%s%s", i ? ", " : "", r[i]);
@@ -81,7 +80,7 @@ int moe_data_glob(const char *pattern, glob_t *g) {
     int rc = glob(pattern, 0, NULL, g);
     if (rc != GLOB_NOMATCH || pattern[0] == '/') return rc;
     char r[MAX_ROOTS][ROOT_CAP], full[ROOT_CAP + 1024];
-    size_t n = roots(r);
+    size_t n = moe_data_dirs(r);
     for (size_t i = 0; i < n && rc == GLOB_NOMATCH; i++) {
         if (snprintf(full, sizeof full, "%s/%s", r[i], pattern) >= (int)sizeof full) continue;
         globfree(g);

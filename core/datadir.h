@@ -23,7 +23,13 @@
  * the user wrote); otherwise buf. */
 const char *moe_data_path(const char *rel, char *buf, size_t cap);
 
-/* The folders of steps 2-5 that exist, in order, as one line "A, B, C"
+/* The folders of steps 2-5 that exist, in order; returns how many (at most
+ * MOE_DATA_DIRS_MAX). */
+#define MOE_DATA_DIRS_MAX 4
+#define MOE_DATA_DIR_CAP 4096
+size_t moe_data_dirs(char out[MOE_DATA_DIRS_MAX][MOE_DATA_DIR_CAP]);
+
+/* The same as one line "A, B, C"
  * (for messages that say where a file was looked for). */
 void moe_data_dirs_text(char *buf, size_t cap);
 
