@@ -24,7 +24,7 @@ PREFIX  ?= /usr/local
 SAN     ?= 0
 
 DEB_PACKAGES := build-essential libsqlite3-dev sqlite3 libgsl-dev libcsv-dev libcjson-dev \
-                gnuplot-nox parallel python3 clang libclang-rt-14-dev
+                gnuplot-nox parallel python3 clang libclang-rt-14-dev man-db groff-base
 
 # FUZZ=1: the library built for libFuzzer (coverage + ASan + UBSan, clang).
 # FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION lets check values (file checksums)
@@ -79,12 +79,16 @@ $(BUILD)/obj/%.o: %.c
 # changed: the stamp file is rewritten only then.
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 $(BUILD)/version.stamp: FORCE
-	@mkdir -p $(BUILD); echo '$(VERSION) $(PREFIX)' | cmp -s - $@ 2>/dev/null || echo '$(VERSION) $(PREFIX)' >$@
+	@mkdir -p $(BUILD); echo '$(VERSION)' | cmp -s - $@ 2>/dev/null || echo '$(VERSION)' >$@
 $(BUILD)/obj/core/version.o: CFLAGS += -DMOESIM_VERSION='"$(VERSION)"'
 $(BUILD)/obj/core/version.o: $(BUILD)/version.stamp
-# Installed data files (profiles, plot templates) are found under PREFIX.
+# Installed data files (profiles, experiments, plot templates, traces) are
+# found next to the binary first (core/datadir.h); PREFIX is the fallback
+# compiled in. Its own stamp: another PREFIX rebuilds datadir.o only.
+$(BUILD)/prefix.stamp: FORCE
+	@mkdir -p $(BUILD); echo '$(PREFIX)' | cmp -s - $@ 2>/dev/null || echo '$(PREFIX)' >$@
 $(BUILD)/obj/core/datadir.o: CFLAGS += -DMOESIM_DATADIR='"$(PREFIX)/share/moesim"'
-$(BUILD)/obj/core/datadir.o: $(BUILD)/version.stamp
+$(BUILD)/obj/core/datadir.o: $(BUILD)/prefix.stamp
 
 FORCE:
 
@@ -169,14 +173,23 @@ validate-scale: check-deps all
 bench: check-deps all $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do $$b || exit 1; done
 
+# Data files go under PREFIX/share/moesim with the layout of the checkout
+# (experiments/, plots/, traces/), which is where moesim looks for them
+# (core/datadir.h); the man page and the bash completion where man(1) and
+# bash-completion look. BUILD follows SAN=1 as for `make test`.
+DATA_FILES := experiments/*.ini plots/*.gp traces/*.moetrace traces/*.ini traces/README.md
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/moesim
 	install -m 755 $(BUILD)/moesim $(DESTDIR)$(PREFIX)/bin/moesim
 	install -m 644 $(BUILD)/libmoesim.a $(DESTDIR)$(PREFIX)/lib/libmoesim.a
 	install -m 644 core/*.h $(DESTDIR)$(PREFIX)/include/moesim/
-	install -d $(DESTDIR)$(PREFIX)/share/moesim/experiments $(DESTDIR)$(PREFIX)/share/moesim/plots
-	install -m 644 experiments/devices.ini experiments/models.ini $(DESTDIR)$(PREFIX)/share/moesim/experiments/
-	install -m 644 plots/*.gp $(DESTDIR)$(PREFIX)/share/moesim/plots/
+	for d in $(sort $(dir $(wildcard $(DATA_FILES)))); do install -d $(DESTDIR)$(PREFIX)/share/moesim/$$d || exit 1; done
+	for f in $(wildcard $(DATA_FILES)); do install -m 644 $$f $(DESTDIR)$(PREFIX)/share/moesim/$$f || exit 1; done
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	install -m 644 docs/moesim.1 $(DESTDIR)$(PREFIX)/share/man/man1/moesim.1
+	install -m 644 cli/moesim.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/moesim
+	install -d $(DESTDIR)$(PREFIX)/share/doc/moesim
+	install -m 644 README.md docs/reference.md $(DESTDIR)$(PREFIX)/share/doc/moesim/
 
 clean:
 	rm -rf build build-san build-fuzz

@@ -37,7 +37,7 @@ static const char pack_usage[] =
     "\n"
     "  -o, --output FILE  the pack (default DIR/experts.pack)\n"
     "  --dtype D          bf16 or f32, or q8, q4, q3, q2: quantized to that many bits\n"
-    "                     (backend/quant.h; an offloaded run computes on them as\n"
+    "                     (docs/pack-format.md; an offloaded run computes on them as\n"
     "                     read). Default: the dtype of the model's expert tensors; an\n"
     "                     F16 model is packed as f32 (exact). bf16 from f32 rounds\n"
     "                     to nearest even.\n"

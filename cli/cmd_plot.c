@@ -60,7 +60,8 @@ static const char plot_usage[] =
     "  --title TEXT     figure title (default: names the trace)\n"
     "  --size WxH       pixels (default 1100x680; a PDF is 100 pixels to the inch)\n"
     "  --font 'NAME,PT' font (default 'DejaVu Sans,11')\n"
-    "  --plots DIR      template folder (default: plots, or $MOESIM_PLOTS)\n"
+    "  --plots DIR      template folder (default: $MOESIM_PLOTS, else plots/ in the\n"
+    "                   data folders: moesim(1), FILES)\n"
     "  -h, --help       this text\n"
     "\n"
     "Exit status: 0 figure written, 1 error (an empty selection names the filters), 2 misuse.\n";
@@ -830,7 +831,12 @@ static int plot_quality(plot_ctx *p) {
 static int run_gnuplot(plot_ctx *p, const char *tmpl) {
     char gp[1200], term[1400];
     snprintf(gp, sizeof gp, "%s/%s", p->plots, tmpl);
-    if (access(gp, R_OK)) return fail(p, "template %s: %s (run from the source tree, or --plots DIR)", gp, strerror(errno));
+    if (access(gp, R_OK)) {
+        char dirs[2048];
+        moe_data_dirs_text(dirs, sizeof dirs);
+        return fail(p, "template %s: %s (plots/ was looked for in the working directory, then %s; "
+                       "or give --plots DIR)", gp, strerror(errno), dirs);
+    }
     size_t ol = strlen(p->out);
     const char *ext = ol > 4 ? p->out + ol - 4 : "";
     int svg = !strcasecmp(ext, ".svg"), pdf = !strcasecmp(ext, ".pdf");

@@ -7,7 +7,12 @@
 
 int cmd_policies(int argc, char **argv) {
     if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        puts("usage: moesim policies\n\nList every eviction policy with its parameters and rule.");
+        puts("usage: moesim policies [--names]\n\nList every eviction policy with its parameters and rule.\n\n"
+             "  --names      the names alone, one a line (for scripts and shell completion)");
+        return 0;
+    }
+    if (argc == 2 && !strcmp(argv[1], "--names")) {
+        for (const moe_policy_ops *const *p = moe_policy_list(); *p; p++) puts((*p)->name);
         return 0;
     }
     if (argc > 1) {

@@ -48,7 +48,7 @@ static const char quality_usage[] =
     "                     mlx-tiers and hot-cold by a routing profile (profile=TRACE,\n"
     "                     from other texts; profile=oracle, their default, profiles\n"
     "                     this very text). Quantized: groups of 64 inputs, bf16 scale\n"
-    "                     and bias (backend/quant.h). 16 and 32 bits keep the model's\n"
+    "                     and bias (docs/pack-format.md). 16 and 32 bits keep the model's\n"
     "                     own weights. hobbit:hi=H,lo=L runs each token slot on the\n"
     "                     high copy, the low one or not at all by the gate weight of\n"
     "                     the slots before it (both copies held). Default\n"

@@ -55,6 +55,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "../core/datadir.h"
 #include "../core/device_profile.h"
 #include "../core/ini.h"
 #include "../core/lrc.h"
@@ -72,8 +73,9 @@ static const char reproduce_usage[] =
     "\n"
     "Run paper reproductions and print one table: experiment, metric, published\n"
     "value, ours, difference, verdict (PASS / FAIL / NOT COMPARABLE) and why.\n"
-    "Without files, every experiments/repro_*.ini runs. The file format is\n"
-    "documented at the top of cli/cmd_reproduce.c.\n"
+    "Without files, every experiments/repro_*.ini runs (here, else in the data\n"
+    "folders: `moesim --data-path`). The file format: docs/reference.md,\n"
+    "Reproduction files.\n"
     "\n"
     "  --strict     exit 1 if any verdict is FAIL (default: 0 when it ran)\n"
     "  -h, --help   this text\n";
@@ -217,7 +219,7 @@ static int run_lrc_order(table *tb, const char *exp, const moe_ini *ini, const c
         moe_ini_get_u64(ini, sec, "experts", 0, 0, 65534, &experts, err))
         return -1;
     glob_t g;
-    int gr = glob(pat, 0, NULL, &g);
+    int gr = moe_data_glob(pat, &g);
     if (gr == GLOB_NOMATCH) {
         row *r = add_row(tb, exp, opt(ini, sec, "metric", "order"));
         if (!r) return moe_fail(err, "out of memory");
@@ -506,7 +508,7 @@ static int run_layer_hits(table *tb, const char *exp, const moe_ini *ini, const 
     int ge = !strcmp(rel, "ge");
     if (!ge && strcmp(rel, "approx")) return moe_fail(err, "%s: [%s]: relation must be approx or ge", ini->path, sec);
     glob_t g;
-    int gr = glob(pat, 0, NULL, &g);
+    int gr = moe_data_glob(pat, &g);
     if (gr && gr != GLOB_NOMATCH) return moe_fail(err, "%s: [%s]: glob '%s' failed", ini->path, sec, pat);
     for (size_t i = 0; gr == 0 && i < g.gl_pathc; i++) {
         moe_error terr = {{0}};
@@ -637,6 +639,8 @@ static int run_quality(table *tb, const char *exp, const moe_ini *ini, const cha
 /* ---- driver --------------------------------------------------------------- */
 
 static int run_file(table *tb, const char *path, moe_error *err) {
+    char where[4096];
+    path = moe_data_path(path, where, sizeof where);
     moe_ini *ini = moe_ini_load(path, err);
     if (!ini) return -1;
     const char *exp = moe_ini_get(ini, "experiment", "name");
@@ -696,8 +700,10 @@ int cmd_reproduce(int argc, char **argv) {
     char **files = argv + optind;
     size_t nf = (size_t)(argc - optind);
     if (nf == 0) {
-        if (glob("experiments/repro_*.ini", 0, NULL, &g) || g.gl_pathc == 0) {
-            fprintf(stderr, "moesim reproduce: no experiments/repro_*.ini here; give experiment files\n");
+        if (moe_data_glob("experiments/repro_*.ini", &g) || g.gl_pathc == 0) {
+            char dirs[2048];
+            moe_data_dirs_text(dirs, sizeof dirs);
+            fprintf(stderr, "moesim reproduce: no experiments/repro_*.ini here or in %s; give experiment files\n", dirs);
             globfree(&g);
             return 2;
         }

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,11 +37,12 @@ static const char sweep_usage[] =
     "usage: moesim sweep EXPERIMENT.ini [--db F] [--shard i/N] [--jobs N] [--json]\n"
     "       moesim sweep --trace F [--trace F2 ...] --policies LIST --capacities LIST --db F [options]\n"
     "\n"
-    "An experiment file (experiments/*.ini, format in cli/experiment.h) gives the\n"
+    "An experiment file (experiments/*.ini; every key in docs/reference.md) gives the\n"
     "traces, scopes, policies, capacities (experts, bytes, %, or rho = multiple of\n"
     "top_k), cold-per-seq, seeds, prefetchers, precision, device and model profile,\n"
     "and the published values to compare against; its runs go to --db, by default\n"
-    "results/NAME.db (results/NAME.shard-i-of-N.db with --shard).\n"
+    "results/NAME.db (results/NAME.shard-i-of-N.db with --shard; results/ is made\n"
+    "if missing).\n"
     "\n"
     "Replay every combination of trace, scope, policy and capacity and store each run\n"
     "in an SQLite database. Runs already complete in the database are skipped, so an\n"
@@ -77,7 +79,11 @@ static const char sweep_usage[] =
     "  -h, --help         this text\n"
     "\n"
     "A progress bar (runs done/total, ETA) is drawn on stderr when it is a terminal.\n"
-    "Exit status: 0 all runs stored, 1 some run failed or an error, 2 misuse.\n";
+    "Exit status: 0 all runs stored, 1 some run failed or an error, 2 misuse.\n"
+    "\n"
+    "examples:\n"
+    "  moesim sweep experiments/policies.ini --db policies.db\n"
+    "  moesim sweep --trace traces/default.moetrace --policies lru,s3fifo,belady --capacities 1:4 --db r.db\n";
 
 typedef moe_exp_run sweep_job;
 
@@ -439,6 +445,10 @@ int cmd_sweep(int argc, char **argv) {
                          (unsigned long long)shard_i, (unsigned long long)shard_n);
             else snprintf(db_buf, sizeof db_buf, "results/%s.db", exp.name);
             db_path = db_buf;
+            /* the default folder, made where the sweep runs (outside a
+             * checkout there is none); a failure shows when the database
+             * opens, with its path */
+            (void)mkdir("results", 0777);
         }
     } else {
         if (!exp.traces.n || !exp.policies.n || !have_caps || !db_path) {

@@ -96,8 +96,8 @@ static const char info_usage[] =
 static const char gen_usage[] =
     "usage: moesim trace gen -o F [options]\n"
     "\n"
-    "Generate a synthetic routing trace (model in core/trace_gen.h). Same options\n"
-    "and seed give a byte-identical file.\n"
+    "Generate a synthetic routing trace (the model: docs/reference.md, Synthetic\n"
+    "traces). Same options and seed give a byte-identical file.\n"
     "\n"
     "  -o, --output F       output .moetrace\n"
     "  --steps N            forward passes (default 1000)\n"
@@ -116,7 +116,10 @@ static const char gen_usage[] =
     "  --no-weights         do not store gate weights\n"
     "  --model NAME         model name in the header (default synthetic)\n"
     "  --seed N             random seed (default 1)\n"
-    "  -h, --help           this text\n";
+    "  -h, --help           this text\n"
+    "\n"
+    "example:\n"
+    "  moesim trace gen -o synth.moetrace --steps 400 --layers 8 --experts 16 --top-k 2 --lookahead 1\n";
 
 static int parse_prob(const char *opt, const char *s, double lo, double hi, double *out, moe_error *err) {
     char *end;

@@ -32,7 +32,7 @@ static const char stats_usage[] =
     "  - moe-lrc (arXiv:2505.16056) as its code defines them: SRP(m) with the\n"
     "    best relative set size rho_hat, SCH(m, rho), and cache hit rates of\n"
     "    LRU / LFU / Belady with one global cache of rho*L*k experts, cold per\n"
-    "    512-token sequence (definitions in core/lrc.h);\n"
+    "    512-token sequence (definitions in docs/reference.md, Trace statistics);\n"
     "  - the LRU hit-rate curve per layer for every capacity (one pass).\n"
     "\n"
     "  --m LIST         window lengths for SRP and SCH (default 1,2,4,8,16;\n"
@@ -43,7 +43,10 @@ static const char stats_usage[] =
     "  --json           print one JSON object instead of tables\n"
     "  --db F           also store the figures in SQLite database F (experiment\n"
     "                   \"trace-stats\")\n"
-    "  -h, --help       this text\n";
+    "  -h, --help       this text\n"
+    "\n"
+    "example:\n"
+    "  moesim trace stats traces/tinymix_session.moetrace --m 4,16 --rho 1,2\n";
 
 #define MAX_LIST 64
 
@@ -148,7 +151,7 @@ static void print_tables(const all_stats *a, const char *path) {
         printf("%5s %10.3f %10.3f\n", "all", s->la_precision, s->la_recall);
     }
 
-    printf("\nmoe-lrc local routing consistency (%llu sequences of <= %u tokens; core/lrc.h)\n",
+    printf("\nmoe-lrc local routing consistency (%llu sequences of <= %u tokens; docs/reference.md)\n",
            (unsigned long long)r->n_chunks, a->seq_len);
     printf("SRP(m): best segment-routing F1 / rho_hat, per layer and model level\n%5s", "layer");
     for (uint32_t i = 0; i < r->n_m; i++) {

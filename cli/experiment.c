@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "../core/cache.h"
+#include "../core/datadir.h"
 #include "../core/on_miss.h"
 #include "../core/ini.h"
 #include "../core/policy.h"
@@ -341,6 +342,9 @@ static int load_expect(const moe_ini *ini, const moe_ini_section *s, moe_experim
 
 int moe_experiment_load(const char *path, moe_experiment *exp, moe_error *err) {
     memset(exp, 0, sizeof *exp);
+    /* experiments/policies.ini and the other shipped files from anywhere */
+    char where[4096];
+    path = moe_data_path(path, where, sizeof where);
     moe_ini *ini = moe_ini_load(path, err);
     if (!ini) return -1;
     int rc = -1;

@@ -7,38 +7,8 @@
  * list deterministic: shard i/N of a sweep is "every run whose index in this
  * list is i-1 modulo N" on any machine.
  *
- * File format (core/ini syntax):
- *
- *   [experiment]
- *   name        = policies              # stored in runs.experiment (default: file stem)
- *   description = free text
- *
- *   [traces]                            # one trace per key: label = path
- *   default = traces/default.moetrace   # relative paths: to the working directory
- *
- *   [sweep]                             # every key is a comma-separated list
- *   policies     = lru, fifo, s3fifo:small=0.2,threshold=2   # or "all"
- *   scopes       = per-layer, global
- *   capacities   = 1:8, 12, 16          # experts (N, START:END[:STEP]), bytes (12GiB), or P%
- *   rho          = 0.5, 1, 2            # capacity as a multiple of top_k (see below)
- *   cold_per_seq = off, on
- *   seeds        = 1, 2
- *   prefetch     = none, gate:ahead=1,n=2
- *   precision    = uniform:bits=16, hot-cold:hot=4
- *   device       = a100-pcie            # turns the timing model on
- *   model        = mixtral-8x7b
- *   skip         = cum=0.9              # single values
- *   on_miss      = skip                 # wait (default), skip or substitute
- *   speculate    = off
- *   split        = adapmoe            # per-layer capacity split (uniform by default)
- *   devices, models                     # other profile files
- *
- *   [expect NAME]                       # any number; stored in the expectations table
- *   metric    = hit_rate
- *   selector  = policy=lru capacity=2 scope=global   # '' = every run of the experiment
- *   value     = 0.364
- *   tolerance = 0.02
- *   source    = moe-lrc, Table 2
+ * File format: docs/reference.md, "Experiment files" (every section and
+ * key with its default); experiments/policies.ini is a worked example.
  *
  * A spec's own parameters may follow it in a list (a piece "k=v" without ':'
  * continues the previous spec), as on the sweep command line.

@@ -20,7 +20,7 @@ static const char fit_usage[] =
     "Tune the generator's Zipf exponent, locality, cross-layer correlation and\n"
     "topic-switch interval (GSL Nelder-Mead, squared error of both curves, fixed\n"
     "seed) so that its moe-lrc hit rates (global cache of floor(rho*L*k) keys,\n"
-    "cold per 512-token sequence, core/lrc.h) match the targets; write the trace\n"
+    "cold per 512-token sequence: docs/reference.md) match the targets; write the trace\n"
     "and OUT.ini (targets, achieved curves, parameters, the equivalent `trace gen`\n"
     "command). The parameters also go into the trace's meta.\n"
     "\n"

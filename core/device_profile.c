@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "ini.h"
 #include "params.h"
@@ -35,8 +36,17 @@ static int known_sections(const moe_ini *ini, const char *what, const char *name
 static moe_ini *open_section(const char *path, const char *what, const char *name, const moe_ini_section **sec,
                              moe_error *err) {
     char where[4096];
-    moe_ini *ini = moe_ini_load(moe_data_path(path, where, sizeof where), err);
-    if (!ini) return NULL;
+    const char *file = moe_data_path(path, where, sizeof where);
+    moe_ini *ini = moe_ini_load(file, err);
+    if (!ini) {
+        if (file == path && path[0] != '/' && access(path, F_OK)) { /* found nowhere: say where we looked */
+            char dirs[2048], old[sizeof err->msg];
+            moe_data_dirs_text(dirs, sizeof dirs);
+            snprintf(old, sizeof old, "%s", err ? err->msg : "");
+            moe_fail(err, "%s (looked in the working directory, then %s)", old, dirs);
+        }
+        return NULL;
+    }
     if (!(*sec = moe_ini_find_section(ini, name))) {
         known_sections(ini, what, name, err);
         moe_ini_free(ini);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "datadir.h"
 #include "trace_formats.h"
 
 static int has_ext(const char *path, const char *ext) {
@@ -41,6 +42,10 @@ static moe_trace *load_any(const char *path, moe_error *err) {
 }
 
 moe_trace *moe_trace_load_ex(const char *path, unsigned flags, moe_error *err) {
+    /* a shipped trace ("traces/default.moetrace") is found from any working
+     * directory, as the experiment files that name it are (core/datadir.h) */
+    char where[4096];
+    path = moe_data_path(path, where, sizeof where);
     moe_trace *t = load_any(path, err);
     if (t && t->keys && !(flags & MOE_LOAD_KEYS)) {
         moe_fail(err, "%s: a key sequence (%llu requests over %u keys, imported from a libCacheSim file): it has "
