@@ -18,6 +18,7 @@
 #include "../core/trace_formats.h"
 #include "cli.h"
 #include "commands.h"
+#include "results_filter.h"
 
 static const char results_usage[] =
     "usage: moesim results <list|show|export|merge|check|recover> [options]\n"
@@ -45,10 +46,7 @@ static const char list_usage[] =
     "validation's measured / predicted) and status (runs not 'done' were interrupted\n"
     "and are redone by the next sweep).\n"
     "\n"
-    "filters (each a comma list; a policy, device, prefetcher or precision name\n"
-    "selects all its parameter variants, a canonical spec just itself):\n"
-    "  --experiment E  --policy P  --trace PATH|HASH-PREFIX  --scope S\n"
-    "  --device D  --prefetch X  --precision S\n"
+    RESULTS_FILTER_HELP
     "  --sort config   by experiment, trace, scope, policy, capacity (default)\n"
     "  --sort id       in the order the runs were made\n";
 static const char show_usage[] =
@@ -172,40 +170,20 @@ static int parse_ropts(const char *cmd, const char *usage, int allow_pos, int ar
     return -1; /* go on */
 }
 
-/* A filter: the column's value in the comma list, by cli_spec_in_list's rule. */
-static void add_list_filter(char *sql, size_t cap, const char *col, const char *list, int *n_bind,
-                            const char **binds) {
-    size_t l = strlen(sql);
-    binds[(*n_bind)++] = list;
-    snprintf(sql + l, cap - l, " AND spec_in(%s, ?%d)", col, *n_bind);
-}
-
-/* A config value of run s, as a column. */
-#define CONF(key) "(SELECT value FROM run_config c WHERE c.run_id = s.id AND c.key = '" key "')"
-
 static int results_list(int argc, char **argv) {
     static const struct option opts[] = {
-        {"db", required_argument, 0, 'd'},      {"experiment", required_argument, 0, 'e'},
-        {"policy", required_argument, 0, 'p'},  {"trace", required_argument, 0, 't'},
-        {"scope", required_argument, 0, 's'},   {"device", required_argument, 0, 'D'},
-        {"prefetch", required_argument, 0, 'f'}, {"precision", required_argument, 0, 'P'},
-        {"sort", required_argument, 0, 'S'},    {"help", no_argument, 0, 'h'},
+        {"db", required_argument, 0, 'd'}, {"sort", required_argument, 0, 'S'},
+        {"help", no_argument, 0, 'h'},     RESULTS_FILTER_OPTIONS,
         {0, 0, 0, 0},
     };
-    const char *db = NULL, *exp = NULL, *pol = NULL, *trace = NULL, *scope = NULL, *dev = NULL, *pf = NULL,
-               *prec = NULL, *sort = "config";
+    const char *db = NULL, *sort = "config";
+    results_filter flt = {0};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (results_filter_opt(&flt, c, optarg)) continue;
         switch (c) {
         case 'd': db = optarg; break;
-        case 'e': exp = optarg; break;
-        case 'p': pol = optarg; break;
-        case 't': trace = optarg; break;
-        case 's': scope = optarg; break;
-        case 'D': dev = optarg; break;
-        case 'f': pf = optarg; break;
-        case 'P': prec = optarg; break;
         case 'S': sort = optarg; break;
         case 'h': fputs(list_usage, stdout); return 0;
         default: fputs(list_usage, stderr); return 2;
@@ -231,21 +209,11 @@ static int results_list(int argc, char **argv) {
     int nb = 0;
     snprintf(sql, sizeof sql,
              "SELECT id, experiment, coalesce(trace_path, trace_hash), policy, capacity, scope, hit_rate, status, "
-             "cold_per_seq, coalesce(" CONF("kind") ", 'sim'), " CONF("prefetch") ", " CONF("device") ", "
-             CONF("precision") ", " CONF("capacity_bytes") ", "
+             "cold_per_seq, coalesce(" RESULTS_CONF("kind") ", 'sim'), " RESULTS_CONF("prefetch") ", " RESULTS_CONF("device") ", "
+             RESULTS_CONF("precision") ", " RESULTS_CONF("capacity_bytes") ", "
              "(SELECT value FROM metrics m WHERE m.run_id = s.id AND m.name = 'tok_s') "
              "FROM run_summary s WHERE 1");
-    if (exp) add_list_filter(sql, sizeof sql, "experiment", exp, &nb, binds);
-    if (pol) add_list_filter(sql, sizeof sql, "policy", pol, &nb, binds);
-    if (scope) add_list_filter(sql, sizeof sql, "scope", scope, &nb, binds);
-    if (dev) add_list_filter(sql, sizeof sql, CONF("device"), dev, &nb, binds);
-    if (pf) add_list_filter(sql, sizeof sql, CONF("prefetch"), pf, &nb, binds);
-    if (prec) add_list_filter(sql, sizeof sql, CONF("precision"), prec, &nb, binds);
-    if (trace) { /* a path as stored, or a prefix of the content hash */
-        size_t l = strlen(sql);
-        snprintf(sql + l, sizeof sql - l, " AND (trace_path = ?%d OR trace_hash LIKE ?%d || '%%')", nb + 1, nb + 1);
-        binds[nb++] = trace;
-    }
+    results_filter_sql(&flt, sql, sizeof sql, binds, &nb);
     size_t l = strlen(sql);
     /* by the configuration's axes, so a sweep reads as a table; --sort id: in the order run */
     snprintf(sql + l, sizeof sql - l, "%s",
@@ -322,7 +290,6 @@ static int results_list(int argc, char **argv) {
     free(rows);
     return rc;
 }
-#undef CONF
 
 static int results_show(int argc, char **argv) {
     ropts o = {0};
