@@ -1,4 +1,4 @@
-/* cmd_results.c: `moesim results list|show|export|merge|check|recover` —
+/* cmd_results.c: `moesim results list|table|show|export|merge|check|recover` —
  * reading the SQLite results store. list/show/export/check open the database
  * read-only (moe_db_open_readonly: works on read-only media, never creates
  * one, refuses a damaged file); merge writes through core/results
@@ -13,18 +13,23 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../core/bootstrap.h"
 #include "../core/results.h"
 #include "../core/units.h"
 #include "../core/trace_formats.h"
 #include "cli.h"
 #include "commands.h"
 #include "results_filter.h"
+#include "results_table.h"
 
 static const char results_usage[] =
-    "usage: moesim results <list|show|export|merge|check|recover> [options]\n"
+    "usage: moesim results <list|table|show|export|merge|check|recover> [options]\n"
     "\n"
     "  list   --db F [--experiment NAME]      one line per run: id, experiment, trace,\n"
     "                                         policy, capacity, scope, hit rate, status\n"
+    "  table  --db F [--metric M] [--markdown] [--ci]\n"
+    "                                         policy x capacity pivot of a metric, with\n"
+    "                                         bootstrap intervals over sequences\n"
     "  show   --db F ID                       a run's config, metrics and per-layer metrics\n"
     "  export --db F --csv [-o FILE] [--experiment NAME]\n"
     "                                         one CSV row per complete run: config keys and\n"
@@ -49,6 +54,37 @@ static const char list_usage[] =
     RESULTS_FILTER_HELP
     "  --sort config   by experiment, trace, scope, policy, capacity (default)\n"
     "  --sort id       in the order the runs were made\n";
+static const char table_usage[] =
+    "usage: moesim results table --db F [--metric M] [--markdown] [filters]\n"
+    "                            [--ci [--resamples N] [--seed S] [--baseline POLICY]]\n"
+    "\n"
+    "A policy x capacity table of one metric over the finished runs the filters\n"
+    "select: rows are policies (in the order `moesim policies` lists them; oracles,\n"
+    "which read the future or the replayed trace itself, last and marked\n"
+    "'(oracle)'), columns are capacities (experts per layer, or in all for a global\n"
+    "cache; byte capacities in bytes; fractions in %), a cell is the metric's mean\n"
+    "over its runs (several seeds) and '-' where no run is. One table per trace and\n"
+    "configuration apart from policy, capacity and seed (scope, cold-per-seq,\n"
+    "device, prefetcher ...), headed by that configuration.\n"
+    "\n"
+    "  --metric M      any stored metric (`moesim results show` lists a run's):\n"
+    "                  hit_rate (default), token_slot_hit_rate, tok_s, bytes_read,\n"
+    "                  stall_s ...; or miss_rate (misses / accesses)\n"
+    "  --markdown      GitHub Markdown tables instead of aligned text\n"
+    "  --ci            hit_rate or miss_rate with a 95% bootstrap interval [lo, hi]\n"
+    "                  per cell: the trace's sequences resampled with replacement,\n"
+    "                  rate of a resample = its hits / its accesses, percentile\n"
+    "                  interval (nearest rank). Needs runs stored with per-sequence\n"
+    "                  counts (by this version; older databases are refused, saying so)\n"
+    "  --resamples N   bootstrap resamples (default 1000)\n"
+    "  --seed S        seed of GSL's mt19937 for the resamples, 1..4294967295\n"
+    "                  (default 1; printed under the table)\n"
+    "  --baseline P    also a table of each policy minus P, paired: both evaluated\n"
+    "                  on the same resamples, so the interval is the difference's own\n"
+    "\n"
+    RESULTS_FILTER_HELP
+    "\n"
+    "`moesim sweep` without --db prints the hit-rate table of its runs this way.\n";
 static const char show_usage[] =
     "usage: moesim results show --db F ID\n"
     "\n"
@@ -289,6 +325,70 @@ static int results_list(int argc, char **argv) {
         for (int k = 0; k < 15; k++) free(rows[i].f[k]);
     free(rows);
     return rc;
+}
+
+static int results_table(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"db", required_argument, 0, 'd'},        {"metric", required_argument, 0, 'm'},
+        {"markdown", no_argument, 0, 'M'},        {"ci", no_argument, 0, 'c'},
+        {"resamples", required_argument, 0, 'r'}, {"seed", required_argument, 0, 's'},
+        {"baseline", required_argument, 0, 'b'},  {"help", no_argument, 0, 'h'},
+        RESULTS_FILTER_OPTIONS,                   {0, 0, 0, 0},
+    };
+    results_table_opts o = {0};
+    const char *db = NULL;
+    int c, boot_opts = 0;
+    uint64_t v;
+    moe_error err = {{0}};
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (results_filter_opt(&o.filter, c, optarg)) continue;
+        switch (c) {
+        case 'd': db = optarg; break;
+        case 'm': o.metric = optarg; break;
+        case 'M': o.markdown = 1; break;
+        case 'c': o.ci = 1; break;
+        case 'r':
+            if (cli_parse_u64("--resamples", optarg, 10000000, &v, &err)) goto misuse;
+            if (v < 1) {
+                moe_fail(&err, "--resamples: at least 1");
+                goto misuse;
+            }
+            o.resamples = (size_t)v, boot_opts = 1;
+            break;
+        case 's':
+            if (cli_parse_u64("--seed", optarg, 0xFFFFFFFFu, &v, &err)) goto misuse;
+            if (v < 1) { /* GSL maps 0 to its default seed: refuse the alias */
+                moe_fail(&err, "--seed: 1..4294967295 (0 is GSL's alias for its default seed 4357)");
+                goto misuse;
+            }
+            o.seed = v, boot_opts = 1;
+            break;
+        case 'b': o.baseline = optarg, boot_opts = 1; break;
+        case 'h': fputs(table_usage, stdout); return 0;
+        default: fputs(table_usage, stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "moesim results table: unexpected argument '%s'\n%s", argv[optind], table_usage);
+        return 2;
+    }
+    if (!db) {
+        fprintf(stderr, "moesim results table: --db is required\n%s", table_usage);
+        return 2;
+    }
+    if (boot_opts && !o.ci) {
+        fprintf(stderr, "moesim results table: --resamples, --seed and --baseline go with --ci\n");
+        return 2;
+    }
+    sqlite3 *h = open_ro("table", db);
+    if (!h) return 1;
+    int rc = results_table_print(h, db, &o, stdout, &err) ? cli_error("results table", &err) : 0;
+    sqlite3_close(h);
+    return rc;
+misuse:
+    fprintf(stderr, "moesim results table: %s\n", err.msg);
+    return 2;
 }
 
 static int results_show(int argc, char **argv) {
@@ -746,6 +846,7 @@ int cmd_results(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(sub, "list")) return results_list(argc - 1, argv + 1);
+    if (!strcmp(sub, "table")) return results_table(argc - 1, argv + 1);
     if (!strcmp(sub, "show")) return results_show(argc - 1, argv + 1);
     if (!strcmp(sub, "export")) return results_export(argc - 1, argv + 1);
     if (!strcmp(sub, "merge")) return results_merge(argc - 1, argv + 1);
