@@ -158,7 +158,7 @@ static void cap_label(const cap_col *c, char *buf, size_t cap) {
     else snprintf(buf, cap, "-");
 }
 
-/* Rates with four decimals, bytes in their unit, the rest with 6 digits. */
+/* Rates with four decimals, bytes in their unit, the rest with 4 digits. */
 static int is_rate(const char *m) {
     return strstr(m, "rate") || strstr(m, "precision") || strstr(m, "recall") || strstr(m, "utilisation") ||
            strstr(m, "gate_mass");
@@ -168,7 +168,8 @@ static void fmt_value(const char *metric, double v, char *buf, size_t cap) {
     if (isnan(v)) snprintf(buf, cap, "-");
     else if (is_rate(metric)) snprintf(buf, cap, "%.4f", v);
     else if (strstr(metric, "bytes")) moe_bytes_text(v, buf, cap);
-    else snprintf(buf, cap, "%.6g", v);
+    else if (fabs(v) >= 1000) snprintf(buf, cap, "%.0f", v); /* counts: every digit */
+    else snprintf(buf, cap, "%.4g", v);
 }
 
 /* The label of policy i among pols: its name, or its full spec when
@@ -243,15 +244,19 @@ static void table_print(const table *t, int markdown, FILE *out) {
     }
 }
 
-/* "cold_per_seq=0, scope=per-layer" from a group key (after the hash). */
+/* "cold_per_seq=0, scope=per-layer" from a group key (after the hash). A
+ * long spec (a device or model profile with every value) is cut to its name:
+ * `results show` has it whole. */
 static void group_desc(const char *group, char *buf, size_t cap) {
     const char *p = strchr(group, '\n');
     size_t u = 0;
     buf[0] = 0;
     while (p && u < cap) {
         p++;
-        size_t len = strcspn(p, "\n");
-        u += (size_t)snprintf(buf + u, cap - u, "%s%.*s", u ? ", " : "", (int)len, p);
+        size_t len = strcspn(p, "\n"), colon = strcspn(p, ":\n");
+        int cut = len > 40 && colon < len;
+        u += (size_t)snprintf(buf + u, cap - u, "%s%.*s%s", u ? ", " : "", (int)(cut ? colon : len), p,
+                              cut ? ":..." : "");
         p = p[len] ? p + len : NULL;
     }
 }
