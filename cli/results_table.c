@@ -220,7 +220,7 @@ static void table_print(const table *t, int markdown, FILE *out) {
         for (size_t c = 0; c < nc; c++) fputs(c ? "|---:" : "|:---", out);
         fputs("|\n", out);
         for (size_t r = 0; r < t->nr; r++) {
-            for (size_t c = 0; c < nc; c++) md_cell(out, t->cell[r * (t->nc + 1) + c] ? t->cell[r * (t->nc + 1) + c] : "");
+            for (size_t c = 0; c < nc; c++) md_cell(out, t->cell[r * (t->nc + 1) + c] ? t->cell[r * (t->nc + 1) + c] : "-");
             fputs("|\n", out);
         }
         return;
