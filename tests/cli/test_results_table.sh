@@ -162,6 +162,21 @@ if [ $rc = 1 ] && grep -q "run [0-9]* has no per-sequence counts (stored before 
     [ "$(sqlite3 "$OLD" 'PRAGMA user_version')" = 2 ]; then pass table_migrated_db
 else fail table_migrated_db "$rc: $(cat "$dir/olde")"; fi
 
+# merge carries the counts: the merged copy gives the same intervals; a
+# schema-1 input merges without them
+V1=$dir/v1.db
+cp "$DB" "$V1"
+sqlite3 "$V1" "DROP TABLE sequence_counts; PRAGMA user_version = 1;"
+"$MOESIM" results merge -o "$dir/merged.db" "$DB" >/dev/null 2>&1
+r1=$?
+"$MOESIM" results table --db "$dir/merged.db" --ci >"$dir/mci" 2>&1
+"$MOESIM" results merge -o "$dir/merged1.db" "$V1" >/dev/null 2>&1
+r2=$?
+"$MOESIM" results table --db "$dir/merged1.db" >"$dir/m1" 2>&1
+if [ $r1 = 0 ] && cmp -s "$dir/mci" "$dir/ci1" && [ $r2 = 0 ] && cmp -s "$dir/m1" "$dir/t" &&
+    [ "$(sqlite3 "$dir/merged1.db" 'SELECT count(*) FROM sequence_counts')" = 0 ]; then pass table_merge_counts
+else fail table_merge_counts "$r1 $r2: $(diff "$dir/mci" "$dir/ci1")"; fi
+
 # sweep without --db: the same tables as results table on a database of the
 # same sweep, and nothing left behind in TMPDIR
 mkdir "$dir/tmp"
@@ -176,6 +191,16 @@ if [ $rc = 0 ] && grep -q "^sweep: 18 runs: 18 ran, 0 failed, .*(not stored: --d
     cmp -s "$dir/sw_tables" "$dir/swt" && [ "$(grep -c '^hit_rate: ' "$dir/sw")" = 2 ] &&
     [ -z "$(ls -A "$dir/tmp")" ]; then pass sweep_without_db_tables
 else fail sweep_without_db_tables "rc $rc, left: $(ls -A "$dir/tmp"); $(diff "$dir/sw_tables" "$dir/swt")"; fi
+
+# README's example, regenerated: FIFO minus LRU on the shipped default trace
+"$MOESIM" sweep --trace traces/default.moetrace --policies lru,fifo --capacities 4 --db "$dir/readme.db" >/dev/null 2>&1
+"$MOESIM" results table --db "$dir/readme.db" --ci --baseline lru >"$dir/readme" 2>&1
+lru=$(cell "$dir/readme" lru 4) fifo=$(cell "$dir/readme" fifo 4)
+diff=$(awk -F '  +' '$1 == "fifo" && $2 ~ /^[+-]/ { print $2 }' "$dir/readme" | sed 's/^+//; s/\[+/[/; s/, +/, /')
+if [ -n "$diff" ] && tr '\n' ' ' <README.md |
+    grep -qF -- "LRU at 4 experts per layer hits $lru and FIFO $fifo; paired, FIFO minus LRU is $diff:"; then
+    pass table_readme_example
+else fail table_readme_example "lru $lru, fifo $fifo, fifo - lru $diff; README: $(grep -A2 'LRU at 4 experts' README.md)"; fi
 
 # plot hit-rate --ci: a figure, and its caption names the intervals
 if command -v gnuplot >/dev/null 2>&1; then
