@@ -24,6 +24,7 @@
 
 #include "../core/bootstrap.h"
 #include "../core/datadir.h"
+#include "../core/policy.h"
 #include "../core/results.h"
 #include "../core/trace.h"
 #include "cli.h"
@@ -365,7 +366,7 @@ static int policy_files(plot_ctx *p, char names[][128], int n) {
             clash |= j != i && strcspn(names[j], ":") == bl && !strncmp(names[i], names[j], bl);
         /* a policy that reads the future says so: a profile or a training
          * taken from the replayed trace itself */
-        int oracle = strstr(names[i], "profile=self") || strstr(names[i], "oracle"); /* Belady: the template's "offline optimum" */
+        int oracle = moe_policy_is_oracle(names[i]) && strncmp(names[i], "belady", 6); /* Belady: the template's "offline optimum" */
         appendf(list, sizeof list, "%s%.*s%s", i ? " " : "", clash ? (int)strlen(names[i]) : (int)bl, names[i],
                 oracle ? "(oracle)" : "");
     }
