@@ -22,11 +22,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../core/bootstrap.h"
 #include "../core/datadir.h"
+#include "../core/policy.h"
 #include "../core/results.h"
 #include "../core/trace.h"
 #include "cli.h"
 #include "commands.h"
+#include "results_ci.h"
 
 static const char plot_usage[] =
     "usage: moesim plot KIND --db F [filters] -o FILE.png|FILE.svg|FILE.pdf\n"
@@ -60,6 +63,9 @@ static const char plot_usage[] =
     "  --title TEXT     figure title (default: names the trace)\n"
     "  --size WxH       pixels (default 1100x680; a PDF is 100 pixels to the inch)\n"
     "  --font 'NAME,PT' font (default 'DejaVu Sans,11')\n"
+    "  --ci             hit-rate: 95% bootstrap intervals as error bars (the trace's\n"
+    "                   sequences resampled 1000 times, seed 1, GSL mt19937: as\n"
+    "                   `moesim results table --ci`); needs per-sequence counts\n"
     "  --plots DIR      template folder (default: $MOESIM_PLOTS, else plots/ in the\n"
     "                   data folders: moesim(1), FILES)\n"
     "  -h, --help       this text\n"
@@ -73,6 +79,9 @@ typedef struct plot_ctx {
     char pol[1024];      /* --policy, every one given, as one comma list ("" = all) */
     int n_pol;           /* items in it */
     int keep_belady;     /* hit-rate, warmup: Belady drawn whatever --policy says */
+    int ci;              /* hit-rate: bootstrap intervals as error bars */
+    double ci_widest;    /* the widest interval drawn (hi - lo) */
+    size_t ci_seqs;      /* sequences resampled */
     const char *size, *font;
     long capacity;     /* -1 = not given */
     int cold;          /* -1 = not given */
@@ -358,12 +367,78 @@ static int policy_files(plot_ctx *p, char names[][128], int n) {
             clash |= j != i && strcspn(names[j], ":") == bl && !strncmp(names[i], names[j], bl);
         /* a policy that reads the future says so: a profile or a training
          * taken from the replayed trace itself */
-        int oracle = strstr(names[i], "profile=self") || strstr(names[i], "oracle"); /* Belady: the template's "offline optimum" */
+        int oracle = moe_policy_is_oracle(names[i]) && strncmp(names[i], "belady", 6); /* Belady: the template's "offline optimum" */
         appendf(list, sizeof list, "%s%.*s%s", i ? " " : "", clash ? (int)strlen(names[i]) : (int)bl, names[i],
                 oracle ? "(oracle)" : "");
     }
     gp_str(p, "policies", list);
     return 0;
+}
+
+/* --ci: policy pol's points with their intervals, "capacity hit_rate lo hi"
+ * per line (results_ci.h; every point on the same resamples). */
+static long dump_ci_rows(plot_ctx *p, const char *where, const char *pol, const char *file) {
+    char sql[1600];
+    snprintf(sql, sizeof sql, "SELECT capacity, id, hit_rate FROM run_summary s WHERE %s AND s.policy = ?7 "
+                              "ORDER BY capacity, id", where);
+    sqlite3_stmt *st = prepare(p, sql);
+    if (!st) return -1;
+    bind_filter(p, st);
+    sqlite3_bind_text(st, 7, pol, -1, SQLITE_STATIC);
+    size_t n = 0, cap = 0, nc = 0;
+    int64_t *ids = NULL;
+    size_t *start = NULL;
+    double *caps = NULL, *sum = NULL;
+    long rows = -1;
+    results_ci ci = {0};
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) { /* room for n + 1 runs and as many cells */
+            cap = cap ? 2 * cap : 32;
+            int64_t *i2 = realloc(ids, cap * sizeof *i2);
+            size_t *s2 = i2 ? realloc(start, (cap + 1) * sizeof *s2) : NULL;
+            double *c2 = s2 ? realloc(caps, cap * sizeof *c2) : NULL, *m2 = c2 ? realloc(sum, cap * sizeof *m2) : NULL;
+            if (i2) ids = i2;
+            if (s2) start = s2;
+            if (c2) caps = c2;
+            if (!m2) {
+                fail(p, "out of memory");
+                goto out;
+            }
+            sum = m2;
+        }
+        double c = sqlite3_column_double(st, 0);
+        if (nc == 0 || caps[nc - 1] != c) start[nc] = n, caps[nc] = c, sum[nc++] = 0;
+        ids[n++] = sqlite3_column_int64(st, 1);
+        sum[nc - 1] += sqlite3_column_double(st, 2);
+    }
+    if (rc != SQLITE_DONE) {
+        fail(p, "%s: %s", p->db_path, sqlite3_errmsg(p->db));
+        goto out;
+    }
+    if (nc) start[nc] = n;
+    if (nc && results_ci_compute(p->db, p->db_path, ids, start, nc, MOE_BOOTSTRAP_RESAMPLES, MOE_BOOTSTRAP_SEED, &ci,
+                                 &p->err))
+        goto out;
+    FILE *f = fopen(file, "w");
+    if (!f) {
+        fail(p, "%s: %s", file, strerror(errno));
+        goto out;
+    }
+    for (size_t c = 0; c < nc; c++) {
+        double lo, hi;
+        results_ci_interval(&ci, c, -1, MOE_BOOTSTRAP_LEVEL, &lo, &hi);
+        if (hi - lo > p->ci_widest) p->ci_widest = hi - lo;
+        p->ci_seqs = ci.n_seqs;
+        fprintf(f, "%.10g %.10g %.10g %.10g\n", caps[c], sum[c] / (double)(start[c + 1] - start[c]), lo, hi);
+    }
+    fclose(f);
+    rows = (long)nc;
+out:
+    sqlite3_finalize(st);
+    results_ci_free(&ci);
+    free(ids), free(start), free(caps), free(sum);
+    return rows;
 }
 
 static int plot_hit_rate(plot_ctx *p) {
@@ -382,9 +457,16 @@ static int plot_hit_rate(plot_ctx *p) {
         bind_filter(p, st);
         sqlite3_bind_text(st, 7, names[i], -1, SQLITE_STATIC);
         snprintf(file, sizeof file, "%s/%d.dat", p->dir, i + 1);
-        long rows = dump_rows(p, st, file);
+        long rows = p->ci ? dump_ci_rows(p, where, names[i], file) : dump_rows(p, st, file);
         sqlite3_finalize(st);
         if (rows < 0) return -1;
+    }
+    gp_num(p, "ci", p->ci);
+    if (p->ci) { /* bars can be too short to see: the caption says how long they are */
+        char t[200];
+        snprintf(t, sizeof t, "error bars: 95%% bootstrap intervals over %zu sequences (1000 resamples, seed 1); "
+                              "widest %.4f", p->ci_seqs, p->ci_widest);
+        gp_str(p, "ci_text", t);
     }
     snprintf(sql, sizeof sql, "SELECT MAX(capacity) FROM run_summary s WHERE %s", where);
     sqlite3_stmt *st = prepare(p, sql);
@@ -914,7 +996,8 @@ int cmd_plot(int argc, char **argv) {
         {"cold-per-seq", required_argument, 0, 'C'}, {"title", required_argument, 0, 'T'},
         {"plots", required_argument, 0, 'P'},      {"output", required_argument, 0, 'o'},
         {"size", required_argument, 0, 'S'},       {"font", required_argument, 0, 'F'},
-        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0},
+        {"ci", no_argument, 0, 'I'},               {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     plot_ctx p = {.capacity = -1, .cold = -1};
     char plots_dir[4096];
@@ -958,6 +1041,7 @@ int cmd_plot(int argc, char **argv) {
             }
             break;
         case 'T': p.title = optarg; break;
+        case 'I': p.ci = 1; break;
         case 'P': p.plots = optarg; break;
         case 'o': p.out = optarg; break;
         case 'h': fputs(plot_usage, stdout); return 0;
@@ -969,6 +1053,10 @@ int cmd_plot(int argc, char **argv) {
         return 2;
     }
     p.kind = argv[optind];
+    if (p.ci && strcmp(p.kind, "hit-rate")) {
+        fprintf(stderr, "moesim plot: --ci draws intervals on the hit-rate figure only, not %s\n", p.kind);
+        return 2;
+    }
     static const struct { const char *kind, *tmpl; } kinds[] = {
         {"hit-rate", "hit_rate.gp"},   {"warmup", "warmup.gp"},         {"layer-heatmap", "heatmap.gp"},
         {"popularity", "heatmap.gp"},  {"time-breakdown", "time_breakdown.gp"},

@@ -1,4 +1,4 @@
-/* cmd_results.c: `moesim results list|show|export|merge|check|recover` —
+/* cmd_results.c: `moesim results list|table|show|export|merge|check|recover` —
  * reading the SQLite results store. list/show/export/check open the database
  * read-only (moe_db_open_readonly: works on read-only media, never creates
  * one, refuses a damaged file); merge writes through core/results
@@ -13,17 +13,23 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../core/bootstrap.h"
 #include "../core/results.h"
 #include "../core/units.h"
 #include "../core/trace_formats.h"
 #include "cli.h"
 #include "commands.h"
+#include "results_filter.h"
+#include "results_table.h"
 
 static const char results_usage[] =
-    "usage: moesim results <list|show|export|merge|check|recover> [options]\n"
+    "usage: moesim results <list|table|show|export|merge|check|recover> [options]\n"
     "\n"
     "  list   --db F [--experiment NAME]      one line per run: id, experiment, trace,\n"
     "                                         policy, capacity, scope, hit rate, status\n"
+    "  table  --db F [--metric M] [--markdown] [--ci]\n"
+    "                                         policy x capacity pivot of a metric, with\n"
+    "                                         bootstrap intervals over sequences\n"
     "  show   --db F ID                       a run's config, metrics and per-layer metrics\n"
     "  export --db F --csv [-o FILE] [--experiment NAME]\n"
     "                                         one CSV row per complete run: config keys and\n"
@@ -45,12 +51,40 @@ static const char list_usage[] =
     "validation's measured / predicted) and status (runs not 'done' were interrupted\n"
     "and are redone by the next sweep).\n"
     "\n"
-    "filters (each a comma list; a policy, device, prefetcher or precision name\n"
-    "selects all its parameter variants, a canonical spec just itself):\n"
-    "  --experiment E  --policy P  --trace PATH|HASH-PREFIX  --scope S\n"
-    "  --device D  --prefetch X  --precision S\n"
+    RESULTS_FILTER_HELP
     "  --sort config   by experiment, trace, scope, policy, capacity (default)\n"
     "  --sort id       in the order the runs were made\n";
+static const char table_usage[] =
+    "usage: moesim results table --db F [--metric M] [--markdown] [filters]\n"
+    "                            [--ci [--resamples N] [--seed S] [--baseline POLICY]]\n"
+    "\n"
+    "A policy x capacity table of one metric over the finished runs the filters\n"
+    "select: rows are policies (in the order `moesim policies` lists them; oracles,\n"
+    "which read the future or the replayed trace itself, last and marked\n"
+    "'(oracle)'), columns are capacities (experts per layer, or in all for a global\n"
+    "cache; byte capacities in bytes; fractions in %), a cell is the metric's mean\n"
+    "over its runs (several seeds) and '-' where no run is. One table per trace and\n"
+    "configuration apart from policy, capacity and seed (scope, cold-per-seq,\n"
+    "device, prefetcher ...), headed by that configuration.\n"
+    "\n"
+    "  --metric M      any stored metric (`moesim results show` lists a run's):\n"
+    "                  hit_rate (default), token_slot_hit_rate, tok_s, bytes_read,\n"
+    "                  stall_s ...; or miss_rate (misses / accesses)\n"
+    "  --markdown      GitHub Markdown tables instead of aligned text\n"
+    "  --ci            hit_rate or miss_rate with a 95% bootstrap interval [lo, hi]\n"
+    "                  per cell: the trace's sequences resampled with replacement,\n"
+    "                  rate of a resample = its hits / its accesses, percentile\n"
+    "                  interval (nearest rank). Needs runs stored with per-sequence\n"
+    "                  counts (by this version; older databases are refused, saying so)\n"
+    "  --resamples N   bootstrap resamples (default 1000)\n"
+    "  --seed S        seed of GSL's mt19937 for the resamples, 1..4294967295\n"
+    "                  (default 1; printed under the table)\n"
+    "  --baseline P    also a table of each policy minus P, paired: both evaluated\n"
+    "                  on the same resamples, so the interval is the difference's own\n"
+    "\n"
+    RESULTS_FILTER_HELP
+    "\n"
+    "`moesim sweep` without --db prints the hit-rate table of its runs this way.\n";
 static const char show_usage[] =
     "usage: moesim results show --db F ID\n"
     "\n"
@@ -172,40 +206,20 @@ static int parse_ropts(const char *cmd, const char *usage, int allow_pos, int ar
     return -1; /* go on */
 }
 
-/* A filter: the column's value in the comma list, by cli_spec_in_list's rule. */
-static void add_list_filter(char *sql, size_t cap, const char *col, const char *list, int *n_bind,
-                            const char **binds) {
-    size_t l = strlen(sql);
-    binds[(*n_bind)++] = list;
-    snprintf(sql + l, cap - l, " AND spec_in(%s, ?%d)", col, *n_bind);
-}
-
-/* A config value of run s, as a column. */
-#define CONF(key) "(SELECT value FROM run_config c WHERE c.run_id = s.id AND c.key = '" key "')"
-
 static int results_list(int argc, char **argv) {
     static const struct option opts[] = {
-        {"db", required_argument, 0, 'd'},      {"experiment", required_argument, 0, 'e'},
-        {"policy", required_argument, 0, 'p'},  {"trace", required_argument, 0, 't'},
-        {"scope", required_argument, 0, 's'},   {"device", required_argument, 0, 'D'},
-        {"prefetch", required_argument, 0, 'f'}, {"precision", required_argument, 0, 'P'},
-        {"sort", required_argument, 0, 'S'},    {"help", no_argument, 0, 'h'},
+        {"db", required_argument, 0, 'd'}, {"sort", required_argument, 0, 'S'},
+        {"help", no_argument, 0, 'h'},     RESULTS_FILTER_OPTIONS,
         {0, 0, 0, 0},
     };
-    const char *db = NULL, *exp = NULL, *pol = NULL, *trace = NULL, *scope = NULL, *dev = NULL, *pf = NULL,
-               *prec = NULL, *sort = "config";
+    const char *db = NULL, *sort = "config";
+    results_filter flt = {0};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (results_filter_opt(&flt, c, optarg)) continue;
         switch (c) {
         case 'd': db = optarg; break;
-        case 'e': exp = optarg; break;
-        case 'p': pol = optarg; break;
-        case 't': trace = optarg; break;
-        case 's': scope = optarg; break;
-        case 'D': dev = optarg; break;
-        case 'f': pf = optarg; break;
-        case 'P': prec = optarg; break;
         case 'S': sort = optarg; break;
         case 'h': fputs(list_usage, stdout); return 0;
         default: fputs(list_usage, stderr); return 2;
@@ -231,21 +245,11 @@ static int results_list(int argc, char **argv) {
     int nb = 0;
     snprintf(sql, sizeof sql,
              "SELECT id, experiment, coalesce(trace_path, trace_hash), policy, capacity, scope, hit_rate, status, "
-             "cold_per_seq, coalesce(" CONF("kind") ", 'sim'), " CONF("prefetch") ", " CONF("device") ", "
-             CONF("precision") ", " CONF("capacity_bytes") ", "
+             "cold_per_seq, coalesce(" RESULTS_CONF("kind") ", 'sim'), " RESULTS_CONF("prefetch") ", " RESULTS_CONF("device") ", "
+             RESULTS_CONF("precision") ", " RESULTS_CONF("capacity_bytes") ", "
              "(SELECT value FROM metrics m WHERE m.run_id = s.id AND m.name = 'tok_s') "
              "FROM run_summary s WHERE 1");
-    if (exp) add_list_filter(sql, sizeof sql, "experiment", exp, &nb, binds);
-    if (pol) add_list_filter(sql, sizeof sql, "policy", pol, &nb, binds);
-    if (scope) add_list_filter(sql, sizeof sql, "scope", scope, &nb, binds);
-    if (dev) add_list_filter(sql, sizeof sql, CONF("device"), dev, &nb, binds);
-    if (pf) add_list_filter(sql, sizeof sql, CONF("prefetch"), pf, &nb, binds);
-    if (prec) add_list_filter(sql, sizeof sql, CONF("precision"), prec, &nb, binds);
-    if (trace) { /* a path as stored, or a prefix of the content hash */
-        size_t l = strlen(sql);
-        snprintf(sql + l, sizeof sql - l, " AND (trace_path = ?%d OR trace_hash LIKE ?%d || '%%')", nb + 1, nb + 1);
-        binds[nb++] = trace;
-    }
+    results_filter_sql(&flt, sql, sizeof sql, binds, &nb);
     size_t l = strlen(sql);
     /* by the configuration's axes, so a sweep reads as a table; --sort id: in the order run */
     snprintf(sql + l, sizeof sql - l, "%s",
@@ -322,7 +326,70 @@ static int results_list(int argc, char **argv) {
     free(rows);
     return rc;
 }
-#undef CONF
+
+static int results_table(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"db", required_argument, 0, 'd'},        {"metric", required_argument, 0, 'm'},
+        {"markdown", no_argument, 0, 'M'},        {"ci", no_argument, 0, 'c'},
+        {"resamples", required_argument, 0, 'r'}, {"seed", required_argument, 0, 's'},
+        {"baseline", required_argument, 0, 'b'},  {"help", no_argument, 0, 'h'},
+        RESULTS_FILTER_OPTIONS,                   {0, 0, 0, 0},
+    };
+    results_table_opts o = {0};
+    const char *db = NULL;
+    int c, boot_opts = 0;
+    uint64_t v;
+    moe_error err = {{0}};
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (results_filter_opt(&o.filter, c, optarg)) continue;
+        switch (c) {
+        case 'd': db = optarg; break;
+        case 'm': o.metric = optarg; break;
+        case 'M': o.markdown = 1; break;
+        case 'c': o.ci = 1; break;
+        case 'r':
+            if (cli_parse_u64("--resamples", optarg, 10000000, &v, &err)) goto misuse;
+            if (v < 1) {
+                moe_fail(&err, "--resamples: at least 1");
+                goto misuse;
+            }
+            o.resamples = (size_t)v, boot_opts = 1;
+            break;
+        case 's':
+            if (cli_parse_u64("--seed", optarg, 0xFFFFFFFFu, &v, &err)) goto misuse;
+            if (v < 1) { /* GSL maps 0 to its default seed: refuse the alias */
+                moe_fail(&err, "--seed: 1..4294967295 (0 is GSL's alias for its default seed 4357)");
+                goto misuse;
+            }
+            o.seed = v, boot_opts = 1;
+            break;
+        case 'b': o.baseline = optarg, boot_opts = 1; break;
+        case 'h': fputs(table_usage, stdout); return 0;
+        default: fputs(table_usage, stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "moesim results table: unexpected argument '%s'\n%s", argv[optind], table_usage);
+        return 2;
+    }
+    if (!db) {
+        fprintf(stderr, "moesim results table: --db is required\n%s", table_usage);
+        return 2;
+    }
+    if (boot_opts && !o.ci) {
+        fprintf(stderr, "moesim results table: --resamples, --seed and --baseline go with --ci\n");
+        return 2;
+    }
+    sqlite3 *h = open_ro("table", db);
+    if (!h) return 1;
+    int rc = results_table_print(h, db, &o, stdout, &err) ? cli_error("results table", &err) : 0;
+    sqlite3_close(h);
+    return rc;
+misuse:
+    fprintf(stderr, "moesim results table: %s\n", err.msg);
+    return 2;
+}
 
 static int results_show(int argc, char **argv) {
     ropts o = {0};
@@ -779,6 +846,7 @@ int cmd_results(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(sub, "list")) return results_list(argc - 1, argv + 1);
+    if (!strcmp(sub, "table")) return results_table(argc - 1, argv + 1);
     if (!strcmp(sub, "show")) return results_show(argc - 1, argv + 1);
     if (!strcmp(sub, "export")) return results_export(argc - 1, argv + 1);
     if (!strcmp(sub, "merge")) return results_merge(argc - 1, argv + 1);

@@ -13,6 +13,7 @@
  * takes far longer, so the mutex is never the bottleneck. The same mutex
  * guards the job counter, the tallies and the progress bar. */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <pthread.h>
@@ -30,12 +31,13 @@
 #include "cli.h"
 #include "experiment.h"
 #include "commands.h"
+#include "results_table.h"
 #include "../sim/replay.h"
 #include "../sim/runrec.h"
 
 static const char sweep_usage[] =
     "usage: moesim sweep EXPERIMENT.ini [--db F] [--shard i/N] [--jobs N] [--json]\n"
-    "       moesim sweep --trace F [--trace F2 ...] --policies LIST --capacities LIST --db F [options]\n"
+    "       moesim sweep --trace F [--trace F2 ...] --policies LIST --capacities LIST [--db F] [options]\n"
     "\n"
     "An experiment file (experiments/*.ini; every key in docs/reference.md) gives the\n"
     "traces, scopes, policies, capacities (experts, bytes, %, or rho = multiple of\n"
@@ -67,7 +69,11 @@ static const char sweep_usage[] =
     "  --speculate        run predicted next-layer experts while the lane stalls on I/O\n"
     "  --split S          per-layer capacity split: uniform, adapmoe, fate:shallow=1.5\n"
     "  --devices F, --models F   other profile files\n"
-    "  --db F             SQLite results database (created if missing)\n"
+    "  --db F             SQLite results database (created if missing). Without it\n"
+    "                     (and without an experiment file) the runs go to a temporary\n"
+    "                     database, removed at the end, and the sweep prints their\n"
+    "                     hit rates (and tok/s when timed) as policy x capacity\n"
+    "                     tables, as `moesim results table` does\n"
     "  --experiment NAME  experiment label stored with each run\n"
     "  --jobs N           worker threads (default: all cores)\n"
     "  --shard i/N        run only slice i (1..N) of the run list: runs whose index in\n"
@@ -311,6 +317,36 @@ static int check_expectations(const char *db_path, const char *experiment, const
     return failed;
 }
 
+/* The runs of a sweep without --db, as `results table` prints them: hit
+ * rates, and tok/s when a device profile timed them. */
+static int print_tables(const char *db_path, const moe_experiment *exp, moe_error *err) {
+    sqlite3 *h = moe_db_open_readonly(db_path, NULL, err);
+    if (!h) return -1;
+    results_table_opts o = {.metric = "hit_rate"};
+    int timed = 0;
+    for (size_t i = 0; i < exp->devices.n; i++) timed |= exp->devices.v[i][0] != 0;
+    printf("\n");
+    int rc = results_table_print(h, db_path, &o, stdout, err);
+    if (!rc && timed) {
+        o.metric = "tok_s";
+        printf("\n");
+        rc = results_table_print(h, db_path, &o, stdout, err);
+    }
+    sqlite3_close(h);
+    return rc;
+}
+
+/* Remove the temporary database of a sweep without --db, and its folder. */
+static void remove_tmp_db(const char *dir) {
+    static const char *const files[] = {"sweep.db", "sweep.db-wal", "sweep.db-shm"};
+    char p[700];
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+
 /* "i/N" with 1 <= i <= N. */
 static int parse_shard(const char *s, uint64_t *i, uint64_t *n, moe_error *err) {
     const char *slash = strchr(s, '/');
@@ -344,7 +380,7 @@ int cmd_sweep(int argc, char **argv) {
     moe_experiment exp = {0};
     int c, status = 2, cli_axes = 0, have_caps = 0;
     const char *db_path = NULL, *experiment = NULL;
-    char db_buf[600];
+    char db_buf[600], tmp_dir[512] = "";
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     uint64_t jobs = ncpu > 0 ? (uint64_t)ncpu : 1, v, shard_i = 1, shard_n = 1, seed = 1;
     int have_seed = 0, strict = 0;
@@ -451,10 +487,22 @@ int cmd_sweep(int argc, char **argv) {
             (void)mkdir("results", 0777);
         }
     } else {
-        if (!exp.traces.n || !exp.policies.n || !have_caps || !db_path) {
-            fprintf(stderr, "moesim sweep: an experiment file, or --trace, --policies, --capacities and --db, "
+        if (!exp.traces.n || !exp.policies.n || !have_caps) {
+            fprintf(stderr, "moesim sweep: an experiment file, or --trace, --policies and --capacities, "
                             "are required\n%s", sweep_usage);
             goto out;
+        }
+        if (!db_path) { /* a temporary database, shown as tables at the end */
+            const char *tmp = getenv("TMPDIR");
+            snprintf(tmp_dir, sizeof tmp_dir, "%s/moesim-sweep-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+            if (!mkdtemp(tmp_dir)) {
+                moe_fail(&err, "%s: cannot create a temporary folder: %s (give --db F)", tmp_dir, strerror(errno));
+                tmp_dir[0] = 0;
+                status = 1;
+                goto fail;
+            }
+            snprintf(db_buf, sizeof db_buf, "%s/sweep.db", tmp_dir);
+            db_path = db_buf;
         }
         if (have_seed) {
             if (!(exp.seeds = malloc(sizeof *exp.seeds))) goto oom;
@@ -505,7 +553,8 @@ int cmd_sweep(int argc, char **argv) {
         cJSON_AddNumberToObject(sum, "failed", (double)sw.failed);
         cJSON_AddNumberToObject(sum, "not_started", (double)sw.not_run);
         cJSON_AddNumberToObject(sum, "seconds", secs);
-        cJSON_AddStringToObject(sum, "db", db_path);
+        if (tmp_dir[0]) cJSON_AddNullToObject(sum, "db"); /* not kept */
+        else cJSON_AddStringToObject(sum, "db", db_path);
         cJSON_AddStringToObject(sum, "experiment", sw.experiment);
         if (shard_n > 1) {
             char sh[48];
@@ -528,8 +577,12 @@ int cmd_sweep(int argc, char **argv) {
         char sh[64] = "";
         if (shard_n > 1)
             snprintf(sh, sizeof sh, " (shard %llu/%llu)", (unsigned long long)shard_i, (unsigned long long)shard_n);
-        printf("sweep: %zu runs: %zu ran, %zu skipped (already in %s), %zu failed, %.1f s on %llu threads%s\n",
-               sw.total, sw.ran, sw.skipped, db_path, sw.failed, secs, (unsigned long long)jobs, sh);
+        if (tmp_dir[0])
+            printf("sweep: %zu runs: %zu ran, %zu failed, %.1f s on %llu threads (not stored: --db F keeps them)\n",
+                   sw.total, sw.ran, sw.failed, secs, (unsigned long long)jobs);
+        else
+            printf("sweep: %zu runs: %zu ran, %zu skipped (already in %s), %zu failed, %.1f s on %llu threads%s\n",
+                   sw.total, sw.ran, sw.skipped, db_path, sw.failed, secs, (unsigned long long)jobs, sh);
     }
     if (sw.stopped) {
         fprintf(stderr, "moesim sweep: stopped after a database error; %zu runs not started "
@@ -541,6 +594,7 @@ int cmd_sweep(int argc, char **argv) {
     }
     sw.db = NULL;
     status = sw.failed || sw.stopped ? 1 : 0;
+    if (tmp_dir[0] && !sw.json && sw.ran && print_tables(db_path, &exp, &err)) goto fail;
     if (exp.n_expects && !sw.stopped) { /* on stdout, or stderr beside --json's objects */
         int bad = check_expectations(db_path, sw.experiment, &exp, sw.json ? stderr : stdout, &err);
         if (bad < 0) goto fail;
@@ -573,6 +627,7 @@ out:
     free(sw.traces);
     free(sw.hashes);
     free(sw.jobs);
+    if (tmp_dir[0]) remove_tmp_db(tmp_dir);
     moe_experiment_free(&exp);
     pthread_mutex_destroy(&sw.lock);
     return status;

@@ -92,5 +92,13 @@ typedef struct moe_policy_ops {
 /* Registry (policy_registry.c). */
 const moe_policy_ops *moe_policy_find(const char *name); /* name without args */
 const moe_policy_ops *const *moe_policy_list(void);    /* NULL-terminated */
+/* Whether a canonical spec is an oracle, an upper bound rather than a policy
+ * one could deploy: it reads the future (MOE_POLICY_NEEDS_FUTURE: Belady),
+ * or a profile or training taken from the replayed trace itself, which its
+ * canonical name says ("profile=self", "train=oracle-half"). */
+int moe_policy_is_oracle(const char *canonical);
+/* Position of the spec's policy in the registry (the order `moesim policies`
+ * lists), or the number of policies for a name it does not know. */
+int moe_policy_rank(const char *canonical);
 
 #endif

@@ -44,7 +44,10 @@
 #include "sha256.h"
 #include "version.h"
 
-#define SCHEMA_VERSION 1
+/* 2: adds sequence_counts. Opening a version-1 file for writing creates the
+ * table (every statement of schema_sql is IF NOT EXISTS); its old runs keep
+ * no rows there, which readers report as "not recorded". */
+#define SCHEMA_VERSION 2
 
 struct moe_db {
     sqlite3 *h;
@@ -89,6 +92,13 @@ static const char schema_sql[] =
     "  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
     "  curve TEXT NOT NULL, x REAL NOT NULL, y REAL,"
     "  PRIMARY KEY (run_id, curve, x)) WITHOUT ROWID;"
+    /* Per-sequence counts, exact integers: what bootstrap intervals resample
+     * (seq = ordinal in the trace, seq_id = the trace's own id). */
+    "CREATE TABLE IF NOT EXISTS sequence_counts ("
+    "  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
+    "  seq INTEGER NOT NULL, seq_id INTEGER NOT NULL,"
+    "  accesses INTEGER NOT NULL CHECK (accesses >= 0), hits INTEGER NOT NULL CHECK (hits BETWEEN 0 AND accesses),"
+    "  PRIMARY KEY (run_id, seq)) WITHOUT ROWID;"
     /* Published numbers to compare against (experiment files, reproduce);
      * selector narrows the runs it applies to ("policy=lru capacity=4"),
      * '' = the whole experiment. */
@@ -642,6 +652,18 @@ int moe_db_store_run(moe_db *db, const moe_run_record *rec, moe_error *err) {
         if (step_done(db, st, "storing curve", err)) goto fail;
     }
     sqlite3_finalize(st);
+    if (!(st = prep(db, "INSERT INTO sequence_counts (run_id, seq, seq_id, accesses, hits) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    err)))
+        goto fail;
+    for (size_t i = 0; i < rec->n_seqs; i++) {
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)i);
+        sqlite3_bind_int64(st, 3, rec->seqs[i].seq_id);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64)rec->seqs[i].accesses);
+        sqlite3_bind_int64(st, 5, (sqlite3_int64)rec->seqs[i].hits);
+        if (step_done(db, st, "storing sequence counts", err)) goto fail;
+    }
+    sqlite3_finalize(st);
     if (!(st = prep(db, "UPDATE runs SET status = 'done' WHERE id = ?1", err))) goto fail;
     sqlite3_bind_int64(st, 1, id);
     if (step_done(db, st, "storing run", err)) goto fail;
@@ -710,6 +732,13 @@ int moe_db_merge(moe_db *db, const char *src_path, moe_db_merge_stats *stats,
     }
     if (n != 7) {
         moe_fail(err, "%s: not a moesim results database (tables missing)", src_path);
+        goto detach;
+    }
+    /* schema 1 has no sequence_counts: its runs merge without them */
+    int64_t src_seqs = query_int(db, "SELECT count(*) FROM src.sqlite_master WHERE type = 'table' AND name = "
+                                     "'sequence_counts'", 0, "reading source", err);
+    if (src_seqs < 0) {
+        moe_fail_prefix(err, "%s", src_path);
         goto detach;
     }
     if (exec(db, "BEGIN IMMEDIATE", "merging", err)) goto detach;
@@ -796,9 +825,11 @@ int moe_db_merge(moe_db *db, const char *src_path, moe_db_merge_stats *stats,
         CHILD("name, value", "metrics"),
         CHILD("layer, name, value", "layer_metrics"),
         CHILD("curve, x, y", "curves"),
+        CHILD("seq, seq_id, accesses, hits", "sequence_counts"), /* last: optional */
     };
 #undef CHILD
-    for (size_t i = 0; i < sizeof children / sizeof *children; i++)
+    size_t n_children = sizeof children / sizeof *children - (src_seqs ? 0 : 1);
+    for (size_t i = 0; i < n_children; i++)
         if (exec_changes(db, children[i], max_id, "merging run data", err) < 0) goto fail;
     if (exec_changes(db, "INSERT OR IGNORE INTO main.expectations SELECT * FROM src.expectations", 0,
                      "merging expectations", err) < 0)
@@ -865,6 +896,20 @@ static int64_t copy_table(moe_db *db, sqlite3 *src, const char *t, const char *d
     return copied;
 }
 
+/* Whether the (possibly damaged) source has table t: an unreadable schema
+ * counts as having it, so the copy tries and reports the damage. */
+static int src_has_table(sqlite3 *src, const char *t) {
+    sqlite3_stmt *st = NULL;
+    int has = 1;
+    if (sqlite3_prepare_v2(src, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", -1, &st,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, t, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) has = sqlite3_column_int(st, 0) > 0;
+    }
+    sqlite3_finalize(st);
+    return has;
+}
+
 int moe_db_recover(moe_db *db, const char *src_path, void (*report)(void *ctx, const char *line), void *ctx,
                    moe_error *err) {
     struct stat sb;
@@ -887,12 +932,17 @@ int moe_db_recover(moe_db *db, const char *src_path, void (*report)(void *ctx, c
         {"layer_metrics", "run_id DESC, layer DESC, name DESC"},
         {"curves", "run_id DESC, curve DESC, x DESC"},
         {"expectations", "rowid DESC"},
+        {"sequence_counts", "run_id DESC, seq DESC"},
     };
     int rc = -1;
     char line[512];
     if (exec(db, "PRAGMA foreign_keys=OFF", "recovering", err) || exec(db, "BEGIN IMMEDIATE", "recovering", err))
         goto out;
     for (size_t i = 0; i < sizeof tables / sizeof *tables; i++) {
+        if (!strcmp(tables[i].t, "sequence_counts") && !src_has_table(src, tables[i].t)) {
+            if (report) report(ctx, "sequence_counts: not in this database (schema 1), nothing to copy");
+            continue;
+        }
         int64_t errors = 0;
         int64_t n = copy_table(db, src, tables[i].t, tables[i].desc, &errors, err);
         if (n < 0) goto out;
@@ -913,6 +963,7 @@ int moe_db_recover(moe_db *db, const char *src_path, void (*report)(void *ctx, c
         {"DELETE FROM metrics WHERE run_id NOT IN (SELECT id FROM runs)", "orphan metrics rows dropped"},
         {"DELETE FROM layer_metrics WHERE run_id NOT IN (SELECT id FROM runs)", "orphan layer_metrics rows dropped"},
         {"DELETE FROM curves WHERE run_id NOT IN (SELECT id FROM runs)", "orphan curves rows dropped"},
+        {"DELETE FROM sequence_counts WHERE run_id NOT IN (SELECT id FROM runs)", "orphan sequence_counts rows dropped"},
     };
     for (size_t i = 0; i < sizeof fix / sizeof *fix; i++) {
         if (exec(db, fix[i].sql, "recovering", err)) goto out;

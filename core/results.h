@@ -7,7 +7,8 @@
  * killed at any point and started again redoes only runs that are absent.
  *
  * Tables (see results.c for the DDL): traces, runs, metrics, layer_metrics,
- * curves, expectations, plus run_config (the config text split into key/value
+ * curves, expectations, sequence_counts (schema 2: per-sequence accesses and
+ * hits of a run, absent for runs stored before), plus run_config (the config text split into key/value
  * rows, for SQL filters) and the view run_summary (one row per run with
  * policy, capacity, scope and hit rate, what plots and listings read). */
 #ifndef MOE_RESULTS_H
@@ -37,6 +38,13 @@ typedef struct moe_curve_point {
     double x, y;
 } moe_curve_point;
 
+/* One sequence's counts in a run (the bootstrap's unit, core/bootstrap.h):
+ * seq = its ordinal in the trace (0, 1, ...), seq_id = the trace's id. */
+typedef struct moe_seq_count {
+    uint32_t seq_id;
+    uint64_t accesses, hits;
+} moe_seq_count;
+
 typedef struct moe_run_record {
     const char *experiment;  /* free text, "" for ad-hoc runs */
     const char *trace_hash;  /* from moe_db_add_trace */
@@ -48,6 +56,8 @@ typedef struct moe_run_record {
     size_t n_layer_metrics;
     const moe_curve_point *curve;
     size_t n_curve;
+    const moe_seq_count *seqs; /* per sequence, in trace order; NULL/0 = not recorded */
+    size_t n_seqs;
 } moe_run_record;
 
 /* Open (creating file and schema if needed). The message names the path. */

@@ -21,6 +21,36 @@ int moe_scope_parse(const char *s, int *scope, moe_error *err) {
     return 0;
 }
 
+/* Sequences of the result (replay.h): one pass over the steps. */
+static int result_alloc_seqs(moe_replay_result *res, const moe_trace *t) {
+    uint32_t n = 1;
+    if (!t->keys) {
+        if (!(res->step_seq = malloc((t->n_steps ? t->n_steps : 1) * sizeof *res->step_seq))) return -1;
+        uint32_t q = 0, id = 0;
+        int any = 0;
+        for (uint64_t s = 0; s < t->n_steps; s++) {
+            uint64_t tok = t->step_first_token[s];
+            if (tok < t->step_first_token[s + 1]) { /* a step without tokens stays in its sequence */
+                if (any && t->token_seq[tok] != id) q++;
+                id = t->token_seq[tok];
+                any = 1;
+            }
+            res->step_seq[s] = q;
+        }
+        n = q + 1;
+    }
+    res->n_seqs = n;
+    res->seq_ids = calloc(n, sizeof *res->seq_ids);
+    res->seq_accesses = calloc(n, sizeof *res->seq_accesses);
+    res->seq_hits = calloc(n, sizeof *res->seq_hits);
+    if (!res->seq_ids || !res->seq_accesses || !res->seq_hits) return -1;
+    if (!t->keys)
+        for (uint64_t s = t->n_steps; s-- > 0;) /* each sequence's id: that of its first step with tokens */
+            if (t->step_first_token[s] < t->step_first_token[s + 1])
+                res->seq_ids[res->step_seq[s]] = t->token_seq[t->step_first_token[s]];
+    return 0;
+}
+
 int moe_replay_result_alloc(moe_replay_result *res, const moe_trace *t, uint32_t curve_windows) {
     res->n_layers = t->n_layers;
     res->layer_accesses = calloc(t->n_layers, sizeof(uint64_t));
@@ -33,7 +63,8 @@ int moe_replay_result_alloc(moe_replay_result *res, const moe_trace *t, uint32_t
     res->n_windows = (uint32_t)((t->n_steps + res->win_steps - 1) / res->win_steps);
     res->win_accesses = calloc(res->n_windows, sizeof(uint64_t));
     res->win_hits = calloc(res->n_windows, sizeof(uint64_t));
-    return res->layer_accesses && res->layer_hits && res->win_accesses && res->win_hits ? 0 : -1;
+    if (!res->layer_accesses || !res->layer_hits || !res->win_accesses || !res->win_hits) return -1;
+    return result_alloc_seqs(res, t);
 }
 
 void moe_replay_result_free(moe_replay_result *r) {
@@ -41,6 +72,10 @@ void moe_replay_result_free(moe_replay_result *r) {
     free(r->layer_hits);
     free(r->win_accesses);
     free(r->win_hits);
+    free(r->step_seq);
+    free(r->seq_ids);
+    free(r->seq_accesses);
+    free(r->seq_hits);
     if (r->ext) free(r->ext->step_s);
     free(r->ext);
     memset(r, 0, sizeof *r);
@@ -395,6 +430,8 @@ static int replay_keys(const moe_trace *t, const moe_replay_config *cfg, moe_rep
     clock_gettime(CLOCK_MONOTONIC, &t1);
     res->accesses = res->token_slots = res->layer_accesses[0] = cnt.time;
     res->hits = res->token_slot_hits = res->layer_hits[0] = hits;
+    res->seq_accesses[0] = cnt.time; /* a key sequence is one sequence */
+    res->seq_hits[0] = hits;
     res->compulsory_misses = cnt.comp;
     res->bypasses = cnt.byp;
     res->evictions = cnt.evict;
@@ -490,13 +527,11 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
         }
         if (any_on_step)
             for (uint32_t i = 0; i < n_caches; i++) caches[i]->ops->on_step(caches[i]->st, s);
-        uint64_t win = s / res->win_steps;
         uint64_t tok0 = t->step_first_token[s], tok1 = t->step_first_token[s + 1];
         if (tok1 - tok0 == 1) { /* decode: one token */
             uint64_t m, hits = decode(&dc, s, &m);
             n_hits += hits;
-            res->win_accesses[win] += m;
-            res->win_hits[win] += hits;
+            moe_replay_count_step(res, s, m, hits);
             n_slots += m;
             n_slot_hits += hits;
             continue;
@@ -535,8 +570,7 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
             n_hits += hits;
             res->layer_accesses[l] += m;
             res->layer_hits[l] += hits;
-            res->win_accesses[win] += m;
-            res->win_hits[win] += hits;
+            moe_replay_count_step(res, s, m, hits);
             if (!multi) { /* one token: its slots are exactly the set */
                 n_slots += m;
                 n_slot_hits += hits;

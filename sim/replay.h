@@ -73,6 +73,14 @@ typedef struct moe_replay_result {
     uint32_t n_windows;     /* warm-up curve: window w covers steps [w*win_steps, ...) */
     uint64_t win_steps;
     uint64_t *win_accesses, *win_hits;
+    /* Per sequence (the bootstrap's unit, core/bootstrap.h): a sequence is a
+     * run of consecutive steps whose first tokens share a sequence id, as
+     * cold_per_seq restarts on; a batched step counts toward its first
+     * token's sequence, a step without tokens toward the one before it. */
+    uint32_t n_seqs;
+    uint32_t *step_seq;     /* n_steps: the sequence ordinal of each step (NULL for key sequences) */
+    uint32_t *seq_ids;      /* n_seqs: the trace's id of each sequence */
+    uint64_t *seq_accesses, *seq_hits; /* n_seqs each */
     double seconds;         /* wall time of the replay proper */
     moe_replay_ext *ext;    /* timing / prefetch / precision results; NULL for a plain replay */
 } moe_replay_result;
@@ -80,9 +88,21 @@ typedef struct moe_replay_result {
 int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_result *res,
                moe_error *err);
 void moe_replay_result_free(moe_replay_result *r);
-/* Allocate the per-layer and warm-up-curve arrays of a result (0 or -1);
- * shared by both replay engines so their results have one shape. */
+/* Allocate the per-layer, warm-up-curve and per-sequence arrays of a result
+ * (0 or -1); shared by both replay engines so their results have one shape. */
 int moe_replay_result_alloc(moe_replay_result *res, const moe_trace *t, uint32_t curve_windows);
+/* Fold step s's accesses and hits into its warm-up window and its sequence:
+ * the one place per-step counts enter a result (both engines and the
+ * backend's measured runs call it; key sequences fill their one sequence
+ * at the end instead). */
+static inline void moe_replay_count_step(moe_replay_result *res, uint64_t s, uint64_t accesses, uint64_t hits) {
+    uint64_t w = s / res->win_steps;
+    res->win_accesses[w] += accesses;
+    res->win_hits[w] += hits;
+    uint32_t q = res->step_seq[s];
+    res->seq_accesses[q] += accesses;
+    res->seq_hits[q] += hits;
+}
 /* True if the config uses any issue-4 extension (then moe_replay runs the
  * extended engine, sim/replay_ext.c). */
 int moe_replay_config_is_ext(const moe_replay_config *cfg);

@@ -199,11 +199,15 @@ int moe_run_store(moe_db *db, const char *experiment, const char *trace_hash,
     size_t n_lm = (size_t)res->n_layers * 2, n_cv = res->n_windows;
     moe_layer_metric *lm = malloc((n_lm ? n_lm : 1) * sizeof *lm);
     moe_curve_point *cv = malloc((n_cv ? n_cv : 1) * sizeof *cv);
-    if (!lm || !cv) {
+    moe_seq_count *sq = malloc((res->n_seqs ? res->n_seqs : 1) * sizeof *sq);
+    if (!lm || !cv || !sq) {
         free(lm);
         free(cv);
+        free(sq);
         return moe_fail(err, "out of memory");
     }
+    for (uint32_t q = 0; q < res->n_seqs; q++)
+        sq[q] = (moe_seq_count){res->seq_ids[q], res->seq_accesses[q], res->seq_hits[q]};
     for (uint32_t l = 0; l < res->n_layers; l++) {
         lm[2 * l] = (moe_layer_metric){l, "accesses", (double)res->layer_accesses[l]};
         lm[2 * l + 1] = (moe_layer_metric){l, "hit_rate", ratio(res->layer_hits[l], res->layer_accesses[l])};
@@ -223,10 +227,13 @@ int moe_run_store(moe_db *db, const char *experiment, const char *trace_hash,
         .n_layer_metrics = n_lm,
         .curve = cv,
         .n_curve = n_cv,
+        .seqs = sq,
+        .n_seqs = res->n_seqs,
     };
     int rc = moe_db_store_run(db, &rec, err);
     free(lm);
     free(cv);
+    free(sq);
     return rc;
 }
 
