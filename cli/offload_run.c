@@ -131,10 +131,7 @@ int moe_offload_result(const moe_offload_out *out, const char *policy, const cha
     x->lowbit_activations = st->lowbit_activations;
     memcpy(res->layer_accesses, st->layer_accesses, st->n_layers * sizeof(uint64_t));
     memcpy(res->layer_hits, st->layer_hits, st->n_layers * sizeof(uint64_t));
-    for (uint64_t s = 0; s < st->n_steps; s++) {
-        res->win_accesses[s / res->win_steps] += st->step_accesses[s];
-        res->win_hits[s / res->win_steps] += st->step_hits[s];
-    }
+    for (uint64_t s = 0; s < st->n_steps; s++) moe_replay_count_step(res, s, st->step_accesses[s], st->step_hits[s]);
     res->seconds = out->wall_s;
     x->timing = 1;
     x->prefetch = prefetcher && *prefetcher;

@@ -21,6 +21,31 @@ int moe_scope_parse(const char *s, int *scope, moe_error *err) {
     return 0;
 }
 
+/* Each step's offset from its sequence's start, for the recovery curve
+ * (replay.h); the first sequence's steps are not counted. */
+static int result_alloc_since_start(moe_replay_result *res, const moe_trace *t) {
+    if (t->keys) return 0;
+    if (!(res->step_since_start = malloc((t->n_steps ? t->n_steps : 1) * sizeof *res->step_since_start))) return -1;
+    uint64_t start = 0;
+    uint32_t id = 0;
+    int any = 0, counted = 0; /* a step with tokens seen; the current sequence is counted */
+    for (uint64_t s = 0; s < t->n_steps; s++) {
+        uint64_t tok = t->step_first_token[s];
+        if (tok < t->step_first_token[s + 1]) { /* a step without tokens stays in its sequence */
+            if (any && t->token_seq[tok] != id) {
+                start = s;
+                counted = 1;
+                res->since_start_seqs++;
+            }
+            id = t->token_seq[tok];
+            any = 1;
+        }
+        uint64_t o = s - start;
+        res->step_since_start[s] = counted && o < MOE_SINCE_START_STEPS ? (uint32_t)o : MOE_SINCE_START_STEPS;
+    }
+    return 0;
+}
+
 int moe_replay_result_alloc(moe_replay_result *res, const moe_trace *t, uint32_t curve_windows) {
     res->n_layers = t->n_layers;
     res->layer_accesses = calloc(t->n_layers, sizeof(uint64_t));
@@ -33,7 +58,8 @@ int moe_replay_result_alloc(moe_replay_result *res, const moe_trace *t, uint32_t
     res->n_windows = (uint32_t)((t->n_steps + res->win_steps - 1) / res->win_steps);
     res->win_accesses = calloc(res->n_windows, sizeof(uint64_t));
     res->win_hits = calloc(res->n_windows, sizeof(uint64_t));
-    return res->layer_accesses && res->layer_hits && res->win_accesses && res->win_hits ? 0 : -1;
+    if (!res->layer_accesses || !res->layer_hits || !res->win_accesses || !res->win_hits) return -1;
+    return result_alloc_since_start(res, t);
 }
 
 void moe_replay_result_free(moe_replay_result *r) {
@@ -41,6 +67,7 @@ void moe_replay_result_free(moe_replay_result *r) {
     free(r->layer_hits);
     free(r->win_accesses);
     free(r->win_hits);
+    free(r->step_since_start);
     if (r->ext) free(r->ext->step_s);
     free(r->ext);
     memset(r, 0, sizeof *r);
@@ -490,13 +517,11 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
         }
         if (any_on_step)
             for (uint32_t i = 0; i < n_caches; i++) caches[i]->ops->on_step(caches[i]->st, s);
-        uint64_t win = s / res->win_steps;
         uint64_t tok0 = t->step_first_token[s], tok1 = t->step_first_token[s + 1];
         if (tok1 - tok0 == 1) { /* decode: one token */
             uint64_t m, hits = decode(&dc, s, &m);
             n_hits += hits;
-            res->win_accesses[win] += m;
-            res->win_hits[win] += hits;
+            moe_replay_count_step(res, s, m, hits);
             n_slots += m;
             n_slot_hits += hits;
             continue;
@@ -535,8 +560,7 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
             n_hits += hits;
             res->layer_accesses[l] += m;
             res->layer_hits[l] += hits;
-            res->win_accesses[win] += m;
-            res->win_hits[win] += hits;
+            moe_replay_count_step(res, s, m, hits);
             if (!multi) { /* one token: its slots are exactly the set */
                 n_slots += m;
                 n_slot_hits += hits;

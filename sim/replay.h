@@ -58,6 +58,11 @@ typedef struct moe_replay_config {
 
 typedef struct moe_replay_ext moe_replay_ext; /* sim/replay_ext.h */
 
+/* Steps after a sequence start that the recovery curve covers: enough for a
+ * cache of a few times top_k to refill (the synthetic traces' sequences are
+ * 220+ steps; the curve is for the first minutes of each, not the whole). */
+#define MOE_SINCE_START_STEPS 64
+
 typedef struct moe_replay_result {
     char policy[256];       /* canonical policy name */
     uint64_t accesses;      /* unique (step, layer, expert) activations */
@@ -73,6 +78,15 @@ typedef struct moe_replay_result {
     uint32_t n_windows;     /* warm-up curve: window w covers steps [w*win_steps, ...) */
     uint64_t win_steps;
     uint64_t *win_accesses, *win_hits;
+    /* Recovery curve: accesses and hits o steps (o < MOE_SINCE_START_STEPS)
+     * after the start of every sequence but the first, pooled over those
+     * starts. The first is left out because it starts empty in either cache
+     * mode, so warm and cold-per-seq runs differ only by what a restart costs.
+     * A sequence starts at a step with tokens whose first token's sequence id
+     * differs from that of the last step with tokens (cold_per_seq's rule). */
+    uint32_t *step_since_start; /* n_steps: o, or MOE_SINCE_START_STEPS (not counted); NULL for key sequences */
+    uint32_t since_start_seqs;  /* sequence starts counted */
+    uint64_t since_start_accesses[MOE_SINCE_START_STEPS], since_start_hits[MOE_SINCE_START_STEPS];
     double seconds;         /* wall time of the replay proper */
     moe_replay_ext *ext;    /* timing / prefetch / precision results; NULL for a plain replay */
 } moe_replay_result;
@@ -83,6 +97,19 @@ void moe_replay_result_free(moe_replay_result *r);
 /* Allocate the per-layer and warm-up-curve arrays of a result (0 or -1);
  * shared by both replay engines so their results have one shape. */
 int moe_replay_result_alloc(moe_replay_result *res, const moe_trace *t, uint32_t curve_windows);
+/* Fold step s's accesses and hits into its warm-up window and the recovery
+ * curve: the one place per-step counts enter a result (both engines call it;
+ * key sequences fill their windows themselves and have no recovery curve). */
+static inline void moe_replay_count_step(moe_replay_result *res, uint64_t s, uint64_t accesses, uint64_t hits) {
+    uint64_t w = s / res->win_steps;
+    res->win_accesses[w] += accesses;
+    res->win_hits[w] += hits;
+    uint32_t o = res->step_since_start[s];
+    if (o < MOE_SINCE_START_STEPS) {
+        res->since_start_accesses[o] += accesses;
+        res->since_start_hits[o] += hits;
+    }
+}
 /* True if the config uses any issue-4 extension (then moe_replay runs the
  * extended engine, sim/replay_ext.c). */
 int moe_replay_config_is_ext(const moe_replay_config *cfg);

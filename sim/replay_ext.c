@@ -644,7 +644,6 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
             x->n_seqs++;
         }
         double step_start = g->tl.now;
-        uint64_t win = s / res->win_steps;
         double ctx = 0; /* keys the step's tokens attend to (only calibrated profiles price them) */
         if (g->dev.measured_compute)
             for (uint64_t tok = t0; tok < t1; tok++) ctx += (double)t->token_pos[tok] + 1;
@@ -727,8 +726,7 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
             res->hits += hits;
             res->layer_accesses[l] += n_kept;
             res->layer_hits[l] += hits;
-            res->win_accesses[win] += n_kept;
-            res->win_hits[win] += hits;
+            moe_replay_count_step(res, s, n_kept, hits);
             /* token slots: the kept ones (skipped slots are reported apart) */
             for (size_t k = 0; k < g->n_slots; k++) {
                 uint16_t e = g->slot_kept[k];
