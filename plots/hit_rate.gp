@@ -2,7 +2,8 @@
 # offline optimum as the ceiling (thick dashed black). `moesim plot hit-rate`
 # sets: datadir (files 1.dat .. n.dat: "capacity hit_rate"), policies (names,
 # space-separated, in file order), n, ceiling (index of Belady's file, 0 =
-# none), xmax, xlabel_text, title_text; the terminal and output come first.
+# none), xmax, xlabel_text, key_title, title_text; the terminal and output
+# come first.
 load sprintf("%s/common.gp", ARG0[1:strlen(ARG0) - strlen("hit_rate.gp") - 1])
 set xlabel xlabel_text
 set ylabel "hit rate (unique expert activations served from cache)"
@@ -10,7 +11,7 @@ set yrange [0:1.0]
 set ytics 0.1
 set mytics 2
 if (xmax <= 16) { set xrange [0.5:xmax + 0.5]; set xtics 1 } else { set xrange [0:xmax * 1.02]; set xtics auto }
-set key inside right bottom box opaque title "policy" noenhanced spacing 1.1
+set key inside right bottom box opaque title key_title noenhanced spacing 1.1
 last = ceiling > 0 ? n - 1 : n   # `moesim plot` puts Belady's file last
 if (ceiling > 0) {
     plot for [i = 1:last] file(i) using 1:2 with linespoints lt i title word(policies, i), \
