@@ -4,11 +4,14 @@
 # plus a few runs on the synthetic Mixtral-shaped trace for the other figures
 # (cold per sequence, a device profile with prefetching), draw every figure
 # with `moesim plot` and write results/report.html embedding them.
-# BUILD names the build folder (set by the Makefile; default build).
+# BUILD names the build folder (set by the Makefile; default build); OUT the
+# folder for the database, figures and report (default results; the tests
+# use a temporary one).
 set -eu
 BUILD=${BUILD:-build}
+OUT=${OUT:-results}
 M=$BUILD/moesim
-DB=results/demo.db
+DB=$OUT/demo.db
 die() { echo "demo: $*" >&2; exit 1; }
 
 [ -x "$M" ] || die "$M not found; run 'make' first"
@@ -24,13 +27,15 @@ for f in "$trace" "$synth"; do [ -f "$f" ] || die "$f is missing"; done
 # results/demo.db from an older capture under the same path never mix in.
 hash=$("$M" trace info "$trace" | awk '$1 == "hash" { print $2 }')
 [ -n "$hash" ] || die "cannot read the content hash of $trace"
-mkdir -p results "$BUILD/demo"
+mkdir -p "$OUT"
+work=$(mktemp -d) # the generated experiment files and plot messages
+trap 'rm -rf "$work"' EXIT
 
 echo "demo: sweeping experiments/policies.ini into $DB"
 "$M" sweep experiments/policies.ini --db "$DB" || die "sweep failed"
 
 # Extra runs for the warm-up / timing / prefetch figures (same database).
-extra=$BUILD/demo/extra.ini
+extra=$work/extra.ini
 cat >"$extra" <<INI
 [experiment]
 name = demo-extra
@@ -42,7 +47,7 @@ rho          = 2
 cold_per_seq = off, on
 INI
 "$M" sweep "$extra" --db "$DB" >/dev/null || die "extra sweep failed"
-timing=$BUILD/demo/timing.ini
+timing=$work/timing.ini
 cat >"$timing" <<INI
 [experiment]
 name = demo-timing
@@ -82,11 +87,11 @@ figs=""
 plot() { # NAME SECTION KIND EXPLANATION [args...]
     name=$1 section=$2 kind=$3 text=$4
     shift 4
-    if "$M" plot "$kind" --db "$DB" -o "results/demo_$name.png" "$@" >/dev/null 2>"$BUILD/demo/plot.err"; then
+    if "$M" plot "$kind" --db "$DB" -o "$OUT/demo_$name.png" "$@" >/dev/null 2>"$work/plot.err"; then
         figs="$figs$section|$name|$text
 "
     else
-        echo "demo: plot $kind skipped: $(cat "$BUILD/demo/plot.err")" >&2
+        echo "demo: plot $kind skipped: $(cat "$work/plot.err")" >&2
     fi
 }
 # The session's topic switches, as traces/capture.sh builds its prompt: 240
@@ -112,7 +117,7 @@ plot prefetch "$sec_synth" prefetch "Prefetch precision and recall vs lookahead 
 # drawn when its database exists.
 quality_note="<p>Speed against quality: run <code>make quality</code> (several minutes), then <code>make demo</code> again, for the Pareto figure of what each lever costs.</p>"
 if [ -f results/quality.db ] &&
-   "$M" plot quality --db results/quality.db --experiment quality -o results/demo_quality.png >/dev/null 2>"$BUILD/demo/plot.err"; then
+   "$M" plot quality --db results/quality.db --experiment quality -o "$OUT/demo_quality.png" >/dev/null 2>"$work/plot.err"; then
     figs="${figs}measured|quality|Measured on the shipped model (make quality, results/quality.db): decode tok/s against the nats per byte lost on held-out text, one point per configuration (precision scheme resident; or capacity, miss mode and pinning offloaded), the frontier in red. Waiting for every miss loses nothing; 8-bit experts almost nothing.
 "
     quality_note=""
@@ -142,6 +147,11 @@ rho1=$(sqlite3 -separator '|' "$DB" "
          top AS (SELECT printf('%.3f', h) AS v, COUNT(*) AS n FROM r GROUP BY v ORDER BY n DESC LIMIT 1)
     SELECT top.n, (SELECT COUNT(*) FROM r), top.v,
         (SELECT group_concat(p || ' ' || printf('%.3f', h), ', ') FROM r WHERE printf('%.3f', h) != top.v) FROM top")
+# policies that score the same at every size (the same choices on this trace)
+twins=$(sqlite3 "$DB" "
+    WITH sig AS (SELECT $label AS p, group_concat(printf('%.17g', hit_rate), ' ') AS s
+                 FROM (SELECT * FROM run_summary WHERE $where ORDER BY capacity) GROUP BY policy)
+    SELECT group_concat(p, ' and ') FROM sig GROUP BY s HAVING COUNT(*) > 1" | awk 'NF { printf "%s%s", n++ ? "; " : "", $0 }')
 ver=$(git describe --always --dirty 2>/dev/null || echo unknown)
 
 # figure SECTION: the report's figures of one section, the PNG embedded (a
@@ -150,7 +160,7 @@ figures() {
     printf '%s' "$figs" | while IFS='|' read -r sec name text; do
         [ "$sec" = "$1" ] || continue
         printf '<figure><img alt="%s" src="data:image/png;base64,' "$name"
-        base64 -w0 "results/demo_$name.png"
+        base64 -w0 "$OUT/demo_$name.png"
         printf '"><figcaption>%s</figcaption></figure>\n' "$text"
     done
 }
@@ -171,9 +181,10 @@ HTML
     echo "$rho1" | awk -F'|' -v k="$k" 'NF { printf "<p>Not shown: &rho; = 1 (%d experts per layer, = top-k), where every step needs all its cache slots, so a policy that caches each miss ends each step holding just that step'"'"'s experts whatever it evicts: %d of the %d policies score %s there.", k, $1, $2, $3
         if ($4 != "") printf " The exception, %s, keeps pinned experts and may decline to cache a miss, which puts it outside the class Belady is optimal for.", $4
         printf "</p>\n" }'
+    [ -z "$twins" ] || echo "<p>Equal at every size on this trace (the same hit rates, to the last bit): $twins.</p>"
 }
 
-html=results/report.html
+html=$OUT/report.html
 {
     cat <<HTML
 <!DOCTYPE html>
