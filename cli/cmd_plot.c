@@ -898,7 +898,7 @@ static int plot_time_breakdown(plot_ctx *p) {
         goto out;
     }
     static const char *part[4] = {"prefetch", "precision", "device", "model"};
-    static const char *unset[4] = {"no prefetch", "none (16-bit experts)", "?", "?"};
+    static const char *unset[4] = {"none", "none (16-bit experts)", "?", "?"};
     int ng = 0, n_varies = 0;
     for (int k = 0; k < 4; k++) n_varies += varies[k];
     for (int i = 0; i < nb; i++) {
@@ -908,6 +908,7 @@ static int plot_time_breakdown(plot_ctx *p) {
             const char *v = bar[i].cfg[k][0] ? bar[i].cfg[k] : unset[k];
             appendf(key, sizeof key, "%s%s %s", key[0] ? ", " : "", part[k], v);
             /* "gate:ahead=1,n=2" -> "gate" / "ahead=1,n=2"; gnuplot reads \n in the label (two characters) */
+            if (k == 0 && !bar[i].cfg[k][0] && n_varies == 1) v = "no prefetch";
             size_t nl = strcspn(v, ":");
             appendf(show, sizeof show, "%s%s%s%.*s", show[0] ? "\\n" : "", n_varies > 1 ? part[k] : "",
                     n_varies > 1 ? " " : "", (int)nl, v);
