@@ -27,6 +27,20 @@ int cli_error(const char *cmd, const moe_error *err) {
 
 int cli_is_tty(int fd) { return isatty(fd); }
 
+void cli_csv_field(FILE *f, const char *s) {
+    if (!s) return;
+    if (strpbrk(s, ",\"\n\r")) {
+        fputc('"', f);
+        for (; *s; s++) {
+            if (*s == '"') fputc('"', f);
+            fputc(*s, f);
+        }
+        fputc('"', f);
+    } else {
+        fputs(s, f);
+    }
+}
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

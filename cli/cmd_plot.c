@@ -5,10 +5,12 @@
  * experiment, capacity, cold-per-seq), writes the numbers into data files in
  * a temporary folder, and runs gnuplot on a template of plots/ with the
  * file names, labels and ranges passed as -e variables. The terminal follows
- * the output's extension (.png: pngcairo, .svg: svg). Runs that change the
+ * the output's extension (.png: pngcairo, .svg: svg, .pdf: pdfcairo); --data
+ * writes the same data files as one CSV (plot_data.h). Runs that change the
  * cache's contents beyond policy and size (prefetch, precision, skip, byte
  * capacities) are left out of the hit-rate kinds, so one point is one policy
- * at one size; several seeds of a randomised policy are averaged. */
+ * at one size; several seeds of a randomised policy are averaged. Without
+ * --policy, the line kinds draw a stated default choice (default_policies). */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -30,20 +32,24 @@
 #include "cli.h"
 #include "commands.h"
 #include "results_ci.h"
+#include "plot_data.h"
 
 static const char plot_usage[] =
-    "usage: moesim plot KIND --db F [filters] -o FILE.png|FILE.svg|FILE.pdf\n"
+    "usage: moesim plot KIND --db F [filters] -o FILE.png|FILE.svg|FILE.pdf [-o ...] [--data FILE.csv]\n"
     "\n"
     "Draw a figure from a results database with gnuplot (templates in plots/).\n"
     "\n"
     "kinds:\n"
     "  hit-rate        hit rate vs capacity, one line per policy, Belady as the ceiling\n"
-    "  warmup          hit rate over the trace (warm-up curve), one line per policy\n"
+    "  warmup          hit rate over the trace in windows of steps, one line per policy;\n"
+    "                  sequence starts dotted, --mark steps labelled\n"
     "  layer-heatmap   per-layer hit rate: policy x layer (or capacity x layer with --policy)\n"
     "  popularity      expert popularity, layer x expert (share of the layer's activations),\n"
     "                  counted from the trace file\n"
-    "  time-breakdown  time per token: dense and expert compute, stalls; I/O busy time\n"
-    "  topic-switch    hit rate around sequence starts (cold-per-seq vs warm)\n"
+    "  time-breakdown  time per token: dense and expert compute, stalls; I/O busy time;\n"
+    "                  bars grouped by prefetcher (and precision, device, model where they vary)\n"
+    "  topic-switch    recovery after a sequence start: hit rate by steps since the start,\n"
+    "                  pooled over every start but the first, warm cache vs cold-per-seq\n"
     "  prefetch        prefetch precision and recall vs lookahead distance\n"
     "  validation      simulator vs real backend (`moesim validate --db`)\n"
     "  quality         Pareto: measured decode tok/s vs quality loss, one point per\n"
@@ -53,13 +59,27 @@ static const char plot_usage[] =
     "filters:\n"
     "  --trace T        trace file, or a prefix of its content hash (default: the only one)\n"
     "  --policy P       policy name (all its parameter variants) or canonical spec;\n"
-    "                   repeatable, or a list: --policy lru,lfu,arc. hit-rate and\n"
-    "                   warmup always draw Belady when present (the ceiling); a\n"
-    "                   policy that reads the future is labelled (oracle)\n"
+    "                   repeatable, or a list: --policy lru,lfu,arc; 'all': every one.\n"
+    "                   hit-rate and warmup always draw Belady when present (the\n"
+    "                   ceiling); a policy that reads the future is labelled (oracle)\n"
     "  --scope S        per-layer or global (default: per-layer when present)\n"
     "  --experiment E   experiment name\n"
     "  --capacity N     capacity (warmup, layer-heatmap, topic-switch; default: a middle one)\n"
     "  --cold-per-seq on|off   (default: off when present)\n"
+    "\n"
+    "default lines (hit-rate, warmup, topic-switch; without --policy): at most 6 lines:\n"
+    "  Belady (the ceiling) and lru (the classic baseline) when present, and the other\n"
+    "  policies with the highest mean hit rate over the capacities every policy ran at\n"
+    "  (warmup, topic-switch: at the figure's capacity; ties by name), as many as fit\n"
+    "  (topic-switch: 3 policies, warm and cold each). The legend says so, stderr names\n"
+    "  the ones left out; --policy all draws every policy.\n"
+    "\n"
+    "output:\n"
+    "  -o FILE          .png, .svg or .pdf; repeat -o for several formats of one figure\n"
+    "  --data FILE      the plotted numbers as CSV (a header row; text quoted as RFC 4180);\n"
+    "                   with --data, -o may be left out\n"
+    "  --mark S:LABEL[,S:LABEL...]  warmup: a labelled vertical line at each step S\n"
+    "                   (e.g. where a prompt changes topic)\n"
     "  --title TEXT     figure title (default: names the trace)\n"
     "  --size WxH       pixels (default 1100x680; a PDF is 100 pixels to the inch)\n"
     "  --font 'NAME,PT' font (default 'DejaVu Sans,11')\n"
@@ -74,14 +94,23 @@ static const char plot_usage[] =
 
 typedef struct plot_ctx {
     sqlite3 *db;
-    const char *db_path, *kind, *out, *plots;
+    const char *db_path, *kind, *plots;
     const char *trace_arg, *policy, *scope, *experiment, *title;
     char pol[1024];      /* --policy, every one given, as one comma list ("" = all) */
     int n_pol;           /* items in it */
+    int all_pol;         /* --policy all: every policy, no default choice */
     int keep_belady;     /* hit-rate, warmup: Belady drawn whatever --policy says */
     int ci;              /* hit-rate: bootstrap intervals as error bars */
     double ci_widest;    /* the widest interval drawn (hi - lo) */
     size_t ci_seqs;      /* sequences resampled */
+    const char *outs[4]; /* -o, each format of the one figure */
+    int n_out;
+    const char *out_data; /* --data FILE.csv */
+    const char *marks;   /* --mark, checked */
+    /* what --data writes: the data files, their series, the columns */
+    plot_data_file data[128];
+    int n_data;
+    const char *data_series, *data_cols;
     const char *size, *font;
     long capacity;     /* -1 = not given */
     int cold;          /* -1 = not given */
@@ -293,7 +322,7 @@ static long dump_rows(plot_ctx *p, sqlite3_stmt *st, const char *file) {
         for (int i = 0; i < nc; i++) {
             if (i) fputc(' ', f);
             if (sqlite3_column_type(st, i) == SQLITE_TEXT) fprintf(f, "\"%s\"", sqlite3_column_text(st, i));
-            else fprintf(f, "%.10g", sqlite3_column_double(st, i));
+            else fprintf(f, "%.17g", sqlite3_column_double(st, i)); /* every bit: --data reads these */
         }
         fputc('\n', f);
         n++;
@@ -356,23 +385,95 @@ static int short_len(char names[][128], int n, int i) {
     return (int)bl;
 }
 
-/* Legend names: the policy's base name ("s3fifo"), unless two variants of
- * the same policy are drawn, when the full canonical spec tells them apart. */
-static int policy_files(plot_ctx *p, char names[][128], int n) {
-    char list[8192] = "";
+/* The legend name of names[i] among the n drawn: its base name ("s3fifo"),
+ * or the full spec when another drawn policy shares that base name, with
+ * "(oracle)" when it reads the future (a profile or a training taken from
+ * the replayed trace itself; Belady is the templates' "offline optimum"). */
+static void policy_label(char names[][128], int n, int i, char *out, size_t cap) {
+    /* a policy that reads the future says so (core/policy.h's rule); Belady
+     * is the template's "offline optimum" and needs no mark */
+    int oracle = moe_policy_is_oracle(names[i]) && strncmp(names[i], "belady", 6);
+    snprintf(out, cap, "%.*s%s", short_len(names, n, i), names[i], oracle ? "(oracle)" : "");
+}
+
+/* The legend names of the n drawn policies, space-separated, as gnuplot's
+ * `policies` (specs have no spaces). */
+static void policy_files(plot_ctx *p, char names[][128], int n) {
+    char list[8192] = "", label[160];
     for (int i = 0; i < n; i++) {
-        size_t bl = strcspn(names[i], ":");
-        int clash = 0;
-        for (int j = 0; j < n; j++)
-            clash |= j != i && strcspn(names[j], ":") == bl && !strncmp(names[i], names[j], bl);
-        /* a policy that reads the future says so: a profile or a training
-         * taken from the replayed trace itself */
-        int oracle = moe_policy_is_oracle(names[i]) && strncmp(names[i], "belady", 6); /* Belady: the template's "offline optimum" */
-        appendf(list, sizeof list, "%s%.*s%s", i ? " " : "", clash ? (int)strlen(names[i]) : (int)bl, names[i],
-                oracle ? "(oracle)" : "");
+        policy_label(names, n, i, label, sizeof label);
+        appendf(list, sizeof list, "%s%s", i ? " " : "", label);
     }
     gp_str(p, "policies", list);
-    return 0;
+}
+
+/* --data: data file `name` of the figure draws `series`. */
+static void data_file(plot_ctx *p, const char *name, const char *series) {
+    if (p->n_data == (int)(sizeof p->data / sizeof *p->data)) return; /* callers draw at most 64 x 2 lines */
+    plot_data_file *d = &p->data[p->n_data++];
+    snprintf(d->name, sizeof d->name, "%.15s", name);
+    snprintf(d->series, sizeof d->series, "%.319s", series);
+}
+
+/* The default lines (plot_usage states the rule): without --policy, when the
+ * selection has more than max policies, keep Belady (the ceiling) and lru
+ * (the classic baseline) when present and fill the rest with the policies of
+ * the highest mean hit rate over the capacities every policy of the
+ * selection ran at (ties by name). names (n of them, Belady last) becomes:
+ * the chosen by rank, then lru, then Belady; the legend title says the rule
+ * and stderr names what was left out. Returns the new count, or -1. */
+static int default_policies(plot_ctx *p, int plain, char names[][128], int n, int max) {
+    gp_str(p, "key_title", "policy");
+    if (p->n_pol || p->all_pol || n <= max) return n;
+    char where[1024], sql[2400];
+    filter_sql(p, where, sizeof where, plain);
+    snprintf(sql, sizeof sql,
+             "WITH pc AS (SELECT s.policy AS policy, s.capacity AS capacity, AVG(s.hit_rate) AS h"
+             "   FROM run_summary s WHERE %s GROUP BY s.policy, s.capacity),"
+             " common AS (SELECT capacity FROM pc GROUP BY capacity"
+             "   HAVING COUNT(*) = (SELECT COUNT(DISTINCT policy) FROM pc))"
+             " SELECT policy, AVG(h), (SELECT COUNT(*) FROM common), (SELECT MIN(capacity) FROM common),"
+             "   (SELECT MAX(capacity) FROM common) FROM pc"
+             " WHERE capacity IN (SELECT capacity FROM common) OR NOT EXISTS (SELECT 1 FROM common)"
+             " GROUP BY policy ORDER BY AVG(h) DESC, policy",
+             where);
+    sqlite3_stmt *st = prepare(p, sql);
+    if (!st) return -1;
+    bind_filter(p, st);
+    int has_belady = !strncmp(names[n - 1], "belady", 6), lru = -1, rc;
+    for (int i = 0; i < n; i++)
+        if (lru < 0 && !strcmp(names[i], "lru")) lru = i;
+    int slots = max - has_belady - (lru >= 0), others = n - has_belady - (lru >= 0), k = 0;
+    long n_common = 0, cmin = 0, cmax = 0;
+    char picked[64][128], left[4096] = "";
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *pol = (const char *)sqlite3_column_text(st, 0);
+        n_common = sqlite3_column_int64(st, 2), cmin = sqlite3_column_int64(st, 3), cmax = sqlite3_column_int64(st, 4);
+        if (!strncmp(pol, "belady", 6) || !strcmp(pol, "lru")) continue;
+        if (k < slots) snprintf(picked[k++], 128, "%s", pol);
+        else appendf(left, sizeof left, "%s%s", left[0] ? ", " : "", pol);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) return fail(p, "%s: %s", p->db_path, sqlite3_errmsg(p->db));
+    char belady[128] = "";
+    if (has_belady) snprintf(belady, sizeof belady, "%s", names[n - 1]);
+    int m = 0;
+    for (int i = 0; i < k; i++) snprintf(names[m++], 128, "%.127s", picked[i]);
+    if (lru >= 0) snprintf(names[m++], 128, "lru");
+    if (has_belady) snprintf(names[m++], 128, "%s", belady);
+    char over[160];
+    if (n_common == 0) snprintf(over, sizeof over, "over each one's own capacities (none is common to all)");
+    else if (n_common == 1) snprintf(over, sizeof over, "at capacity %ld", cmin);
+    else snprintf(over, sizeof over, "over the %ld capacities %ld..%ld", n_common, cmin, cmax);
+    char title[400];
+    snprintf(title, sizeof title, "policy: the %d of %d%s with the best\nmean hit rate%s%s", k, others,
+             lru >= 0 || has_belady ? " others" : "", lru >= 0 ? ", lru" : "", has_belady ? ", belady" : "");
+    gp_str(p, "key_title", title);
+    fprintf(stderr, "moesim plot: %s: %d of %d policies drawn: the %d with the highest mean hit rate %s%s%s; "
+                    "left out: %s (--policy all draws every one)\n",
+            p->kind, m, n, k, over, lru >= 0 ? ", lru (the classic baseline)" : "",
+            has_belady ? ", belady (the ceiling)" : "", left);
+    return m;
 }
 
 /* --ci: policy pol's points with their intervals, "capacity hit_rate lo hi"
@@ -447,6 +548,7 @@ static int plot_hit_rate(plot_ctx *p) {
     int n = list_policies(p, 1, names, 64);
     if (n < 0) return -1;
     if (n == 0) return empty_selection(p, "runs");
+    if ((n = default_policies(p, 1, names, n, 6)) < 0) return -1;
     filter_sql(p, where, sizeof where, 1);
     snprintf(sql, sizeof sql, "SELECT capacity, AVG(hit_rate) FROM run_summary s WHERE %s AND s.policy = ?7 "
                               "GROUP BY capacity ORDER BY capacity", where);
@@ -460,6 +562,8 @@ static int plot_hit_rate(plot_ctx *p) {
         long rows = p->ci ? dump_ci_rows(p, where, names[i], file) : dump_rows(p, st, file);
         sqlite3_finalize(st);
         if (rows < 0) return -1;
+        snprintf(file, sizeof file, "%d.dat", i + 1);
+        data_file(p, file, names[i]);
     }
     gp_num(p, "ci", p->ci);
     if (p->ci) { /* bars can be too short to see: the caption says how long they are */
@@ -468,6 +572,8 @@ static int plot_hit_rate(plot_ctx *p) {
                               "widest %.4f", p->ci_seqs, p->ci_widest);
         gp_str(p, "ci_text", t);
     }
+    p->data_series = "policy";
+    p->data_cols = "capacity,hit_rate";
     snprintf(sql, sizeof sql, "SELECT MAX(capacity) FROM run_summary s WHERE %s", where);
     sqlite3_stmt *st = prepare(p, sql);
     if (!st) return -1;
@@ -484,84 +590,161 @@ static int plot_hit_rate(plot_ctx *p) {
     return 0;
 }
 
-static int plot_warmup(plot_ctx *p, int topic) {
+/* starts.dat: every sequence start of the trace but the first (step 0), and
+ * marks.dat: the --mark steps with their labels. The trace file is read
+ * for the starts; without it (moved since the runs) only marks are drawn.
+ * Sets n_starts and n_marks; *n_seqs = the trace's sequences (0 unknown). */
+static int write_markers(plot_ctx *p, uint64_t *n_seqs) {
+    char file[256];
+    snprintf(file, sizeof file, "%s/starts.dat", p->dir);
+    FILE *f = fopen(file, "w");
+    if (!f) return fail(p, "%s: %s", file, strerror(errno));
+    int ns = 0;
+    *n_seqs = 0;
+    moe_error e2;
+    moe_trace *t = p->trace_path[0] ? moe_trace_load(p->trace_path, &e2) : NULL;
+    if (t) {
+        uint32_t prev = 0;
+        int any = 0;
+        for (uint64_t s = 0; s < t->n_steps; s++) {
+            uint64_t tok = t->step_first_token[s];
+            if (tok >= t->step_first_token[s + 1]) continue; /* a step without tokens stays in its sequence */
+            uint32_t seq = t->token_seq[tok];
+            if (any && seq != prev) fprintf(f, "%llu\n", (unsigned long long)s), ns++;
+            prev = seq, any = 1;
+        }
+        *n_seqs = (uint64_t)ns + 1;
+        gp_num(p, "xmax", (double)t->n_steps);
+        moe_trace_free(t);
+    }
+    fclose(f);
+    gp_num(p, "n_starts", ns);
+    snprintf(file, sizeof file, "%s/marks.dat", p->dir);
+    if (!(f = fopen(file, "w"))) return fail(p, "%s: %s", file, strerror(errno));
+    int nm = 0;
+    for (const char *c = p->marks ? p->marks : ""; *c; nm++) { /* checked when parsed: STEP:LABEL,... */
+        size_t n = strcspn(c, ",");
+        const char *colon = memchr(c, ':', n);
+        fprintf(f, "%.*s \"%.*s\"\n", (int)(colon - c), c, (int)(n - (size_t)(colon - c) - 1), colon + 1);
+        c += n + (c[n] == ',');
+    }
+    fclose(f);
+    gp_num(p, "n_marks", nm);
+    return 0;
+}
+
+/* warmup: the windowed hit-rate curve of each drawn policy over the trace,
+ * sequence starts and --mark steps marked. */
+static int plot_warmup(plot_ctx *p) {
     if (pick_defaults(p, 1)) return -1;
-    if (topic) p->cold = 1; /* pick capacity and policies among cold-per-seq runs */
     if (pick_capacity(p, 1)) return -1;
-    char names[64][128], where[1024], sql[1800], file[256];
+    char names[64][128], where[1024], sql[1800], file[256], label[160];
     int n = list_policies(p, 1, names, 64);
-    if (topic && n == 0) return empty_selection(p, "cold-per-seq runs (sweep with cold_per_seq = off, on)");
     if (n < 0) return -1;
     if (n == 0) return empty_selection(p, "runs");
+    if ((n = default_policies(p, 1, names, n, 6)) < 0) return -1;
     filter_sql(p, where, sizeof where, 1);
-    /* topic-switch: the warm and the cold-per-sequence run of each policy,
-     * so the recovery after a sequence start is seen against the warm line */
-    int modes = 1;
-    if (topic && !p->n_pol) n = n > 4 ? 4 : n; /* a readable number of lines */
+    snprintf(sql, sizeof sql, "SELECT c.x, AVG(c.y) FROM curves c JOIN run_summary s ON s.id = c.run_id "
+                              "WHERE %s AND s.policy = ?7 AND c.curve = 'warmup_hit_rate' GROUP BY c.x ORDER BY c.x", where);
     char labels[8192] = "";
     int k = 0, last_belady = 0;
-    for (int i = 0; i < n; i++)
-        for (int m = 0; m < modes + (topic ? 1 : 0); m++) {
-            int cold = topic ? m : p->cold;
-            int saved = p->cold;
-            p->cold = cold;
-            filter_sql(p, where, sizeof where, 1);
-            snprintf(sql, sizeof sql, "SELECT c.x, AVG(c.y) FROM curves c JOIN run_summary s ON s.id = c.run_id "
-                                      "WHERE %s AND s.policy = ?7 AND c.curve = 'warmup_hit_rate' GROUP BY c.x ORDER BY c.x", where);
-            sqlite3_stmt *st = prepare(p, sql);
-            p->cold = saved;
-            if (!st) return -1;
-            p->cold = cold;
-            bind_filter(p, st);
-            p->cold = saved;
-            sqlite3_bind_text(st, 7, names[i], -1, SQLITE_STATIC);
-            snprintf(file, sizeof file, "%s/%d.dat", p->dir, k + 1);
-            long rows = dump_rows(p, st, file);
-            sqlite3_finalize(st);
-            if (rows < 0) return -1;
-            if (rows == 0 && !topic) continue; /* topic-switch keeps pairs: an empty file draws nothing */
-            k++;
-            last_belady = !strncmp(names[i], "belady", 6);
-            appendf(labels, sizeof labels, "%s%.*s%s", k > 1 ? " " : "", short_len(names, n, i), names[i],
-                     topic ? (cold ? "(cold-per-seq)" : "(warm)") : "");
-        }
+    for (int i = 0; i < n; i++) {
+        sqlite3_stmt *st = prepare(p, sql);
+        if (!st) return -1;
+        bind_filter(p, st);
+        sqlite3_bind_text(st, 7, names[i], -1, SQLITE_STATIC);
+        snprintf(file, sizeof file, "%s/%d.dat", p->dir, k + 1);
+        long rows = dump_rows(p, st, file);
+        sqlite3_finalize(st);
+        if (rows < 0) return -1;
+        if (rows == 0) continue;
+        k++;
+        snprintf(file, sizeof file, "%d.dat", k);
+        data_file(p, file, names[i]);
+        last_belady = !strncmp(names[i], "belady", 6);
+        policy_label(names, n, i, label, sizeof label);
+        appendf(labels, sizeof labels, "%s%s", k > 1 ? " " : "", label);
+    }
     if (k == 0) return empty_selection(p, "warm-up curves");
+    p->data_series = "policy";
+    p->data_cols = "first_step_of_window,hit_rate";
     gp_str(p, "policies", labels);
     gp_num(p, "n", k);
     /* Belady comes last (list_policies): drawn as the dashed black ceiling,
      * as in the hit-rate figure, never in a colour another policy also has. */
-    if (!topic) gp_num(p, "ceiling", last_belady ? k : 0);
+    gp_num(p, "ceiling", last_belady ? k : 0);
+    uint64_t n_seqs;
+    if (write_markers(p, &n_seqs)) return -1;
     char xl[256];
     snprintf(xl, sizeof xl, "step (forward pass); each point = hit rate within a window of steps, capacity %ld %s",
              p->capacity, capacity_unit(p));
     gp_str(p, "xlabel_text", xl);
-    if (topic) {
-        /* sequence starts, from the trace itself */
-        moe_trace *t = moe_trace_load(p->trace_path, &p->err);
-        if (!t) return moe_fail_prefix(&p->err, "topic-switch needs the trace file (stored path)");
-        snprintf(file, sizeof file, "%s/starts.dat", p->dir);
-        FILE *f = fopen(file, "w");
-        if (!f) {
-            moe_trace_free(t);
-            return fail(p, "%s: %s", file, strerror(errno));
+    return 0;
+}
+
+/* topic-switch: the recovery curve (seq_start_hit_rate: hit rate by steps
+ * since a sequence start, pooled over every start but the first) of the
+ * warm and the cold-per-sequence run of each drawn policy, so what a
+ * restart costs, and for how many steps, is seen against the warm line. */
+static int plot_topic_switch(plot_ctx *p) {
+    if (pick_defaults(p, 1)) return -1;
+    p->cold = 1; /* pick capacity and policies among cold-per-seq runs */
+    if (pick_capacity(p, 1)) return -1;
+    char names[64][128], where[1024], sql[1800], file[256], label[160];
+    int n = list_policies(p, 1, names, 64);
+    if (n < 0) return -1;
+    if (n == 0) return empty_selection(p, "cold-per-seq runs (sweep with cold_per_seq = off, on)");
+    int n_all = n;
+    if ((n = default_policies(p, 1, names, n, 3)) < 0) return -1;
+    if (n == n_all) gp_str(p, "key_title", "policy (cache mode)"); /* else the default choice's title */
+    char labels[8192] = "";
+    long total = 0;
+    for (int i = 0; i < n; i++)
+        for (int cold = 0; cold < 2; cold++) {
+            p->cold = cold;
+            filter_sql(p, where, sizeof where, 1);
+            snprintf(sql, sizeof sql,
+                     "SELECT c.x, AVG(c.y), '%s' FROM curves c JOIN run_summary s ON s.id = c.run_id WHERE %s"
+                     " AND s.policy = ?7 AND c.curve = 'seq_start_hit_rate' GROUP BY c.x ORDER BY c.x",
+                     cold ? "cold-per-seq" : "warm", where);
+            sqlite3_stmt *st = prepare(p, sql);
+            if (!st) return -1;
+            bind_filter(p, st);
+            sqlite3_bind_text(st, 7, names[i], -1, SQLITE_STATIC);
+            int f = 2 * i + cold + 1; /* pairs per policy: odd = warm, even = cold; an empty file draws nothing */
+            snprintf(file, sizeof file, "%s/%d.dat", p->dir, f);
+            long rows = dump_rows(p, st, file);
+            sqlite3_finalize(st);
+            if (rows < 0) return -1;
+            total += rows;
+            snprintf(file, sizeof file, "%d.dat", f);
+            data_file(p, file, names[i]);
+            policy_label(names, n, i, label, sizeof label);
+            appendf(labels, sizeof labels, "%s%s%s", f > 1 ? " " : "", label, cold ? "(cold-per-seq)" : "(warm)");
         }
-        uint32_t prev = UINT32_MAX;
-        int ns = 0;
-        for (uint64_t s = 0; s < t->n_steps; s++) {
-            uint64_t tok = t->step_first_token[s];
-            if (tok >= t->n_tokens) continue;
-            uint32_t seq = t->token_seq[tok];
-            if (seq != prev) {
-                fprintf(f, "%llu\n", (unsigned long long)s);
-                ns++;
-            }
-            prev = seq;
-        }
-        fclose(f);
-        gp_num(p, "xmax", (double)t->n_steps);
-        moe_trace_free(t);
-        gp_num(p, "n_starts", ns);
+    p->cold = 1;
+    if (total == 0) {
+        char fl[1024];
+        describe_filters(p, fl, sizeof fl);
+        return fail(p, "topic-switch: no recovery curves (seq_start_hit_rate) for %s in %s: the trace needs "
+                       "several sequences, and runs stored by an older moesim lack the curve (run them again)",
+                    fl, p->db_path);
     }
+    p->data_series = "policy";
+    p->data_cols = "steps_since_start,hit_rate,cache";
+    gp_str(p, "policies", labels);
+    gp_num(p, "n", 2 * n);
+    gp_num(p, "ceiling", !strncmp(names[n - 1], "belady", 6) ? n : 0);
+    uint64_t n_seqs;
+    if (write_markers(p, &n_seqs)) return -1;
+    char xl[300];
+    if (n_seqs > 1)
+        snprintf(xl, sizeof xl, "steps since a sequence start (0 = its first step), pooled over the %llu starts after "
+                 "the first; capacity %ld %s", (unsigned long long)n_seqs - 1, p->capacity, capacity_unit(p));
+    else
+        snprintf(xl, sizeof xl, "steps since a sequence start (0 = its first step), pooled over every start after "
+                 "the first; capacity %ld %s", p->capacity, capacity_unit(p));
+    gp_str(p, "xlabel_text", xl);
     return 0;
 }
 
@@ -604,13 +787,20 @@ static int plot_layer_heatmap(plot_ctx *p) {
         double v = sqlite3_column_double(st, 2);
         if (v < vmin) vmin = v;
         if (v > vmax) vmax = v;
-        fprintf(f, "%u %d %.6f\n", l, nr - 1, v);
+        /* the row's name too: the template draws columns 1-3, --data names the row */
+        fprintf(f, "%u %d %.17g \"%s\"\n", l, nr - 1, v, key);
     }
-    for (int i = 0; i < nr; i++)
-        appendf(tics, sizeof tics, "%s\"%.*s\" %d", i ? ", " : "", by_capacity ? 127 : short_len(rows, nr, i), rows[i], i);
+    char label[160];
+    for (int i = 0; i < nr; i++) {
+        if (by_capacity) snprintf(label, sizeof label, "%.127s", rows[i]);
+        else policy_label(rows, nr, i, label, sizeof label);
+        appendf(tics, sizeof tics, "%s\"%s\" %d", i ? ", " : "", label, i);
+    }
     sqlite3_finalize(st);
     fclose(f);
     if (nr == 0) return empty_selection(p, "per-layer metrics");
+    data_file(p, "heat.dat", "");
+    p->data_cols = by_capacity ? "layer,row,hit_rate,capacity" : "layer,row,hit_rate,policy";
     gp_str(p, "ytics_text", tics);
     gp_num(p, "n_rows", nr);
     gp_num(p, "n_layers", maxl + 1);
@@ -660,7 +850,7 @@ static int plot_popularity(plot_ctx *p) {
             for (uint32_t e = 0; e < t->n_experts; e++) {
                 double v = tot ? (double)cnt[(size_t)l * t->n_experts + e] / (double)tot : 0;
                 if (v > vmax) vmax = v;
-                fprintf(f, "%u %u %.6f\n", e, l, v);
+                fprintf(f, "%u %u %.17g\n", e, l, v);
             }
         }
         fclose(f);
@@ -669,6 +859,8 @@ static int plot_popularity(plot_ctx *p) {
     free(cnt);
     moe_trace_free(t);
     if (!f) return fail(p, "%s: %s", file, strerror(errno));
+    data_file(p, "heat.dat", "");
+    p->data_cols = "expert,layer,share_of_layer_activations";
     gp_str(p, "ytics_text", "");
     gp_num(p, "n_rows", L);
     gp_num(p, "n_layers", E);
@@ -706,6 +898,20 @@ static int require_metric(plot_ctx *p, const char *metric, const char *what, con
     return fail(p, "%s in this database for %s (%s); %s", what, f, p->db_path, hint);
 }
 
+/* One bar of time-breakdown: a run's configuration and ms per token. */
+typedef struct tb_bar {
+    char policy[128], cfg[4][200]; /* prefetch, precision, device, model ("" = none) */
+    double ms[5];                  /* dense, expert, stall miss, stall late prefetch, I/O busy */
+    int group;
+} tb_bar;
+
+/* Cut a canonical spec to its name ("rtx-3060:io_channels=1,..." -> "rtx-3060"). */
+static void spec_name(char *spec) { spec[strcspn(spec, ":")] = 0; }
+
+/* time-breakdown: one stacked bar per run (ms per token), labelled by its
+ * policy and grouped by the rest of its configuration (prefetcher, and
+ * precision, device and model where they vary); what is the same for every
+ * bar goes into the title, so a label never repeats it. */
 static int plot_time_breakdown(plot_ctx *p) {
     if (pick_defaults(p, 0)) return -1;
     if (require_metric(p, "total_s", "time-breakdown: no timing metrics",
@@ -715,34 +921,150 @@ static int plot_time_breakdown(plot_ctx *p) {
     if (pick_capacity(p, 0)) return -1;
     char where[1024], sql[3000], file[256];
     filter_sql(p, where, sizeof where, 0);
-    /* milliseconds per token; a label per bar = policy plus what else varies */
 #define MV(name) "(SELECT value FROM metrics m WHERE m.run_id = s.id AND m.name = '" name "')"
-#define CV(key) "(SELECT value FROM run_config c WHERE c.run_id = s.id AND c.key = '" key "')"
+#define CV(key) "COALESCE((SELECT value FROM run_config c WHERE c.run_id = s.id AND c.key = '" key "'), '')"
     snprintf(sql, sizeof sql,
-             /* short label: policy base name, prefetcher without its ',n=..' tail */
-             "SELECT CASE WHEN instr(s.policy, ':') THEN substr(s.policy, 1, instr(s.policy, ':') - 1) ELSE s.policy END"
-             " || COALESCE(' + ' || CASE WHEN instr(" CV("prefetch") ", ',') THEN substr(" CV("prefetch") ", 1,"
-             " instr(" CV("prefetch") ", ',') - 1) ELSE " CV("prefetch") " END, '') || COALESCE(' ' || " CV("precision") ", ''),"
+             "SELECT s.policy, " CV("prefetch") ", " CV("precision") ", " CV("device") ", " CV("model") ","
              " 1e3 * " MV("dense_s") " / t.tokens, 1e3 * " MV("expert_s") " / t.tokens,"
              " 1e3 * " MV("stall_miss_s") " / t.tokens, 1e3 * COALESCE(" MV("stall_late_prefetch_s") ", 0) / t.tokens,"
              " 1e3 * " MV("io_utilisation") " * " MV("total_s") " / t.tokens"
              " FROM run_summary s JOIN traces t ON t.hash = s.trace_hash WHERE %s AND " MV("total_s") " IS NOT NULL"
-             " ORDER BY s.policy LIKE 'belady%%', s.id",
+             " ORDER BY s.id",
              where);
 #undef MV
 #undef CV
     sqlite3_stmt *st = prepare(p, sql);
     if (!st) return -1;
     bind_filter(p, st);
-    snprintf(file, sizeof file, "%s/time.dat", p->dir);
-    long rows = dump_rows(p, st, file);
+    enum { MAX_BARS = 256 };
+    tb_bar *bar = calloc(MAX_BARS, sizeof *bar);
+    char(*pols)[128] = calloc(MAX_BARS, sizeof *pols);
+    if (!bar || !pols) {
+        sqlite3_finalize(st);
+        free(bar), free(pols);
+        return fail(p, "out of memory");
+    }
+    int nb = 0, np = 0, rc, ret = -1;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && nb < MAX_BARS) {
+        tb_bar *b = &bar[nb++];
+        snprintf(b->policy, sizeof b->policy, "%s", (const char *)sqlite3_column_text(st, 0));
+        for (int k = 0; k < 4; k++) snprintf(b->cfg[k], sizeof b->cfg[k], "%s", (const char *)sqlite3_column_text(st, 1 + k));
+        for (int k = 0; k < 5; k++) b->ms[k] = sqlite3_column_double(st, 5 + k);
+        int seen = 0;
+        for (int j = 0; j < np && !seen; j++) seen = !strcmp(pols[j], b->policy);
+        if (!seen) snprintf(pols[np++], 128, "%s", b->policy);
+    }
     sqlite3_finalize(st);
-    if (rows < 0) return -1;
-    if (rows == 0) return empty_selection(p, "runs with timing metrics");
-    char xl[256];
-    snprintf(xl, sizeof xl, "policy (capacity %ld %s)", p->capacity, capacity_unit(p));
+    if (rc == SQLITE_ROW) { /* more than MAX_BARS: say so rather than drop bars silently */
+        fail(p, "time-breakdown: more than %d runs match; narrow them (--experiment, --policy, --capacity)", MAX_BARS);
+        goto out;
+    }
+    if (rc != SQLITE_DONE) {
+        fail(p, "%s: %s", p->db_path, sqlite3_errmsg(p->db));
+        goto out;
+    }
+    if (nb == 0) {
+        empty_selection(p, "runs with timing metrics");
+        goto out;
+    }
+    /* device and model by name (their parameters are in the database) */
+    for (int i = 0; i < nb; i++)
+        for (int k = 2; k < 4; k++) spec_name(bar[i].cfg[k]);
+    int varies[4] = {0};
+    for (int i = 1; i < nb; i++)
+        for (int k = 0; k < 4; k++) varies[k] |= strcmp(bar[i].cfg[k], bar[0].cfg[k]) != 0;
+    /* groups: the varying parts, in order of first appearance; key = one
+     * line (time.dat, --data), shown = a line per part, the spec's name
+     * above its parameters (a group is only as wide as its bars) */
+    char(*groups)[400] = calloc(MAX_BARS, sizeof *groups), (*shown)[400] = calloc(MAX_BARS, sizeof *shown);
+    if (!groups || !shown) {
+        free(groups), free(shown);
+        fail(p, "out of memory");
+        goto out;
+    }
+    static const char *part[4] = {"prefetch", "precision", "device", "model"};
+    static const char *unset[4] = {"none", "none (16-bit experts)", "?", "?"};
+    int ng = 0, n_varies = 0;
+    for (int k = 0; k < 4; k++) n_varies += varies[k];
+    for (int i = 0; i < nb; i++) {
+        char key[400] = "", show[400] = "";
+        for (int k = 0; k < 4; k++) {
+            if (!varies[k]) continue;
+            const char *v = bar[i].cfg[k][0] ? bar[i].cfg[k] : unset[k];
+            appendf(key, sizeof key, "%s%s %s", key[0] ? ", " : "", part[k], v);
+            /* "gate:ahead=1,n=2" -> "gate" / "ahead=1,n=2"; gnuplot reads \n in the label (two characters) */
+            if (k == 0 && !bar[i].cfg[k][0] && n_varies == 1) v = "no prefetch";
+            size_t nl = strcspn(v, ":");
+            appendf(show, sizeof show, "%s%s%s%.*s", show[0] ? "\\n" : "", n_varies > 1 ? part[k] : "",
+                    n_varies > 1 ? " " : "", (int)nl, v);
+            if (v[nl]) appendf(show, sizeof show, "\\n%s", v + nl + 1);
+        }
+        int g = 0;
+        while (g < ng && strcmp(groups[g], key)) g++;
+        if (g == ng) {
+            snprintf(groups[ng], sizeof groups[0], "%s", key);
+            snprintf(shown[ng++], sizeof shown[0], "%s", show);
+        }
+        bar[i].group = g;
+    }
+    snprintf(file, sizeof file, "%s/time.dat", p->dir);
+    FILE *f = fopen(file, "w");
+    if (!f) {
+        free(groups), free(shown);
+        fail(p, "%s: %s", file, strerror(errno));
+        goto out;
+    }
+    /* x: bars side by side, half a bar's gap between groups; the group
+     * names as gnuplot labels under the policy names */
+    char glabels[8192] = "";
+    int lines = 0;
+    double x = 0;
+    for (int g = 0; g < ng; g++) {
+        double x0 = x;
+        for (int i = 0; i < nb; i++) {
+            if (bar[i].group != g) continue;
+            int pi = 0;
+            while (strcmp(pols[pi], bar[i].policy)) pi++;
+            char label[160];
+            policy_label(pols, np, pi, label, sizeof label);
+            fprintf(f, "%g \"%s\" \"%s\"", x, label, groups[g]);
+            for (int k = 0; k < 5; k++) fprintf(f, " %.17g", bar[i].ms[k]);
+            fputc('\n', f);
+            x += 1;
+        }
+        if (shown[g][0]) {
+            appendf(glabels, sizeof glabels, "set label \"%s\" at first %g, graph 0 center offset 0, char -2.2 "
+                    "tc rgb '#222222' front; ", shown[g], (x0 + x - 1) / 2);
+            int l = 1;
+            for (const char *c = shown[g]; (c = strstr(c, "\\n")); c += 2) l++;
+            if (l > lines) lines = l;
+        }
+        x += 0.5;
+    }
+    fclose(f);
+    free(groups), free(shown);
+    data_file(p, "time.dat", "");
+    p->data_cols = "x,policy,configuration,dense_ms_per_token,expert_ms_per_token,stall_miss_ms_per_token,"
+                   "stall_late_prefetch_ms_per_token,io_busy_ms_per_token";
+    gp_str(p, "group_labels", glabels);
+    gp_num(p, "group_lines", lines);
+    /* what every bar shares goes into the title; what varies, under the bars */
+    char same[1000] = "";
+    if (!varies[2]) appendf(same, sizeof same, "device %s, ", bar[0].cfg[2][0] ? bar[0].cfg[2] : "?");
+    if (!varies[3]) appendf(same, sizeof same, "%s expert sizes, ", bar[0].cfg[3][0] ? bar[0].cfg[3] : "the trace's");
+    if (!varies[1]) appendf(same, sizeof same, "%s, ", bar[0].cfg[1][0] ? bar[0].cfg[1] : "16-bit experts");
+    if (!varies[0]) appendf(same, sizeof same, "%s, ", bar[0].cfg[0][0] ? bar[0].cfg[0] : "no prefetch");
+    appendf(same, sizeof same, "capacity %ld %s", p->capacity, capacity_unit(p));
+    appendf(p->trace_desc, sizeof p->trace_desc, "\n%s", same);
+    char xl[200] = "policy";
+    for (int k = 0, first = 1; k < 4; k++)
+        if (varies[k]) appendf(xl, sizeof xl, "%s%s", first ? ", grouped by " : " and ", part[k]), first = 0;
     gp_str(p, "xlabel_text", xl);
-    return 0;
+    ret = 0;
+out:
+    free(bar);
+    free(pols);
+    return ret;
 }
 
 static int plot_prefetch(plot_ctx *p) {
@@ -776,13 +1098,31 @@ static int plot_prefetch(plot_ctx *p) {
         if (rows < 0) return -1;
         if (rows == 0) continue;
         k++;
+        snprintf(file, sizeof file, "%d.dat", k);
+        data_file(p, file, fam[i]);
         appendf(names, sizeof names, "%s%s", k > 1 ? " " : "", fam[i]);
     }
 #undef CV
     if (k == 0) return empty_selection(p, "prefetch runs");
     gp_str(p, "policies", names);
     gp_num(p, "n", k);
-    gp_str(p, "xlabel_text", "lookahead distance (layers ahead; 'ahead' / 'hops' parameter)");
+    p->data_series = "prefetcher";
+    p->data_cols = "distance,precision,recall";
+    /* the policies and capacities the points average over, named */
+    snprintf(sql, sizeof sql, "SELECT group_concat(DISTINCT substr(s.policy, 1, instr(s.policy || ':', ':') - 1)),"
+                              " group_concat(DISTINCT s.capacity) FROM run_summary s WHERE %s AND EXISTS (SELECT 1"
+                              " FROM run_config c WHERE c.run_id = s.id AND c.key = 'prefetch')", where);
+    sqlite3_stmt *st = prepare(p, sql);
+    if (!st) return -1;
+    bind_filter(p, st);
+    char xl[600];
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+        snprintf(xl, sizeof xl, "lookahead distance (layers ahead; 'ahead' / 'hops' parameter); %s %.200s, capacity %.100s %s",
+                 strchr((const char *)sqlite3_column_text(st, 0), ',') ? "mean over the policies" : "policy",
+                 (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1), capacity_unit(p));
+    else snprintf(xl, sizeof xl, "lookahead distance (layers ahead; 'ahead' / 'hops' parameter)");
+    sqlite3_finalize(st);
+    gp_str(p, "xlabel_text", xl);
     return 0;
 }
 
@@ -823,6 +1163,10 @@ static int plot_validation(plot_ctx *p) {
     if (rows < 0) return -1;
     if (rows == 0) return fail(p, "validation: no validations (measured + predicted runs of `moesim validate --db`) "
                                   "match in %s", p->db_path);
+    data_file(p, "1.dat", "");
+    p->data_cols = "measured_tok_s,predicted_tok_s,configuration,measured_dense_ms,measured_expert_ms,"
+                   "measured_stall_miss_ms,measured_stall_late_prefetch_ms,predicted_dense_ms,predicted_expert_ms,"
+                   "predicted_stall_miss_ms,predicted_stall_late_prefetch_ms";
     gp_num(p, "n", (double)rows);
     return 0;
 }
@@ -896,21 +1240,36 @@ static int plot_quality(plot_ctx *p) {
     }
     for (size_t i = 0; !rc && i < n; i++) {
         double d = pt[i].delta > 1e-4 ? pt[i].delta : 1e-4;
-        fprintf(f1, "%.6g %.6g \"%s\"\n", pt[i].tok_s, d, pt[i].label);
         int beaten = 0; /* by a point at least as fast and no worse, better in one */
         for (size_t j = 0; j < n && !beaten; j++)
             beaten = j != i && pt[j].tok_s >= pt[i].tok_s && pt[j].delta <= pt[i].delta &&
                      (pt[j].tok_s > pt[i].tok_s || pt[j].delta < pt[i].delta);
-        if (!beaten) fprintf(f2, "%.6g %.6g\n", pt[i].tok_s, d);
+        /* columns 4-5 for --data: on the frontier, and delta before the floor */
+        fprintf(f1, "%.17g %.17g \"%s\" %d %.17g\n", pt[i].tok_s, d, pt[i].label, !beaten, pt[i].delta);
+        if (!beaten) fprintf(f2, "%.17g %.17g\n", pt[i].tok_s, d);
     }
     if (f1 && fclose(f1) && !rc) rc = fail(p, "writing the plot data: %s", strerror(errno));
     if (f2 && fclose(f2) && !rc) rc = fail(p, "writing the plot data: %s", strerror(errno));
-    if (!rc) gp_num(p, "n", (double)n);
+    if (!rc) {
+        gp_num(p, "n", (double)n);
+        data_file(p, "1.dat", "");
+        p->data_cols = "tok_s,delta_nats_per_byte_plotted,configuration,on_frontier,delta_nats_per_byte";
+    }
     free(pt);
     return rc;
 }
 
-static int run_gnuplot(plot_ctx *p, const char *tmpl) {
+/* Check -o FILE's extension: 0 png, 1 svg, 2 pdf, -1 (error set) other. */
+static int out_format(plot_ctx *p, const char *out) {
+    size_t ol = strlen(out);
+    const char *ext = ol > 4 ? out + ol - 4 : "";
+    if (!strcasecmp(ext, ".png")) return 0;
+    if (!strcasecmp(ext, ".svg")) return 1;
+    if (!strcasecmp(ext, ".pdf")) return 2;
+    return fail(p, "-o %s: the output must end in .png, .svg or .pdf", out);
+}
+
+static int run_gnuplot(plot_ctx *p, const char *tmpl, const char *out) {
     char gp[1200], term[1400];
     snprintf(gp, sizeof gp, "%s/%s", p->plots, tmpl);
     if (access(gp, R_OK)) {
@@ -919,11 +1278,9 @@ static int run_gnuplot(plot_ctx *p, const char *tmpl) {
         return fail(p, "template %s: %s (plots/ was looked for in the working directory, then %s; "
                        "or give --plots DIR)", gp, strerror(errno), dirs);
     }
-    size_t ol = strlen(p->out);
-    const char *ext = ol > 4 ? p->out + ol - 4 : "";
-    int svg = !strcasecmp(ext, ".svg"), pdf = !strcasecmp(ext, ".pdf");
-    if (!svg && !pdf && strcasecmp(ext, ".png"))
-        return fail(p, "-o %s: the output must end in .png, .svg or .pdf", p->out);
+    int format = out_format(p, out);
+    if (format < 0) return -1;
+    int svg = format == 1, pdf = format == 2;
     unsigned w = 1100, h = 680;
     if (p->size) {
         char *x;
@@ -939,7 +1296,8 @@ static int run_gnuplot(plot_ctx *p, const char *tmpl) {
     if (svg) snprintf(term, sizeof term, "set terminal svg size %u,%u dynamic noenhanced font '%s' background '#ffffff'", w, h, font);
     else if (pdf) snprintf(term, sizeof term, "set terminal pdfcairo size %.2fin,%.2fin noenhanced font '%s'", w / 100.0, h / 100.0, font);
     else snprintf(term, sizeof term, "set terminal pngcairo size %u,%u noenhanced font '%s'", w, h, font);
-    appendf(term, sizeof term, "; set output \"%s\"", p->out);
+    appendf(term, sizeof term, "; set output \"%s\"", out);
+    size_t vars_len = strlen(p->gp_vars); /* each output adds the same variables to the kind's */
     gp_str(p, "datadir", p->dir);
     static const struct { const char *kind, *head; } heads[] = {
         {"hit-rate", "Expert-cache hit rate vs cache capacity"},
@@ -967,9 +1325,10 @@ static int run_gnuplot(plot_ctx *p, const char *tmpl) {
     while (waitpid(pid, &ws, 0) < 0)
         if (errno != EINTR) return fail(p, "waitpid: %s", strerror(errno));
     if (!WIFEXITED(ws) || WEXITSTATUS(ws)) {
-        unlink(p->out);
+        unlink(out);
         return fail(p, "gnuplot failed on %s (exit %d)", gp, WIFEXITED(ws) ? WEXITSTATUS(ws) : -1);
     }
+    p->gp_vars[vars_len] = 0;
     return 0;
 }
 
@@ -980,12 +1339,27 @@ static void rm_dir(const char *dir) {
         snprintf(cmd, sizeof cmd, "%s/%d.dat", dir, i);
         unlink(cmd);
     }
-    const char *fixed[] = {"heat.dat", "time.dat", "starts.dat"};
-    for (int i = 0; i < 3; i++) {
+    const char *fixed[] = {"heat.dat", "time.dat", "starts.dat", "marks.dat", "groups.dat"};
+    for (int i = 0; i < 5; i++) {
         snprintf(cmd, sizeof cmd, "%s/%s", dir, fixed[i]);
         unlink(cmd);
     }
     rmdir(dir);
+}
+
+/* --mark S:LABEL[,S:LABEL...]: steps as integers, labels without quotes
+ * (they go into a gnuplot data file between double quotes). */
+static int check_marks(const char *arg, moe_error *err) {
+    for (const char *c = arg; *c;) {
+        size_t n = strcspn(c, ",");
+        const char *colon = memchr(c, ':', n);
+        if (!colon || colon == c || (size_t)(colon - c) + 1 == n || strspn(c, "0123456789") != (size_t)(colon - c))
+            return moe_fail(err, "--mark %s: expected STEP:LABEL[,STEP:LABEL...], e.g. 242:C,484:Bible at '%.*s'",
+                            arg, (int)n, c);
+        if (memchr(c, '"', n)) return moe_fail(err, "--mark %s: no quotes in a label", arg);
+        c += n + (c[n] == ',');
+    }
+    return 0;
 }
 
 int cmd_plot(int argc, char **argv) {
@@ -996,7 +1370,8 @@ int cmd_plot(int argc, char **argv) {
         {"cold-per-seq", required_argument, 0, 'C'}, {"title", required_argument, 0, 'T'},
         {"plots", required_argument, 0, 'P'},      {"output", required_argument, 0, 'o'},
         {"size", required_argument, 0, 'S'},       {"font", required_argument, 0, 'F'},
-        {"ci", no_argument, 0, 'I'},               {"help", no_argument, 0, 'h'},
+        {"ci", no_argument, 0, 'I'},               {"data", required_argument, 0, 'D'},
+        {"mark", required_argument, 0, 'M'},       {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     plot_ctx p = {.capacity = -1, .cold = -1};
@@ -1010,6 +1385,10 @@ int cmd_plot(int argc, char **argv) {
         case 'd': p.db_path = optarg; break;
         case 't': p.trace_arg = optarg; break;
         case 'p':
+            if (!strcmp(optarg, "all")) {
+                p.all_pol = 1;
+                break;
+            }
             if (add_policies(&p, optarg)) {
                 fprintf(stderr, "moesim plot: --policy: the list is too long\n");
                 return 2;
@@ -1043,13 +1422,31 @@ int cmd_plot(int argc, char **argv) {
         case 'T': p.title = optarg; break;
         case 'I': p.ci = 1; break;
         case 'P': p.plots = optarg; break;
-        case 'o': p.out = optarg; break;
+        case 'o':
+            if (p.n_out == (int)(sizeof p.outs / sizeof *p.outs)) {
+                fprintf(stderr, "moesim plot: -o: at most %d outputs\n", p.n_out);
+                return 2;
+            }
+            p.outs[p.n_out++] = optarg;
+            break;
+        case 'D': p.out_data = optarg; break;
+        case 'M':
+            if (check_marks(optarg, &p.err)) {
+                fprintf(stderr, "moesim plot: %s\n", p.err.msg);
+                return 2;
+            }
+            p.marks = optarg;
+            break;
         case 'h': fputs(plot_usage, stdout); return 0;
         default: fputs(plot_usage, stderr); return 2;
         }
     }
-    if (optind != argc - 1 || !p.db_path || !p.out) {
-        fprintf(stderr, "moesim plot: KIND, --db and -o are required\n%s", plot_usage);
+    if (optind != argc - 1 || !p.db_path || (!p.n_out && !p.out_data)) {
+        fprintf(stderr, "moesim plot: KIND, --db and -o (or --data) are required\n%s", plot_usage);
+        return 2;
+    }
+    if (p.all_pol && p.n_pol) {
+        fprintf(stderr, "moesim plot: --policy all draws every policy; give it alone, not with '%s'\n", p.pol);
         return 2;
     }
     p.kind = argv[optind];
@@ -1057,6 +1454,15 @@ int cmd_plot(int argc, char **argv) {
         fprintf(stderr, "moesim plot: --ci draws intervals on the hit-rate figure only, not %s\n", p.kind);
         return 2;
     }
+    if (p.marks && strcmp(p.kind, "warmup")) {
+        fprintf(stderr, "moesim plot: --mark: only the warmup figure has steps on its x axis\n");
+        return 2;
+    }
+    for (int i = 0; i < p.n_out; i++)
+        if (out_format(&p, p.outs[i]) < 0) { /* before any work, so nothing is drawn for a bad name */
+            fprintf(stderr, "moesim plot: %s\n", p.err.msg);
+            return 2;
+        }
     static const struct { const char *kind, *tmpl; } kinds[] = {
         {"hit-rate", "hit_rate.gp"},   {"warmup", "warmup.gp"},         {"layer-heatmap", "heatmap.gp"},
         {"popularity", "heatmap.gp"},  {"time-breakdown", "time_breakdown.gp"},
@@ -1101,8 +1507,8 @@ int cmd_plot(int argc, char **argv) {
     }
     int r;
     if (!strcmp(p.kind, "hit-rate")) r = plot_hit_rate(&p);
-    else if (!strcmp(p.kind, "warmup")) r = plot_warmup(&p, 0);
-    else if (!strcmp(p.kind, "topic-switch")) r = plot_warmup(&p, 1);
+    else if (!strcmp(p.kind, "warmup")) r = plot_warmup(&p);
+    else if (!strcmp(p.kind, "topic-switch")) r = plot_topic_switch(&p);
     else if (!strcmp(p.kind, "layer-heatmap")) r = plot_layer_heatmap(&p);
     else if (!strcmp(p.kind, "popularity")) r = plot_popularity(&p);
     else if (!strcmp(p.kind, "time-breakdown")) r = plot_time_breakdown(&p);
@@ -1111,8 +1517,21 @@ int cmd_plot(int argc, char **argv) {
     else r = plot_prefetch(&p);
     if (r) goto out;
     gp_str(&p, "kind", p.kind);
-    if (run_gnuplot(&p, tmpl)) goto out;
-    printf("plot: %s written (%s)\n", p.out, p.kind);
+    int drawn = 0;
+    for (; drawn < p.n_out; drawn++)
+        if (run_gnuplot(&p, tmpl, p.outs[drawn])) break;
+    /* the CSV is the numbers of the figure: written only with it, and a
+     * figure without its CSV is taken back (all or nothing) */
+    if (drawn == p.n_out && p.out_data &&
+        plot_data_write(p.out_data, p.dir, p.data, p.n_data, p.n_data > 1 || (p.n_data && p.data[0].series[0])
+                        ? p.data_series : NULL, p.data_cols, &p.err))
+        drawn = -drawn - 1;
+    if (drawn != p.n_out) {
+        for (int i = 0; i < (drawn < 0 ? -drawn - 1 : drawn); i++) unlink(p.outs[i]);
+        goto out;
+    }
+    for (int i = 0; i < p.n_out; i++) printf("plot: %s written (%s)\n", p.outs[i], p.kind);
+    if (p.out_data) printf("plot: %s written (the plotted numbers, CSV)\n", p.out_data);
     rc = 0;
 out:
     if (p.db) sqlite3_close(p.db);

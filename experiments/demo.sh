@@ -4,11 +4,14 @@
 # plus a few runs on the synthetic Mixtral-shaped trace for the other figures
 # (cold per sequence, a device profile with prefetching), draw every figure
 # with `moesim plot` and write results/report.html embedding them.
-# BUILD names the build folder (set by the Makefile; default build).
+# BUILD names the build folder (set by the Makefile; default build); OUT the
+# folder for the database, figures and report (default results; the tests
+# use a temporary one).
 set -eu
 BUILD=${BUILD:-build}
+OUT=${OUT:-results}
 M=$BUILD/moesim
-DB=results/demo.db
+DB=$OUT/demo.db
 die() { echo "demo: $*" >&2; exit 1; }
 
 [ -x "$M" ] || die "$M not found; run 'make' first"
@@ -24,13 +27,15 @@ for f in "$trace" "$synth"; do [ -f "$f" ] || die "$f is missing"; done
 # results/demo.db from an older capture under the same path never mix in.
 hash=$("$M" trace info "$trace" | awk '$1 == "hash" { print $2 }')
 [ -n "$hash" ] || die "cannot read the content hash of $trace"
-mkdir -p results "$BUILD/demo"
+mkdir -p "$OUT"
+work=$(mktemp -d) # the generated experiment files and plot messages
+trap 'rm -rf "$work"' EXIT
 
 echo "demo: sweeping experiments/policies.ini into $DB"
 "$M" sweep experiments/policies.ini --db "$DB" || die "sweep failed"
 
 # Extra runs for the warm-up / timing / prefetch figures (same database).
-extra=$BUILD/demo/extra.ini
+extra=$work/extra.ini
 cat >"$extra" <<INI
 [experiment]
 name = demo-extra
@@ -42,7 +47,7 @@ rho          = 2
 cold_per_seq = off, on
 INI
 "$M" sweep "$extra" --db "$DB" >/dev/null || die "extra sweep failed"
-timing=$BUILD/demo/timing.ini
+timing=$work/timing.ini
 cat >"$timing" <<INI
 [experiment]
 name = demo-timing
@@ -57,50 +62,129 @@ prefetch = none, gate:ahead=1,n=2, gate:ahead=2,n=2, transition:hops=1, transiti
 INI
 "$M" sweep "$timing" --db "$DB" >/dev/null || die "timing sweep failed"
 
+# Which section of the report a trace belongs to, from its header's source:
+# `moesim gen` writes synthetic traces; `moesim infer` captures real routing
+# (and the importers bring in routing logged by other engines).
+section_of() {
+    src=$("$M" trace info "$1" | awk '$1 == "source" { sub(/^source +/, ""); print }')
+    case $src in
+    "moesim gen") echo synthetic ;;
+    "") die "cannot read the source of $1" ;;
+    *) echo captured ;;
+    esac
+}
+trace_line() { # TRACE: "path (model, source; layers, experts, top_k, steps)" for the report
+    "$M" trace info "$1" | awk -v p="$1" '
+        $1 == "model" { m = $2 } $1 == "source" { sub(/^source +/, ""); s = $0 }
+        $1 == "layers" || $1 == "top_k" || $1 == "steps" { g = g sprintf("%s %s, ", $1, $2) }
+        $1 == "experts" { g = g sprintf("experts %s, ", $2) }
+        END { sub(/, $/, "", g); printf "<code>%s</code> (model %s, written by <code>%s</code>; %s)", p, m, s, g }'
+}
+sec_trace=$(section_of "$trace")
+sec_synth=$(section_of "$synth")
+
 figs=""
-plot() { # NAME KIND EXPLANATION [args...]
-    name=$1 kind=$2 text=$3
-    shift 3
-    if "$M" plot "$kind" --db "$DB" -o "results/demo_$name.png" "$@" >/dev/null 2>"$BUILD/demo/plot.err"; then
-        figs="$figs$name|$text
+plot() { # NAME SECTION KIND EXPLANATION [args...]
+    name=$1 section=$2 kind=$3 text=$4
+    shift 4
+    if "$M" plot "$kind" --db "$DB" -o "$OUT/demo_$name.png" "$@" >/dev/null 2>"$work/plot.err"; then
+        figs="$figs$section|$name|$text
 "
     else
-        echo "demo: plot $kind skipped: $(cat "$BUILD/demo/plot.err")" >&2
+        echo "demo: plot $kind skipped: $(cat "$work/plot.err")" >&2
     fi
 }
-plot hit_rate hit-rate "Hit rate vs cache size per policy (per-layer caches, warm). Belady's offline optimum (dashed) is the ceiling any online policy can reach." --experiment policies --scope per-layer --trace "$hash"
-plot hit_rate_global hit-rate "The same in global scope: one pool of (layer, expert) keys; capacity is in experts over all layers (rho x layers x top-k)." --experiment policies --scope global --trace "$hash"
-plot warmup warmup "Hit rate in windows of steps through the session at 8 of 32 experts per layer: the prompt switches from prose to C to the Bible, then the model generates." --experiment policies --scope per-layer --capacity 8 --trace "$hash"
-plot layer_heatmap layer-heatmap "Per-layer hit rate at 8 of 32 experts per layer, one row per policy: whether some layers are harder to cache than others." --experiment policies --scope per-layer --capacity 8 --trace "$hash"
-plot popularity popularity "Share of each layer's activations taken by each expert in the captured session: skew is what caching exploits." --trace "$trace"
-plot topic_switch topic-switch "Synthetic Mixtral-shaped trace: warm cache (solid) vs cache emptied at every sequence start (dashed, dotted lines mark starts) at 4 experts per layer: the cost of a cold start." --experiment demo-extra --capacity 4 --trace "$synth"
-plot time_breakdown time-breakdown "Synthetic Mixtral-shaped trace, simulated time per token on the rtx-3060 profile (Mixtral-8x7B sizes) at 4 experts per layer: compute, stalls on misses and late prefetches; diamonds = I/O busy time." --experiment demo-timing --trace "$synth"
-plot prefetch prefetch "Synthetic Mixtral-shaped trace: prefetch precision and recall vs lookahead distance (recall divides by the experts actually needed)." --experiment demo-timing --policy lru --trace "$synth"
+# The session's topic switches, as traces/capture.sh builds its prompt: 240
+# bytes of prose, "\n\n", 240 of C, "\n\n", 240 of the Bible, one step per
+# byte (724 prefill steps), then the generated bytes. Checked against the
+# trace's header, so a changed capture never gets stale marks.
+marks=""
+if "$M" trace info "$trace" | grep -qx '  prompt_tokens=724'; then
+    marks="--mark 0:prose,242:C,484:Bible,724:generated"
+else
+    echo "demo: $trace is not the 724-byte session of traces/capture.sh; warm-up drawn without topic marks" >&2
+fi
+plot hit_rate "$sec_trace" hit-rate "Hit rate vs cache size (per-layer caches, warm), the default choice of lines: the policies with the best mean hit rate, lru as the classic baseline, and Belady's offline optimum (dashed), the ceiling for policies that cache every miss. Every policy: <code>--policy all</code>." --experiment policies --scope per-layer --trace "$hash"
+plot hit_rate_global "$sec_trace" hit-rate "The same in global scope: one pool of (layer, expert) keys; capacity is in experts over all layers (rho x layers x top-k)." --experiment policies --scope global --trace "$hash"
+# shellcheck disable=SC2086 # $marks is two words by design
+plot warmup "$sec_trace" warmup "Hit rate in windows of steps through the session at 8 of 32 experts per layer; the labelled lines mark where the prompt switches from prose to C to the Bible, and where the model starts generating." --experiment policies --scope per-layer --capacity 8 --trace "$hash" $marks
+plot layer_heatmap "$sec_trace" layer-heatmap "Per-layer hit rate at 8 of 32 experts per layer, one row per policy: whether some layers are harder to cache than others." --experiment policies --scope per-layer --capacity 8 --trace "$hash"
+plot popularity "$sec_trace" popularity "Share of each layer's activations taken by each expert in the captured session: skew is what caching exploits." --trace "$trace"
+plot topic_switch "$sec_synth" topic-switch "Recovery after a sequence start at 4 experts per layer: hit rate by steps since the start, pooled over every start after the first, with the cache kept (warm, solid) or emptied at each start (cold, dashed). The gap is what a cold start costs, the steps until the lines meet how long it lasts." --experiment demo-extra --capacity 4 --trace "$synth"
+plot time_breakdown "$sec_synth" time-breakdown "Simulated time per token on the rtx-3060 profile with Mixtral-8x7B expert sizes at 4 experts per layer, one bar per policy, grouped by prefetcher: compute, stalls on misses and on late prefetches; diamonds = I/O busy time (it overlaps compute)." --experiment demo-timing --trace "$synth"
+plot prefetch "$sec_synth" prefetch "Prefetch precision and recall vs lookahead distance (recall divides by the experts actually needed), LRU at 4 experts per layer." --experiment demo-timing --policy lru --trace "$synth"
 # Speed against quality, measured by `make quality` (minutes, so not here):
 # drawn when its database exists.
 quality_note="<p>Speed against quality: run <code>make quality</code> (several minutes), then <code>make demo</code> again, for the Pareto figure of what each lever costs.</p>"
 if [ -f results/quality.db ] &&
-   "$M" plot quality --db results/quality.db --experiment quality -o results/demo_quality.png >/dev/null 2>"$BUILD/demo/plot.err"; then
-    figs="${figs}quality|Measured on the shipped model (make quality, results/quality.db): decode tok/s against the nats per byte lost on held-out text, one point per configuration (precision scheme resident; or capacity, miss mode and pinning offloaded), the frontier in red. Waiting for every miss loses nothing; 8-bit experts almost nothing.
+   "$M" plot quality --db results/quality.db --experiment quality -o "$OUT/demo_quality.png" >/dev/null 2>"$work/plot.err"; then
+    figs="${figs}measured|quality|Measured on the shipped model (make quality, results/quality.db): decode tok/s against the nats per byte lost on held-out text, one point per configuration (precision scheme resident; or capacity, miss mode and pinning offloaded), the frontier in red. Waiting for every miss loses nothing; 8-bit experts almost nothing.
 "
     quality_note=""
 fi
 
-# Key numbers: hit rate per policy at rho = 1, 2, 3 (per-layer k, 2k, 3k experts).
+# Key numbers: hit rate per policy at rho = 1.5, 2, 3 (per-layer round(rho k)
+# experts). Not rho = 1: with exactly top_k experts per layer every step's
+# experts must all be resident, so a policy that caches every miss ends each
+# step holding just that step's experts, whatever it evicts: they all score
+# the same (the sentence below says how many, measured).
 k=$("$M" trace info "$trace" | awk '$1 == "top_k" { print $2 }')
+c1=$(awk -v k="$k" 'BEGIN { printf "%d", 1.5 * k + 0.5 }')
+c2=$((2 * k)) c3=$((3 * k))
+where="experiment = 'policies' AND scope = 'per-layer' AND cold_per_seq = 0 AND status = 'done' AND trace_hash = '$hash'"
+# a policy reading the future is marked, by the rule of `moesim plot`
+label="CASE WHEN instr(policy, ':') THEN substr(policy, 1, instr(policy, ':') - 1) ELSE policy END
+       || CASE WHEN policy LIKE '%profile=self%' OR policy LIKE '%oracle%' THEN ' (oracle)' ELSE '' END"
 rows=$(sqlite3 -separator '|' "$DB" "
-    SELECT CASE WHEN instr(policy, ':') THEN substr(policy, 1, instr(policy, ':') - 1) ELSE policy END,
-        printf('%.3f', MAX(CASE WHEN capacity = $k THEN hit_rate END)),
-        printf('%.3f', MAX(CASE WHEN capacity = 2 * $k THEN hit_rate END)),
-        printf('%.3f', MAX(CASE WHEN capacity = 3 * $k THEN hit_rate END))
-    FROM run_summary
-    WHERE experiment = 'policies' AND scope = 'per-layer' AND cold_per_seq = 0 AND status = 'done'
-      AND trace_hash = '$hash'
-    GROUP BY policy ORDER BY MAX(CASE WHEN capacity = 2 * $k THEN hit_rate END) DESC")
-shape=$("$M" trace info "$trace" | awk '$1 == "layers" || $1 == "experts" || $1 == "top_k" || $1 == "steps" { printf "%s %s, ", $1, $2 }')
+    SELECT $label,
+        printf('%.3f', AVG(CASE WHEN capacity = $c1 THEN hit_rate END)),
+        printf('%.3f', AVG(CASE WHEN capacity = $c2 THEN hit_rate END)),
+        printf('%.3f', AVG(CASE WHEN capacity = $c3 THEN hit_rate END))
+    FROM run_summary WHERE $where
+    GROUP BY policy ORDER BY AVG(CASE WHEN capacity = $c2 THEN hit_rate END) DESC, policy")
+rho1=$(sqlite3 -separator '|' "$DB" "
+    WITH r AS (SELECT $label AS p, hit_rate AS h FROM run_summary WHERE $where AND capacity = $k),
+         top AS (SELECT printf('%.3f', h) AS v, COUNT(*) AS n FROM r GROUP BY v ORDER BY n DESC LIMIT 1)
+    SELECT top.n, (SELECT COUNT(*) FROM r), top.v,
+        (SELECT group_concat(p || ' ' || printf('%.3f', h), ', ') FROM r WHERE printf('%.3f', h) != top.v) FROM top")
+# policies that score the same at every size (the same choices on this trace)
+twins=$(sqlite3 "$DB" "
+    WITH sig AS (SELECT $label AS p, group_concat(printf('%.17g', hit_rate), ' ') AS s
+                 FROM (SELECT * FROM run_summary WHERE $where ORDER BY capacity) GROUP BY policy)
+    SELECT group_concat(p, ' and ') FROM sig GROUP BY s HAVING COUNT(*) > 1" | awk 'NF { printf "%s%s", n++ ? "; " : "", $0 }')
 ver=$(git describe --always --dirty 2>/dev/null || echo unknown)
 
-html=results/report.html
+# figure SECTION: the report's figures of one section, the PNG embedded (a
+# data: URI), so report.html is one file that can be mailed or moved
+figures() {
+    printf '%s' "$figs" | while IFS='|' read -r sec name text; do
+        [ "$sec" = "$1" ] || continue
+        printf '<figure><img alt="%s" src="data:image/png;base64,' "$name"
+        base64 -w0 "$OUT/demo_$name.png"
+        printf '"><figcaption>%s</figcaption></figure>\n' "$text"
+    done
+}
+section() { # SECTION HEADING TRACE-DESCRIPTION
+    [ -n "$(printf '%s' "$figs" | grep "^$1|")" ] || [ "$1" = "$sec_trace" ] || return 0
+    printf '<h2>%s</h2>\n' "$2"
+    [ -z "$3" ] || printf '<p>%s</p>\n' "$3"
+    if [ "$1" = "$sec_trace" ]; then key_numbers; fi
+    figures "$1"
+}
+key_numbers() {
+    cat <<HTML
+<h3>Key numbers: hit rate, per-layer caches, warm</h3>
+<table><tr><th>policy</th><th>$c1 experts/layer (&rho;=1.5)</th><th>$c2 (&rho;=2)</th><th>$c3 (&rho;=3)</th></tr>
+HTML
+    echo "$rows" | awk -F'|' 'NF { printf "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n", $1, $2, $3, $4 }'
+    echo "</table>"
+    echo "$rho1" | awk -F'|' -v k="$k" 'NF { printf "<p>Not shown: &rho; = 1 (%d experts per layer, = top-k), where every step needs all its cache slots, so a policy that caches each miss ends each step holding just that step'"'"'s experts whatever it evicts: %d of the %d policies score %s there.", k, $1, $2, $3
+        if ($4 != "") printf " The exception, %s, keeps pinned experts and may decline to cache a miss, which puts it outside the class Belady is optimal for.", $4
+        printf "</p>\n" }'
+    [ -z "$twins" ] || echo "<p>Equal at every size on this trace (the same hit rates, to the last bit): $twins.</p>"
+}
+
+html=$OUT/report.html
 {
     cat <<HTML
 <!DOCTYPE html>
@@ -110,20 +194,16 @@ figure{margin:2em 0}figcaption{margin-top:.4em;color:#444}img{max-width:100%;bor
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.25em .7em;text-align:right}
 th:first-child,td:first-child{text-align:left}</style></head><body>
 <h1>moesim report</h1>
-<p>Trace <code>$trace</code> (${shape%, }), database <code>$DB</code>, moesim $ver.
-Hit rate = unique (step, layer, expert) activations served from the cache; replay semantics in README.md.</p>
-<h2>Key numbers: hit rate, per-layer caches, warm</h2>
-<table><tr><th>policy</th><th>$k experts/layer (&rho;=1)</th><th>$((2 * k)) (&rho;=2)</th><th>$((3 * k)) (&rho;=3)</th></tr>
+<p>Database <code>$DB</code>, moesim $ver. Hit rate = unique (step, layer, expert) activations
+served from the cache; replay semantics in README.md. A policy marked (oracle) reads the future
+(a profile or training taken from the replayed trace itself).</p>
 HTML
-    echo "$rows" | awk -F'|' 'NF { printf "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n", $1, $2, $3, $4 }'
-    echo "</table>"
+    section captured "Captured routing: the shipped model" "Trace $(trace_line "$trace"): routing recorded from a real forward pass of the shipped model."
+    section synthetic "Synthetic routing: a generated Mixtral-shaped trace" "Trace $(trace_line "$synth"): made by the generator, not by a model; its several sequences are what the cold-start and timing figures need. Read its numbers as the generator's, not as Mixtral's."
+    section measured "Measured with the real backend" ""
     echo "$quality_note"
-    printf '%s' "$figs" | while IFS='|' read -r name text; do
-        [ -n "$name" ] || continue
-        printf '<figure><img src="demo_%s.png" alt="%s"><figcaption>%s</figcaption></figure>\n' "$name" "$name" "$text"
-    done
     echo "</body></html>"
 } >"$html"
 
 echo "demo: results database  $DB  (moesim results list --db $DB)"
-echo "demo: report            $html ($(printf '%s' "$figs" | grep -c . ) figures)"
+echo "demo: report            $html ($(printf '%s' "$figs" | grep -c . ) figures, embedded)"

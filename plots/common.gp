@@ -13,3 +13,5 @@ set border 3
 set tics nomirror
 set key noenhanced
 file(i) = sprintf("%s/%d.dat", datadir, i)
+# the legend's title: moesim plot says there how the lines were chosen
+if (!exists("key_title")) key_title = "policy"

@@ -1,16 +1,18 @@
-# topic_switch.gp: warm-up curves of the warm and the cold-per-sequence run
-# of each policy, with every sequence start marked (`moesim plot
-# topic-switch`). Variables: datadir (1.dat .. n.dat, starts.dat: one step per
-# line), policies, n, n_starts, xmax, xlabel_text, title_text.
+# topic_switch.gp: recovery after a sequence start (`moesim plot
+# topic-switch`): hit rate by steps since the start, pooled over every start
+# but the first, for the warm (solid) and the cold-per-sequence (dashed) run
+# of each policy. Variables: datadir (1.dat .. n.dat: "steps hit_rate mode",
+# in pairs per policy: odd = warm, even = cold), policies, n, ceiling (the
+# pair index of Belady, drawn black; 0 = none), xlabel_text, key_title,
+# title_text.
 load sprintf("%s/common.gp", ARG0[1:strlen(ARG0) - strlen("topic_switch.gp") - 1])
 set xlabel xlabel_text
-set ylabel "hit rate in the window"
-set yrange [*:*]
-set ytics auto
-set xrange [0:xmax]
-set key inside right bottom box opaque title "policy (cache mode)" noenhanced
-# files come in pairs per policy: odd = warm (solid), even = cold per sequence (dashed)
-plot sprintf("%s/starts.dat", datadir) using 1:(0):(0):(1) with vectors nohead lc rgb "#999999" dt 3 \
-         title "sequence start", \
-     for [i = 1:n:2] file(i) using 1:2 with linespoints lt ((i + 1) / 2) pt 7 ps 0.6 title word(policies, i), \
-     for [i = 2:n:2] file(i) using 1:2 with linespoints lt (i / 2) dt 2 pt 6 ps 0.6 title word(policies, i)
+set ylabel "hit rate at that step after the start"
+set yrange [0:1.0]
+set ytics 0.1
+set mytics 2
+set xrange [-0.5:*]
+set key inside right bottom box opaque title key_title noenhanced
+lt_of(pair) = pair == ceiling ? 20 : pair
+plot for [i = 1:n:2] file(i) using 1:2 with linespoints lt lt_of((i + 1) / 2) pt 7 ps 0.6 title word(policies, i), \
+     for [i = 2:n:2] file(i) using 1:2 with linespoints lt lt_of(i / 2) dt 2 pt 6 ps 0.6 title word(policies, i)

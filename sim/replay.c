@@ -51,6 +51,31 @@ static int result_alloc_seqs(moe_replay_result *res, const moe_trace *t) {
     return 0;
 }
 
+/* Each step's offset from its sequence's start, for the recovery curve
+ * (replay.h); the first sequence's steps are not counted. */
+static int result_alloc_since_start(moe_replay_result *res, const moe_trace *t) {
+    if (t->keys) return 0;
+    if (!(res->step_since_start = malloc((t->n_steps ? t->n_steps : 1) * sizeof *res->step_since_start))) return -1;
+    uint64_t start = 0;
+    uint32_t id = 0;
+    int any = 0, counted = 0; /* a step with tokens seen; the current sequence is counted */
+    for (uint64_t s = 0; s < t->n_steps; s++) {
+        uint64_t tok = t->step_first_token[s];
+        if (tok < t->step_first_token[s + 1]) { /* a step without tokens stays in its sequence */
+            if (any && t->token_seq[tok] != id) {
+                start = s;
+                counted = 1;
+                res->since_start_seqs++;
+            }
+            id = t->token_seq[tok];
+            any = 1;
+        }
+        uint64_t o = s - start;
+        res->step_since_start[s] = counted && o < MOE_SINCE_START_STEPS ? (uint32_t)o : MOE_SINCE_START_STEPS;
+    }
+    return 0;
+}
+
 int moe_replay_result_alloc(moe_replay_result *res, const moe_trace *t, uint32_t curve_windows) {
     res->n_layers = t->n_layers;
     res->layer_accesses = calloc(t->n_layers, sizeof(uint64_t));
@@ -64,7 +89,7 @@ int moe_replay_result_alloc(moe_replay_result *res, const moe_trace *t, uint32_t
     res->win_accesses = calloc(res->n_windows, sizeof(uint64_t));
     res->win_hits = calloc(res->n_windows, sizeof(uint64_t));
     if (!res->layer_accesses || !res->layer_hits || !res->win_accesses || !res->win_hits) return -1;
-    return result_alloc_seqs(res, t);
+    return result_alloc_seqs(res, t) || result_alloc_since_start(res, t) ? -1 : 0;
 }
 
 void moe_replay_result_free(moe_replay_result *r) {
@@ -76,6 +101,7 @@ void moe_replay_result_free(moe_replay_result *r) {
     free(r->seq_ids);
     free(r->seq_accesses);
     free(r->seq_hits);
+    free(r->step_since_start);
     if (r->ext) free(r->ext->step_s);
     free(r->ext);
     memset(r, 0, sizeof *r);

@@ -58,6 +58,11 @@ typedef struct moe_replay_config {
 
 typedef struct moe_replay_ext moe_replay_ext; /* sim/replay_ext.h */
 
+/* Steps after a sequence start that the recovery curve covers: enough for a
+ * cache of a few times top_k to refill (the synthetic traces' sequences are
+ * 220+ steps; the curve is for the first minutes of each, not the whole). */
+#define MOE_SINCE_START_STEPS 64
+
 typedef struct moe_replay_result {
     char policy[256];       /* canonical policy name */
     uint64_t accesses;      /* unique (step, layer, expert) activations */
@@ -81,6 +86,15 @@ typedef struct moe_replay_result {
     uint32_t *step_seq;     /* n_steps: the sequence ordinal of each step (NULL for key sequences) */
     uint32_t *seq_ids;      /* n_seqs: the trace's id of each sequence */
     uint64_t *seq_accesses, *seq_hits; /* n_seqs each */
+    /* Recovery curve: accesses and hits o steps (o < MOE_SINCE_START_STEPS)
+     * after the start of every sequence but the first, pooled over those
+     * starts. The first is left out because it starts empty in either cache
+     * mode, so warm and cold-per-seq runs differ only by what a restart costs.
+     * A sequence starts at a step with tokens whose first token's sequence id
+     * differs from that of the last step with tokens (cold_per_seq's rule). */
+    uint32_t *step_since_start; /* n_steps: o, or MOE_SINCE_START_STEPS (not counted); NULL for key sequences */
+    uint32_t since_start_seqs;  /* sequence starts counted */
+    uint64_t since_start_accesses[MOE_SINCE_START_STEPS], since_start_hits[MOE_SINCE_START_STEPS];
     double seconds;         /* wall time of the replay proper */
     moe_replay_ext *ext;    /* timing / prefetch / precision results; NULL for a plain replay */
 } moe_replay_result;
@@ -91,10 +105,10 @@ void moe_replay_result_free(moe_replay_result *r);
 /* Allocate the per-layer, warm-up-curve and per-sequence arrays of a result
  * (0 or -1); shared by both replay engines so their results have one shape. */
 int moe_replay_result_alloc(moe_replay_result *res, const moe_trace *t, uint32_t curve_windows);
-/* Fold step s's accesses and hits into its warm-up window and its sequence:
- * the one place per-step counts enter a result (both engines and the
- * backend's measured runs call it; key sequences fill their one sequence
- * at the end instead). */
+/* Fold step s's accesses and hits into its warm-up window, its sequence and
+ * the recovery curve: the one place per-step counts enter a result (both
+ * engines and the backend's measured runs call it; key sequences fill their
+ * windows and their one sequence themselves and have no recovery curve). */
 static inline void moe_replay_count_step(moe_replay_result *res, uint64_t s, uint64_t accesses, uint64_t hits) {
     uint64_t w = s / res->win_steps;
     res->win_accesses[w] += accesses;
@@ -102,6 +116,11 @@ static inline void moe_replay_count_step(moe_replay_result *res, uint64_t s, uin
     uint32_t q = res->step_seq[s];
     res->seq_accesses[q] += accesses;
     res->seq_hits[q] += hits;
+    uint32_t o = res->step_since_start[s];
+    if (o < MOE_SINCE_START_STEPS) {
+        res->since_start_accesses[o] += accesses;
+        res->since_start_hits[o] += hits;
+    }
 }
 /* True if the config uses any issue-4 extension (then moe_replay runs the
  * extended engine, sim/replay_ext.c). */

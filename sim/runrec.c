@@ -196,7 +196,7 @@ int moe_run_store(moe_db *db, const char *experiment, const char *trace_hash,
     if (moe_run_config_text_err(cfg, res->policy, config, sizeof config, err)) return -1;
     moe_metric metrics[128];
     size_t n_metrics = moe_run_metrics(res, metrics, sizeof metrics / sizeof *metrics);
-    size_t n_lm = (size_t)res->n_layers * 2, n_cv = res->n_windows;
+    size_t n_lm = (size_t)res->n_layers * 2, n_cv = res->n_windows + MOE_SINCE_START_STEPS;
     moe_layer_metric *lm = malloc((n_lm ? n_lm : 1) * sizeof *lm);
     moe_curve_point *cv = malloc((n_cv ? n_cv : 1) * sizeof *cv);
     moe_seq_count *sq = malloc((res->n_seqs ? res->n_seqs : 1) * sizeof *sq);
@@ -216,6 +216,14 @@ int moe_run_store(moe_db *db, const char *experiment, const char *trace_hash,
     for (uint32_t w = 0; w < res->n_windows; w++)
         cv[w] = (moe_curve_point){"warmup_hit_rate", (double)(w * res->win_steps),
                                   ratio(res->win_hits[w], res->win_accesses[w])};
+    /* Recovery curve (replay.h): x = steps since a sequence start, y = hit
+     * rate over every start but the first; offsets nothing reached are left
+     * out (a trace of one sequence has none). */
+    n_cv = res->n_windows;
+    for (uint32_t o = 0; o < MOE_SINCE_START_STEPS; o++)
+        if (res->since_start_accesses[o])
+            cv[n_cv++] = (moe_curve_point){"seq_start_hit_rate", (double)o,
+                                           ratio(res->since_start_hits[o], res->since_start_accesses[o])};
     moe_run_record rec = {
         .experiment = experiment ? experiment : "",
         .trace_hash = trace_hash,

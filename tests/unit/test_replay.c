@@ -85,6 +85,39 @@ static void cold_per_sequence(void) {
     moe_trace_free(t);
 }
 
+/* Recovery curve: "0 / 1 / s1: 0 / 0 / 1 / s2: 1 / 1", one layer, capacity 1.
+ * Warm LRU: miss miss | miss hit miss | hit hit; the first sequence is not
+ * counted, so offset 0 = steps 2 and 5 (1 hit of 2), offset 1 = steps 3 and
+ * 6 (2 of 2), offset 2 = step 4 (0 of 1). Cold per sequence: steps 2 and 5
+ * miss after the restart (0 of 2 at offset 0), the rest as warm. The
+ * extended engine (a prefetcher given, even none) counts the same. */
+static void recovery_curve(void) {
+    moe_trace *t = make_trace(1, 2, 1, "0 / 1 / s1: 0 / 0 / 1 / s2: 1 / 1");
+    CHECK(t);
+    for (int ext = 0; ext < 2; ext++)
+        for (int cold = 0; cold < 2; cold++) {
+            moe_replay_config cfg = {.policy = "lru", .capacity = 1, .cold_per_seq = cold, .seed = 1,
+                                     .prefetch = ext ? "none" : NULL};
+            moe_replay_result r;
+            moe_error err;
+            if (moe_replay(t, &cfg, &r, &err)) {
+                printf("replay failed: %s\n", err.msg);
+                CHECK(0);
+                continue;
+            }
+            CHECK_EQ_U(r.since_start_seqs, 2);
+            CHECK_EQ_U(r.since_start_accesses[0], 2);
+            CHECK_EQ_U(r.since_start_hits[0], cold ? 0 : 1);
+            CHECK_EQ_U(r.since_start_accesses[1], 2);
+            CHECK_EQ_U(r.since_start_hits[1], 2);
+            CHECK_EQ_U(r.since_start_accesses[2], 1);
+            CHECK_EQ_U(r.since_start_hits[2], 0);
+            CHECK_EQ_U(r.since_start_accesses[3], 0);
+            moe_replay_result_free(&r);
+        }
+    moe_trace_free(t);
+}
+
 /* Capacity 0 caches nothing; capacity >= experts gives compulsory misses only. */
 static void capacity_edges(void) {
     moe_trace *t = make_trace(1, 3, 1, "0/1/2/0/1/2");
@@ -119,6 +152,7 @@ int main(void) {
     RUN(protection_and_bypass);
     RUN(scopes);
     RUN(cold_per_sequence);
+    RUN(recovery_curve);
     RUN(capacity_edges);
     RUN(unknown_policy);
     CHECK_EXIT();

@@ -236,6 +236,10 @@ static uint32_t union_at(const moe_trace *t, uint64_t s, uint32_t l, uint32_t *s
     return m;
 }
 
+/* The reference's recovery curve (replay.h), counted here by its own rule
+ * rather than through the result's per-step offsets. */
+static uint64_t ref_since_acc[MOE_SINCE_START_STEPS], ref_since_hits[MOE_SINCE_START_STEPS];
+
 /* Reference replay (README "Replay semantics") on generic-path caches. */
 static int ref_replay(const moe_trace *t, const char *policy, uint32_t cap, int global, int cold,
                       moe_replay_result *res) {
@@ -272,8 +276,13 @@ static int ref_replay(const moe_trace *t, const char *policy, uint32_t cap, int 
     }
     int needs_future = (caches[0]->ops->flags & MOE_POLICY_NEEDS_FUTURE) != 0;
     uint8_t *seen = calloc((size_t)L * E, 1);
-    uint64_t time = 0;
+    uint64_t time = 0, seq_start = 0;
+    int after_first = 0; /* the recovery curve counts every sequence but the first */
+    memset(ref_since_acc, 0, sizeof ref_since_acc);
+    memset(ref_since_hits, 0, sizeof ref_since_hits);
     for (uint64_t s = 0; s < t->n_steps; s++) {
+        if (s > 0 && t->token_seq[t->step_first_token[s]] != t->token_seq[t->step_first_token[s - 1]])
+            seq_start = s, after_first = 1;
         if (cold && s > 0 && t->token_seq[t->step_first_token[s]] != t->token_seq[t->step_first_token[s - 1]]) {
             for (uint32_t i = 0; i < n_caches; i++) moe_cache_reset(caches[i], &err);
             memset(seen, 0, (size_t)L * E);
@@ -305,6 +314,10 @@ static int ref_replay(const moe_trace *t, const char *policy, uint32_t cap, int 
                 res->layer_hits[l] += hit;
                 res->win_accesses[win]++;
                 res->win_hits[win] += hit;
+                if (after_first && s - seq_start < MOE_SINCE_START_STEPS) {
+                    ref_since_acc[s - seq_start]++;
+                    ref_since_hits[s - seq_start] += hit;
+                }
             }
             for (uint64_t tok = t->step_first_token[s]; tok < t->step_first_token[s + 1]; tok++)
                 for (uint32_t k = 0; k < t->top_k; k++) {
@@ -332,6 +345,8 @@ static int same_result(const moe_replay_result *a, const moe_replay_result *b) {
         ok = a->layer_accesses[l] == b->layer_accesses[l] && a->layer_hits[l] == b->layer_hits[l];
     for (uint32_t w = 0; ok && w < a->n_windows; w++)
         ok = a->win_accesses[w] == b->win_accesses[w] && a->win_hits[w] == b->win_hits[w];
+    for (uint32_t o = 0; ok && o < MOE_SINCE_START_STEPS; o++) /* a: the engine, b: the reference */
+        ok = a->since_start_accesses[o] == ref_since_acc[o] && a->since_start_hits[o] == ref_since_hits[o];
     return ok;
 }
 
@@ -342,7 +357,7 @@ static void replay_matches_generic_reference(void) {
         {2, 12, 3, 1, 10}, /* top-3: the rank-sort decode path */
         {4, 8, 1, 1, 15},  /* top-1 */
     };
-    uint64_t compared = 0;
+    uint64_t compared = 0, since_counted = 0;
     for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
         moe_trace *t = random_trace(shapes[si].L, shapes[si].E, shapes[si].K, shapes[si].weights,
                                     shapes[si].multi_pct, 240, 1000 + si);
@@ -375,6 +390,7 @@ static void replay_matches_generic_reference(void) {
                                        (unsigned long long)ref.evictions);
                             CHECK(ok);
                             compared++;
+                            since_counted += r.since_start_accesses[0];
                         }
                         moe_replay_result_free(&r);
                         moe_replay_result_free(&ref);
@@ -383,6 +399,7 @@ static void replay_matches_generic_reference(void) {
         moe_trace_free(t);
     }
     CHECK(compared > 100);
+    CHECK(since_counted > 0); /* the traces have several sequences: the recovery curve was compared */
 }
 
 int main(void) {
