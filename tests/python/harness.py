@@ -50,13 +50,13 @@ def run():
     for fn in _cases:
         try:
             fn()
-            print(f"PASS {fn.__name__}", flush=True)
+            print(f"PASS py_{fn.__name__}", flush=True)
         except Failed as e:
             failed += 1
-            print(f"FAIL {fn.__name__}: {e}", flush=True)
+            print(f"FAIL py_{fn.__name__}: {e}", flush=True)
         except Exception:  # a crash is a failure with its traceback
             failed += 1
-            print(f"FAIL {fn.__name__}: {traceback.format_exc().strip().splitlines()[-1]}", flush=True)
+            print(f"FAIL py_{fn.__name__}: {traceback.format_exc().strip().splitlines()[-1]}", flush=True)
             traceback.print_exc()
     subprocess.run(["rm", "-rf", TMP])
     sys.exit(1 if failed else 0)
