@@ -26,6 +26,7 @@
 #include "../core/cache.h"
 #include "../core/policy.h"
 #include "../core/results.h"
+#include "../core/units.h"
 #include "cli.h"
 #include "experiment.h"
 #include "commands.h"
@@ -518,8 +519,10 @@ int cmd_sweep(int argc, char **argv) {
         char sh[64] = "";
         if (shard_n > 1)
             snprintf(sh, sizeof sh, " (shard %llu/%llu)", (unsigned long long)shard_i, (unsigned long long)shard_n);
-        printf("sweep: %zu runs: %zu ran, %zu skipped (already in %s), %zu failed, %.1f s on %llu threads%s\n",
-               sw.total, sw.ran, sw.skipped, db_path, sw.failed, secs, (unsigned long long)jobs, sh);
+        char took[32];
+        printf("sweep: %zu runs: %zu ran, %zu skipped (already in %s), %zu failed, %s on %llu threads%s\n",
+               sw.total, sw.ran, sw.skipped, db_path, sw.failed, moe_duration_text(secs, took, sizeof took),
+               (unsigned long long)jobs, sh);
     }
     if (sw.stopped) {
         fprintf(stderr, "moesim sweep: stopped after a database error; %zu runs not started "
