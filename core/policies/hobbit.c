@@ -17,8 +17,9 @@
  * order, c = sum of the gate weights of the slots before it, normalised by
  * the token's total over its slots; high iff c < hi (default 0.6), the same
  * rule as --precision hobbit. This is computed exactly from the trace in the
- * policy env (env.trace, moe_access.step/layer/expert). Without a trace (or
- * for a step outside it) the policy falls back to moe_access.weight, the
+ * policy env (env.trace, moe_access.step/layer/expert). Without a trace
+ * (or for a step outside it, or a key sequence, which has no routing) the
+ * policy falls back to moe_access.weight, the
  * largest gate weight w this expert got: high iff w is unknown (NaN) or
  * w >= 1 - hi. With normalised weights that is sufficient (the slots before
  * it sum to at most 1 - w) and, for top-2 routing, exact.
@@ -95,7 +96,7 @@ static void *hb_create(const char *args, const moe_policy_env *env, char *canoni
 /* Was this access high-precision for some token of its (step, layer)? */
 static int high_precision(const hobbit *s, const moe_access *a) {
     const moe_trace *t = s->env.trace;
-    if (!t || a->step >= t->n_steps || a->layer >= t->n_layers) {
+    if (!t || !t->experts || a->step >= t->n_steps || a->layer >= t->n_layers) {
         float w = a->weight;
         return isnan(w) || (double)w >= 1.0 - s->hi;
     }
