@@ -1,5 +1,6 @@
 /* policy_registry.c: turns core/policies/registry.def into the name table.
  * Adding a policy = one file in core/policies/ plus one line in registry.def. */
+#include <stdio.h>
 #include <string.h>
 
 #include "policy.h"
@@ -21,4 +22,35 @@ const moe_policy_ops *moe_policy_find(const char *name) {
     for (const moe_policy_ops *const *p = registry; *p; p++)
         if (!strcmp((*p)->name, name)) return *p;
     return NULL;
+}
+
+/* The value spec gives key ("k=v" pieces after ':'), else the template's
+ * default; NULL if the policy has no such key. */
+static const char *param_value(const moe_policy_ops *ops, const char *spec, const char *key, char *buf, size_t cap) {
+    size_t kl = strlen(key);
+    const char *args = strchr(spec, ':');
+    for (const char *c = args ? args + 1 : ""; *c;) {
+        size_t n = strcspn(c, ",");
+        if (n > kl && !strncmp(c, key, kl) && c[kl] == '=') {
+            snprintf(buf, cap, "%.*s", (int)(n - kl - 1), c + kl + 1);
+            return buf;
+        }
+        c += n + (c[n] == ',');
+    }
+    for (size_t i = 0; i < ops->n_params; i++)
+        if (!strcmp(ops->params[i].key, key)) return ops->params[i].default_value;
+    return NULL;
+}
+
+int moe_policy_is_oracle(const char *spec) {
+    char name[64], key[64], buf[256];
+    size_t n = strcspn(spec, ":");
+    snprintf(name, sizeof name, "%.*s", (int)(n < sizeof name ? n : sizeof name - 1), spec);
+    const moe_policy_ops *ops = moe_policy_find(name);
+    if (!ops || !ops->oracle_when) return 0;
+    const char *eq = strchr(ops->oracle_when, '=');
+    if (!eq) return 1; /* "": always */
+    snprintf(key, sizeof key, "%.*s", (int)(eq - ops->oracle_when), ops->oracle_when);
+    const char *v = param_value(ops, spec, key, buf, sizeof buf);
+    return v && !strcmp(v, eq + 1);
 }
