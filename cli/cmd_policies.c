@@ -83,7 +83,7 @@ static int show_one(const char *spec) {
         char close[512], all[1024] = "";
         cli_close_names(name, names, k, close, sizeof close);
         for (size_t i = 0; i < k; i++) snprintf(all + strlen(all), sizeof all - strlen(all), "%s%s", i ? ", " : "", names[i]);
-        if (*close) fprintf(stderr, "moesim policies: unknown policy '%s'; close: %s (all: %s)\n", name, close, all);
+        if (*close) fprintf(stderr, "moesim policies: unknown policy '%s'; close: %s (known: %s)\n", name, close, all);
         else fprintf(stderr, "moesim policies: unknown policy '%s' (known: %s)\n", name, all);
         return 2;
     }

@@ -117,10 +117,16 @@ int moe_experiment_add_policies(moe_experiment *exp, const char *s, moe_error *e
         memcpy(name, exp->policies.v[i], len);
         name[len] = 0;
         if (!moe_policy_find(name)) {
-            char known[512] = "";
-            for (const moe_policy_ops *const *p = moe_policy_list(); *p; p++)
+            char known[512] = "", close[256];
+            const char *names[64];
+            size_t k = 0;
+            for (const moe_policy_ops *const *p = moe_policy_list(); *p && k < 64; p++) {
+                names[k++] = (*p)->name;
                 snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s",
                          p == moe_policy_list() ? "" : ", ", (*p)->name);
+            }
+            cli_close_names(name, names, k, close, sizeof close);
+            if (*close) return moe_fail(err, "policies: unknown policy '%s'; close: %s (known: %s)", name, close, known);
             return moe_fail(err, "policies: unknown policy '%s' (known: %s)", name, known);
         }
     }

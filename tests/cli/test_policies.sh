@@ -72,7 +72,7 @@ done
 # 5. a bad name: exit 2, nothing on stdout, the close names
 "$MOESIM" policies lur >"$tmp/out" 2>"$tmp/err"
 rc=$?
-[ $rc = 2 ] && [ ! -s "$tmp/out" ] && grep -q "^moesim policies: unknown policy 'lur'; close: lru (all: lru, fifo" "$tmp/err" &&
+[ $rc = 2 ] && [ ! -s "$tmp/out" ] && grep -q "^moesim policies: unknown policy 'lur'; close: lru (known: lru, fifo" "$tmp/err" &&
     pass policies_unknown_close || fail policies_unknown_close "rc $rc: $(cat "$tmp/err")"
 "$MOESIM" policies stale 2>&1 | grep -q "close: least-stale (" && "$MOESIM" policies s3-fifo 2>&1 | grep -q "close: fifo, s3fifo (" &&
     pass policies_unknown_close_substring || fail policies_unknown_close_substring "$("$MOESIM" policies stale 2>&1)"
