@@ -261,7 +261,7 @@ static void print_comparison(const planner *p, const row *rows, size_t n) {
     for (size_t i = 0; i < n; i++)
         if ((int)strlen(rows[i].spec) > w) w = (int)strlen(rows[i].spec);
     printf("\nat the budget (each scope's largest cache; tok/s from the closed form and from a timing-model replay)\n");
-    printf("%-10s %-*s %-15s %-9s %-12s %-12s\n", "scope", w, "policy", "experts", "hit rate", "closed form", "timing model");
+    printf("%-10s %-*s %-17s %-9s %-12s %-12s\n", "scope", w, "policy", "experts", "hit rate", "closed form", "timing model");
     const row *best = NULL;
     for (size_t i = 0; i < n; i++) {
         const row *r = &rows[i];
@@ -270,7 +270,7 @@ static void print_comparison(const planner *p, const row *rows, size_t n) {
         else snprintf(ex, sizeof ex, "%u", r->experts);
         if (r->timed) snprintf(tm, sizeof tm, "%.3f", r->timed_tps);
         else snprintf(tm, sizeof tm, "n/a");
-        printf("%-10s %-*s %-15s %-9.4f %-12.3f %-12s%s\n", moe_scope_name(r->scope), w, r->spec, ex, r->hit_rate,
+        printf("%-10s %-*s %-17s %-9.4f %-12.3f %-12s%s\n", moe_scope_name(r->scope), w, r->spec, ex, r->hit_rate,
                r->closed_tps, tm, r->oracle ? " oracle (a bound)" : "");
         if (r->timed && !r->oracle && (!best || r->timed_tps > best->timed_tps)) best = r;
     }
@@ -297,10 +297,17 @@ static void print_comparison(const planner *p, const row *rows, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (&rows[i] != best && rows[i].timed) order[m++] = &rows[i];
     qsort(order, m, sizeof *order, by_tps_desc);
-    for (size_t i = 0; i < m; i++)
-        printf("  vs  %-9s %s: %.3f tok/s (%+.1f%%)%s\n", moe_scope_name(order[i]->scope), order[i]->spec,
-               order[i]->timed_tps, 100 * (order[i]->timed_tps / best->timed_tps - 1),
-               order[i]->oracle ? ", an oracle: not a choice" : "");
+    size_t close = 0;
+    for (size_t i = 0; i < m; i++) {
+        double d = order[i]->timed_tps / best->timed_tps - 1;
+        close += !order[i]->oracle && fabs(d) < 0.01;
+        printf("  vs  %-9s %s: %.3f tok/s (%+.2f%%)%s\n", moe_scope_name(order[i]->scope), order[i]->spec,
+               order[i]->timed_tps, 100 * d, order[i]->oracle ? ", an oracle: not a choice" : "");
+    }
+    /* a margin this small is a tie for any purpose the timing model serves */
+    if (close)
+        printf("note: %zu other configuration%s within 1%% of the best: as good a choice, as far as the timing "
+               "model can tell\n", close, close == 1 ? " is" : "s are");
     free(order);
 }
 
