@@ -50,8 +50,9 @@ static const char sweep_usage[] =
     "\n"
     "  --trace F          trace file (.moetrace or .csv); repeat for several\n"
     "  --policies LIST    comma-separated policy specs, or 'all' for every registered\n"
-    "                     policy (`moesim policies`); a spec's own parameters may follow\n"
-    "                     it: lru,s3fifo:small=0.2,threshold=2,fifo\n"
+    "                     policy (`moesim policies`) that applies to the run's options\n"
+    "                     (those left out are named on stderr); a spec's own parameters\n"
+    "                     may follow it: lru,s3fifo:small=0.2,threshold=2,fifo\n"
     "  --capacities LIST  comma-separated values or ranges START:END[:STEP],\n"
     "                     e.g. 1,2,4 or 1:32 or 1:32:4 or 1,2,8:64:8\n"
     "  --scope LIST       per-layer (default), global, or per-layer,global\n"
@@ -78,8 +79,12 @@ static const char sweep_usage[] =
     "  --json             print one JSON object per run replayed, then a summary object\n"
     "  -h, --help         this text\n"
     "\n"
+    "Before the first run, and before the database is opened, every run of the list\n"
+    "is checked with the replay's own rules; if some cannot run, one message lists\n"
+    "each reason with its runs and the sweep exits 2 having changed nothing.\n"
     "A progress bar (runs done/total, ETA) is drawn on stderr when it is a terminal.\n"
-    "Exit status: 0 all runs stored, 1 some run failed or an error, 2 misuse.\n";
+    "Exit status: 0 all runs stored, 1 some run failed or an error, 2 misuse (a run\n"
+    "list that cannot run included).\n";
 
 typedef moe_exp_run sweep_job;
 
