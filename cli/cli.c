@@ -1,11 +1,13 @@
 /* cli.c: option value parsing and error printing for the commands. */
 #include "cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -93,4 +95,48 @@ static void spec_in_fn(sqlite3_context *cx, int argc, sqlite3_value **v) {
 
 int cli_sql_spec_in(sqlite3 *h) {
     return sqlite3_create_function(h, "spec_in", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, spec_in_fn, NULL, NULL);
+}
+
+/* Edit distance of two short words, case-insensitive: insertions,
+ * deletions, substitutions and swaps of two neighbours ("lur" is one from
+ * "lru"), each 1 (optimal string alignment). Words are cut at 31
+ * characters: names are short. */
+static size_t edit_distance(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b), d[32][32];
+    if (la > 31) la = 31;
+    if (lb > 31) lb = 31;
+    for (size_t i = 0; i <= la; i++) d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++) d[0][j] = j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            int ai = tolower((unsigned char)a[i - 1]), bj = tolower((unsigned char)b[j - 1]);
+            size_t v = d[i - 1][j - 1] + (ai != bj);
+            if (d[i - 1][j] + 1 < v) v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v) v = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && ai == tolower((unsigned char)b[j - 2]) && tolower((unsigned char)a[i - 2]) == bj &&
+                d[i - 2][j - 2] + 1 < v)
+                v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+        }
+    return d[la][lb];
+}
+
+static int contains_ci(const char *hay, const char *needle) {
+    size_t n = strlen(needle);
+    for (; *hay; hay++)
+        if (!strncasecmp(hay, needle, n)) return 1;
+    return 0;
+}
+
+void cli_close_names(const char *word, const char *const *names, size_t n, char *out, size_t cap) {
+    size_t len = strlen(word), used = 0;
+    if (cap) out[0] = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t d = edit_distance(word, names[i]);
+        int close = d <= (len <= 3 ? 1u : 2u) ||
+                    (len >= 3 && (contains_ci(names[i], word) || (strlen(names[i]) >= 3 && contains_ci(word, names[i]))));
+        if (!close || used >= cap) continue;
+        int w = snprintf(out + used, cap - used, "%s%s", used ? ", " : "", names[i]);
+        if (w > 0) used += (size_t)w;
+    }
 }

@@ -25,6 +25,11 @@ int cli_is_tty(int fd);
  * comma list as a filter means it: an item without ':' is a name and
  * selects every parameter variant of it, an item with ':' one spec exactly. */
 int cli_spec_in_list(const char *spec, const char *list);
+/* The names close to a mistyped word, for "unknown X 'w' (close: a, b)":
+ * names within edit distance 2 (case-insensitive, a swap of neighbours
+ * counting 1; distance 1 for words of up to 3 letters), or that contain the word or are contained in it (3 letters or
+ * more), comma-separated into out in the order given; "" when none is. */
+void cli_close_names(const char *word, const char *const *names, size_t n, char *out, size_t cap);
 /* Register that rule as SQL function spec_in(value, list) on h (NULL value: 0). */
 struct sqlite3;
 int cli_sql_spec_in(struct sqlite3 *h);

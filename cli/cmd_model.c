@@ -8,6 +8,7 @@
 
 #include "../backend/pack.h"
 #include "../core/sha256.h"
+#include "../core/units.h"
 #include "cli.h"
 #include "commands.h"
 
@@ -62,16 +63,8 @@ static const char verify_usage[] =
     "                default) or mmap\n"
     "  -h, --help    this text\n";
 
-/* "108.0 KiB": sizes in binary units, one decimal. */
-static const char *human(uint64_t b, char *buf, size_t n) {
-    static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    double v = (double)b;
-    int u = 0;
-    while (v >= 1024 && u < 4) v /= 1024, u++;
-    if (u) snprintf(buf, n, "%.1f %s", v, unit[u]);
-    else snprintf(buf, n, "%llu B", (unsigned long long)b);
-    return buf;
-}
+/* "108.0 KiB": the one byte formatter (core/units.h). */
+static const char *human(uint64_t b, char *buf, size_t n) { return moe_bytes_text((double)b, buf, n); }
 
 static const char *dtype_name(uint32_t d) { return moe_pack_dtype_name(d); }
 

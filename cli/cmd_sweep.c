@@ -28,11 +28,13 @@
 #include "../core/cache.h"
 #include "../core/policy.h"
 #include "../core/results.h"
+#include "../core/units.h"
 #include "cli.h"
 #include "experiment.h"
 #include "commands.h"
 #include "results_table.h"
 #include "../sim/replay.h"
+#include "../sim/replay_check.h"
 #include "../sim/runrec.h"
 
 static const char sweep_usage[] =
@@ -52,8 +54,9 @@ static const char sweep_usage[] =
     "\n"
     "  --trace F          trace file (.moetrace or .csv); repeat for several\n"
     "  --policies LIST    comma-separated policy specs, or 'all' for every registered\n"
-    "                     policy (`moesim policies`); a spec's own parameters may follow\n"
-    "                     it: lru,s3fifo:small=0.2,threshold=2,fifo\n"
+    "                     policy (`moesim policies`) that applies to the run's options\n"
+    "                     (those left out are named on stderr); a spec's own parameters\n"
+    "                     may follow it: lru,s3fifo:small=0.2,threshold=2,fifo\n"
     "  --capacities LIST  comma-separated values or ranges START:END[:STEP],\n"
     "                     e.g. 1,2,4 or 1:32 or 1:32:4 or 1,2,8:64:8\n"
     "  --scope LIST       per-layer (default), global, or per-layer,global\n"
@@ -84,8 +87,12 @@ static const char sweep_usage[] =
     "  --json             print one JSON object per run replayed, then a summary object\n"
     "  -h, --help         this text\n"
     "\n"
+    "Before the first run, and before the database is opened, every run of the list\n"
+    "is checked with the replay's own rules; if some cannot run, one message lists\n"
+    "each reason with its runs and the sweep exits 2 having changed nothing.\n"
     "A progress bar (runs done/total, ETA) is drawn on stderr when it is a terminal.\n"
-    "Exit status: 0 all runs stored, 1 some run failed or an error, 2 misuse.\n"
+    "Exit status: 0 all runs stored, 1 some run failed or an error, 2 misuse (a run\n"
+    "list that cannot run included).\n"
     "\n"
     "examples:\n"
     "  moesim sweep experiments/policies.ini --db policies.db\n"
@@ -177,12 +184,9 @@ static void *worker(void *arg) {
             sw->failed++;
             free(json);
             clear_bar(sw);
-            char cap[64];
-            if (cfg.capacity_bytes) snprintf(cap, sizeof cap, "%llu bytes", (unsigned long long)cfg.capacity_bytes);
-            else if (cfg.capacity_frac > 0) snprintf(cap, sizeof cap, "%g%%", cfg.capacity_frac * 100);
-            else snprintf(cap, sizeof cap, "%u", cfg.capacity);
-            fprintf(stderr, "moesim %s: %s, %s capacity %s %s: %s\n", sw->cmd, sw->paths[job->trace],
-                    job->policy, cap, moe_scope_name(cfg.scope), err.msg);
+            char cap[96];
+            fprintf(stderr, "moesim %s: %s, %s, capacity %s, %s: %s\n", sw->cmd, sw->paths[job->trace],
+                    job->policy, moe_capacity_text(&cfg, cap, sizeof cap), moe_scope_name(cfg.scope), err.msg);
         }
         draw_bar(sw);
         pthread_mutex_unlock(&sw->lock);
@@ -191,14 +195,11 @@ static void *worker(void *arg) {
     return NULL;
 }
 
-/* Plan: the experiment's full run list (deterministic), narrowed to this
- * shard, minus runs already complete in the database. The shard is taken
- * before the database is consulted, so every shard sees the same list
- * whatever its database already holds. */
-static int plan(sweep *sw, const moe_experiment *exp, uint64_t shard_i, uint64_t shard_n, moe_error *err) {
-    moe_exp_run *all;
-    size_t n_all;
-    if (moe_experiment_plan(exp, sw->traces, sw->hashes, &all, &n_all, err)) return -1;
+/* The runs of this shard (the list is deterministic, so every shard of a
+ * sweep sees the same one) minus those already complete in the database.
+ * The shard is taken before the database is consulted, so every shard sees
+ * the same list whatever its database already holds. */
+static int plan(sweep *sw, moe_exp_run *all, size_t n_all, uint64_t shard_i, uint64_t shard_n, moe_error *err) {
     sw->jobs = all; /* compacted in place below */
     for (size_t i = 0; i < n_all; i++) {
         if (shard_n > 1 && i % shard_n != shard_i - 1) continue;
@@ -218,6 +219,67 @@ static int plan(sweep *sw, const moe_experiment *exp, uint64_t shard_i, uint64_t
         sw->n_jobs++;
     }
     return 0;
+}
+
+/* One reason runs cannot start, with how many and which policies. */
+typedef struct refusal {
+    char msg[sizeof(((moe_error *)0)->msg)];
+    size_t runs, first;
+    char policies[256];
+} refusal;
+
+/* Check every run of the list (all shards: every shard must refuse the
+ * same list) with the replay's own rules (moe_replay_check) before any run
+ * starts and before the database is touched. Prints one message listing
+ * each reason with its runs and a hint; returns the number of runs that
+ * cannot run (0 = all can), or -1 out of memory. */
+static long check_runs(const sweep *sw, moe_exp_run *runs, size_t n, const char *db_path) {
+    refusal *r = NULL;
+    size_t nr = 0, bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        moe_exp_run_bind(&runs[i]);
+        moe_error e = {{0}};
+        if (!moe_replay_check(sw->traces[runs[i].trace], &runs[i].cfg, &e)) continue;
+        bad++;
+        size_t k = 0;
+        while (k < nr && strcmp(r[k].msg, e.msg)) k++;
+        if (k == nr) {
+            refusal *g = realloc(r, (nr + 1) * sizeof *r);
+            if (!g) return free(r), -1;
+            r = g;
+            memset(&r[nr], 0, sizeof *r);
+            snprintf(r[nr].msg, sizeof r[nr].msg, "%s", e.msg);
+            r[nr++].first = i;
+        }
+        r[k].runs++;
+        /* the policy names, as written in its spec up to ':' */
+        char name[64];
+        size_t len = strcspn(runs[i].policy, ":");
+        snprintf(name, sizeof name, "%.*s", (int)(len < sizeof name ? len : sizeof name - 1), runs[i].policy);
+        char item[80];
+        snprintf(item, sizeof item, " %s,", name); /* the list is " a, b," while it grows */
+        if (!strstr(r[k].policies, item)) {
+            size_t l = strlen(r[k].policies);
+            snprintf(r[k].policies + l, sizeof r[k].policies - l, "%s", item);
+        }
+    }
+    if (!bad) return 0;
+    fprintf(stderr, "moesim %s: %zu of %zu runs cannot run; nothing was run and %s was not touched:\n", sw->cmd, bad, n,
+            db_path);
+    for (size_t k = 0; k < nr; k++) {
+        const moe_exp_run *x = &runs[r[k].first];
+        char capt[96];
+        size_t pl = strlen(r[k].policies);
+        if (pl) r[k].policies[pl - 1] = 0; /* the last comma */
+        fprintf(stderr, "  %zu run%s (policies%s; e.g. %s, %s, capacity %s, %s): %s\n", r[k].runs,
+                r[k].runs == 1 ? "" : "s", r[k].policies, sw->paths[x->trace], x->policy,
+                moe_capacity_text(&x->cfg, capt, sizeof capt), moe_scope_name(x->cfg.scope), r[k].msg);
+    }
+    fprintf(stderr, "moesim %s: hint: change the options named above, or leave those runs out of the list "
+                    "(--policies all keeps only the policies that apply); `moesim run` with one run's options "
+                    "gives the same message\n", sw->cmd);
+    free(r);
+    return (long)bad;
 }
 
 /* Store the experiment's expectations (INSERT OR REPLACE: the file is the
@@ -512,18 +574,41 @@ int cmd_sweep(int argc, char **argv) {
     }
     sw.experiment = experiment ? experiment : exp.name;
 
-    /* Everything below is work: errors exit 1. */
+    /* Load the traces and plan the runs; trace errors exit 1. */
     status = 1;
     sw.traces = calloc(exp.traces.n, sizeof *sw.traces);
     sw.hashes = calloc(exp.traces.n, sizeof *sw.hashes);
     sw.paths = (const char **)exp.traces.v;
     if (!sw.traces || !sw.hashes) goto oom;
-    if (!(sw.db = moe_db_open(db_path, &err))) goto fail;
     for (size_t i = 0; i < exp.traces.n; i++) {
         if (!(sw.traces[i] = moe_trace_load_ex(exp.traces.v[i], MOE_LOAD_KEYS, &err))) goto fail;
-        if (moe_db_add_trace(sw.db, sw.traces[i], exp.traces.v[i], sw.hashes[i], &err)) goto fail;
+        moe_trace_hash(sw.traces[i], sw.hashes[i]);
     }
-    if (plan(&sw, &exp, shard_i, shard_n, &err)) goto fail;
+    /* A run list that cannot run is misuse (exit 2), found before any run
+     * and before the database is opened. */
+    {
+        moe_exp_run *all = NULL;
+        size_t n_all = 0;
+        moe_str_list left = {0};
+        if (moe_experiment_plan(&exp, sw.traces, sw.hashes, &all, &n_all, &left, &err)) {
+            moe_str_list_free(&left);
+            goto misuse;
+        }
+        sw.jobs = all;
+        for (size_t i = 0; i < left.n; i++) /* once per policy and reason */
+            fprintf(stderr, "moesim sweep: --policies all: left out %s\n", left.v[i]);
+        moe_str_list_free(&left);
+        long bad = check_runs(&sw, all, n_all, db_path);
+        if (bad < 0) goto oom;
+        if (bad > 0) {
+            status = 2;
+            goto out;
+        }
+        if (!(sw.db = moe_db_open(db_path, &err))) goto fail;
+        for (size_t i = 0; i < exp.traces.n; i++)
+            if (moe_db_add_trace_hashed(sw.db, sw.traces[i], exp.traces.v[i], sw.hashes[i], &err)) goto fail;
+        if (plan(&sw, all, n_all, shard_i, shard_n, &err)) goto fail;
+    }
     if (store_expectations(db_path, &exp, &err)) goto fail;
     sw.json_out = calloc(sw.n_jobs ? sw.n_jobs : 1, sizeof *sw.json_out);
     if (!sw.json_out) goto oom;
@@ -577,12 +662,14 @@ int cmd_sweep(int argc, char **argv) {
         char sh[64] = "";
         if (shard_n > 1)
             snprintf(sh, sizeof sh, " (shard %llu/%llu)", (unsigned long long)shard_i, (unsigned long long)shard_n);
+        char took[32];
+        moe_duration_text(secs, took, sizeof took);
         if (tmp_dir[0])
-            printf("sweep: %zu runs: %zu ran, %zu failed, %.1f s on %llu threads (not stored: --db F keeps them)\n",
-                   sw.total, sw.ran, sw.failed, secs, (unsigned long long)jobs);
+            printf("sweep: %zu runs: %zu ran, %zu failed, %s on %llu threads (not stored: --db F keeps them)\n",
+                   sw.total, sw.ran, sw.failed, took, (unsigned long long)jobs);
         else
-            printf("sweep: %zu runs: %zu ran, %zu skipped (already in %s), %zu failed, %.1f s on %llu threads%s\n",
-                   sw.total, sw.ran, sw.skipped, db_path, sw.failed, secs, (unsigned long long)jobs, sh);
+            printf("sweep: %zu runs: %zu ran, %zu skipped (already in %s), %zu failed, %s on %llu threads%s\n",
+                   sw.total, sw.ran, sw.skipped, db_path, sw.failed, took, (unsigned long long)jobs, sh);
     }
     if (sw.stopped) {
         fprintf(stderr, "moesim sweep: stopped after a database error; %zu runs not started "

@@ -15,6 +15,7 @@
 #include "../core/ini.h"
 #include "../core/results.h"
 #include "../core/sha256.h"
+#include "../core/units.h"
 #include "cli.h"
 #include "commands.h"
 #include "offload_opts.h"
@@ -104,13 +105,13 @@ typedef struct vopts {
     int threads_set;           /* --threads given, else the profile's */
 } vopts;
 
-/* Unit for the table: seconds shown in ms, bytes in MiB. */
+/* Unit for the table: times and bytes in the unit a person reads (core/units.h). */
 static void fmt(char *buf, size_t cap, const char *name, double v) {
     size_t n = strlen(name);
     if (isnan(v)) snprintf(buf, cap, "-");
     else if (!strcmp(name, "tok_s")) snprintf(buf, cap, "%.1f", v);
-    else if (n > 2 && !strcmp(name + n - 2, "_s")) snprintf(buf, cap, "%.2f ms", 1e3 * v);
-    else if (!strncmp(name, "bytes_", 6)) snprintf(buf, cap, "%.2f MiB", v / 1048576.0);
+    else if (n > 2 && !strcmp(name + n - 2, "_s")) moe_duration_text(v, buf, cap);
+    else if (!strncmp(name, "bytes_", 6)) moe_bytes_text(v, buf, cap);
     else if (!strcmp(name, "io_utilisation")) snprintf(buf, cap, "%.1f %%", 100 * v);
     else if (!strcmp(name, "tok_s")) snprintf(buf, cap, "%.1f", v);
     else snprintf(buf, cap, "%.0f", v);
@@ -402,12 +403,16 @@ static int validate(vopts *o) {
         print_json(v.vid, &v.meas, &v.pred, v.have_online ? &v.online : NULL, v.exact_ok, have_warm ? &warm : NULL);
     } else {
         print_table(v.vid, &v.meas, &v.pred, v.have_online ? &v.online : NULL);
-        if (have_warm)
-            printf("TTFT from the saved state (%s): measured %.2f ms, predicted %.2f ms (%+.1f%%); cold: measured "
-                   "%.2f ms, predicted %.2f ms\n",
-                   o->off.save_state, 1e3 * metric(&warm.meas, "ttft_mean_s"), 1e3 * metric(&warm.pred, "ttft_mean_s"),
+        if (have_warm) {
+            char d[4][32];
+            printf("TTFT from the saved state (%s): measured %s, predicted %s (%+.1f%%); cold: measured %s, "
+                   "predicted %s\n",
+                   o->off.save_state, moe_duration_text(metric(&warm.meas, "ttft_mean_s"), d[0], 32),
+                   moe_duration_text(metric(&warm.pred, "ttft_mean_s"), d[1], 32),
                    100 * rel_err(metric(&warm.pred, "ttft_mean_s"), metric(&warm.meas, "ttft_mean_s")),
-                   1e3 * metric(&v.meas, "ttft_mean_s"), 1e3 * metric(&v.pred, "ttft_mean_s"));
+                   moe_duration_text(metric(&v.meas, "ttft_mean_s"), d[2], 32),
+                   moe_duration_text(metric(&v.pred, "ttft_mean_s"), d[3], 32));
+        }
     }
     if (!v.exact_ok || (have_warm && !warm.exact_ok)) {
         moe_fail(&err, "the simulator's counts differ from the backend's (a bug: they share one cache)");

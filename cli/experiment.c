@@ -16,6 +16,7 @@
 #include "../core/policy.h"
 #include "../core/strindex.h"
 #include "cli.h"
+#include "../sim/replay_check.h"
 #include "../sim/replay_opts.h"
 #include "../sim/runrec.h"
 
@@ -100,8 +101,11 @@ void moe_experiment_free(moe_experiment *exp) {
 int moe_experiment_add_policies(moe_experiment *exp, const char *s, moe_error *err) {
     while (isspace((unsigned char)*s)) s++;
     if (!strcasecmp(s, "all")) {
+        if (exp->all_n) return moe_fail(err, "policies: 'all' given twice");
+        exp->all_first = exp->policies.n;
         for (const moe_policy_ops *const *p = moe_policy_list(); *p; p++)
             if (moe_str_list_push(&exp->policies, (*p)->name, strlen((*p)->name))) return moe_fail(err, "out of memory");
+        exp->all_n = exp->policies.n - exp->all_first;
         return 0;
     }
     size_t first = exp->policies.n;
@@ -114,10 +118,16 @@ int moe_experiment_add_policies(moe_experiment *exp, const char *s, moe_error *e
         memcpy(name, exp->policies.v[i], len);
         name[len] = 0;
         if (!moe_policy_find(name)) {
-            char known[512] = "";
-            for (const moe_policy_ops *const *p = moe_policy_list(); *p; p++)
+            char known[512] = "", close[256];
+            const char *names[64];
+            size_t k = 0;
+            for (const moe_policy_ops *const *p = moe_policy_list(); *p && k < 64; p++) {
+                names[k++] = (*p)->name;
                 snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s",
                          p == moe_policy_list() ? "" : ", ", (*p)->name);
+            }
+            cli_close_names(name, names, k, close, sizeof close);
+            if (*close) return moe_fail(err, "policies: unknown policy '%s'; close: %s (known: %s)", name, close, known);
             return moe_fail(err, "policies: unknown policy '%s' (known: %s)", name, known);
         }
     }
@@ -419,8 +429,17 @@ static uint64_t fnv(const char *s, size_t trace) {
     return h;
 }
 
+/* Note "policy: reason" in list once. */
+static int note_left_out(moe_str_list *list, const char *policy, const char *reason, moe_error *err) {
+    char line[1200];
+    snprintf(line, sizeof line, "%s: %s", policy, reason);
+    for (size_t i = 0; i < list->n; i++)
+        if (!strcmp(list->v[i], line)) return 0;
+    return moe_str_list_push(list, line, strlen(line)) ? moe_fail(err, "out of memory") : 0;
+}
+
 int moe_experiment_plan(const moe_experiment *exp, moe_trace *const *traces, char (*hashes)[65],
-                        moe_exp_run **runs_out, size_t *n_out, moe_error *err) {
+                        moe_exp_run **runs_out, size_t *n_out, moe_str_list *left_out, moe_error *err) {
     *runs_out = NULL;
     *n_out = 0;
     /* Axes with an implicit single value. */
@@ -504,6 +523,13 @@ int moe_experiment_plan(const moe_experiment *exp, moe_trace *const *traces, cha
                 .seed = c->seed,
                 .trace = t,
             };
+            /* "all" means the policies that apply to these options */
+            moe_error why;
+            c->policy = exp->policies.v[pi];
+            if (pi >= exp->all_first && pi < exp->all_first + exp->all_n && moe_replay_policy_check(t, c, &why)) {
+                if (left_out && note_left_out(left_out, exp->policies.v[pi], why.msg, err)) goto fail;
+                continue;
+            }
             /* The canonical name (effective parameters) is the identity the
              * replay will store; parameter errors surface here. */
             if (moe_policy_canonical(exp->policies.v[pi], &env, r->policy, sizeof r->policy, err)) {
@@ -511,7 +537,6 @@ int moe_experiment_plan(const moe_experiment *exp, moe_trace *const *traces, cha
                 goto fail;
             }
             moe_exp_run_bind(r);
-            if (moe_replay_config_check(c, err)) goto fail;
             char text[4096];
             if (moe_run_config_text_err(c, r->policy, text, sizeof text, err)) goto fail;
             uint64_t h = fnv(text, ti) | 1; /* 0 marks an empty slot */

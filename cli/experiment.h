@@ -51,6 +51,10 @@ typedef struct moe_experiment {
     char path[512];           /* "" when built from the command line */
     moe_str_list traces;
     moe_str_list policies;    /* specs as written */
+    /* policies[all_first .. all_first + all_n) came from "all": every
+     * registered policy that applies to the run's options (the plan leaves
+     * out, per run, those moe_replay_policy_check refuses) */
+    size_t all_first, all_n;
     int scopes[2];
     size_t n_scopes;
     moe_str_list capacities;  /* one item per capacity (ranges expanded) */
@@ -82,7 +86,8 @@ int moe_experiment_add_capacities(moe_experiment *exp, const char *s, moe_error 
  * seeds, prefetch, precision, device, model, skip, speculate, split, devices,
  * models) as the file would; the command line uses it for the same options. */
 int moe_experiment_set(moe_experiment *exp, const char *key, const char *value, moe_error *err);
-/* Policy list text, or "all". Unknown names fail. */
+/* Policy list text, or "all" (every registered policy that applies to
+ * the other options: see moe_experiment_plan). Unknown names fail. */
 int moe_experiment_add_policies(moe_experiment *exp, const char *s, moe_error *err);
 
 /* One planned run. The config's strings point into the experiment and into
@@ -98,8 +103,12 @@ static inline void moe_exp_run_bind(moe_exp_run *r) { r->cfg.policy = r->policy;
 
 /* Expand the axes against the loaded traces (same order as exp->traces;
  * duplicate traces, by hash, are planned once; a run equal to an earlier one,
- * by canonical config text, is dropped). *runs is malloc'ed. */
+ * by canonical config text, is dropped; a run of a policy that came from
+ * "all" and does not apply to its options (moe_replay_policy_check) is
+ * left out, with one "policy: reason" line per policy and reason appended
+ * to left_out when it is not NULL). *runs is malloc'ed. The runs are not
+ * checked beyond their specs: moe_replay_check does that. */
 int moe_experiment_plan(const moe_experiment *exp, moe_trace *const *traces, char (*hashes)[65],
-                        moe_exp_run **runs, size_t *n_runs, moe_error *err);
+                        moe_exp_run **runs, size_t *n_runs, moe_str_list *left_out, moe_error *err);
 
 #endif

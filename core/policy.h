@@ -8,9 +8,11 @@
 #ifndef MOE_POLICY_H
 #define MOE_POLICY_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "error.h"
+#include "params.h"
 #include "trace.h"
 
 #define MOE_NEVER UINT64_MAX
@@ -55,6 +57,19 @@ enum {
 typedef struct moe_policy_ops {
     const char *name;
     const char *summary;  /* one line for `moesim policies` and --help */
+    /* For `moesim policies NAME`: the exact rule in a paragraph (plain
+     * text, wrapped by the printer), and where it comes from (paper,
+     * system, or "ours"). */
+    const char *description;
+    const char *reference;
+    /* The parameter template (keys, defaults, ranges, help) that create
+     * parses a copy of; NULL / 0 for a policy without parameters. */
+    const moe_param *params;
+    size_t n_params;
+    /* Whether the policy reads the future of the replayed trace (an upper
+     * bound, not something a system can deploy): NULL never, "" always,
+     * "key=value" when its parameter key has that value (default included). */
+    const char *oracle_when;
     unsigned flags;
     /* Parse args (text after "name:"), allocate state. canonical receives the
      * full canonical name with effective parameters. */
@@ -92,11 +107,10 @@ typedef struct moe_policy_ops {
 /* Registry (policy_registry.c). */
 const moe_policy_ops *moe_policy_find(const char *name); /* name without args */
 const moe_policy_ops *const *moe_policy_list(void);    /* NULL-terminated */
-/* Whether a canonical spec is an oracle, an upper bound rather than a policy
- * one could deploy: it reads the future (MOE_POLICY_NEEDS_FUTURE: Belady),
- * or a profile or training taken from the replayed trace itself, which its
- * canonical name says ("profile=self", "train=oracle-half"). */
-int moe_policy_is_oracle(const char *canonical);
+/* Whether a spec ("name" or "name:k=v,...", canonical or as written) reads
+ * the future (its ops' oracle_when, defaults filled in); 0 for an unknown
+ * name. The one rule every command that marks oracles uses. */
+int moe_policy_is_oracle(const char *spec);
 /* Position of the spec's policy in the registry (the order `moesim policies`
  * lists), or the number of policies for a name it does not know. */
 int moe_policy_rank(const char *canonical);

@@ -60,6 +60,18 @@ int moe_precision_canonical(const char *spec, char *canonical, size_t cap, moe_e
     return lookup(spec, &s, canonical, cap, err) < 0 ? -1 : 0;
 }
 
+int moe_precision_is_dynamic(const char *spec) {
+    scheme s;
+    char c[512];
+    return spec && lookup(spec, &s, c, sizeof c, NULL) == S_HOBBIT;
+}
+
+int moe_precision_uniform_tier(const char *spec) {
+    scheme s;
+    char c[512];
+    return spec && lookup(spec, &s, c, sizeof c, NULL) == S_UNIFORM ? moe_prec_of_bits(s.params[0].i) : -1;
+}
+
 int moe_precision_frequency(const moe_trace *t, double *freq, moe_error *err) {
     (void)err;
     size_t m = (size_t)t->n_layers * t->n_experts;

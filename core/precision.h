@@ -42,6 +42,11 @@ typedef struct moe_precision_plan {
 } moe_precision_plan;
 
 int moe_precision_canonical(const char *spec, char *canonical, size_t cap, moe_error *err);
+/* What a valid spec is, without a trace (an invalid spec: 0 and -1):
+ * whether it decides per token (hobbit: it needs gate weights), and the one
+ * tier (enum moe_precision) of a uniform scheme, -1 for any other. */
+int moe_precision_is_dynamic(const char *spec);
+int moe_precision_uniform_tier(const char *spec);
 int moe_precision_plan_new(const char *spec, const moe_trace *t, moe_precision_plan *out, moe_error *err);
 void moe_precision_plan_free(moe_precision_plan *p);
 

@@ -54,6 +54,21 @@ int moe_prefetch_canonical(const char *spec, char *canonical, size_t cap, moe_er
     return parse(spec, params, canonical, cap, err) ? 0 : -1;
 }
 
+static uint32_t ahead_of(const moe_prefetch_ops *ops, const moe_param *params) {
+    const moe_param *a = moe_params_get(params, ops->n_params, "ahead");
+    if (!a) a = moe_params_get(params, ops->n_params, "hops");
+    return a ? (uint32_t)a->i : 0;
+}
+
+int moe_prefetch_ahead(const char *spec, uint32_t *ahead, moe_error *err) {
+    moe_param params[MOE_PREFETCH_MAX_PARAMS];
+    char canonical[256];
+    const moe_prefetch_ops *ops = parse(spec, params, canonical, sizeof canonical, err);
+    if (!ops) return -1;
+    *ahead = ahead_of(ops, params);
+    return 0;
+}
+
 moe_prefetcher *moe_prefetcher_new(const char *spec, const moe_prefetch_env *env, moe_error *err) {
     moe_param params[MOE_PREFETCH_MAX_PARAMS];
     moe_prefetcher *p = calloc(1, sizeof *p);
@@ -62,9 +77,7 @@ moe_prefetcher *moe_prefetcher_new(const char *spec, const moe_prefetch_env *env
         free(p);
         return NULL;
     }
-    const moe_param *a = moe_params_get(params, p->ops->n_params, "ahead");
-    if (!a) a = moe_params_get(params, p->ops->n_params, "hops");
-    p->ahead = a ? (uint32_t)a->i : 0;
+    p->ahead = ahead_of(p->ops, params);
     if (!(p->st = p->ops->create(params, env, err))) {
         moe_fail_prefix(err, "%s", p->ops->name);
         free(p);

@@ -54,6 +54,9 @@ typedef struct moe_prefetcher {
 
 moe_prefetcher *moe_prefetcher_new(const char *spec, const moe_prefetch_env *env, moe_error *err);
 void moe_prefetcher_free(moe_prefetcher *p);
+/* The distance of a spec's predictions in layers (its "ahead" or "hops"
+ * parameter; 0 for none), without creating it. */
+int moe_prefetch_ahead(const char *spec, uint32_t *ahead, moe_error *err);
 /* Canonical name of a spec without creating it (no trace needed). */
 int moe_prefetch_canonical(const char *spec, char *canonical, size_t cap, moe_error *err);
 

@@ -532,6 +532,11 @@ void moe_config_hash(const char *config_text, char out[65]) {
 int moe_db_add_trace(moe_db *db, const moe_trace *t, const char *path, char hash_out[65],
                      moe_error *err) {
     moe_trace_hash(t, hash_out);
+    return moe_db_add_trace_hashed(db, t, path, hash_out, err);
+}
+
+int moe_db_add_trace_hashed(moe_db *db, const moe_trace *t, const char *path, const char *hash_out,
+                            moe_error *err) {
     sqlite3_stmt *st = prep(db,
                             "INSERT OR IGNORE INTO traces (hash, path, model, layers, experts, top_k, "
                             "steps, tokens, source, meta, added_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "

@@ -95,6 +95,10 @@ void moe_config_hash(const char *config_text, char out[65]);
 /* Record a trace (idempotent); hash_out receives its content hash. */
 int moe_db_add_trace(moe_db *db, const moe_trace *t, const char *path, char hash_out[65],
                      moe_error *err);
+/* The same with the hash already computed by moe_trace_hash (hashing a
+ * large trace twice costs seconds). */
+int moe_db_add_trace_hashed(moe_db *db, const moe_trace *t, const char *path, const char *hash,
+                            moe_error *err);
 /* 1 if a complete run with this identity exists, 0 if not, -1 on error. */
 int moe_db_run_exists(moe_db *db, const char *trace_hash, const char *config_text, moe_error *err);
 /* Store a complete run atomically (replaces an existing one with the same identity). */

@@ -10,6 +10,7 @@
 #include "../core/cache.h"
 #include "../core/split.h"
 #include "../core/sort_small.h"
+#include "replay_check.h"
 #include "replay_ext.h"
 
 const char *moe_scope_name(int scope) { return scope == MOE_SCOPE_GLOBAL ? "global" : "per-layer"; }
@@ -414,17 +415,7 @@ static uint64_t *keys_next_use(const moe_trace *t, moe_error *err) {
 }
 
 static int replay_keys(const moe_trace *t, const moe_replay_config *cfg, moe_replay_result *res, moe_error *err) {
-    if (moe_replay_config_is_ext(cfg))
-        return moe_fail(err, "a key sequence takes eviction policies and capacities in keys only (no prefetch, "
-                        "speculation, skip, precision, device, byte capacity or cache state)");
-    if (!moe_split_is_uniform(cfg->split))
-        return moe_fail(err, "--split %s: a key sequence has one key space, no layers to split among", cfg->split);
-    char name[64];
-    size_t nl = strcspn(cfg->policy, ":");
-    snprintf(name, sizeof name, "%.*s", (int)(nl < sizeof name ? nl : sizeof name - 1), cfg->policy);
-    const moe_policy_ops *ops = moe_policy_find(name);
-    if (ops && (ops->flags & MOE_POLICY_NEEDS_ROUTING))
-        return moe_fail(err, "policy %s reads a trace's routing; a key sequence has none", name);
+    if (moe_replay_keys_check(t, cfg, err) || moe_replay_policy_check(t, cfg, err)) return -1;
     memset(res, 0, sizeof *res);
     int rc = -1;
     moe_cache *c = NULL;
@@ -481,11 +472,7 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
     memset(res, 0, sizeof *res);
     const uint32_t L = t->n_layers, E = t->n_experts;
     const int global = cfg->scope == MOE_SCOPE_GLOBAL;
-    /* Global keys are l * E + e in uint32 (trace.h: MOE_MAX_KEYS). Traces
-     * that pass moe_trace_validate() always fit; this guards hand-built ones. */
-    if (global && (uint64_t)L * E > MOE_MAX_KEYS)
-        return moe_fail(err, "--scope global: %u layers x %u experts = %llu keys do not fit the key space (%llu); "
-                        "use --scope per-layer", L, E, (unsigned long long)L * E, (unsigned long long)MOE_MAX_KEYS);
+    if (moe_replay_plain_check(t, cfg, err) || moe_replay_policy_check(t, cfg, err)) return -1;
     uint32_t n_caches = global ? 1 : L;
     int rc = -1;
     moe_cache **caches = calloc(n_caches, sizeof *caches);
@@ -500,11 +487,7 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
         moe_fail(err, "out of memory");
         goto out;
     }
-    if (!moe_split_is_uniform(cfg->split)) {
-        if (global) {
-            moe_fail(err, "--split %s: only per-layer scope has per-layer capacities", cfg->split);
-            goto out;
-        }
+    if (!moe_split_is_uniform(cfg->split)) { /* per-layer scope (moe_replay_plain_check) */
         if (!(caps = malloc(L * sizeof *caps))) {
             moe_fail(err, "out of memory");
             goto out;

@@ -16,6 +16,7 @@
 #include "../core/prefetch.h"
 #include "../core/split.h"
 #include "../core/timing.h"
+#include "replay_check.h"
 
 int moe_replay_config_is_ext(const moe_replay_config *cfg) {
     return cfg->prefetch || cfg->speculate || cfg->skip || cfg->precision || cfg->device || cfg->model ||
@@ -405,21 +406,16 @@ static int setup(eng *g, moe_error *err) {
     const moe_trace *t = g->t;
     const moe_replay_config *cfg = g->cfg;
     moe_replay_ext *x = g->x;
-    /* model geometry and bytes */
+    /* the rules (bytes known, profiles that fit the trace, options that
+     * go together) are checked by moe_replay_ext_check before this */
     if (cfg->model) {
         if (moe_model_profile_load(cfg->models_path ? cfg->models_path : MOE_MODELS_INI, cfg->model, &g->model, err) ||
             moe_model_profile_bind_trace(&g->model, t, err))
             return -1;
         g->have_bytes = 1;
     } else {
-        moe_error e2;
-        g->have_bytes = moe_model_profile_from_trace(t, &g->model, &e2) == 0;
+        g->have_bytes = moe_model_profile_from_trace(t, &g->model, NULL) == 0;
     }
-    if (!g->have_bytes && (cfg->device || cfg->precision || cfg->capacity_bytes || cfg->capacity_frac > 0))
-        return moe_fail(err, "%s needs bytes per expert: give --model NAME (a section of %s) or a trace "
-                             "whose header has them",
-                        cfg->device ? "--device" : cfg->precision ? "--precision" : "a byte capacity",
-                        cfg->models_path ? cfg->models_path : MOE_MODELS_INI);
     if (g->have_bytes) snprintf(x->model, sizeof x->model, "%s", g->model.canonical);
     memcpy(x->expert_bytes, g->model.expert_bytes, sizeof x->expert_bytes);
     if (cfg->device) {
@@ -427,10 +423,6 @@ static int setup(eng *g, moe_error *err) {
             return -1;
         g->timing = x->timing = 1;
         snprintf(x->device, sizeof x->device, "%s", g->dev.canonical);
-        if (g->dev.measured_compute && strcmp(g->dev.model, t->model))
-            return moe_fail(err, "device %s: its compute terms were measured with model %s, the trace is of %s "
-                                 "(calibrate with --model for that model)", g->dev.name, g->dev.model,
-                            t->model[0] ? t->model : "an unnamed model");
     }
     if (cfg->precision) {
         if (moe_precision_plan_new(cfg->precision, t, &g->plan, err)) return -1;
@@ -444,25 +436,9 @@ static int setup(eng *g, moe_error *err) {
             return -1;
         x->skip = 1;
     }
-    if (cfg->on_miss && (cfg->skip || g->dynamic))
-        return moe_fail(err, "--on-miss %s cannot be combined with %s: both decide what a slot runs",
-                        moe_on_miss_name(cfg->on_miss), cfg->skip ? "--skip" : "--precision hobbit");
     if (moe_on_miss_mode(cfg->on_miss) == MOE_ON_MISS_LOWBIT) {
-        if (!moe_on_miss_bits(cfg->on_miss))
-            return moe_fail(err, "--on-miss lowbit: give the low copy's precision, lowbit:bits=B (8, 4, 3 or 2): the "
-                                 "replay prices its compute (an offloaded run reads B from its packs)");
         g->lowbit = x->lowbit = 1;
         g->low_tier = moe_prec_of_bits(moe_on_miss_bits(cfg->on_miss));
-    }
-    if (cfg->on_miss == MOE_ON_MISS_SUBSTITUTE && !t->router_logits)
-        return moe_fail(err, "--on-miss substitute picks the resident expert the router scores highest: the trace "
-                             "has no router logits (capture with `moesim infer --router-logits`)");
-    if ((cfg->skip || g->dynamic) && !t->weights)
-        return moe_fail(err, "%s needs gate weights, and the trace has none",
-                        cfg->skip ? "--skip" : "--precision hobbit");
-    if (cfg->speculate) {
-        if (!cfg->prefetch) return moe_fail(err, "--speculate needs a prefetcher (--prefetch) to say what to run");
-        if (!cfg->device) return moe_fail(err, "--speculate needs --device (it only fills I/O stalls)");
     }
     return 0;
 }
@@ -474,11 +450,7 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
     const uint32_t L = t->n_layers, E = t->n_experts;
     const size_t LE = (size_t)L * E;
     int rc = -1;
-    /* Global keys are l * E + e in uint32 (trace.h: MOE_MAX_KEYS). Traces
-     * that pass moe_trace_validate() always fit; this guards hand-built ones. */
-    if (cfg->scope == MOE_SCOPE_GLOBAL && (uint64_t)L * E > MOE_MAX_KEYS)
-        return moe_fail(err, "--scope global: %u layers x %u experts = %llu keys do not fit the key space (%llu); "
-                        "use --scope per-layer", L, E, (unsigned long long)L * E, (unsigned long long)MOE_MAX_KEYS);
+    if (moe_replay_ext_check(t, cfg, err) || moe_replay_policy_check(t, cfg, err)) return -1;
     uint32_t *split_caps = NULL;
     g->t = t;
     g->cfg = cfg;
@@ -554,11 +526,7 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
         moe_tl_set_contention(&g->tl, g->dev.io_busy_latency_s, g->dev.io_busy_bandwidth_Bps, err))
         goto out;
     if (!moe_split_is_uniform(cfg->split)) {
-        /* per-layer count capacities, as in the plain replay */
-        if (g->global || cfg->capacity_bytes || cfg->capacity_frac > 0) {
-            moe_fail(err, "--split %s: needs per-layer scope and a capacity in experts", cfg->split);
-            goto out;
-        }
+        /* per-layer count capacities, as in the plain replay (moe_replay_ext_check) */
         if (!(split_caps = malloc(L * sizeof *split_caps))) {
             moe_fail(err, "out of memory");
             goto out;
@@ -579,11 +547,6 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
         moe_cache_set_evict_hook(g->caches[i], on_evict, g);
     }
     snprintf(res->policy, sizeof res->policy, "%s", g->caches[0]->canonical);
-    if (g->caches[0]->ops->flags & MOE_POLICY_NEEDS_FUTURE) {
-        moe_fail(err, "policy %s needs the future (next use), which the extended replay (prefetch, "
-                      "precision, skip, timing) does not compute yet", res->policy);
-        goto out;
-    }
     /* precision footprint and byte capacity */
     double all_bytes = 0, bits_sum = 0;
     for (size_t gk = 0; gk < LE; gk++) {
@@ -610,10 +573,6 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
         if (!(g->pf = moe_prefetcher_new(cfg->prefetch, &penv, err))) goto out;
         x->prefetch = 1;
         snprintf(x->prefetcher, sizeof x->prefetcher, "%s", g->pf->canonical);
-        if (cfg->speculate && g->pf->ahead != 1) {
-            moe_fail(err, "--speculate needs a prefetcher predicting one layer ahead (%s)", g->pf->canonical);
-            goto out;
-        }
     }
     x->speculate = cfg->speculate != 0;
 

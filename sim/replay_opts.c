@@ -14,6 +14,7 @@
 #include "../core/precision.h"
 #include "../core/prefetch.h"
 #include "../core/split.h"
+#include "../core/units.h"
 #include "replay_ext.h"
 
 const char moe_replay_opts_help[] =
@@ -59,10 +60,6 @@ int moe_replay_parse_capacity(moe_replay_config *cfg, const char *s, moe_error *
     double v = strtod(s, &end);
     if (end == s || errno || !isfinite(v) || v < 0) return moe_fail(err, "--capacity: bad value '%s'", s);
     while (isspace((unsigned char)*end)) end++;
-    static const struct { const char *unit; double mult; } units[] = {
-        {"B", 1}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
-        {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0}, {"TiB", 1099511627776.0},
-    };
     cfg->capacity = 0;
     cfg->capacity_bytes = 0;
     cfg->capacity_frac = 0;
@@ -77,14 +74,8 @@ int moe_replay_parse_capacity(moe_replay_config *cfg, const char *s, moe_error *
         cfg->capacity_frac = v / 100.0;
         return 0;
     }
-    for (size_t i = 0; i < sizeof units / sizeof *units; i++)
-        if (!strcasecmp(end, units[i].unit) && (strcmp(units[i].unit, "B") || !strcmp(end, "B"))) {
-            double b = floor(v * units[i].mult);
-            if (b < 1 || b > 1.8e19) return moe_fail(err, "--capacity: '%s' out of range", s);
-            cfg->capacity_bytes = (uint64_t)b;
-            return 0;
-        }
-    return moe_fail(err, "--capacity: unknown unit '%s' in '%s' (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB, %%)", end, s);
+    /* sizes with a unit: the one size parser (core/units.h) */
+    return moe_bytes_parse("--capacity", s, "%", &cfg->capacity_bytes, err) ? -1 : 0;
 }
 
 static int same(const char *a, const char *b) {

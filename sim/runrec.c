@@ -296,17 +296,32 @@ char *moe_run_json(const moe_replay_config *cfg, const moe_replay_result *res, c
     return s;
 }
 
-/* Bytes in the unit a person reads (core/units.h); up to 4 on one line. */
-static const char *bytes(uint64_t b) {
-    static char buf[4][32];
+/* Bytes and times in the unit a person reads (core/units.h); up to 8 on
+ * one line (a ring of buffers, so several fit in one printf). */
+static char *ring(void) {
+    static char buf[8][32];
     static int k;
-    k = (k + 1) % 4;
-    return moe_bytes_text((double)b, buf[k], sizeof buf[k]);
+    k = (k + 1) % 8;
+    return buf[k];
+}
+static const char *bytes(uint64_t b) { return moe_bytes_text((double)b, ring(), 32); }
+static const char *dur(double s) { return moe_duration_text(s, ring(), 32); }
+
+/* The model profile's canonical name is its identity (raw counts, kept in
+ * JSON and SQLite); the text shows it without the byte list, whose sizes
+ * follow in the unit a person reads. */
+static void print_model(const moe_replay_ext *x) {
+    const char *b = strstr(x->model, ",bytes=");
+    printf("model       %.*s\n", b ? (int)(b - x->model) : (int)strlen(x->model), x->model);
+    printf("expert size");
+    for (int p = 0; p < MOE_PREC_COUNT; p++)
+        if (x->expert_bytes[p]) printf("%s %s %s", p ? "," : "", moe_prec_name[p], bytes(x->expert_bytes[p]));
+    printf("\n");
 }
 
 static void print_ext(const moe_replay_config *cfg, const moe_replay_result *res) {
     const moe_replay_ext *x = res->ext;
-    if (x->model[0]) printf("model       %s\n", x->model);
+    if (x->model[0]) print_model(x);
     if (x->byte_capacity)
         printf("capacity    %s in all%s\n", bytes(x->capacity_bytes),
                cfg->scope == MOE_SCOPE_PER_LAYER ? " (split evenly per layer)" : "");
@@ -347,25 +362,36 @@ static void print_ext(const moe_replay_config *cfg, const moe_replay_result *res
            (unsigned long long)x->reads_prefetch);
     if (!x->timing) return;
     printf("device      %s\n", x->device);
-    printf("tok/s       %.3f  (TPOT mean %.2f ms, p50 %.2f ms, p99 %.2f ms over %llu decode steps)\n", x->tok_s,
-           x->tpot_mean_s * 1e3, x->tpot_p50_s * 1e3, x->tpot_p99_s * 1e3, (unsigned long long)x->decode_steps);
-    printf("TTFT        %.2f ms mean over %llu sequences\n", x->ttft_mean_s * 1e3, (unsigned long long)x->n_seqs);
+    printf("tok/s       %.3f  (TPOT mean %s, p50 %s, p99 %s over %llu decode steps)\n", x->tok_s,
+           dur(x->tpot_mean_s), dur(x->tpot_p50_s), dur(x->tpot_p99_s), (unsigned long long)x->decode_steps);
+    printf("TTFT        %s mean over %llu sequences\n", dur(x->ttft_mean_s), (unsigned long long)x->n_seqs);
     double tot = x->total_s > 0 ? x->total_s : 1;
-    printf("time        %.3f s = compute %.3f s (%.1f%%: dense %.3f, experts %.3f, speculative %.3f)\n"
-           "                    + stall %.3f s (%.1f%%: misses %.3f, late prefetches %.3f)\n",
-           x->total_s, x->compute_s, 100 * x->compute_s / tot, x->dense_s, x->expert_s, x->spec_compute_s,
-           x->stall_s, 100 * x->stall_s / tot, x->stall_miss_s, x->stall_late_s);
+    printf("time        %s = compute %s (%.1f%%: dense %s, experts %s, speculative %s)\n",
+           dur(x->total_s), dur(x->compute_s), 100 * x->compute_s / tot, dur(x->dense_s), dur(x->expert_s),
+           dur(x->spec_compute_s));
+    printf("            + stall %s (%.1f%%: misses %s, late prefetches %s)\n", dur(x->stall_s),
+           100 * x->stall_s / tot, dur(x->stall_miss_s), dur(x->stall_late_s));
     printf("I/O         utilisation %.1f%%\n", 100 * x->io_util);
     if (x->speculate)
-        printf("speculate   %llu run, %llu confirmed (%.3f s hidden), %llu wasted (%.3f s)\n",
-               (unsigned long long)x->spec_executed, (unsigned long long)x->spec_hits, x->spec_hidden_s,
-               (unsigned long long)x->spec_wasted, x->spec_wasted_s);
+        printf("speculate   %llu run, %llu confirmed (%s hidden), %llu wasted (%s)\n",
+               (unsigned long long)x->spec_executed, (unsigned long long)x->spec_hits, dur(x->spec_hidden_s),
+               (unsigned long long)x->spec_wasted, dur(x->spec_wasted_s));
+}
+
+const char *moe_capacity_text(const moe_replay_config *cfg, char *buf, size_t cap) {
+    char b[32];
+    if (cfg->capacity_bytes) snprintf(buf, cap, "%s in all", moe_bytes_text((double)cfg->capacity_bytes, b, sizeof b));
+    else if (cfg->capacity_frac > 0) snprintf(buf, cap, "%g%% of all experts' bytes", cfg->capacity_frac * 100);
+    else snprintf(buf, cap, "%u expert%s %s", cfg->capacity, cfg->capacity == 1 ? "" : "s",
+                  cfg->scope == MOE_SCOPE_GLOBAL ? "in all" : "per layer");
+    return buf;
 }
 
 void moe_run_print(const moe_replay_config *cfg, const moe_replay_result *res, const char *trace_path) {
     uint64_t misses = res->accesses - res->hits;
     printf("trace       %s\n", trace_path);
-    printf("policy      %s, capacity %u, scope %s%s\n", res->policy, cfg->capacity,
+    char capt[96];
+    printf("policy      %s, capacity %s, scope %s%s\n", res->policy, moe_capacity_text(cfg, capt, sizeof capt),
            moe_scope_name(cfg->scope), cfg->cold_per_seq ? ", cold per sequence" : ", warm");
     printf("accesses    %llu unique (step, layer, expert) activations\n", (unsigned long long)res->accesses);
     printf("hits        %llu (%.4f)\n", (unsigned long long)res->hits, ratio(res->hits, res->accesses));

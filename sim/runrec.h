@@ -32,6 +32,10 @@ int moe_run_store(moe_db *db, const char *experiment, const char *trace_hash,
 /* Print the result as one JSON object on a line (malloc'ed string). */
 char *moe_run_json(const moe_replay_config *cfg, const moe_replay_result *res, const char *trace_path);
 
+/* The capacity as a person reads it: "4 experts per layer", "64 experts in
+ * all", "12.0 GiB in all", "40% of all experts' bytes". Returns buf. */
+const char *moe_capacity_text(const moe_replay_config *cfg, char *buf, size_t cap);
+
 /* Print the human-readable summary. */
 void moe_run_print(const moe_replay_config *cfg, const moe_replay_result *res, const char *trace_path);
 

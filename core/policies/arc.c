@@ -181,6 +181,16 @@ static void arc_on_evict(void *st, uint32_t key) {
 const moe_policy_ops moe_policy_arc = {
     .name = "arc",
     .summary = "adaptive replacement cache (Megiddo & Modha): T1/T2 + ghosts B1/B2",
+    .description =
+        "Adaptive Replacement Cache: resident lists T1 (seen once) and T2 (seen twice or more) "
+        "and ghost lists B1, B2 of recently evicted keys; a B1 hit raises the target size p of T1 "
+        "by max(1, |B2|/|B1|), a B2 hit lowers it by max(1, |B1|/|B2|) (real division, as in the "
+        "paper and libCacheSim); REPLACE evicts from T1 when |T1| > p, else from T2, and the "
+        "other list gives the victim when the preferred one holds only experts of the current "
+        "set.",
+    .reference =
+        "N. Megiddo and D. S. Modha, ARC: A Self-Tuning, Low Overhead Replacement Cache, FAST "
+        "2003; miss for miss with libCacheSim's ARC on key sequences",
     .create = arc_create,
     .on_hit = arc_on_hit,
     .on_insert = arc_on_insert,

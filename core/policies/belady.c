@@ -158,6 +158,16 @@ static void belady_on_evict(void *st, uint32_t key) { remove_key(st, key); }
 const moe_policy_ops moe_policy_belady = {
     .name = "belady",
     .summary = "offline optimum (MIN): evict the expert used farthest in the future",
+    .description =
+        "Belady's MIN: the victim is the expert outside the current set whose next use is "
+        "farthest in the future, experts never used again first. The replay computes every "
+        "access's next use from the trace, so this is the offline optimum for a demand cache "
+        "(exact whenever each (step, layer) set fits in the cache): an upper bound, not a policy "
+        "a system can run.",
+    .reference =
+        "L. A. Belady, A study of replacement algorithms for a virtual-storage computer, IBM "
+        "Systems Journal 5(2), 1966",
+    .oracle_when = "",
     .flags = MOE_POLICY_NEEDS_FUTURE,
     .create = belady_create,
     .on_hit = belady_on_hit,

@@ -15,6 +15,11 @@ static void fifo_on_hit(void *st, uint32_t key, const moe_access *a) { (void)st,
 const moe_policy_ops moe_policy_fifo = {
     .name = "fifo",
     .summary = "first in, first out (hits do not reorder)",
+    .description =
+        "An insertion puts the expert at the newest end of a queue and hits do not reorder it; "
+        "the victim is the oldest-inserted expert outside the current set.",
+    .reference =
+        "the classic first-in, first-out queue",
     .create = fifo_create,
     .on_hit = fifo_on_hit,
     .on_insert = moe_list_policy_on_insert,

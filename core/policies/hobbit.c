@@ -17,8 +17,9 @@
  * order, c = sum of the gate weights of the slots before it, normalised by
  * the token's total over its slots; high iff c < hi (default 0.6), the same
  * rule as --precision hobbit. This is computed exactly from the trace in the
- * policy env (env.trace, moe_access.step/layer/expert). Without a trace (or
- * for a step outside it) the policy falls back to moe_access.weight, the
+ * policy env (env.trace, moe_access.step/layer/expert). Without a trace
+ * (or for a step outside it, or a key sequence, which has no routing) the
+ * policy falls back to moe_access.weight, the
  * largest gate weight w this expert got: high iff w is unknown (NaN) or
  * w >= 1 - hi. With normalised weights that is sufficient (the slots before
  * it sum to at most 1 - w) and, for top-2 routing, exact.
@@ -40,6 +41,7 @@
  * Cost: O(residents) per eviction; O(tokens x k) per access to classify it. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../cache.h"
 #include "../params.h"
@@ -62,16 +64,20 @@ static void hb_destroy(void *st) {
     free(s);
 }
 
+/* Parameters (defaults, ranges): create parses a copy; `moesim policies` lists them. */
+static const moe_param hb_params[] = {
+    {.key = "recency", .type = MOE_PARAM_DOUBLE, .default_value = "0.25", .min = 0, .max = 1000, .help = "weight of the recency term"},
+    {.key = "freq", .type = MOE_PARAM_DOUBLE, .default_value = "0.25", .min = 0, .max = 1000, .help = "weight of the frequency term"},
+    {.key = "hp", .type = MOE_PARAM_DOUBLE, .default_value = "0.25", .min = 0, .max = 1000, .help = "weight of the high-precision-use term"},
+    {.key = "dist", .type = MOE_PARAM_DOUBLE, .default_value = "0.25", .min = 0, .max = 1000, .help = "weight of the layer-nearness term"},
+    {.key = "hi", .type = MOE_PARAM_DOUBLE, .default_value = "0.6", .min = 0, .max = 1, .help = "high precision while the earlier slots' weight is below this"},
+};
+
 static void *hb_create(const char *args, const moe_policy_env *env, char *canonical, size_t cap,
                        moe_error *err) {
-    moe_param p[] = {
-        {.key = "recency", .type = MOE_PARAM_DOUBLE, .default_value = "0.25", .min = 0, .max = 1000, .help = "weight of the recency term"},
-        {.key = "freq", .type = MOE_PARAM_DOUBLE, .default_value = "0.25", .min = 0, .max = 1000, .help = "weight of the frequency term"},
-        {.key = "hp", .type = MOE_PARAM_DOUBLE, .default_value = "0.25", .min = 0, .max = 1000, .help = "weight of the high-precision-use term"},
-        {.key = "dist", .type = MOE_PARAM_DOUBLE, .default_value = "0.25", .min = 0, .max = 1000, .help = "weight of the layer-nearness term"},
-        {.key = "hi", .type = MOE_PARAM_DOUBLE, .default_value = "0.6", .min = 0, .max = 1, .help = "high precision while the earlier slots' weight is below this"},
-    };
-    if (moe_params_parse("hobbit", args, p, 5, canonical, cap, err)) return NULL;
+    moe_param p[sizeof hb_params / sizeof *hb_params];
+    memcpy(p, hb_params, sizeof p);
+    if (moe_params_parse("hobbit", args, p, sizeof p / sizeof *p, canonical, cap, err)) return NULL;
     hobbit *s = calloc(1, sizeof *s);
     if (!s) return moe_fail(err, "hobbit: out of memory"), NULL;
     size_t n = env->n_keys ? env->n_keys : 1;
@@ -95,7 +101,7 @@ static void *hb_create(const char *args, const moe_policy_env *env, char *canoni
 /* Was this access high-precision for some token of its (step, layer)? */
 static int high_precision(const hobbit *s, const moe_access *a) {
     const moe_trace *t = s->env.trace;
-    if (!t || a->step >= t->n_steps || a->layer >= t->n_layers) {
+    if (!t || !t->experts || a->step >= t->n_steps || a->layer >= t->n_layers) {
         float w = a->weight;
         return isnan(w) || (double)w >= 1.0 - s->hi;
     }
@@ -167,7 +173,19 @@ static void hb_on_evict(void *st, uint32_t key) { moe_kset_remove(&((hobbit *)st
 
 const moe_policy_ops moe_policy_hobbit = {
     .name = "hobbit",
+    .params = hb_params,
+    .n_params = sizeof hb_params / sizeof *hb_params,
     .summary = "HOBBIT: weighted recency + frequency + high-precision use + layer nearness",
+    .description =
+        "Evict the smallest P = recency/(1+age) + freq x cnt/max cnt + hp x hp_cnt/max hp_cnt + "
+        "dist x (L-d)/(L-1): recency, frequency since insertion, how often the expert was used at "
+        "high precision (some token's earlier slots' normalised gate weight below hi, HOBBIT's "
+        "precision rule) and nearness d = layers until the expert's layer is served again (global "
+        "scope only; a constant per layer). HOBBIT names the four terms; the normalisation and "
+        "weights are moesim's.",
+    .reference =
+        "Tang et al., HOBBIT: A Mixed Precision Expert Offloading System for Fast MoE Inference, "
+        "arXiv 2411.01433",
     .create = hb_create,
     .on_hit = hb_on_hit,
     .on_insert = hb_on_insert,

@@ -25,6 +25,7 @@
  * Cost: O(residents) per eviction (a scan; pow() per resident). */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../cache.h"
 #include "../params.h"
@@ -47,14 +48,18 @@ static void lcp_destroy(void *st) {
     free(s);
 }
 
+/* Parameters (defaults, ranges): create parses a copy; `moesim policies` lists them. */
+static const moe_param lcp_params[] = {
+    {.key = "freq", .type = MOE_PARAM_DOUBLE, .default_value = "1", .min = 0, .max = 1000, .help = "weight of the decayed access count"},
+    {.key = "decay", .type = MOE_PARAM_DOUBLE, .default_value = "0.95", .min = 0, .max = 1, .help = "count decay per access of this cache"},
+    {.key = "bias", .type = MOE_PARAM_DOUBLE, .default_value = "1", .min = 0, .max = 1000, .help = "priority bonus of the shallowest layer"},
+};
+
 static void *lcp_create(const char *args, const moe_policy_env *env, char *canonical, size_t cap,
                         moe_error *err) {
-    moe_param p[] = {
-        {.key = "freq", .type = MOE_PARAM_DOUBLE, .default_value = "1", .min = 0, .max = 1000, .help = "weight of the decayed access count"},
-        {.key = "decay", .type = MOE_PARAM_DOUBLE, .default_value = "0.95", .min = 0, .max = 1, .help = "count decay per access of this cache"},
-        {.key = "bias", .type = MOE_PARAM_DOUBLE, .default_value = "1", .min = 0, .max = 1000, .help = "priority bonus of the shallowest layer"},
-    };
-    if (moe_params_parse("lcp", args, p, 3, canonical, cap, err)) return NULL;
+    moe_param p[sizeof lcp_params / sizeof *lcp_params];
+    memcpy(p, lcp_params, sizeof p);
+    if (moe_params_parse("lcp", args, p, sizeof p / sizeof *p, canonical, cap, err)) return NULL;
     lcp *s = calloc(1, sizeof *s);
     if (!s) return moe_fail(err, "lcp: out of memory"), NULL;
     size_t nk = env->n_keys ? env->n_keys : 1;
@@ -118,7 +123,18 @@ static void lcp_on_evict(void *st, uint32_t key) { moe_kset_remove(&((lcp *)st)-
 
 const moe_policy_ops moe_policy_lcp = {
     .name = "lcp",
+    .params = lcp_params,
+    .n_params = sizeof lcp_params / sizeof *lcp_params,
     .summary = "layer-depth-biased priority: decayed frequency + recency + shallow-layer bonus",
+    .description =
+        "Evict the smallest P = freq x n x decay^age + 1/(1 + age) + bias x (L-1-layer)/(L-1), "
+        "where n is a decayed access count, age is measured on the policy's own access clock and "
+        "L is the number of layers: frequency, recency and a bonus for shallow layers, whose "
+        "misses cross-layer prefetch cannot hide. In per-layer scope the layer term is a "
+        "constant; with decay=1 it then ranks exactly like lfu.",
+    .reference =
+        "the layer-depth bias of MLX-Flash's LCP eviction and FATE's shallow-favouring split; "
+        "neither publishes a formula, so this one is moesim's",
     .create = lcp_create,
     .on_hit = lcp_on_hit,
     .on_insert = lcp_on_insert,

@@ -204,15 +204,19 @@ out:
     return rc;
 }
 
+/* Parameters (defaults, ranges): create parses a copy; `moesim policies` lists them. */
+static const moe_param ln_params[] = {
+    {.key = "train", .type = MOE_PARAM_STRING, .default_value = "oracle-half",
+     .help = "training trace: oracle-half (first half of the replayed trace) or a path"},
+    {.key = "decay", .type = MOE_PARAM_DOUBLE, .default_value = "0.99", .min = 0, .max = 1,
+     .help = "decay of the decayed count per access (replay ordinal)"},
+};
+
 static void *ln_create(const char *args, const moe_policy_env *env, char *canonical, size_t cap,
                        moe_error *err) {
-    moe_param p[] = {
-        {.key = "train", .type = MOE_PARAM_STRING, .default_value = "oracle-half",
-         .help = "training trace: oracle-half (first half of the replayed trace) or a path"},
-        {.key = "decay", .type = MOE_PARAM_DOUBLE, .default_value = "0.99", .min = 0, .max = 1,
-         .help = "decay of the decayed count per access (replay ordinal)"},
-    };
-    if (moe_params_parse("learned", args, p, 2, canonical, cap, err)) return NULL;
+    moe_param p[sizeof ln_params / sizeof *ln_params];
+    memcpy(p, ln_params, sizeof p);
+    if (moe_params_parse("learned", args, p, sizeof p / sizeof *p, canonical, cap, err)) return NULL;
     learned *s = calloc(1, sizeof *s);
     if (!s) return moe_fail(err, "learned: out of memory"), NULL;
     size_t n = env->n_keys ? env->n_keys : 1;
@@ -305,8 +309,20 @@ static void ln_reset(void *st) {
 
 const moe_policy_ops moe_policy_learned = {
     .name = "learned",
+    .params = ln_params,
+    .n_params = sizeof ln_params / sizeof *ln_params,
     .flags = MOE_POLICY_NEEDS_ROUTING,
     .summary = "least squares (GSL) on recency/frequency features predicting Belady reuse; evict the largest",
+    .description =
+        "Fit, by least squares (GSL), log(1 + Belady reuse distance) on log(1 + age), log(1 + "
+        "count) and a decayed count (plus layer depth in global scope) over a training trace, "
+        "then evict the expert with the largest predicted reuse distance, ties to the least "
+        "recently used. train=oracle-half trains on the first half of the replayed trace (an "
+        "oracle: it learns from the trace it is scored on); train=PATH on another trace of the "
+        "same geometry.",
+    .reference =
+        "FlashMoE-style learned eviction; the features and the fit are moesim's",
+    .oracle_when = "train=oracle-half",
     .create = ln_create,
     .on_hit = ln_on_hit,
     .on_insert = ln_on_insert,

@@ -76,6 +76,14 @@ static void ls_on_evict(void *st, uint32_t key) { moe_list_remove(&((ls *)st)->q
 const moe_policy_ops moe_policy_least_stale = {
     .name = "least-stale",
     .summary = "SpecMD least-stale: experts unused in this pass first (FIFO), then current ones (FIFO)",
+    .description =
+        "An expert is current if it was used in the current step (forward pass), else stale. The "
+        "victim is the stale expert inserted longest ago; if there is none, the current expert "
+        "inserted longest ago (FIFO within each class, hits do not reorder). In per-layer scope "
+        "the only current experts are the protected ones, so it is exactly fifo there; the "
+        "classes differ in global scope.",
+    .reference =
+        "SpecMD's Least-Stale eviction",
     .create = ls_create,
     .on_hit = ls_on_hit,
     .on_insert = ls_on_insert,

@@ -76,6 +76,12 @@ static void lfu_on_evict(void *st, uint32_t key) { moe_kset_remove(&((lfu *)st)-
 const moe_policy_ops moe_policy_lfu = {
     .name = "lfu",
     .summary = "least frequently used since insertion, ties to least recently used",
+    .description =
+        "count = accesses since the expert's last insertion (the insertion counts 1, every hit "
+        "adds 1, eviction forgets it); the victim is the smallest count outside the current set, "
+        "ties to the least recently used. No aging: a resident expert's count only grows.",
+    .reference =
+        "the classic frequency rule; ties and (no) aging as stated here",
     .create = lfu_create,
     .on_hit = lfu_on_hit,
     .on_insert = lfu_on_insert,

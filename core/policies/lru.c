@@ -18,6 +18,12 @@ static void lru_on_hit(void *st, uint32_t key, const moe_access *a) {
 const moe_policy_ops moe_policy_lru = {
     .name = "lru",
     .summary = "least recently used",
+    .description =
+        "Every access (hit or insertion) moves the expert to the most recent end; the victim is "
+        "the least recently used expert outside the set the current (step, layer) needs.",
+    .reference =
+        "the classic recency rule (stack algorithms: Mattson et al., IBM Systems Journal 9(2), "
+        "1970)",
     .create = lru_create,
     .on_hit = lru_on_hit,
     .on_insert = moe_list_policy_on_insert,

@@ -22,6 +22,7 @@
  * does per request; 0 = count since insertion only; default 1).
  * Cost: O(residents) per eviction (a scan). */
 #include <stdlib.h>
+#include <string.h>
 
 #include "../cache.h"
 #include "../params.h"
@@ -43,13 +44,17 @@ static void mi_destroy(void *st) {
     free(s);
 }
 
+/* Parameters (defaults, ranges): create parses a copy; `moesim policies` lists them. */
+static const moe_param mi_params[] = {
+    {.key = "clear", .type = MOE_PARAM_INT, .default_value = "1", .min = 0, .max = 1,
+     .help = "zero every visit count at each new sequence (request)"},
+};
+
 static void *mi_create(const char *args, const moe_policy_env *env, char *canonical, size_t cap,
                        moe_error *err) {
-    moe_param p[] = {
-        {.key = "clear", .type = MOE_PARAM_INT, .default_value = "1", .min = 0, .max = 1,
-         .help = "zero every visit count at each new sequence (request)"},
-    };
-    if (moe_params_parse("moe-infinity", args, p, 1, canonical, cap, err)) return NULL;
+    moe_param p[sizeof mi_params / sizeof *mi_params];
+    memcpy(p, mi_params, sizeof p);
+    if (moe_params_parse("moe-infinity", args, p, sizeof p / sizeof *p, canonical, cap, err)) return NULL;
     mi *s = calloc(1, sizeof *s);
     if (!s) return moe_fail(err, "moe-infinity: out of memory"), NULL;
     size_t n = env->n_keys ? env->n_keys : 1;
@@ -106,8 +111,16 @@ static void mi_on_evict(void *st, uint32_t key) { moe_kset_remove(&((mi *)st)->r
 
 const moe_policy_ops moe_policy_moe_infinity = {
     .name = "moe-infinity",
+    .params = mi_params,
+    .n_params = sizeof mi_params / sizeof *mi_params,
     .flags = MOE_POLICY_NEEDS_ROUTING,
     .summary = "MoE-Infinity: fewest in-cache visits (hits since insertion / sequence start), ties LRU",
+    .description =
+        "Evict the expert with the fewest in-cache visits: hits since its insertion, and since "
+        "the start of the current sequence with clear=1 (MoE-Infinity zeroes its counts between "
+        "requests); ties to the least recently used. With clear=0 it ranks exactly like lfu.",
+    .reference =
+        "Xue et al., MoE-Infinity, arXiv 2401.14361, and its released code (incache_visit_count)",
     .create = mi_create,
     .on_hit = mi_on_hit,
     .on_insert = mi_on_insert,

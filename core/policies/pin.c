@@ -58,13 +58,17 @@ static void top(uint32_t *keys, uint32_t n, const uint64_t *count, uint32_t take
     }
 }
 
+/* Parameters (defaults, ranges): create parses a copy; `moesim policies` lists them. */
+static const moe_param pin_params[] = {
+    {.key = "n", .type = MOE_PARAM_INT, .default_value = "2", .min = 0, .max = 65534, .help = "pinned experts per layer"},
+    {.key = "profile", .type = MOE_PARAM_STRING, .default_value = "self", .min = 0, .max = 0, .help = "profile trace path, or self (oracle)"},
+};
+
 static void *pin_create(const char *args, const moe_policy_env *env, char *canonical, size_t cap,
                         moe_error *err) {
-    moe_param p[] = {
-        {.key = "n", .type = MOE_PARAM_INT, .default_value = "2", .min = 0, .max = 65534, .help = "pinned experts per layer"},
-        {.key = "profile", .type = MOE_PARAM_STRING, .default_value = "self", .min = 0, .max = 0, .help = "profile trace path, or self (oracle)"},
-    };
-    if (moe_params_parse("pin", args, p, 2, canonical, cap, err)) return NULL;
+    moe_param p[sizeof pin_params / sizeof *pin_params];
+    memcpy(p, pin_params, sizeof p);
+    if (moe_params_parse("pin", args, p, sizeof p / sizeof *p, canonical, cap, err)) return NULL;
     const moe_trace *prof = env->trace;
     moe_trace *loaded = NULL;
     if (strcmp(p[1].s, "self")) {
@@ -147,8 +151,19 @@ static void pin_reset(void *st) {
 
 const moe_policy_ops moe_policy_pin = {
     .name = "pin",
+    .params = pin_params,
+    .n_params = sizeof pin_params / sizeof *pin_params,
     .flags = MOE_POLICY_NEEDS_ROUTING,
     .summary = "pin the top-n experts per layer of a profile (default: the trace itself, an oracle); rest LRU",
+    .description =
+        "Pin each layer's top-n experts by activation count in a profile trace (profile=PATH, or "
+        "profile=self: the replayed trace itself); a pinned expert enters on its first use and is "
+        "never evicted. Every other expert is LRU. In global scope the union of the layers' top n "
+        "is pinned, cut to the capacity by count. With profile=self the pinned set is chosen "
+        "knowing the whole trace: an oracle.",
+    .reference =
+        "flash-moe's universal experts (static pinning from a routing profile)",
+    .oracle_when = "profile=self",
     .create = pin_create,
     .on_hit = pin_on_hit,
     .on_insert = pin_on_insert,

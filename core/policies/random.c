@@ -9,6 +9,7 @@
  * XOR the `seed` parameter, so runs are reproducible by construction; a cold
  * restart re-seeds. Parameters: seed (integer, default 0, 0..2^53). */
 #include <stdlib.h>
+#include <string.h>
 
 #include "../cache.h"
 #include "../params.h"
@@ -24,10 +25,14 @@ static void rnd_destroy(void *st) {
     free(st);
 }
 
+/* Parameters (defaults, ranges): create parses a copy; `moesim policies` lists them. */
+static const moe_param rnd_params[] = {{.key = "seed", .type = MOE_PARAM_INT, .default_value = "0", .min = 0, .max = 9007199254740992.0, .help = "extra seed mixed into the replay seed"}};
+
 static void *rnd_create(const char *args, const moe_policy_env *env, char *canonical, size_t cap,
                         moe_error *err) {
-    moe_param p[] = {{.key = "seed", .type = MOE_PARAM_INT, .default_value = "0", .min = 0, .max = 9007199254740992.0, .help = "extra seed mixed into the replay seed"}};
-    if (moe_params_parse("random", args, p, 1, canonical, cap, err)) return NULL;
+    moe_param p[sizeof rnd_params / sizeof *rnd_params];
+    memcpy(p, rnd_params, sizeof p);
+    if (moe_params_parse("random", args, p, sizeof p / sizeof *p, canonical, cap, err)) return NULL;
     rnd *s = calloc(1, sizeof *s);
     if (!s || moe_kset_init(&s->res, env->n_keys)) {
         if (s) rnd_destroy(s);
@@ -65,7 +70,16 @@ static void rnd_on_evict(void *st, uint32_t key) { moe_kset_remove(&((rnd *)st)-
 
 const moe_policy_ops moe_policy_random = {
     .name = "random",
+    .params = rnd_params,
+    .n_params = sizeof rnd_params / sizeof *rnd_params,
     .summary = "uniformly random unprotected victim (seeded splitmix64)",
+    .description =
+        "The victim is drawn uniformly among the residents outside the current set: a splitmix64 "
+        "generator seeded from the run's seed XOR seed, rejection sampling (no modulo bias) over "
+        "a resident array whose order depends only on the insertions and evictions, so a run is "
+        "reproducible.",
+    .reference =
+        "the classic random baseline; splitmix64 (Steele, Lea & Flood, OOPSLA 2014)",
     .create = rnd_create,
     .on_hit = rnd_on_hit,
     .on_insert = rnd_on_insert,

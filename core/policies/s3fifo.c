@@ -104,15 +104,19 @@ static int sets_key(const char *args, const char *key) {
     return 0;
 }
 
+/* Parameters (defaults, ranges): create parses a copy; `moesim policies` lists them. */
+static const moe_param s3_params[] = {
+    {.key = "variant", .type = MOE_PARAM_STRING, .default_value = "lcs", .help = "lcs (libCacheSim's S3-FIFO) or moe (small-cache variant)"},
+    {.key = "small", .type = MOE_PARAM_DOUBLE, .default_value = "0.1", .min = 0, .max = 1, .help = "fraction of the capacity for the small FIFO"},
+    {.key = "threshold", .type = MOE_PARAM_INT, .default_value = "2", .min = 1, .max = 3, .help = "promote S->M when freq >= threshold (default 2 for lcs, 1 for moe)"},
+    {.key = "ghost", .type = MOE_PARAM_DOUBLE, .default_value = "0.9", .min = 0, .max = 1, .help = "lcs: ghost FIFO holds floor(ghost x capacity) keys"},
+};
+
 static void *s3_create(const char *args, const moe_policy_env *env, char *canonical, size_t cap,
                        moe_error *err) {
-    moe_param p[] = {
-        {.key = "variant", .type = MOE_PARAM_STRING, .default_value = "lcs", .help = "lcs (libCacheSim's S3-FIFO) or moe (small-cache variant)"},
-        {.key = "small", .type = MOE_PARAM_DOUBLE, .default_value = "0.1", .min = 0, .max = 1, .help = "fraction of the capacity for the small FIFO"},
-        {.key = "threshold", .type = MOE_PARAM_INT, .default_value = "2", .min = 1, .max = 3, .help = "promote S->M when freq >= threshold (default 2 for lcs, 1 for moe)"},
-        {.key = "ghost", .type = MOE_PARAM_DOUBLE, .default_value = "0.9", .min = 0, .max = 1, .help = "lcs: ghost FIFO holds floor(ghost x capacity) keys"},
-    };
-    if (moe_params_parse("s3fifo", args, p, 4, canonical, cap, err)) return NULL;
+    moe_param p[sizeof s3_params / sizeof *s3_params];
+    memcpy(p, s3_params, sizeof p);
+    if (moe_params_parse("s3fifo", args, p, sizeof p / sizeof *p, canonical, cap, err)) return NULL;
     int lcs = !strcmp(p[0].s, "lcs");
     if (!lcs && strcmp(p[0].s, "moe"))
         return moe_fail(err, "s3fifo: 'variant=%s' is not lcs or moe", p[0].s), NULL;
@@ -265,7 +269,22 @@ static void s3_on_evict(void *st, uint32_t key) {
 
 const moe_policy_ops moe_policy_s3fifo = {
     .name = "s3fifo",
+    .params = s3_params,
+    .n_params = sizeof s3_params / sizeof *s3_params,
     .summary = "S3-FIFO: small + main FIFO, ghost queue, 2-bit counters (libCacheSim's by default)",
+    .description =
+        "A small FIFO S of max(1, floor(small x capacity)) slots, a main FIFO M and a ghost FIFO "
+        "G of floor(ghost x capacity) evicted keys, with 2-bit access counters (hits add 1, "
+        "capped at 3). A miss found in G enters M, else S. To free a slot, while S holds at least "
+        "its share: S's oldest moves to M (counter reset) if its count is at least threshold, "
+        "else it is evicted into G; otherwise M's oldest with a count above 0 is decremented and "
+        "reinserted, else evicted. variant=moe (small=0.1, threshold=1) is moesim's earlier "
+        "small-cache rule: S of round(small x capacity), G of capacity - |S|, counters kept on "
+        "promotion.",
+    .reference =
+        "J. Yang et al., FIFO queues are all you need for cache eviction, SOSP 2023; variant=lcs "
+        "follows libCacheSim's S3FIFO.c (libCacheSim caches nothing below 20 objects; here S "
+        "keeps 1 slot)",
     .create = s3_create,
     .on_hit = s3_on_hit,
     .on_insert = s3_on_insert,

@@ -88,6 +88,13 @@ static void sieve_on_evict(void *st, uint32_t key) {
 const moe_policy_ops moe_policy_sieve = {
     .name = "sieve",
     .summary = "SIEVE: FIFO queue, visited bit, hand moving from old to new",
+    .description =
+        "A FIFO queue with one visited bit per expert: a hit sets the bit, an insertion enters at "
+        "the head with the bit clear. To evict, a hand moves from the oldest toward the newest "
+        "(wrapping), clearing set bits, and evicts the first expert whose bit is clear; experts "
+        "of the current set are passed over untouched.",
+    .reference =
+        "Y. Zhang et al., SIEVE is simpler than LRU, NSDI 2024",
     .create = sieve_create,
     .on_hit = sieve_on_hit,
     .on_insert = sieve_on_insert,

@@ -45,7 +45,7 @@ m2=$("$M" run --trace "$T/long.moetrace" --policy lru --capacity 1000 --json | p
 if [ "$m1" = 2000000 ] && [ "$m2" = 1000 ]; then pass keyseq_run_cycle
 else fail keyseq_run_cycle "misses $m1 (capacity 999), $m2 (1000)"; fi
 
-for cmd in "trace stats" "trace export -o $T/x.csv" "plan --model mixtral-8x7b --ram 64 --device nvme-cpu --trace"; do
+for cmd in "trace stats" "trace export -o $T/x.csv" "plan --model mixtral-8x7b --ram 64GiB --device nvme-cpu --trace"; do
     # shellcheck disable=SC2086
     "$M" $cmd "$T/short.moetrace" >"$T/out" 2>"$T/err"
     rc=$?
