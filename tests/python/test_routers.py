@@ -20,10 +20,10 @@ failed = 0
 def check(name, ok, why=""):
     global failed
     if ok:
-        print("PASS %s" % name)
+        print("PASS routers_%s" % name)
     else:
         failed += 1
-        print("FAIL %s: %s" % (name, why))
+        print("FAIL routers_%s: %s" % (name, why))
 
 
 def close(a, b, tol=1e-9):
