@@ -21,7 +21,7 @@ PREFIX  ?= /usr/local
 SAN     ?= 0
 
 DEB_PACKAGES := build-essential libsqlite3-dev sqlite3 libgsl-dev libcsv-dev libcjson-dev \
-                gnuplot-nox parallel python3 clang libclang-rt-14-dev
+                gnuplot-nox parallel python3 python3-numpy clang libclang-rt-14-dev
 
 # FUZZ=1: the library built for libFuzzer (coverage + ASan + UBSan, clang).
 # FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION lets check values (file checksums)

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../core/results.h"
+#include "../core/results_schema.h"
 #include "../core/units.h"
 #include "../core/trace_formats.h"
 #include "cli.h"
@@ -26,8 +27,8 @@ static const char results_usage[] =
     "                                         policy, capacity, scope, hit rate, status\n"
     "  show   --db F ID                       a run's config, metrics and per-layer metrics\n"
     "  export --db F --csv [-o FILE] [--experiment NAME]\n"
-    "                                         one CSV row per complete run: config keys and\n"
-    "                                         metrics as columns\n"
+    "                                         one CSV row per complete run, the fixed\n"
+    "                                         columns of docs/results-schema.md\n"
     "  merge  -o OUT.db IN1.db [IN2.db ...]   union of traces and runs; runs already in OUT\n"
     "                                         are skipped, conflicting ones reported\n"
     "  check  --db F                          full integrity check: \"ok\" or the problems\n"
@@ -58,11 +59,17 @@ static const char show_usage[] =
     "the per-layer metrics and the curves stored with it.\n";
 static const char export_usage[] =
     "usage: moesim results export --db F --csv [-o FILE] [--experiment NAME]\n"
+    "       moesim results export --schema\n"
     "\n"
-    "Write one CSV row per complete run (standard output unless -o): id, experiment,\n"
-    "trace, trace_hash, every config key, code_version, host, started_at,\n"
-    "finished_at, seconds, then every metric name as a column (empty when a run\n"
-    "lacks it). Numbers are written so that they read back exactly.\n";
+    "Write one CSV row per complete run (standard output unless -o) with a fixed\n"
+    "header: the same columns, in the same order, for every database (the schema of\n"
+    "docs/results-schema.md: the run and its trace, every configuration axis,\n"
+    "bookkeeping, every metric). A cell is empty when the run has no value; config\n"
+    "keys and metrics the schema does not list go to other_config (key=value lines)\n"
+    "and other_metrics (name=value pairs joined by ';'). Numbers are written so that\n"
+    "they read back exactly. Python's moesim.load_results() returns the same columns.\n"
+    "\n"
+    "  --schema   print the columns (name, type, unit, meaning; tab-separated)\n";
 static const char check_usage[] =
     "usage: moesim results check --db F\n"
     "\n"
@@ -476,77 +483,120 @@ static void csv_field(FILE *f, const char *s) {
     }
 }
 
-/* Collect the distinct values of a one-column query. */
-static int collect(sqlite3 *h, const char *sql, char ***out, int *n) {
-    sqlite3_stmt *st;
-    *out = NULL;
-    *n = 0;
-    if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK) return -1;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        char **v = realloc(*out, (size_t)(*n + 1) * sizeof *v);
-        if (!v) break;
-        *out = v;
-        v[*n] = strdup((const char *)sqlite3_column_text(st, 0));
-        if (!v[*n]) break;
-        (*n)++;
+/* A growing text buffer for the other_config / other_metrics cells. */
+typedef struct strbuf {
+    char *s;
+    size_t len, cap;
+    int oom;
+} strbuf;
+
+static void sb_add(strbuf *b, const char *sep, const char *k, const char *v) {
+    size_t need = b->len + strlen(sep) + strlen(k) + strlen(v) + 2;
+    if (b->oom) return;
+    if (need > b->cap) {
+        size_t nc = need * 2;
+        char *p = realloc(b->s, nc);
+        if (!p) { b->oom = 1; return; }
+        b->s = p, b->cap = nc;
     }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : -1;
+    b->len += (size_t)snprintf(b->s + b->len, b->cap - b->len, "%s%s=%s", b->len ? sep : "", k, v);
 }
 
-static void free_list(char **v, int n) {
-    for (int i = 0; i < n; i++) free(v[i]);
-    free(v);
+/* The text of column c of st as the export writes it: REAL by fmt_num (reads
+ * back exactly), NULL as NULL (an empty cell), anything else as stored. */
+static char *cell_text(sqlite3_stmt *st, int c) {
+    int type = sqlite3_column_type(st, c);
+    if (type == SQLITE_NULL) return NULL;
+    if (type == SQLITE_FLOAT) {
+        char num[40];
+        fmt_num(sqlite3_column_double(st, c), num, sizeof num);
+        return strdup(num);
+    }
+    return strdup((const char *)sqlite3_column_text(st, c));
 }
 
 static int results_export(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"db", required_argument, 0, 'd'},  {"experiment", required_argument, 0, 'e'},
+        {"csv", no_argument, 0, 'c'},       {"output", required_argument, 0, 'o'},
+        {"schema", no_argument, 0, 's'},    {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
     ropts o = {0};
-    int rc = parse_ropts("export", export_usage, 0, argc, argv, &o);
-    if (rc >= 0) return rc;
+    int schema = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': o.db = optarg; break;
+        case 'e': o.experiment = optarg; break;
+        case 'c': o.csv = 1; break;
+        case 'o': o.out = optarg; break;
+        case 's': schema = 1; break;
+        case 'h': fputs(export_usage, stdout); return 0;
+        default: fputs(export_usage, stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "moesim results export: unexpected argument '%s'\n%s", argv[optind], export_usage);
+        return 2;
+    }
+    if (schema) {
+        if (o.db || o.csv || o.out || o.experiment) {
+            fprintf(stderr, "moesim results export: --schema takes no other option\n%s", export_usage);
+            return 2;
+        }
+        printf("column\ttype\tunit\tmeaning\n");
+        for (size_t i = 0; i < moe_results_schema_n; i++) {
+            const moe_results_column *k = &moe_results_schema[i];
+            printf("%s\t%s\t%s\t%s\n", k->name, moe_col_type_name(k->type), k->unit, k->meaning);
+        }
+        return 0;
+    }
+    if (!o.db) {
+        fprintf(stderr, "moesim results export: --db is required\n%s", export_usage);
+        return 2;
+    }
     if (!o.csv) {
         fprintf(stderr, "moesim results export: choose a format (--csv)\n%s", export_usage);
         return 2;
     }
     sqlite3 *h = open_ro("export", o.db);
     if (!h) return 1;
-    char **keys = NULL, **names = NULL, *sql = NULL;
-    int nk = 0, nm = 0;
-    sqlite3_stmt *st = NULL;
+    const size_t ncol = moe_results_schema_n;
+    char *sql = NULL, **cells = calloc(ncol, sizeof *cells);
+    int *sel = calloc(ncol, sizeof *sel); /* column of the run query, -1 if none */
+    sqlite3_stmt *st = NULL, *cst = NULL, *mst = NULL;
     FILE *f = stdout;
     moe_atomic_file af = {0};
-    int atomic = 0;
-    rc = 1;
-    if (collect(h, "SELECT DISTINCT key FROM run_config ORDER BY key", &keys, &nk) ||
-        collect(h, "SELECT DISTINCT name FROM metrics ORDER BY name", &names, &nm))
-        goto sqlerr;
-    /* One SELECT with a sub-select per column; names are quoted by %Q. */
-    sql = sqlite3_mprintf("SELECT r.id, r.experiment, coalesce(t.path, ''), r.trace_hash");
-    for (int i = 0; i < nk && sql; i++) {
-        char *s2 = sqlite3_mprintf("%s, (SELECT value FROM run_config c WHERE c.run_id = r.id AND c.key = %Q)",
-                                   sql, keys[i]);
-        sqlite3_free(sql);
-        sql = s2;
+    int atomic = 0, rc = 1, nsel = 0;
+    strbuf oc = {0}, om = {0};
+    if (!cells || !sel) {
+        fprintf(stderr, "moesim results export: out of memory\n");
+        goto out;
     }
-    if (sql) {
-        char *s2 = sqlite3_mprintf("%s, r.code_version, r.host, r.started_at, r.finished_at, r.seconds", sql);
+    /* The run and trace columns in one query; config and metrics by run. */
+    sql = sqlite3_mprintf("SELECT r.id");
+    for (size_t i = 0; i < ncol && sql; i++) {
+        const moe_results_column *k = &moe_results_schema[i];
+        sel[i] = -1;
+        if (k->source != MOE_COL_RUN && k->source != MOE_COL_TRACE) continue;
+        char *s2 = sqlite3_mprintf("%s, %s.\"%w\"", sql, k->source == MOE_COL_RUN ? "r" : "t", k->key);
         sqlite3_free(sql);
         sql = s2;
-    }
-    for (int i = 0; i < nm && sql; i++) {
-        char *s2 =
-            sqlite3_mprintf("%s, (SELECT value FROM metrics m WHERE m.run_id = r.id AND m.name = %Q)", sql, names[i]);
-        sqlite3_free(sql);
-        sql = s2;
+        sel[i] = ++nsel;
     }
     if (sql) {
         char *s2 = sqlite3_mprintf("%s FROM runs r LEFT JOIN traces t ON t.hash = r.trace_hash WHERE r.status = "
-                                   "'done' AND (?1 IS NULL OR r.experiment = ?1) ORDER BY r.id",
-                                   sql);
+                                   "'done' AND (?1 IS NULL OR r.experiment = ?1) ORDER BY r.id", sql);
         sqlite3_free(sql);
         sql = s2;
     }
-    if (!sql || sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK) goto sqlerr;
+    if (!sql || sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(h, "SELECT key, value FROM run_config WHERE run_id = ?1 ORDER BY key", -1, &cst, NULL) !=
+            SQLITE_OK ||
+        sqlite3_prepare_v2(h, "SELECT name, value FROM metrics WHERE run_id = ?1 ORDER BY name", -1, &mst, NULL) !=
+            SQLITE_OK)
+        goto sqlerr;
     if (o.experiment) sqlite3_bind_text(st, 1, o.experiment, -1, SQLITE_STATIC);
     /* -o FILE is written atomically (temporary file in the same directory,
      * fsync, rename): a full disk or any failed write leaves FILE as it was.
@@ -570,23 +620,50 @@ static int results_export(int argc, char **argv) {
             f = af.f;
         }
     }
-    fputs("id,experiment,trace,trace_hash", f);
-    for (int i = 0; i < nk; i++) fputc(',', f), csv_field(f, keys[i]);
-    fputs(",code_version,host,started_at,finished_at,seconds", f);
-    for (int i = 0; i < nm; i++) fputc(',', f), csv_field(f, names[i]);
+    /* the header is the schema, whatever the database holds */
+    for (size_t i = 0; i < ncol; i++) fprintf(f, "%s%s", i ? "," : "", moe_results_schema[i].name);
     fputc('\n', f);
-    int s, ncol = sqlite3_column_count(st);
+    int s;
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-        for (int c = 0; c < ncol; c++) {
-            if (c) fputc(',', f);
-            int type = sqlite3_column_type(st, c);
-            if (type == SQLITE_FLOAT) {
-                char num[40];
-                fmt_num(sqlite3_column_double(st, c), num, sizeof num);
-                fputs(num, f);
-            } else if (type != SQLITE_NULL) {
-                csv_field(f, (const char *)sqlite3_column_text(st, c));
+        sqlite3_int64 id = sqlite3_column_int64(st, 0);
+        for (size_t i = 0; i < ncol; i++)
+            if (sel[i] >= 0) cells[i] = cell_text(st, sel[i]);
+        oc.len = om.len = 0;
+        /* config keys and metric names go to their columns, the rest to other_* */
+        for (int pass = 0; pass < 2; pass++) {
+            sqlite3_stmt *q = pass ? mst : cst;
+            moe_col_source src = pass ? MOE_COL_METRIC : MOE_COL_CONFIG;
+            sqlite3_reset(q);
+            sqlite3_bind_int64(q, 1, id);
+            int qs;
+            while ((qs = sqlite3_step(q)) == SQLITE_ROW) {
+                const char *key = (const char *)sqlite3_column_text(q, 0);
+                char *val = cell_text(q, 1);
+                int k = moe_results_schema_find(src, key ? key : "");
+                if (k >= 0) {
+                    free(cells[k]);
+                    cells[k] = val;
+                } else {
+                    /* config lines are newline-free (config_text is split on
+                     * newlines); metric names never hold ';' */
+                    sb_add(pass ? &om : &oc, pass ? ";" : "\n", key ? key : "", val ? val : "");
+                    free(val);
+                }
             }
+            if (qs != SQLITE_DONE) goto sqlerr;
+        }
+        if (oc.oom || om.oom) {
+            fprintf(stderr, "moesim results export: out of memory\n");
+            goto out;
+        }
+        for (size_t i = 0; i < ncol; i++) {
+            moe_col_source src = moe_results_schema[i].source;
+            if (src == MOE_COL_OTHER_CONFIG && oc.len) cells[i] = strdup(oc.s);
+            if (src == MOE_COL_OTHER_METRICS && om.len) cells[i] = strdup(om.s);
+            if (i) fputc(',', f);
+            csv_field(f, cells[i]);
+            free(cells[i]);
+            cells[i] = NULL;
         }
         fputc('\n', f);
     }
@@ -617,10 +694,16 @@ sqlerr:
 out:
     if (atomic) moe_atomic_abort(&af);
     else if (f != stdout) fclose(f);
+    if (cells)
+        for (size_t i = 0; i < ncol; i++) free(cells[i]);
+    free(cells);
+    free(sel);
+    free(oc.s);
+    free(om.s);
     sqlite3_free(sql);
     sqlite3_finalize(st);
-    free_list(keys, nk);
-    free_list(names, nm);
+    sqlite3_finalize(cst);
+    sqlite3_finalize(mst);
     sqlite3_close(h);
     return rc;
 }

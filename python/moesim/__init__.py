@@ -11,6 +11,8 @@ Formats: traces/README.md; results columns: docs/results-schema.md.
 """
 from .trace import (DECODE, NO_EXPERT, PRECISIONS, PREFILL, Trace, TraceFormatError, checksum, content_hash,
                     open_trace, validate, write_trace)
+from .results import COLUMNS, SCHEMA, ResultsError, format_number, load_results
 
 __all__ = ["open_trace", "write_trace", "Trace", "TraceFormatError", "validate", "checksum", "content_hash",
-           "NO_EXPERT", "PREFILL", "DECODE", "PRECISIONS"]
+           "NO_EXPERT", "PREFILL", "DECODE", "PRECISIONS",
+           "load_results", "ResultsError", "COLUMNS", "SCHEMA", "format_number"]
