@@ -6,8 +6,9 @@
 # --trace-out` captures the same bytes with the same step layout and
 # tests/python/compare_capture.py compares them record by record (experts in
 # rank order, weights, logits, lookahead; near ties reported), then both
-# traces are replayed and must give the same counts. Also runs the
-# torch-free unit tests of the router dispatch table (tests/python/test_routers.py).
+# traces are replayed and must give the same counts. (The torch-free unit
+# tests of the router dispatch table, tests/python/test_routers.py, run in
+# test_python.sh.)
 MOESIM=${MOESIM:-build/moesim}
 PY=${PY:-/usr/bin/python3}
 G=tests/golden/capture
@@ -23,7 +24,6 @@ run_py() {
     [ $rc -eq 0 ] || echo "$out" | grep -q '^FAIL' || echo "FAIL $n: exited $rc: $(tail -1 "$tmp/err")"
 }
 
-run_py capture_routers_unit tests/python/test_routers.py
 head -c 256 models/tinymix/golden/heldout_c.txt >"$tmp/long.txt"
 
 # counts of one replay, one "key":value per line
