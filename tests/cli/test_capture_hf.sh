@@ -62,3 +62,9 @@ qwen3_moe_gen tests/golden/qwen3_moe 1 2 --prompt-file $G/prompt.txt --max-token
 olmoe_tf tests/golden/olmoe 1 2 --prompt-file $G/prompt.txt --max-tokens 1 --prefill-chunk 16 --router-logits
 olmoe_gen tests/golden/olmoe 1 2 --prompt-file $G/prompt.txt --max-tokens 24 --prefill-chunk 20 --router-logits
 EOT
+
+# the figure README's "Bring your own model" quotes
+h=$("$MOESIM" run --trace $G/tinymix_long.moetrace --policy lru --capacity 8 --json |
+    sed -n 's/.*"accesses":\([0-9]*\),"hits":\([0-9]*\).*/\2 of \1/p')
+if [ -n "$h" ] && grep -q "hits $h activations" README.md; then echo "PASS capture_hf_readme_hits ($h)"
+else echo "FAIL capture_hf_readme_hits: the run gives $h; README: $(grep -o 'hits [0-9]* of [0-9]* activations' README.md)"; fi
