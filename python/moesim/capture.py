@@ -36,7 +36,7 @@ import time
 import numpy as np
 
 from . import routers
-from .trace import DECODE, NO_EXPERT, PREFILL, write_trace
+from .trace import DECODE, NO_EXPERT, PREFILL, TraceFormatError, write_trace
 
 
 class CaptureError(RuntimeError):
@@ -258,9 +258,9 @@ def load_model(model_dir, device, dtype, attn_impl=None, experts_impl=None):
         torch.backends.cudnn.allow_tf32 = False
     try:
         model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, **kw)
-    except (OSError, ValueError, KeyError) as e:
-        raise CaptureError("%s: cannot load the model: %s" % (model_dir, e))
-    return model.to(device).eval()
+        return model.to(device).eval()
+    except Exception as e:  # whatever transformers or torch raises about the directory or the device
+        raise CaptureError("%s: cannot load the model on %s: %s: %s" % (model_dir, device, type(e).__name__, e))
 
 
 def _has_tokenizer(model_dir):
@@ -284,8 +284,13 @@ def encode(model_dir, vocab, text=None, ids=None, text_path="--text"):
         raise CaptureError("%s: empty prompt" % text_path)
     if _has_tokenizer(model_dir):
         import transformers
+        try:
+            prompt = text.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise CaptureError("%s: not UTF-8 at byte %d; the model's tokenizer needs text (or give --ids)"
+                               % (text_path, e.start))
         tok = transformers.AutoTokenizer.from_pretrained(model_dir)
-        return list(tok(text.decode("utf-8"))["input_ids"])
+        return list(tok(prompt)["input_ids"])
     if vocab == 256:
         return list(text)
     raise CaptureError("%s has no tokenizer and its vocabulary of %d is not byte-level: give --ids" % (model_dir, vocab))
@@ -354,9 +359,13 @@ def main(argv=None):
                        ("--lookahead", a.lookahead, 0)):
         if v < lo:
             ap.error("%s: %d is negative" % (opt, v))
+    out_dir = os.path.dirname(os.path.abspath(a.output))
+    if not os.path.isdir(out_dir):  # before loading a model and running it
+        print("moesim.capture: error: %s: no such directory for the output" % out_dir, file=sys.stderr)
+        return 1
     try:
         return _capture(a)
-    except (CaptureError, routers.UnknownRouterError) as e:
+    except (CaptureError, routers.UnknownRouterError, TraceFormatError, OSError) as e:
         print("moesim.capture: error: %s" % e, file=sys.stderr)
         return 1
 
