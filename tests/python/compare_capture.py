@@ -46,7 +46,7 @@ def main(name, hf_path, c_path):
     if not same_steps:
         print("\n".join(out))
         return 1
-    L, E, K = hf.n_layers, hf.n_experts, hf.top_k
+    E, K = hf.n_experts, hf.top_k
     he, ce = hf.experts.astype(np.int64), c.experts.astype(np.int64)
     diff = ~(he == ce).all(axis=-1)                     # [T, L] records that differ
     same_set = (np.sort(he, axis=-1) == np.sort(ce, axis=-1)).all(axis=-1)
