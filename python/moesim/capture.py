@@ -111,9 +111,9 @@ class Capture:
                 raise CaptureError("%s: the router ran outside a forward call of the model" % name)
             if not (isinstance(out, (tuple, list)) and len(out) == 3):
                 raise CaptureError(
-                    "%s.%s (%s) returned %s, not (logits, weights, indices): this transformers version routes "
-                    "inside the block; the capture reads the routing from the router module (transformers >= 5)"
-                    % (name, "gate", type(module).__name__, type(out).__name__))
+                    "%s: its router (%s) returned %s, not (logits, weights, indices): this transformers version "
+                    "routes inside the block; the capture reads the routing from the router module (transformers "
+                    ">= 5)" % (name, type(module).__name__, type(out).__name__))
             logits, w, idx = out
             idx = idx.detach().reshape(-1, idx.shape[-1])
             rec = {"logits": logits.detach().reshape(-1, rule.n_experts), "idx": idx,
