@@ -319,6 +319,9 @@ def validate(t):
         raise TraceFormatError(t.path, f"section {field}", msg)
 
     if t.keys is not None:
+        if t.n_layers != 1 or t.top_k != 1 or t.lookahead_depth or t.n_shared:
+            raise TraceFormatError(t.path, "header", f"a key sequence has layers = top_k = 1 and no lookahead or "
+                                   f"shared experts (has {t.n_layers}, {t.top_k}, {t.lookahead_depth}, {t.n_shared})")
         bad = np.flatnonzero(t.keys >= np.uint32(t.n_experts))
         if bad.size:
             i = int(bad[0])

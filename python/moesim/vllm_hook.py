@@ -4,7 +4,7 @@
     from vllm import LLM
     from moesim import vllm_hook
     llm = LLM(model="mistralai/Mixtral-8x7B-v0.1", enforce_eager=True, enable_prefix_caching=False)
-    log = llm.apply_model(lambda m: vllm_hook.install(m, "route.jsonl", top_k=2, renormalize=True))
+    llm.apply_model(lambda m: vllm_hook.install(m, "route.jsonl", top_k=2, renormalize=True).path)
     for prompt in prompts:                       # one request at a time
         llm.generate([prompt])
     # moesim trace import --format jsonl-mixtral --field step=pass route.jsonl -o route.moetrace
@@ -12,12 +12,12 @@
 Nothing here imports vllm, and torch only inside install(): the line
 formatting is pure functions of numpy arrays (route_from_logits,
 mixtral_lines, qwen_meta_line, qwen_lines), tested offline against the
-importer (tests/python/test_vllm_hook.py). install() itself is untested here
-(no vLLM or torch on the test machine); see traces/README.md for what it
-assumes.
+importer (tests/python/test_vllm_hook.py); install()'s hooks are tested with
+stand-ins for torch and the model, not inside vLLM (neither vLLM nor torch
+is on the test machine); traces/README.md says what it assumes.
 
 What install() does: it finds the router of every MoE layer (a submodule named
-`gate` under `layers.N.`, whose output has one logit per routed expert, as in
+`gate` under `layers.N.` that is a linear layer, one logit per routed expert, as in
 vLLM's Mixtral, Qwen2/3-MoE and OLMoE), adds a forward pre-hook on the whole
 model that records each forward pass's `positions` argument, and a forward
 hook on each router that recomputes the routing vLLM's fused_topk computes
@@ -147,15 +147,17 @@ class RouteLogger:
 
 def find_routers(model, n_experts=None):
     """(layer index, module) of every MoE router: a submodule named
-    `...layers.N....gate` with an out_features attribute (a linear layer;
-    `n_experts`, when given, must match it). Sorted by layer."""
+    `...layers.N....gate` that is a linear layer (vLLM's linear layers have
+    output_size, torch's nn.Linear out_features; `n_experts`, when given,
+    must equal it). Sorted by layer."""
     import re
     found = []
     for name, mod in model.named_modules():
         m = re.search(r"(?:^|\.)layers\.(\d+)\..*\bgate$", name)
-        if not m or not hasattr(mod, "out_features") or name.endswith("gate_proj"):
+        size = getattr(mod, "output_size", None) or getattr(mod, "out_features", None)
+        if not m or size is None:
             continue
-        if n_experts is not None and mod.out_features != n_experts:
+        if n_experts is not None and size != n_experts:
             continue
         found.append((int(m.group(1)), mod))
     return sorted(found, key=lambda t: t[0])
@@ -169,7 +171,7 @@ def install(model, path, top_k, renormalize, layout="mixtral", n_experts=None, m
 
     routers = find_routers(model, n_experts)
     if not routers:
-        raise RouteLogError("no MoE router found (a module named layers.N...gate with out_features)")
+        raise RouteLogError("no MoE router found (a linear module named layers.N...gate)")
     log = RouteLogger(path, top_k, renormalize, [layer for layer, _ in routers], layout, model_id)
 
     def pre(module, args, kwargs):

@@ -122,4 +122,77 @@ def batched_sequences_refused():
         log.close()
 
 
+class FakeTensor:
+    """What install()'s hooks call on a torch tensor: detach, to, numpy."""
+
+    def __init__(self, a):
+        self.a = np.asarray(a)
+
+    def detach(self):
+        return self
+
+    def to(self, what):
+        return FakeTensor(self.a.astype(np.float32)) if what == "float32" else self
+
+    def numpy(self):
+        return self.a
+
+
+class FakeModule:
+    def __init__(self, **attrs):
+        self.__dict__.update(attrs)
+        self.pre, self.post = [], []
+
+    def register_forward_pre_hook(self, fn, with_kwargs=False):
+        ensure(with_kwargs, "the pre-hook must take kwargs (vLLM passes positions= by name)")
+        self.pre.append(fn)
+        return fn
+
+    def register_forward_hook(self, fn):
+        self.post.append(fn)
+        return fn
+
+
+@case
+def install_glue_with_fake_torch():
+    """install() with stand-ins for torch and a vLLM model: the routers it
+    finds, and a forward pass through its hooks (positions by keyword, router
+    output as vLLM's (logits, bias) tuple) logged as the pure functions do."""
+    import sys
+    import types
+    fake_torch = types.ModuleType("torch")
+    fake_torch.float32 = "float32"
+    gates = {0: FakeModule(output_size=E), 10: FakeModule(out_features=E), 2: FakeModule(output_size=E)}
+    mods = [("model", FakeModule()), ("model.embed_tokens", FakeModule(output_size=1000)),
+            ("model.layers.0.block_sparse_moe.gate", gates[0]),
+            ("model.layers.0.mlp.gate_proj", FakeModule(out_features=99)),
+            ("model.layers.2.mlp.gate", gates[2]), ("model.layers.2.mlp.shared_expert_gate", FakeModule(output_size=1)),
+            ("model.layers.10.mlp.gate", gates[10]), ("model.layers.3.mlp.gate", FakeModule(output_size=E + 1))]
+    model = mods[0][1]
+    model.named_modules = lambda: iter(mods)
+    saved = sys.modules.get("torch")
+    sys.modules["torch"] = fake_torch
+    try:
+        path = tmp("glue.jsonl")
+        log = vh.install(model, path, top_k=K, renormalize=True, n_experts=E)
+    finally:
+        if saved is None:
+            del sys.modules["torch"]
+        else:
+            sys.modules["torch"] = saved
+    ensure(log.layers == [0, 2, 10], f"routers found at layers {log.layers}")
+    rng = np.random.default_rng(5)
+    positions = np.array([0, 1, 2])
+    model.pre[0](model, (FakeTensor([11, 12, 13]),), {"positions": FakeTensor(positions)})
+    want = []
+    for layer in (0, 2, 10):
+        logits = rng.standard_normal((3, E)).astype(np.float32)
+        gates[layer].post[0](gates[layer], (None,), (FakeTensor(logits), None))
+        ex, w = vh.route_from_logits(logits, K, True)
+        want += vh.mixtral_lines(layer, ex, w, positions, 0, 0)
+    log.close()
+    got = open(path).read().splitlines()
+    ensure(got == want, f"the hooks wrote {got[:1]}..., expected {want[:1]}...")
+
+
 run()
