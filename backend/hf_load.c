@@ -477,6 +477,9 @@ static int load_added(loader *L, const cJSON *list) {
         if (want < 0) want = next_id++;
         if (id != want)
             return fail(L, jp, "'%.40s' has id %d, but the library would number it %d", content, id, (int)want);
+        for (size_t k = 0; k < t->bpe.n; k++) /* numbered past the vocabulary's size, onto one of its ids */
+            if (t->bpe.id[k] == id && strcmp(t->bpe.str[k], content))
+                return fail(L, jp, "'%.40s' gets id %d, which is the vocabulary's '%.40s'", content, id, t->bpe.str[k]);
         a->id = id, a->n = strlen(content);
         if (!(a->content = dup_n(content, a->n))) return moe_fail(L->err, "out of memory");
         t->n_added++;
