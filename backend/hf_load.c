@@ -12,10 +12,11 @@
 #include "hf_tokenizer.h"
 #include "readfile.h"
 
-/* The largest tokenizer.json shipped today is tens of MB; ids past 2^26
- * would mean tables of hundreds of MB for nothing. */
+/* The largest tokenizer.json shipped today is tens of MB and the largest
+ * vocabulary about 256 k; ids past 2^24 (16 M) would only mean id tables of
+ * hundreds of MB. */
 #define HF_MAX_FILE (512u << 20)
-#define HF_MAX_ID (1 << 26)
+#define HF_MAX_ID (1 << 24)
 
 /* GPT-2's pre-tokenizer regex, which ByteLevel uses when use_regex is set. */
 static const char gpt2_regex[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
