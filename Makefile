@@ -24,7 +24,7 @@ PREFIX  ?= /usr/local
 SAN     ?= 0
 
 DEB_PACKAGES := build-essential libsqlite3-dev sqlite3 libgsl-dev libcsv-dev libcjson-dev \
-                gnuplot-nox parallel python3 python3-numpy clang libclang-rt-14-dev man-db groff-base
+                libpcre2-dev libutf8proc-dev gnuplot-nox parallel python3 python3-numpy clang libclang-rt-14-dev man-db groff-base
 
 # FUZZ=1: the library built for libFuzzer (coverage + ASan + UBSan, clang).
 # FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION lets check values (file checksums)
@@ -47,7 +47,8 @@ endif
 # -ffp-contract=off: a multiply and an add are never fused, so every kernel
 # path (backend/simd.h) and every compiler gives the same bits
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -ffp-contract=off -Wall -Wextra -Werror -pthread -MMD -MP
-LDLIBS  := -lsqlite3 -lgsl -lgslcblas -lcsv -lcjson -lm -pthread
+# pcre2 and utf8proc: tokenizer.json's split regexes and NFC (backend/hf_*.c)
+LDLIBS  := -lsqlite3 -lgsl -lgslcblas -lcsv -lcjson -lpcre2-8 -lutf8proc -lm -pthread
 LDFLAGS += $(SANFLAGS)
 
 CORE_SRC    := $(wildcard core/*.c core/policies/*.c)

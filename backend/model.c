@@ -23,12 +23,12 @@
 #include <string.h>
 
 #include "../core/sha256.h"
-#include "safetensors.h"
+#include "checkpoint.h"
 #include "simd.h"
 
 typedef struct binder {
     moe_model *m;
-    st_file st;
+    moe_checkpoint ck;      /* model.safetensors or its shards */
     const char *want_dtype; /* from config.json "dtype"/"torch_dtype", or NULL */
     int no_experts;         /* MOE_LOAD_NO_EXPERTS: check expert tensors, keep no weights */
     moe_error *err;
@@ -51,7 +51,10 @@ static void *model_own(moe_model *m, void *p) {
 static float *model_alloc(moe_model *m, size_t n) { return model_own(m, malloc((n ? n : 1) * sizeof(float))); }
 static uint16_t *model_alloc16(moe_model *m, size_t n) { return model_own(m, malloc((n ? n : 1) * sizeof(uint16_t))); }
 
-static const st_tensor *lookup(binder *b, const char *name) { return st_find(&b->st, name); }
+static const st_tensor *lookup(binder *b, const char *name) { return moe_checkpoint_find(&b->ck, name); }
+/* The file to name in a message about t: its shard when sharded; the
+ * checkpoint (model.safetensors or the index) when t is missing. */
+static const char *where(const binder *b, const st_tensor *t) { return moe_checkpoint_file_of(&b->ck, t); }
 
 /* Check tensor `t` has exactly the dims given (n_dims of them). */
 static int check_shape(binder *b, const st_tensor *t, int n_dims, const int64_t *dims) {
@@ -63,11 +66,11 @@ static int check_shape(binder *b, const st_tensor *t, int n_dims, const int64_t 
         for (int i = 0; i < n_dims; i++)
             o += (size_t)snprintf(want + o, sizeof want - o, "%s%" PRId64, i ? ", " : "", dims[i]);
         snprintf(want + o, sizeof want - o, "]");
-        return moe_fail(b->err, "%s: tensor '%s': shape %s, config.json implies %s", b->st.path, t->name,
+        return moe_fail(b->err, "%s: tensor '%s': shape %s, config.json implies %s", where(b, t), t->name,
                         st_shape_str(t, got, sizeof got), want);
     }
     if (b->want_dtype && strcmp(st_dtype_name(t->dtype), b->want_dtype))
-        return moe_fail(b->err, "%s: tensor '%s': dtype %s, config.json says %s", b->st.path, t->name,
+        return moe_fail(b->err, "%s: tensor '%s': dtype %s, config.json says %s", where(b, t), t->name,
                         st_dtype_name(t->dtype), b->want_dtype);
     return 0;
 }
@@ -80,13 +83,13 @@ static float *bind_v(binder *b, float *dst, int optional, int n_dims, const int6
     vsnprintf(name, sizeof name, fmt, ap);
     const st_tensor *t = lookup(b, name);
     if (!t) {
-        if (!optional) moe_fail(b->err, "%s: tensor '%s': missing", b->st.path, name);
+        if (!optional) moe_fail(b->err, "%s: tensor '%s': missing", where(b, NULL), name);
         return NULL;
     }
     if (check_shape(b, t, n_dims, dims)) return NULL;
     float *p = dst ? dst : model_alloc(b->m, t->n_elems);
     if (!p) {
-        moe_fail(b->err, "%s: tensor '%s': out of memory", b->st.path, name);
+        moe_fail(b->err, "%s: tensor '%s': out of memory", where(b, t), name);
         return NULL;
     }
     st_to_f32(t, 0, t->n_elems, p);
@@ -138,7 +141,7 @@ static int bind_mat(binder *b, moe_mat *out, int n_dims, const int64_t *dims, co
     if (t && (t->dtype == ST_BF16 || t->dtype == ST_F16)) {
         if (check_shape(b, t, n_dims, dims)) return -1;
         uint16_t *p = model_own(b->m, malloc((t->n_elems ? t->n_elems : 1) * sizeof(uint16_t)));
-        if (!p) return moe_fail(b->err, "%s: tensor '%s': out of memory", b->st.path, name);
+        if (!p) return moe_fail(b->err, "%s: tensor '%s': out of memory", where(b, t), name);
         st_copy16(t, 0, t->n_elems, p);
         b->m->n_params += t->n_elems;
         out->h16 = p, out->f16 = t->dtype == ST_F16;
@@ -196,7 +199,7 @@ static int check_mlp3(binder *b, int inter, const char *pfx, const char *g, cons
         char name[256];
         snprintf(name, sizeof name, "%s%s", pfx, names[i]);
         const st_tensor *t = lookup(b, name);
-        if (!t) return moe_fail(b->err, "%s: tensor '%s': missing", b->st.path, name);
+        if (!t) return moe_fail(b->err, "%s: tensor '%s': missing", where(b, NULL), name);
         if (i < 2 ? check_shape(b, t, D2(I, H)) : check_shape(b, t, D2(H, I))) return -1;
     }
     return 0;
@@ -215,7 +218,7 @@ static int bind_experts(binder *b, moe_layer_w *lw, int l, const char *blk) {
         if (check_shape(b, gu, D3(E, 2 * I, H))) return -1;
         snprintf(name, sizeof name, "model.layers.%d.%s.experts.down_proj", l, blk);
         const st_tensor *dn = lookup(b, name);
-        if (!dn) return moe_fail(b->err, "%s: tensor '%s': missing", b->st.path, name);
+        if (!dn) return moe_fail(b->err, "%s: tensor '%s': missing", where(b, NULL), name);
         if (check_shape(b, dn, D3(E, H, I))) return -1;
         snprintf(b->m->dtype, sizeof b->m->dtype, "%s", st_dtype_name(gu->dtype));
         for (int64_t e = 0; e < E; e++) {
@@ -253,7 +256,7 @@ static int bind_experts(binder *b, moe_layer_w *lw, int l, const char *blk) {
         return moe_fail(b->err, "%s: tensor 'model.layers.%d.%s.experts.gate_up_proj': missing (nor per-expert "
                                 "experts.0.w1.weight / experts.0.gate_proj.weight); a model whose experts are only "
                                 "in an expert pack (`moesim model synth`) runs offloaded: --offload PACK",
-                        b->st.path, l, blk);
+                        where(b, NULL), l, blk);
     }
     for (int64_t e = 0; e < E; e++) {
         char pfx[160];
@@ -367,8 +370,7 @@ moe_model *moe_model_load_ex(const char *dir, unsigned flags, moe_error *err) {
     snprintf(m->name, sizeof m->name, "%.*s", (int)(len - s), dir + s);
     binder b = {.m = m, .want_dtype = want, .no_experts = (flags & MOE_LOAD_NO_EXPERTS) != 0, .err = err};
     m->experts_loaded = !b.no_experts;
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    if (st_open(&b.st, path, err)) {
+    if (moe_checkpoint_open(&b.ck, dir, err)) {
         moe_model_free(m);
         return NULL;
     }
@@ -386,7 +388,7 @@ moe_model *moe_model_load_ex(const char *dir, unsigned flags, moe_error *err) {
     else if (bind_mat(&b, &m->lm_head, D2(V, H), "lm_head.weight")) goto out;
     rc = 0;
 out:
-    st_close(&b.st);
+    moe_checkpoint_close(&b.ck);
     if (rc) {
         moe_model_free(m);
         return NULL;

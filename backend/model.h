@@ -69,7 +69,8 @@ typedef struct moe_model {
     size_t n_allocs, cap_allocs;
 } moe_model;
 
-/* Load DIR/config.json and DIR/model.safetensors. */
+/* Load DIR/config.json and the weights: DIR/model.safetensors, or the shards
+ * DIR/model.safetensors.index.json lists (backend/checkpoint.h). */
 moe_model *moe_model_load(const char *dir, moe_error *err);
 /* flags for moe_model_load_ex */
 enum { MOE_LOAD_NO_EXPERTS = 1 }; /* routed experts' weights are left NULL (offloaded

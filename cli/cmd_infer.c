@@ -23,13 +23,21 @@ static const char infer_usage[] =
     "       moesim infer --model DIR --offload PACK --route-from TRACE --capacity C [options]\n"
     "\n"
     "Run a Hugging Face MoE model (mixtral, qwen2_moe, qwen3_moe, olmoe; config.json +\n"
-    "model.safetensors in DIR) on the CPU and print the generated text.\n"
+    "model.safetensors, or its shards and model.safetensors.index.json, in DIR) on the\n"
+    "CPU and print the generated text.\n"
+    "\n"
+    "Text is tokenized with DIR/tokenizer.json when the directory has one (Hugging\n"
+    "Face BPE: byte-level as Qwen and OLMoE ship it, or Metaspace with byte fallback\n"
+    "as Mixtral does; the prompt gets the special tokens its template adds, e.g. a\n"
+    "BOS), else one token per byte when the vocabulary has 256 entries (the shipped\n"
+    "model). A tokenizer.json with parts this does not implement is refused by name.\n"
     "\n"
     "  --model DIR          model directory\n"
-    "  --prompt TEXT        prompt (byte-level tokenizer: one token per byte)\n"
+    "  --prompt TEXT        prompt\n"
     "  --prompt-file F      prompt read from a file\n"
-    "  --prompt-ids LIST    token ids, e.g. 1,2,3 (models whose tokenizer is not supported;\n"
-    "                       generated ids are then printed as a comma-separated list)\n"
+    "  --prompt-ids LIST    token ids, e.g. 1,2,3 (models without a tokenizer: generated\n"
+    "                       ids are then printed as a comma-separated list)\n"
+    "  --no-special-tokens  tokenize the prompt without the template's special tokens\n"
     "  --max-tokens N       tokens to generate (default 128)\n"
     "  --temperature T      0 = greedy (default); > 0 samples from softmax(logits / T)\n"
     "  --top-p P            nucleus sampling mass in (0, 1] (default 1 = off)\n"
@@ -69,18 +77,42 @@ typedef struct infer_opts {
     const char *model, *prompt, *prompt_file, *prompt_ids, *trace_out;
     uint64_t max_tokens, seed, threads, lookahead;
     float temperature, top_p;
-    int router_logits;
+    int router_logits, no_special;
     uint64_t prefill_chunk; /* 0 = whole prompt in one forward call */
     moe_offload_opts off;   /* off.pack != NULL: offloaded run */
 } infer_opts;
 
+/* Generated tokens to stdout as they come: their text, or their ids when the
+ * model has no tokenizer. */
+typedef struct printer {
+    moe_detok d;
+    int have_tok;
+    uint64_t n;
+} printer;
+
+static void print_token(void *ctx, int tok) {
+    printer *p = ctx;
+    if (!p->have_tok) printf("%s%d", p->n ? "," : "", tok);
+    else {
+        const char *s;
+        size_t len;
+        int rc = moe_detok_next(&p->d, tok, &s, &len);
+        if (rc == 0) fwrite(s, 1, len, stdout);
+        /* an id past the tokenizer's (padding rows of the embedding) prints nothing, as transformers' decode */
+        else if (rc < 0) fprintf(stderr, "moesim infer: out of memory decoding token %d\n", tok);
+    }
+    p->n++;
+    fflush(stdout);
+}
+
 /* The offloaded run: same sampling and output, experts streamed from a pack. */
-static int run_offloaded(const infer_opts *o, const moe_model *m, const int *ids, int n_prompt, moe_error *err) {
+static int run_offloaded(const infer_opts *o, const moe_model *m, const int *ids, int n_prompt, printer *pr,
+                         moe_error *err) {
     char pack[2048];
     moe_offload_job job = {.model = m, .prompt = ids, .n_prompt = n_prompt, .max_tokens = o->max_tokens,
                            .threads = (int)o->threads, .temperature = o->temperature, .top_p = o->top_p,
                            .sample_seed = o->seed, .capture_lookahead = (int)o->lookahead,
-                           .save_state = o->off.save_state, .echo = 1};
+                           .save_state = o->off.save_state, .on_token = print_token, .on_token_ctx = pr};
     /* one --seed: the sampler's and, offloaded, a randomised policy's */
     if (o->prefill_chunk > MOE_ENGINE_MAX_STEP)
         return moe_fail(err, "--prefill-chunk %llu: an offloaded step holds at most %d tokens",
@@ -93,7 +125,7 @@ static int run_offloaded(const infer_opts *o, const moe_model *m, const int *ids
     if (o->off.route_from) {
         if (!(job.route_from = moe_route_from_open(o->off.route_from, m, o->off.route_steps, o->off.route_truncate, err))) return -1;
         job.route_steps = o->off.route_steps;
-        job.echo = 0; /* the tokens fed are placeholders: nothing to show */
+        job.on_token = NULL; /* the tokens fed are placeholders: nothing to show */
     }
     moe_offload_out out;
     int grc = moe_offload_generate(&job, &out, err);
@@ -136,28 +168,40 @@ static int run_infer(const infer_opts *o) {
     moe_model *m = moe_model_load_ex(o->model, o->off.pack ? MOE_LOAD_NO_EXPERTS : 0, &err);
     if (!m) return cli_error("infer", &err);
     const moe_model_config *c = &m->cfg;
+    printer pr = {0};
+    moe_tokenizer *tok = NULL;
     if (o->off.route_from) { /* the trace gives the steps; no prompt */
-        rc = run_offloaded(o, m, NULL, 0, &err) ? 1 : 0;
+        rc = run_offloaded(o, m, NULL, 0, &pr, &err) ? 1 : 0;
         goto out;
     }
-    if (by_ids) {
+    tok = moe_tokenizer_open(o->model, c->vocab, &err);
+    if (tok) {
+        pr.have_tok = 1;
+        moe_detok_init(&pr.d, tok);
+    }
+    if (err.msg[0]) {
+        /* the tokenizer.json is unusable: nothing below runs */
+    } else if (by_ids) {
         ids = moe_tok_parse_ids(o->prompt_ids, c->vocab, &n_prompt, &err);
-    } else if (!moe_tok_is_bytes(c->vocab)) {
-        moe_fail(&err, "%s: vocabulary of %d is not byte-level; this model's tokenizer is not supported, use --prompt-ids",
+    } else if (!tok) {
+        moe_fail(&err, "%s: no tokenizer.json, and a vocabulary of %d is not byte-level; use --prompt-ids",
                  o->model, c->vocab);
-    } else if (o->prompt_file) {
-        size_t len;
-        unsigned char *text = moe_backend_read_file(o->prompt_file, &len, &err);
-        if (text && len == 0) moe_fail(&err, "%s: empty prompt", o->prompt_file);
-        else if (text) {
-            ids = moe_tok_encode_bytes(text, len);
-            n_prompt = (int)len;
+    } else {
+        size_t len = o->prompt ? strlen(o->prompt) : 0;
+        unsigned char *text = o->prompt_file ? moe_backend_read_file(o->prompt_file, &len, &err) : NULL;
+        const char *what = o->prompt_file ? o->prompt_file : "--prompt";
+        if (o->prompt_file && !text) {
+            /* err says why */
+        } else if (len == 0) moe_fail(&err, "%s: empty prompt", what);
+        else if (moe_tokenizer_encode(tok, text ? text : (const unsigned char *)o->prompt, len, !o->no_special, &ids,
+                                      &n_prompt, NULL, &err))
+            moe_fail_prefix(&err, "%s", what);
+        else if (n_prompt == 0) {
+            moe_fail(&err, "%s: the prompt makes no tokens", what);
+            free(ids);
+            ids = NULL;
         }
         free(text);
-    } else {
-        n_prompt = (int)strlen(o->prompt);
-        if (!n_prompt) moe_fail(&err, "--prompt: empty prompt");
-        else ids = moe_tok_encode_bytes((const unsigned char *)o->prompt, (size_t)n_prompt);
     }
     if (!ids) goto out;
     if (o->lookahead >= (uint64_t)c->n_moe_layers) {
@@ -166,7 +210,7 @@ static int run_infer(const infer_opts *o) {
         goto out;
     }
     if (o->off.pack) {
-        rc = run_offloaded(o, m, ids, n_prompt, &err) ? 1 : 0;
+        rc = run_offloaded(o, m, ids, n_prompt, &pr, &err) ? 1 : 0;
         goto out;
     }
     int ctx = n_prompt + (int)o->max_tokens;
@@ -194,18 +238,15 @@ static int run_infer(const infer_opts *o) {
             goto out;
     }
     double t1 = now();
-    int byte_out = moe_tok_is_bytes(c->vocab);
     uint64_t generated = 0;
     while (generated < o->max_tokens) {
-        int tok = moe_sample(&smp, logits);
-        if (byte_out) fputc(tok, stdout); /* an end-of-sequence token is printed too, then generation stops */
-        else printf("%s%d", generated ? "," : "", tok);
-        fflush(stdout);
+        int next = moe_sample(&smp, logits);
+        print_token(&pr, next); /* an end-of-sequence token is printed too, then generation stops */
         int stop = 0;
-        for (int i = 0; i < c->n_eos; i++) stop |= tok == c->eos[i];
+        for (int i = 0; i < c->n_eos; i++) stop |= next == c->eos[i];
         if (++generated == o->max_tokens || stop) break; /* the last token needs no forward pass */
         int pos = moe_engine_pos(eng);
-        if (moe_engine_forward(eng, &tok, 1, logits, 0, cap ? moe_capture_routing(cap) : NULL, &err) ||
+        if (moe_engine_forward(eng, &next, 1, logits, 0, cap ? moe_capture_routing(cap) : NULL, &err) ||
             (cap && moe_capture_step(cap, MOE_PHASE_DECODE, 0, pos, 1, &err)))
             goto out;
     }
@@ -237,6 +278,8 @@ out:
     free(ids);
     moe_engine_free(eng);
     moe_model_free(m);
+    moe_detok_free(&pr.d);
+    moe_tokenizer_free(tok);
     return rc;
 }
 
@@ -249,6 +292,7 @@ int cmd_infer(int argc, char **argv) {
         {"threads", required_argument, 0, 'j'},     {"trace-out", required_argument, 0, 'o'},
         {"lookahead", required_argument, 0, 'D'},   {"router-logits", no_argument, 0, 'R'},
         {"prefill-chunk", required_argument, 0, 'C'}, {"help", no_argument, 0, 'h'},
+        {"no-special-tokens", no_argument, 0, 'S'},
         /* --seed and --prefill-chunk are infer's own (above); it seeds the policy too */
         MOE_OFFLOAD_LONGOPTS,
         {0, 0, 0, 0},
@@ -275,6 +319,7 @@ int cmd_infer(int argc, char **argv) {
         case 'o': o.trace_out = optarg; break;
         case 'D': bad = cli_parse_u64("--lookahead", optarg, 64, &o.lookahead, &err); break;
         case 'R': o.router_logits = 1; break;
+        case 'S': o.no_special = 1; break;
         case 'C': bad = cli_parse_u64("--prefill-chunk", optarg, 1 << 20, &o.prefill_chunk, &err); break;
         case 'h': printf(infer_usage, moe_offload_opts_help); return 0;
         default: fprintf(stderr, infer_usage, moe_offload_opts_help); return 2;

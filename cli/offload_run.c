@@ -211,10 +211,7 @@ int moe_offload_generate(const moe_offload_job *job, moe_offload_out *out, moe_e
         while (out->n_generated < job->max_tokens) {
             int tok = moe_sample(&smp, logits);
             out->generated[out->n_generated++] = tok;
-            if (job->echo) {
-                fputc(tok, stdout);
-                fflush(stdout);
-            }
+            if (job->on_token) job->on_token(job->on_token_ctx, tok);
             int stop = 0;
             for (int i = 0; i < c->n_eos; i++) stop |= tok == c->eos[i];
             if (out->n_generated == job->max_tokens || stop) break; /* the last token needs no forward pass */

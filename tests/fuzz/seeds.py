@@ -93,6 +93,30 @@ put("fuzz_safetensors", "three.safetensors", safetensors([
     ("b.weight", "BF16", [3], struct.pack("<3H", 0x3f80, 0xc000, 0x0000)),
     ("c.weight", "F16", [2, 1], struct.pack("<2H", 0x3c00, 0x4000))]))
 
+# tokenizer.json: the four golden layouts (byte-level with Split, byte-level
+# GPT-2, Metaspace legacy, Metaspace) and a hand-written small one with
+# every decoder and Split behavior kinds
+for name in ("qwen2", "olmoe", "mixtral", "llama"):
+    put("fuzz_tokenizer_json", name + ".json", read("tests/golden/bpe/%s/tokenizer.json" % name))
+put("fuzz_tokenizer_json", "small.json", json.dumps({
+    "version": "1.0", "truncation": None, "padding": None,
+    "added_tokens": [{"id": 7, "content": "<s>", "single_word": False, "lstrip": True, "rstrip": True,
+                      "normalized": False, "special": True}],
+    "normalizer": {"type": "Sequence", "normalizers": [{"type": "NFC"}, {"type": "Prepend", "prepend": "_"},
+                                                       {"type": "Replace", "pattern": {"String": " "}, "content": "_"}]},
+    "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": "(?i:'s)|\\s+(?!\\S)|\\p{N}"}, "behavior": "MergedWithNext", "invert": True},
+        {"type": "Metaspace", "replacement": "_", "prepend_scheme": "first", "split": True}]},
+    "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
+                                                                 {"Sequence": {"id": "A", "type_id": 0}}],
+                       "pair": [], "special_tokens": {"<s>": {"id": "<s>", "ids": [7], "tokens": ["<s>"]}}},
+    "decoder": {"type": "Sequence", "decoders": [{"type": "Replace", "pattern": {"String": "_"}, "content": " "},
+                                                 {"type": "ByteFallback"}, {"type": "Fuse"},
+                                                 {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
+    "model": {"type": "BPE", "dropout": None, "unk_token": "<unk>", "fuse_unk": True, "byte_fallback": True,
+              "vocab": {"<unk>": 0, "a": 1, "b": 2, "ab": 3, "_": 4, "_ab": 5, "<0x61>": 6},
+              "merges": ["a b", "_ ab"]}}).encode())
+
 # expert packs: 1 layer x 2 experts, H = I = 4, bf16 and 4-bit (check values
 # zero: the fuzz build does not verify them, see MOE_CHECK_MISMATCH in
 # core/error.h). 4-bit: gate+up 8 rows of 2 packed bytes (16) + 8 x 4 bytes
