@@ -1,4 +1,8 @@
-/* replay.c: serves a trace's accesses to caches and counts what happened. */
+/* replay.c: moe_replay, the replay's entry point, and its demand-only fast
+ * path: serves a trace's accesses to caches and counts what happened.
+ * Configs with prefetch, speculation, skipping, precision, byte capacities,
+ * cache state or the timing model go to the general loop
+ * (sim/replay_engine.c); see sim/replay_internal.h. */
 #include "replay.h"
 
 #include <math.h>
@@ -10,41 +14,7 @@
 #include "../core/cache.h"
 #include "../core/split.h"
 #include "../core/sort_small.h"
-#include "replay_ext.h"
-
-const char *moe_scope_name(int scope) { return scope == MOE_SCOPE_GLOBAL ? "global" : "per-layer"; }
-
-int moe_scope_parse(const char *s, int *scope, moe_error *err) {
-    if (!strcmp(s, "per-layer")) *scope = MOE_SCOPE_PER_LAYER;
-    else if (!strcmp(s, "global")) *scope = MOE_SCOPE_GLOBAL;
-    else return moe_fail(err, "unknown scope '%s' (use per-layer or global)", s);
-    return 0;
-}
-
-int moe_replay_result_alloc(moe_replay_result *res, const moe_trace *t, uint32_t curve_windows) {
-    res->n_layers = t->n_layers;
-    res->layer_accesses = calloc(t->n_layers, sizeof(uint64_t));
-    res->layer_hits = calloc(t->n_layers, sizeof(uint64_t));
-    /* Windows of whole steps: ceil(steps / windows) steps each, so the last
-     * window may be shorter and there may be fewer windows than asked. */
-    res->n_windows = curve_windows ? curve_windows : 100;
-    if (res->n_windows > t->n_steps) res->n_windows = (uint32_t)t->n_steps;
-    res->win_steps = (t->n_steps + res->n_windows - 1) / res->n_windows;
-    res->n_windows = (uint32_t)((t->n_steps + res->win_steps - 1) / res->win_steps);
-    res->win_accesses = calloc(res->n_windows, sizeof(uint64_t));
-    res->win_hits = calloc(res->n_windows, sizeof(uint64_t));
-    return res->layer_accesses && res->layer_hits && res->win_accesses && res->win_hits ? 0 : -1;
-}
-
-void moe_replay_result_free(moe_replay_result *r) {
-    free(r->layer_accesses);
-    free(r->layer_hits);
-    free(r->win_accesses);
-    free(r->win_hits);
-    if (r->ext) free(r->ext->step_s);
-    free(r->ext);
-    memset(r, 0, sizeof *r);
-}
+#include "replay_internal.h"
 
 /* Scratch for collecting the union of a (step, layer)'s experts. stamp[e]
  * == cur marks e as already collected, so no clearing between groups. */
@@ -236,10 +206,6 @@ __attribute__((noinline)) static uint64_t decode_step_gl_future(decode_ctx *d, u
     return decode_step(d, s, n, 1, 1);
 }
 
-static int seq_changes(const moe_trace *t, uint64_t s) {
-    return s > 0 && t->token_seq[t->step_first_token[s]] != t->token_seq[t->step_first_token[s - 1]];
-}
-
 /* For offline policies: next_use[i] = ordinal of the next access of the same
  * key after access i, MOE_NEVER if none. Keys are global (layer, expert) so
  * the same array serves both scopes. */
@@ -411,56 +377,27 @@ out:
 int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_result *res,
                moe_error *err) {
     if (t->keys) return replay_keys(t, cfg, res, err);
-    /* Prefetch, speculation, skipping, precision, byte capacities and the
-     * timing model run in their own engine, so this loop (and every result
-     * without those options) stays exactly as it was. */
-    if (moe_replay_config_is_ext(cfg)) return moe_replay_ext_run(t, cfg, res, err);
+    /* Prefetch, speculation, skipping, precision, byte capacities, cache
+     * state and the timing model run in the general loop; the loop below is
+     * its demand-only case, specialised (same results, bit for bit). */
+    if (moe_replay_config_is_ext(cfg)) return moe_replay_engine_run(t, cfg, res, err);
     memset(res, 0, sizeof *res);
     const uint32_t L = t->n_layers, E = t->n_experts;
     const int global = cfg->scope == MOE_SCOPE_GLOBAL;
-    /* Global keys are l * E + e in uint32 (trace.h: MOE_MAX_KEYS). Traces
-     * that pass moe_trace_validate() always fit; this guards hand-built ones. */
-    if (global && (uint64_t)L * E > MOE_MAX_KEYS)
-        return moe_fail(err, "--scope global: %u layers x %u experts = %llu keys do not fit the key space (%llu); "
-                        "use --scope per-layer", L, E, (unsigned long long)L * E, (unsigned long long)MOE_MAX_KEYS);
-    uint32_t n_caches = global ? 1 : L;
+    uint32_t n_caches = 0;
     int rc = -1;
-    moe_cache **caches = calloc(n_caches, sizeof *caches);
+    moe_cache **caches = NULL;
     uint8_t *seen = calloc((size_t)L * E, 1);
     uint8_t *hitflag = calloc(E, 1);
     gather g = {calloc(E, sizeof(uint32_t)), 0, malloc(E * sizeof(uint16_t)), malloc(E * sizeof(float))};
     float *dec_w = malloc(((size_t)L + 1) * t->top_k * sizeof(float)); /* decode path: wr, then nan_w */
     uint64_t *next_use = NULL;
-    uint32_t *caps = NULL; /* per-layer capacities of a non-uniform split */
     int res_ok = moe_replay_result_alloc(res, t, cfg->curve_windows) == 0;
-    if (!caches || !seen || !hitflag || !g.stamp || !g.set || !g.weight || !dec_w || !res_ok) {
+    if (!seen || !hitflag || !g.stamp || !g.set || !g.weight || !dec_w || !res_ok) {
         moe_fail(err, "out of memory");
         goto out;
     }
-    if (!moe_split_is_uniform(cfg->split)) {
-        if (global) {
-            moe_fail(err, "--split %s: only per-layer scope has per-layer capacities", cfg->split);
-            goto out;
-        }
-        if (!(caps = malloc(L * sizeof *caps))) {
-            moe_fail(err, "out of memory");
-            goto out;
-        }
-        if (moe_split_compute(cfg->split, t, cfg->capacity, cfg->cold_per_seq, caps, err)) goto out;
-    }
-    for (uint32_t i = 0; i < n_caches; i++) {
-        moe_policy_env env = {
-            .n_keys = global ? L * E : E,
-            .capacity = caps ? caps[i] : cfg->capacity,
-            .n_layers = L,
-            .n_experts = E,
-            .fixed_layer = global ? -1 : (int32_t)i,
-            /* each layer's cache gets its own stream, derived from the seed */
-            .seed = cfg->seed * 1000003u + i,
-            .trace = t,
-        };
-        if (!(caches[i] = moe_cache_new(cfg->policy, &env, err))) goto out;
-    }
+    if (moe_replay_caches_new(t, cfg, &caches, &n_caches, err)) goto out;
     snprintf(res->policy, sizeof res->policy, "%s", caches[0]->canonical);
     int needs_future = (caches[0]->ops->flags & MOE_POLICY_NEEDS_FUTURE) != 0;
     uint64_t n_acc = 0;
@@ -482,7 +419,7 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
     int any_on_step = caches[0]->ops->on_step != NULL;
     moe_access a = {.next_use = MOE_NEVER};
     for (uint64_t s = 0; s < t->n_steps; s++) {
-        if (cfg->cold_per_seq && seq_changes(t, s)) {
+        if (cfg->cold_per_seq && moe_replay_seq_changes(t, s)) {
             for (uint32_t i = 0; i < n_caches; i++)
                 if (moe_cache_reset(caches[i], err)) goto out;
             memset(seen, 0, (size_t)L * E);
@@ -566,9 +503,7 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
     res->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     rc = 0;
 out:
-    if (caches)
-        for (uint32_t i = 0; i < n_caches; i++) moe_cache_free(caches[i]);
-    free(caches);
+    moe_replay_caches_free(caches, n_caches);
     free(seen);
     free(hitflag);
     free(g.stamp);
@@ -576,7 +511,6 @@ out:
     free(g.weight);
     free(dec_w);
     free(next_use);
-    free(caps);
     if (rc) moe_replay_result_free(res);
     return rc;
 }

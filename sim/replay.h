@@ -30,8 +30,8 @@ typedef struct moe_replay_config {
     int cold_per_seq;
     uint64_t seed;
     uint32_t curve_windows; /* number of warm-up curve windows (0 = 100) */
-    /* Issue 4 extensions (sim/replay_ext.c). All zero / NULL = the plain
-     * replay above, bit for bit. Strings are borrowed, not copied: they must
+    /* Issue 4 extensions (sim/replay_ext.h, run by sim/replay_engine.c).
+     * All zero / NULL = the plain replay above, bit for bit. Strings are borrowed, not copied: they must
      * outlive the config (sim/replay_opts.h sets them from option values). */
     const char *prefetch;   /* prefetcher spec ("gate:ahead=1,n=2"), NULL = none */
     int speculate;          /* run predicted experts in I/O stalls (needs prefetch ahead=1) */
@@ -48,7 +48,7 @@ typedef struct moe_replay_config {
      * "fate[:shallow=S]". Per-layer scope only; budget = capacity x layers. */
     const char *split;
     /* Cache state (core/cache_state.h): load_state inserts the saved experts
-     * into the empty caches before the first step (extended engine);
+     * into the empty caches before the first step (general loop);
      * save_state writes the resident experts at the end. */
     const char *load_state, *save_state;
     /* Extra "key=value" lines (newline-separated) for the run's config text,
@@ -81,10 +81,11 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
                moe_error *err);
 void moe_replay_result_free(moe_replay_result *r);
 /* Allocate the per-layer and warm-up-curve arrays of a result (0 or -1);
- * shared by both replay engines so their results have one shape. */
+ * shared by the replay's two loops and the offloaded backend's runs so
+ * their results have one shape. */
 int moe_replay_result_alloc(moe_replay_result *res, const moe_trace *t, uint32_t curve_windows);
-/* True if the config uses any issue-4 extension (then moe_replay runs the
- * extended engine, sim/replay_ext.c). */
+/* True if the config uses any issue-4 extension (then moe_replay runs its
+ * general loop, sim/replay_engine.c, instead of the demand-only fast path). */
 int moe_replay_config_is_ext(const moe_replay_config *cfg);
 
 const char *moe_scope_name(int scope);

@@ -12,11 +12,16 @@
  *    semantics" on caches with the replace op removed, on random traces that
  *    mix one-token and multi-token steps, partly filled slots, weights or
  *    none, both scopes, cold restarts; every count, per-layer and curve
- *    value must match. */
+ *    value must match;
+ *  - loop level: on demand-only configs the general loop
+ *    (sim/replay_engine.c, the one that also prefetches and prices time)
+ *    gives exactly what moe_replay's fast path gives, on the same traces,
+ *    for every policy that does not need the future. */
 #include <math.h>
 
 #include "../../core/cache.h"
 #include "../../sim/replay.h"
+#include "../../sim/replay_internal.h"
 #include "check.h"
 
 static uint64_t sm64(uint64_t *s) { return test_splitmix64(s); }
@@ -385,8 +390,52 @@ static void replay_matches_generic_reference(void) {
     CHECK(compared > 100);
 }
 
+static void engine_matches_fast_path(void) {
+    struct { uint32_t L, E, K; int weights; uint32_t multi_pct; } shapes[] = {
+        {3, 10, 2, 1, 0}, {3, 10, 2, 0, 20}, {2, 12, 3, 1, 10}, {4, 8, 1, 1, 15},
+    };
+    uint64_t compared = 0;
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        moe_trace *t = random_trace(shapes[si].L, shapes[si].E, shapes[si].K, shapes[si].weights,
+                                    shapes[si].multi_pct, 240, 2000 + si);
+        CHECK(t);
+        uint32_t LE = shapes[si].L * shapes[si].E;
+        for (const moe_policy_ops *const *p = moe_policy_list(); *p; p++) {
+            if ((*p)->flags & MOE_POLICY_NEEDS_FUTURE) continue; /* the general loop refuses them */
+            for (int global = 0; global < 2; global++)
+                for (int cold = 0; cold < 2; cold++) {
+                    uint32_t caps[] = {0, 1, 3, global ? LE / 3 : shapes[si].E};
+                    for (size_t ci = 0; ci < 4; ci++) {
+                        moe_replay_config cfg = {.policy = (*p)->name, .capacity = caps[ci],
+                                                 .scope = global ? MOE_SCOPE_GLOBAL : MOE_SCOPE_PER_LAYER,
+                                                 .cold_per_seq = cold, .seed = 7};
+                        moe_replay_result fast, gen;
+                        moe_error err;
+                        int rf = moe_replay(t, &cfg, &fast, &err), rg = rf ? -1 : moe_replay_engine_run(t, &cfg, &gen, &err);
+                        if (rf || rg) printf("%s: %s\n", (*p)->name, err.msg);
+                        CHECK(rf == 0 && rg == 0);
+                        CHECK(fast.ext == NULL && gen.ext != NULL); /* really the two loops */
+                        int ok = same_result(&fast, &gen);
+                        if (!ok)
+                            printf("%s shape %zu global %d cold %d cap %u: hits %llu/%llu evictions %llu/%llu\n",
+                                   (*p)->name, si, global, cold, caps[ci], (unsigned long long)fast.hits,
+                                   (unsigned long long)gen.hits, (unsigned long long)fast.evictions,
+                                   (unsigned long long)gen.evictions);
+                        CHECK(ok);
+                        compared++;
+                        moe_replay_result_free(&fast);
+                        moe_replay_result_free(&gen);
+                    }
+                }
+        }
+        moe_trace_free(t);
+    }
+    CHECK(compared > 100);
+}
+
 int main(void) {
     RUN(replace_op_matches_generic);
     RUN(replay_matches_generic_reference);
+    RUN(engine_matches_fast_path);
     CHECK_EXIT();
 }

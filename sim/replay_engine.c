@@ -1,4 +1,6 @@
-/* replay_ext.c: the extended replay engine (semantics in replay_ext.h). */
+/* replay_engine.c: the replay's general loop: every option (semantics in
+ * replay.h and replay_ext.h). moe_replay (sim/replay.c) calls it for the
+ * configs its demand-only fast path does not take. */
 #include "replay_ext.h"
 
 #include <math.h>
@@ -14,13 +16,8 @@
 #include "../core/params.h"
 #include "../core/precision.h"
 #include "../core/prefetch.h"
-#include "../core/split.h"
 #include "../core/timing.h"
-
-int moe_replay_config_is_ext(const moe_replay_config *cfg) {
-    return cfg->prefetch || cfg->speculate || cfg->skip || cfg->precision || cfg->device || cfg->model ||
-           cfg->capacity_bytes || cfg->capacity_frac > 0 || cfg->load_state || cfg->save_state || cfg->on_miss;
-}
+#include "replay_internal.h"
 
 int moe_skip_parse(const char *spec, double *cum, double *topk_frac, char *canonical, size_t cap,
                    moe_error *err) {
@@ -467,26 +464,20 @@ static int setup(eng *g, moe_error *err) {
     return 0;
 }
 
-int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_replay_result *res,
-                       moe_error *err) {
+int moe_replay_engine_run(const moe_trace *t, const moe_replay_config *cfg, moe_replay_result *res,
+                          moe_error *err) {
     memset(res, 0, sizeof *res);
     eng G = {0}, *g = &G;
     const uint32_t L = t->n_layers, E = t->n_experts;
     const size_t LE = (size_t)L * E;
     int rc = -1;
-    /* Global keys are l * E + e in uint32 (trace.h: MOE_MAX_KEYS). Traces
-     * that pass moe_trace_validate() always fit; this guards hand-built ones. */
-    if (cfg->scope == MOE_SCOPE_GLOBAL && (uint64_t)L * E > MOE_MAX_KEYS)
-        return moe_fail(err, "--scope global: %u layers x %u experts = %llu keys do not fit the key space (%llu); "
-                        "use --scope per-layer", L, E, (unsigned long long)L * E, (unsigned long long)MOE_MAX_KEYS);
-    uint32_t *split_caps = NULL;
+    if (moe_replay_caches_new(t, cfg, &g->caches, &g->n_caches, err)) return -1;
     g->t = t;
     g->cfg = cfg;
     g->res = res;
     g->L = L;
     g->E = E;
     g->global = cfg->scope == MOE_SCOPE_GLOBAL;
-    g->n_caches = g->global ? 1 : L;
     moe_replay_ext *x = g->x = res->ext = calloc(1, sizeof *x);
     uint64_t max_tok = 0, n_dec = 0;
     for (uint64_t s = 0; s < t->n_steps; s++) {
@@ -494,7 +485,6 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
         if (n > max_tok) max_tok = n;
         n_dec += t->step_phase[s] == MOE_PHASE_DECODE;
     }
-    g->caches = calloc(g->n_caches, sizeof *g->caches);
     g->ready = calloc(LE, sizeof *g->ready);
     g->rid = malloc(LE * sizeof *g->rid);
     g->rid_e = malloc(E * sizeof *g->rid_e);
@@ -532,7 +522,7 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
     g->dur = malloc((n_dec + 1) * sizeof(double));
     g->last_use = calloc(LE, sizeof *g->last_use);
     int res_ok = moe_replay_result_alloc(res, t, cfg->curve_windows) == 0;
-    if (!x || !g->caches || !g->ready || !g->rid || !g->rid_e || !g->keyprec || !g->pfstate || !g->seen || !g->pred_stamp ||
+    if (!x || !g->ready || !g->rid || !g->rid_e || !g->keyprec || !g->pfstate || !g->seen || !g->pred_stamp ||
         !g->pred_has || !g->st_full || !g->st_kept || !g->spec_ok || !g->full || !g->kept || !g->order ||
         !g->pred || !g->pf_status || !g->cand || !g->spec_e || !g->spec_dt || !g->nt_full || !g->nt_kept || !nt_list ||
         !g->need || !g->prec_used || !g->hit || !g->pfhit || !g->late_kind || !g->wmax || !g->rdy ||
@@ -553,31 +543,7 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
     if (g->timing && g->dev.io_busy_bandwidth_Bps > 0 &&
         moe_tl_set_contention(&g->tl, g->dev.io_busy_latency_s, g->dev.io_busy_bandwidth_Bps, err))
         goto out;
-    if (!moe_split_is_uniform(cfg->split)) {
-        /* per-layer count capacities, as in the plain replay */
-        if (g->global || cfg->capacity_bytes || cfg->capacity_frac > 0) {
-            moe_fail(err, "--split %s: needs per-layer scope and a capacity in experts", cfg->split);
-            goto out;
-        }
-        if (!(split_caps = malloc(L * sizeof *split_caps))) {
-            moe_fail(err, "out of memory");
-            goto out;
-        }
-        if (moe_split_compute(cfg->split, t, cfg->capacity, cfg->cold_per_seq, split_caps, err)) goto out;
-    }
-    for (uint32_t i = 0; i < g->n_caches; i++) {
-        moe_policy_env env = {
-            .n_keys = g->global ? L * E : E,
-            .capacity = split_caps ? split_caps[i] : cfg->capacity,
-            .n_layers = L,
-            .n_experts = E,
-            .fixed_layer = g->global ? -1 : (int32_t)i,
-            .seed = cfg->seed * 1000003u + i, /* as in the plain replay */
-            .trace = t,
-        };
-        if (!(g->caches[i] = moe_cache_new(cfg->policy, &env, err))) goto out;
-        moe_cache_set_evict_hook(g->caches[i], on_evict, g);
-    }
+    for (uint32_t i = 0; i < g->n_caches; i++) moe_cache_set_evict_hook(g->caches[i], on_evict, g);
     snprintf(res->policy, sizeof res->policy, "%s", g->caches[0]->canonical);
     if (g->caches[0]->ops->flags & MOE_POLICY_NEEDS_FUTURE) {
         moe_fail(err, "policy %s needs the future (next use), which the extended replay (prefetch, "
@@ -796,9 +762,7 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
     }
     rc = 0;
 out:
-    if (g->caches)
-        for (uint32_t i = 0; i < g->n_caches; i++) moe_cache_free(g->caches[i]);
-    free(g->caches);
+    moe_replay_caches_free(g->caches, g->n_caches);
     moe_prefetcher_free(g->pf);
     moe_precision_plan_free(&g->plan);
     moe_tl_free(&g->tl);
@@ -809,7 +773,6 @@ out:
     free(g->nt_full); free(g->nt_kept); free(nt_list); free(g->need); free(g->prec_used); free(g->hit);
     free(g->pfhit); free(g->late_kind); free(g->wmax); free(g->rdy); free(g->slot_kept); free(g->dur);
     free(g->last_use);
-    free(split_caps);
     if (rc) moe_replay_result_free(res);
     return rc;
 }
