@@ -25,7 +25,10 @@
  *              experts per layer (or `capacity_frac` of E), counting tokens
  *              at position >= `skip_tokens`; `relation` approx (|diff| <=
  *              tolerance) or ge (ours >= published). `experts` restricts the
- *              traces as in lrc_order.
+ *              traces as in lrc_order. It is the replay (sim/replay.h) of
+ *              the trace with one token per step (moe_trace_token_steps),
+ *              count_from = skip_tokens: a token's experts are served in
+ *              ascending id, as in every replay.
  *   quality    a claim about model quality or measured speed, judged from
  *              the runs `make quality` stored (`db`, default
  *              results/quality.db; `experiment`, default quality): the mean
@@ -413,79 +416,18 @@ static int run_mlx_tiers(table *tb, const char *exp, const moe_ini *ini, const c
 
 /* ---- kind = layer_hits ------------------------------------------------------ */
 
-/* Per-layer cache of `cap` experts, token by token, cold per sequence: a
- * token's experts at a layer are looked up, then the missing ones inserted,
- * evicting (LRU) the least recently used or (Belady) the one used farthest
- * in the future of the sequence, never one the token itself uses. Hits and
- * accesses are counted for tokens at position >= skip. */
-static int layer_sim(const moe_trace *t, int belady, uint32_t cap, uint32_t skip, double *rate, moe_error *err) {
-    const uint32_t L = t->n_layers, E = t->n_experts, K = t->top_k;
-    size_t nk = (size_t)L * E;
-    uint64_t *stamp = calloc(nk, sizeof *stamp), *nextu = calloc(nk, sizeof *nextu), *last = malloc(nk * sizeof *last);
-    uint8_t *res = calloc(nk, 1), *cur = calloc(E, 1);
-    uint32_t *size = calloc(L, sizeof *size);
-    uint64_t *nxt = belady ? malloc((size_t)t->n_tokens * L * K * sizeof *nxt) : NULL;
-    if (!stamp || !nextu || !last || !res || !cur || !size || (belady && !nxt)) {
-        free(stamp), free(nextu), free(last), free(res), free(cur), free(size), free(nxt);
-        return moe_fail(err, "out of memory");
-    }
-    if (belady) { /* next use of each (token, layer, slot) within its sequence */
-        for (size_t i = 0; i < nk; i++) last[i] = UINT64_MAX;
-        for (uint64_t tok = t->n_tokens; tok-- > 0;) {
-            if (tok + 1 < t->n_tokens && t->token_seq[tok + 1] != t->token_seq[tok])
-                for (size_t i = 0; i < nk; i++) last[i] = UINT64_MAX;
-            for (uint32_t l = 0; l < L; l++) {
-                size_t r = moe_trace_rec(t, tok, l);
-                for (uint32_t s = 0; s < K; s++) {
-                    uint16_t e = t->experts[r + s];
-                    nxt[r + s] = UINT64_MAX;
-                    if (e == MOE_NO_EXPERT) continue;
-                    nxt[r + s] = last[(size_t)l * E + e];
-                    last[(size_t)l * E + e] = tok;
-                }
-            }
-        }
-    }
-    uint64_t hits = 0, acc = 0, clock = 0;
-    for (uint64_t tok = 0; tok < t->n_tokens; tok++) {
-        if (tok == 0 || t->token_seq[tok] != t->token_seq[tok - 1]) {
-            memset(res, 0, nk);
-            memset(size, 0, L * sizeof *size);
-        }
-        int count = t->token_pos[tok] >= skip;
-        for (uint32_t l = 0; l < L; l++) {
-            size_t r = moe_trace_rec(t, tok, l);
-            uint8_t *rs = res + (size_t)l * E;
-            for (uint32_t s = 0; s < K && t->experts[r + s] != MOE_NO_EXPERT; s++) {
-                uint16_t e = t->experts[r + s];
-                cur[e] = 1;
-                if (count) acc++, hits += rs[e];
-            }
-            for (uint32_t s = 0; s < K && t->experts[r + s] != MOE_NO_EXPERT; s++) {
-                uint16_t e = t->experts[r + s];
-                size_t key = (size_t)l * E + e;
-                stamp[key] = ++clock;
-                if (belady) nextu[key] = nxt[r + s];
-                if (rs[e] || cap == 0) continue;
-                if (size[l] < cap) {
-                    rs[e] = 1, size[l]++;
-                    continue;
-                }
-                int64_t victim = -1;
-                for (uint32_t x = 0; x < E; x++) { /* lowest id wins ties */
-                    if (!rs[x] || cur[x]) continue;
-                    size_t kx = (size_t)l * E + x;
-                    if (victim < 0) { victim = x; continue; }
-                    size_t kv = (size_t)l * E + (size_t)victim;
-                    if (belady ? nextu[kx] > nextu[kv] : stamp[kx] < stamp[kv]) victim = x;
-                }
-                if (victim >= 0) rs[victim] = 0, rs[e] = 1; /* else every resident is in use: not cached */
-            }
-            for (uint32_t s = 0; s < K && t->experts[r + s] != MOE_NO_EXPERT; s++) cur[t->experts[r + s]] = 0;
-        }
-    }
-    *rate = acc ? (double)hits / (double)acc : NAN;
-    free(stamp), free(nextu), free(last), free(res), free(cur), free(size), free(nxt);
+/* Hit rate of `policy` with a per-layer cache of `cap` experts, cold per
+ * sequence, token by token (tok_steps: moe_trace_token_steps of the trace),
+ * counting the tokens at position >= skip: one replay (sim/replay.h) with
+ * count_from, the caches warmed by the tokens before. */
+static int layer_rate(const moe_trace *tok_steps, const char *policy, uint32_t cap, uint64_t skip, double *rate,
+                      moe_error *err) {
+    moe_replay_config cfg = {.policy = policy, .capacity = cap, .scope = MOE_SCOPE_PER_LAYER, .cold_per_seq = 1,
+                             .seed = 1, .count_from = skip};
+    moe_replay_result r;
+    if (moe_replay(tok_steps, &cfg, &r, err)) return -1;
+    *rate = r.token_slots ? (double)r.token_slot_hits / (double)r.token_slots : NAN;
+    moe_replay_result_free(&r);
     return 0;
 }
 
@@ -510,7 +452,12 @@ static int run_layer_hits(table *tb, const char *exp, const moe_ini *ini, const 
     if (gr && gr != GLOB_NOMATCH) return moe_fail(err, "%s: [%s]: glob '%s' failed", ini->path, sec, pat);
     for (size_t i = 0; gr == 0 && i < g.gl_pathc; i++) {
         moe_error terr = {{0}};
-        moe_trace *t = moe_trace_load(g.gl_pathv[i], &terr);
+        moe_trace *t = moe_trace_load(g.gl_pathv[i], &terr), *ts = NULL;
+        if (t && !(ts = moe_trace_token_steps(t, err))) {
+            moe_trace_free(t);
+            globfree(&g);
+            return -1;
+        }
         for (int p = 0; p < 2; p++) {
             const char *pn = p ? "belady" : "lru";
             if (!strstr(pols, pn)) continue;
@@ -521,7 +468,7 @@ static int run_layer_hits(table *tb, const char *exp, const moe_ini *ini, const 
             if (skip) snprintf(sk, sizeof sk, ", pos>=%llu", (unsigned long long)skip);
             snprintf(m, sizeof m, "%s: %s %u/%u per layer%s", base(g.gl_pathv[i]), pn, c, t ? t->n_experts : 0, sk);
             row *r = add_row(tb, exp, m);
-            if (!r) { moe_trace_free(t); globfree(&g); return moe_fail(err, "out of memory"); }
+            if (!r) { moe_trace_free(t); moe_trace_free(ts); globfree(&g); return moe_fail(err, "out of memory"); }
             snprintf(r->pub, sizeof r->pub, ge ? ">=%.2f" : "~%.2f", pub);
             if (!t) {
                 verdict(tb, r, "NOT COMPARABLE");
@@ -535,7 +482,12 @@ static int run_layer_hits(table *tb, const char *exp, const moe_ini *ini, const 
                 continue;
             }
             double v = NAN;
-            if (layer_sim(t, p, c, (uint32_t)skip, &v, err)) { moe_trace_free(t); globfree(&g); return -1; }
+            if (layer_rate(ts, pn, c, skip, &v, err)) {
+                moe_trace_free(t);
+                moe_trace_free(ts);
+                globfree(&g);
+                return -1;
+            }
             snprintf(r->ours, sizeof r->ours, "%.3f", v);
             snprintf(r->diff, sizeof r->diff, "%+.4f", v - pub);
             verdict(tb, r, (ge ? v >= pub : fabs(v - pub) <= tol) ? "PASS" : "FAIL");
@@ -544,6 +496,7 @@ static int run_layer_hits(table *tb, const char *exp, const moe_ini *ini, const 
                        moe_ini_get(ini, sec, "note") ? "; " : "", opt(ini, sec, "note", ""));
         }
         moe_trace_free(t);
+        moe_trace_free(ts);
     }
     if (gr == GLOB_NOMATCH) {
         row *r = add_row(tb, exp, opt(ini, sec, "metric", "hit rate"));

@@ -324,6 +324,8 @@ static int replay_keys(const moe_trace *t, const moe_replay_config *cfg, moe_rep
                         "speculation, skip, precision, device, byte capacity or cache state)");
     if (!moe_split_is_uniform(cfg->split))
         return moe_fail(err, "--split %s: a key sequence has one key space, no layers to split among", cfg->split);
+    if (cfg->count_from)
+        return moe_fail(err, "--count-from counts tokens from a position in their sequence; a key sequence has none");
     char name[64];
     size_t nl = strcspn(cfg->policy, ":");
     snprintf(name, sizeof name, "%.*s", (int)(nl < sizeof name ? nl : sizeof name - 1), cfg->policy);
@@ -374,6 +376,39 @@ out:
     return rc;
 }
 
+/* A decode step before count_from: served like any other, so the caches
+ * warm up, but its counts are dropped (its per-layer counts go to scratch;
+ * time, the access clock next_use is indexed by, runs on). */
+static void decode_uncounted(decode_ctx *d, uint64_t (*decode)(decode_ctx *, uint64_t, uint64_t *), uint64_t s,
+                             uint64_t *scratch, uint64_t *n_acc) {
+    counts keep = d->cnt;
+    uint64_t *acc = d->layer_acc, *hits = d->layer_hits;
+    d->layer_acc = d->layer_hits = scratch;
+    decode(d, s, n_acc);
+    d->layer_acc = acc, d->layer_hits = hits;
+    d->cnt.comp = keep.comp, d->cnt.byp = keep.byp, d->cnt.evict = keep.evict;
+}
+
+/* count_from: does step s have a token before position `from`? Then
+ * mark_counted decides per activation. */
+static int step_partly_uncounted(const moe_trace *t, uint64_t tok0, uint64_t tok1, uint64_t from) {
+    for (uint64_t tok = tok0; tok < tok1; tok++)
+        if (t->token_pos[tok] < from) return 1;
+    return 0;
+}
+
+/* counted[e] = 1 iff a token of step [tok0, tok1) at position >= from chose
+ * expert e at layer l; set[0..m) is the step's union there. */
+static void mark_counted(const moe_trace *t, uint64_t tok0, uint64_t tok1, uint32_t l, uint64_t from,
+                         const uint16_t *set, uint32_t m, uint8_t *counted) {
+    for (uint32_t i = 0; i < m; i++) counted[set[i]] = 0;
+    for (uint64_t tok = tok0; tok < tok1; tok++) {
+        if (t->token_pos[tok] < from) continue;
+        size_t r = moe_trace_rec(t, tok, l);
+        for (uint32_t k = 0; k < t->top_k && t->experts[r + k] != MOE_NO_EXPERT; k++) counted[t->experts[r + k]] = 1;
+    }
+}
+
 int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_result *res,
                moe_error *err) {
     if (t->keys) return replay_keys(t, cfg, res, err);
@@ -392,8 +427,12 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
     gather g = {calloc(E, sizeof(uint32_t)), 0, malloc(E * sizeof(uint16_t)), malloc(E * sizeof(float))};
     float *dec_w = malloc(((size_t)L + 1) * t->top_k * sizeof(float)); /* decode path: wr, then nan_w */
     uint64_t *next_use = NULL;
+    const uint64_t from = cfg->count_from;
+    uint8_t *counted = from ? calloc(E, 1) : NULL;        /* count_from: mark_counted's flags */
+    uint64_t *scratch = from ? calloc(L, sizeof *scratch) : NULL; /* and decode_uncounted's */
+    uint64_t uncounted = 0; /* accesses served before count_from */
     int res_ok = moe_replay_result_alloc(res, t, cfg->curve_windows) == 0;
-    if (!seen || !hitflag || !g.stamp || !g.set || !g.weight || !dec_w || !res_ok) {
+    if (!seen || !hitflag || !g.stamp || !g.set || !g.weight || !dec_w || !res_ok || (from && (!counted || !scratch))) {
         moe_fail(err, "out of memory");
         goto out;
     }
@@ -430,7 +469,13 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
         uint64_t win = s / res->win_steps;
         uint64_t tok0 = t->step_first_token[s], tok1 = t->step_first_token[s + 1];
         if (tok1 - tok0 == 1) { /* decode: one token */
-            uint64_t m, hits = decode(&dc, s, &m);
+            uint64_t m, hits;
+            if (from && t->token_pos[tok0] < from) {
+                decode_uncounted(&dc, decode, s, scratch, &m);
+                uncounted += m;
+                continue;
+            }
+            hits = decode(&dc, s, &m);
             n_hits += hits;
             res->win_accesses[win] += m;
             res->win_hits[win] += hits;
@@ -441,6 +486,9 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
         /* Multi-token steps (prefill chunks, batches; also the rare step
          * with no token): the union of the tokens' experts per layer. */
         int multi = tok1 - tok0 > 1; /* only multi-token steps need per-expert hit flags */
+        /* count_from inside or after this step: an activation counts iff a
+         * counted token chose it (cw below is 1 or 0) */
+        int partial = from && step_partly_uncounted(t, tok0, tok1, from);
         uint64_t time = cnt->time, n_comp = cnt->comp, n_byp = cnt->byp, n_evict = cnt->evict;
         a.step = s;
         for (uint32_t l = 0; l < L; l++) {
@@ -450,10 +498,12 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
             uint8_t *seen_l = seen + (size_t)l * E;
             moe_cache_begin_group(c);
             for (uint32_t i = 0; i < m; i++) moe_cache_protect(c, base + g.set[i]);
-            uint64_t hits = 0;
+            if (partial) mark_counted(t, tok0, tok1, l, from, g.set, m, counted);
+            uint64_t hits = 0, m_counted = 0;
             a.layer = l;
             for (uint32_t i = 0; i < m; i++) {
                 uint32_t e = g.set[i], key = base + e;
+                unsigned cw = partial ? counted[e] : 1;
                 a.time = time;
                 a.expert = e;
                 a.weight = g.weight[e];
@@ -461,25 +511,28 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
                 time++;
                 int64_t victim;
                 enum moe_access_result r = moe_cache_access(c, key, &a, &victim);
-                int hit = r == MOE_HIT;
+                unsigned hit = r == MOE_HIT;
                 if (multi) hitflag[e] = (uint8_t)hit;
-                hits += (uint64_t)hit;
-                n_comp += !hit && !seen_l[e];
+                hits += hit & cw;
+                n_comp += cw & (!hit && !seen_l[e]);
                 seen_l[e] = 1;
-                n_byp += r == MOE_MISS_BYPASSED;
-                n_evict += victim >= 0;
+                n_byp += cw & (r == MOE_MISS_BYPASSED);
+                n_evict += cw & (victim >= 0);
+                m_counted += cw;
             }
+            uncounted += m - m_counted;
             n_hits += hits;
-            res->layer_accesses[l] += m;
+            res->layer_accesses[l] += m_counted;
             res->layer_hits[l] += hits;
-            res->win_accesses[win] += m;
+            res->win_accesses[win] += m_counted;
             res->win_hits[win] += hits;
             if (!multi) { /* one token: its slots are exactly the set */
-                n_slots += m;
+                n_slots += m_counted;
                 n_slot_hits += hits;
                 continue;
             }
             for (uint64_t tok = tok0; tok < tok1; tok++) {
+                if (partial && t->token_pos[tok] < from) continue;
                 size_t r = moe_trace_rec(t, tok, l);
                 for (uint32_t k = 0; k < t->top_k && t->experts[r + k] != MOE_NO_EXPERT; k++) {
                     n_slots++;
@@ -492,7 +545,7 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
         cnt->byp = n_byp;
         cnt->evict = n_evict;
     }
-    res->accesses = cnt->time;
+    res->accesses = cnt->time - uncounted;
     res->hits = n_hits;
     res->compulsory_misses = cnt->comp;
     res->bypasses = cnt->byp;
@@ -511,6 +564,8 @@ out:
     free(g.weight);
     free(dec_w);
     free(next_use);
+    free(counted);
+    free(scratch);
     if (rc) moe_replay_result_free(res);
     return rc;
 }

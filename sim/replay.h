@@ -12,7 +12,10 @@
  *  - cold_per_seq: every cache restarts empty when the sequence id of a
  *    step's first token differs from the previous step's;
  *  - a compulsory miss is a miss of a key not accessed since its cache was
- *    last empty. */
+ *    last empty;
+ *  - count_from N: every step is served, but only tokens at position >= N
+ *    of their sequence are counted (an activation iff a counted token chose
+ *    it): a warm-up that is not part of the result. */
 #ifndef MOE_REPLAY_H
 #define MOE_REPLAY_H
 
@@ -30,6 +33,14 @@ typedef struct moe_replay_config {
     int cold_per_seq;
     uint64_t seed;
     uint32_t curve_windows; /* number of warm-up curve windows (0 = 100) */
+    /* > 0: count only tokens at position >= count_from of their sequence
+     * (trace.h: token_pos). Every step is still served, so the caches warm
+     * up; the hit and miss counts below (accesses, hits, compulsory misses,
+     * bypasses, evictions, token slots, per layer, warm-up curve) leave out
+     * what came before. A (step, layer, expert) activation counts iff a
+     * counted token chose it; restarts, timing, prefetch, skip and precision
+     * figures cover the whole replay. 0 = count everything. */
+    uint64_t count_from;
     /* Issue 4 extensions (sim/replay_ext.h, run by sim/replay_engine.c).
      * All zero / NULL = the plain replay above, bit for bit. Strings are borrowed, not copied: they must
      * outlive the config (sim/replay_opts.h sets them from option values). */

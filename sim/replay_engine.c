@@ -82,6 +82,11 @@ typedef struct eng {
     int lowbit, low_tier; /* --on-miss lowbit:bits=B, B's tier */
     /* per-slot scratch of a step: kept expert or MOE_NO_EXPERT */
     uint16_t *slot_kept;
+    /* count_from (replay.h): slot_counted[slot] = its token counts; st_cnt[e]
+     * == cur: a counted token kept e; step_counts: some token of the step counts */
+    uint8_t *slot_counted;
+    uint32_t *st_cnt;
+    int step_counts;
     size_t n_slots;
     double *dur;        /* decode step durations */
     uint64_t *last_use; /* per (layer, expert): access time + 1 of its last use (save_state) */
@@ -131,14 +136,18 @@ static void gather(eng *g, uint64_t s, uint32_t l, moe_cache *c, uint32_t base, 
         memset(g->st_kept, 0, g->E * sizeof *g->st_kept);
         memset(g->spec_ok, 0, g->E * sizeof *g->spec_ok);
         memset(g->st_sub, 0, g->E * sizeof *g->st_sub);
+        memset(g->st_cnt, 0, g->E * sizeof *g->st_cnt);
         g->cur = 1;
     }
     uint32_t nf = 0, nk = 0;
     g->n_sub = 0;
     uint64_t t0 = t->step_first_token[s], t1 = t->step_first_token[s + 1];
     size_t slot = 0;
+    g->step_counts = 0;
     for (uint64_t tok = t0; tok < t1; tok++) {
-        size_t r = moe_trace_rec(t, tok, l);
+        size_t r = moe_trace_rec(t, tok, l), slot0 = slot;
+        int counts = t->token_pos[tok] >= g->cfg->count_from;
+        g->step_counts |= counts;
         uint32_t ns = 0;
         double wsum = 0;
         for (; ns < t->top_k && t->experts[r + ns] != MOE_NO_EXPERT; ns++)
@@ -198,7 +207,9 @@ static void gather(eng *g, uint64_t s, uint32_t l, moe_cache *c, uint32_t base, 
             /* the highest precision any token needs (lower enum = more bits) */
             if (need >= 0 && need < g->need[e]) g->need[e] = (uint8_t)need;
             g->nt_kept[e]++;
+            if (counts) g->st_cnt[e] = g->cur;
         }
+        memset(g->slot_counted + slot0, counts, slot - slot0);
     }
     g->n_slots = slot;
     sort_ids(g->full, nf);
@@ -233,7 +244,8 @@ static void prefetch(eng *g, uint64_t s, uint32_t l, uint32_t n_full, moe_access
     }
     a.layer = lt;
     a.weight = NAN;
-    g->res->evictions += moe_cache_admit_prefetch(ct, bt, g->pred, n, g->global, &a, g->pf_status);
+    uint64_t evicted = moe_cache_admit_prefetch(ct, bt, g->pred, n, g->global, &a, g->pf_status);
+    if (g->step_counts) g->res->evictions += evicted; /* count_from: a step's prefetches count with it */
     for (uint32_t i = 0; i < n; i++) {
         size_t gk = (size_t)lt * g->E + g->pred[i];
         if (g->pf_status[i] <= 0) {
@@ -519,6 +531,8 @@ int moe_replay_engine_run(const moe_trace *t, const moe_replay_config *cfg, moe_
     g->wmax = calloc(E, sizeof(float));
     g->rdy = calloc(E, sizeof(double));
     g->slot_kept = malloc((max_tok * t->top_k + 1) * sizeof(uint16_t));
+    g->slot_counted = malloc(max_tok * t->top_k + 1);
+    g->st_cnt = calloc(E, sizeof(uint32_t));
     g->dur = malloc((n_dec + 1) * sizeof(double));
     g->last_use = calloc(LE, sizeof *g->last_use);
     int res_ok = moe_replay_result_alloc(res, t, cfg->curve_windows) == 0;
@@ -526,7 +540,7 @@ int moe_replay_engine_run(const moe_trace *t, const moe_replay_config *cfg, moe_
         !g->pred_has || !g->st_full || !g->st_kept || !g->spec_ok || !g->full || !g->kept || !g->order ||
         !g->pred || !g->pf_status || !g->cand || !g->spec_e || !g->spec_dt || !g->nt_full || !g->nt_kept || !nt_list ||
         !g->need || !g->prec_used || !g->hit || !g->pfhit || !g->late_kind || !g->wmax || !g->rdy ||
-        !g->slot_kept || !g->dur || !g->last_use || !g->sub || !g->onmiss || !g->st_sub || !g->nt_sub || !res_ok) {
+        !g->slot_kept || !g->slot_counted || !g->st_cnt || !g->dur || !g->last_use || !g->sub || !g->onmiss || !g->st_sub || !g->nt_sub || !res_ok) {
         moe_fail(err, "out of memory");
         goto out;
     }
@@ -586,7 +600,7 @@ int moe_replay_engine_run(const moe_trace *t, const moe_replay_config *cfg, moe_
     if (cfg->load_state && load_state(g, err)) goto out;
     struct timespec w0, w1;
     clock_gettime(CLOCK_MONOTONIC, &w0);
-    uint64_t time = 0, nd = 0;
+    uint64_t time = 0, nd = 0, n_served = 0; /* n_served: activations served, counted or not */
     double seq_start = 0, ttft_sum = 0, bits_active = 0;
     int ttft_done = 1;
     moe_access a = {.next_use = MOE_NEVER};
@@ -640,11 +654,13 @@ int moe_replay_engine_run(const moe_trace *t, const moe_replay_config *cfg, moe_
             /* substitutes too: a global cache's prefetch must not evict one before it runs
              * (low copies are not in the cache) */
             for (uint32_t i = 0; i < g->n_sub && !g->lowbit; i++) moe_cache_protect(c, base + g->sub[i]);
-            uint64_t hits = 0;
+            uint64_t hits = 0, n_counted = 0;
             a.layer = l;
             for (uint32_t i = 0; i < n_kept; i++) {
                 uint32_t e = g->kept[i], key = base + e;
                 size_t gk = (size_t)l * E + e;
+                int cw = g->st_cnt[e] == g->cur; /* count_from: a counted token kept it */
+                n_counted += (uint64_t)cw;
                 a.time = time++;
                 a.expert = e;
                 a.weight = g->wmax[e];
@@ -652,12 +668,12 @@ int moe_replay_engine_run(const moe_trace *t, const moe_replay_config *cfg, moe_
                 if (c->byte_mode && !moe_cache_resident(c, key)) moe_cache_set_key_bytes(c, key, bytes_of(g, prec));
                 int64_t victim;
                 enum moe_access_result r = moe_cache_access(c, key, &a, &victim);
-                res->evictions += c->last_evictions;
+                if (cw) res->evictions += c->last_evictions;
                 if (cfg->save_state) g->last_use[gk] = a.time + 1;
                 g->pfhit[e] = 0;
                 g->late_kind[e] = 0;
                 if (r == MOE_HIT) {
-                    hits++;
+                    hits += (uint64_t)cw;
                     g->hit[e] = 1;
                     g->prec_used[e] = g->keyprec[gk];
                     g->rdy[e] = g->ready[gk];
@@ -669,7 +685,7 @@ int moe_replay_engine_run(const moe_trace *t, const moe_replay_config *cfg, moe_
                     }
                 } else {
                     g->hit[e] = 0;
-                    if (!g->seen[gk]) res->compulsory_misses++;
+                    if (!g->seen[gk] && cw) res->compulsory_misses++;
                     if (g->pfstate[gk] == ST_PF_EVICTED) x->collision_misses++;
                     g->prec_used[e] = (uint8_t)prec;
                     uint64_t b = bytes_of(g, prec);
@@ -681,7 +697,7 @@ int moe_replay_engine_run(const moe_trace *t, const moe_replay_config *cfg, moe_
                         g->rid[gk] = g->rid_e[e];
                         g->keyprec[gk] = (uint8_t)prec;
                     } else {
-                        res->bypasses++;
+                        res->bypasses += (uint64_t)cw;
                     }
                 }
                 g->pfstate[gk] = ST_NONE;
@@ -689,16 +705,17 @@ int moe_replay_engine_run(const moe_trace *t, const moe_replay_config *cfg, moe_
                 x->tier_activations[g->prec_used[e]]++;
                 bits_active += moe_prec_bits[g->prec_used[e]];
             }
-            res->accesses += n_kept;
+            n_served += n_kept;
+            res->accesses += n_counted;
             res->hits += hits;
-            res->layer_accesses[l] += n_kept;
+            res->layer_accesses[l] += n_counted;
             res->layer_hits[l] += hits;
-            res->win_accesses[win] += n_kept;
+            res->win_accesses[win] += n_counted;
             res->win_hits[win] += hits;
             /* token slots: the kept ones (skipped slots are reported apart) */
             for (size_t k = 0; k < g->n_slots; k++) {
                 uint16_t e = g->slot_kept[k];
-                if (e != MOE_NO_EXPERT) {
+                if (e != MOE_NO_EXPERT && g->slot_counted[k]) {
                     res->token_slots++;
                     res->token_slot_hits += g->hit[e];
                 }
@@ -734,7 +751,7 @@ int moe_replay_engine_run(const moe_trace *t, const moe_replay_config *cfg, moe_
     x->pf_recall = x->pf_actual ? (double)x->pf_correct / (double)x->pf_actual : 0;
     x->pf_recall_k = x->pf_slots ? (double)x->pf_slot_correct / (double)x->pf_slots : 0;
     x->skipped_mass_frac = x->total_mass > 0 ? x->skipped_mass / x->total_mass : 0;
-    x->eff_bits_active = res->accesses ? bits_active / (double)res->accesses : 0;
+    x->eff_bits_active = n_served ? bits_active / (double)n_served : 0;
     x->bytes_read = g->tl.bytes_read;
     x->bytes_demand = g->tl.bytes_kind[0];
     x->bytes_prefetch = g->tl.bytes_kind[1];
@@ -772,6 +789,7 @@ out:
     free(g->sub); free(g->onmiss); free(g->st_sub); free(g->nt_sub);
     free(g->nt_full); free(g->nt_kept); free(nt_list); free(g->need); free(g->prec_used); free(g->hit);
     free(g->pfhit); free(g->late_kind); free(g->wmax); free(g->rdy); free(g->slot_kept); free(g->dur);
+    free(g->slot_counted); free(g->st_cnt);
     free(g->last_use);
     if (rc) moe_replay_result_free(res);
     return rc;

@@ -163,3 +163,37 @@ grep 'uniform:bits=2' "$tmp/out" | grep -q 'NOT COMPARABLE .*make quality' || ok
 grep 'none.db not found' "$tmp/out" | grep -q 'NOT COMPARABLE' || ok=0
 grep -q '^5 rows: 3 PASS, 0 FAIL, 2 NOT COMPARABLE' "$tmp/out" || ok=0
 [ $ok = 1 ] && echo "PASS reproduce_quality_claims" || { echo "FAIL reproduce_quality_claims"; cat "$tmp/out"; }
+
+# kind = layer_hits: one layer, capacity 2, one sequence, experts by position
+# 0 1 0 2 1 0 3 0, positions 0-2 in one prefill step (served token by token).
+# LRU: hits at positions 2 and 7 (2/8 = 0.250); from position 4 only 7 (1/4).
+# Belady: hits at 2, 4 and 7 (3/8 = 0.375); from position 4: 4 and 7 (2/4).
+# (Serving the prefill step as one set would give LRU 2/4 from position 4.)
+printf 'step,seq,token,layer,slot,expert,weight\n0,0,0,0,0,0,1\n0,0,1,0,0,1,1\n0,0,2,0,0,0,1\n1,0,3,0,0,2,1\n2,0,4,0,0,1,1\n3,0,5,0,0,0,1\n4,0,6,0,0,3,1\n5,0,7,0,0,0,1\n' >"$tmp/lh.csv"
+cat >"$tmp/repro_lh.ini" <<INI
+[experiment]
+name = lh
+source = https://example.org/test
+[check all]
+kind = layer_hits
+traces = $tmp/lh.csv
+capacity = 2
+published = 0.2
+relation = ge
+source = https://example.org/test
+[check warm]
+kind = layer_hits
+traces = $tmp/lh.csv
+capacity = 2
+skip_tokens = 4
+published = 0.3
+relation = ge
+source = https://example.org/test
+INI
+"$MOESIM" reproduce "$tmp/repro_lh.ini" >"$tmp/out" 2>&1
+ok=1
+grep -q 'lru 2/4 per layer  .* 0\.250 .* PASS' "$tmp/out" || ok=0
+grep -q 'belady 2/4 per layer  .* 0\.375 .* PASS' "$tmp/out" || ok=0
+grep -q 'lru 2/4 per layer, pos>=4 .* 0\.250 .* FAIL' "$tmp/out" || ok=0
+grep -q 'belady 2/4 per layer, pos>=4 .* 0\.500 .* PASS' "$tmp/out" || ok=0
+[ $ok = 1 ] && echo "PASS reproduce_layer_hits_hand" || { echo "FAIL reproduce_layer_hits_hand"; cat "$tmp/out"; }

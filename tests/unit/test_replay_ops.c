@@ -16,7 +16,8 @@
  *  - loop level: on demand-only configs the general loop
  *    (sim/replay_engine.c, the one that also prefetches and prices time)
  *    gives exactly what moe_replay's fast path gives, on the same traces,
- *    for every policy that does not need the future. */
+ *    for every policy that does not need the future, counting everything
+ *    or from a token position that falls inside multi-token steps. */
 #include <math.h>
 
 #include "../../core/cache.h"
@@ -400,15 +401,23 @@ static void engine_matches_fast_path(void) {
                                     shapes[si].multi_pct, 240, 2000 + si);
         CHECK(t);
         uint32_t LE = shapes[si].L * shapes[si].E;
+        /* count from the second token of the first multi-token step past step 50 (a
+         * step partly counted), or from position 401 in a trace without one */
+        uint64_t cut = 401;
+        for (uint64_t s = 50; s < t->n_steps; s++)
+            if (t->step_first_token[s + 1] - t->step_first_token[s] > 1) {
+                cut = t->token_pos[t->step_first_token[s]] + 1;
+                break;
+            }
         for (const moe_policy_ops *const *p = moe_policy_list(); *p; p++) {
             if ((*p)->flags & MOE_POLICY_NEEDS_FUTURE) continue; /* the general loop refuses them */
             for (int global = 0; global < 2; global++)
                 for (int cold = 0; cold < 2; cold++) {
                     uint32_t caps[] = {0, 1, 3, global ? LE / 3 : shapes[si].E};
-                    for (size_t ci = 0; ci < 4; ci++) {
-                        moe_replay_config cfg = {.policy = (*p)->name, .capacity = caps[ci],
+                    for (size_t ci = 0; ci < 8; ci++) {
+                        moe_replay_config cfg = {.policy = (*p)->name, .capacity = caps[ci % 4],
                                                  .scope = global ? MOE_SCOPE_GLOBAL : MOE_SCOPE_PER_LAYER,
-                                                 .cold_per_seq = cold, .seed = 7};
+                                                 .cold_per_seq = cold, .seed = 7, .count_from = ci < 4 ? 0 : cut + ci % 2};
                         moe_replay_result fast, gen;
                         moe_error err;
                         int rf = moe_replay(t, &cfg, &fast, &err), rg = rf ? -1 : moe_replay_engine_run(t, &cfg, &gen, &err);
@@ -417,8 +426,9 @@ static void engine_matches_fast_path(void) {
                         CHECK(fast.ext == NULL && gen.ext != NULL); /* really the two loops */
                         int ok = same_result(&fast, &gen);
                         if (!ok)
-                            printf("%s shape %zu global %d cold %d cap %u: hits %llu/%llu evictions %llu/%llu\n",
-                                   (*p)->name, si, global, cold, caps[ci], (unsigned long long)fast.hits,
+                            printf("%s shape %zu global %d cold %d cap %u from %llu: hits %llu/%llu evictions %llu/%llu\n",
+                                   (*p)->name, si, global, cold, caps[ci % 4], (unsigned long long)cfg.count_from,
+                                   (unsigned long long)fast.hits,
                                    (unsigned long long)gen.hits, (unsigned long long)fast.evictions,
                                    (unsigned long long)gen.evictions);
                         CHECK(ok);
