@@ -80,3 +80,17 @@ static void spec_in_fn(sqlite3_context *cx, int argc, sqlite3_value **v) {
 int cli_sql_spec_in(sqlite3 *h) {
     return sqlite3_create_function(h, "spec_in", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, spec_in_fn, NULL, NULL);
 }
+
+void cli_csv_field(FILE *f, const char *s) {
+    if (!s) return;
+    if (strpbrk(s, ",\"\n\r")) {
+        fputc('"', f);
+        for (; *s; s++) {
+            if (*s == '"') fputc('"', f);
+            fputc(*s, f);
+        }
+        fputc('"', f);
+    } else {
+        fputs(s, f);
+    }
+}

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "../core/error.h"
 
@@ -15,6 +16,9 @@ int cli_error(const char *cmd, const moe_error *err);
 /* s with the first `placeholder` (e.g. "{cap}") replaced by value, into out
  * (cut at cap). */
 void cli_subst(const char *s, const char *placeholder, const char *value, char *out, size_t cap);
+/* One CSV field to f: as is, or in double quotes (inner quotes doubled) when
+ * it holds a comma, quote or line break (RFC 4180). NULL writes nothing. */
+void cli_csv_field(FILE *f, const char *s);
 /* True if stdout/stderr is a terminal (progress bars only there). */
 int cli_is_tty(int fd);
 /* Whether spec (a canonical policy, device, prefetcher... spec) is in a

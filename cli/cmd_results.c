@@ -462,20 +462,6 @@ out:
     return rc;
 }
 
-static void csv_field(FILE *f, const char *s) {
-    if (!s) return;
-    if (strpbrk(s, ",\"\n\r")) {
-        fputc('"', f);
-        for (; *s; s++) {
-            if (*s == '"') fputc('"', f);
-            fputc(*s, f);
-        }
-        fputc('"', f);
-    } else {
-        fputs(s, f);
-    }
-}
-
 /* Collect the distinct values of a one-column query. */
 static int collect(sqlite3 *h, const char *sql, char ***out, int *n) {
     sqlite3_stmt *st;
@@ -571,9 +557,9 @@ static int results_export(int argc, char **argv) {
         }
     }
     fputs("id,experiment,trace,trace_hash", f);
-    for (int i = 0; i < nk; i++) fputc(',', f), csv_field(f, keys[i]);
+    for (int i = 0; i < nk; i++) fputc(',', f), cli_csv_field(f, keys[i]);
     fputs(",code_version,host,started_at,finished_at,seconds", f);
-    for (int i = 0; i < nm; i++) fputc(',', f), csv_field(f, names[i]);
+    for (int i = 0; i < nm; i++) fputc(',', f), cli_csv_field(f, names[i]);
     fputc('\n', f);
     int s, ncol = sqlite3_column_count(st);
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
@@ -585,7 +571,7 @@ static int results_export(int argc, char **argv) {
                 fmt_num(sqlite3_column_double(st, c), num, sizeof num);
                 fputs(num, f);
             } else if (type != SQLITE_NULL) {
-                csv_field(f, (const char *)sqlite3_column_text(st, c));
+                cli_csv_field(f, (const char *)sqlite3_column_text(st, c));
             }
         }
         fputc('\n', f);

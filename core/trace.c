@@ -1,5 +1,5 @@
 /* trace.c: the in-memory trace, its invariants, the builder importers use,
- * and its one-token-per-step copy. */
+ * its meta lines and its one-token-per-step copy. */
 #include "trace.h"
 
 #include <math.h>
@@ -431,4 +431,17 @@ moe_trace *moe_trace_token_steps(const moe_trace *t, moe_error *err) {
         }
     c->step_first_token[n] = n;
     return c;
+}
+
+int moe_trace_meta_get(const moe_trace *t, const char *key, char *out, size_t cap) {
+    size_t kl = strlen(key);
+    for (const char *p = t->meta; p && *p;) {
+        const char *nl = strchr(p, '\n'), *end = nl ? nl : p + strlen(p);
+        if ((size_t)(end - p) > kl && !strncmp(p, key, kl) && p[kl] == '=') {
+            snprintf(out, cap, "%.*s", (int)(end - p - (ptrdiff_t)kl - 1), p + kl + 1);
+            return 0;
+        }
+        p = nl ? nl + 1 : end;
+    }
+    return -1;
 }
