@@ -18,7 +18,7 @@
 #include "forward_internal.h"
 #include "quant.h"
 
-enum { ST_NONE = 0, ST_PF_UNUSED = 1, ST_PF_EVICTED = 2 }; /* prefetch state of a key, as in replay_ext.c */
+enum { ST_NONE = 0, ST_PF_UNUSED = 1, ST_PF_EVICTED = 2 }; /* prefetch state of a key, as in replay_engine.c */
 enum { READ_NONE = 0, READ_QUEUED, READ_DONE };
 enum { LOW_COPY = -2 }; /* cur_slot of an expert run from its low copy */
 #define MOE_OFFLOAD_MAX_PACKS 6
@@ -83,7 +83,7 @@ struct moe_offload {
     uint32_t in_flight;
     int stop;
     double *busy_s;         /* per thread */
-    /* replay state (per global key), as in replay_ext.c */
+    /* replay state (per global key), as in replay_engine.c */
     uint8_t *pfstate, *seen;
     uint64_t *pred_stamp, *pred_has, *last_use;
     /* per-expert scratch */
@@ -832,7 +832,7 @@ static uint32_t record_and_gather(moe_offload *o, uint32_t m, int T, const int *
     return nf;
 }
 
-/* Prefetch accuracy against the router's full set (replay_ext.c's rule). */
+/* Prefetch accuracy against the router's full set (replay_engine.c's rule). */
 static void score_prediction(moe_offload *o, uint32_t m, uint32_t nf, int T, const int *sel) {
     if (o->pred_has[m] != o->step + 1) return;
     const uint64_t *ps = o->pred_stamp + (size_t)m * o->E;
@@ -845,7 +845,7 @@ static void score_prediction(moe_offload *o, uint32_t m, uint32_t nf, int T, con
 }
 
 /* Observe, predict, insert the predicted experts and queue their reads
- * (replay_ext.c's prefetch(), with real reads). */
+ * (replay_engine.c's prefetch(), with real reads). */
 static void prefetch(moe_offload *o, uint32_t m, uint32_t nf, moe_access a) {
     uint64_t s = o->step;
     for (uint32_t i = 0; i < nf; i++) o->nt_list[i] = o->nt_full[o->full[i]];

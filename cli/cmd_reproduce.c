@@ -1,6 +1,7 @@
 /* cmd_reproduce.c: `moesim reproduce [experiments/repro_*.ini ...]` — run
- * paper reproductions and print one table: experiment, metric, published,
- * ours, difference, verdict (PASS / FAIL / NOT COMPARABLE) and the reason.
+ * paper reproductions: rows of experiment, claim, metric, published, ours,
+ * error, verdict (PASS / FAIL / NOT COMPARABLE) and the reason, printed by
+ * cli/reproduce_table.c as a table, CSV or JSON.
  *
  * An experiment file has an [experiment] section (name, title, source) and
  * one section per check, [check NAME], whose `kind` selects what runs:
@@ -25,7 +26,10 @@
  *              experts per layer (or `capacity_frac` of E), counting tokens
  *              at position >= `skip_tokens`; `relation` approx (|diff| <=
  *              tolerance) or ge (ours >= published). `experts` restricts the
- *              traces as in lrc_order.
+ *              traces as in lrc_order. It is the replay (sim/replay.h) of
+ *              the trace with one token per step (moe_trace_token_steps),
+ *              count_from = skip_tokens: a token's experts are served in
+ *              ascending id, as in every replay.
  *   quality    a claim about model quality or measured speed, judged from
  *              the runs `make quality` stored (`db`, default
  *              results/quality.db; `experiment`, default quality): the mean
@@ -42,9 +46,16 @@
  *              database or its runs: NOT COMPARABLE, naming `make quality`.
  * Every check has `source` (URL) and may have `metric` and `note`.
  *
+ * Fitted by construction: an lrc row whose trace `moesim trace fit` made
+ * match this very published value (its meta's fit_rho and
+ * fit_target_<policy>), and an lrc_order row whose trace was fitted to both
+ * policies' curves at every rho checked. They test the calibration, not a
+ * model, and are counted apart from the reproductions.
+ *
  * Exit status: 0 when the reproductions ran (a FAIL is a finding, not an
  * error), 1 on a broken experiment file, and with --strict 1 when any row
  * is FAIL. */
+#include <ctype.h>
 #include <getopt.h>
 #include <glob.h>
 #include <math.h>
@@ -67,66 +78,45 @@
 #include "quality_db.h"
 #include "../sim/replay_ext.h"
 #include "reproduce.h"
+#include "reproduce_table.h"
 
 static const char reproduce_usage[] =
-    "usage: moesim reproduce [--strict] [experiments/repro_*.ini ...]\n"
+    "usage: moesim reproduce [--strict] [--csv | --json | --width N] [experiments/repro_*.ini ...]\n"
     "\n"
-    "Run paper reproductions and print one table: experiment, metric, published\n"
-    "value, ours, difference, verdict (PASS / FAIL / NOT COMPARABLE) and why.\n"
-    "Without files, every experiments/repro_*.ini runs (here, else in the data\n"
-    "folders: `moesim --data-path`). The file format: docs/reference.md,\n"
-    "Reproduction files.\n"
+    "Run paper reproductions and print, per experiment and claim, each row's\n"
+    "metric, published value, ours, error and verdict (PASS / FAIL / NOT\n"
+    "COMPARABLE), the reasons as numbered notes under each claim, one summary\n"
+    "line per claim and the totals. Rows fitted by construction (a trace fitted\n"
+    "to the very value it is compared with: a check of the calibration, not\n"
+    "evidence) are marked * and counted apart. Without files, every\n"
+    "experiments/repro_*.ini runs (here, else in the data folders: `moesim\n"
+    "--data-path`). The file format: docs/reference.md, Reproduction files.\n"
     "\n"
-    "  --strict     exit 1 if any verdict is FAIL (default: 0 when it ran)\n"
+    "  --csv        one CSV line per row instead: experiment, claim, kind, metric,\n"
+    "               published, ours, error, verdict (as in the table), fitted (1/0),\n"
+    "               published_value, ours_value (numbers, empty if none), reason, source\n"
+    "  --json       one JSON object: rows (the same fields), claims (counts per\n"
+    "               claim) and totals, fitted rows apart\n"
+    "  --width N    the table's width in columns (default 100, at least 80)\n"
+    "  --strict     exit 1 if any verdict is FAIL, fitted rows included\n"
+    "               (default: 0 when it ran)\n"
     "  -h, --help   this text\n";
 
 #define MAXV 16
 
-typedef struct row {
-    char exp[40], metric[96], pub[24], ours[24], diff[24], verdict[16], reason[1400];
-} row;
-
-typedef struct table {
-    row *r;
-    size_t n, cap;
-    int fails;
-} table;
-
-static row *add_row(table *t, const char *exp, const char *metric) {
-    if (t->n == t->cap) {
-        size_t nc = t->cap ? t->cap * 2 : 32;
-        row *r = realloc(t->r, nc * sizeof *r);
-        if (!r) return NULL;
-        t->r = r, t->cap = nc;
-    }
-    row *r = &t->r[t->n++];
-    memset(r, 0, sizeof *r);
-    snprintf(r->exp, sizeof r->exp, "%s", exp);
-    snprintf(r->metric, sizeof r->metric, "%s", metric);
-    snprintf(r->pub, sizeof r->pub, "-");
-    snprintf(r->ours, sizeof r->ours, "-");
-    snprintf(r->diff, sizeof r->diff, "-");
-    return r;
-}
-
-static void set_reason(row *r, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(r->reason, sizeof r->reason, fmt, ap);
-    va_end(ap);
-}
-
-static void verdict(table *t, row *r, const char *v) {
-    snprintf(r->verdict, sizeof r->verdict, "%s", v);
-    if (!strcmp(v, "FAIL")) t->fails++;
+/* A row of check `sec` (its claim name, kind and source come from there). */
+static repro_row *add_row(repro_table *t, const char *exp, const moe_ini *ini, const char *sec, const char *metric) {
+    return repro_add_row(t, exp, sec + strlen("check "), moe_ini_get(ini, sec, "kind"), moe_ini_get(ini, sec, "source"),
+                         metric);
 }
 
 /* A numeric row: PASS iff |ours - pub| <= tol (absolute). */
-static void numeric(table *t, row *r, double pub, double ours, double tol, const char *fmt) {
+static void numeric(repro_table *t, repro_row *r, double pub, double ours, double tol, const char *fmt) {
     snprintf(r->pub, sizeof r->pub, fmt, pub);
     snprintf(r->ours, sizeof r->ours, fmt, ours);
     snprintf(r->diff, sizeof r->diff, "%+.4f", ours - pub);
-    verdict(t, r, fabs(ours - pub) <= tol + 1e-12 ? "PASS" : "FAIL");
+    r->pub_v = pub, r->ours_v = ours;
+    repro_verdict(t, r, fabs(ours - pub) <= tol + 1e-12 ? "PASS" : "FAIL");
 }
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -154,6 +144,34 @@ static const char *base(const char *path) {
     return s ? s + 1 : path;
 }
 
+/* A trace's file name without ".moetrace", for metric labels. */
+static const char *trace_label(const char *path, char *out, size_t cap) {
+    const char *b = base(path), *dot = strrchr(b, '.');
+    size_t n = dot && !strcmp(dot, ".moetrace") ? (size_t)(dot - b) : strlen(b);
+    snprintf(out, cap, "%.*s", (int)n, b);
+    return out;
+}
+
+/* Whether `moesim trace fit` made t match `policy`'s moe-lrc curve at rho
+ * (its meta's fit_rho and fit_target_<policy>), and, unless v is NaN, with
+ * the target v (to the 3 decimals targets are written with). A row that
+ * compares the trace with that very value checks the fit, not a model: it
+ * is fitted by construction. */
+static int fitted_to(const moe_trace *t, const char *policy, double rho, double v) {
+    char key[64], rhos[1024], vals[1024];
+    snprintf(key, sizeof key, "fit_target_%s", policy);
+    for (char *k = key; *k; k++) *k = (char)tolower((unsigned char)*k);
+    double rv[64], tv[64];
+    uint32_t nr, nv;
+    moe_error e;
+    if (moe_trace_meta_get(t, "fit_rho", rhos, sizeof rhos) || moe_trace_meta_get(t, key, vals, sizeof vals) ||
+        repro_parse_list("fit_rho", rhos, rv, 64, &nr, &e) || repro_parse_list(key, vals, tv, 64, &nv, &e) || nr != nv)
+        return 0;
+    for (uint32_t j = 0; j < nr; j++)
+        if (fabs(rv[j] - rho) < 1e-9 && !isnan(tv[j])) return isnan(v) || fabs(tv[j] - v) < 5e-4;
+    return 0;
+}
+
 static int policy_of(const char *s) {
     if (!strcasecmp(s, "lru")) return MOE_LRC_LRU;
     if (!strcasecmp(s, "lfu")) return MOE_LRC_LFU;
@@ -170,7 +188,7 @@ static double lrc_rate(const moe_trace *t, int policy, double rho, moe_error *er
 
 /* ---- kind = lrc ----------------------------------------------------------- */
 
-static int run_lrc(table *tb, const char *exp, const moe_ini *ini, const char *sec, moe_error *err) {
+static int run_lrc(repro_table *tb, const char *exp, const moe_ini *ini, const char *sec, moe_error *err) {
     const char *tp = need(ini, sec, "trace", err), *pol = need(ini, sec, "policy", err);
     if (!tp || !pol) return -1;
     double rho[MAXV], pub[MAXV], tol;
@@ -184,13 +202,15 @@ static int run_lrc(table *tb, const char *exp, const moe_ini *ini, const char *s
     moe_trace *t = moe_trace_load(tp, &terr);
     for (uint32_t i = 0; i < nr; i++) {
         char m[96];
-        snprintf(m, sizeof m, "%s %s hit rate rho=%g", opt(ini, sec, "model", ""), pol, rho[i]);
-        row *r = add_row(tb, exp, m);
+        const char *model = opt(ini, sec, "model", "");
+        snprintf(m, sizeof m, "%s%s%s hit rate rho=%g", model, *model ? " " : "", pol, rho[i]);
+        repro_row *r = add_row(tb, exp, ini, sec, m);
         if (!r) return moe_fail(err, "out of memory");
         snprintf(r->pub, sizeof r->pub, "%.3f", pub[i]);
+        r->pub_v = pub[i];
         if (!t) {
-            verdict(tb, r, "NOT COMPARABLE");
-            set_reason(r, "no trace: %s", terr.msg);
+            repro_verdict(tb, r, "NOT COMPARABLE");
+            repro_set_reason(r, "no trace: %s", terr.msg);
             continue;
         }
         double v = lrc_rate(t, p, rho[i], err);
@@ -199,7 +219,11 @@ static int run_lrc(table *tb, const char *exp, const moe_ini *ini, const char *s
             return -1;
         }
         numeric(tb, r, pub[i], v, tol, "%.3f");
-        set_reason(r, "%s, tol %g%s%s", base(tp), tol, moe_ini_get(ini, sec, "note") ? "; " : "", opt(ini, sec, "note", ""));
+        r->fitted = fitted_to(t, pol, rho[i], pub[i]);
+        repro_set_reason(r, "%s, tol %g%s%s%s", base(tp), tol, moe_ini_get(ini, sec, "note") ? "; " : "",
+                         opt(ini, sec, "note", ""),
+                         r->fitted ? "; fitted by construction: `moesim trace fit` made the trace match this very "
+                                     "value" : "");
     }
     moe_trace_free(t);
     return 0;
@@ -207,7 +231,7 @@ static int run_lrc(table *tb, const char *exp, const moe_ini *ini, const char *s
 
 /* ---- kind = lrc_order ----------------------------------------------------- */
 
-static int run_lrc_order(table *tb, const char *exp, const moe_ini *ini, const char *sec, moe_error *err) {
+static int run_lrc_order(repro_table *tb, const char *exp, const moe_ini *ini, const char *sec, moe_error *err) {
     const char *pat = need(ini, sec, "traces", err), *bs = need(ini, sec, "better", err), *ws = need(ini, sec, "worse", err);
     if (!pat || !bs || !ws) return -1;
     int pb = policy_of(bs), pw = policy_of(ws);
@@ -221,29 +245,29 @@ static int run_lrc_order(table *tb, const char *exp, const moe_ini *ini, const c
     glob_t g;
     int gr = moe_data_glob(pat, &g);
     if (gr == GLOB_NOMATCH) {
-        row *r = add_row(tb, exp, opt(ini, sec, "metric", "order"));
+        repro_row *r = add_row(tb, exp, ini, sec, opt(ini, sec, "metric", "order"));
         if (!r) return moe_fail(err, "out of memory");
-        verdict(tb, r, "NOT COMPARABLE");
-        set_reason(r, "no trace matches %s", pat);
+        repro_verdict(tb, r, "NOT COMPARABLE");
+        repro_set_reason(r, "no trace matches %s", pat);
         return 0;
     }
     if (gr) return moe_fail(err, "%s: [%s]: glob '%s' failed", ini->path, sec, pat);
     for (size_t i = 0; i < g.gl_pathc; i++) {
-        char m[96];
-        snprintf(m, sizeof m, "%s: %s", base(g.gl_pathv[i]), opt(ini, sec, "metric", "order"));
-        row *r = add_row(tb, exp, m);
+        char m[96], lab[80];
+        snprintf(m, sizeof m, "%s: %s", trace_label(g.gl_pathv[i], lab, sizeof lab), opt(ini, sec, "metric", "order"));
+        repro_row *r = add_row(tb, exp, ini, sec, m);
         if (!r) { globfree(&g); return moe_fail(err, "out of memory"); }
         snprintf(r->pub, sizeof r->pub, "%s %s %s", bs, strict ? ">" : ">=", ws);
         moe_error terr = {{0}};
         moe_trace *t = moe_trace_load(g.gl_pathv[i], &terr);
         if (!t) {
-            verdict(tb, r, "NOT COMPARABLE");
-            set_reason(r, "cannot load: %s", terr.msg);
+            repro_verdict(tb, r, "NOT COMPARABLE");
+            repro_set_reason(r, "cannot load: %s", terr.msg);
             continue;
         }
         if (experts && t->n_experts != experts) {
-            verdict(tb, r, "NOT COMPARABLE");
-            set_reason(r, "the finding is about %llu-expert models; this trace has %u", (unsigned long long)experts,
+            repro_verdict(tb, r, "NOT COMPARABLE");
+            repro_set_reason(r, "the finding is about %llu-expert models; this trace has %u", (unsigned long long)experts,
                        t->n_experts);
             moe_trace_free(t);
             continue;
@@ -256,11 +280,18 @@ static int run_lrc_order(table *tb, const char *exp, const moe_ini *ini, const c
         }
         snprintf(r->ours, sizeof r->ours, "min %+.4f", worst);
         snprintf(r->diff, sizeof r->diff, "@rho=%g", at);
+        r->ours_v = worst;
+        /* the order is by construction when both curves were fit targets at every rho */
+        r->fitted = 1;
+        for (uint32_t j = 0; j < nr; j++) r->fitted &= fitted_to(t, bs, rho[j], NAN) && fitted_to(t, ws, rho[j], NAN);
         int ok = strict ? worst > 0 : worst >= 0;
-        verdict(tb, r, ok ? "PASS" : "FAIL");
-        set_reason(r, "%s - %s smallest at rho=%g over rho %s%s%s%s", bs, ws, at, moe_ini_get(ini, sec, "rho"),
-                   strstr(t->source, "gen") ? "; synthetic trace: a property of the generator, not of a model" : "",
-                   moe_ini_get(ini, sec, "note") ? "; " : "", opt(ini, sec, "note", ""));
+        repro_verdict(tb, r, ok ? "PASS" : "FAIL");
+        repro_set_reason(r, "%s - %s smallest at rho=%g over rho %s%s%s%s", bs, ws, at, moe_ini_get(ini, sec, "rho"),
+                         r->fitted ? "; fitted by construction: `moesim trace fit` made the trace match both curves "
+                                     "at every rho"
+                         : strstr(t->source, "gen") ? "; synthetic trace: a property of the generator, not of a model"
+                                                    : "",
+                         moe_ini_get(ini, sec, "note") ? "; " : "", opt(ini, sec, "note", ""));
         moe_trace_free(t);
     }
     globfree(&g);
@@ -277,7 +308,7 @@ static int tok_s(const moe_trace *t, moe_replay_config cfg, double *out, moe_err
     return 0;
 }
 
-static int run_eliseev(table *tb, const char *exp, const moe_ini *ini, const char *sec, moe_error *err) {
+static int run_eliseev(repro_table *tb, const char *exp, const moe_ini *ini, const char *sec, moe_error *err) {
     const char *tp = need(ini, sec, "trace", err), *dev = need(ini, sec, "device", err),
                *model = need(ini, sec, "model", err);
     if (!tp || !dev || !model) return -1;
@@ -336,32 +367,34 @@ static int run_eliseev(table *tb, const char *exp, const moe_ini *ini, const cha
     for (int i = 0; i < 4; i++) {
         char m[96];
         snprintf(m, sizeof m, "%s tok/s ratio %s/%s", label, col[ra[i][0]], col[ra[i][1]]);
-        row *r = add_row(tb, exp, m);
+        repro_row *r = add_row(tb, exp, ini, sec, m);
         if (!r) { moe_trace_free(t); return moe_fail(err, "out of memory"); }
         double pr = pub[ra[i][0]] / pub[ra[i][1]];
         snprintf(r->pub, sizeof r->pub, "%.3f", pr);
+        r->pub_v = pr;
         if (why) {
-            verdict(tb, r, "NOT COMPARABLE");
-            set_reason(r, "%s", why);
+            repro_verdict(tb, r, "NOT COMPARABLE");
+            repro_set_reason(r, "%s", why);
             continue;
         }
         double or_ = ours[ra[i][0]] / ours[ra[i][1]];
         snprintf(r->ours, sizeof r->ours, "%.3f", or_);
         snprintf(r->diff, sizeof r->diff, "%+.1f%%", 100 * (or_ / pr - 1));
-        verdict(tb, r, fabs(or_ / pr - 1) <= tol ? "PASS" : "FAIL");
-        set_reason(r, "relative tol %g%s%s", tol, i == 0 && moe_ini_get(ini, sec, "note") ? "; " : "",
-                   i == 0 ? opt(ini, sec, "note", "") : "");
+        r->ours_v = or_;
+        repro_verdict(tb, r, fabs(or_ / pr - 1) <= tol ? "PASS" : "FAIL");
+        repro_set_reason(r, "relative tol %g%s%s", tol, moe_ini_get(ini, sec, "note") ? "; " : "", opt(ini, sec, "note", ""));
     }
     for (int i = 0; i < 4 && !why; i++) {
         char m[96];
         snprintf(m, sizeof m, "%s tok/s %s (absolute)", label, col[i]);
-        row *r = add_row(tb, exp, m);
+        repro_row *r = add_row(tb, exp, ini, sec, m);
         if (!r) { moe_trace_free(t); return moe_fail(err, "out of memory"); }
         snprintf(r->pub, sizeof r->pub, "%.3f", pub[i]);
         snprintf(r->ours, sizeof r->ours, "%.3f", ours[i]);
         snprintf(r->diff, sizeof r->diff, "x%.2f", ours[i] / pub[i]);
-        verdict(tb, r, "NOT COMPARABLE");
-        set_reason(r, "absolute speed depends on kernels (HQQ, framework) the profile does not model; only ratios "
+        r->pub_v = pub[i], r->ours_v = ours[i];
+        repro_verdict(tb, r, "NOT COMPARABLE");
+        repro_set_reason(r, "absolute speed depends on kernels (HQQ, framework) the profile does not model; only ratios "
                       "are compared. device %s, %llu experts/layer cached", dev, (unsigned long long)cap);
     }
     moe_trace_free(t);
@@ -370,7 +403,7 @@ static int run_eliseev(table *tb, const char *exp, const moe_ini *ini, const cha
 
 /* ---- kind = mlx_tiers ----------------------------------------------------- */
 
-static int run_mlx_tiers(table *tb, const char *exp, const moe_ini *ini, const char *sec, moe_error *err) {
+static int run_mlx_tiers(repro_table *tb, const char *exp, const moe_ini *ini, const char *sec, moe_error *err) {
     double cnt[MAXV], bits[MAXV], pbits, psave, refbits, tol;
     uint32_t nc, nb;
     uint64_t total;
@@ -389,109 +422,50 @@ static int run_mlx_tiers(table *tb, const char *exp, const moe_ini *ini, const c
         size_t o = strlen(split);
         snprintf(split + o, sizeof split - o, "%s%g@%gb", i ? "+" : "", cnt[i], bits[i]);
     }
-    row *r = add_row(tb, exp, "tier split: experts in the tiers");
+    repro_row *r = add_row(tb, exp, ini, sec, "tier split: experts in the tiers");
     if (!r) return moe_fail(err, "out of memory");
     snprintf(r->pub, sizeof r->pub, "%llu", (unsigned long long)total);
     snprintf(r->ours, sizeof r->ours, "%g", n);
     snprintf(r->diff, sizeof r->diff, "%+g", n - (double)total);
-    verdict(tb, r, n == (double)total ? "PASS" : "FAIL");
-    set_reason(r, "%s; %u tiers listed (the claim says 7)", split, nc);
+    r->pub_v = (double)total, r->ours_v = n;
+    repro_verdict(tb, r, n == (double)total ? "PASS" : "FAIL");
+    repro_set_reason(r, "%s; %u tiers listed (the claim says 7)", split, nc);
     double eff = n > 0 ? sb / n : NAN;
-    r = add_row(tb, exp, "effective bits per weight (nominal)");
+    r = add_row(tb, exp, ini, sec, "effective bits per weight (nominal)");
     if (!r) return moe_fail(err, "out of memory");
     numeric(tb, r, pbits, eff, tol, "%.3f");
-    set_reason(r, "sum(count x bits) / experts = %g / %g = %.4f exactly", sb, n, eff);
+    repro_set_reason(r, "sum(count x bits) / experts = %g / %g = %.4f exactly", sb, n, eff);
     double save = 1 - eff / refbits;
-    r = add_row(tb, exp, "memory saving vs uniform reference bits");
+    r = add_row(tb, exp, ini, sec, "memory saving vs uniform reference bits");
     if (!r) return moe_fail(err, "out of memory");
     snprintf(r->pub, sizeof r->pub, "%.1f%%", 100 * psave);
     snprintf(r->ours, sizeof r->ours, "%.1f%%", 100 * save);
     snprintf(r->diff, sizeof r->diff, "%+.1f pp", 100 * (save - psave));
-    verdict(tb, r, fabs(save - psave) <= 0.02 ? "PASS" : "FAIL");
-    set_reason(r, "1 - %.4f/%g; the published %g bits would give %.1f%% (vs FP16: %.1f%%)", eff, refbits, pbits,
+    r->pub_v = psave, r->ours_v = save; /* fractions; the table prints percent */
+    repro_verdict(tb, r, fabs(save - psave) <= 0.02 ? "PASS" : "FAIL");
+    repro_set_reason(r, "1 - %.4f/%g; the published %g bits would give %.1f%% (vs FP16: %.1f%%)", eff, refbits, pbits,
                100 * (1 - pbits / refbits), 100 * (1 - eff / 16));
     return 0;
 }
 
 /* ---- kind = layer_hits ------------------------------------------------------ */
 
-/* Per-layer cache of `cap` experts, token by token, cold per sequence: a
- * token's experts at a layer are looked up, then the missing ones inserted,
- * evicting (LRU) the least recently used or (Belady) the one used farthest
- * in the future of the sequence, never one the token itself uses. Hits and
- * accesses are counted for tokens at position >= skip. */
-static int layer_sim(const moe_trace *t, int belady, uint32_t cap, uint32_t skip, double *rate, moe_error *err) {
-    const uint32_t L = t->n_layers, E = t->n_experts, K = t->top_k;
-    size_t nk = (size_t)L * E;
-    uint64_t *stamp = calloc(nk, sizeof *stamp), *nextu = calloc(nk, sizeof *nextu), *last = malloc(nk * sizeof *last);
-    uint8_t *res = calloc(nk, 1), *cur = calloc(E, 1);
-    uint32_t *size = calloc(L, sizeof *size);
-    uint64_t *nxt = belady ? malloc((size_t)t->n_tokens * L * K * sizeof *nxt) : NULL;
-    if (!stamp || !nextu || !last || !res || !cur || !size || (belady && !nxt)) {
-        free(stamp), free(nextu), free(last), free(res), free(cur), free(size), free(nxt);
-        return moe_fail(err, "out of memory");
-    }
-    if (belady) { /* next use of each (token, layer, slot) within its sequence */
-        for (size_t i = 0; i < nk; i++) last[i] = UINT64_MAX;
-        for (uint64_t tok = t->n_tokens; tok-- > 0;) {
-            if (tok + 1 < t->n_tokens && t->token_seq[tok + 1] != t->token_seq[tok])
-                for (size_t i = 0; i < nk; i++) last[i] = UINT64_MAX;
-            for (uint32_t l = 0; l < L; l++) {
-                size_t r = moe_trace_rec(t, tok, l);
-                for (uint32_t s = 0; s < K; s++) {
-                    uint16_t e = t->experts[r + s];
-                    nxt[r + s] = UINT64_MAX;
-                    if (e == MOE_NO_EXPERT) continue;
-                    nxt[r + s] = last[(size_t)l * E + e];
-                    last[(size_t)l * E + e] = tok;
-                }
-            }
-        }
-    }
-    uint64_t hits = 0, acc = 0, clock = 0;
-    for (uint64_t tok = 0; tok < t->n_tokens; tok++) {
-        if (tok == 0 || t->token_seq[tok] != t->token_seq[tok - 1]) {
-            memset(res, 0, nk);
-            memset(size, 0, L * sizeof *size);
-        }
-        int count = t->token_pos[tok] >= skip;
-        for (uint32_t l = 0; l < L; l++) {
-            size_t r = moe_trace_rec(t, tok, l);
-            uint8_t *rs = res + (size_t)l * E;
-            for (uint32_t s = 0; s < K && t->experts[r + s] != MOE_NO_EXPERT; s++) {
-                uint16_t e = t->experts[r + s];
-                cur[e] = 1;
-                if (count) acc++, hits += rs[e];
-            }
-            for (uint32_t s = 0; s < K && t->experts[r + s] != MOE_NO_EXPERT; s++) {
-                uint16_t e = t->experts[r + s];
-                size_t key = (size_t)l * E + e;
-                stamp[key] = ++clock;
-                if (belady) nextu[key] = nxt[r + s];
-                if (rs[e] || cap == 0) continue;
-                if (size[l] < cap) {
-                    rs[e] = 1, size[l]++;
-                    continue;
-                }
-                int64_t victim = -1;
-                for (uint32_t x = 0; x < E; x++) { /* lowest id wins ties */
-                    if (!rs[x] || cur[x]) continue;
-                    size_t kx = (size_t)l * E + x;
-                    if (victim < 0) { victim = x; continue; }
-                    size_t kv = (size_t)l * E + (size_t)victim;
-                    if (belady ? nextu[kx] > nextu[kv] : stamp[kx] < stamp[kv]) victim = x;
-                }
-                if (victim >= 0) rs[victim] = 0, rs[e] = 1; /* else every resident is in use: not cached */
-            }
-            for (uint32_t s = 0; s < K && t->experts[r + s] != MOE_NO_EXPERT; s++) cur[t->experts[r + s]] = 0;
-        }
-    }
-    *rate = acc ? (double)hits / (double)acc : NAN;
-    free(stamp), free(nextu), free(last), free(res), free(cur), free(size), free(nxt);
+/* Hit rate of `policy` with a per-layer cache of `cap` experts, cold per
+ * sequence, token by token (tok_steps: moe_trace_token_steps of the trace),
+ * counting the tokens at position >= skip: one replay (sim/replay.h) with
+ * count_from, the caches warmed by the tokens before. */
+static int layer_rate(const moe_trace *tok_steps, const char *policy, uint32_t cap, uint64_t skip, double *rate,
+                      moe_error *err) {
+    moe_replay_config cfg = {.policy = policy, .capacity = cap, .scope = MOE_SCOPE_PER_LAYER, .cold_per_seq = 1,
+                             .seed = 1, .count_from = skip};
+    moe_replay_result r;
+    if (moe_replay(tok_steps, &cfg, &r, err)) return -1;
+    *rate = r.token_slots ? (double)r.token_slot_hits / (double)r.token_slots : NAN;
+    moe_replay_result_free(&r);
     return 0;
 }
 
-static int run_layer_hits(table *tb, const char *exp, const moe_ini *ini, const char *sec, moe_error *err) {
+static int run_layer_hits(repro_table *tb, const char *exp, const moe_ini *ini, const char *sec, moe_error *err) {
     const char *pat = need(ini, sec, "traces", err), *pols = opt(ini, sec, "policies", "lru,belady");
     const char *rel = opt(ini, sec, "relation", "approx");
     if (!pat) return -1;
@@ -512,7 +486,12 @@ static int run_layer_hits(table *tb, const char *exp, const moe_ini *ini, const 
     if (gr && gr != GLOB_NOMATCH) return moe_fail(err, "%s: [%s]: glob '%s' failed", ini->path, sec, pat);
     for (size_t i = 0; gr == 0 && i < g.gl_pathc; i++) {
         moe_error terr = {{0}};
-        moe_trace *t = moe_trace_load(g.gl_pathv[i], &terr);
+        moe_trace *t = moe_trace_load(g.gl_pathv[i], &terr), *ts = NULL;
+        if (t && !(ts = moe_trace_token_steps(t, err))) {
+            moe_trace_free(t);
+            globfree(&g);
+            return -1;
+        }
         for (int p = 0; p < 2; p++) {
             const char *pn = p ? "belady" : "lru";
             if (!strstr(pols, pn)) continue;
@@ -521,37 +500,47 @@ static int run_layer_hits(table *tb, const char *exp, const moe_ini *ini, const 
             char m[96];
             char sk[32] = "";
             if (skip) snprintf(sk, sizeof sk, ", pos>=%llu", (unsigned long long)skip);
-            snprintf(m, sizeof m, "%s: %s %u/%u per layer%s", base(g.gl_pathv[i]), pn, c, t ? t->n_experts : 0, sk);
-            row *r = add_row(tb, exp, m);
-            if (!r) { moe_trace_free(t); globfree(&g); return moe_fail(err, "out of memory"); }
+            char lab[80];
+            snprintf(m, sizeof m, "%s: %s %u/%u per layer%s", trace_label(g.gl_pathv[i], lab, sizeof lab), pn, c,
+                     t ? t->n_experts : 0, sk);
+            repro_row *r = add_row(tb, exp, ini, sec, m);
+            if (!r) { moe_trace_free(t); moe_trace_free(ts); globfree(&g); return moe_fail(err, "out of memory"); }
             snprintf(r->pub, sizeof r->pub, ge ? ">=%.2f" : "~%.2f", pub);
+            r->pub_v = pub;
             if (!t) {
-                verdict(tb, r, "NOT COMPARABLE");
-                set_reason(r, "cannot load: %s", terr.msg);
+                repro_verdict(tb, r, "NOT COMPARABLE");
+                repro_set_reason(r, "cannot load: %s", terr.msg);
                 continue;
             }
             if (experts && t->n_experts != experts) {
-                verdict(tb, r, "NOT COMPARABLE");
-                set_reason(r, "claim is about %llu-expert Mixtral; trace has %u experts per layer",
+                repro_verdict(tb, r, "NOT COMPARABLE");
+                repro_set_reason(r, "claim is about %llu-expert Mixtral; trace has %u experts per layer",
                            (unsigned long long)experts, t->n_experts);
                 continue;
             }
             double v = NAN;
-            if (layer_sim(t, p, c, (uint32_t)skip, &v, err)) { moe_trace_free(t); globfree(&g); return -1; }
+            if (layer_rate(ts, pn, c, skip, &v, err)) {
+                moe_trace_free(t);
+                moe_trace_free(ts);
+                globfree(&g);
+                return -1;
+            }
             snprintf(r->ours, sizeof r->ours, "%.3f", v);
+            r->ours_v = v;
             snprintf(r->diff, sizeof r->diff, "%+.4f", v - pub);
-            verdict(tb, r, (ge ? v >= pub : fabs(v - pub) <= tol) ? "PASS" : "FAIL");
-            set_reason(r, "per-layer cache, cold per sequence, token by token%s%s%s%s",
+            repro_verdict(tb, r, (ge ? v >= pub : fabs(v - pub) <= tol) ? "PASS" : "FAIL");
+            repro_set_reason(r, "per-layer cache, cold per sequence, token by token%s%s%s%s",
                        skip ? ", hits of tokens at position >= skip" : "", strstr(t->source, "gen") ? "; synthetic trace" : "",
                        moe_ini_get(ini, sec, "note") ? "; " : "", opt(ini, sec, "note", ""));
         }
         moe_trace_free(t);
+        moe_trace_free(ts);
     }
     if (gr == GLOB_NOMATCH) {
-        row *r = add_row(tb, exp, opt(ini, sec, "metric", "hit rate"));
+        repro_row *r = add_row(tb, exp, ini, sec, opt(ini, sec, "metric", "hit rate"));
         if (!r) return moe_fail(err, "out of memory");
-        verdict(tb, r, "NOT COMPARABLE");
-        set_reason(r, "no trace matches %s", pat);
+        repro_verdict(tb, r, "NOT COMPARABLE");
+        repro_set_reason(r, "no trace matches %s", pat);
     } else
         globfree(&g);
     return 0;
@@ -559,7 +548,7 @@ static int run_layer_hits(table *tb, const char *exp, const moe_ini *ini, const 
 
 /* ---- kind = quality -------------------------------------------------------- */
 
-static int run_quality(table *tb, const char *exp, const moe_ini *ini, const char *sec, moe_error *err) {
+static int run_quality(repro_table *tb, const char *exp, const moe_ini *ini, const char *sec, moe_error *err) {
     const char *db = opt(ini, sec, "db", "results/quality.db"), *qexp = opt(ini, sec, "experiment", "quality");
     const char *claim = need(ini, sec, "claim", err), *metric = need(ini, sec, "metric", err);
     const char *config = need(ini, sec, "config", err), *versus = moe_ini_get(ini, sec, "versus");
@@ -573,11 +562,11 @@ static int run_quality(table *tb, const char *exp, const moe_ini *ini, const cha
     if (!ratio && !below && !lower) return moe_fail(err, "%s: [%s]: claim '%s' (ratio, below, lower)", ini->path, sec, claim);
     if ((ratio || lower) && !versus) return moe_fail(err, "%s: [%s]: claim %s needs versus", ini->path, sec, claim);
     if ((ratio || below) && isnan(pub)) return moe_fail(err, "%s: [%s]: claim %s needs published", ini->path, sec, claim);
-    row *r = add_row(tb, exp, label);
+    repro_row *r = add_row(tb, exp, ini, sec, label);
     if (!r) return moe_fail(err, "out of memory");
     if (access(db, R_OK)) {
-        verdict(tb, r, "NOT COMPARABLE");
-        set_reason(r, "%s not found: `make quality` measures it (several minutes)", db);
+        repro_verdict(tb, r, "NOT COMPARABLE");
+        repro_set_reason(r, "%s not found: `make quality` measures it (several minutes)", db);
         return 0;
     }
     moe_str_list caps = {0};
@@ -606,8 +595,8 @@ static int run_quality(table *tb, const char *exp, const moe_ini *ini, const cha
     }
     moe_str_list_free(&caps);
     if (missing) {
-        verdict(tb, r, "NOT COMPARABLE");
-        set_reason(r, "%s has no quality runs of '%s'%s%s in experiment %s: run `make quality`", db, ca,
+        repro_verdict(tb, r, "NOT COMPARABLE");
+        repro_set_reason(r, "%s has no quality runs of '%s'%s%s in experiment %s: run `make quality`", db, ca,
                    versus ? " or " : "", versus ? cb : "", qexp);
         return 0;
     }
@@ -616,29 +605,32 @@ static int run_quality(table *tb, const char *exp, const moe_ini *ini, const cha
         double ours = inv ? a / b : b / a;
         snprintf(r->pub, sizeof r->pub, "%.3g", pub);
         snprintf(r->ours, sizeof r->ours, "%.3g", ours);
+        r->pub_v = pub, r->ours_v = ours;
         snprintf(r->diff, sizeof r->diff, "%+.1f%%", 100 * (ours / pub - 1));
-        verdict(tb, r, fabs(ours / pub - 1) <= tol ? "PASS" : "FAIL");
-        set_reason(r, "%s: %s %.4g / %s %.4g (means over %d texts); tolerance %.0f%%", metric, inv ? ca : cb,
+        repro_verdict(tb, r, fabs(ours / pub - 1) <= tol ? "PASS" : "FAIL");
+        repro_set_reason(r, "%s: %s %.4g / %s %.4g (means over %d texts); tolerance %.0f%%", metric, inv ? ca : cb,
                    inv ? a : b, inv ? cb : ca, inv ? b : a, na, 100 * tol);
     } else if (below) {
         snprintf(r->pub, sizeof r->pub, "< %.3g", pub);
         snprintf(r->ours, sizeof r->ours, "%.4g", a);
+        r->pub_v = pub, r->ours_v = a;
         snprintf(r->diff, sizeof r->diff, "%+.4g", a - pub);
-        verdict(tb, r, a < pub ? "PASS" : "FAIL");
-        set_reason(r, "%s of %s, mean over %d texts; the threshold was stated before measuring", metric, ca, na);
+        repro_verdict(tb, r, a < pub ? "PASS" : "FAIL");
+        repro_set_reason(r, "%s of %s, mean over %d texts; the threshold was stated before measuring", metric, ca, na);
     } else {
         snprintf(r->pub, sizeof r->pub, "lower");
         snprintf(r->ours, sizeof r->ours, "%+.4g", worst);
+        r->ours_v = worst;
         snprintf(r->diff, sizeof r->diff, "-");
-        verdict(tb, r, all_lower ? "PASS" : "FAIL");
-        set_reason(r, "%s, mean over %d texts, first config vs versus: %s", metric, na, detail);
+        repro_verdict(tb, r, all_lower ? "PASS" : "FAIL");
+        repro_set_reason(r, "%s, mean over %d texts, first config vs versus: %s", metric, na, detail);
     }
     return 0;
 }
 
 /* ---- driver --------------------------------------------------------------- */
 
-static int run_file(table *tb, const char *path, moe_error *err) {
+static int run_file(repro_table *tb, const char *path, moe_error *err) {
     char where[4096];
     path = moe_data_path(path, where, sizeof where);
     moe_ini *ini = moe_ini_load(path, err);
@@ -647,6 +639,10 @@ static int run_file(table *tb, const char *path, moe_error *err) {
     if (!exp) {
         moe_ini_free(ini);
         return moe_fail(err, "%s: missing [experiment] name", path);
+    }
+    if (repro_add_experiment(tb, exp, moe_ini_get(ini, "experiment", "title"), moe_ini_get(ini, "experiment", "source"))) {
+        moe_ini_free(ini);
+        return moe_fail(err, "out of memory");
     }
     int rc = 0, n = 0;
     for (size_t i = 0; i < ini->n_sections && !rc; i++) {
@@ -669,32 +665,31 @@ static int run_file(table *tb, const char *path, moe_error *err) {
     return rc;
 }
 
-static void print_table(const table *tb) {
-    printf("%-14s %-56s %-12s %-12s %-9s %-15s %s\n", "experiment", "metric", "published", "ours", "diff", "verdict",
-           "reason");
-    for (size_t i = 0; i < tb->n; i++) {
-        const row *r = &tb->r[i];
-        printf("%-14s %-56s %-12s %-12s %-9s %-15s %s\n", r->exp, r->metric, r->pub, r->ours, r->diff, r->verdict,
-               r->reason);
-    }
-    size_t pass = 0, fail = 0, nc = 0;
-    for (size_t i = 0; i < tb->n; i++) {
-        pass += !strcmp(tb->r[i].verdict, "PASS");
-        fail += !strcmp(tb->r[i].verdict, "FAIL");
-        nc += !strcmp(tb->r[i].verdict, "NOT COMPARABLE");
-    }
-    printf("\n%zu rows: %zu PASS, %zu FAIL, %zu NOT COMPARABLE\n", tb->n, pass, fail, nc);
-}
-
 int cmd_reproduce(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"strict", no_argument, 0, 's'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    int strict = 0, c;
+    static const struct option opts[] = {{"strict", no_argument, 0, 's'}, {"csv", no_argument, 0, 'c'},
+                                         {"json", no_argument, 0, 'j'},   {"width", required_argument, 0, 'w'},
+                                         {"help", no_argument, 0, 'h'},   {0, 0, 0, 0}};
+    int strict = 0, csv = 0, json = 0, c;
+    uint64_t width = 100;
+    moe_error err = {{0}};
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == 's') strict = 1;
-        else if (c == 'h') return fputs(reproduce_usage, stdout), 0;
+        else if (c == 'c') csv = 1;
+        else if (c == 'j') json = 1;
+        else if (c == 'w') {
+            if (cli_parse_u64("--width", optarg, 100000, &width, &err)) return cli_error("reproduce", &err);
+            if (width < 80) {
+                fprintf(stderr, "moesim reproduce: --width %llu: the table needs at least 80 columns\n",
+                        (unsigned long long)width);
+                return 2;
+            }
+        } else if (c == 'h') return fputs(reproduce_usage, stdout), 0;
         else return fputs(reproduce_usage, stderr), 2;
+    }
+    if (csv && json) {
+        fprintf(stderr, "moesim reproduce: --csv and --json: choose one\n%s", reproduce_usage);
+        return 2;
     }
     glob_t g = {0};
     char **files = argv + optind;
@@ -709,14 +704,18 @@ int cmd_reproduce(int argc, char **argv) {
         }
         files = g.gl_pathv, nf = g.gl_pathc;
     }
-    table tb = {0};
-    moe_error err = {{0}};
+    repro_table tb = {0};
     int rc = 0;
     for (size_t i = 0; i < nf && !rc; i++)
         if (run_file(&tb, files[i], &err)) rc = cli_error("reproduce", &err);
-    if (!rc) print_table(&tb);
+    /* nothing is printed until every check ran: a broken file gives no half table */
+    if (!rc) {
+        if (csv) repro_print_csv(&tb, stdout);
+        else if (!json) repro_print_table(&tb, stdout, (int)width);
+        else if (repro_print_json(&tb, stdout)) rc = moe_fail(&err, "out of memory"), cli_error("reproduce", &err);
+    }
     if (!rc && strict && tb.fails) rc = 1;
-    free(tb.r);
+    repro_table_free(&tb);
     globfree(&g);
     return rc;
 }

@@ -41,7 +41,7 @@ int cmd_run(int argc, char **argv) {
         {"device", required_argument, 0, 'X'},    {"model", required_argument, 0, 'X'},
         {"devices", required_argument, 0, 'X'},   {"models", required_argument, 0, 'X'},
         {"split", required_argument, 0, 'X'},     {"load-state", required_argument, 0, 'X'},
-        {"save-state", required_argument, 0, 'X'},
+        {"save-state", required_argument, 0, 'X'}, {"count-from", required_argument, 0, 'X'},
         {0, 0, 0, 0},
     };
     const char *trace_path = NULL, *db_path = NULL, *experiment = "";

@@ -85,7 +85,7 @@ static inline enum moe_access_result moe_cache_access(moe_cache *c, uint32_t key
  * 1 if inserted, 0 if already resident, -1 if bypassed. */
 int moe_cache_insert(moe_cache *c, uint32_t key, const moe_access *a, int64_t *victim);
 
-/* Prefetch admission, the one rule the replay (sim/replay_ext.c) and the
+/* Prefetch admission, the one rule the replay (sim/replay_engine.c) and the
  * offloaded backend (backend/offload.c) share, so both ask the cache the same
  * things in the same order: the n predicted experts of one layer (ascending,
  * keys base + expert) protect each other, in a fresh group unless keep_group

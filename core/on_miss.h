@@ -1,5 +1,5 @@
 /* on_miss.h: what a token does when an expert it chose is not resident
- * (`--on-miss`), the one rule the replay (sim/replay_ext.c) and the
+ * (`--on-miss`), the one rule the replay (sim/replay_engine.c) and the
  * offloaded backend (backend/offload.c) both apply, so both serve the same
  * experts and their hit counts stay equal.
  *

@@ -64,7 +64,7 @@ static inline uint32_t moe_precision_rank(const double *f, uint32_t E, uint32_t 
 int moe_precision_mlx_tier(double freq);
 /* HOBBIT's rule for a slot whose preceding normalised weight is c: the
  * high copy, the low copy, or skipped. The replay (through the plan) and the
- * backend (sim/replay_ext.c, backend/moe_block.c) both decide by it. */
+ * backend (sim/replay_engine.c, backend/moe_block.c) both decide by it. */
 enum { MOE_HOBBIT_HIGH = 0, MOE_HOBBIT_LOW = 1, MOE_HOBBIT_SKIP = 2 };
 static inline int moe_hobbit_class(double c, double hi, double lo) {
     return c < hi ? MOE_HOBBIT_HIGH : c < lo ? MOE_HOBBIT_LOW : MOE_HOBBIT_SKIP;

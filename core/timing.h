@@ -26,7 +26,7 @@
  * final. Without contention both rates are equal and a read's end is fixed
  * at issue, exactly as before.
  *
- * The replay engine (sim/replay_ext.c) prices a trace on this timeline; the
+ * The replay engine (sim/replay_engine.c) prices a trace on this timeline; the
  * offloaded backend (backend/offload.c) measures the same terms (dense and
  * expert compute, stalls by kind, I/O busy time) with a clock, so predicted
  * and measured runs are compared term by term (`moesim validate`). */

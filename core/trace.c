@@ -1,4 +1,5 @@
-/* trace.c: the in-memory trace, its invariants, and the builder importers use. */
+/* trace.c: the in-memory trace, its invariants, the builder importers use,
+ * its meta lines and its one-token-per-step copy. */
 #include "trace.h"
 
 #include <math.h>
@@ -385,4 +386,62 @@ moe_trace *moe_tb_finish(moe_trace_builder *b, const char *model, const char *so
     }
     free(b);
     return t;
+}
+
+/* A malloc'ed copy of n bytes of src, or NULL (then *ok = 0; NULL src stays NULL). */
+static void *dup_bytes(const void *src, size_t n, int *ok) {
+    if (!src) return NULL;
+    void *p = malloc(n ? n : 1);
+    if (!p) *ok = 0;
+    else memcpy(p, src, n);
+    return p;
+}
+
+moe_trace *moe_trace_token_steps(const moe_trace *t, moe_error *err) {
+    if (t->keys) return moe_fail(err, "a key sequence already has one request per step"), NULL;
+    moe_trace *c = calloc(1, sizeof *c);
+    if (!c) return moe_fail(err, "out of memory"), NULL;
+    memcpy(c->model, t->model, sizeof c->model);
+    memcpy(c->source, t->source, sizeof c->source);
+    c->n_layers = t->n_layers, c->n_experts = t->n_experts, c->top_k = t->top_k, c->n_shared = t->n_shared;
+    c->lookahead_depth = t->lookahead_depth;
+    memcpy(c->expert_bytes, t->expert_bytes, sizeof c->expert_bytes);
+    c->n_steps = c->n_tokens = t->n_tokens;
+    const size_t n = t->n_tokens, rec = n * t->n_layers;
+    int ok = 1;
+    c->meta = t->meta ? dup_bytes(t->meta, strlen(t->meta) + 1, &ok) : NULL;
+    c->step_first_token = malloc((n + 1) * sizeof *c->step_first_token);
+    c->step_id = malloc((n ? n : 1) * sizeof *c->step_id);
+    c->step_phase = malloc(n ? n : 1);
+    c->token_seq = dup_bytes(t->token_seq, n * sizeof *t->token_seq, &ok);
+    c->token_pos = dup_bytes(t->token_pos, n * sizeof *t->token_pos, &ok);
+    c->experts = dup_bytes(t->experts, rec * t->top_k * sizeof *t->experts, &ok);
+    c->weights = dup_bytes(t->weights, rec * t->top_k * sizeof *t->weights, &ok);
+    c->router_logits = dup_bytes(t->router_logits, rec * t->n_experts * sizeof *t->router_logits, &ok);
+    c->lookahead = dup_bytes(t->lookahead, rec * t->lookahead_depth * t->top_k * sizeof *t->lookahead, &ok);
+    if (!ok || !c->step_first_token || !c->step_id || !c->step_phase) {
+        moe_trace_free(c);
+        return moe_fail(err, "out of memory"), NULL;
+    }
+    /* each token its own step, numbered 0, 1, ..., with its step's phase */
+    for (uint64_t s = 0; s < t->n_steps; s++)
+        for (uint64_t tok = t->step_first_token[s]; tok < t->step_first_token[s + 1]; tok++) {
+            c->step_first_token[tok] = c->step_id[tok] = tok;
+            c->step_phase[tok] = t->step_phase[s];
+        }
+    c->step_first_token[n] = n;
+    return c;
+}
+
+int moe_trace_meta_get(const moe_trace *t, const char *key, char *out, size_t cap) {
+    size_t kl = strlen(key);
+    for (const char *p = t->meta; p && *p;) {
+        const char *nl = strchr(p, '\n'), *end = nl ? nl : p + strlen(p);
+        if ((size_t)(end - p) > kl && !strncmp(p, key, kl) && p[kl] == '=') {
+            snprintf(out, cap, "%.*s", (int)(end - p - (ptrdiff_t)kl - 1), p + kl + 1);
+            return 0;
+        }
+        p = nl ? nl + 1 : end;
+    }
+    return -1;
 }

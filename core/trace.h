@@ -124,6 +124,17 @@ int moe_trace_validate(const moe_trace *t, moe_error *err);
 /* Total number of (token, layer, slot) entries that name an expert. */
 uint64_t moe_trace_count_slots(const moe_trace *t);
 
+/* The value of `key` in the trace's meta text (its "key=value" lines; the
+ * first such line) into out, cut at cap; 0, or -1 when no line has it. */
+int moe_trace_meta_get(const moe_trace *t, const char *key, char *out, size_t cap);
+
+/* A copy of t in which every token is a step of its own (numbered 0, 1,
+ * ... in token order, with the phase of the step it came from), for replays
+ * that serve a prefill chunk or a batch token by token. Sequences,
+ * positions, experts, weights, logits and lookahead are copied unchanged.
+ * NULL with err for a key sequence or when memory runs out. */
+moe_trace *moe_trace_token_steps(const moe_trace *t, moe_error *err);
+
 /* ---- builder: what every importer and the generator use ---------------- */
 
 typedef struct moe_trace_builder moe_trace_builder;

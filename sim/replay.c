@@ -1,4 +1,8 @@
-/* replay.c: serves a trace's accesses to caches and counts what happened. */
+/* replay.c: moe_replay, the replay's entry point, and its demand-only fast
+ * path: serves a trace's accesses to caches and counts what happened.
+ * Configs with prefetch, speculation, skipping, precision, byte capacities,
+ * cache state or the timing model go to the general loop
+ * (sim/replay_engine.c); see sim/replay_internal.h. */
 #include "replay.h"
 
 #include <math.h>
@@ -11,102 +15,7 @@
 #include "../core/split.h"
 #include "../core/sort_small.h"
 #include "replay_check.h"
-#include "replay_ext.h"
-
-const char *moe_scope_name(int scope) { return scope == MOE_SCOPE_GLOBAL ? "global" : "per-layer"; }
-
-int moe_scope_parse(const char *s, int *scope, moe_error *err) {
-    if (!strcmp(s, "per-layer")) *scope = MOE_SCOPE_PER_LAYER;
-    else if (!strcmp(s, "global")) *scope = MOE_SCOPE_GLOBAL;
-    else return moe_fail(err, "unknown scope '%s' (use per-layer or global)", s);
-    return 0;
-}
-
-/* Sequences of the result (replay.h): one pass over the steps. */
-static int result_alloc_seqs(moe_replay_result *res, const moe_trace *t) {
-    uint32_t n = 1;
-    if (!t->keys) {
-        if (!(res->step_seq = malloc((t->n_steps ? t->n_steps : 1) * sizeof *res->step_seq))) return -1;
-        uint32_t q = 0, id = 0;
-        int any = 0;
-        for (uint64_t s = 0; s < t->n_steps; s++) {
-            uint64_t tok = t->step_first_token[s];
-            if (tok < t->step_first_token[s + 1]) { /* a step without tokens stays in its sequence */
-                if (any && t->token_seq[tok] != id) q++;
-                id = t->token_seq[tok];
-                any = 1;
-            }
-            res->step_seq[s] = q;
-        }
-        n = q + 1;
-    }
-    res->n_seqs = n;
-    res->seq_ids = calloc(n, sizeof *res->seq_ids);
-    res->seq_accesses = calloc(n, sizeof *res->seq_accesses);
-    res->seq_hits = calloc(n, sizeof *res->seq_hits);
-    if (!res->seq_ids || !res->seq_accesses || !res->seq_hits) return -1;
-    if (!t->keys)
-        for (uint64_t s = t->n_steps; s-- > 0;) /* each sequence's id: that of its first step with tokens */
-            if (t->step_first_token[s] < t->step_first_token[s + 1])
-                res->seq_ids[res->step_seq[s]] = t->token_seq[t->step_first_token[s]];
-    return 0;
-}
-
-/* Each step's offset from its sequence's start, for the recovery curve
- * (replay.h); the first sequence's steps are not counted. */
-static int result_alloc_since_start(moe_replay_result *res, const moe_trace *t) {
-    if (t->keys) return 0;
-    if (!(res->step_since_start = malloc((t->n_steps ? t->n_steps : 1) * sizeof *res->step_since_start))) return -1;
-    uint64_t start = 0;
-    uint32_t id = 0;
-    int any = 0, counted = 0; /* a step with tokens seen; the current sequence is counted */
-    for (uint64_t s = 0; s < t->n_steps; s++) {
-        uint64_t tok = t->step_first_token[s];
-        if (tok < t->step_first_token[s + 1]) { /* a step without tokens stays in its sequence */
-            if (any && t->token_seq[tok] != id) {
-                start = s;
-                counted = 1;
-                res->since_start_seqs++;
-            }
-            id = t->token_seq[tok];
-            any = 1;
-        }
-        uint64_t o = s - start;
-        res->step_since_start[s] = counted && o < MOE_SINCE_START_STEPS ? (uint32_t)o : MOE_SINCE_START_STEPS;
-    }
-    return 0;
-}
-
-int moe_replay_result_alloc(moe_replay_result *res, const moe_trace *t, uint32_t curve_windows) {
-    res->n_layers = t->n_layers;
-    res->layer_accesses = calloc(t->n_layers, sizeof(uint64_t));
-    res->layer_hits = calloc(t->n_layers, sizeof(uint64_t));
-    /* Windows of whole steps: ceil(steps / windows) steps each, so the last
-     * window may be shorter and there may be fewer windows than asked. */
-    res->n_windows = curve_windows ? curve_windows : 100;
-    if (res->n_windows > t->n_steps) res->n_windows = (uint32_t)t->n_steps;
-    res->win_steps = (t->n_steps + res->n_windows - 1) / res->n_windows;
-    res->n_windows = (uint32_t)((t->n_steps + res->win_steps - 1) / res->win_steps);
-    res->win_accesses = calloc(res->n_windows, sizeof(uint64_t));
-    res->win_hits = calloc(res->n_windows, sizeof(uint64_t));
-    if (!res->layer_accesses || !res->layer_hits || !res->win_accesses || !res->win_hits) return -1;
-    return result_alloc_seqs(res, t) || result_alloc_since_start(res, t) ? -1 : 0;
-}
-
-void moe_replay_result_free(moe_replay_result *r) {
-    free(r->layer_accesses);
-    free(r->layer_hits);
-    free(r->win_accesses);
-    free(r->win_hits);
-    free(r->step_seq);
-    free(r->seq_ids);
-    free(r->seq_accesses);
-    free(r->seq_hits);
-    free(r->step_since_start);
-    if (r->ext) free(r->ext->step_s);
-    free(r->ext);
-    memset(r, 0, sizeof *r);
-}
+#include "replay_internal.h"
 
 /* Scratch for collecting the union of a (step, layer)'s experts. stamp[e]
  * == cur marks e as already collected, so no clearing between groups. */
@@ -298,10 +207,6 @@ __attribute__((noinline)) static uint64_t decode_step_gl_future(decode_ctx *d, u
     return decode_step(d, s, n, 1, 1);
 }
 
-static int seq_changes(const moe_trace *t, uint64_t s) {
-    return s > 0 && t->token_seq[t->step_first_token[s]] != t->token_seq[t->step_first_token[s - 1]];
-}
-
 /* For offline policies: next_use[i] = ordinal of the next access of the same
  * key after access i, MOE_NEVER if none. Keys are global (layer, expert) so
  * the same array serves both scopes. */
@@ -462,51 +367,68 @@ out:
     return rc;
 }
 
+/* A decode step before count_from: served like any other, so the caches
+ * warm up, but its counts are dropped (its per-layer counts go to scratch;
+ * time, the access clock next_use is indexed by, runs on). */
+static void decode_uncounted(decode_ctx *d, uint64_t (*decode)(decode_ctx *, uint64_t, uint64_t *), uint64_t s,
+                             uint64_t *scratch, uint64_t *n_acc) {
+    counts keep = d->cnt;
+    uint64_t *acc = d->layer_acc, *hits = d->layer_hits;
+    d->layer_acc = d->layer_hits = scratch;
+    decode(d, s, n_acc);
+    d->layer_acc = acc, d->layer_hits = hits;
+    d->cnt.comp = keep.comp, d->cnt.byp = keep.byp, d->cnt.evict = keep.evict;
+}
+
+/* count_from: does step s have a token before position `from`? Then
+ * mark_counted decides per activation. */
+static int step_partly_uncounted(const moe_trace *t, uint64_t tok0, uint64_t tok1, uint64_t from) {
+    for (uint64_t tok = tok0; tok < tok1; tok++)
+        if (t->token_pos[tok] < from) return 1;
+    return 0;
+}
+
+/* counted[e] = 1 iff a token of step [tok0, tok1) at position >= from chose
+ * expert e at layer l; set[0..m) is the step's union there. */
+static void mark_counted(const moe_trace *t, uint64_t tok0, uint64_t tok1, uint32_t l, uint64_t from,
+                         const uint16_t *set, uint32_t m, uint8_t *counted) {
+    for (uint32_t i = 0; i < m; i++) counted[set[i]] = 0;
+    for (uint64_t tok = tok0; tok < tok1; tok++) {
+        if (t->token_pos[tok] < from) continue;
+        size_t r = moe_trace_rec(t, tok, l);
+        for (uint32_t k = 0; k < t->top_k && t->experts[r + k] != MOE_NO_EXPERT; k++) counted[t->experts[r + k]] = 1;
+    }
+}
+
 int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_result *res,
                moe_error *err) {
     if (t->keys) return replay_keys(t, cfg, res, err);
-    /* Prefetch, speculation, skipping, precision, byte capacities and the
-     * timing model run in their own engine, so this loop (and every result
-     * without those options) stays exactly as it was. */
-    if (moe_replay_config_is_ext(cfg)) return moe_replay_ext_run(t, cfg, res, err);
+    /* Prefetch, speculation, skipping, precision, byte capacities, cache
+     * state and the timing model run in the general loop; the loop below is
+     * its demand-only case, specialised (same results, bit for bit). */
+    if (moe_replay_config_is_ext(cfg)) return moe_replay_engine_run(t, cfg, res, err);
     memset(res, 0, sizeof *res);
     const uint32_t L = t->n_layers, E = t->n_experts;
     const int global = cfg->scope == MOE_SCOPE_GLOBAL;
     if (moe_replay_plain_check(t, cfg, err) || moe_replay_policy_check(t, cfg, err)) return -1;
-    uint32_t n_caches = global ? 1 : L;
+    uint32_t n_caches = 0;
     int rc = -1;
-    moe_cache **caches = calloc(n_caches, sizeof *caches);
+    moe_cache **caches = NULL;
     uint8_t *seen = calloc((size_t)L * E, 1);
     uint8_t *hitflag = calloc(E, 1);
     gather g = {calloc(E, sizeof(uint32_t)), 0, malloc(E * sizeof(uint16_t)), malloc(E * sizeof(float))};
     float *dec_w = malloc(((size_t)L + 1) * t->top_k * sizeof(float)); /* decode path: wr, then nan_w */
     uint64_t *next_use = NULL;
-    uint32_t *caps = NULL; /* per-layer capacities of a non-uniform split */
+    const uint64_t from = cfg->count_from;
+    uint8_t *counted = from ? calloc(E, 1) : NULL;        /* count_from: mark_counted's flags */
+    uint64_t *scratch = from ? calloc(L, sizeof *scratch) : NULL; /* and decode_uncounted's */
+    uint64_t uncounted = 0; /* accesses served before count_from */
     int res_ok = moe_replay_result_alloc(res, t, cfg->curve_windows) == 0;
-    if (!caches || !seen || !hitflag || !g.stamp || !g.set || !g.weight || !dec_w || !res_ok) {
+    if (!seen || !hitflag || !g.stamp || !g.set || !g.weight || !dec_w || !res_ok || (from && (!counted || !scratch))) {
         moe_fail(err, "out of memory");
         goto out;
     }
-    if (!moe_split_is_uniform(cfg->split)) { /* per-layer scope (moe_replay_plain_check) */
-        if (!(caps = malloc(L * sizeof *caps))) {
-            moe_fail(err, "out of memory");
-            goto out;
-        }
-        if (moe_split_compute(cfg->split, t, cfg->capacity, cfg->cold_per_seq, caps, err)) goto out;
-    }
-    for (uint32_t i = 0; i < n_caches; i++) {
-        moe_policy_env env = {
-            .n_keys = global ? L * E : E,
-            .capacity = caps ? caps[i] : cfg->capacity,
-            .n_layers = L,
-            .n_experts = E,
-            .fixed_layer = global ? -1 : (int32_t)i,
-            /* each layer's cache gets its own stream, derived from the seed */
-            .seed = cfg->seed * 1000003u + i,
-            .trace = t,
-        };
-        if (!(caches[i] = moe_cache_new(cfg->policy, &env, err))) goto out;
-    }
+    if (moe_replay_caches_new(t, cfg, &caches, &n_caches, err)) goto out;
     snprintf(res->policy, sizeof res->policy, "%s", caches[0]->canonical);
     int needs_future = (caches[0]->ops->flags & MOE_POLICY_NEEDS_FUTURE) != 0;
     uint64_t n_acc = 0;
@@ -528,7 +450,7 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
     int any_on_step = caches[0]->ops->on_step != NULL;
     moe_access a = {.next_use = MOE_NEVER};
     for (uint64_t s = 0; s < t->n_steps; s++) {
-        if (cfg->cold_per_seq && seq_changes(t, s)) {
+        if (cfg->cold_per_seq && moe_replay_seq_changes(t, s)) {
             for (uint32_t i = 0; i < n_caches; i++)
                 if (moe_cache_reset(caches[i], err)) goto out;
             memset(seen, 0, (size_t)L * E);
@@ -538,7 +460,13 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
             for (uint32_t i = 0; i < n_caches; i++) caches[i]->ops->on_step(caches[i]->st, s);
         uint64_t tok0 = t->step_first_token[s], tok1 = t->step_first_token[s + 1];
         if (tok1 - tok0 == 1) { /* decode: one token */
-            uint64_t m, hits = decode(&dc, s, &m);
+            uint64_t m, hits;
+            if (from && t->token_pos[tok0] < from) {
+                decode_uncounted(&dc, decode, s, scratch, &m);
+                uncounted += m;
+                continue;
+            }
+            hits = decode(&dc, s, &m);
             n_hits += hits;
             moe_replay_count_step(res, s, m, hits);
             n_slots += m;
@@ -548,6 +476,9 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
         /* Multi-token steps (prefill chunks, batches; also the rare step
          * with no token): the union of the tokens' experts per layer. */
         int multi = tok1 - tok0 > 1; /* only multi-token steps need per-expert hit flags */
+        /* count_from inside or after this step: an activation counts iff a
+         * counted token chose it (cw below is 1 or 0) */
+        int partial = from && step_partly_uncounted(t, tok0, tok1, from);
         uint64_t time = cnt->time, n_comp = cnt->comp, n_byp = cnt->byp, n_evict = cnt->evict;
         a.step = s;
         for (uint32_t l = 0; l < L; l++) {
@@ -557,10 +488,12 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
             uint8_t *seen_l = seen + (size_t)l * E;
             moe_cache_begin_group(c);
             for (uint32_t i = 0; i < m; i++) moe_cache_protect(c, base + g.set[i]);
-            uint64_t hits = 0;
+            if (partial) mark_counted(t, tok0, tok1, l, from, g.set, m, counted);
+            uint64_t hits = 0, m_counted = 0;
             a.layer = l;
             for (uint32_t i = 0; i < m; i++) {
                 uint32_t e = g.set[i], key = base + e;
+                unsigned cw = partial ? counted[e] : 1;
                 a.time = time;
                 a.expert = e;
                 a.weight = g.weight[e];
@@ -568,24 +501,27 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
                 time++;
                 int64_t victim;
                 enum moe_access_result r = moe_cache_access(c, key, &a, &victim);
-                int hit = r == MOE_HIT;
+                unsigned hit = r == MOE_HIT;
                 if (multi) hitflag[e] = (uint8_t)hit;
-                hits += (uint64_t)hit;
-                n_comp += !hit && !seen_l[e];
+                hits += hit & cw;
+                n_comp += cw & (!hit && !seen_l[e]);
                 seen_l[e] = 1;
-                n_byp += r == MOE_MISS_BYPASSED;
-                n_evict += victim >= 0;
+                n_byp += cw & (r == MOE_MISS_BYPASSED);
+                n_evict += cw & (victim >= 0);
+                m_counted += cw;
             }
+            uncounted += m - m_counted;
             n_hits += hits;
-            res->layer_accesses[l] += m;
+            res->layer_accesses[l] += m_counted;
             res->layer_hits[l] += hits;
-            moe_replay_count_step(res, s, m, hits);
+            moe_replay_count_step(res, s, m_counted, hits);
             if (!multi) { /* one token: its slots are exactly the set */
-                n_slots += m;
+                n_slots += m_counted;
                 n_slot_hits += hits;
                 continue;
             }
             for (uint64_t tok = tok0; tok < tok1; tok++) {
+                if (partial && t->token_pos[tok] < from) continue;
                 size_t r = moe_trace_rec(t, tok, l);
                 for (uint32_t k = 0; k < t->top_k && t->experts[r + k] != MOE_NO_EXPERT; k++) {
                     n_slots++;
@@ -598,7 +534,7 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
         cnt->byp = n_byp;
         cnt->evict = n_evict;
     }
-    res->accesses = cnt->time;
+    res->accesses = cnt->time - uncounted;
     res->hits = n_hits;
     res->compulsory_misses = cnt->comp;
     res->bypasses = cnt->byp;
@@ -609,9 +545,7 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
     res->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     rc = 0;
 out:
-    if (caches)
-        for (uint32_t i = 0; i < n_caches; i++) moe_cache_free(caches[i]);
-    free(caches);
+    moe_replay_caches_free(caches, n_caches);
     free(seen);
     free(hitflag);
     free(g.stamp);
@@ -619,7 +553,8 @@ out:
     free(g.weight);
     free(dec_w);
     free(next_use);
-    free(caps);
+    free(counted);
+    free(scratch);
     if (rc) moe_replay_result_free(res);
     return rc;
 }

@@ -12,7 +12,10 @@
  *  - cold_per_seq: every cache restarts empty when the sequence id of a
  *    step's first token differs from the previous step's;
  *  - a compulsory miss is a miss of a key not accessed since its cache was
- *    last empty. */
+ *    last empty;
+ *  - count_from N: every step is served, but only tokens at position >= N
+ *    of their sequence are counted (an activation iff a counted token chose
+ *    it): a warm-up that is not part of the result. */
 #ifndef MOE_REPLAY_H
 #define MOE_REPLAY_H
 
@@ -30,8 +33,16 @@ typedef struct moe_replay_config {
     int cold_per_seq;
     uint64_t seed;
     uint32_t curve_windows; /* number of warm-up curve windows (0 = 100) */
-    /* Issue 4 extensions (sim/replay_ext.c). All zero / NULL = the plain
-     * replay above, bit for bit. Strings are borrowed, not copied: they must
+    /* > 0: count only tokens at position >= count_from of their sequence
+     * (trace.h: token_pos). Every step is still served, so the caches warm
+     * up; the hit and miss counts below (accesses, hits, compulsory misses,
+     * bypasses, evictions, token slots, per layer, warm-up curve) leave out
+     * what came before. A (step, layer, expert) activation counts iff a
+     * counted token chose it; restarts, timing, prefetch, skip and precision
+     * figures cover the whole replay. 0 = count everything. */
+    uint64_t count_from;
+    /* Issue 4 extensions (sim/replay_ext.h, run by sim/replay_engine.c).
+     * All zero / NULL = the plain replay above, bit for bit. Strings are borrowed, not copied: they must
      * outlive the config (sim/replay_opts.h sets them from option values). */
     const char *prefetch;   /* prefetcher spec ("gate:ahead=1,n=2"), NULL = none */
     int speculate;          /* run predicted experts in I/O stalls (needs prefetch ahead=1) */
@@ -48,7 +59,7 @@ typedef struct moe_replay_config {
      * "fate[:shallow=S]". Per-layer scope only; budget = capacity x layers. */
     const char *split;
     /* Cache state (core/cache_state.h): load_state inserts the saved experts
-     * into the empty caches before the first step (extended engine);
+     * into the empty caches before the first step (general loop);
      * save_state writes the resident experts at the end. */
     const char *load_state, *save_state;
     /* Extra "key=value" lines (newline-separated) for the run's config text,
@@ -103,7 +114,8 @@ int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_resu
                moe_error *err);
 void moe_replay_result_free(moe_replay_result *r);
 /* Allocate the per-layer, warm-up-curve and per-sequence arrays of a result
- * (0 or -1); shared by both replay engines so their results have one shape. */
+ * (0 or -1); shared by the replay's two loops and the offloaded backend's
+ * runs so their results have one shape. */
 int moe_replay_result_alloc(moe_replay_result *res, const moe_trace *t, uint32_t curve_windows);
 /* Fold step s's accesses and hits into its warm-up window, its sequence and
  * the recovery curve: the one place per-step counts enter a result (both
@@ -122,8 +134,8 @@ static inline void moe_replay_count_step(moe_replay_result *res, uint64_t s, uin
         res->since_start_hits[o] += hits;
     }
 }
-/* True if the config uses any issue-4 extension (then moe_replay runs the
- * extended engine, sim/replay_ext.c). */
+/* True if the config uses any issue-4 extension (then moe_replay runs its
+ * general loop, sim/replay_engine.c, instead of the demand-only fast path). */
 int moe_replay_config_is_ext(const moe_replay_config *cfg);
 
 const char *moe_scope_name(int scope);

@@ -49,6 +49,8 @@ int moe_replay_keys_check(const moe_trace *t, const moe_replay_config *cfg, moe_
                         "speculation, skip, precision, device, byte capacity or cache state)");
     if (!moe_split_is_uniform(cfg->split))
         return moe_fail(err, "--split %s: a key sequence has one key space, no layers to split among", cfg->split);
+    if (cfg->count_from)
+        return moe_fail(err, "--count-from counts tokens from a position in their sequence; a key sequence has none");
     return 0;
 }
 

@@ -1,5 +1,6 @@
-/* replay_ext.h: the extended replay engine: prefetch, speculative execution,
- * skipping, mixed precision, byte capacities and the timing model.
+/* replay_ext.h: the replay's extended results and semantics: prefetch,
+ * speculative execution, skipping, mixed precision, byte capacities and the
+ * timing model (run by the general loop, sim/replay_engine.c).
  *
  * Semantics (README "Timing model"). Everything the plain replay states
  * (replay.h) holds, with these additions, per step and layer l in order:
@@ -100,9 +101,6 @@ struct moe_replay_ext {
     uint64_t expert_bytes[MOE_PREC_COUNT];     /* bytes per expert per tier used */
     uint64_t capacity_bytes;  /* effective byte budget in all (byte capacity) */
 };
-
-int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_replay_result *res,
-                       moe_error *err);
 
 #endif
 

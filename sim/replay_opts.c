@@ -18,6 +18,8 @@
 #include "replay_ext.h"
 
 const char moe_replay_opts_help[] =
+    "  --count-from N     count only tokens at position >= N of their sequence; the\n"
+    "                     steps before still warm the caches (hit/miss counts only)\n"
     "  --capacity C       experts per layer (per-layer scope) or in all (global);\n"
     "                     or bytes in all, e.g. 12GiB, 800MB (split evenly per layer\n"
     "                     in per-layer scope); or 40% of all experts' bytes\n"
@@ -108,6 +110,14 @@ int moe_replay_opt_set(moe_replay_config *cfg, const char *name, const char *v, 
         unsigned long long s = strtoull(v, &end, 10);
         if (!isdigit((unsigned char)*v) || *end || errno) return moe_fail(err, "--seed: bad value '%s'", v);
         cfg->seed = s;
+    } else if (same(name, "count-from")) {
+        if (need(name, v, err)) return -1;
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(v, &end, 10);
+        if (!isdigit((unsigned char)*v) || *end || errno)
+            return moe_fail(err, "--count-from: expected a token position (0, 1, 2 ...), got '%s'", v);
+        cfg->count_from = n;
     } else if (same(name, "prefetch")) {
         if (need(name, v, err) || moe_prefetch_canonical(v, canon, sizeof canon, err)) return -1;
         cfg->prefetch = v;

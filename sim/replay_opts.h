@@ -7,7 +7,7 @@
  *   moe_replay_opt_set(&cfg, "speculate", NULL, &err);      // flags: NULL, "1", "on"
  *
  * Names (a '_' may stand for '-'): policy, capacity, scope, cold-per-seq,
- * seed, prefetch, speculate, skip, precision, device, model, devices, models,
+ * seed, count-from, prefetch, speculate, skip, precision, device, model, devices, models,
  * split, load-state, save-state.
  * Values are validated (specs canonicalised, capacities parsed) but string
  * values are stored by pointer: they must outlive cfg. */

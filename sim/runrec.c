@@ -31,6 +31,8 @@ int moe_run_config_text_err(const moe_replay_config *cfg, const char *canonical_
     else if (cfg->capacity_frac > 0) snprintf(lines[n++], sizeof lines[0], "capacity_frac=%g", cfg->capacity_frac);
     else snprintf(lines[n++], sizeof lines[0], "capacity=%u", cfg->capacity);
     snprintf(lines[n++], sizeof lines[0], "cold_per_seq=%d", cfg->cold_per_seq ? 1 : 0);
+    /* 0 keeps the identity of a run without --count-from */
+    if (cfg->count_from) snprintf(lines[n++], sizeof lines[0], "count_from=%llu", (unsigned long long)cfg->count_from);
     snprintf(lines[n++], sizeof lines[0], "policy=%s", canonical_policy);
     snprintf(lines[n++], sizeof lines[0], "scope=%s", moe_scope_name(cfg->scope));
     snprintf(lines[n++], sizeof lines[0], "seed=%llu", (unsigned long long)cfg->seed);
@@ -253,6 +255,7 @@ char *moe_run_json(const moe_replay_config *cfg, const moe_replay_result *res, c
     cJSON_AddStringToObject(o, "scope", moe_scope_name(cfg->scope));
     cJSON_AddBoolToObject(o, "cold_per_seq", cfg->cold_per_seq);
     cJSON_AddNumberToObject(o, "seed", (double)cfg->seed);
+    if (cfg->count_from) cJSON_AddNumberToObject(o, "count_from", (double)cfg->count_from);
     cJSON_AddNumberToObject(o, "accesses", (double)res->accesses);
     cJSON_AddNumberToObject(o, "hits", (double)res->hits);
     cJSON_AddNumberToObject(o, "misses", (double)(res->accesses - res->hits));
@@ -393,7 +396,11 @@ void moe_run_print(const moe_replay_config *cfg, const moe_replay_result *res, c
     char capt[96];
     printf("policy      %s, capacity %s, scope %s%s\n", res->policy, moe_capacity_text(cfg, capt, sizeof capt),
            moe_scope_name(cfg->scope), cfg->cold_per_seq ? ", cold per sequence" : ", warm");
-    printf("accesses    %llu unique (step, layer, expert) activations\n", (unsigned long long)res->accesses);
+    printf("accesses    %llu unique (step, layer, expert) activations", (unsigned long long)res->accesses);
+    if (cfg->count_from)
+        printf(" of tokens at position >= %llu (earlier ones warm the caches, uncounted)",
+               (unsigned long long)cfg->count_from);
+    printf("\n");
     printf("hits        %llu (%.4f)\n", (unsigned long long)res->hits, ratio(res->hits, res->accesses));
     printf("misses      %llu, of which compulsory %llu, not cached %llu\n", (unsigned long long)misses,
            (unsigned long long)res->compulsory_misses, (unsigned long long)res->bypasses);
@@ -404,6 +411,6 @@ void moe_run_print(const moe_replay_config *cfg, const moe_replay_result *res, c
         printf(" %.3f", ratio(res->layer_hits[l], res->layer_accesses[l]));
     printf("\n");
     if (res->ext) print_ext(cfg, res);
-    if (res->seconds > 0)
+    if (res->seconds > 0 && !cfg->count_from) /* with --count-from, accesses are not all that was served */
         printf("speed       %.1f M accesses/s\n", (double)res->accesses / res->seconds / 1e6);
 }

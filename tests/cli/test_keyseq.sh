@@ -63,6 +63,7 @@ check_run() { # NAME NEEDLE OPTIONS...
 check_run run_refuses_prefetch "a key sequence takes eviction policies and capacities in keys only" --policy lru --prefetch gate:ahead=1
 check_run run_refuses_split "no layers to split among" --policy lru --split fate
 check_run run_refuses_pin "policy pin reads a trace's routing; a key sequence has none" --policy pin:n=2
+check_run run_refuses_count_from "a key sequence has none" --policy lru --count-from 3
 
 # corrupt: one key byte flipped; truncated by 4 bytes
 cp "$T/short.moetrace" "$T/bad.moetrace"

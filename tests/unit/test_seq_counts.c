@@ -54,7 +54,7 @@ static void check_counts(int cold, const char *prefetch) {
 
 static void plain_engine_warm(void) { check_counts(0, NULL); }
 static void plain_engine_cold(void) { check_counts(1, NULL); }
-/* prefetch=none runs the extended engine (sim/replay_ext.c) with the same semantics */
+/* prefetch=none runs the extended engine (sim/replay_engine.c) with the same semantics */
 static void ext_engine_warm(void) { check_counts(0, "none"); }
 static void ext_engine_cold(void) { check_counts(1, "none"); }
 

@@ -1,4 +1,6 @@
-/* replay_ext.c: the extended replay engine (semantics in replay_ext.h). */
+/* replay_engine.c: the replay's general loop: every option (semantics in
+ * replay.h and replay_ext.h). moe_replay (sim/replay.c) calls it for the
+ * configs its demand-only fast path does not take. */
 #include "replay_ext.h"
 
 #include <math.h>
@@ -14,14 +16,9 @@
 #include "../core/params.h"
 #include "../core/precision.h"
 #include "../core/prefetch.h"
-#include "../core/split.h"
 #include "../core/timing.h"
 #include "replay_check.h"
-
-int moe_replay_config_is_ext(const moe_replay_config *cfg) {
-    return cfg->prefetch || cfg->speculate || cfg->skip || cfg->precision || cfg->device || cfg->model ||
-           cfg->capacity_bytes || cfg->capacity_frac > 0 || cfg->load_state || cfg->save_state || cfg->on_miss;
-}
+#include "replay_internal.h"
 
 int moe_skip_parse(const char *spec, double *cum, double *topk_frac, char *canonical, size_t cap,
                    moe_error *err) {
@@ -86,6 +83,11 @@ typedef struct eng {
     int lowbit, low_tier; /* --on-miss lowbit:bits=B, B's tier */
     /* per-slot scratch of a step: kept expert or MOE_NO_EXPERT */
     uint16_t *slot_kept;
+    /* count_from (replay.h): slot_counted[slot] = its token counts; st_cnt[e]
+     * == cur: a counted token kept e; step_counts: some token of the step counts */
+    uint8_t *slot_counted;
+    uint32_t *st_cnt;
+    int step_counts;
     size_t n_slots;
     double *dur;        /* decode step durations */
     uint64_t *last_use; /* per (layer, expert): access time + 1 of its last use (save_state) */
@@ -135,14 +137,18 @@ static void gather(eng *g, uint64_t s, uint32_t l, moe_cache *c, uint32_t base, 
         memset(g->st_kept, 0, g->E * sizeof *g->st_kept);
         memset(g->spec_ok, 0, g->E * sizeof *g->spec_ok);
         memset(g->st_sub, 0, g->E * sizeof *g->st_sub);
+        memset(g->st_cnt, 0, g->E * sizeof *g->st_cnt);
         g->cur = 1;
     }
     uint32_t nf = 0, nk = 0;
     g->n_sub = 0;
     uint64_t t0 = t->step_first_token[s], t1 = t->step_first_token[s + 1];
     size_t slot = 0;
+    g->step_counts = 0;
     for (uint64_t tok = t0; tok < t1; tok++) {
-        size_t r = moe_trace_rec(t, tok, l);
+        size_t r = moe_trace_rec(t, tok, l), slot0 = slot;
+        int counts = t->token_pos[tok] >= g->cfg->count_from;
+        g->step_counts |= counts;
         uint32_t ns = 0;
         double wsum = 0;
         for (; ns < t->top_k && t->experts[r + ns] != MOE_NO_EXPERT; ns++)
@@ -202,7 +208,9 @@ static void gather(eng *g, uint64_t s, uint32_t l, moe_cache *c, uint32_t base, 
             /* the highest precision any token needs (lower enum = more bits) */
             if (need >= 0 && need < g->need[e]) g->need[e] = (uint8_t)need;
             g->nt_kept[e]++;
+            if (counts) g->st_cnt[e] = g->cur;
         }
+        memset(g->slot_counted + slot0, counts, slot - slot0);
     }
     g->n_slots = slot;
     sort_ids(g->full, nf);
@@ -237,7 +245,8 @@ static void prefetch(eng *g, uint64_t s, uint32_t l, uint32_t n_full, moe_access
     }
     a.layer = lt;
     a.weight = NAN;
-    g->res->evictions += moe_cache_admit_prefetch(ct, bt, g->pred, n, g->global, &a, g->pf_status);
+    uint64_t evicted = moe_cache_admit_prefetch(ct, bt, g->pred, n, g->global, &a, g->pf_status);
+    if (g->step_counts) g->res->evictions += evicted; /* count_from: a step's prefetches count with it */
     for (uint32_t i = 0; i < n; i++) {
         size_t gk = (size_t)lt * g->E + g->pred[i];
         if (g->pf_status[i] <= 0) {
@@ -443,22 +452,21 @@ static int setup(eng *g, moe_error *err) {
     return 0;
 }
 
-int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_replay_result *res,
-                       moe_error *err) {
+int moe_replay_engine_run(const moe_trace *t, const moe_replay_config *cfg, moe_replay_result *res,
+                          moe_error *err) {
     memset(res, 0, sizeof *res);
     eng G = {0}, *g = &G;
     const uint32_t L = t->n_layers, E = t->n_experts;
     const size_t LE = (size_t)L * E;
     int rc = -1;
     if (moe_replay_ext_check(t, cfg, err) || moe_replay_policy_check(t, cfg, err)) return -1;
-    uint32_t *split_caps = NULL;
+    if (moe_replay_caches_new(t, cfg, &g->caches, &g->n_caches, err)) return -1;
     g->t = t;
     g->cfg = cfg;
     g->res = res;
     g->L = L;
     g->E = E;
     g->global = cfg->scope == MOE_SCOPE_GLOBAL;
-    g->n_caches = g->global ? 1 : L;
     moe_replay_ext *x = g->x = res->ext = calloc(1, sizeof *x);
     uint64_t max_tok = 0, n_dec = 0;
     for (uint64_t s = 0; s < t->n_steps; s++) {
@@ -466,7 +474,6 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
         if (n > max_tok) max_tok = n;
         n_dec += t->step_phase[s] == MOE_PHASE_DECODE;
     }
-    g->caches = calloc(g->n_caches, sizeof *g->caches);
     g->ready = calloc(LE, sizeof *g->ready);
     g->rid = malloc(LE * sizeof *g->rid);
     g->rid_e = malloc(E * sizeof *g->rid_e);
@@ -501,14 +508,16 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
     g->wmax = calloc(E, sizeof(float));
     g->rdy = calloc(E, sizeof(double));
     g->slot_kept = malloc((max_tok * t->top_k + 1) * sizeof(uint16_t));
+    g->slot_counted = malloc(max_tok * t->top_k + 1);
+    g->st_cnt = calloc(E, sizeof(uint32_t));
     g->dur = malloc((n_dec + 1) * sizeof(double));
     g->last_use = calloc(LE, sizeof *g->last_use);
     int res_ok = moe_replay_result_alloc(res, t, cfg->curve_windows) == 0;
-    if (!x || !g->caches || !g->ready || !g->rid || !g->rid_e || !g->keyprec || !g->pfstate || !g->seen || !g->pred_stamp ||
+    if (!x || !g->ready || !g->rid || !g->rid_e || !g->keyprec || !g->pfstate || !g->seen || !g->pred_stamp ||
         !g->pred_has || !g->st_full || !g->st_kept || !g->spec_ok || !g->full || !g->kept || !g->order ||
         !g->pred || !g->pf_status || !g->cand || !g->spec_e || !g->spec_dt || !g->nt_full || !g->nt_kept || !nt_list ||
         !g->need || !g->prec_used || !g->hit || !g->pfhit || !g->late_kind || !g->wmax || !g->rdy ||
-        !g->slot_kept || !g->dur || !g->last_use || !g->sub || !g->onmiss || !g->st_sub || !g->nt_sub || !res_ok) {
+        !g->slot_kept || !g->slot_counted || !g->st_cnt || !g->dur || !g->last_use || !g->sub || !g->onmiss || !g->st_sub || !g->nt_sub || !res_ok) {
         moe_fail(err, "out of memory");
         goto out;
     }
@@ -525,27 +534,7 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
     if (g->timing && g->dev.io_busy_bandwidth_Bps > 0 &&
         moe_tl_set_contention(&g->tl, g->dev.io_busy_latency_s, g->dev.io_busy_bandwidth_Bps, err))
         goto out;
-    if (!moe_split_is_uniform(cfg->split)) {
-        /* per-layer count capacities, as in the plain replay (moe_replay_ext_check) */
-        if (!(split_caps = malloc(L * sizeof *split_caps))) {
-            moe_fail(err, "out of memory");
-            goto out;
-        }
-        if (moe_split_compute(cfg->split, t, cfg->capacity, cfg->cold_per_seq, split_caps, err)) goto out;
-    }
-    for (uint32_t i = 0; i < g->n_caches; i++) {
-        moe_policy_env env = {
-            .n_keys = g->global ? L * E : E,
-            .capacity = split_caps ? split_caps[i] : cfg->capacity,
-            .n_layers = L,
-            .n_experts = E,
-            .fixed_layer = g->global ? -1 : (int32_t)i,
-            .seed = cfg->seed * 1000003u + i, /* as in the plain replay */
-            .trace = t,
-        };
-        if (!(g->caches[i] = moe_cache_new(cfg->policy, &env, err))) goto out;
-        moe_cache_set_evict_hook(g->caches[i], on_evict, g);
-    }
+    for (uint32_t i = 0; i < g->n_caches; i++) moe_cache_set_evict_hook(g->caches[i], on_evict, g);
     snprintf(res->policy, sizeof res->policy, "%s", g->caches[0]->canonical);
     /* precision footprint and byte capacity */
     double all_bytes = 0, bits_sum = 0;
@@ -579,7 +568,7 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
     if (cfg->load_state && load_state(g, err)) goto out;
     struct timespec w0, w1;
     clock_gettime(CLOCK_MONOTONIC, &w0);
-    uint64_t time = 0, nd = 0;
+    uint64_t time = 0, nd = 0, n_served = 0; /* n_served: activations served, counted or not */
     double seq_start = 0, ttft_sum = 0, bits_active = 0;
     int ttft_done = 1;
     moe_access a = {.next_use = MOE_NEVER};
@@ -632,11 +621,13 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
             /* substitutes too: a global cache's prefetch must not evict one before it runs
              * (low copies are not in the cache) */
             for (uint32_t i = 0; i < g->n_sub && !g->lowbit; i++) moe_cache_protect(c, base + g->sub[i]);
-            uint64_t hits = 0;
+            uint64_t hits = 0, n_counted = 0;
             a.layer = l;
             for (uint32_t i = 0; i < n_kept; i++) {
                 uint32_t e = g->kept[i], key = base + e;
                 size_t gk = (size_t)l * E + e;
+                int cw = g->st_cnt[e] == g->cur; /* count_from: a counted token kept it */
+                n_counted += (uint64_t)cw;
                 a.time = time++;
                 a.expert = e;
                 a.weight = g->wmax[e];
@@ -644,12 +635,12 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
                 if (c->byte_mode && !moe_cache_resident(c, key)) moe_cache_set_key_bytes(c, key, bytes_of(g, prec));
                 int64_t victim;
                 enum moe_access_result r = moe_cache_access(c, key, &a, &victim);
-                res->evictions += c->last_evictions;
+                if (cw) res->evictions += c->last_evictions;
                 if (cfg->save_state) g->last_use[gk] = a.time + 1;
                 g->pfhit[e] = 0;
                 g->late_kind[e] = 0;
                 if (r == MOE_HIT) {
-                    hits++;
+                    hits += (uint64_t)cw;
                     g->hit[e] = 1;
                     g->prec_used[e] = g->keyprec[gk];
                     g->rdy[e] = g->ready[gk];
@@ -661,7 +652,7 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
                     }
                 } else {
                     g->hit[e] = 0;
-                    if (!g->seen[gk]) res->compulsory_misses++;
+                    if (!g->seen[gk] && cw) res->compulsory_misses++;
                     if (g->pfstate[gk] == ST_PF_EVICTED) x->collision_misses++;
                     g->prec_used[e] = (uint8_t)prec;
                     uint64_t b = bytes_of(g, prec);
@@ -673,7 +664,7 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
                         g->rid[gk] = g->rid_e[e];
                         g->keyprec[gk] = (uint8_t)prec;
                     } else {
-                        res->bypasses++;
+                        res->bypasses += (uint64_t)cw;
                     }
                 }
                 g->pfstate[gk] = ST_NONE;
@@ -681,15 +672,16 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
                 x->tier_activations[g->prec_used[e]]++;
                 bits_active += moe_prec_bits[g->prec_used[e]];
             }
-            res->accesses += n_kept;
+            n_served += n_kept;
+            res->accesses += n_counted;
             res->hits += hits;
-            res->layer_accesses[l] += n_kept;
+            res->layer_accesses[l] += n_counted;
             res->layer_hits[l] += hits;
-            moe_replay_count_step(res, s, n_kept, hits);
+            moe_replay_count_step(res, s, n_counted, hits);
             /* token slots: the kept ones (skipped slots are reported apart) */
             for (size_t k = 0; k < g->n_slots; k++) {
                 uint16_t e = g->slot_kept[k];
-                if (e != MOE_NO_EXPERT) {
+                if (e != MOE_NO_EXPERT && g->slot_counted[k]) {
                     res->token_slots++;
                     res->token_slot_hits += g->hit[e];
                 }
@@ -725,7 +717,7 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
     x->pf_recall = x->pf_actual ? (double)x->pf_correct / (double)x->pf_actual : 0;
     x->pf_recall_k = x->pf_slots ? (double)x->pf_slot_correct / (double)x->pf_slots : 0;
     x->skipped_mass_frac = x->total_mass > 0 ? x->skipped_mass / x->total_mass : 0;
-    x->eff_bits_active = res->accesses ? bits_active / (double)res->accesses : 0;
+    x->eff_bits_active = n_served ? bits_active / (double)n_served : 0;
     x->bytes_read = g->tl.bytes_read;
     x->bytes_demand = g->tl.bytes_kind[0];
     x->bytes_prefetch = g->tl.bytes_kind[1];
@@ -753,9 +745,7 @@ int moe_replay_ext_run(const moe_trace *t, const moe_replay_config *cfg, moe_rep
     }
     rc = 0;
 out:
-    if (g->caches)
-        for (uint32_t i = 0; i < g->n_caches; i++) moe_cache_free(g->caches[i]);
-    free(g->caches);
+    moe_replay_caches_free(g->caches, g->n_caches);
     moe_prefetcher_free(g->pf);
     moe_precision_plan_free(&g->plan);
     moe_tl_free(&g->tl);
@@ -765,8 +755,8 @@ out:
     free(g->sub); free(g->onmiss); free(g->st_sub); free(g->nt_sub);
     free(g->nt_full); free(g->nt_kept); free(nt_list); free(g->need); free(g->prec_used); free(g->hit);
     free(g->pfhit); free(g->late_kind); free(g->wmax); free(g->rdy); free(g->slot_kept); free(g->dur);
+    free(g->slot_counted); free(g->st_cnt);
     free(g->last_use);
-    free(split_caps);
     if (rc) moe_replay_result_free(res);
     return rc;
 }
