@@ -102,17 +102,6 @@ static cand heap_pop(cand *h, size_t *n) {
 
 typedef struct sym { int32_t c; long prev, next; size_t len; } sym;
 
-static int push_id(int32_t **ids, size_t *n, size_t *cap, int32_t id) {
-    if (*n == *cap) {
-        size_t c = *cap ? 2 * *cap : 64;
-        int32_t *q = realloc(*ids, c * sizeof *q);
-        if (!q) return -1;
-        *ids = q, *cap = c;
-    }
-    (*ids)[(*n)++] = id;
-    return 0;
-}
-
 static void add_sym(sym *w, size_t *n, int32_t c, size_t len) {
     w[*n] = (sym){c, (long)*n - 1, -1, len};
     if (*n) w[*n - 1].next = (long)*n;
@@ -130,7 +119,7 @@ static void offer(const hf_bpe *m, sym *w, cand *h, size_t *nh, size_t pos) {
 int hf_bpe_word(const hf_bpe *m, const char *s, size_t n, int32_t **ids, size_t *n_ids, size_t *cap, moe_error *err) {
     if (m->ignore_merges) {
         int32_t whole = hf_bpe_find(m, s, n);
-        if (whole >= 0) return push_id(ids, n_ids, cap, whole) ? moe_fail(err, "out of memory") : 0;
+        if (whole >= 0) return hf_ids_push(ids, n_ids, cap, whole) ? moe_fail(err, "out of memory") : 0;
     }
     /* at most one symbol per byte; the heap holds at most one entry per
      * symbol plus two per merge */
@@ -184,7 +173,7 @@ int hf_bpe_word(const hf_bpe *m, const char *s, size_t n, int32_t **ids, size_t 
     }
     int rc = 0;
     for (size_t i = 0; i < nw && !rc; i++)
-        if (w[i].len && push_id(ids, n_ids, cap, w[i].c)) rc = moe_fail(err, "out of memory");
+        if (w[i].len && hf_ids_push(ids, n_ids, cap, w[i].c)) rc = moe_fail(err, "out of memory");
     free(w), free(h);
     return rc;
 }

@@ -336,17 +336,6 @@ out:
 
 /* ---- the whole pipeline ---- */
 
-static int push_id(int32_t **ids, size_t *n, size_t *cap, int32_t id) {
-    if (*n == *cap) {
-        size_t c = *cap ? 2 * *cap : 64;
-        int32_t *q = realloc(*ids, c * sizeof *q);
-        if (!q) return -1;
-        *ids = q, *cap = c;
-    }
-    (*ids)[(*n)++] = id;
-    return 0;
-}
-
 int hf_encode(const hf_tokenizer *t, const char *text, size_t len, int add_special, int32_t **ids_out, size_t *n_out,
               int *n_lead, moe_error *err) {
     *ids_out = NULL, *n_out = 0;
@@ -391,15 +380,15 @@ int hf_encode(const hf_tokenizer *t, const char *text, size_t len, int add_speci
     /* 4. the model; 5. the template */
     int before = add_special ? t->n_tmpl_before : 0;
     for (int k = 0; k < before; k++)
-        if (push_id(&ids, &n, &cap, t->tmpl[k])) goto oom;
+        if (hf_ids_push(&ids, &n, &cap, t->tmpl[k])) goto oom;
     for (size_t i = 0; i < b.n; i++) {
         if (b.p[i].id >= 0) {
-            if (push_id(&ids, &n, &cap, b.p[i].id)) goto oom;
+            if (hf_ids_push(&ids, &n, &cap, b.p[i].id)) goto oom;
         } else if (hf_bpe_word(&t->bpe, b.p[i].s, b.p[i].n, &ids, &n, &cap, err))
             goto out;
     }
     for (int k = before; add_special && k < t->n_tmpl; k++)
-        if (push_id(&ids, &n, &cap, t->tmpl[k])) goto oom;
+        if (hf_ids_push(&ids, &n, &cap, t->tmpl[k])) goto oom;
     if (n_lead) *n_lead = before;
     *ids_out = ids, *n_out = n;
     ids = NULL;

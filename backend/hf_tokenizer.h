@@ -45,6 +45,8 @@ typedef struct hf_buf {
     size_t n, cap;
 } hf_buf;
 int hf_buf_put(hf_buf *b, const void *s, size_t n); /* 0, or -1 out of memory */
+/* Append id to a growing id array (*n used of *cap); 0, or -1 out of memory. */
+int hf_ids_push(int32_t **ids, size_t *n, size_t *cap, int32_t id);
 
 /* ---- regex (hf_regex.c) ---- */
 typedef struct hf_regex hf_regex;

@@ -18,6 +18,17 @@ int hf_buf_put(hf_buf *b, const void *s, size_t n) {
     return 0;
 }
 
+int hf_ids_push(int32_t **ids, size_t *n, size_t *cap, int32_t id) {
+    if (*n == *cap) {
+        size_t c = *cap ? 2 * *cap : 64;
+        int32_t *q = realloc(*ids, c * sizeof *q);
+        if (!q) return -1;
+        *ids = q, *cap = c;
+    }
+    (*ids)[(*n)++] = id;
+    return 0;
+}
+
 size_t hf_utf8_len(const unsigned char *s, size_t n) {
     if (!n) return 0;
     unsigned c = s[0];
