@@ -23,9 +23,10 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
 flat=$tmp/readme
 tr '\n' ' ' <README.md | tr -s ' ' >"$flat"
 
-# re_of TEMPLATE: a grep pattern for TEMPLATE (a printf format) with any word
-# in place of each %s: what README has where the regenerated values belong.
-re_of() { printf '%s' "$1" | sed -e 's/[][\.*^$/]/\\&/g' -e 's/%s/[^ ]*/g' -e 's/%%/%/g'; }
+# re_of TEMPLATE: a grep pattern for TEMPLATE (a printf format) with any text
+# up to a table bar in place of each %s: what README has where the
+# regenerated values belong (only for the message of a FAIL).
+re_of() { printf '%s' "$1" | sed -e 's/[][\.*^$/]/\\&/g' -e 's/%s/[^|]\\{0,160\\}/g' -e 's/%%/%/g'; }
 readme_has() { grep -o -- "$(re_of "$1")" "$flat" | head -1; }
 
 # claim NAME COMMAND TEMPLATE VALUE...: README must contain TEMPLATE filled
@@ -278,7 +279,7 @@ if [ -x "$BUILD/tests/test_backend_golden" ]; then
 else
     echo "FAIL readme_golden_error: $BUILD/tests/test_backend_golden is not built (make $BUILD/tests/test_backend_golden)"
 fi
-n=$(ls models/tinymix/golden/seq*_logits.f32 | wc -l)
+n=$(printf '%s\n' models/tinymix/golden/seq*_logits.f32 | wc -l)
 claim readme_golden_sequences "ls models/tinymix/golden/seq*_logits.f32" "router logits for %s byte sequences" \
     "$(echo $n | sed 's/^6$/six/')"
 
