@@ -12,6 +12,8 @@
 #   make validate-scale  the same at real expert sizes: synthetic-weight models of
 #                   OLMoE and (4 layers of) Mixtral geometry executing fitted
 #                   traces (experiments/validate_scale.ini, ~24 GiB of disk)
+#   make readme-check  every figure README quotes regenerated, the slow ones
+#                   too (tests/cli/test_readme_numbers.sh with READMECHECK_SLOW=1)
 #   make deps       install the Debian packages moesim needs (root)
 #   make install PREFIX=/usr/local
 
@@ -68,7 +70,7 @@ BENCH_BIN   := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 FUZZ_BIN    := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/fuzz/%)
 APP_LIBS    := $(BUILD)/libmoesim-cli.a $(BUILD)/libmoesim-sim.a $(BUILD)/libmoesim-backend.a $(BUILD)/libmoesim.a
 
-.PHONY: FORCE all test demo bench validate validate-scale quality fuzz fuzz-bins deps check-deps install clean
+.PHONY: FORCE all test demo bench readme-check validate validate-scale quality fuzz fuzz-bins deps check-deps install clean
 all: $(BUILD)/moesim $(BUILD)/libmoesim.a
 
 $(BUILD)/obj/%.o: %.c
@@ -173,6 +175,13 @@ validate-scale: check-deps all
 
 bench: check-deps all $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do $$b || exit 1; done
+
+# The README figure test as `make test` runs it plus its slow claims (the
+# 10 M-request key sequence: ~10 s, 280 MB in a temporary folder); fails on
+# any FAIL line.
+readme-check: check-deps all $(BUILD)/tests/test_backend_golden $(BUILD)/bench/bench_keyseq
+	@READMECHECK_SLOW=1 BUILD=$(BUILD) MOESIM=$(BUILD)/moesim sh tests/cli/test_readme_numbers.sh >$(BUILD)/readme-check.log; \
+	  cat $(BUILD)/readme-check.log; ! grep -q '^FAIL' $(BUILD)/readme-check.log
 
 # Data files go under PREFIX/share/moesim with the layout of the checkout
 # (experiments/, plots/, traces/), which is where moesim looks for them
