@@ -61,7 +61,8 @@ static const char calibrate_usage[] =
     "                     read size)\n"
     "  --dir D            where the scratch file goes: the disk experts are read from\n"
     "                     (default: the model directory)\n"
-    "  --size GiB         scratch file size (default 0.5); larger than the page cache\n"
+    "  --size GiB         scratch file size (default 0.5, at least four expert blocks);\n"
+    "                     larger than the page cache\n"
     "                     is not needed: reads are O_DIRECT\n"
     "  -o, --output FILE  profile file to write or update (default " MOE_LOCAL_DEVICES_INI ")\n"
     "  --name NAME        section name (default this-machine)\n"
@@ -163,8 +164,15 @@ static int bench_io(const copts *o, uint64_t expert_block, work_ctx *wc, io_fit 
     char path[4096];
     const char *dir = o->dir ? o->dir : o->model;
     load_ctx load = {.n = 1 << 18};
-    if (moe_iobench_prepare(dir, (uint64_t)(o->size_gib * 1073741824.0), path, sizeof path, progress, NULL, err))
-        return -1;
+    /* the largest block timed is twice an expert's; the file holds at least
+     * two of those, so reads land at different offsets */
+    uint64_t size = (uint64_t)(o->size_gib * 1073741824.0), need = 4 * ((expert_block + 4095) / 4096 * 4096);
+    if (size < need) {
+        fprintf(stderr, "moesim calibrate: scratch file %.2f GiB instead of --size %.2f: four expert blocks\n",
+                (double)need / 1073741824.0, o->size_gib);
+        size = need;
+    }
+    if (moe_iobench_prepare(dir, size, path, sizeof path, progress, NULL, err)) return -1;
     if (cli_is_tty(2)) fputc('\n', stderr);
     enum { PASSES = 12, NB = 4 }; /* many short interleaved passes: a burst from another tenant bends a few */
     uint64_t blocks[NB] = {expert_block / 4, expert_block / 2, expert_block, expert_block * 2};
