@@ -39,6 +39,7 @@ struct moe_engine {
     int *order;                /* [E] compute order given by the source */
     uint16_t *la;              /* [CH][D][k] lookahead for the source */
     moe_forced_routing force;  /* moe_engine_force_routing: experts NULL = the router's own */
+    const moe_layer_w *lw;     /* the current layer's weights: the model's, or a streamed block's (src->dense) */
     /* timing (moe_engine_set_timing) */
     int timing;
     double t_layer;            /* start of the current layer (timing) */

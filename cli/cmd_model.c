@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../backend/dense_pack.h"
 #include "../backend/pack.h"
 #include "../core/sha256.h"
 #include "../core/units.h"
@@ -29,6 +30,7 @@ static const char model_usage[] =
 
 static const char pack_usage[] =
     "usage: moesim model pack DIR [-o FILE] [--dtype bf16|f32|q8|q4|q3|q2]\n"
+    "       moesim model pack DIR --dense [-o FILE]\n"
     "\n"
     "Write every routed expert of the model in DIR (config.json + model.safetensors)\n"
     "into one file: each expert is one contiguous block aligned to 4096 bytes (gate\n"
@@ -42,6 +44,10 @@ static const char pack_usage[] =
     "                     read). Default: the dtype of the model's expert tensors; an\n"
     "                     F16 model is packed as f32 (exact). bf16 from f32 rounds\n"
     "                     to nearest even.\n"
+    "  --dense            write the dense pack instead (default DIR/dense.pack): per\n"
+    "                     layer one block with its norms, attention and shared\n"
+    "                     expert, as the model holds them (routers stay in RAM), for\n"
+    "                     --stream-dense\n"
     "  -h, --help         this text\n";
 
 static const char info_usage[] =
@@ -92,18 +98,36 @@ static void pack_progress(void *ctx, uint32_t done, uint32_t layers) {
  * widens to f32 exactly. */
 static int default_dtype(const moe_model *m) { return !strcmp(m->dtype, "BF16") ? MOE_PACK_BF16 : MOE_PACK_F32; }
 
+/* --dense: the model without its experts (a dense pack leaves them out). */
+static int pack_dense(const char *dir, const char *out, moe_error *err) {
+    moe_model *m = moe_model_load_ex(dir, MOE_LOAD_NO_EXPERTS, err);
+    if (!m) return -1;
+    moe_dense_pack p;
+    int rc = moe_dense_pack_write(m, out, err) || moe_dense_pack_open(&p, out, MOE_IO_BUFFERED, err) ? -1 : 0;
+    moe_model_free(m);
+    if (rc) return -1;
+    char a[32], b[32];
+    /* reopened: the summary reports the pack as a reader sees it */
+    printf("wrote %s: %u layers, %u tensors each, %llu B per layer (%s), %s\n", out, p.n_layers, p.n_tensors,
+           (unsigned long long)p.block_bytes, human(p.block_bytes, a, sizeof a), human(p.file_size, b, sizeof b));
+    moe_dense_pack_close(&p);
+    return 0;
+}
+
 static int model_pack(int argc, char **argv) {
     static const struct option opts[] = {
         {"output", required_argument, 0, 'o'},
         {"dtype", required_argument, 0, 'd'},
+        {"dense", no_argument, 0, 'D'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     const char *out = NULL;
-    int dtype = -1, c;
+    int dtype = -1, c, dense = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
         if (c == 'o') out = optarg;
+        else if (c == 'D') dense = 1;
         else if (c == 'd' && !strcmp(optarg, "bf16")) dtype = MOE_PACK_BF16;
         else if (c == 'd' && !strcmp(optarg, "f32")) dtype = MOE_PACK_F32;
         else if (c == 'd' && !strcmp(optarg, "q8")) dtype = MOE_PACK_Q8;
@@ -120,13 +144,22 @@ static int model_pack(int argc, char **argv) {
         fprintf(stderr, "moesim model pack: need exactly one model directory\n%s", pack_usage);
         return 2;
     }
+    if (dense && dtype >= 0) {
+        fprintf(stderr, "moesim model pack: --dtype applies to expert packs; a dense pack keeps the model's dtypes\n");
+        return 2;
+    }
     const char *dir = argv[optind];
     size_t n = strlen(dir) + sizeof "/experts.pack";
     char *def = malloc(n);
     if (!def) return fputs("moesim model pack: out of memory\n", stderr), 1;
-    snprintf(def, n, "%s/experts.pack", dir);
+    snprintf(def, n, "%s/%s", dir, dense ? "dense.pack" : "experts.pack");
     if (!out) out = def;
     moe_error err = {{0}};
+    if (dense) {
+        int rc = pack_dense(dir, out, &err);
+        free(def);
+        return rc ? cli_error("model pack", &err) : 0;
+    }
     moe_model *m = moe_model_load(dir, &err);
     int rc = 1;
     if (m) {
