@@ -295,6 +295,10 @@ char *moe_run_json(const moe_replay_config *cfg, const moe_replay_result *res, c
         if (x->skip_spec[0]) cJSON_AddStringToObject(o, "skip", x->skip_spec);
         if (cfg->on_miss) cJSON_AddStringToObject(o, "on_miss", moe_on_miss_name(cfg->on_miss));
         cJSON_AddBoolToObject(o, "speculate", x->speculate);
+        if (x->stream_dense) {
+            cJSON_AddNumberToObject(o, "stream_dense", x->stream_dense);
+            cJSON_AddNumberToObject(o, "dense_bytes", (double)x->dense_bytes);
+        }
         moe_metric m[128];
         size_t n = moe_run_metrics(res, m, 128);
         for (size_t i = 11; i < n; i++) cJSON_AddNumberToObject(o, m[i].name, m[i].value);
