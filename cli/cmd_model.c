@@ -55,7 +55,8 @@ static const char info_usage[] =
     "\n"
     "Validate an expert pack's header and index and print its dtype, geometry,\n"
     "bytes per expert, layout and the identity (model id) of the model it was made\n"
-    "from. Expert blocks are not read: `moesim model verify` reads them.\n";
+    "from. Expert blocks are not read: `moesim model verify` reads them. A dense\n"
+    "pack (`model pack --dense`): its layers, block bytes and tensor table.\n";
 
 static const char verify_usage[] =
     "usage: moesim model verify FILE [--model DIR] [--io direct|buffered|mmap]\n"
@@ -186,6 +187,37 @@ static int model_pack(int argc, char **argv) {
 
 /* ---- info ---------------------------------------------------------------- */
 
+/* Whether FILE starts with the dense pack's magic (else: an expert pack, or an error). */
+static int is_dense_pack(const char *path) {
+    char magic[8];
+    FILE *f = fopen(path, "rb");
+    int yes = f && fread(magic, 1, 8, f) == 8 && !memcmp(magic, "MOEDENSE", 8);
+    if (f) fclose(f);
+    return yes;
+}
+
+static int dense_info(const char *path) {
+    moe_error err = {{0}};
+    moe_dense_pack p;
+    if (moe_dense_pack_open(&p, path, MOE_IO_BUFFERED, &err)) return cli_error("model info", &err);
+    char a[32], b[32], id[65];
+    moe_sha256_hex(p.model_id, id);
+    printf("file          %s\n", p.path);
+    printf("format        dense pack v%d\n", MOE_DENSE_PACK_VERSION);
+    printf("layers        %u (decoder layers)\n", p.n_layers);
+    printf("block_bytes   %llu (%s)\n", (unsigned long long)p.block_bytes, human(p.block_bytes, a, sizeof a));
+    printf("stride        %llu\n", (unsigned long long)p.stride);
+    printf("data_offset   %llu\n", (unsigned long long)p.data_offset);
+    printf("file_size     %llu (%s)\n", (unsigned long long)p.file_size, human(p.file_size, b, sizeof b));
+    printf("model_id      %s\n", id);
+    static const char *const dt[3] = {"f32", "f16", "bf16"};
+    for (uint32_t i = 0; i < p.n_tensors; i++)
+        printf("tensor        %-26s %-4s %u x %u at %llu\n", moe_dense_kind_name(p.table[i].kind), dt[p.table[i].dtype],
+               p.table[i].rows, p.table[i].cols, (unsigned long long)p.table[i].offset);
+    moe_dense_pack_close(&p);
+    return 0;
+}
+
 static int model_info(int argc, char **argv) {
     static const struct option opts[] = {{"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int c;
@@ -196,6 +228,7 @@ static int model_info(int argc, char **argv) {
         return 2;
     }
     moe_error err = {{0}};
+    if (is_dense_pack(argv[optind])) return dense_info(argv[optind]);
     moe_pack p;
     if (moe_pack_open(&p, argv[optind], MOE_IO_BUFFERED, &err)) return cli_error("model info", &err);
     char a[32], b[32], id[65];
