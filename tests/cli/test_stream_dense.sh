@@ -33,6 +33,10 @@ run "$MOESIM" model pack $model --dense -o "$tmp/d.pack"
 if [ $rc -eq 0 ] && has out "wrote $tmp/d.pack: 6 layers, 6 tensors each, 99328 B per layer (97.0 KiB)" &&
    [ "$(stat -c %s "$tmp/d.pack")" = $((8192 + 6 * 102400)) ]; then pass stream_dense_pack
 else fail stream_dense_pack "rc $rc: $(cat "$tmp/out" "$tmp/err")"; fi
+run "$MOESIM" model info "$tmp/d.pack"
+if [ $rc -eq 0 ] && has out "format        dense pack v1" && has out "data_offset   8192" &&
+   has out "tensor        k_proj                     bf16 64 x 128 at 33792"; then pass stream_dense_pack_info
+else fail stream_dense_pack_info "rc $rc: $(cat "$tmp/out" "$tmp/err")"; fi
 IO=""
 if ! "$MOESIM" model verify "$tmp/e.pack" --io direct >/dev/null 2>&1; then IO="--io buffered"; fi
 
