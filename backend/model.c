@@ -330,15 +330,22 @@ static void hash_mat(moe_sha256 *s, moe_mat w, size_t rows, size_t cols);
 static void identity_head(moe_sha256 *s, const moe_model *m);
 static void identity_layer(moe_sha256 *s, const moe_model *m, int l);
 
-/* MOE_LOAD_NO_DENSE: free what bind_layer allocated for layer lw (the
- * allocations from index n0 on) but its router and its experts array, and
- * clear the layer's dense fields. */
+/* MOE_LOAD_NO_DENSE: free layer lw's dense weights (those of its
+ * allocations, from index n0 on, that hold them; its router, experts array
+ * and expert weights stay) and clear its dense fields. */
+static const void *mat_data(moe_mat w) { return w.f32 ? (const void *)w.f32 : (const void *)w.h16; }
 static void drop_dense(moe_model *m, moe_layer_w *lw, size_t n0) {
-    const void *keep[2] = {lw->router.f32 ? (const void *)lw->router.f32 : (const void *)lw->router.h16, lw->experts};
+    const void *dense[] = {lw->attn_norm, lw->ffn_norm, mat_data(lw->wq), mat_data(lw->wk), mat_data(lw->wv),
+                           mat_data(lw->wo), lw->bq, lw->bk, lw->bv, lw->bo, lw->q_norm, lw->k_norm,
+                           lw->shared.gate_up, lw->shared.down, lw->shared.gate_up16, lw->shared.down16,
+                           lw->shared_gate, lw->dense.gate_up, lw->dense.down, lw->dense.gate_up16, lw->dense.down16};
     size_t kept = n0;
-    for (size_t i = n0; i < m->n_allocs; i++)
-        if (m->allocs[i] == keep[0] || m->allocs[i] == keep[1]) m->allocs[kept++] = m->allocs[i];
-        else free(m->allocs[i]);
+    for (size_t i = n0; i < m->n_allocs; i++) {
+        int is_dense = 0;
+        for (size_t k = 0; k < sizeof dense / sizeof *dense && !is_dense; k++) is_dense = dense[k] && m->allocs[i] == dense[k];
+        if (is_dense) free(m->allocs[i]);
+        else m->allocs[kept++] = m->allocs[i];
+    }
     m->n_allocs = kept;
     *lw = (moe_layer_w){.router = lw->router, .experts = lw->experts};
 }

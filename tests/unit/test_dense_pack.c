@@ -209,6 +209,26 @@ static void dense_other_model_is_refused(void) {
     moe_model_free(olmoe);
 }
 
+/* Without dense weights but with experts: every expert's weights stay, equal
+ * to the full model's (only the dense allocations are freed). */
+static void no_dense_keeps_experts(void) {
+    moe_error err = {{0}};
+    for (int i = 0; i < N_MODELS; i++) {
+        moe_model *full = moe_model_load(models[i], &err), *nd = moe_model_load_ex(models[i], MOE_LOAD_NO_DENSE, &err);
+        CHECK(full && nd && nd->experts_loaded && nd->dense_streamed);
+        size_t H = (size_t)full->cfg.hidden;
+        int ok = 1;
+        for (int l = 0; l < full->cfg.n_layers && ok; l++)
+            for (int e = 0; e < full->cfg.n_experts && ok; e++)
+                ok = same_mlp(&full->layers[l].experts[e], &nd->layers[l].experts[e], H) &&
+                     same_mat(full->layers[l].router, nd->layers[l].router, (size_t)full->cfg.n_experts * H);
+        if (!ok) printf("info %s: an expert or router differs\n", models[i]);
+        moe_model_free(full);
+        moe_model_free(nd);
+        CHECK(ok);
+    }
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/moesim_test_dense_XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
@@ -216,6 +236,7 @@ int main(void) {
     RUN(dense_layout_tinymix);
     RUN(dense_damage_is_reported);
     RUN(dense_other_model_is_refused);
+    RUN(no_dense_keeps_experts);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd)) printf("info: could not remove %s\n", tmpdir);
