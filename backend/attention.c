@@ -135,7 +135,7 @@ MOE_SIMD_CLONES static void att_items(void *ctx, int64_t i0, int64_t i1) {
 
 void moe_attention(moe_engine *e, int l, int pos0, int T) {
     const moe_model_config *c = &e->m->cfg;
-    const moe_layer_w *w = &e->m->layers[l];
+    const moe_layer_w *w = e->lw; /* layer l's: resident or streamed */
     int H = c->hidden, hd = c->head_dim, Q = e->q_dim, KV = e->kv_dim;
     moe_matmul_mat(e->pool, e->q, w->wq, w->bq, e->xn, T, Q, H);
     moe_matmul_mat(e->pool, e->k, w->wk, w->bk, e->xn, T, KV, H);

@@ -104,6 +104,8 @@ size_t moe_engine_dense_samples(const moe_engine *e, const int **tokens, const d
 
 int moe_engine_set_expert_source(moe_engine *e, moe_expert_source *src, moe_error *err) {
     const moe_model_config *c = &e->m->cfg;
+    if (e->m->dense_streamed && !(src && src->dense))
+        return moe_fail(err, "%s: dense weights are not loaded and no source streams them (--stream-dense)", e->m->name);
     if (!src) {
         if (!e->m->experts_loaded) return moe_fail(err, "%s: experts are not loaded and no expert source is set", e->m->name);
         e->src = NULL;
@@ -211,6 +213,14 @@ static int forward_chunk(moe_engine *e, const int *tok, int T, float *logits, in
     if (e->timing) e->times.head_s += moe_engine_now() - th;
     for (int l = 0; l < c->n_layers; l++) {
         const moe_layer_w *w = &m->layers[l];
+        if (e->src && e->src->dense) {
+            /* waiting for a streamed block is the source's time, not dense compute */
+            double tw = e->timing ? moe_engine_now() : 0;
+            w = e->src->dense(e->src->ctx, l, err);
+            if (e->timing) e->times.source_s += moe_engine_now() - tw;
+            if (!w) return -1;
+        }
+        e->lw = w;
         if (e->timing) e->t_layer = moe_engine_now();
         for (int t = 0; t < T; t++)
             moe_rmsnorm(e->xn + (size_t)t * H, e->x + (size_t)t * H, w->attn_norm, H, c->rms_eps);
@@ -247,6 +257,8 @@ int moe_engine_forward(moe_engine *e, const int *tokens, int n, float *logits, i
                         MOE_ENGINE_MAX_STEP, n);
     if (!e->src && !e->m->experts_loaded)
         return moe_fail(err, "%s: experts are not loaded and no expert source is set", e->m->name);
+    if (e->m->dense_streamed && !(e->src && e->src->dense))
+        return moe_fail(err, "%s: dense weights are not loaded and no source streams them (--stream-dense)", e->m->name);
     for (int t0 = 0; t0 < n; t0 += MOE_CHUNK) {
         int T = n - t0 < MOE_CHUNK ? n - t0 : MOE_CHUNK;
         int last_chunk = t0 + T == n;

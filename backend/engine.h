@@ -44,13 +44,19 @@ typedef struct moe_engine moe_engine;
  *       selw's weight; order then lists exactly the experts sel names;
  *   get(ctx, m, x, err) for each x of order: x's weights, once its data is in.
  * The outputs are summed in ascending expert id whatever the order, so an
- * offloaded run computes exactly the numbers of a resident one. */
+ * offloaded run computes exactly the numbers of a resident one.
+ *   dense(ctx, l, err), when set (--stream-dense), at the start of every
+ *       decoder layer l, before its first norm: layer l's weights (norms,
+ *       attention, shared expert, from the block the source read; router
+ *       and experts as in the model), valid until the layer ends; NULL on
+ *       error. Unset: the model's resident weights. */
 typedef struct moe_expert_source {
     void *ctx;
     int lookahead_depth;
     int (*layer)(void *ctx, int m, int T, int *sel, float *selw, const float *logits, const uint16_t *la,
                  int *order, int *n, moe_error *err);
     const moe_mlp_w *(*get)(void *ctx, int m, int x, moe_error *err);
+    const moe_layer_w *(*dense)(void *ctx, int l, moe_error *err);
 } moe_expert_source;
 
 /* Tokens of one forward call when a source is set (one step, one chunk). */
@@ -76,7 +82,8 @@ int moe_engine_pos(const moe_engine *e);
 const moe_model *moe_engine_model(const moe_engine *e);
 
 /* Attach (or with NULL detach) an expert source; the model may then have
- * been loaded without experts. Fails if the model has no experts and src is NULL. */
+ * been loaded without experts (and, with a dense() source, without dense
+ * weights). Fails if what the model lacks is not given by src. */
 int moe_engine_set_expert_source(moe_engine *e, moe_expert_source *src, moe_error *err);
 /* Compute the resident experts that q quantizes from their packed weights
  * (backend/expert_quant.h); NULL = every expert at the model's precision.

@@ -39,6 +39,7 @@ struct moe_engine {
     int *order;                /* [E] compute order given by the source */
     uint16_t *la;              /* [CH][D][k] lookahead for the source */
     moe_forced_routing force;  /* moe_engine_force_routing: experts NULL = the router's own */
+    const moe_layer_w *lw;     /* the current layer's weights: the model's, or a streamed block's (src->dense) */
     /* timing (moe_engine_set_timing) */
     int timing;
     double t_layer;            /* start of the current layer (timing) */
@@ -53,10 +54,12 @@ struct moe_engine {
 void moe_engine_add_expert_sample(moe_engine *e, int experts, int tokens, double seconds);
 void moe_engine_add_dense_sample(moe_engine *e, int tokens, double seconds);
 
-/* Self-attention of chunk tokens [0, T) at positions pos0.. for layer l:
- * reads e->xn, writes e->tmp (the attention block's output, before the residual). */
+/* Self-attention of chunk tokens [0, T) at positions pos0.. for layer l
+ * (its weights: e->lw): reads e->xn, writes e->tmp (the attention block's
+ * output, before the residual). */
 void moe_attention(moe_engine *e, int l, int pos0, int T);
-/* Feed-forward (MoE or dense) of layer l: reads e->xn, writes e->eo; records
+/* Feed-forward (MoE or dense) of layer l (norms and shared expert from
+ * e->lw, the router from the model): reads e->xn, writes e->eo; records
  * routing of tokens [t0, t0+T) of the call into route. */
 int moe_ffn(moe_engine *e, int l, int T, moe_routing *route, int t0, moe_error *err);
 

@@ -329,6 +329,30 @@ static int bind_layer(binder *b, int l) {
     return 0;
 }
 
+static void hash_mat(moe_sha256 *s, moe_mat w, size_t rows, size_t cols);
+static void identity_head(moe_sha256 *s, const moe_model *m);
+static void identity_layer(moe_sha256 *s, const moe_model *m, int l);
+
+/* MOE_LOAD_NO_DENSE: free layer lw's dense weights (those of its
+ * allocations, from index n0 on, that hold them; its router, experts array
+ * and expert weights stay) and clear its dense fields. */
+static const void *mat_data(moe_mat w) { return w.f32 ? (const void *)w.f32 : (const void *)w.h16; }
+static void drop_dense(moe_model *m, moe_layer_w *lw, size_t n0) {
+    const void *dense[] = {lw->attn_norm, lw->ffn_norm, mat_data(lw->wq), mat_data(lw->wk), mat_data(lw->wv),
+                           mat_data(lw->wo), lw->bq, lw->bk, lw->bv, lw->bo, lw->q_norm, lw->k_norm,
+                           lw->shared.gate_up, lw->shared.down, lw->shared.gate_up16, lw->shared.down16,
+                           lw->shared_gate, lw->dense.gate_up, lw->dense.down, lw->dense.gate_up16, lw->dense.down16};
+    size_t kept = n0;
+    for (size_t i = n0; i < m->n_allocs; i++) {
+        int is_dense = 0;
+        for (size_t k = 0; k < sizeof dense / sizeof *dense && !is_dense; k++) is_dense = dense[k] && m->allocs[i] == dense[k];
+        if (is_dense) free(m->allocs[i]);
+        else m->allocs[kept++] = m->allocs[i];
+    }
+    m->n_allocs = kept;
+    *lw = (moe_layer_w){.router = lw->router, .experts = lw->experts};
+}
+
 /* config.json's "dtype" (transformers 5) or "torch_dtype" (4) as a safetensors dtype name. */
 static const char *config_dtype(const char *cfg_path) {
     FILE *f = fopen(cfg_path, "rb");
@@ -379,13 +403,27 @@ moe_model *moe_model_load_ex(const char *dir, unsigned flags, moe_error *err) {
     int rc = -1;
     m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
     if (!m->layers) { moe_fail(err, "out of memory"); goto out; }
+    /* the LM head before the layers: the identity hashes it first */
     if (bind_mat(&b, &m->embed, D2(V, H), "model.embed_tokens.weight") ||
         !(m->final_norm = bind(&b, D1(H), "model.norm.weight")))
         goto out;
-    for (int l = 0; l < c->n_layers; l++)
-        if (bind_layer(&b, l)) goto out;
     if (c->tie_embeddings) m->lm_head = m->embed; /* a stored lm_head.weight would be an identical copy */
     else if (bind_mat(&b, &m->lm_head, D2(V, H), "lm_head.weight")) goto out;
+    moe_sha256 id;
+    if (flags & MOE_LOAD_NO_DENSE) identity_head(&id, m);
+    for (int l = 0; l < c->n_layers; l++) {
+        size_t n0 = m->n_allocs;
+        if (bind_layer(&b, l)) goto out;
+        if (!(flags & MOE_LOAD_NO_DENSE)) continue;
+        /* hashed, then dropped: a streamed model never holds more than one
+         * layer's dense weights, even while loading */
+        identity_layer(&id, m, l);
+        drop_dense(m, &m->layers[l], n0);
+    }
+    if (flags & MOE_LOAD_NO_DENSE) {
+        moe_sha256_final(&id, m->identity);
+        m->dense_streamed = 1;
+    }
     rc = 0;
 out:
     moe_checkpoint_close(&b.ck);
@@ -446,47 +484,60 @@ void moe_mat_row(moe_mat w, size_t r, int n, float *out) {
 
 /* Identity: geometry, then every non-expert weight in a fixed order. Floats
  * are hashed as f32 values, so the same weights stored as bf16 or f32 give
- * the same identity. */
-void moe_model_identity(const moe_model *m, uint8_t out[32]) {
+ * the same identity. identity_head: geometry, embeddings, final norm, LM
+ * head; identity_layer: one decoder layer's weights. */
+#define HASH(p, n) do { if (p) moe_sha256_update(s, (p), (n) * sizeof(float)); } while (0)
+#define HASH_MAT(w, rows, cols) hash_mat(s, (w), (rows), (cols))
+static void identity_head(moe_sha256 *s, const moe_model *m) {
     const moe_model_config *c = &m->cfg;
-    moe_sha256 s;
-    moe_sha256_init(&s);
+    moe_sha256_init(s);
     int geo[] = {(int)c->arch, c->hidden, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab,
                  c->n_experts, c->top_k, c->expert_inter, c->shared_inter, c->dense_inter, c->norm_topk_prob,
                  c->tie_embeddings};
-    moe_sha256_update(&s, geo, sizeof geo);
-    size_t H = (size_t)c->hidden, Q = (size_t)c->n_heads * c->head_dim, KV = (size_t)c->n_kv_heads * c->head_dim;
-#define HASH(p, n) do { if (p) moe_sha256_update(&s, (p), (n) * sizeof(float)); } while (0)
-#define HASH_MAT(w, rows, cols) hash_mat(&s, (w), (rows), (cols))
+    moe_sha256_update(s, geo, sizeof geo);
+    size_t H = (size_t)c->hidden;
     HASH_MAT(m->embed, (size_t)c->vocab, H);
     HASH(m->final_norm, H);
     if (m->lm_head.f32 != m->embed.f32 || m->lm_head.h16 != m->embed.h16) HASH_MAT(m->lm_head, (size_t)c->vocab, H);
-    for (int l = 0; l < c->n_layers; l++) {
-        const moe_layer_w *w = &m->layers[l];
-        HASH(w->attn_norm, H);
-        HASH(w->ffn_norm, H);
-        HASH_MAT(w->wq, Q, H);
-        HASH_MAT(w->wk, KV, H);
-        HASH_MAT(w->wv, KV, H);
-        HASH_MAT(w->wo, H, Q);
-        HASH(w->bq, Q);
-        HASH(w->bk, KV);
-        HASH(w->bv, KV);
-        HASH(w->bo, H);
-        size_t qn = c->qk_norm == MOE_QKNORM_HEAD ? (size_t)c->head_dim : Q;
-        size_t kn = c->qk_norm == MOE_QKNORM_HEAD ? (size_t)c->head_dim : KV;
-        HASH(w->q_norm, qn);
-        HASH(w->k_norm, kn);
-        HASH_MAT(w->router, (size_t)c->n_experts, H);
-        const moe_mlp_w *mlps[2] = {&w->shared, &w->dense};
-        for (int i = 0; i < 2; i++) {
-            size_t I = (size_t)mlps[i]->inter;
-            HASH_MAT(moe_mlp_gate_up(mlps[i]), 2 * I, H);
-            HASH_MAT(moe_mlp_down(mlps[i]), H, I);
-        }
-        HASH(w->shared_gate, H);
+}
+
+static void identity_layer(moe_sha256 *s, const moe_model *m, int l) {
+    const moe_model_config *c = &m->cfg;
+    size_t H = (size_t)c->hidden, Q = (size_t)c->n_heads * c->head_dim, KV = (size_t)c->n_kv_heads * c->head_dim;
+    const moe_layer_w *w = &m->layers[l];
+    HASH(w->attn_norm, H);
+    HASH(w->ffn_norm, H);
+    HASH_MAT(w->wq, Q, H);
+    HASH_MAT(w->wk, KV, H);
+    HASH_MAT(w->wv, KV, H);
+    HASH_MAT(w->wo, H, Q);
+    HASH(w->bq, Q);
+    HASH(w->bk, KV);
+    HASH(w->bv, KV);
+    HASH(w->bo, H);
+    size_t qn = c->qk_norm == MOE_QKNORM_HEAD ? (size_t)c->head_dim : Q;
+    size_t kn = c->qk_norm == MOE_QKNORM_HEAD ? (size_t)c->head_dim : KV;
+    HASH(w->q_norm, qn);
+    HASH(w->k_norm, kn);
+    HASH_MAT(w->router, (size_t)c->n_experts, H);
+    const moe_mlp_w *mlps[2] = {&w->shared, &w->dense};
+    for (int i = 0; i < 2; i++) {
+        size_t I = (size_t)mlps[i]->inter;
+        HASH_MAT(moe_mlp_gate_up(mlps[i]), 2 * I, H);
+        HASH_MAT(moe_mlp_down(mlps[i]), H, I);
     }
+    HASH(w->shared_gate, H);
+}
 #undef HASH
 #undef HASH_MAT
+
+void moe_model_identity(const moe_model *m, uint8_t out[32]) {
+    if (m->dense_streamed) { /* computed while loading (the weights are not here) */
+        memcpy(out, m->identity, 32);
+        return;
+    }
+    moe_sha256 s;
+    identity_head(&s, m);
+    for (int l = 0; l < m->cfg.n_layers; l++) identity_layer(&s, m, l);
     moe_sha256_final(&s, out);
 }

@@ -60,6 +60,13 @@ typedef struct moe_model {
     char dtype[8];        /* dtype of the expert weights in the file */
     int fused_experts;    /* 1: fused gate_up_proj/down_proj tensors, 0: per-expert */
     int experts_loaded;   /* 0: routed experts not in RAM (MOE_LOAD_NO_EXPERTS) */
+    /* 1: each layer's dense weights (norms, attention, shared expert) are not
+     * in RAM (MOE_LOAD_NO_DENSE): a source streams them from a dense pack
+     * (backend/dense_pack.h). layers[l] then holds only its router and its
+     * experts array, and `identity` was computed while loading, one layer at
+     * a time (the weights are gone afterwards). */
+    int dense_streamed;
+    uint8_t identity[32];
     moe_mat embed;        /* [vocab][hidden] */
     float *final_norm;    /* [hidden] */
     moe_mat lm_head;      /* [vocab][hidden]; == embed when tied */
@@ -73,9 +80,12 @@ typedef struct moe_model {
  * DIR/model.safetensors.index.json lists (backend/checkpoint.h). */
 moe_model *moe_model_load(const char *dir, moe_error *err);
 /* flags for moe_model_load_ex */
-enum { MOE_LOAD_NO_EXPERTS = 1 }; /* routed experts' weights are left NULL (offloaded
+enum { MOE_LOAD_NO_EXPERTS = 1, /* routed experts' weights are left NULL (offloaded
                                     mode streams them from a pack); their
                                     tensors' shapes are still checked */
+       MOE_LOAD_NO_DENSE = 2 };  /* each layer's dense weights are read, hashed into
+                                    the identity and dropped (--stream-dense);
+                                    routers, embeddings, final norm, LM head stay */
 moe_model *moe_model_load_ex(const char *dir, unsigned flags, moe_error *err);
 /* SHA-256 identity of a model: its geometry and every weight that is not a
  * routed expert (embeddings, norms, attention, routers, shared experts, LM

@@ -229,7 +229,7 @@ static int ffn_offloaded(moe_engine *e, int l, int T, int t0, moe_error *err) {
 
 int moe_ffn(moe_engine *e, int l, int T, moe_routing *route, int t0, moe_error *err) {
     const moe_model_config *c = &e->m->cfg;
-    const moe_layer_w *w = &e->m->layers[l];
+    const moe_layer_w *w = e->lw; /* layer l's: resident or streamed */
     int H = c->hidden;
     if (!c->is_moe[l]) {
         swiglu(e, &w->dense, e->xn, T, e->eo);

@@ -15,12 +15,14 @@
 #include "../core/precision.h"
 #include "../core/prefetch.h"
 #include "../core/split.h"
+#include "dense_pack.h"
 #include "forward_internal.h"
 #include "quant.h"
 
 enum { ST_NONE = 0, ST_PF_UNUSED = 1, ST_PF_EVICTED = 2 }; /* prefetch state of a key, as in replay_engine.c */
 enum { READ_NONE = 0, READ_QUEUED, READ_DONE };
 enum { LOW_COPY = -2 }; /* cur_slot of an expert run from its low copy */
+enum { KIND_DEMAND = 0, KIND_PREFETCH = 1, KIND_DENSE = 2 }; /* slot.kind */
 #define MOE_OFFLOAD_MAX_PACKS 6
 
 /* One buffer an expert's data lives in while resident (or while one bypassed
@@ -30,9 +32,9 @@ typedef struct slot {
     moe_mlp_w w;            /* the weights the engine computes with: f32, or views of raw (quantized pack) */
     moe_qmat qgu, qdn;      /* a quantized pack's views into raw */
     int read;               /* READ_*: written under mu with release order; read with acquire */
-    int kind;               /* 0 demand, 1 prefetch */
+    int kind;               /* KIND_* */
     uint64_t seqno;         /* position in the read queue */
-    uint32_t layer, expert;
+    uint32_t layer, expert; /* a dense buffer: the decoder layer (expert unused) */
     uint32_t pack;          /* the pack the read is from */
     int64_t key;            /* global key held, -1 = free */
     char error[1024];       /* a failed read's message (moe_error.msg size) */
@@ -73,12 +75,20 @@ struct moe_offload {
     uint32_t *free_list, n_free;
     int32_t *slot_of;       /* global key -> slot, -1 */
     int32_t *cur_slot;      /* expert of the layer being computed -> slot */
+    /* --stream-dense (offload.h): the dense pack, B layer buffers (queue ids
+     * n_slots + b), the weights bound to each, the next use to queue */
+    moe_dense_pack dpack;
+    slot *dslots;
+    moe_layer_w *dense_w;
+    uint32_t n_dense, n_dlayers;
+    uint64_t dense_next;
+    int have_dpack;
     /* I/O */
     pthread_t *threads;
     uint32_t n_threads;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    uint32_t *queue, q_head, q_tail, q_cap; /* slot ids, FIFO */
+    uint32_t *queue, q_head, q_tail, q_cap; /* slot ids (dense buffers: n_slots + b), FIFO */
     uint64_t next_seqno;
     uint32_t in_flight;
     int stop;
@@ -126,18 +136,22 @@ static void *io_main(void *p) {
     for (;;) {
         while (!o->stop && o->q_head == o->q_tail) pthread_cond_wait(&o->cv, &o->mu);
         if (o->q_head == o->q_tail) break; /* stop, queue empty */
-        slot *s = &o->slots[o->queue[o->q_head++ % o->q_cap]];
+        uint32_t qi = o->queue[o->q_head++ % o->q_cap];
+        slot *s = qi < o->n_slots ? &o->slots[qi] : &o->dslots[qi - o->n_slots];
         pthread_mutex_unlock(&o->mu);
         double t0 = now_s();
         moe_error err = {{0}};
         const moe_pack *pk = &o->packs[s->pack];
-        int rc = moe_pack_read(pk, s->layer, s->expert, s->raw, &err);
+        int rc = s->kind == KIND_DENSE ? moe_dense_pack_read(&o->dpack, s->layer, s->raw, &err)
+                                       : moe_pack_read(pk, s->layer, s->expert, s->raw, &err);
         /* a quantized or bf16 block is computed on as read (views into
          * raw); an f32 one is copied out (the engine reads s->w after
          * READ_DONE; the slot's last read decides which form it holds) */
         s->w.q_gate_up = s->w.q_down = NULL;
         s->w.gate_up16 = s->w.down16 = NULL;
-        if (!rc && moe_pack_dtype_bits(pk->dtype)) {
+        if (s->kind == KIND_DENSE) {
+            /* bound by the engine's thread (src_dense): views, nothing to convert */
+        } else if (!rc && moe_pack_dtype_bits(pk->dtype)) {
             moe_pack_qviews(pk, s->raw, &s->qgu, &s->qdn);
             s->w.q_gate_up = &s->qgu, s->w.q_down = &s->qdn;
         } else if (!rc && pk->dtype == MOE_PACK_BF16) {
@@ -158,9 +172,9 @@ static void *io_main(void *p) {
     return NULL;
 }
 
-/* Queue a read of (layer, expert) from pack into slot si. */
-static void issue_read(moe_offload *o, uint32_t si, uint32_t l, uint32_t e, uint32_t pack, int kind) {
-    slot *s = &o->slots[si];
+/* Queue a read into slot s (queue id qi) of (layer, expert) from pack, or
+ * for KIND_DENSE of decoder layer `layer` from the dense pack. */
+static void enqueue(moe_offload *o, uint32_t qi, slot *s, uint32_t l, uint32_t e, uint32_t pack, int kind) {
     pthread_mutex_lock(&o->mu);
     s->layer = l;
     s->expert = e;
@@ -169,10 +183,14 @@ static void issue_read(moe_offload *o, uint32_t si, uint32_t l, uint32_t e, uint
     s->read = READ_QUEUED;
     s->error[0] = 0;
     s->seqno = o->next_seqno++;
-    o->queue[o->q_tail++ % o->q_cap] = si;
+    o->queue[o->q_tail++ % o->q_cap] = qi;
     o->in_flight++;
     pthread_cond_signal(&o->cv);
     pthread_mutex_unlock(&o->mu);
+}
+
+static void issue_read(moe_offload *o, uint32_t si, uint32_t l, uint32_t e, uint32_t pack, int kind) {
+    enqueue(o, si, &o->slots[si], l, e, pack, kind);
     uint64_t b = o->packs[pack].expert_bytes;
     if (kind) { o->st.reads_prefetch++; o->st.bytes_prefetch += b; }
     else { o->st.reads_demand++; o->st.bytes_demand += b; }
@@ -182,8 +200,7 @@ static void issue_read(moe_offload *o, uint32_t si, uint32_t l, uint32_t e, uint
  * The waiting thread sleeps rather than polls: on a VM whose disk the host
  * emulates (Firecracker), a busy guest CPU slows every read (measured: ~110
  * us alone, ~190 us beside a busy thread), more than a wake-up costs. */
-static double wait_slot(moe_offload *o, uint32_t si) {
-    slot *s = &o->slots[si];
+static double wait_read(moe_offload *o, slot *s) {
     double t0 = 0, waited = 0;
     /* the common case, data already in, without the lock */
     if (__atomic_load_n(&s->read, __ATOMIC_ACQUIRE) != READ_QUEUED) return 0;
@@ -196,6 +213,8 @@ static double wait_slot(moe_offload *o, uint32_t si) {
     pthread_mutex_unlock(&o->mu);
     return waited;
 }
+
+static double wait_slot(moe_offload *o, uint32_t si) { return wait_read(o, &o->slots[si]); }
 
 static void drain(moe_offload *o) {
     pthread_mutex_lock(&o->mu);
@@ -232,6 +251,69 @@ static void on_evict(void *ctx, const moe_cache *c, uint32_t key) {
         o->st.pf_wasted_bytes += o->packs[o->pack_of[gk]].expert_bytes;
     }
     if (o->slot_of[gk] >= 0) give_slot(o, (uint32_t)o->slot_of[gk]);
+}
+
+/* ---- the dense stream (--stream-dense, offload.h) -------------------------- */
+
+/* Queue the block of use u (decoder layer u mod layers) into buffer u mod B. */
+static void dense_issue(moe_offload *o, uint64_t u) {
+    uint32_t b = (uint32_t)(u % o->n_dense);
+    enqueue(o, o->n_slots + b, &o->dslots[b], (uint32_t)(u % o->n_dlayers), 0, 0, KIND_DENSE);
+    o->st.reads_dense++;
+    o->st.bytes_dense += o->dpack.block_bytes;
+}
+
+/* Decoder layer l's issue point, right after its demand reads: queue the
+ * uses up to u + B - 1 (their buffers held uses already finished). */
+static void dense_ahead(moe_offload *o, uint32_t l) {
+    uint64_t u = o->step * o->n_dlayers + l;
+    while (o->dense_next <= u + o->n_dense - 1) dense_issue(o, o->dense_next++);
+}
+
+/* The engine's dense() hook: layer l's block, waited for (a dense stall). */
+static const moe_layer_w *src_dense(void *ctx, int l, moe_error *err) {
+    moe_offload *o = ctx;
+    if (!o->in_step) return moe_fail(err, "offload: forward call outside step_begin/step_end"), NULL;
+    uint64_t u = o->step * o->n_dlayers + (uint32_t)l;
+    if (o->dense_next <= u) { /* not queued yet: the run's first use, or B = 1 */
+        o->dense_next = u;
+        dense_issue(o, o->dense_next++);
+    }
+    uint32_t b = (uint32_t)(u % o->n_dense);
+    slot *s = &o->dslots[b];
+    o->st.stall_dense_s += wait_read(o, s);
+    if (s->error[0]) return moe_fail(err, "%s", s->error), NULL;
+    if (s->layer != (uint32_t)l) return moe_fail(err, "offload: dense buffer %u holds layer %u, not %d (a bug)", b, s->layer, l), NULL;
+    moe_dense_pack_bind(&o->dpack, s->raw, &o->m->layers[l], &o->dense_w[b]);
+    return &o->dense_w[b];
+}
+
+static int open_dense(moe_offload *o, const moe_model *m, const moe_offload_config *cfg, moe_error *err) {
+    uint32_t NL = (uint32_t)m->cfg.n_layers;
+    if (!cfg->dense_pack) return moe_fail(err, "--stream-dense: no dense pack given");
+    if (cfg->stream_dense >= NL)
+        return moe_fail(err, "--stream-dense=%u: %u layer buffers hold all %u layers of %s; drop --stream-dense (the "
+                             "dense weights then stay in RAM)", cfg->stream_dense, cfg->stream_dense, NL, m->name);
+    if (moe_dense_pack_open(&o->dpack, cfg->dense_pack, cfg->io_mode, err)) return -1;
+    o->have_dpack = 1;
+    if (moe_dense_pack_check_model(&o->dpack, m, err)) return -1;
+    o->n_dense = cfg->stream_dense;
+    o->n_dlayers = NL;
+    o->dslots = calloc(o->n_dense, sizeof *o->dslots);
+    o->dense_w = calloc(o->n_dense, sizeof *o->dense_w);
+    if (!o->dslots || !o->dense_w) return moe_fail(err, "out of memory");
+    for (uint32_t b = 0; b < o->n_dense; b++) {
+        o->dslots[b].key = -1;
+        if (!(o->dslots[b].raw = aligned_alloc(MOE_PACK_ALIGN, (size_t)o->dpack.stride)))
+            return moe_fail(err, "out of memory for %u dense layer buffers (%.1f MiB each)", o->n_dense,
+                            (double)o->dpack.stride / 1048576.0);
+        memset(o->dslots[b].raw, 0, (size_t)o->dpack.stride); /* touched now, not by the first read (make_slots) */
+    }
+    o->src.dense = src_dense;
+    o->st.dense_budget = o->n_dense;
+    o->st.dense_block_bytes = o->dpack.block_bytes;
+    o->st.dense_stride = o->dpack.stride;
+    return 0;
 }
 
 /* ---- the live trace ------------------------------------------------------- */
@@ -335,7 +417,7 @@ static int make_slots(moe_offload *o, moe_error *err) {
     size_t H = (size_t)o->m->cfg.hidden, I = (size_t)o->m->cfg.expert_inter;
     o->slots = calloc(o->n_slots, sizeof *o->slots);
     o->free_list = malloc(o->n_slots * sizeof *o->free_list);
-    o->q_cap = o->n_slots + 1;
+    o->q_cap = o->n_slots + o->n_dense + 1; /* every expert slot and dense buffer queued at once, plus one */
     o->queue = malloc(o->q_cap * sizeof *o->queue);
     if (!o->slots || !o->free_list || !o->queue) return moe_fail(err, "out of memory");
     for (uint32_t i = 0; i < o->n_slots; i++) {
@@ -526,6 +608,7 @@ moe_offload *moe_offload_new(const moe_model *m, const moe_offload_config *cfg, 
         goto fail;
     }
     if (open_packs(o, m, cfg, err)) goto fail;
+    if (cfg->stream_dense && open_dense(o, m, cfg, err)) goto fail;
     if (cfg->prefetch) {
         /* the prefetcher is created on the live trace; its lookahead depth is
          * what the engine must compute for it */
@@ -629,6 +712,10 @@ void moe_offload_free(moe_offload *o) {
             free(o->slots[i].w.down);
         }
     free(o->slots);
+    for (uint32_t b = 0; o->dslots && b < o->n_dense; b++) free(o->dslots[b].raw);
+    free(o->dslots);
+    free(o->dense_w);
+    if (o->have_dpack) moe_dense_pack_close(&o->dpack);
     free(o->low_buf);
     free(o->low_w);
     free(o->low_q);
@@ -1044,6 +1131,7 @@ static int src_layer(void *ctx, int mi, int T, int *sel, float *selw, const floa
     if (!o->cfg.on_miss) /* the slots kept (apply_on_miss counted its own) */
         for (int i = 0; i < T * (int)o->K; i++)
             if (sel[i] >= 0) o->st.token_slots++, o->st.token_slot_hits += o->hit[sel[i]];
+    if (o->n_dense) dense_ahead(o, m); /* behind this layer's demand reads (every layer is a MoE layer: l == m) */
     if (o->pf) prefetch(o, m, nf, a);
     /* the experts to run: the served set, then the substitutes (resident:
      * their slots) and the low copies (LOW_COPY: not in a slot) */

@@ -27,6 +27,22 @@
  * engine's dense / expert / head time (backend/engine.h); stalls by kind;
  * each I/O thread's busy time.
  *
+ * --stream-dense B (model loaded with MOE_LOAD_NO_DENSE): each decoder
+ * layer's dense weights are read from the dense pack into one of B layer
+ * buffers, on the same queue and threads as the expert reads. Uses are
+ * numbered u = step * layers + layer; use u lives in buffer u mod B. The
+ * controller, deterministic so the simulator can replay it exactly:
+ *  - at MoE layer u, right after its demand reads are queued (and before
+ *    any prefetch), the blocks of uses u+1 .. u+B-1 not yet queued are
+ *    queued: so they wait behind that layer's demand reads, never in front
+ *    of them, and in steady state one dense read is issued per layer (the
+ *    buffer of use u+B-1 held use u-1, finished). Uses cross step bounds,
+ *    so the last B-1 reads of a run are read and never used;
+ *  - at the start of layer u (before its first norm) its block is waited
+ *    for (a dense stall), queued first if it is not yet (the first use; B = 1).
+ * B = 1 reads every layer just before it runs; B = 2 overlaps layer u+1's
+ * read with layer u's experts.
+ *
  * --on-miss skip / substitute / lowbit: core/on_miss.h's rule; a missing
  * expert is dropped, replaced or run from its low copy, read nothing and
  * is not inserted (a low copy: every expert of the lowest-bit pack, held in
@@ -60,6 +76,8 @@ typedef struct moe_offload_config {
                                   lowbit: the quantized pack of B bits (or the fewest) among `pack` is
                                   read whole into memory at start, and a miss runs its copy */
     double skip_cum, skip_frac; /* --skip (core/on_miss.h's slot rule), 0 = off */
+    uint32_t stream_dense;     /* --stream-dense: layer buffers B >= 1 of the dense stream (below); 0 = off */
+    const char *dense_pack;    /* its dense pack (backend/dense_pack.h) */
     uint32_t max_steps, max_tokens; /* bounds of the run (live trace arrays) */
 } moe_offload_config;
 
@@ -93,6 +111,12 @@ typedef struct moe_offload_stats {
     double state_load_s;       /* pre-reading a loaded state (before the first step) */
     uint64_t state_loaded;     /* experts pre-read */
     uint64_t expert_bytes;     /* bytes of one expert read */
+    /* --stream-dense */
+    uint32_t dense_budget;     /* layer buffers B (0 = dense weights resident) */
+    uint64_t dense_block_bytes; /* payload of one layer's block */
+    uint64_t dense_stride;     /* its size in memory and on disk (4096-aligned) */
+    uint64_t reads_dense, bytes_dense;
+    double stall_dense_s;      /* waiting for a layer's block */
 } moe_offload_stats;
 
 typedef struct moe_offload moe_offload;

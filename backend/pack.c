@@ -19,6 +19,7 @@
 
 #include "../core/sha256.h"
 #include "../core/trace_formats.h"
+#include "pack_io.h"
 #include "quant.h"
 
 #define HDR_SIZE MOE_PACK_ALIGN
@@ -27,32 +28,6 @@
 #define OFF_INDEX_SHA 104
 #define OFF_HDR_CHECK 4088
 static const char pack_magic[8] = {'M', 'O', 'E', 'P', 'A', 'C', 'K', 0};
-
-/* ---- little-endian fields ------------------------------------------------ */
-
-static int host_is_le(void) {
-    const uint16_t x = 1;
-    unsigned char c;
-    memcpy(&c, &x, 1);
-    return c == 1;
-}
-
-static void put32(unsigned char *b, uint32_t v) {
-    for (int i = 0; i < 4; i++) b[i] = (unsigned char)(v >> (8 * i));
-}
-static void put64(unsigned char *b, uint64_t v) {
-    for (int i = 0; i < 8; i++) b[i] = (unsigned char)(v >> (8 * i));
-}
-static uint32_t get32(const unsigned char *b) {
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--) v = (v << 8) | b[i];
-    return v;
-}
-static uint64_t get64(const unsigned char *b) {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = (v << 8) | b[i];
-    return v;
-}
 
 /* ---- check value ----------------------------------------------------------
  * Four independent lanes, each folding one 8-byte word per step, so the
@@ -244,33 +219,23 @@ static int expert_payload(const geom *g, const moe_mlp_w *w, unsigned char *blk,
 static void header_build(unsigned char *h, const geom *g, const uint8_t model_id[32], const uint8_t index_sha[32]) {
     memset(h, 0, HDR_SIZE);
     memcpy(h, pack_magic, 8);
-    put32(h + 8, MOE_PACK_VERSION);
-    put32(h + 12, g->dtype);
-    put32(h + 16, g->L);
-    put32(h + 20, g->E);
-    put32(h + 24, g->H);
-    put32(h + 28, g->I);
-    put64(h + 32, g->expert_bytes);
-    put64(h + 40, g->stride);
-    put64(h + 48, HDR_SIZE);
-    put64(h + 56, g->data_offset);
-    put64(h + 64, g->file_size);
+    moe_put32(h + 8, MOE_PACK_VERSION);
+    moe_put32(h + 12, g->dtype);
+    moe_put32(h + 16, g->L);
+    moe_put32(h + 20, g->E);
+    moe_put32(h + 24, g->H);
+    moe_put32(h + 28, g->I);
+    moe_put64(h + 32, g->expert_bytes);
+    moe_put64(h + 40, g->stride);
+    moe_put64(h + 48, HDR_SIZE);
+    moe_put64(h + 56, g->data_offset);
+    moe_put64(h + 64, g->file_size);
     memcpy(h + OFF_MODEL_ID, model_id, 32);
     memcpy(h + OFF_INDEX_SHA, index_sha, 32);
-    put64(h + OFF_HDR_CHECK, moe_pack_check64(h, OFF_HDR_CHECK));
+    moe_put64(h + OFF_HDR_CHECK, moe_pack_check64(h, OFF_HDR_CHECK));
 }
 
 static int fwrite_all(FILE *f, const void *p, size_t n) { return n && fwrite(p, 1, n, f) != n ? -1 : 0; }
-
-static int pwrite_all(int fd, const unsigned char *p, size_t n, uint64_t off) {
-    while (n) {
-        ssize_t k = pwrite(fd, p, n, (off_t)off);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return k == 0 ? (errno = EIO, -1) : -1;
-        p += k, n -= (size_t)k, off += (uint64_t)k;
-    }
-    return 0;
-}
 
 /* The model's geometry as a pack geometry, after checking that its experts
  * are in RAM with the configured shape. */
@@ -328,11 +293,11 @@ static int write_blocks(pack_writer *w, void (*progress)(void *, uint32_t, uint3
                 return -2; /* err says why (not an I/O error) */
             }
             unsigned char *en = w->index + k * ENTRY_SIZE;
-            put64(en, w->g.data_offset + k * w->g.stride);
-            put64(en + 8, w->g.expert_bytes);
-            put64(en + 16, moe_pack_check64(w->blk, w->g.expert_bytes));
-            put32(en + 24, l);
-            put32(en + 28, e);
+            moe_put64(en, w->g.data_offset + k * w->g.stride);
+            moe_put64(en + 8, w->g.expert_bytes);
+            moe_put64(en + 16, moe_pack_check64(w->blk, w->g.expert_bytes));
+            moe_put32(en + 24, l);
+            moe_put32(en + 28, e);
             if (fwrite_all(w->af.f, w->blk, w->g.stride)) return -1;
         }
         if (progress) progress(ctx, ++done, w->g.L);
@@ -351,8 +316,8 @@ static int write_head(pack_writer *w, unsigned char *hdr) {
     header_build(hdr, &w->g, id, sha);
     int fd = fileno(w->af.f);
     if (fflush(w->af.f) != 0) return -1;
-    if (pwrite_all(fd, w->index, w->g.data_offset - HDR_SIZE, HDR_SIZE)) return -1;
-    return pwrite_all(fd, hdr, HDR_SIZE, 0);
+    if (moe_pack_pwrite_all(fd, w->index, w->g.data_offset - HDR_SIZE, HDR_SIZE)) return -1;
+    return moe_pack_pwrite_all(fd, hdr, HDR_SIZE, 0);
 }
 
 /* MoE ordinals must run 0..L-1 in decoder order for the layer-major layout. */
@@ -373,7 +338,7 @@ int moe_pack_write(const moe_model *m, const char *path, int dtype,
 int moe_pack_write_from(const moe_model *m, const char *path, int dtype, moe_pack_fill fill, void *fill_ctx,
                         void (*progress)(void *ctx, uint32_t layers_done, uint32_t layers), void *ctx,
                         moe_error *err) {
-    if (!host_is_le()) return moe_fail(err, "%s: expert packs are little-endian; this host is not", path);
+    if (!moe_host_is_le()) return moe_fail(err, "%s: expert packs are little-endian; this host is not", path);
     pack_writer w = {.m = m, .fill = fill, .fill_ctx = fill_ctx};
     if (model_geom(m, dtype, fill != NULL, &w.g, err) || check_ordinals(m, err)) return moe_fail_prefix(err, "%s", path);
     w.blk = aligned_alloc(MOE_PACK_ALIGN, w.g.stride);
@@ -400,47 +365,21 @@ int moe_pack_write_from(const moe_model *m, const char *path, int dtype, moe_pac
 
 /* ---- reader ------------------------------------------------------------ */
 
-/* pread until n bytes, EOF or an error; *got says how many arrived. */
-static int pread_all(int fd, void *buf, size_t n, uint64_t off, size_t *got) {
-    unsigned char *p = buf;
-    *got = 0;
-    while (*got < n) {
-        ssize_t k = pread(fd, p + *got, n - *got, (off_t)(off + *got));
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0) return -1;
-        if (k == 0) break;
-        *got += (size_t)k;
-    }
-    return 0;
-}
-
-static int direct_unsupported(const char *path, moe_error *err) {
-    return moe_fail(err, "%s: this file system does not support O_DIRECT (--io direct); use --io buffered", path);
-}
-
 /* Read [off, off+n) of the pack into buf (aligned for O_DIRECT); what names
  * the region in messages. */
 static int read_region(const moe_pack *p, void *buf, size_t n, uint64_t off, const char *what, moe_error *err) {
-    size_t got;
-    if (pread_all(p->fd, buf, n, off, &got)) {
-        if (errno == EINVAL && p->io_mode == MOE_IO_DIRECT) return direct_unsupported(p->path, err);
-        return moe_fail(err, "%s: %s: read failed: %s", p->path, what, strerror(errno));
-    }
-    if (got < n)
-        return moe_fail(err, "%s: %s: short read (%zu of %zu bytes at offset %llu; file truncated?)", p->path, what, got, n,
-                        (unsigned long long)off);
-    return 0;
+    return moe_pack_pread(p->path, p->fd, p->io_mode, buf, n, off, what, err);
 }
 
 /* Header fields into p and g; checks magic, version, check value, dtype. */
 static int parse_header(moe_pack *p, geom *g, const unsigned char *h, moe_error *err) {
     if (memcmp(h, pack_magic, 8)) return moe_fail(err, "%s: not an expert pack (bad magic; expected \"MOEPACK\")", p->path);
-    uint32_t version = get32(h + 8);
+    uint32_t version = moe_get32(h + 8);
     if (version != MOE_PACK_VERSION)
         return moe_fail(err, "%s: expert pack version %u; this moesim reads version %d", p->path, version, MOE_PACK_VERSION);
-    if (MOE_CHECK_MISMATCH(get64(h + OFF_HDR_CHECK), moe_pack_check64(h, OFF_HDR_CHECK)))
+    if (MOE_CHECK_MISMATCH(moe_get64(h + OFF_HDR_CHECK), moe_pack_check64(h, OFF_HDR_CHECK)))
         return moe_fail(err, "%s: header check value mismatch (pack corrupted?)", p->path);
-    *g = (geom){.dtype = get32(h + 12), .L = get32(h + 16), .E = get32(h + 20), .H = get32(h + 24), .I = get32(h + 28)};
+    *g = (geom){.dtype = moe_get32(h + 12), .L = moe_get32(h + 16), .E = moe_get32(h + 20), .H = moe_get32(h + 24), .I = moe_get32(h + 28)};
     if (!dtype_size(g->dtype) && !moe_pack_dtype_bits(g->dtype))
         return moe_fail(err, "%s: unknown dtype code %u (0 = f32, 2 = bf16, 108/104/103/102 = 8/4/3/2 bits)", p->path,
                         g->dtype);
@@ -453,7 +392,7 @@ static int parse_header(moe_pack *p, geom *g, const unsigned char *h, moe_error 
         return moe_fail(err, "%s: geometry %u layers x %u experts, hidden %u, inter %u overflows 64-bit sizes", p->path, g->L,
                         g->E, g->H, g->I);
     p->dtype = g->dtype, p->n_layers = g->L, p->n_experts = g->E, p->hidden = g->H, p->inter = g->I;
-    p->expert_bytes = get64(h + 32), p->stride = get64(h + 40), p->data_offset = get64(h + 56), p->file_size = get64(h + 64);
+    p->expert_bytes = moe_get64(h + 32), p->stride = moe_get64(h + 40), p->data_offset = moe_get64(h + 56), p->file_size = moe_get64(h + 64);
     memcpy(p->model_id, h + OFF_MODEL_ID, 32);
     return 0;
 }
@@ -468,8 +407,8 @@ static int check_layout(const moe_pack *p, const geom *g, const unsigned char *h
     if (p->stride != g->stride)
         return moe_fail(err, "%s: stride %llu, expected %llu (expert_bytes rounded up to %d)", f,
                         (unsigned long long)p->stride, (unsigned long long)g->stride, MOE_PACK_ALIGN);
-    if (get64(h + 48) != HDR_SIZE)
-        return moe_fail(err, "%s: index_offset %llu, expected %d", f, (unsigned long long)get64(h + 48), HDR_SIZE);
+    if (moe_get64(h + 48) != HDR_SIZE)
+        return moe_fail(err, "%s: index_offset %llu, expected %d", f, (unsigned long long)moe_get64(h + 48), HDR_SIZE);
     if (p->data_offset != g->data_offset)
         return moe_fail(err, "%s: data_offset %llu, expected %llu", f, (unsigned long long)p->data_offset,
                         (unsigned long long)g->data_offset);
@@ -490,10 +429,10 @@ static int check_entry(moe_pack *p, uint64_t k, const unsigned char *en, moe_err
     uint32_t l = (uint32_t)(k / p->n_experts), e = (uint32_t)(k % p->n_experts);
     uint64_t want = p->data_offset + k * p->stride;
     moe_pack_entry *x = &p->index[k];
-    *x = (moe_pack_entry){.offset = get64(en), .bytes = get64(en + 8), .check = get64(en + 16)};
-    if (get32(en + 24) != l || get32(en + 28) != e)
+    *x = (moe_pack_entry){.offset = moe_get64(en), .bytes = moe_get64(en + 8), .check = moe_get64(en + 16)};
+    if (moe_get32(en + 24) != l || moe_get32(en + 28) != e)
         return moe_fail(err, "%s: index entry %llu (layer %u expert %u) says layer %u expert %u", p->path,
-                        (unsigned long long)k, l, e, get32(en + 24), get32(en + 28));
+                        (unsigned long long)k, l, e, moe_get32(en + 24), moe_get32(en + 28));
     if (x->offset != want)
         return moe_fail(err, "%s: index: layer %u expert %u: offset %llu, expected %llu", p->path, l, e,
                         (unsigned long long)x->offset, (unsigned long long)want);
@@ -558,14 +497,9 @@ int moe_pack_open(moe_pack *p, const char *path, int mode, moe_error *err) {
     snprintf(p->path, sizeof p->path, "%s", path);
     if (mode != MOE_IO_DIRECT && mode != MOE_IO_BUFFERED && mode != MOE_IO_MMAP)
         return moe_fail(err, "%s: unknown I/O mode %d", path, mode);
-    if (!host_is_le()) return moe_fail(err, "%s: expert packs are little-endian; this host is not", path);
+    if (!moe_host_is_le()) return moe_fail(err, "%s: expert packs are little-endian; this host is not", path);
     p->io_mode = mode;
-    p->fd = open(path, O_RDONLY | O_CLOEXEC | (mode == MOE_IO_DIRECT ? O_DIRECT : 0));
-    if (p->fd < 0) {
-        int e = errno;
-        if (e == EINVAL && mode == MOE_IO_DIRECT) return direct_unsupported(path, err);
-        return moe_fail(err, "%s: cannot open: %s", path, strerror(e));
-    }
+    if (moe_pack_fd_open(path, mode, &p->fd, err)) return -1;
     if (pack_load(p, err)) {
         moe_pack_close(p);
         return -1;

@@ -108,7 +108,7 @@ static void print_token(void *ctx, int tok) {
 /* The offloaded run: same sampling and output, experts streamed from a pack. */
 static int run_offloaded(const infer_opts *o, const moe_model *m, const int *ids, int n_prompt, printer *pr,
                          moe_error *err) {
-    char pack[2048];
+    char pack[2048], dense[2048];
     moe_offload_job job = {.model = m, .prompt = ids, .n_prompt = n_prompt, .max_tokens = o->max_tokens,
                            .threads = (int)o->threads, .temperature = o->temperature, .top_p = o->top_p,
                            .sample_seed = o->seed, .capture_lookahead = (int)o->lookahead,
@@ -119,8 +119,10 @@ static int run_offloaded(const infer_opts *o, const moe_model *m, const int *ids
                         (unsigned long long)o->prefill_chunk, MOE_ENGINE_MAX_STEP);
     job.prefill_chunk = o->prefill_chunk ? (int)o->prefill_chunk : MOE_ENGINE_MAX_STEP;
     if (moe_offload_pack_path(&o->off, o->model, pack, sizeof pack, err) ||
+        moe_offload_dense_path(&o->off, o->model, dense, sizeof dense, err) ||
         moe_offload_config_of(&o->off, pack, m, &job.oc, err))
         return -1;
+    job.oc.dense_pack = dense;
     job.oc.seed = o->seed;
     if (o->off.route_from) {
         if (!(job.route_from = moe_route_from_open(o->off.route_from, m, o->off.route_steps, o->off.route_truncate, err))) return -1;
@@ -165,7 +167,7 @@ static int run_infer(const infer_opts *o) {
         moe_fail(&err, "--router-logits is not captured in offloaded runs");
         return cli_error("infer", &err);
     }
-    moe_model *m = moe_model_load_ex(o->model, o->off.pack ? MOE_LOAD_NO_EXPERTS : 0, &err);
+    moe_model *m = moe_model_load_ex(o->model, o->off.pack ? moe_offload_load_flags(&o->off) : 0, &err);
     if (!m) return cli_error("infer", &err);
     const moe_model_config *c = &m->cfg;
     printer pr = {0};

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../backend/dense_pack.h"
 #include "../backend/pack.h"
 #include "../core/sha256.h"
 #include "../core/units.h"
@@ -29,6 +30,7 @@ static const char model_usage[] =
 
 static const char pack_usage[] =
     "usage: moesim model pack DIR [-o FILE] [--dtype bf16|f32|q8|q4|q3|q2]\n"
+    "       moesim model pack DIR --dense [-o FILE]\n"
     "\n"
     "Write every routed expert of the model in DIR (config.json + model.safetensors)\n"
     "into one file: each expert is one contiguous block aligned to 4096 bytes (gate\n"
@@ -42,6 +44,10 @@ static const char pack_usage[] =
     "                     read). Default: the dtype of the model's expert tensors; an\n"
     "                     F16 model is packed as f32 (exact). bf16 from f32 rounds\n"
     "                     to nearest even.\n"
+    "  --dense            write the dense pack instead (default DIR/dense.pack): per\n"
+    "                     layer one block with its norms, attention and shared\n"
+    "                     expert, as the model holds them (routers stay in RAM), for\n"
+    "                     --stream-dense\n"
     "  -h, --help         this text\n";
 
 static const char info_usage[] =
@@ -49,7 +55,8 @@ static const char info_usage[] =
     "\n"
     "Validate an expert pack's header and index and print its dtype, geometry,\n"
     "bytes per expert, layout and the identity (model id) of the model it was made\n"
-    "from. Expert blocks are not read: `moesim model verify` reads them.\n";
+    "from. Expert blocks are not read: `moesim model verify` reads them. A dense\n"
+    "pack (`model pack --dense`): its layers, block bytes and tensor table.\n";
 
 static const char verify_usage[] =
     "usage: moesim model verify FILE [--model DIR] [--io direct|buffered|mmap]\n"
@@ -92,18 +99,36 @@ static void pack_progress(void *ctx, uint32_t done, uint32_t layers) {
  * widens to f32 exactly. */
 static int default_dtype(const moe_model *m) { return !strcmp(m->dtype, "BF16") ? MOE_PACK_BF16 : MOE_PACK_F32; }
 
+/* --dense: the model without its experts (a dense pack leaves them out). */
+static int pack_dense(const char *dir, const char *out, moe_error *err) {
+    moe_model *m = moe_model_load_ex(dir, MOE_LOAD_NO_EXPERTS, err);
+    if (!m) return -1;
+    moe_dense_pack p;
+    int rc = moe_dense_pack_write(m, out, err) || moe_dense_pack_open(&p, out, MOE_IO_BUFFERED, err) ? -1 : 0;
+    moe_model_free(m);
+    if (rc) return -1;
+    char a[32], b[32];
+    /* reopened: the summary reports the pack as a reader sees it */
+    printf("wrote %s: %u layers, %u tensors each, %llu B per layer (%s), %s\n", out, p.n_layers, p.n_tensors,
+           (unsigned long long)p.block_bytes, human(p.block_bytes, a, sizeof a), human(p.file_size, b, sizeof b));
+    moe_dense_pack_close(&p);
+    return 0;
+}
+
 static int model_pack(int argc, char **argv) {
     static const struct option opts[] = {
         {"output", required_argument, 0, 'o'},
         {"dtype", required_argument, 0, 'd'},
+        {"dense", no_argument, 0, 'D'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     const char *out = NULL;
-    int dtype = -1, c;
+    int dtype = -1, c, dense = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
         if (c == 'o') out = optarg;
+        else if (c == 'D') dense = 1;
         else if (c == 'd' && !strcmp(optarg, "bf16")) dtype = MOE_PACK_BF16;
         else if (c == 'd' && !strcmp(optarg, "f32")) dtype = MOE_PACK_F32;
         else if (c == 'd' && !strcmp(optarg, "q8")) dtype = MOE_PACK_Q8;
@@ -120,13 +145,22 @@ static int model_pack(int argc, char **argv) {
         fprintf(stderr, "moesim model pack: need exactly one model directory\n%s", pack_usage);
         return 2;
     }
+    if (dense && dtype >= 0) {
+        fprintf(stderr, "moesim model pack: --dtype applies to expert packs; a dense pack keeps the model's dtypes\n");
+        return 2;
+    }
     const char *dir = argv[optind];
     size_t n = strlen(dir) + sizeof "/experts.pack";
     char *def = malloc(n);
     if (!def) return fputs("moesim model pack: out of memory\n", stderr), 1;
-    snprintf(def, n, "%s/experts.pack", dir);
+    snprintf(def, n, "%s/%s", dir, dense ? "dense.pack" : "experts.pack");
     if (!out) out = def;
     moe_error err = {{0}};
+    if (dense) {
+        int rc = pack_dense(dir, out, &err);
+        free(def);
+        return rc ? cli_error("model pack", &err) : 0;
+    }
     moe_model *m = moe_model_load(dir, &err);
     int rc = 1;
     if (m) {
@@ -153,6 +187,37 @@ static int model_pack(int argc, char **argv) {
 
 /* ---- info ---------------------------------------------------------------- */
 
+/* Whether FILE starts with the dense pack's magic (else: an expert pack, or an error). */
+static int is_dense_pack(const char *path) {
+    char magic[8];
+    FILE *f = fopen(path, "rb");
+    int yes = f && fread(magic, 1, 8, f) == 8 && !memcmp(magic, "MOEDENSE", 8);
+    if (f) fclose(f);
+    return yes;
+}
+
+static int dense_info(const char *path) {
+    moe_error err = {{0}};
+    moe_dense_pack p;
+    if (moe_dense_pack_open(&p, path, MOE_IO_BUFFERED, &err)) return cli_error("model info", &err);
+    char a[32], b[32], id[65];
+    moe_sha256_hex(p.model_id, id);
+    printf("file          %s\n", p.path);
+    printf("format        dense pack v%d\n", MOE_DENSE_PACK_VERSION);
+    printf("layers        %u (decoder layers)\n", p.n_layers);
+    printf("block_bytes   %llu (%s)\n", (unsigned long long)p.block_bytes, human(p.block_bytes, a, sizeof a));
+    printf("stride        %llu\n", (unsigned long long)p.stride);
+    printf("data_offset   %llu\n", (unsigned long long)p.data_offset);
+    printf("file_size     %llu (%s)\n", (unsigned long long)p.file_size, human(p.file_size, b, sizeof b));
+    printf("model_id      %s\n", id);
+    static const char *const dt[3] = {"f32", "f16", "bf16"};
+    for (uint32_t i = 0; i < p.n_tensors; i++)
+        printf("tensor        %-26s %-4s %u x %u at %llu\n", moe_dense_kind_name(p.table[i].kind), dt[p.table[i].dtype],
+               p.table[i].rows, p.table[i].cols, (unsigned long long)p.table[i].offset);
+    moe_dense_pack_close(&p);
+    return 0;
+}
+
 static int model_info(int argc, char **argv) {
     static const struct option opts[] = {{"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int c;
@@ -163,6 +228,7 @@ static int model_info(int argc, char **argv) {
         return 2;
     }
     moe_error err = {{0}};
+    if (is_dense_pack(argv[optind])) return dense_info(argv[optind]);
     moe_pack p;
     if (moe_pack_open(&p, argv[optind], MOE_IO_BUFFERED, &err)) return cli_error("model info", &err);
     char a[32], b[32], id[65];

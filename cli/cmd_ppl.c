@@ -106,7 +106,7 @@ int cmd_ppl(int argc, char **argv) {
         moe_fail(&err, "%s: too large", text_path);
         return cli_error("ppl", &err);
     }
-    moe_model *m = moe_model_load_ex(model, off.pack ? MOE_LOAD_NO_EXPERTS : 0, &err);
+    moe_model *m = moe_model_load_ex(model, off.pack ? moe_offload_load_flags(&off) : 0, &err);
     if (!m) {
         free(text);
         return cli_error("ppl", &err);
@@ -126,15 +126,17 @@ int cmd_ppl(int argc, char **argv) {
     moe_offload *ol = NULL;
     moe_offload_config oc;
     moe_step_hooks hooks = {.max_step = MOE_ENGINE_MAX_STEP, .begin = ppl_begin, .end = ppl_end};
-    char pack[2048];
+    char pack[2048], dense[2048];
     double nll;
     if (ids && !err.msg[0]) eng = moe_engine_new(m, (int)threads, n_ids - 1, &err);
     if (eng && off.pack) {
         if (moe_offload_pack_path(&off, model, pack, sizeof pack, &err) ||
+            moe_offload_dense_path(&off, model, dense, sizeof dense, &err) ||
             moe_offload_config_of(&off, pack, m, &oc, &err)) {
             moe_engine_free(eng);
             eng = NULL;
         } else {
+            oc.dense_pack = dense;
             oc.max_tokens = (uint32_t)(n_ids - 1);
             oc.max_steps = (uint32_t)((n_ids - 1 + MOE_ENGINE_MAX_STEP - 1) / MOE_ENGINE_MAX_STEP);
             if (!(ol = moe_offload_new(m, &oc, &err)) ||

@@ -480,6 +480,12 @@ int cmd_quality(int argc, char **argv) {
         switch (c) {
         case 'X':
             if (moe_offload_opt_set(&off, opts[idx].name, optarg, &err)) return cli_error("quality", &err);
+            /* the reference engine runs the same model resident */
+            if (off.stream_dense || off.dense_pack) {
+                moe_fail(&err, "--%s: quality compares against a resident run of the same model; streaming the dense "
+                               "weights changes no number (infer and ppl give it bit for bit)", opts[idx].name);
+                return cli_error("quality", &err);
+            }
             break;
         case 'm': model = optarg; break;
         case 'f': text_path = optarg; break;

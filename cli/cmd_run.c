@@ -38,6 +38,7 @@ int cmd_run(int argc, char **argv) {
         /* issue-4 options: handed to moe_replay_opt_set by name */
         {"prefetch", required_argument, 0, 'X'},  {"speculate", no_argument, 0, 'X'},
         {"skip", required_argument, 0, 'X'},      {"on-miss", required_argument, 0, 'X'},      {"precision", required_argument, 0, 'X'},
+        {"stream-dense", optional_argument, 0, 'X'},
         {"device", required_argument, 0, 'X'},    {"model", required_argument, 0, 'X'},
         {"devices", required_argument, 0, 'X'},   {"models", required_argument, 0, 'X'},
         {"split", required_argument, 0, 'X'},     {"load-state", required_argument, 0, 'X'},

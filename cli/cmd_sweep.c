@@ -70,6 +70,8 @@ static const char sweep_usage[] =
     "  --on-miss M        wait, skip or substitute a missing expert (one value;\n"
     "                     `moesim run --help`)\n"
     "  --speculate        run predicted next-layer experts while the lane stalls on I/O\n"
+    "  --stream-dense[=B] stream each layer's dense weights too, within B layer buffers\n"
+    "                     (default 2; one value; bytes from --model's dense_params)\n"
     "  --split S          per-layer capacity split: uniform, adapmoe, fate:shallow=1.5\n"
     "  --devices F, --models F   other profile files\n"
     "  --db F             SQLite results database (created if missing). Without it\n"
@@ -435,6 +437,7 @@ int cmd_sweep(int argc, char **argv) {
         {"device", required_argument, 0, 'X'},     {"model", required_argument, 0, 'X'},
         {"skip", required_argument, 0, 'X'},       {"on-miss", required_argument, 0, 'X'},       {"split", required_argument, 0, 'X'},
         {"speculate", no_argument, 0, 'X'},        {"devices", required_argument, 0, 'X'},
+        {"stream-dense", optional_argument, 0, 'X'},
         {"models", required_argument, 0, 'X'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},

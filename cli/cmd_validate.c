@@ -69,14 +69,15 @@ static const char validate_usage[] =
 /* The figures compared, by the metric names `moesim run --json` uses. */
 static const char *const figures[] = {
     "hits", "misses", "bypasses", "bytes_read", "bytes_demand", "bytes_prefetch", "prefetch_issued",
-    "skipped_slots", "substituted_slots", "lowbit_slots", "lowbit_activations", "tok_s", "ttft_mean_s", "tpot_mean_s",
-    "tpot_p50_s", "tpot_p99_s", "total_s", "compute_s", "dense_s",
-    "expert_s", "stall_s", "stall_miss_s", "stall_late_prefetch_s", "io_utilisation", NULL};
+    "skipped_slots", "substituted_slots", "lowbit_slots", "lowbit_activations", "bytes_dense", "reads_dense", "tok_s",
+    "ttft_mean_s", "tpot_mean_s", "tpot_p50_s", "tpot_p99_s", "total_s", "compute_s", "dense_s",
+    "expert_s", "stall_s", "stall_miss_s", "stall_late_prefetch_s", "stall_dense_s", "io_utilisation", NULL};
 /* Those that are counts of the cache's behaviour: must be equal. */
 static int exact_figure(const char *name) {
     return !strcmp(name, "hits") || !strcmp(name, "misses") || !strcmp(name, "bypasses") ||
            !strncmp(name, "bytes_", 6) || !strcmp(name, "prefetch_issued") || !strcmp(name, "skipped_slots") ||
-           !strcmp(name, "substituted_slots") || !strcmp(name, "lowbit_slots") || !strcmp(name, "lowbit_activations");
+           !strcmp(name, "substituted_slots") || !strcmp(name, "lowbit_slots") || !strcmp(name, "lowbit_activations") ||
+           !strcmp(name, "reads_dense");
 }
 
 static double metric(const moe_replay_result *r, const char *name) {
@@ -239,7 +240,7 @@ static void print_json_warm(const vresult *warm) {
 static int validate_one(vopts *o, const moe_model *m, const int *ids, int n_ids, vresult *v, moe_error *err) {
     int rc = -1;
     moe_offload_out out = {0};
-    char pack[2048], logpath[4096] = "", extra_m[512], extra_p[512], extra_o[512];
+    char pack[2048], dense[2048], logpath[4096] = "", extra_m[512], extra_p[512], extra_o[512];
     memset(v, 0, sizeof *v);
     if (moe_offload_pack_path(&o->off, o->model, pack, sizeof pack, err)) goto out;
     moe_offload_job job = {.model = m, .prompt = ids, .n_prompt = n_ids, .max_tokens = o->max_tokens,
@@ -247,7 +248,10 @@ static int validate_one(vopts *o, const moe_model *m, const int *ids, int n_ids,
                            .prefill_chunk = o->off.prefill_chunk ? (int)o->off.prefill_chunk : MOE_ENGINE_MAX_STEP,
                            .save_state = o->off.save_state, .route_from = o->route,
                            .route_steps = o->off.route_steps};
-    if (moe_offload_config_of(&o->off, pack, m, &job.oc, err)) goto out;
+    if (moe_offload_dense_path(&o->off, o->model, dense, sizeof dense, err) ||
+        moe_offload_config_of(&o->off, pack, m, &job.oc, err))
+        goto out;
+    job.oc.dense_pack = dense;
     /* the backend's predictions go to a log that the simulator replays */
     if (o->off.prefetch) {
         if (o->off.prefetch_log) snprintf(logpath, sizeof logpath, "%s", o->off.prefetch_log);
@@ -283,7 +287,9 @@ static int validate_one(vopts *o, const moe_model *m, const int *ids, int n_ids,
                              .scope = job.oc.global ? MOE_SCOPE_GLOBAL : MOE_SCOPE_PER_LAYER,
                              .cold_per_seq = job.oc.cold_per_seq, .seed = job.oc.seed, .split = job.oc.split,
                              .device = o->device, .devices_path = o->devices, .load_state = job.oc.load_state,
-                             .on_miss = job.oc.on_miss, .skip = o->off.skip};
+                             .on_miss = job.oc.on_miss, .skip = o->off.skip,
+                             /* the dense stream as run: its budget and the pack's block bytes */
+                             .stream_dense = job.oc.stream_dense, .dense_bytes = out.stats->dense_block_bytes};
     cfg.on_miss = moe_offload_on_miss(out.off); /* lowbit: with the bits its packs gave */
     /* the pack's precision prices reads and bytes */
     /* (a quantized pack's blocks are the trace header's bytes of that tier) */
@@ -353,7 +359,7 @@ static int load_setup(vopts *o, moe_device_profile *dev, moe_model **m, moe_erro
     if (!dev->measured_compute)
         return moe_fail(err, "%s: device [%s] has no measured compute terms; validate needs a profile from "
                              "`moesim calibrate`", o->devices, o->device);
-    if (!(*m = moe_model_load_ex(o->model, MOE_LOAD_NO_EXPERTS, err))) return -1;
+    if (!(*m = moe_model_load_ex(o->model, moe_offload_load_flags(&o->off), err))) return -1;
     if (strcmp(dev->model, (*m)->name))
         return moe_fail(err, "%s: device [%s] was calibrated with model %s, not %s", o->devices, o->device, dev->model,
                         (*m)->name);

@@ -277,6 +277,9 @@ int moe_experiment_set(moe_experiment *exp, const char *k, const char *v, moe_er
         }
     } else if (!strcasecmp(k, "on_miss") || !strcasecmp(k, "on-miss")) {
         rc = moe_on_miss_parse(v, &exp->on_miss, err); /* a single value */
+    } else if (!strcasecmp(k, "stream_dense") || !strcasecmp(k, "stream-dense")) {
+        moe_replay_config probe = {0}; /* a single value, parsed by the replay's own option parser */
+        if (!(rc = moe_replay_opt_set(&probe, "stream-dense", v, err))) exp->stream_dense = probe.stream_dense;
     } else if (!strcasecmp(k, "skip") || !strcasecmp(k, "split")) {
         /* single values, validated by the replay's own option parser */
         moe_replay_config probe = {0};
@@ -308,7 +311,7 @@ int moe_experiment_set(moe_experiment *exp, const char *k, const char *v, moe_er
 
 static int load_sweep(const moe_ini *ini, moe_experiment *exp, moe_error *err) {
     static const char *const known[] = {"policies", "scopes", "capacities", "rho", "cold_per_seq", "seeds",
-                                        "prefetch", "precision", "device", "model", "skip", "on_miss", "speculate",
+                                        "prefetch", "precision", "device", "model", "skip", "on_miss", "stream_dense", "speculate",
                                         "split", "devices", "models", NULL};
     if (moe_ini_check_keys(ini, "sweep", known, err)) return -1;
     for (size_t i = 0; i < ini->n_entries; i++) {
@@ -499,6 +502,7 @@ int moe_experiment_plan(const moe_experiment *exp, moe_trace *const *traces, cha
             c->prefetch = *pf.v[fi] ? pf.v[fi] : NULL;
             c->skip = exp->skip;
             c->on_miss = exp->on_miss;
+            c->stream_dense = exp->stream_dense;
             c->split = exp->split;
             c->speculate = exp->speculate;
             c->devices_path = exp->devices_path;

@@ -67,6 +67,7 @@ typedef struct moe_experiment {
     moe_str_list devices, models, precisions, prefetchers; /* "" item = unset */
     char *skip;               /* NULL = off */
     int on_miss;              /* enum moe_on_miss */
+    uint32_t stream_dense;    /* layer buffers of --stream-dense, 0 = off */
     char *split;              /* NULL = uniform */
     int speculate;
     char *devices_path, *models_path;

@@ -60,7 +60,13 @@ const char moe_offload_opts_help[] =
     "                       computed and paid for, then overridden\n"
     "  --route-steps N      only the trace's first N steps (default: all)\n"
     "  --route-truncate     a model of fewer layers than the trace (`model synth\n"
-    "                       --keep-layers`) executes the trace's first layers\n";
+    "                       --keep-layers`) executes the trace's first layers\n"
+    "  --stream-dense[=B]   stream each layer's dense weights (attention, norms,\n"
+    "                       shared expert) from the dense pack too, within B layer\n"
+    "                       buffers (default 2, at least 1, fewer than the layers):\n"
+    "                       layer l+B-1 is queued behind layer l's demand reads\n"
+    "  --dense-pack F       the dense pack (`moesim model pack DIR --dense`; default\n"
+    "                       DIR/dense.pack)\n";
 
 static int opt_set(moe_offload_opts *o, const char *name, const char *v, moe_error *err);
 
@@ -117,7 +123,13 @@ static int opt_set(moe_offload_opts *o, const char *name, const char *v, moe_err
     else if (!strcmp(name, "io-threads")) {
         if (cli_parse_u64("--io-threads", v, 64, &o->io_threads, err)) return -1;
         if (!o->io_threads) return moe_fail(err, "--io-threads: at least 1");
-    } else if (!strcmp(name, "route-from")) o->route_from = v;
+    } else if (!strcmp(name, "stream-dense")) {
+        uint64_t b = 2; /* the current layer and the next: the smallest budget that overlaps */
+        if (v && cli_parse_u64("--stream-dense", v, MOE_CFG_MAX_LAYERS, &b, err)) return -1;
+        if (!b) return moe_fail(err, "--stream-dense=0: at least 1 layer buffer (the layer being computed)");
+        o->stream_dense = (uint32_t)b;
+    } else if (!strcmp(name, "dense-pack")) o->dense_pack = v;
+    else if (!strcmp(name, "route-from")) o->route_from = v;
     else if (!strcmp(name, "route-truncate")) o->route_truncate = 1;
     else if (!strcmp(name, "route-steps")) {
         if (cli_parse_u64("--route-steps", v, UINT32_MAX, &o->route_steps, err)) return -1;
@@ -144,6 +156,25 @@ int moe_offload_pack_path(const moe_offload_opts *o, const char *model_dir, char
     int rc = moe_pack_write(m, out, strcmp(m->dtype, "BF16") ? MOE_PACK_F32 : MOE_PACK_BF16, NULL, NULL, err);
     moe_model_free(m);
     return rc;
+}
+
+int moe_offload_dense_path(const moe_offload_opts *o, const char *model_dir, char *out, size_t cap, moe_error *err) {
+    out[0] = 0;
+    if (!o->stream_dense) {
+        if (o->dense_pack) return moe_fail(err, "--dense-pack is read by --stream-dense: add it");
+        return 0;
+    }
+    if (o->dense_pack) snprintf(out, cap, "%s", o->dense_pack);
+    else snprintf(out, cap, "%s/dense.pack", model_dir);
+    struct stat sb;
+    if (stat(out, &sb))
+        return moe_fail(err, "%s: no dense pack for --stream-dense (make one: moesim model pack %s --dense%s%s)", out,
+                        model_dir, o->dense_pack ? " -o " : "", o->dense_pack ? o->dense_pack : "");
+    return 0;
+}
+
+unsigned moe_offload_load_flags(const moe_offload_opts *o) {
+    return MOE_LOAD_NO_EXPERTS | (o->stream_dense ? MOE_LOAD_NO_DENSE : 0);
 }
 
 int moe_offload_config_of(const moe_offload_opts *o, const char *pack_path, const moe_model *m,
@@ -181,6 +212,7 @@ int moe_offload_config_of(const moe_offload_opts *o, const char *pack_path, cons
     oc->load_state = o->load_state;
     oc->on_miss = o->on_miss;
     oc->precision = o->precision;
+    oc->stream_dense = o->stream_dense; /* oc->dense_pack: the caller's moe_offload_dense_path */
     if (o->skip) {
         char canon[128];
         if (o->on_miss)

@@ -319,6 +319,11 @@ int moe_offload_result(const moe_offload_out *out, const char *policy, const cha
     x->bytes_demand = st->bytes_demand;
     x->bytes_prefetch = st->bytes_prefetch;
     x->bytes_read = st->bytes_demand + st->bytes_prefetch;
+    x->stream_dense = st->dense_budget;
+    x->dense_bytes = st->dense_block_bytes;
+    x->bytes_dense = st->bytes_dense;
+    x->reads_dense = st->reads_dense;
+    x->stall_dense_s = st->stall_dense_s;
     x->reads_demand = st->reads_demand;
     x->reads_prefetch = st->reads_prefetch;
     x->pf_predictions = st->pf_predictions;
@@ -357,6 +362,12 @@ void moe_offload_print_cache(FILE *f, const char *cmd, const char *policy, const
             st->accesses ? 100.0 * (double)st->hits / (double)st->accesses : 0.0, (unsigned long long)st->bypasses,
             (double)(st->bytes_demand + st->bytes_prefetch) / 1048576.0, (double)st->bytes_demand / 1048576.0,
             (double)st->bytes_prefetch / 1048576.0);
+    if (st->dense_budget) {
+        char a[32], b[32];
+        fprintf(f, "moesim %s: --stream-dense=%u: read %llu dense blocks of %llu B (%s in all), waited %s for them\n",
+                cmd, st->dense_budget, (unsigned long long)st->reads_dense, (unsigned long long)st->dense_block_bytes,
+                moe_bytes_text((double)st->bytes_dense, a, sizeof a), moe_duration_text(st->stall_dense_s, b, sizeof b));
+    }
     if (st->lowbit_bits)
         fprintf(f, "moesim %s: --on-miss lowbit: %llu slots ran %d-bit copies held in memory (%.1f MiB, read in %.2f s "
                 "before the first step)\n", cmd, (unsigned long long)st->lowbit_slots, st->lowbit_bits,
@@ -374,14 +385,22 @@ moe_offload_memory moe_offload_memory_of(const moe_model *m, const moe_offload_c
     uint64_t experts = oc->global ? oc->capacity : (uint64_t)oc->capacity * (uint64_t)c->n_moe_layers;
     mem.cache = experts * block;
     mem.scratch = (uint64_t)c->n_experts * block;
+    if (st->dense_budget) { /* the layers' blocks are not resident: B buffers are */
+        uint64_t streamed = (uint64_t)c->n_layers * st->dense_block_bytes;
+        mem.dense = mem.dense > streamed ? mem.dense - streamed : 0;
+        mem.dense_buffers = (uint64_t)st->dense_budget * st->dense_stride;
+    }
     return mem;
 }
 
 void moe_offload_print_memory(FILE *f, const char *cmd, const moe_offload_memory *mem) {
-    char a[32], b[32], c[32], d[32];
-    fprintf(f, "moesim %s: memory: peak RSS %s; dense weights %s + cache %s + one layer of scratch slots %s\n", cmd,
+    char a[32], b[32], c[32], d[32], e[32];
+    fprintf(f, "moesim %s: memory: peak RSS %s; dense weights %s + cache %s + one layer of scratch slots %s", cmd,
             moe_bytes_text((double)mem->peak_rss, a, sizeof a), moe_bytes_text((double)mem->dense, b, sizeof b),
             moe_bytes_text((double)mem->cache, c, sizeof c), moe_bytes_text((double)mem->scratch, d, sizeof d));
+    if (mem->dense_buffers)
+        fprintf(f, " + dense layer buffers %s", moe_bytes_text((double)mem->dense_buffers, e, sizeof e));
+    fputc('\n', f);
 }
 
 int moe_offload_write_steps(const char *path, const moe_offload_stats *st, const double *predicted, moe_error *err) {

@@ -66,11 +66,12 @@ int moe_offload_result(const moe_offload_out *out, const char *policy, const cha
                        moe_replay_result *res, moe_error *err);
 
 /* Memory of the run: peak RSS of this process (getrusage) against what the
- * run needs by design: the dense weights (bf16: 2 bytes a parameter), the
- * cache (capacity x block) and one layer's scratch slots (experts read but
- * not cached: E blocks). */
+ * run needs by design: the dense weights (bf16: 2 bytes a parameter;
+ * --stream-dense: less the layers' blocks), the cache (capacity x block),
+ * one layer's scratch slots (experts read but not cached: E blocks) and
+ * with --stream-dense its B layer buffers. */
 typedef struct moe_offload_memory {
-    uint64_t peak_rss, dense, cache, scratch;
+    uint64_t peak_rss, dense, cache, scratch, dense_buffers;
 } moe_offload_memory;
 moe_offload_memory moe_offload_memory_of(const moe_model *m, const moe_offload_config *oc, const moe_offload_stats *st);
 void moe_offload_print_memory(FILE *f, const char *cmd, const moe_offload_memory *mem);

@@ -147,12 +147,15 @@ void moe_tl_reset(moe_timeline *tl) {
     tl->last_id = -1;
 }
 
+/* Index of a read's or a stall's kind in the accounting arrays. */
+static int kind_ix(int kind) { return kind == MOE_STALL_DENSE ? 2 : kind ? 1 : 0; }
+
 double moe_tl_read(moe_timeline *tl, uint64_t bytes, double issue, int kind) {
     if (tl->contended) {
         tl->reads++;
         tl->bytes_read += bytes;
-        tl->reads_kind[kind ? 1 : 0]++;
-        tl->bytes_kind[kind ? 1 : 0] += bytes;
+        tl->reads_kind[kind_ix(kind)]++;
+        tl->bytes_kind[kind_ix(kind)] += bytes;
         return read_contended(tl, bytes, issue);
     }
     uint32_t best = 0;
@@ -165,8 +168,8 @@ double moe_tl_read(moe_timeline *tl, uint64_t bytes, double issue, int kind) {
     tl->io_busy_s += dur;
     tl->reads++;
     tl->bytes_read += bytes;
-    tl->reads_kind[kind ? 1 : 0]++;
-    tl->bytes_kind[kind ? 1 : 0] += bytes;
+    tl->reads_kind[kind_ix(kind)]++;
+    tl->bytes_kind[kind_ix(kind)] += bytes;
     return start + dur;
 }
 
@@ -200,7 +203,7 @@ double moe_tl_wait(moe_timeline *tl, double ready, int kind) {
     if (ready <= tl->now) return 0.0;
     double d = ready - tl->now + tl->resume_s; /* a lane that waited resumes resume_s late */
     tl->now += d;
-    tl->stall_s[kind ? 1 : 0] += d;
+    tl->stall_s[kind_ix(kind)] += d;
     return d;
 }
 

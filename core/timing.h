@@ -38,7 +38,10 @@
 
 #include "error.h"
 
-enum moe_stall_kind { MOE_STALL_MISS = 0, MOE_STALL_LATE_PREFETCH = 1 };
+/* The kind of a read (moe_tl_read) and of the stall waiting for it: a
+ * demand miss, a prefetch, or a streamed layer's dense block (--stream-dense,
+ * sim/dense_stream.h). */
+enum moe_stall_kind { MOE_STALL_MISS = 0, MOE_STALL_LATE_PREFETCH = 1, MOE_STALL_DENSE = 2 };
 enum moe_compute_kind { MOE_COMPUTE_DENSE = 0, MOE_COMPUTE_EXPERT = 1, MOE_COMPUTE_SPECULATIVE = 2 };
 
 typedef struct moe_timeline {
@@ -49,11 +52,11 @@ typedef struct moe_timeline {
     double *ch_free;         /* n_channels: when each channel is next free */
     /* accounting */
     double compute_s[3];     /* by enum moe_compute_kind */
-    double stall_s[2];       /* by enum moe_stall_kind */
+    double stall_s[3];       /* by enum moe_stall_kind */
     double io_busy_s;        /* sum over channels of busy time */
     uint64_t reads, bytes_read;
-    uint64_t reads_kind[2];  /* demand (MOE_STALL_MISS) / prefetch reads */
-    uint64_t bytes_kind[2];
+    uint64_t reads_kind[3];  /* demand (MOE_STALL_MISS) / prefetch / dense reads */
+    uint64_t bytes_kind[3];
     /* contention (see above); contended == 0 leaves everything below unused */
     int contended;
     double busy_latency_s, busy_bandwidth_Bps;
@@ -82,7 +85,7 @@ void moe_tl_free(moe_timeline *tl);
 void moe_tl_reset(moe_timeline *tl);
 
 /* Queue a read of `bytes` issued at `issue` (>= previous issues);
- * kind 0 = demand, 1 = prefetch. Returns the time its data is available
+ * kind: enum moe_stall_kind (any other non-zero value counts as a prefetch). Returns the time its data is available
  * (contended: the estimate as of now); its id is then tl->last_id. */
 double moe_tl_read(moe_timeline *tl, uint64_t bytes, double issue, int kind);
 /* Reads slow down to latency + bytes / bandwidth while the lane computes.

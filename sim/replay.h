@@ -62,6 +62,12 @@ typedef struct moe_replay_config {
      * into the empty caches before the first step (general loop);
      * save_state writes the resident experts at the end. */
     const char *load_state, *save_state;
+    /* Dense weights streamed too (sim/dense_stream.h, the backend's
+     * --stream-dense): layer buffers B >= 1, 0 = the dense weights are
+     * resident. dense_bytes: one layer's block; 0 = from the model profile
+     * (dense_params less the router's experts x hidden, at dense_bits). */
+    uint32_t stream_dense;
+    uint64_t dense_bytes;
     /* Extra "key=value" lines (newline-separated) for the run's config text,
      * e.g. a validation's kind and id; they change the identity, not the replay. */
     const char *extra_config;

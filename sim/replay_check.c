@@ -11,6 +11,7 @@
 #include "../core/precision.h"
 #include "../core/prefetch.h"
 #include "../core/split.h"
+#include "dense_stream.h"
 #include "replay_opts.h"
 
 static const moe_policy_ops *policy_of(const char *spec, char *name, size_t cap) {
@@ -110,6 +111,8 @@ int moe_replay_ext_check(const moe_trace *t, const moe_replay_config *cfg, moe_e
     if (!moe_split_is_uniform(cfg->split) &&
         (cfg->scope == MOE_SCOPE_GLOBAL || cfg->capacity_bytes || cfg->capacity_frac > 0))
         return moe_fail(err, "--split %s: needs per-layer scope and a capacity in experts", cfg->split);
+    uint64_t dense_b;
+    if (cfg->stream_dense && moe_dense_stream_bytes(cfg, cfg->model ? &m : NULL, t->n_layers, &dense_b, err)) return -1;
     return 0;
 }
 

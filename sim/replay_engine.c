@@ -17,6 +17,7 @@
 #include "../core/precision.h"
 #include "../core/prefetch.h"
 #include "../core/timing.h"
+#include "dense_stream.h"
 #include "replay_check.h"
 #include "replay_internal.h"
 
@@ -50,6 +51,7 @@ typedef struct eng {
     moe_device_profile dev;
     moe_model_profile model;
     moe_timeline tl;
+    moe_dense_stream ds; /* --stream-dense; budget 0 = off */
     double skip_cum, skip_frac;
     /* per (layer, expert) */
     double *ready;       /* time the resident copy's data is (was) complete */
@@ -534,6 +536,10 @@ int moe_replay_engine_run(const moe_trace *t, const moe_replay_config *cfg, moe_
     if (g->timing && g->dev.io_busy_bandwidth_Bps > 0 &&
         moe_tl_set_contention(&g->tl, g->dev.io_busy_latency_s, g->dev.io_busy_bandwidth_Bps, err))
         goto out;
+    uint64_t dense_b;
+    if (cfg->stream_dense && (moe_dense_stream_bytes(cfg, cfg->model ? &g->model : NULL, L, &dense_b, err) ||
+                              moe_dense_stream_init(&g->ds, cfg->stream_dense, L, dense_b, err)))
+        goto out;
     for (uint32_t i = 0; i < g->n_caches; i++) moe_cache_set_evict_hook(g->caches[i], on_evict, g);
     snprintf(res->policy, sizeof res->policy, "%s", g->caches[0]->canonical);
     /* precision footprint and byte capacity */
@@ -599,6 +605,7 @@ int moe_replay_engine_run(const moe_trace *t, const moe_replay_config *cfg, moe_
         for (uint32_t l = 0; l < L; l++) {
             moe_cache *c = g->caches[g->global ? 0 : l];
             uint32_t base = g->global ? l * E : 0;
+            if (g->ds.budget) moe_dense_stream_wait(&g->ds, &g->tl, s, l);
             if (g->timing) moe_tl_compute(&g->tl, moe_profile_dense_s(&g->dev, &g->model, T, ctx), MOE_COMPUTE_DENSE);
             uint32_t n_full, n_kept;
             gather(g, s, l, c, base, &n_full, &n_kept);
@@ -686,6 +693,7 @@ int moe_replay_engine_run(const moe_trace *t, const moe_replay_config *cfg, moe_
                     res->token_slot_hits += g->hit[e];
                 }
             }
+            if (g->ds.budget) moe_dense_stream_ahead(&g->ds, &g->tl, s, l); /* behind the demand reads */
             if (g->pf) prefetch(g, s, l, n_full, a, nt_list);
             if (g->timing) compute_layer(g, s, l, n_kept + add_substitutes(g, l, n_kept), T);
         }
@@ -718,7 +726,11 @@ int moe_replay_engine_run(const moe_trace *t, const moe_replay_config *cfg, moe_
     x->pf_recall_k = x->pf_slots ? (double)x->pf_slot_correct / (double)x->pf_slots : 0;
     x->skipped_mass_frac = x->total_mass > 0 ? x->skipped_mass / x->total_mass : 0;
     x->eff_bits_active = n_served ? bits_active / (double)n_served : 0;
-    x->bytes_read = g->tl.bytes_read;
+    x->bytes_read = g->tl.bytes_kind[0] + g->tl.bytes_kind[1]; /* experts; dense blocks apart */
+    x->stream_dense = g->ds.budget;
+    x->dense_bytes = g->ds.bytes;
+    x->bytes_dense = g->tl.bytes_kind[MOE_STALL_DENSE];
+    x->reads_dense = g->tl.reads_kind[MOE_STALL_DENSE];
     x->bytes_demand = g->tl.bytes_kind[0];
     x->bytes_prefetch = g->tl.bytes_kind[1];
     x->reads_demand = g->tl.reads_kind[0];
@@ -733,6 +745,7 @@ int moe_replay_engine_run(const moe_trace *t, const moe_replay_config *cfg, moe_
         x->stall_miss_s = g->tl.stall_s[MOE_STALL_MISS];
         x->stall_late_s = g->tl.stall_s[MOE_STALL_LATE_PREFETCH];
         x->stall_s = x->stall_miss_s + x->stall_late_s;
+        x->stall_dense_s = g->tl.stall_s[MOE_STALL_DENSE];
         moe_tl_settle(&g->tl);
         x->io_util = moe_tl_io_utilisation(&g->tl, g->tl.now);
         x->ttft_mean_s = x->n_seqs ? ttft_sum / (double)x->n_seqs : 0;
@@ -749,6 +762,7 @@ out:
     moe_prefetcher_free(g->pf);
     moe_precision_plan_free(&g->plan);
     moe_tl_free(&g->tl);
+    moe_dense_stream_free(&g->ds);
     free(g->ready); free(g->rid); free(g->rid_e); free(g->keyprec); free(g->pfstate); free(g->seen); free(g->pred_stamp);
     free(g->pred_has); free(g->st_full); free(g->st_kept); free(g->spec_ok); free(g->full);
     free(g->kept); free(g->order); free(g->pred); free(g->pf_status); free(g->cand); free(g->spec_e); free(g->spec_dt);

@@ -1,6 +1,7 @@
 /* replay_ext.h: the replay's extended results and semantics: prefetch,
- * speculative execution, skipping, mixed precision, byte capacities and the
- * timing model (run by the general loop, sim/replay_engine.c).
+ * speculative execution, skipping, mixed precision, byte capacities,
+ * streamed dense weights and the timing model (run by the general loop,
+ * sim/replay_engine.c).
  *
  * Semantics (README "Timing model"). Everything the plain replay states
  * (replay.h) holds, with these additions, per step and layer l in order:
@@ -47,6 +48,9 @@
 #include "../core/trace.h"
 #include "replay.h"
 
+/* With --stream-dense, each layer l (of any step) first waits for its dense
+ * block and, right after step 3's demand reads, queues the blocks ahead
+ * (sim/dense_stream.h, the backend's controller). */
 struct moe_replay_ext {
     int timing, prefetch, speculate, skip, precision, byte_capacity; /* which parts ran */
     char device[1024], model[512], prefetcher[256], scheme[512], skip_spec[128];
@@ -62,6 +66,12 @@ struct moe_replay_ext {
     double tok_s, io_util;
     double *step_s;           /* with timing: each step's duration (n_steps), else NULL */
     uint64_t bytes_read, bytes_demand, bytes_prefetch, reads_demand, reads_prefetch;
+    /* --stream-dense (dense_stream.h): budget B (0 = off), one block's bytes,
+     * the dense reads (not in bytes_read, which counts experts) and the time
+     * the lane waited for them (not in stall_s) */
+    uint32_t stream_dense;
+    uint64_t dense_bytes, bytes_dense, reads_dense;
+    double stall_dense_s;
 
     /* prefetch. Denominators: precision = correct / predicted; recall =
      * correct / activations (router's unique set) of the (step, layer)s that

@@ -44,7 +44,10 @@ const char moe_replay_opts_help[] =
     "                     layers get more, linear weights 1.5..1)\n"
     "  --load-state F     insert the experts of a saved cache state (`infer --offload\n"
     "                     --save-state`) before the first step\n"
-    "  --save-state F     save the resident experts at the end (least recently used first)\n";
+    "  --save-state F     save the resident experts at the end (least recently used first)\n"
+    "  --stream-dense[=B] each layer's dense weights are read too, one layer ahead within\n"
+    "                     B layer buffers (default 2), on the I/O channels (the backend's\n"
+    "                     --stream-dense); a block's bytes from --model's dense_params\n";
 
 static int flag_value(const char *name, const char *v, int *out, moe_error *err) {
     if (!v || !strcmp(v, "1") || !strcasecmp(v, "on") || !strcasecmp(v, "yes") || !strcasecmp(v, "true"))
@@ -151,6 +154,19 @@ int moe_replay_opt_set(moe_replay_config *cfg, const char *name, const char *v, 
     } else if (same(name, "split")) {
         if (need(name, v, err) || moe_split_canonical(v, canon, sizeof canon, err)) return -1;
         cfg->split = v;
+    } else if (same(name, "stream-dense")) {
+        /* a flag with an optional budget: on (or no value) = 2 buffers, off = resident */
+        if (!v || !strcasecmp(v, "on")) cfg->stream_dense = 2;
+        else if (!strcasecmp(v, "off")) cfg->stream_dense = 0;
+        else {
+            char *end;
+            errno = 0;
+            unsigned long b = strtoul(v, &end, 10);
+            if (!isdigit((unsigned char)*v) || *end || errno || b > 1024)
+                return moe_fail(err, "--stream-dense: expected a number of layer buffers (1..1024), on or off, got '%s'", v);
+            if (!b) return moe_fail(err, "--stream-dense=0: at least 1 layer buffer (the layer being computed)");
+            cfg->stream_dense = (uint32_t)b;
+        }
     } else if (same(name, "models")) {
         if (need(name, v, err)) return -1;
         cfg->models_path = v;

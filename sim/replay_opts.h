@@ -8,7 +8,7 @@
  *
  * Names (a '_' may stand for '-'): policy, capacity, scope, cold-per-seq,
  * seed, count-from, prefetch, speculate, skip, precision, device, model, devices, models,
- * split, load-state, save-state.
+ * split, load-state, save-state, stream-dense (NULL or "on": 2 layer buffers).
  * Values are validated (specs canonicalised, capacities parsed) but string
  * values are stored by pointer: they must outlive cfg. */
 #ifndef MOE_REPLAY_OPTS_H

@@ -19,7 +19,8 @@ int moe_scope_parse(const char *s, int *scope, moe_error *err) {
 
 int moe_replay_config_is_ext(const moe_replay_config *cfg) {
     return cfg->prefetch || cfg->speculate || cfg->skip || cfg->precision || cfg->device || cfg->model ||
-           cfg->capacity_bytes || cfg->capacity_frac > 0 || cfg->load_state || cfg->save_state || cfg->on_miss;
+           cfg->capacity_bytes || cfg->capacity_frac > 0 || cfg->load_state || cfg->save_state || cfg->on_miss ||
+           cfg->stream_dense;
 }
 
 /* Sequences of the result (replay.h): one pass over the steps. */

@@ -73,6 +73,11 @@ int moe_run_config_text_err(const moe_replay_config *cfg, const char *canonical_
         snprintf(lines[n++], sizeof lines[0], "split=%s", canon);
     }
     if (cfg->load_state) snprintf(lines[n++], sizeof lines[0], "load_state=%s", cfg->load_state);
+    if (cfg->stream_dense) {
+        snprintf(lines[n++], sizeof lines[0], "stream_dense=%u", cfg->stream_dense);
+        /* given bytes (validate: the dense pack's) change the numbers; else the model line has them */
+        if (cfg->dense_bytes) snprintf(lines[n++], sizeof lines[0], "dense_bytes=%llu", (unsigned long long)cfg->dense_bytes);
+    }
     /* caller-supplied lines (a validation's kind and id, how a measured run
      * read its experts): "key=value" separated by newlines */
     for (const char *p = cfg->extra_config; p && *p && n < 32;) {
@@ -137,6 +142,11 @@ size_t moe_run_metrics(const moe_replay_result *res, moe_metric *out, size_t cap
     M("bytes_prefetch", x->bytes_prefetch);
     M("reads_demand", x->reads_demand);
     M("reads_prefetch", x->reads_prefetch);
+    if (x->stream_dense) {
+        M("bytes_dense", x->bytes_dense);
+        M("reads_dense", x->reads_dense);
+        if (x->timing) M("stall_dense_s", x->stall_dense_s);
+    }
     if (x->prefetch) {
         M("prefetch_precision", x->pf_precision);
         M("prefetch_recall", x->pf_recall);
@@ -288,6 +298,10 @@ char *moe_run_json(const moe_replay_config *cfg, const moe_replay_result *res, c
         if (x->skip_spec[0]) cJSON_AddStringToObject(o, "skip", x->skip_spec);
         if (cfg->on_miss) cJSON_AddStringToObject(o, "on_miss", moe_on_miss_name(cfg->on_miss));
         cJSON_AddBoolToObject(o, "speculate", x->speculate);
+        if (x->stream_dense) {
+            cJSON_AddNumberToObject(o, "stream_dense", x->stream_dense);
+            cJSON_AddNumberToObject(o, "dense_bytes", (double)x->dense_bytes);
+        }
         moe_metric m[128];
         size_t n = moe_run_metrics(res, m, 128);
         for (size_t i = 11; i < n; i++) cJSON_AddNumberToObject(o, m[i].name, m[i].value);
@@ -363,6 +377,9 @@ static void print_ext(const moe_replay_config *cfg, const moe_replay_result *res
     printf("bytes read  %s (demand %s in %llu reads, prefetch %s in %llu reads)\n", bytes(x->bytes_read),
            bytes(x->bytes_demand), (unsigned long long)x->reads_demand, bytes(x->bytes_prefetch),
            (unsigned long long)x->reads_prefetch);
+    if (x->stream_dense)
+        printf("dense       streamed: %s in %llu reads of %s, %u layer buffers\n", bytes(x->bytes_dense),
+               (unsigned long long)x->reads_dense, bytes(x->dense_bytes), x->stream_dense);
     if (!x->timing) return;
     printf("device      %s\n", x->device);
     printf("tok/s       %.3f  (TPOT mean %s, p50 %s, p99 %s over %llu decode steps)\n", x->tok_s,
@@ -374,6 +391,9 @@ static void print_ext(const moe_replay_config *cfg, const moe_replay_result *res
            dur(x->spec_compute_s));
     printf("            + stall %s (%.1f%%: misses %s, late prefetches %s)\n", dur(x->stall_s),
            100 * x->stall_s / tot, dur(x->stall_miss_s), dur(x->stall_late_s));
+    if (x->stream_dense)
+        printf("            + dense stall %s (%.1f%%: waiting for a layer's streamed block)\n", dur(x->stall_dense_s),
+               100 * x->stall_dense_s / tot);
     printf("I/O         utilisation %.1f%%\n", 100 * x->io_util);
     if (x->speculate)
         printf("speculate   %llu run, %llu confirmed (%s hidden), %llu wasted (%s)\n",

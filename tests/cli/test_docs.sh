@@ -78,6 +78,7 @@ T=traces/tinymix_session.moetrace
         --skip cum=0.9,topk_frac=0.3 --precision hot-cold:hot=4 --json
     "$MOESIM" run --trace $T --capacity 8 --on-miss lowbit:bits=2 --json
     "$MOESIM" run --trace $T --capacity 8 --on-miss skip --json
+    "$MOESIM" run --trace $T --capacity 8 --model tinymix --device nvme-cpu --stream-dense --json
 } >"$tmp/json" 2>&1
 python3 -c '
 import json, re, sys
