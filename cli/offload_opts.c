@@ -111,6 +111,10 @@ static int opt_set(moe_offload_opts *o, const char *name, const char *v, moe_err
     else if (!strcmp(name, "skip")) {
         double a, b;
         char canon[128];
+        /* two --skip would silently keep the last: its two rules combine in one spec */
+        if (o->skip)
+            return moe_fail(err, "--skip given twice (%s, %s): give both rules in one, e.g. --skip cum=0.9,topk_frac=0.3",
+                            o->skip, v);
         if (moe_skip_parse(v, &a, &b, canon, sizeof canon, err)) return -1;
         o->skip = v;
     }

@@ -53,4 +53,9 @@ if [ -n "$a" ] && [ "$a" = "$b" ]; then echo "PASS backend_infer_seeded"; else e
 printf 'hello world, hello world, hello world\n' >"$tmp/t.txt"
 if "$MOESIM" ppl --model "$tmp/good" --text-file "$tmp/t.txt" 2>&1 | grep -q '^nats_per_byte [0-9.]*$'; then echo "PASS backend_ppl_runs"; else echo "FAIL backend_ppl_runs"; fails=1; fi
 if "$MOESIM" infer --help | grep -q -- "--lookahead D" && "$MOESIM" ppl --help | grep -q -- "--text-file"; then echo "PASS backend_help"; else echo "FAIL backend_help"; fails=1; fi
+# a second --skip would silently replace the first: refused before any work
+if "$MOESIM" infer --model models/tinymix --prompt ab --max-tokens 1 --offload auto --capacity 8 --skip cum=0.9 \
+    --skip topk_frac=0.3 >/dev/null 2>"$tmp/err"; then echo "FAIL backend_skip_twice: ran"; fails=1
+elif grep -qF -- "--skip given twice (cum=0.9, topk_frac=0.3)" "$tmp/err"; then echo "PASS backend_skip_twice"
+else echo "FAIL backend_skip_twice: $(cat "$tmp/err")"; fails=1; fi
 exit $fails
