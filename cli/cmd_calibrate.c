@@ -272,7 +272,11 @@ static int bench_wake(const copts *o, const moe_model *m, uint64_t block, const 
     int rc = 0;
     for (int i = 0; i < 3 && !rc; i++) {
         x[i] = sizes[i];
-        rc = moe_offload_probe_reads(m, pack, o->io_mode, 150, sizes[i], 200e-6, &y[i], err);
+        /* 150 bursts, or as many as read 2 GiB (at least 8): a burst of four
+         * 336 MiB experts takes seconds, and 150 of them would read 200 GiB */
+        uint64_t fit = (2ull << 30) / (block * sizes[i]);
+        uint32_t bursts = fit < 8 ? 8 : fit > 150 ? 150 : (uint32_t)fit;
+        rc = moe_offload_probe_reads(m, pack, o->io_mode, bursts, sizes[i], 200e-6, &y[i], err);
     }
     if (tmp[0]) unlink(tmp);
     if (rc) return -1;
