@@ -322,6 +322,21 @@ hc=$(awk -v q4="$(b q4)" -v q2="$(b q2)" 'BEGIN {printf "%.2f %.2f", 32 * q4 / (
 claim readme_hot_cold_size "bytes per expert from moesim trace info $P" "%s× smaller than uniform 4-bit with 8 of 32 experts hot (even all-cold is only %s× once the scales are counted)" \
     ${hc}
 
+# ---- make validate-scale: the committed results/validate_scale.txt ----------
+S=results/validate_scale.txt
+set -- $(sed -n 's/^tok\/s: median |error| \([0-9.]*\)%, max |error| \([0-9.]*\)%, \([0-9]*\) of \([0-9]*\) within 15%.*/\1 \2 \3 \4/p' $S | head -1)
+claim readme_scale_tok_s "make validate-scale ($S tok/s line)" "**tok/s: median |error| %s %%, %s of %s within 15 %%" "$1" "$3" "$4"
+claim readme_scale_counts "make validate-scale ($S counts column)" "**Counts exact** in all %s configurations" \
+    "$(awk '/^validate-scale: \[olmoe\]$/ {s = 1} /^validate-scale: \[mixtral\]$/ {s = 0} s && / exact$/ {n++} END {print n}' $S)"
+claim readme_scale_rss "make validate-scale ($S memory check)" "peak RSS %s GiB at 75 %%, under the stated bound of %s GiB" \
+    "$(sed -n 's/.*\[olmoe\] peak RSS \([0-9.]*\) GiB, bound \([0-9.]*\) GiB.*/\1/p' $S)" \
+    "$(sed -n 's/.*\[olmoe\] peak RSS \([0-9.]*\) GiB, bound \([0-9.]*\) GiB.*/\2/p' $S)"
+# sr CAPACITY PREFETCH: "tok/s measured / predicted | TTFT s measured / predicted" as README's table
+sr() { awk -v c="$1" -v f="$2" '$1 == "lru" && $3 == c && $4 == f { printf "%s / %s | %.2f / %.2f", $5, $6, $8 / 1000, $9 / 1000 }' $S; }
+for c in 6 16 32 48; do
+    claim "readme_scale_row_$c" "make validate-scale ($S)" "| %s | %s |" "$(sr $c none)" "$(sr $c gate:ahead=1)"
+done
+
 # ---- make quality: the committed results/quality_*.txt --------------------------
 Q=results/quality_bits.txt
 while read -r dom full q8 q4 q3 q2; do
