@@ -77,10 +77,11 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-# The version string is checked every time so results never carry a stale
+# The version string (the commit; tags are left out so a release still
+# names its commit) is checked every time so results never carry a stale
 # one, but version.o (and everything linked with it) is rebuilt only when it
 # changed: the stamp file is rewritten only then.
-VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+VERSION := $(shell git describe --always --dirty --exclude '*' 2>/dev/null || echo unknown)
 $(BUILD)/version.stamp: FORCE
 	@mkdir -p $(BUILD); echo '$(VERSION)' | cmp -s - $@ 2>/dev/null || echo '$(VERSION)' >$@
 $(BUILD)/obj/core/version.o: CFLAGS += -DMOESIM_VERSION='"$(VERSION)"'
