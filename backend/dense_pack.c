@@ -292,13 +292,8 @@ static int load_index(moe_dense_pack *p, const unsigned char *h, moe_error *err)
 int moe_dense_pack_open(moe_dense_pack *p, const char *path, int mode, moe_error *err) {
     memset(p, 0, sizeof *p);
     p->fd = -1;
-    if (strlen(path) >= sizeof p->path) return moe_fail(err, "%s: path too long", path);
-    snprintf(p->path, sizeof p->path, "%s", path);
-    if (mode != MOE_IO_DIRECT && mode != MOE_IO_BUFFERED && mode != MOE_IO_MMAP)
-        return moe_fail(err, "%s: unknown I/O mode %d", path, mode);
-    if (!moe_host_is_le()) return moe_fail(err, "%s: dense packs are little-endian; this host is not", path);
     p->io_mode = mode;
-    if (moe_pack_fd_open(path, mode, &p->fd, err)) return -1;
+    if (moe_pack_file_begin(p->path, sizeof p->path, path, mode, "dense packs", &p->fd, err)) return -1;
     struct stat st;
     unsigned char *h = NULL;
     int rc = -1;

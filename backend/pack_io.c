@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -62,4 +63,14 @@ int moe_pack_pwrite_all(int fd, const unsigned char *p, size_t n, uint64_t off) 
         p += k, n -= (size_t)k, off += (uint64_t)k;
     }
     return 0;
+}
+
+int moe_pack_file_begin(char *path_buf, size_t cap, const char *path, int mode, const char *what, int *fd,
+                        moe_error *err) {
+    if (strlen(path) >= cap) return moe_fail(err, "%s: path too long", path);
+    snprintf(path_buf, cap, "%s", path);
+    if (mode != MOE_IO_DIRECT && mode != MOE_IO_BUFFERED && mode != MOE_IO_MMAP)
+        return moe_fail(err, "%s: unknown I/O mode %d", path, mode);
+    if (!moe_host_is_le()) return moe_fail(err, "%s: %s are little-endian; this host is not", path, what);
+    return moe_pack_fd_open(path, mode, fd, err);
 }

@@ -32,6 +32,11 @@ static inline uint64_t moe_get64(const unsigned char *b) {
  * direct, which on a file system without it fails with a message naming
  * --io buffered (never a silent fallback). */
 int moe_pack_fd_open(const char *path, int mode, int *fd, moe_error *err);
+/* The checks every pack opener makes before reading: the path fits
+ * path_buf (copied there), mode is known, the host is little-endian (what
+ * names the pack kind in the message), then the descriptor per mode. */
+int moe_pack_file_begin(char *path_buf, size_t cap, const char *path, int mode, const char *what, int *fd,
+                        moe_error *err);
 /* Read [off, off+n) of the file into buf (aligned for O_DIRECT); `what`
  * names the region in messages ("header", "layer 3"); a short read is
  * reported as a truncated file. */
