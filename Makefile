@@ -11,7 +11,8 @@
 #                   simulator (experiments/validate.ini): results/validate.txt
 #   make validate-scale  the same at real expert sizes: synthetic-weight models of
 #                   OLMoE and (4 layers of) Mixtral geometry executing fitted
-#                   traces (experiments/validate_scale.ini, ~24 GiB of disk)
+#                   traces (experiments/validate_scale.ini, ~24 GiB of disk);
+#                   SECTIONS=mixtral re-runs one section, keeping the other's table
 #   make readme-check  every figure README quotes regenerated, the slow ones
 #                   too (tests/cli/test_readme_numbers.sh with READMECHECK_SLOW=1)
 #   make deps       install the Debian packages moesim needs (root)

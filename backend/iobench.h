@@ -11,7 +11,8 @@
  * channel fit explains.
  *
  * Typical use (calibrate):
- *   moe_iobench_prepare(dir, 256 MiB, ...)         scratch file, out of the page cache
+ *   moe_iobench_prepare(dir, 256 MiB, ...)         scratch file, out of the page cache,
+ *                                                  read once untimed (a host's cache below a VM)
  *   P passes, each over every point (block, depth):  moe_iobench_run (short, ~0.1 s)
  *   moe_iobench_combine per point                  median pass
  *   moe_iobench_pick_channels over depths 1..n at the expert's block size

@@ -28,6 +28,9 @@
  *   io_wake_us          extra time of a read issued to an idle I/O channel (the
  *                       thread serving it wakes up)
  *   io_resume_us        extra time of a stall (the waiting thread wakes up)
+ *                       (calibrate: bursts of 1, 2 and 4 demand reads through
+ *                       the backend's queue, less the I/O thread's own work,
+ *                       medians; both are thread costs, not device time)
  *   threads, io_mode, calibrated   informational (how it was measured)
  * Model section keys:
  *   layers, experts, top_k, shared (informational), hidden
