@@ -1235,12 +1235,13 @@ int moe_offload_probe_reads(const moe_model *m, const char *pack, int io_mode, u
     moe_offload_config cfg = {.pack = pack, .io_mode = io_mode, .io_threads = 1, .policy = "lru", .capacity = 1,
                               .seed = 1, .max_steps = 1, .max_tokens = 1};
     if (burst < 1 || burst > (uint32_t)m->cfg.n_experts) return moe_fail(err, "probe: burst of 1..%d reads", m->cfg.n_experts);
+    if (bursts < 1) return moe_fail(err, "probe: at least one burst");
     moe_offload *o = moe_offload_new(m, &cfg, err);
     if (!o) return -1;
     int rc = 0;
     uint32_t n_exp = o->L * o->E;
     if (n_set < 1 || n_set > n_exp) n_set = n_exp;
-    double *t = malloc(2 * (bursts ? bursts : 1) * sizeof *t), *beyond = t + (bursts ? bursts : 1);
+    double *t = malloc(2 * (size_t)bursts * sizeof *t), *beyond = t + bursts;
     if (!t) {
         moe_offload_free(o);
         return moe_fail(err, "out of memory");
