@@ -156,11 +156,12 @@ int moe_offload_save_state(const moe_offload *o, const char *path, moe_error *er
  * gap_s (as between decode steps). wall_s: the median time from the first
  * issue to the last data; beyond_s: the median of that time less the I/O
  * thread's own work (its preads, checksums, conversions), i.e. what thread
- * wake-ups and hand-offs add, free of the device's own noise. The reads cycle over the first
- * `n_set` experts of one scattered order (no read follows its neighbour on
- * disk), and that set is read once, untimed, first: every call with the same
- * n_set reads the same blocks in the same state of any cache below the
- * guest (see moe_offload_probe_reads in offload.c). */
+ * wake-ups and hand-offs add, free of the device's own noise. The reads
+ * cycle over the first `n_set` experts of one scattered order (no read
+ * follows its neighbour on disk), and that set is read once, untimed,
+ * first: every call with the same n_set reads the same blocks in the same
+ * state of any cache below the guest (see moe_offload_probe_reads in
+ * offload.c). */
 int moe_offload_probe_reads(const moe_model *m, const char *pack, int io_mode, uint32_t n_set, uint32_t bursts,
                             uint32_t burst, double gap_s, double *wall_s, double *beyond_s, moe_error *err);
 

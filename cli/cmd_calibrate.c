@@ -246,10 +246,10 @@ out:
 
 /* The backend's own read path for an isolated demand read: issue through
  * its queue, its I/O thread reads, the waiting thread wakes; what that costs
- * beyond the device time fitted above is io_wake_us (both threads' wake-ups
- * on this VM). Reads of a pack of this model: DIR/experts.pack when it is
+ * beyond the I/O thread's own work is io_wake_us and io_resume_us (both
+ * threads' wake-ups on this VM). Reads of a pack of this model: DIR/experts.pack when it is
  * one, else a temporary one in --dir. */
-static int bench_wake(const copts *o, const moe_model *m, uint64_t block, const io_fit *io, double *wake_s,
+static int bench_wake(const copts *o, const moe_model *m, uint64_t block, double *wake_s,
                       double *resume_s, moe_error *err) {
     char pack[4096], tmp[4096] = "";
     moe_pack p;
@@ -291,7 +291,6 @@ static int bench_wake(const copts *o, const moe_model *m, uint64_t block, const 
     if (rc) return -1;
     double c0, c1, cov00, cov01, cov11, ss;
     gsl_fit_linear(x, 1, y, 1, 3, &c0, &c1, &cov00, &cov01, &cov11, &ss);
-    (void)io;
     *wake_s = c0 > 0 ? c0 : 0;
     *resume_s = c1 > 0 ? c1 : 0;
     printf("  demand reads through the backend's queue, bursts of 1/2/4: %.0f/%.0f/%.0f us, of which beyond the I/O "
@@ -595,7 +594,7 @@ static int calibrate(const copts *o) {
     }
     if (bench_io(o, wc.fake.stride, &wc, &io, &err)) goto out;
     double wake = 0, resume = 0;
-    if (bench_wake(o, m, wc.fake.stride, &io, &wake, &resume, &err)) goto out;
+    if (bench_wake(o, m, wc.fake.stride, &wake, &resume, &err)) goto out;
     double mem = moe_iobench_mem_bandwidth(256ull << 20, 20);
     printf("memory: %.1f GB/s (memcpy, bytes read + written)\n", mem / 1e9);
     if (bench_compute(o, m, &cf, &err)) goto out;
