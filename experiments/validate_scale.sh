@@ -33,6 +33,7 @@ for sec in $SECTIONS; do
     case " $ALL " in *" $sec "*) ;; *) die "SECTIONS: no section [$sec] (sections: $ALL)" ;; esac
 done
 [ "$SECTIONS" = "$ALL" ] && rm -f results/validate_scale.db
+rm -f "$DIR"/validate_scale.*.part # an interrupted run's parts must not be spliced in below
 for sec in $SECTIONS; do
     out_sec="$DIR/validate_scale.$sec.part" # outside the repository until spliced in
     : >"$out_sec"
