@@ -154,8 +154,9 @@ int moe_offload_save_state(const moe_offload *o, const char *path, moe_error *er
 /* Calibration: `bursts` times, `burst` demand reads issued at once through
  * the real queue and I/O thread, then waited for in order, then a sleep of
  * gap_s (as between decode steps). wall_s: the median time from the first
- * issue to the last data; beyond_s: the median of that time less the I/O
- * thread's own work (its preads, checksums, conversions), i.e. what thread
+ * issue to the last data; busy_s: the median of the I/O thread's own work
+ * in a burst (its preads, checksums, conversions: the device as the backend
+ * sees it); beyond_s: the median of wall less busy, i.e. what thread
  * wake-ups and hand-offs add, free of the device's own noise. The reads
  * cycle over the first `n_set` experts of one scattered order (no read
  * follows its neighbour on disk), and that set is read once, untimed,
@@ -163,6 +164,7 @@ int moe_offload_save_state(const moe_offload *o, const char *path, moe_error *er
  * state of any cache below the guest (see moe_offload_probe_reads in
  * offload.c). */
 int moe_offload_probe_reads(const moe_model *m, const char *pack, int io_mode, uint32_t n_set, uint32_t bursts,
-                            uint32_t burst, double gap_s, double *wall_s, double *beyond_s, moe_error *err);
+                            uint32_t burst, double gap_s, double *wall_s, double *busy_s, double *beyond_s,
+                            moe_error *err);
 
 #endif

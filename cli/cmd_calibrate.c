@@ -2,7 +2,7 @@
  * and write a device profile the simulator prices runs with.
  *
  * I/O: O_DIRECT reads of expert-sized blocks of a scratch file, each followed
- * by the backend's own per-read work (checksum + bf16 -> f32 widening), at
+ * by the backend's own per-read work (checksum; an f32 block's copy), at
  * queue depths 1..N; the channel count is picked by moe_iobench_pick_channels
  * and latency + bandwidth per channel are fitted at that depth over four
  * block sizes, once with the CPU idle and once beside a busy core (the
@@ -24,6 +24,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,8 +53,10 @@ static const char calibrate_usage[] =
     "Measure this machine and the backend, and write a device profile (a section of an\n"
     "INI file) that `moesim validate`, `run --device` and `plan` price runs with:\n"
     "io_channels, io_latency_us, io_bandwidth_GBps from O_DIRECT reads of expert-sized\n"
-    "blocks (plus the backend's checksum and widening per read), io_busy_latency_us and\n"
-    "io_busy_bandwidth_GBps from the same reads beside a busy core, mem_bandwidth_GBps, and\n"
+    "blocks (plus the backend's checksum per read), io_busy_latency_us and\n"
+    "io_busy_bandwidth_GBps from the same reads beside a busy core, io_wake_us and\n"
+    "io_resume_us from demand reads of DIR's own pack through the backend's I/O thread (which\n"
+    "also anchor the idle read time of one expert), mem_bandwidth_GBps, and\n"
     "the backend's own compute cost for DIR's model (dense_us, dense_us_per_token,\n"
     "attn_ns_per_ctx, expert_us, expert_us_per_token, head_us).\n"
     "\n"
@@ -85,7 +88,9 @@ typedef struct copts {
     int io_mode;
 } copts;
 
-/* The backend's per-read work on a block: checksum + widening (pack.c). */
+/* The backend's per-read work on a block, as its I/O thread does it
+ * (offload.c): the checksum, plus the copy out of an f32 block; bf16 and
+ * quantized blocks are computed on where they were read. */
 typedef struct work_ctx {
     moe_pack fake;  /* geometry only: dtype, inter, hidden, expert_bytes */
     float *gu, *down;
@@ -95,7 +100,7 @@ typedef struct work_ctx {
 static int read_work(void *ctx, void *buf, uint64_t block) {
     work_ctx *w = ctx;
     w->sink ^= moe_pack_check64(buf, block < w->fake.expert_bytes ? block : w->fake.expert_bytes);
-    if (block >= w->fake.expert_bytes) moe_pack_to_f32(&w->fake, buf, w->gu, w->down);
+    if (w->fake.dtype == MOE_PACK_F32 && block >= w->fake.expert_bytes) moe_pack_to_f32(&w->fake, buf, w->gu, w->down);
     return 0;
 }
 
@@ -244,13 +249,27 @@ out:
     return rc;
 }
 
-/* The backend's own read path for an isolated demand read: issue through
- * its queue, its I/O thread reads, the waiting thread wakes; what that costs
- * beyond the I/O thread's own work is io_wake_us and io_resume_us (both
- * threads' wake-ups on this VM). Reads of a pack of this model: DIR/experts.pack when it is
- * one, else a temporary one in --dir. */
-static int bench_wake(const copts *o, const moe_model *m, uint64_t block, double *wake_s,
-                      double *resume_s, moe_error *err) {
+/* The backend's own read path for demand reads: issue through its queue,
+ * its I/O thread reads, the waiting thread wakes. Bursts of 1, 2 and 4
+ * reads 200 us apart, sleeping, as a decode step's misses are. Two lines
+ * are fitted over the burst size n, on the medians:
+ *   busy(n)   the I/O thread's own work (preads + checksums, its clock)
+ *             = first + n * read: `read` is one expert read as the backend
+ *             sees it; `first` is what the first read of a burst pays on
+ *             top (on this VM ~100 us of ~250: a read that completes while
+ *             every vCPU sleeps waits for the host to wake one; the reads
+ *             queued behind it find one awake)
+ *   beyond(n) the burst's time less busy(n) = thread + n * resume: the
+ *             serving thread's wake-up once per burst, the waiting
+ *             thread's once per read
+ * io_wake_us = first + thread (a read issued to an idle channel), and
+ * io_resume_us = resume. Fitting the thread terms on the wall time less
+ * the scratch-file device fit instead left the device's noise in them (at
+ * 336 MiB blocks io_resume_us came out 72-200 ms, against 29 us at
+ * tinymix's 128 KiB). Reads of a pack of this model: DIR/experts.pack when
+ * it is one, else a temporary one in --dir. */
+static int bench_wake(const copts *o, const moe_model *m, uint64_t block, double *wake_s, double *resume_s,
+                      double *read_s, moe_error *err) {
     char pack[4096], tmp[4096] = "";
     moe_pack p;
     snprintf(pack, sizeof pack, "%s/experts.pack", o->model);
@@ -264,40 +283,78 @@ static int bench_wake(const copts *o, const moe_model *m, uint64_t block, double
         if (moe_pack_write(m, tmp, strcmp(m->dtype, "BF16") ? MOE_PACK_F32 : MOE_PACK_BF16, NULL, NULL, err)) return -1;
         snprintf(pack, sizeof pack, "%s", tmp);
     }
-    /* bursts of 1, 2 and 4 reads 200 us apart, sleeping, as a decode
-     * step's misses are: time(n) = wake + n * (device + resume), since the
-     * serving thread wakes once per burst and the waiting one once per read.
-     * What is fitted is time(n) less the I/O thread's own work (device +
-     * checksum), measured by the backend's busy clock: subtracting the
-     * device fit instead left the device's noise in the thread terms (at
-     * 336 MiB blocks io_resume_us came out 72-200 ms, against 29 us at
-     * tinymix's 128 KiB) */
     static const uint32_t sizes[] = {1, 2, 4};
-    double x[3], wall[3], y[3];
+    enum { ROUNDS = 5 };
+    double x[3], wall[3], busy[3], beyond[3], r_wall[3][ROUNDS], r_busy[3][ROUNDS], r_beyond[3][ROUNDS];
     int rc = 0;
     /* every burst size cycles over the same experts: as many as fill 2 GiB,
      * 8 to 64 (moe_offload_probe_reads says why) */
     uint64_t in_2g = (2ull << 30) / block;
     uint32_t n_set = in_2g < 8 ? 8 : in_2g > 64 ? 64 : (uint32_t)in_2g;
+    /* the sizes take turns in ROUNDS rounds, and each figure is the median
+     * of its rounds' medians: back to back, a drift of the host over the
+     * seconds the probe takes went into one size only and so into the
+     * slopes (the per-read time of two calibrations a minute apart differed
+     * by 31%) */
+    for (int r = 0; r < ROUNDS && !rc; r++)
+        for (int i = 0; i < 3 && !rc; i++) {
+            x[i] = sizes[i];
+            /* 30 bursts a round, or as many as read 2 GiB over the rounds (at
+             * least 8): a burst of four 336 MiB experts takes a second */
+            uint64_t fit = (2ull << 30) / (block * sizes[i] * ROUNDS);
+            uint32_t bursts = fit < 8 ? 8 : fit > 30 ? 30 : (uint32_t)fit;
+            rc = moe_offload_probe_reads(m, pack, o->io_mode, n_set, bursts, sizes[i], 200e-6, &r_wall[i][r],
+                                         &r_busy[i][r], &r_beyond[i][r], err);
+        }
     for (int i = 0; i < 3 && !rc; i++) {
-        x[i] = sizes[i];
-        /* 150 bursts, or as many as read 2 GiB (at least 8): a burst of four
-         * 336 MiB experts takes seconds, and 150 of them would read 200 GiB */
-        uint64_t fit = (2ull << 30) / (block * sizes[i]);
-        uint32_t bursts = fit < 8 ? 8 : fit > 150 ? 150 : (uint32_t)fit;
-        rc = moe_offload_probe_reads(m, pack, o->io_mode, n_set, bursts, sizes[i], 200e-6, &wall[i], &y[i], err);
+        wall[i] = moe_time_stats_of(r_wall[i], ROUNDS).p50;
+        busy[i] = moe_time_stats_of(r_busy[i], ROUNDS).p50;
+        beyond[i] = moe_time_stats_of(r_beyond[i], ROUNDS).p50;
     }
     if (tmp[0]) unlink(tmp);
     if (rc) return -1;
-    double c0, c1, cov00, cov01, cov11, ss;
-    gsl_fit_linear(x, 1, y, 1, 3, &c0, &c1, &cov00, &cov01, &cov11, &ss);
-    *wake_s = c0 > 0 ? c0 : 0;
-    *resume_s = c1 > 0 ? c1 : 0;
-    printf("  demand reads through the backend's queue, bursts of 1/2/4: %.0f/%.0f/%.0f us, of which beyond the I/O "
-           "thread's work %.1f/%.1f/%.1f us:\n  %.1f us per burst (io_wake_us), %.1f us per wait (io_resume_us)\n",
-           wall[0] * 1e6, wall[1] * 1e6, wall[2] * 1e6, y[0] * 1e6, y[1] * 1e6, y[2] * 1e6, *wake_s * 1e6,
+    double first, read, thread, resume, cov00, cov01, cov11, ss;
+    gsl_fit_linear(x, 1, busy, 1, 3, &first, &read, &cov00, &cov01, &cov11, &ss);
+    gsl_fit_linear(x, 1, beyond, 1, 3, &thread, &resume, &cov00, &cov01, &cov11, &ss);
+    /* a negative term is noise around zero, not a saving */
+    *wake_s = (first > 0 ? first : 0) + (thread > 0 ? thread : 0);
+    *resume_s = resume > 0 ? resume : 0;
+    *read_s = read > 0 ? read : 0;
+    printf("  demand reads of %s through the backend's queue, bursts of 1/2/4: %.0f/%.0f/%.0f us, the I/O thread "
+           "busy %.0f/%.0f/%.0f us:\n  %.1f us per read, %.1f us more for a burst's first (the thread's wake-up "
+           "%.1f us more: io_wake_us %.1f), %.1f us per wait (io_resume_us)\n",
+           pack, wall[0] * 1e6, wall[1] * 1e6, wall[2] * 1e6, busy[0] * 1e6, busy[1] * 1e6, busy[2] * 1e6,
+           *read_s * 1e6, (first > 0 ? first : 0) * 1e6, (thread > 0 ? thread : 0) * 1e6, *wake_s * 1e6,
            *resume_s * 1e6);
     return 0;
+}
+
+/* Anchor the idle read fit (a scratch file, read in a tight loop) at one
+ * expert block on `read_s`, the backend's own read of the model's pack
+ * (bench_wake): the two differ where the guest's disk is a file the host
+ * caches (the pack runs live in the host's cache, a fresh scratch file
+ * partly does not: 92 ms against 130 ms per 336 MiB expert) and in what a
+ * read costs beside a sleeping CPU. A pack read that is slower goes to the
+ * latency (a per-read cost); one that is faster scales the read (latency
+ * and time per byte alike), and the busy bandwidth by the same factor (the
+ * same cache serves both). One channel only: the probe reads at depth 1. */
+static void anchor_reads(io_fit *io, uint64_t block, double read_s) {
+    double fit = io->fit.latency_s + (double)block / io->fit.bandwidth_Bps;
+    if (!(read_s > 0) || io->channels != 1) {
+        printf("  idle read not anchored (%s): %.1f us per expert from the scratch file\n",
+               io->channels != 1 ? "more than one channel" : "no per-read time from the pack", fit * 1e6);
+        return;
+    }
+    if (read_s >= fit) io->fit.latency_s = read_s - (double)block / io->fit.bandwidth_Bps;
+    else { /* the scale of the whole read: latency and time per byte alike */
+        double k = read_s / fit;
+        io->fit.latency_s *= k;
+        io->fit.bandwidth_Bps /= k;
+        io->busy.bandwidth_Bps /= k;
+    }
+    printf("  idle read anchored on the pack: %.1f us per expert (the scratch file's fit: %.1f us): latency %.1f us, "
+           "bandwidth %.0f MB/s; busy bandwidth %.0f MB/s\n",
+           read_s * 1e6, fit * 1e6, io->fit.latency_s * 1e6, io->fit.bandwidth_Bps / 1e6, io->busy.bandwidth_Bps / 1e6);
 }
 
 /* ---- compute -------------------------------------------------------------- */
@@ -360,7 +417,7 @@ static int fit_samples(size_t n, const int *a, const double *b, const double *y,
 
 typedef struct compute_fit {
     double dense[3], expert[2], head_us; /* seconds (head: us) */
-    size_t n_dense, n_expert, n_head;
+    size_t n_dense, n_expert, n_head, n_fits;
 } compute_fit;
 
 /* Calibration text: seeded pseudo-random printable bytes (an xorshift), so
@@ -451,6 +508,49 @@ out:
     return rc;
 }
 
+/* Fit one pass's samples (the engine's dense, expert-block and head
+ * times) into cf. */
+static int fit_pass(moe_engine *e, int steps, compute_fit *cf, moe_error *err) {
+    /* the head time includes the embedding lookup of the step (engine.h) */
+    cf->n_head = (size_t)steps;
+    cf->head_us = 1e6 * moe_engine_times_get(e).head_s / (double)steps;
+    const int *tok, *nexp;
+    const double *ctx, *slots, *sec;
+    size_t n = moe_engine_dense_samples(e, &tok, &ctx, &sec);
+    if (fit_samples(n, tok, ctx, sec, cf->dense, err)) return -1;
+    cf->n_dense = n;
+    n = moe_engine_expert_samples(e, &nexp, &slots, &sec);
+    double ex[3];
+    if (fit_samples(n, nexp, slots, sec, ex, err)) return -1;
+    /* per layer: ex[0] (the block's fixed cost, counted with the dense part,
+     * the simulator's per-layer term) + ex[1] per expert + ex[2] per token
+     * slot (the sum of an expert's tokens over the layer's experts) */
+    cf->dense[0] += ex[0];
+    cf->expert[0] = ex[1];
+    cf->expert[1] = ex[2];
+    cf->n_expert = n;
+    /* a negative intercept or slope is noise around zero, not a saving */
+    for (int i = 0; i < 3; i++) cf->dense[i] = cf->dense[i] > 0 ? cf->dense[i] : 0;
+    for (int i = 0; i < 2; i++) cf->expert[i] = cf->expert[i] > 0 ? cf->expert[i] : 0;
+    return 0;
+}
+
+/* Median of one term over n fits (n <= 3). */
+static double median_of(const compute_fit *f, int n, size_t offset) {
+    double v[3];
+    for (int i = 0; i < n; i++) v[i] = *(const double *)((const char *)&f[i] + offset);
+    return moe_time_stats_of(v, (size_t)n).p50;
+}
+
+/* Every term of cf: the median of that term over the n fits. */
+static void median_fit(const compute_fit *f, int n, compute_fit *cf) {
+    *cf = f[0];
+    for (int i = 0; i < 3; i++) cf->dense[i] = median_of(f, n, offsetof(compute_fit, dense) + i * sizeof(double));
+    for (int i = 0; i < 2; i++) cf->expert[i] = median_of(f, n, offsetof(compute_fit, expert) + i * sizeof(double));
+    cf->head_us = median_of(f, n, offsetof(compute_fit, head_us));
+    cf->n_fits = (size_t)n;
+}
+
 static int bench_compute(const copts *o, const moe_model *m, compute_fit *cf, moe_error *err) {
     const int N = 512, decode = 96;
     moe_engine *e = moe_engine_new(m, (int)o->threads, N + decode, err);
@@ -469,17 +569,27 @@ static int bench_compute(const copts *o, const moe_model *m, compute_fit *cf, mo
     }
     int *ids = malloc((size_t)(N + decode) * sizeof *ids);
     float *logits = malloc((size_t)m->cfg.vocab * sizeof *logits);
-    double head_sum = 0;
     int rc = -1;
     if (!ids || !logits) {
         moe_fail(err, "out of memory");
         goto out;
     }
     calib_tokens(ids, N + decode, m->cfg.vocab);
-    /* prefill in steps cycling through 1..32 tokens, then decode steps; twice
-     * (the first pass warms caches and is discarded) */
+    /* prefill in steps cycling through 1..32 tokens, then decode steps. The
+     * first pass warms caches and is discarded; each pass after it is fitted
+     * on its own, and every term is the median over those fits: on this
+     * two-vCPU VM one pass in three or four ran ~25% faster than the rest
+     * (2.8 against 3.6-3.9 us per token per layer: how the host scheduled
+     * the vCPU; offloaded runs see the slower figure), and one such pass
+     * made two calibrations in a row differ by 44%. Three fitted passes
+     * where a pass is short (< 5 s; tinymix: ~0.3 s), one where it is
+     * minutes (Mixtral-sized experts). */
     static const int sizes[] = {32, 1, 16, 2, 8, 4, 24, 3, 12, 6, 32, 1};
-    for (int pass = 0; pass < 2; pass++) {
+    enum { MAX_FITS = 3 };
+    compute_fit fits[MAX_FITS];
+    int n_fits = 0, want = 1;
+    for (int pass = 0; n_fits < want; pass++) {
+        double t0 = moe_engine_now();
         moe_engine_reset(e);
         moe_engine_record_experts(e, 1);
         moe_engine_times_reset(e);
@@ -493,34 +603,24 @@ static int bench_compute(const copts *o, const moe_model *m, compute_fit *cf, mo
         }
         for (int i = 0; i < decode; i++, steps++)
             if (moe_engine_forward(e, ids + N + i, 1, logits, 0, NULL, err)) goto out;
-        head_sum = moe_engine_times_get(e).head_s;
-        cf->n_head = (size_t)steps;
+        if (pass == 0) {
+            want = moe_engine_now() - t0 < 5.0 ? MAX_FITS : 1;
+            continue;
+        }
+        if (fit_pass(e, steps, &fits[n_fits], err)) goto out;
+        n_fits++;
     }
-    /* the head time includes the embedding lookup of the step (engine.h) */
-    cf->head_us = 1e6 * head_sum / (double)cf->n_head;
-    const int *tok, *nexp;
-    const double *ctx, *slots, *sec;
-    size_t n = moe_engine_dense_samples(e, &tok, &ctx, &sec);
-    if (fit_samples(n, tok, ctx, sec, cf->dense, err)) goto out;
-    cf->n_dense = n;
-    n = moe_engine_expert_samples(e, &nexp, &slots, &sec);
-    double ex[3];
-    if (fit_samples(n, nexp, slots, sec, ex, err)) goto out;
-    /* per layer: ex[0] (the block's fixed cost, counted with the dense part,
-     * the simulator's per-layer term) + ex[1] per expert + ex[2] per token
-     * slot (the sum of an expert's tokens over the layer's experts) */
-    cf->dense[0] += ex[0];
-    cf->expert[0] = ex[1];
-    cf->expert[1] = ex[2];
-    cf->n_expert = n;
-    /* a negative intercept or slope is noise around zero, not a saving */
-    for (int i = 0; i < 3; i++) cf->dense[i] = cf->dense[i] > 0 ? cf->dense[i] : 0;
-    for (int i = 0; i < 2; i++) cf->expert[i] = cf->expert[i] > 0 ? cf->expert[i] : 0;
-    printf("compute (%s, %llu threads, %zu layer samples, %zu expert-block samples):\n"
-           "  dense per layer %.2f us + %.3f us/token + %.3f ns/attended key; expert %.2f us + %.3f us/token; "
+    median_fit(fits, n_fits, cf);
+    printf("compute (%s, %llu threads, %zu layer samples, %zu expert-block samples per pass; the median of %d "
+           "passes):\n",
+           m->name, (unsigned long long)o->threads, cf->n_dense, cf->n_expert, n_fits);
+    for (int i = 0; i < n_fits && n_fits > 1; i++)
+        printf("  pass %d: dense %.3f us/token, expert %.3f us/token\n", i + 1, 1e6 * fits[i].dense[1],
+               1e6 * fits[i].expert[1]);
+    printf("  dense per layer %.2f us + %.3f us/token + %.3f ns/attended key; expert %.2f us + %.3f us/token; "
            "head %.2f us/step\n",
-           m->name, (unsigned long long)o->threads, cf->n_dense, cf->n_expert, 1e6 * cf->dense[0], 1e6 * cf->dense[1],
-           1e9 * cf->dense[2], 1e6 * cf->expert[0], 1e6 * cf->expert[1], cf->head_us);
+           1e6 * cf->dense[0], 1e6 * cf->dense[1], 1e9 * cf->dense[2], 1e6 * cf->expert[0], 1e6 * cf->expert[1],
+           cf->head_us);
     rc = 0;
 out:
     free(ids);
@@ -593,8 +693,9 @@ static int calibrate(const copts *o) {
         goto out;
     }
     if (bench_io(o, wc.fake.stride, &wc, &io, &err)) goto out;
-    double wake = 0, resume = 0;
-    if (bench_wake(o, m, wc.fake.stride, &wake, &resume, &err)) goto out;
+    double wake = 0, resume = 0, read = 0;
+    if (bench_wake(o, m, wc.fake.stride, &wake, &resume, &read, &err)) goto out;
+    anchor_reads(&io, wc.fake.stride, read);
     double mem = moe_iobench_mem_bandwidth(256ull << 20, 20);
     printf("memory: %.1f GB/s (memcpy, bytes read + written)\n", mem / 1e9);
     if (bench_compute(o, m, &cf, &err)) goto out;
@@ -639,7 +740,7 @@ int cmd_calibrate(int argc, char **argv) {
     };
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     /* Defaults: compute threads and I/O threads get half the CPUs each, so
-     * the I/O threads' per-read work (checksum, widening) does not take
+     * the I/O threads' per-read work (checksum, copies) does not take
      * time from compute (the timing model has no term for that sharing). */
     uint64_t cpus = ncpu > 0 ? (uint64_t)ncpu : 1;
     copts o = {.out = MOE_LOCAL_DEVICES_INI, .name = "this-machine", .size_gib = 0.5, .seconds = 0.1,
