@@ -300,7 +300,7 @@ static int bench_wake(const copts *o, const moe_model *m, uint64_t block, double
         for (int i = 0; i < 3 && !rc; i++) {
             x[i] = sizes[i];
             /* 30 bursts a round, or as many as read 2 GiB over the rounds (at
-             * least 8): a burst of four 336 MiB experts takes a second */
+             * least 8): a burst of four 336 MiB experts takes ~0.4 s */
             uint64_t fit = (2ull << 30) / (block * sizes[i] * ROUNDS);
             uint32_t bursts = fit < 8 ? 8 : fit > 30 ? 30 : (uint32_t)fit;
             rc = moe_offload_probe_reads(m, pack, o->io_mode, n_set, bursts, sizes[i], 200e-6, &r_wall[i][r],

@@ -26,11 +26,15 @@
  *                       while the compute lane is busy (core/timing.h,
  *                       contention); absent = reads do not slow down
  *   io_wake_us          extra time of a read issued to an idle I/O channel (the
- *                       thread serving it wakes up)
+ *                       thread serving it wakes up, and on a VM the first read
+ *                       of a burst completes while every vCPU sleeps)
  *   io_resume_us        extra time of a stall (the waiting thread wakes up)
- *                       (calibrate: bursts of 1, 2 and 4 demand reads through
- *                       the backend's queue, less the I/O thread's own work,
- *                       medians; both are thread costs, not device time)
+ *                       (calibrate: bursts of 1, 2 and 4 demand reads of the
+ *                       model's pack through the backend's queue; the I/O
+ *                       thread's own time over the burst size gives the
+ *                       per-read time, which anchors io_latency_us or the
+ *                       bandwidths at one expert, and the first read's extra;
+ *                       the rest of the burst's time gives the thread terms)
  *   threads, io_mode, calibrated   informational (how it was measured)
  * Model section keys:
  *   layers, experts, top_k, shared (informational), hidden

@@ -2,8 +2,9 @@
 # validate_scale.sh (`make validate-scale`): the simulator against the real
 # backend at real expert sizes (experiments/validate_scale.ini says what and
 # why). Writes the models once under $MOESIM_SCALE_DIR (default
-# /var/tmp/moesim-scale, about 24 GiB), calibrates this machine on each
-# (results/devices.local.ini, sections scale-olmoe and scale-mixtral), runs
+# /var/tmp/moesim-scale, about 24 GiB; a dense pack for a section with
+# stream_dense), calibrates this machine on each (results/devices.local.ini,
+# each section's device, once per run; the report goes into the table), runs
 # each section's grid into results/validate_scale.db and the tables to
 # results/validate_scale.txt, and checks each offloaded run's peak RSS
 # against dense weights + cache + 10% + one layer's scratch slots + 64 MiB.
@@ -26,8 +27,9 @@ synth() { # NAME ARGS...: write the model once
 synth OLMoE-1B-7B-synth --geometry OLMoE-1B-7B
 synth Mixtral-8x7B-synth4 --geometry Mixtral-8x7B --keep-layers 4
 sed "s|@SCALE@|$DIR|g" experiments/validate_scale.ini >"$DIR/validate_scale.ini"
+calibrated=""
 out=results/validate_scale.txt
-ALL="olmoe mixtral"
+ALL="olmoe mixtral olmoe-stream"
 SECTIONS=${SECTIONS:-$ALL}
 for sec in $SECTIONS; do
     case " $ALL " in *" $sec "*) ;; *) die "SECTIONS: no section [$sec] (sections: $ALL)" ;; esac
@@ -46,21 +48,37 @@ for sec in $SECTIONS; do
     echo "validate-scale: reading $model/experts.pack once"
     dd if="$model/experts.pack" of=/dev/null bs=64M iflag=direct 2>/dev/null ||
         dd if="$model/experts.pack" of=/dev/null bs=64M 2>/dev/null || die "cannot read $model/experts.pack"
-    echo "validate-scale: calibrating on $model (results/devices.local.ini [scale-$sec])"
-    "$M" calibrate --model "$model" --name "scale-$sec" --dir "$DIR" >/dev/null || die "calibration failed"
+    key() { sed -n "/^\[$sec\]/,/^\[/s|^$1 = ||p" "$DIR/validate_scale.ini"; }
+    device=$(key device)
+    stream=$(key stream_dense)
+    if [ -n "$stream" ] && ! "$M" model info "$model/dense.pack" >/dev/null 2>&1; then
+        "$M" model pack "$model" --dense || die "cannot write $model/dense.pack"
+    fi
     echo "validate-scale: [$sec]" | tee -a "$out_sec"
+    # one calibration per device per run (sections of one model share it);
+    # its report goes into the table, where the anchoring can be read
+    case " $calibrated " in
+    *" $device "*) echo "validate-scale: device $device as calibrated above" | tee -a "$out_sec" ;;
+    *)
+        echo "validate-scale: calibrating on $model (results/devices.local.ini [$device])"
+        "$M" calibrate --model "$model" --name "$device" --dir "$DIR" 2>/dev/null | sed 's/^/calibrate: /' |
+            tee -a "$out_sec" >/dev/null
+        grep -q "^calibrate: wrote \[$device\]" "$out_sec" || die "calibration failed"
+        calibrated="$calibrated $device" ;;
+    esac
     "$M" validate --grid "$DIR/validate_scale.ini" --section "$sec" --db results/validate_scale.db | tee -a "$out_sec" ||
         die "validate [$sec] failed"
     # memory: the largest capacity of the grid, alone in a process
-    cap=$(sed -n "/^\[$sec\]/,/^\[/s|^capacities = .* ||p" "$DIR/validate_scale.ini")
-    route=$(sed -n "/^\[$sec\]/,/^\[/s|^route_from = ||p" "$DIR/validate_scale.ini")
-    trunc=$(sed -n "/^\[$sec\]/,/^\[/s|^route_truncate = 1|--route-truncate|p" "$DIR/validate_scale.ini")
+    cap=$(key capacities | sed 's/.* //')
+    route=$(key route_from)
+    trunc=$(key route_truncate | sed 's/^1$/--route-truncate/')
     "$M" infer --model "$model" --offload "$model/experts.pack" --route-from "$route" $trunc --route-steps 8 \
-        --capacity "$cap" 2>&1 >/dev/null | grep "memory:" | tee -a "$out_sec" |
+        --capacity "$cap" ${stream:+--stream-dense=$stream} 2>&1 >/dev/null | grep "memory:" | tee -a "$out_sec" |
         awk -v sec="$sec" '
             function bytes(v, u) { return v * (u == "KiB" ? 1024 : u == "MiB" ? 1048576 : u == "GiB" ? 1073741824 : 1) }
             { sub(";", "", $7); rss = bytes($6, $7); d = bytes($10, $11); c = bytes($14, $15); s = bytes($22, $23)
-              bound = (d + c) * 1.1 + s + 64 * 1048576
+              b = NF >= 29 ? bytes($28, $29) : 0 # --stream-dense: its layer buffers
+              bound = (d + c) * 1.1 + s + b + 64 * 1048576
               printf "validate-scale: [%s] peak RSS %.2f GiB, bound %.2f GiB: %s\n", sec, rss / 2^30, bound / 2^30,
                      rss <= bound ? "within" : "OVER"
               exit rss <= bound ? 0 : 1 }' | tee -a "$out_sec"
