@@ -93,6 +93,10 @@ struct moe_offload {
     uint64_t next_seqno;
     uint32_t in_flight;
     int stop;
+    /* what the one waiting thread waits for (wait_read, drain): an I/O
+     * thread wakes it only when that is done, not after every read */
+    const struct slot *awaited;
+    int draining;
     double *busy_s;         /* per thread */
     /* replay state (per global key), as in replay_engine.c */
     uint8_t *pfstate, *seen;
@@ -167,7 +171,10 @@ static void *io_main(void *p) {
         if (rc) snprintf(s->error, sizeof s->error, "%s", err.msg);
         __atomic_store_n(&s->read, READ_DONE, __ATOMIC_RELEASE);
         o->in_flight--;
-        pthread_cond_broadcast(&o->cv);
+        /* a waiter woken for another slot's read only goes back to sleep,
+         * and on a two-vCPU VM each such wake-up costs the lane tens of
+         * microseconds that no profile term prices */
+        if (o->awaited == s || (o->draining && !o->in_flight)) pthread_cond_broadcast(&o->cv);
     }
     pthread_mutex_unlock(&o->mu);
     return NULL;
@@ -208,7 +215,9 @@ static double wait_read(moe_offload *o, slot *s) {
     pthread_mutex_lock(&o->mu);
     if (s->read == READ_QUEUED) {
         t0 = now_s();
+        o->awaited = s;
         while (s->read == READ_QUEUED) pthread_cond_wait(&o->cv, &o->mu);
+        o->awaited = NULL;
         waited = now_s() - t0;
     }
     pthread_mutex_unlock(&o->mu);
@@ -219,7 +228,9 @@ static double wait_slot(moe_offload *o, uint32_t si) { return wait_read(o, &o->s
 
 static void drain(moe_offload *o) {
     pthread_mutex_lock(&o->mu);
+    o->draining = 1;
     while (o->in_flight) pthread_cond_wait(&o->cv, &o->mu);
+    o->draining = 0;
     pthread_mutex_unlock(&o->mu);
 }
 
@@ -1236,68 +1247,91 @@ static uint32_t probe_expert(uint32_t i, uint32_t n_exp) {
     return (uint32_t)(((uint64_t)i * 2654435761u) % n_exp);
 }
 
-/* Why one fixed set, warmed first: on a VM the guest's disk is a file on the
- * host, and blocks the host has cached read ~3x faster than the others
- * (measured on this machine: 1.2 GB/s on a first O_DIRECT pass over a pack,
- * 2.8-4.4 GB/s on the next). Bursts of 1, 2 and 4 over different experts
- * would time different mixes of the two, and the fit would book the
- * difference as a per-read thread cost (io_resume_us 96 ms at 336 MiB
- * blocks, before this). */
-int moe_offload_probe_reads(const moe_model *m, const char *pack, int io_mode, uint32_t n_set, uint32_t bursts,
-                            uint32_t burst, double gap_s, double *wall_s, double *busy_s, double *beyond_s,
+/* Why every read is of a different expert, all of them read once first:
+ * on a VM the guest's disk is a file on the host, and what the host does
+ * with it shows in the times. Blocks it has cached read ~3x faster than
+ * the others (1.2 GB/s on a first O_DIRECT pass over a pack here, 2.8-4.4
+ * GB/s on the next), so every block is read once, untimed; and a block
+ * read again within a second or so was ~2.5x slower than one read longer
+ * ago (OLMoE's 12 MiB experts: 9.3 ms per read against 3.5-4.2 ms; one
+ * fixed set of 8 read over and over: 11.3 ms), which the runs, spread
+ * over many experts, do not see. One offload for every round: its slots
+ * are allocated and touched once (3 GiB at Mixtral's 336 MiB experts). */
+int moe_offload_probe_reads(const moe_model *m, const char *pack, int io_mode, const uint32_t *sizes,
+                            const uint32_t *bursts, int n_sizes, uint32_t rounds, double gap_s, moe_probe_point *out,
                             moe_error *err) {
     moe_offload_config cfg = {.pack = pack, .io_mode = io_mode, .io_threads = 1, .policy = "lru", .capacity = 1,
                               .seed = 1, .max_steps = 1, .max_tokens = 1};
-    if (burst < 1 || burst > (uint32_t)m->cfg.n_experts) return moe_fail(err, "probe: burst of 1..%d reads", m->cfg.n_experts);
-    if (bursts < 1) return moe_fail(err, "probe: at least one burst");
+    uint64_t total = 0;
+    uint32_t most = 1;
+    if (n_sizes < 1 || rounds < 1) return moe_fail(err, "probe: at least one burst size and one round");
+    for (int i = 0; i < n_sizes; i++) {
+        if (sizes[i] < 1 || sizes[i] > (uint32_t)m->cfg.n_experts)
+            return moe_fail(err, "probe: burst of 1..%d reads", m->cfg.n_experts);
+        if (bursts[i] < 1) return moe_fail(err, "probe: at least one burst");
+        total += (uint64_t)rounds * bursts[i] * sizes[i];
+        if (bursts[i] > most) most = bursts[i];
+    }
     moe_offload *o = moe_offload_new(m, &cfg, err);
     if (!o) return -1;
     int rc = 0;
-    uint32_t n_exp = o->L * o->E;
-    if (n_set < 1 || n_set > n_exp) n_set = n_exp;
-    double *t = malloc(3 * (size_t)bursts * sizeof *t), *beyond = t + bursts, *busy = t + 2 * (size_t)bursts;
+    uint32_t n_exp = o->L * o->E, next = 0;
+    /* per burst (reused), then per (size, round) medians */
+    double *t = malloc((3 * (size_t)most + 3 * (size_t)n_sizes * rounds) * sizeof *t);
     if (!t) {
         moe_offload_free(o);
         return moe_fail(err, "out of memory");
     }
+    double *busy = t + most, *beyond = busy + most, *r_wall = beyond + most, *r_busy = r_wall + (size_t)n_sizes * rounds,
+           *r_beyond = r_busy + (size_t)n_sizes * rounds;
     int32_t si[MOE_MAX_EXPERTS < 1024 ? MOE_MAX_EXPERTS : 1024];
-    for (uint32_t j = 0; j < n_set && !rc; j++) { /* the warm-up pass */
+    uint64_t warm = total < n_exp ? total : n_exp;
+    for (uint32_t j = 0; j < warm && !rc; j++) { /* every block the rounds read, once, untimed */
         uint32_t k = probe_expert(j, n_exp), s0 = (uint32_t)take_slot(o, -1);
         issue_read(o, s0, k / o->E, k % o->E, 0, 0);
         wait_slot(o, s0);
         if (o->slots[s0].error[0]) rc = moe_fail(err, "%s", o->slots[s0].error);
         give_slot(o, s0);
     }
-    for (uint32_t i = 0; i < bursts && !rc; i++) {
-        double t0 = now_s(), busy0 = o->busy_s[0]; /* the I/O thread is idle: nothing in flight */
-        for (uint32_t j = 0; j < burst; j++) {
-            uint32_t k = probe_expert((i * burst + j) % n_set, n_exp);
-            si[j] = take_slot(o, -1);
-            issue_read(o, (uint32_t)si[j], k / o->E, k % o->E, 0, 0);
+    for (uint32_t r = 0; r < rounds && !rc; r++)
+        for (int z = 0; z < n_sizes && !rc; z++) {
+            uint32_t burst = sizes[z];
+            for (uint32_t i = 0; i < bursts[z] && !rc; i++) {
+                double t0 = now_s(), busy0 = o->busy_s[0]; /* the I/O thread is idle: nothing in flight */
+                for (uint32_t j = 0; j < burst; j++) {
+                    uint32_t k = probe_expert(next, n_exp);
+                    next = (next + 1) % n_exp;
+                    si[j] = take_slot(o, -1);
+                    issue_read(o, (uint32_t)si[j], k / o->E, k % o->E, 0, 0);
+                }
+                for (uint32_t j = 0; j < burst; j++) wait_slot(o, (uint32_t)si[j]);
+                t[i] = now_s() - t0;
+                /* busy_s was updated under the lock before the last read was
+                 * marked done, and wait_slot took that lock after it: no race */
+                busy[i] = o->busy_s[0] - busy0;
+                beyond[i] = t[i] - busy[i];
+                for (uint32_t j = 0; j < burst; j++) {
+                    if (o->slots[si[j]].error[0] && !rc) rc = moe_fail(err, "%s", o->slots[si[j]].error);
+                    give_slot(o, (uint32_t)si[j]);
+                }
+                if (gap_s > 0) {
+                    struct timespec ts = {0, (long)(gap_s * 1e9)};
+                    nanosleep(&ts, NULL);
+                }
+            }
+            /* medians: one burst slowed by another tenant's I/O (at 336 MiB
+             * blocks the same burst took 85 to 266 ms per read within a
+             * minute) says nothing about thread costs */
+            size_t at = (size_t)z * rounds + r;
+            r_wall[at] = moe_time_stats_of(t, bursts[z]).p50;
+            r_busy[at] = moe_time_stats_of(busy, bursts[z]).p50;
+            r_beyond[at] = moe_time_stats_of(beyond, bursts[z]).p50;
         }
-        for (uint32_t j = 0; j < burst; j++) wait_slot(o, (uint32_t)si[j]);
-        t[i] = now_s() - t0;
-        /* busy_s was updated under the lock before the last read was marked
-         * done, and wait_slot took that lock after it: no race */
-        busy[i] = o->busy_s[0] - busy0;
-        beyond[i] = t[i] - busy[i];
-        for (uint32_t j = 0; j < burst; j++) {
-            if (o->slots[si[j]].error[0] && !rc) rc = moe_fail(err, "%s", o->slots[si[j]].error);
-            give_slot(o, (uint32_t)si[j]);
-        }
-        if (gap_s > 0) {
-            struct timespec ts = {0, (long)(gap_s * 1e9)};
-            nanosleep(&ts, NULL);
-        }
-    }
     moe_offload_free(o);
-    /* medians: one burst slowed by another tenant's I/O (at 336 MiB blocks
-     * the same burst took 85 to 266 ms per read within a minute) says
-     * nothing about thread costs */
-    if (!rc) {
-        *wall_s = moe_time_stats_of(t, bursts).p50;
-        *busy_s = moe_time_stats_of(busy, bursts).p50;
-        *beyond_s = moe_time_stats_of(beyond, bursts).p50;
+    for (int z = 0; z < n_sizes && !rc; z++) { /* and the median over the rounds */
+        out[z].wall_s = moe_time_stats_of(r_wall + (size_t)z * rounds, rounds).p50;
+        out[z].busy_s = moe_time_stats_of(r_busy + (size_t)z * rounds, rounds).p50;
+        out[z].beyond_s = moe_time_stats_of(r_beyond + (size_t)z * rounds, rounds).p50;
     }
     free(t);
     return rc;

@@ -151,20 +151,24 @@ int moe_offload_finish(moe_offload *o, const moe_offload_stats **stats, moe_erro
  * ("# moesim cache state v1", then "layer expert" lines): `--save-state`. */
 int moe_offload_save_state(const moe_offload *o, const char *path, moe_error *err);
 
-/* Calibration: `bursts` times, `burst` demand reads issued at once through
- * the real queue and I/O thread, then waited for in order, then a sleep of
- * gap_s (as between decode steps). wall_s: the median time from the first
- * issue to the last data; busy_s: the median of the I/O thread's own work
- * in a burst (its preads, checksums, conversions: the device as the backend
- * sees it); beyond_s: the median of wall less busy, i.e. what thread
- * wake-ups and hand-offs add, free of the device's own noise. The reads
- * cycle over the first `n_set` experts of one scattered order (no read
- * follows its neighbour on disk), and that set is read once, untimed,
- * first: every call with the same n_set reads the same blocks in the same
- * state of any cache below the guest (see moe_offload_probe_reads in
- * offload.c). */
-int moe_offload_probe_reads(const moe_model *m, const char *pack, int io_mode, uint32_t n_set, uint32_t bursts,
-                            uint32_t burst, double gap_s, double *wall_s, double *busy_s, double *beyond_s,
+/* Calibration: demand reads issued in bursts through the real queue and
+ * I/O thread, as a decode step's misses are. In each of `rounds` rounds,
+ * for each burst size sizes[z] in turn: bursts[z] bursts of that many reads
+ * issued at once, waited for in order, each followed by a sleep of gap_s.
+ * Every read is of the next expert of one scattered order (no read follows
+ * its neighbour on disk, none repeats until the order wraps), and every
+ * expert the rounds will read is read once, untimed, first (offload.c says
+ * why). out[z]: medians over the rounds of each round's medians over its
+ * bursts of wall_s (first issue to last data), busy_s (the I/O thread's own
+ * work: preads, checksums, conversions; the device as the backend sees it)
+ * and beyond_s (wall less busy: what thread wake-ups and hand-offs add,
+ * free of the device's noise). The sizes take turns so that a drift of the
+ * host over the seconds the probe takes reaches every size alike. */
+typedef struct moe_probe_point {
+    double wall_s, busy_s, beyond_s;
+} moe_probe_point;
+int moe_offload_probe_reads(const moe_model *m, const char *pack, int io_mode, const uint32_t *sizes,
+                            const uint32_t *bursts, int n_sizes, uint32_t rounds, double gap_s, moe_probe_point *out,
                             moe_error *err);
 
 #endif

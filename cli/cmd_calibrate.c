@@ -284,32 +284,26 @@ static int bench_wake(const copts *o, const moe_model *m, uint64_t block, double
         snprintf(pack, sizeof pack, "%s", tmp);
     }
     static const uint32_t sizes[] = {1, 2, 4};
+    /* five rounds, the sizes taking turns in each: back to back, a drift of
+     * the host over the seconds the probe takes went into one size only and
+     * so into the slopes (the per-read time of two calibrations a minute
+     * apart differed by 31%) */
     enum { ROUNDS = 5 };
-    double x[3], wall[3], busy[3], beyond[3], r_wall[3][ROUNDS], r_busy[3][ROUNDS], r_beyond[3][ROUNDS];
-    int rc = 0;
-    /* every burst size cycles over the same experts: as many as fill 2 GiB,
-     * 8 to 64 (moe_offload_probe_reads says why) */
-    uint64_t in_2g = (2ull << 30) / block;
-    uint32_t n_set = in_2g < 8 ? 8 : in_2g > 64 ? 64 : (uint32_t)in_2g;
-    /* the sizes take turns in ROUNDS rounds, and each figure is the median
-     * of its rounds' medians: back to back, a drift of the host over the
-     * seconds the probe takes went into one size only and so into the
-     * slopes (the per-read time of two calibrations a minute apart differed
-     * by 31%) */
-    for (int r = 0; r < ROUNDS && !rc; r++)
-        for (int i = 0; i < 3 && !rc; i++) {
-            x[i] = sizes[i];
-            /* 30 bursts a round, or as many as read 2 GiB over the rounds (at
-             * least 8): a burst of four 336 MiB experts takes ~0.4 s */
-            uint64_t fit = (2ull << 30) / (block * sizes[i] * ROUNDS);
-            uint32_t bursts = fit < 8 ? 8 : fit > 30 ? 30 : (uint32_t)fit;
-            rc = moe_offload_probe_reads(m, pack, o->io_mode, n_set, bursts, sizes[i], 200e-6, &r_wall[i][r],
-                                         &r_busy[i][r], &r_beyond[i][r], err);
-        }
-    for (int i = 0; i < 3 && !rc; i++) {
-        wall[i] = moe_time_stats_of(r_wall[i], ROUNDS).p50;
-        busy[i] = moe_time_stats_of(r_busy[i], ROUNDS).p50;
-        beyond[i] = moe_time_stats_of(r_beyond[i], ROUNDS).p50;
+    uint32_t bursts[3];
+    for (int i = 0; i < 3; i++) {
+        /* 30 bursts a round, or as many as read 2 GiB over the rounds (at
+         * least 2): a burst of four 336 MiB experts takes ~0.4 s */
+        uint64_t fit = (2ull << 30) / (block * sizes[i] * ROUNDS);
+        bursts[i] = fit < 2 ? 2 : fit > 30 ? 30 : (uint32_t)fit;
+    }
+    moe_probe_point pt[3];
+    int rc = moe_offload_probe_reads(m, pack, o->io_mode, sizes, bursts, 3, ROUNDS, 200e-6, pt, err);
+    double x[3], wall[3], busy[3], beyond[3];
+    for (int i = 0; i < 3; i++) {
+        x[i] = sizes[i];
+        wall[i] = pt[i].wall_s;
+        busy[i] = pt[i].busy_s;
+        beyond[i] = pt[i].beyond_s;
     }
     if (tmp[0]) unlink(tmp);
     if (rc) return -1;

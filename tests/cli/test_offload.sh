@@ -259,6 +259,16 @@ if [ $rc -eq 0 ] && [ "$(grep -c '^\[t1\]$' "$tmp/dev.ini")" = 1 ] && [ "$(secti
    [ "$(head -1 "$tmp/dev.ini")" = "# written by hand" ] && ! grep -q 'stale\|= fake\|= 999' "$tmp/dev.ini"; then
     pass calibrate_replaces_section
 else fail calibrate_replaces_section "rc $rc: $(cat "$tmp/dev.ini")"; fi
+# the idle read of one expert is anchored on the backend's reads of the
+# pack: the written latency + block / bandwidth is the per-read time printed
+# (one channel here: --max-depth 1); compute is the median of three fits
+blk=$("$MOESIM" model info "$model/experts.pack" | awk '$1 == "expert_bytes" { print int(($2 + 4095) / 4096) * 4096; exit }')
+anch=$(sed -n 's/.*idle read anchored on the pack: \([0-9.]*\) us per expert.*/\1/p' "$tmp/out")
+if [ $rc -eq 0 ] && [ -n "$anch" ] && [ -n "$blk" ] && section t1 | awk -v a="$anch" -v b="$blk" '
+       $1 == "io_latency_us" { l = $3 } $1 == "io_bandwidth_GBps" { w = $3 }
+       END { t = l + b / (w * 1e3); d = t - a; exit !(w > 0 && (d < 0 ? -d : d) <= 0.06 + 1e-4 * a) }' &&
+   has out "the median of 3 passes"; then pass calibrate_anchors_pack_read
+else fail calibrate_anchors_pack_read "rc $rc, anchored '$anch', block '$blk': $(cat "$tmp/out") $(section t1)"; fi
 t1_before=$(section t1)
 cal t2
 if [ $rc -eq 0 ] && check_section t2 && [ "$(section t1)" = "$t1_before" ] && [ "$(section keep)" = "$keep_before" ] &&

@@ -428,6 +428,13 @@ claim readme_validate_tok_s "make validate ($V tok/s line)" "**%s %%** (%s %%) |
 claim readme_validate_within "make validate ($V tok/s line)" "| %s of %s | | TTFT" "$3" "$4"
 claim readme_validate_within_text "make validate ($V tok/s line)" "%s of %s configurations are within 15 %%; the rest are off in both directions, by up to %s %%" \
     "$3" "$4" "$(fix "$2" 0)"
+set -- $(sed -n 's/^I\/O busy time within 15% of predicted in \([0-9]*\) of [0-9]*; over those, tok\/s median |error| \([0-9.]*\)%, \([0-9]*\) of.*/\1 \2 \3/p' $V)
+claim readme_validate_io_rows "make validate ($V I/O busy line)" \
+    "over the %s configurations whose device ran within 15 %% of its calibration the median error is %s %%, with %s of them within 15 %%" \
+    "$1" "$2" "$3"
+claim readme_validate_io_late "make validate ($V io m/p column, transition rows at 8, 16, 48)" "(\`io m/p\` %s–%s)" \
+    "$(awk '$4 == "transition" && $3 != 4 {print $(NF - 1)}' $V | sort -g | head -1)" \
+    "$(awk '$4 == "transition" && $3 != 4 {print $(NF - 1)}' $V | sort -g | tail -1)"
 set -- $tt
 claim readme_validate_ttft "make validate ($V TTFT line)" "**%s %%** (%s %%) | | policies ranked" "$1" "$(fix "$2" 0)"
 claim readme_validate_kendall "make validate ($V mean Kendall tau)" "| %s | On 12-01 the predictions" \
