@@ -337,17 +337,28 @@ sr() { sed -n '/^validate-scale: \[olmoe\]$/,/^validate-scale: \[mixtral\]$/p' $
 for c in 6 16 32 48; do
     claim "readme_scale_row_$c" "make validate-scale ($S)" "| %s | %s |" "$(sr $c none)" "$(sr $c gate:ahead=1)"
 done
-# the [mixtral] section: the rows after its header (the capacities 2, 4, 6 are its own)
-sm() { sed -n '/^validate-scale: \[mixtral\]$/,$p' $S | awk -v c="$1" -v f="$2" '$1 == "lru" && $3 == c && $4 == f {
+# sect NAME: the lines of one section of $S (from its header to the next)
+sect() { awk -v h="validate-scale: [$1]" '/^validate-scale: \[[a-z0-9_-]*\]$/ { on = ($0 == h) } on' $S; }
+# the [mixtral] section's rows
+sm() { sect mixtral | awk -v c="$1" -v f="$2" '$1 == "lru" && $3 == c && $4 == f {
     printf "%s / %s | %.2f / %.2f", $5, $6, $8 / 1000, $9 / 1000 }'; }
 for c in 2 4 6; do
     claim "readme_scale_mixtral_row_$c" "make validate-scale ($S)" "| %s | %s |" "$(sm $c none)" "$(sm $c gate:ahead=1)"
 done
-set -- $(sed -n '/^validate-scale: \[mixtral\]$/,$p' $S |
+set -- $(sect mixtral |
     sed -n 's/^tok\/s: median |error| \([0-9.]*\)%, max |error| \([0-9.]*\)%, \([0-9]*\) of \([0-9]*\) within 15%.*/\1 \3 \4/p')
 claim readme_scale_mixtral_tok_s "make validate-scale ($S, [mixtral])" "**tok/s: median |error| %s %%, %s of %s within 15 %%**" "$1" "$2" "$3"
 claim readme_scale_mixtral_rss "make validate-scale ($S, [mixtral])" "peak RSS %s GiB under a bound of %s GiB" \
     "$(sed -n 's/.*\[mixtral\] peak RSS \([0-9.]*\) GiB, bound.*/\1/p' $S)" "$(sed -n 's/.*\[mixtral\] peak RSS [0-9.]* GiB, bound \([0-9.]*\) GiB.*/\1/p' $S)"
+# the [olmoe-stream] section: the none rows again, dense weights streamed
+ss() { sect olmoe-stream | awk -v c="$1" '$1 == "lru" && $3 == c && $4 == "none" {
+    printf "%s / %s | %.2f / %.2f", $5, $6, $8 / 1000, $9 / 1000 }'; }
+for c in 6 16 32 48; do
+    claim "readme_scale_stream_row_$c" "make validate-scale ($S, [olmoe-stream])" "| %s | %s |" "$(sr $c none)" "$(ss $c)"
+done
+set -- $(sect olmoe-stream |
+    sed -n 's/^tok\/s: median |error| \([0-9.]*\)%, max |error| \([0-9.]*\)%, \([0-9]*\) of \([0-9]*\) within 15%.*/\1 \3 \4/p')
+claim readme_scale_stream_tok_s "make validate-scale ($S, [olmoe-stream])" "**With the dense weights streamed, tok/s: median |error| %s %%, %s of %s within 15 %%**" "$1" "$2" "$3"
 
 # ---- make quality: the committed results/quality_*.txt --------------------------
 Q=results/quality_bits.txt
