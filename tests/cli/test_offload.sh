@@ -262,7 +262,7 @@ else fail calibrate_replaces_section "rc $rc: $(cat "$tmp/dev.ini")"; fi
 # the idle read of one expert is anchored on the backend's reads of the
 # pack: the written latency + block / bandwidth is the per-read time printed
 # (one channel here: --max-depth 1); compute is the median of three fits
-blk=$("$MOESIM" model info "$model/experts.pack" | awk '$1 == "expert_bytes" { print int(($2 + 4095) / 4096) * 4096; exit }')
+blk=$(section t1 | sed -n 's/^description = .*reads of \([0-9]*\)-byte blocks.*/\1/p')
 anch=$(sed -n 's/.*idle read anchored on the pack: \([0-9.]*\) us per expert.*/\1/p' "$tmp/out")
 if [ $rc -eq 0 ] && [ -n "$anch" ] && [ -n "$blk" ] && section t1 | awk -v a="$anch" -v b="$blk" '
        $1 == "io_latency_us" { l = $3 } $1 == "io_bandwidth_GBps" { w = $3 }
