@@ -298,6 +298,8 @@ static int bench_wake(const copts *o, const moe_model *m, uint64_t block, double
     }
     moe_probe_point pt[3];
     int rc = moe_offload_probe_reads(m, pack, o->io_mode, sizes, bursts, 3, ROUNDS, 200e-6, pt, err);
+    if (tmp[0]) unlink(tmp);
+    if (rc) return -1;
     double x[3], wall[3], busy[3], beyond[3];
     for (int i = 0; i < 3; i++) {
         x[i] = sizes[i];
@@ -305,8 +307,6 @@ static int bench_wake(const copts *o, const moe_model *m, uint64_t block, double
         busy[i] = pt[i].busy_s;
         beyond[i] = pt[i].beyond_s;
     }
-    if (tmp[0]) unlink(tmp);
-    if (rc) return -1;
     double first, read, thread, resume, cov00, cov01, cov11, ss;
     gsl_fit_linear(x, 1, busy, 1, 3, &first, &read, &cov00, &cov01, &cov11, &ss);
     gsl_fit_linear(x, 1, beyond, 1, 3, &thread, &resume, &cov00, &cov01, &cov11, &ss);
