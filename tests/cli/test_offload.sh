@@ -484,6 +484,12 @@ run $MOESIM validate --grid "$tmp/grid.ini" --devices "$tmp/hand.ini" --device h
 if [ $rc -eq 0 ] && [ "$(grep -c '^l[rf]u  *per-layer  *4 .* exact$' "$tmp/out")" = 4 ] &&
    has out "hit and byte counts exact in every configuration" && has out "mean Kendall tau"; then pass validate_grid_exact
 else fail validate_grid_exact "rc $rc: $(cat "$tmp/out" "$tmp/err")"; fi
+# a bad stream_dense in a grid: named with the file and the section, nothing run
+sed 's/^capacities = 4$/capacities = 4\nstream_dense = lots/' "$tmp/grid.ini" >"$tmp/grid_bad.ini"
+run $MOESIM validate --grid "$tmp/grid_bad.ini" --devices "$tmp/hand.ini" --device hand --threads 2 --offload "$tmp/t.pack" $IO
+if [ $rc -ne 0 ] && [ $rc -lt 128 ] && has err "$tmp/grid_bad.ini: [validate] stream_dense" && ! grep -q exact "$tmp/out"; then
+    pass validate_grid_bad_stream_dense
+else fail validate_grid_bad_stream_dense "rc $rc: $(cat "$tmp/err")"; fi
 run $VAL --capacity 8 --devices "$tmp/hand.ini" --device other
 if [ $rc -eq 1 ] && has err "$tmp/hand.ini: device [other] was calibrated with model qwen3_moe, not tinymix"; then pass validate_other_model_profile
 else fail validate_other_model_profile "rc $rc: $(cat "$tmp/err")"; fi
