@@ -1,6 +1,7 @@
 /* cmd_validate.c: `moesim validate` — run the backend offloaded, replay the
  * captured trace in the simulator with the same configuration and the
  * calibrated device profile, and set measured against predicted. */
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -9,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../backend/engine.h"
+#include "../backend/pack.h"
 #include "../backend/readfile.h"
 #include "../backend/tokenizer.h"
 #include "../core/device_profile.h"
@@ -16,6 +19,8 @@
 #include "../core/results.h"
 #include "../core/sha256.h"
 #include "../core/units.h"
+#include "calib_probe.h"
+#include "host_steal.h"
 #include "cli.h"
 #include "commands.h"
 #include "offload_opts.h"
@@ -43,6 +48,13 @@ static const char validate_usage[] =
     "  --threads N          compute threads (default: the profile's, else online CPUs)\n"
     "  --repeat N           run the backend N times, keep the run of median decode time\n"
     "                       (default 1)\n"
+    "  --recalibrate[=W]    just before each configuration runs, measure the machine\n"
+    "                       again and predict with that: io (demand reads of the pack,\n"
+    "                       as calibrate does: the profile's read time scaled to it,\n"
+    "                       io_wake_us and io_resume_us replaced) or all (default: io,\n"
+    "                       and calibrate's compute passes). The profile file is\n"
+    "                       left as it is; the factors are printed (read x, cpu x)\n"
+    "                       and stored with the predicted run\n"
     "  --trace-out F        keep the captured trace\n"
     "  --db F               store the measured and the predicted run, linked by one\n"
     "                       validation id (`moesim results list` shows their kind)\n"
@@ -104,7 +116,20 @@ typedef struct vopts {
     const char *section;       /* --section: the grid's section (default validate) */
     int device_set;            /* --device given: wins over the grid's device key */
     int threads_set;           /* --threads given, else the profile's */
+    int recal, recal_set;      /* --recalibrate: RECAL_*; given (wins over the grid's key) */
+    moe_model *calib_m;        /* the model as calibrate computes it (RECAL_ALL), loaded once */
 } vopts;
+
+/* --recalibrate: what is measured again before each configuration. */
+enum { RECAL_NONE = 0, RECAL_IO = 1, RECAL_ALL = 2 };
+
+static int parse_recal(const char *s, int *out, moe_error *err) {
+    if (!strcmp(s, "none")) *out = RECAL_NONE;
+    else if (!strcmp(s, "io")) *out = RECAL_IO;
+    else if (!strcmp(s, "all")) *out = RECAL_ALL;
+    else return moe_fail(err, "expected none, io or all, got '%s'", s);
+    return 0;
+}
 
 /* Unit for the table: times and bytes in the unit a person reads (core/units.h). */
 static void fmt(char *buf, size_t cap, const char *name, double v) {
@@ -149,47 +174,27 @@ static void json_obj(FILE *f, const moe_replay_result *r) {
     fputc('}', f);
 }
 
-typedef struct vresult vresult;
-static void print_json(const char *vid, const moe_replay_result *meas, const moe_replay_result *pred,
-                       const moe_replay_result *online, int exact_ok, const vresult *warm);
-static void print_json_warm(const vresult *warm);
-
-static void print_json(const char *vid, const moe_replay_result *meas, const moe_replay_result *pred,
-                       const moe_replay_result *online, int exact_ok, const vresult *warm) {
-    printf("{\"validation\":\"%s\",\"measured\":", vid);
-    json_obj(stdout, meas);
-    printf(",\"predicted\":");
-    json_obj(stdout, pred);
-    if (online) {
-        printf(",\"predicted_online\":");
-        json_obj(stdout, online);
-    }
-    printf(",\"error\":{");
-    for (int i = 0; figures[i]; i++) {
-        /* null where the figure is absent (a run without prefetch) or the
-         * measured value is 0 (a relative error is undefined) */
-        double e = rel_err(metric(pred, figures[i]), metric(meas, figures[i]));
-        if (isfinite(e)) printf("%s\"%s\":%.17g", i ? "," : "", figures[i], e);
-        else printf("%s\"%s\":null", i ? "," : "", figures[i]);
-    }
-    printf("},\"exact\":%s", exact_ok ? "true" : "false");
-    if (warm) print_json_warm(warm);
-    printf("}\n");
-}
-
-/* Keep the run whose decode time is the median of the repeats. */
-static int run_repeats(const vopts *o, const moe_offload_job *job, moe_offload_out *keep, moe_error *err) {
+/* Keep the run whose decode time is the median of the repeats; *steal is
+ * the host's share of the CPUs during it, *spread the slowest repeat's
+ * time over the fastest's, less 1 (NaN for one run): how far the same
+ * configuration moves from run to run on this machine, the floor under
+ * any prediction's error. */
+static int run_repeats(const vopts *o, const moe_offload_job *job, moe_offload_out *keep, double *steal,
+                       double *spread, moe_error *err) {
     moe_offload_out *runs = calloc(o->repeat, sizeof *runs);
-    double *dt = calloc(o->repeat, sizeof *dt);
-    if (!runs || !dt) {
+    double *dt = calloc(o->repeat, sizeof *dt), *st = calloc(o->repeat, sizeof *st);
+    if (!runs || !dt || !st) {
         free(runs);
         free(dt);
+        free(st);
         return moe_fail(err, "out of memory");
     }
     int rc = 0;
     for (uint64_t r = 0; r < o->repeat && !rc; r++) {
         if (o->repeat > 1 && cli_is_tty(2)) fprintf(stderr, "\rmoesim validate: run %llu/%llu", (unsigned long long)r + 1, (unsigned long long)o->repeat);
+        double s0 = moe_host_steal_s(), t0 = moe_engine_now();
         rc = moe_offload_generate(job, &runs[r], err);
+        st[r] = moe_host_steal_share(s0, moe_host_steal_s(), moe_engine_now() - t0);
         if (!rc)
             for (uint64_t s = 0; s < runs[r].stats->n_steps; s++) dt[r] += runs[r].stats->step_s[s];
     }
@@ -203,22 +208,33 @@ static int run_repeats(const vopts *o, const moe_offload_job *job, moe_offload_o
             if (below == o->repeat / 2) best = i;
         }
         *keep = runs[best];
+        *steal = st[best];
+        double lo = dt[0], hi = dt[0];
+        for (uint64_t i = 1; i < o->repeat; i++) {
+            lo = dt[i] < lo ? dt[i] : lo;
+            hi = dt[i] > hi ? dt[i] : hi;
+        }
+        *spread = o->repeat > 1 && lo > 0 ? hi / lo - 1 : NAN;
         memset(&runs[best], 0, sizeof runs[best]);
     }
     for (uint64_t r = 0; r < o->repeat; r++) moe_offload_out_free(&runs[r]);
     free(runs);
     free(dt);
+    free(st);
     return rc;
 }
 
 /* One validation's outcome. */
-struct vresult {
+typedef struct vresult {
     char vid[32];
     moe_replay_result meas, pred, online;
     int have_meas, have_pred, have_online, exact_ok;
     uint32_t capacity;  /* in experts, as run */
     char policy[256];
-};
+    double k_read, k_cpu; /* --recalibrate: read time and compute per token now / the profile's (NaN: not measured) */
+    double steal;         /* share of the CPUs' time the host took during the kept run (host_steal.h) */
+    double spread;        /* the repeats' slowest time over their fastest, less 1 (NaN: one run) */
+} vresult;
 
 static void vresult_free(vresult *v) {
     if (v->have_meas) moe_replay_result_free(&v->meas);
@@ -236,12 +252,103 @@ static void print_json_warm(const vresult *warm) {
     printf(",\"exact\":%s}", warm->exact_ok ? "true" : "false");
 }
 
+/* One JSON object: the validation id, measured, predicted (and
+ * predicted_online), the relative error of each figure, exactness, and the
+ * state of the machine (recalibrated factors, steal, spread). */
+static void print_json(const vresult *v, const vresult *warm) {
+    printf("{\"validation\":\"%s\",\"measured\":", v->vid);
+    json_obj(stdout, &v->meas);
+    printf(",\"predicted\":");
+    json_obj(stdout, &v->pred);
+    if (v->have_online) {
+        printf(",\"predicted_online\":");
+        json_obj(stdout, &v->online);
+    }
+    printf(",\"error\":{");
+    for (int i = 0; figures[i]; i++) {
+        /* null where the figure is absent (a run without prefetch) or the
+         * measured value is 0 (a relative error is undefined) */
+        double e = rel_err(metric(&v->pred, figures[i]), metric(&v->meas, figures[i]));
+        if (isfinite(e)) printf("%s\"%s\":%.17g", i ? "," : "", figures[i], e);
+        else printf("%s\"%s\":null", i ? "," : "", figures[i]);
+    }
+    printf("},\"exact\":%s", v->exact_ok ? "true" : "false");
+    /* --recalibrate: read time and compute per token just before the run, over the profile file's */
+    if (!isnan(v->k_read)) {
+        printf(",\"recalibrated\":{\"read\":%.6g", v->k_read);
+        if (!isnan(v->k_cpu)) printf(",\"cpu\":%.6g", v->k_cpu);
+        printf("}");
+    }
+    if (!isnan(v->steal)) printf(",\"steal\":%.6g", v->steal);
+    if (!isnan(v->spread)) printf(",\"spread\":%.6g", v->spread);
+    if (warm) print_json_warm(warm);
+    printf("}\n");
+}
+
+/* --recalibrate: measure the machine as calibrate does, now, and write the
+ * profile that prices this configuration into `path` (a section of the
+ * same name in a file of its own; the profile file is left as it is).
+ * Reads: demand reads of the pack through the backend's queue; the
+ * profile's read (idle and beside a busy core) is scaled by the ratio of
+ * that read time to its own at one expert, so what calibrate fitted over
+ * block sizes and queue depths keeps its shape. Compute (RECAL_ALL):
+ * calibrate's compute passes, whose fitted terms replace the profile's.
+ * This VM's disk and CPU drift by a third within minutes
+ * (calib_probe.h): measured before the run, the profile describes the
+ * machine the run meets, and the factors say how far it had moved. */
+static int recalibrate(vopts *o, const moe_model *m, const char *pack, int io_mode, char *path, size_t cap, vresult *v,
+                       moe_error *err) {
+    moe_device_profile base, d;
+    moe_pack pk;
+    if (strchr(pack, ','))
+        return moe_fail(err, "--recalibrate reads one pack; this run has several (%s)", pack);
+    if (moe_device_profile_load(o->devices, o->device, &base, err) || moe_pack_open(&pk, pack, MOE_IO_BUFFERED, err))
+        return -1;
+    uint64_t block = pk.stride;
+    moe_pack_close(&pk);
+    d = base;
+    calib_reads rd;
+    if (calib_pack_reads(m, pack, io_mode, block, NULL, &rd, err)) return -1;
+    double was = base.io_latency_s + (double)block / base.io_bandwidth_Bps, k = rd.read_s > 0 ? rd.read_s / was : 1;
+    d.io_latency_s *= k;
+    d.io_bandwidth_Bps /= k;
+    d.io_busy_latency_s *= k;
+    d.io_busy_bandwidth_Bps /= k;
+    d.io_wake_s = rd.wake_s;
+    d.io_resume_s = rd.resume_s;
+    v->k_read = k;
+    v->k_cpu = NAN;
+    if (o->recal == RECAL_ALL) {
+        calib_compute_fit cf;
+        if (!o->calib_m && !(o->calib_m = calib_load_model(o->model, err))) return -1;
+        if (calib_compute(o->model, o->calib_m, (int)o->threads, NULL, &cf, err)) return -1;
+        calib_set_compute(&d, &cf);
+        double a = d.dense_us_per_token + d.expert_us_per_token, b = base.dense_us_per_token + base.expert_us_per_token;
+        v->k_cpu = b > 0 ? a / b : NAN;
+    }
+    char sec[4096], desc[256];
+    snprintf(desc, sizeof desc, "[%s] of %s measured again by moesim validate --recalibrate", o->device, o->devices);
+    if (calib_section_text(&d, desc, io_mode, sec, sizeof sec)) return moe_fail(err, "recalibrate: profile too long");
+    const char *tmp = getenv("TMPDIR");
+    snprintf(path, cap, "%s/moesim-validate-%ld.ini", tmp && *tmp ? tmp : "/tmp", (long)getpid());
+    FILE *f = fopen(path, "w");
+    if (!f) return moe_fail(err, "%s: cannot write (%s)", path, strerror(errno));
+    int bad = fputs(sec + 1, f) < 0;
+    bad |= fclose(f) != 0;
+    if (bad) {
+        unlink(path);
+        return moe_fail(err, "%s: write failed", path);
+    }
+    return 0;
+}
+
 /* Run the backend offloaded on ids, replay its trace, store both. */
 static int validate_one(vopts *o, const moe_model *m, const int *ids, int n_ids, vresult *v, moe_error *err) {
     int rc = -1;
     moe_offload_out out = {0};
-    char pack[2048], dense[2048], logpath[4096] = "", extra_m[512], extra_p[512], extra_o[512];
+    char pack[2048], dense[2048], logpath[4096] = "", extra_m[512], extra_p[512], extra_o[512], recal[4096] = "";
     memset(v, 0, sizeof *v);
+    v->k_read = v->k_cpu = v->steal = v->spread = NAN;
     if (moe_offload_pack_path(&o->off, o->model, pack, sizeof pack, err)) goto out;
     moe_offload_job job = {.model = m, .prompt = ids, .n_prompt = n_ids, .max_tokens = o->max_tokens,
                            .threads = (int)o->threads, .sample_seed = 1,
@@ -264,7 +371,9 @@ static int validate_one(vopts *o, const moe_model *m, const int *ids, int n_ids,
         job.capture_lookahead = a ? atoi(a + 6) : 1;
         if (job.capture_lookahead < 1) job.capture_lookahead = 1;
     }
-    if (run_repeats(o, &job, &out, err)) goto out;
+    /* measured last thing before the run it prices */
+    if (o->recal && recalibrate(o, m, pack, job.oc.io_mode, recal, sizeof recal, v, err)) goto out;
+    if (run_repeats(o, &job, &out, &v->steal, &v->spread, err)) goto out;
     snprintf(v->policy, sizeof v->policy, "%s", moe_offload_policy(out.off));
     v->capacity = job.oc.capacity;
     if (moe_offload_result(&out, v->policy, moe_offload_prefetcher(out.off), &v->meas, err)) goto out;
@@ -286,7 +395,7 @@ static int validate_one(vopts *o, const moe_model *m, const int *ids, int n_ids,
     moe_replay_config cfg = {.policy = v->policy, .capacity = job.oc.capacity,
                              .scope = job.oc.global ? MOE_SCOPE_GLOBAL : MOE_SCOPE_PER_LAYER,
                              .cold_per_seq = job.oc.cold_per_seq, .seed = job.oc.seed, .split = job.oc.split,
-                             .device = o->device, .devices_path = o->devices, .load_state = job.oc.load_state,
+                             .device = o->device, .devices_path = recal[0] ? recal : o->devices, .load_state = job.oc.load_state,
                              .on_miss = job.oc.on_miss, .skip = o->off.skip,
                              /* the dense stream as run: its budget and the pack's block bytes */
                              .stream_dense = job.oc.stream_dense, .dense_bytes = out.stats->dense_block_bytes};
@@ -299,6 +408,13 @@ static int validate_one(vopts *o, const moe_model *m, const int *ids, int n_ids,
         if (tier_spec[p] && out.stats->expert_bytes == out.trace->expert_bytes[p]) cfg.precision = tier_spec[p];
     if (o->off.precision) cfg.precision = o->off.precision; /* several packs: the plan chose each read's tier */
     snprintf(extra_p, sizeof extra_p, "kind=predicted\nvalidation=%s", v->vid);
+    if (o->recal) { /* how far the machine had moved from the profile file */
+        size_t n = strlen(extra_p);
+        snprintf(extra_p + n, sizeof extra_p - n, "\nrecalibrated=%s\nrecal_read=%.4f", o->recal == RECAL_ALL ? "all" : "io",
+                 v->k_read);
+        n = strlen(extra_p);
+        if (o->recal == RECAL_ALL) snprintf(extra_p + n, sizeof extra_p - n, "\nrecal_cpu=%.4f", v->k_cpu);
+    }
     cfg.extra_config = extra_p;
     if (o->off.prefetch) {
         snprintf(logspec, sizeof logspec, "log:file=%s", logpath);
@@ -323,8 +439,8 @@ static int validate_one(vopts *o, const moe_model *m, const int *ids, int n_ids,
         cfg_m.device = NULL; /* measured: no profile priced it */
         cfg_m.precision = NULL;
         cfg_m.prefetch = o->off.prefetch;
-        snprintf(extra_m, sizeof extra_m, "io=%s\nio_threads=%u\nkind=measured\nthreads=%llu\nvalidation=%s",
-                 moe_io_mode_name(job.oc.io_mode), job.oc.io_threads, (unsigned long long)o->threads, v->vid);
+        snprintf(extra_m, sizeof extra_m, "io=%s\nio_threads=%u\nkind=measured\nsteal=%.4f\nthreads=%llu\nvalidation=%s",
+                 moe_io_mode_name(job.oc.io_mode), job.oc.io_threads, v->steal, (unsigned long long)o->threads, v->vid);
         cfg_m.extra_config = extra_m;
         moe_db *db = moe_db_open(o->db, err);
         const char *tpath = o->trace_out ? o->trace_out : "(captured by validate)";
@@ -343,6 +459,7 @@ static int validate_one(vopts *o, const moe_model *m, const int *ids, int n_ids,
     rc = 0;
 out:
     if (logpath[0] && !o->off.prefetch_log) unlink(logpath);
+    if (recal[0]) unlink(recal);
     moe_offload_out_free(&out);
     if (rc) vresult_free(v);
     return rc;
@@ -406,9 +523,14 @@ static int validate(vopts *o) {
         have_warm = 1;
     }
     if (o->json) {
-        print_json(v.vid, &v.meas, &v.pred, v.have_online ? &v.online : NULL, v.exact_ok, have_warm ? &warm : NULL);
+        print_json(&v, have_warm ? &warm : NULL);
     } else {
         print_table(v.vid, &v.meas, &v.pred, v.have_online ? &v.online : NULL);
+        if (!isnan(v.k_read)) {
+            printf("recalibrated just before the run: read time x%.2f", v.k_read);
+            if (!isnan(v.k_cpu)) printf(", compute per token x%.2f", v.k_cpu);
+            printf(" of [%s] in %s\n", o->device, o->devices);
+        }
         if (have_warm) {
             char d[4][32];
             printf("TTFT from the saved state (%s): measured %s, predicted %s (%+.1f%%); cold: measured %s, "
@@ -432,6 +554,7 @@ out:
     free(ids);
     free(text);
     moe_trace_free(o->route);
+    moe_model_free(o->calib_m);
     moe_model_free(m);
     return rc;
 }
@@ -506,8 +629,17 @@ typedef struct grid_row {
     uint32_t capacity;
     double tok_m, tok_p, ttft_m, ttft_p, err_tok, err_ttft;
     double io_ratio; /* I/O busy time measured / predicted (NaN: no reads) */
+    double k_read, k_cpu; /* --recalibrate's factors (NaN: not measured) */
+    double steal;         /* the host's share of the CPUs during the run */
+    double spread;        /* run-to-run spread of the repeats */
     int exact;
 } grid_row;
+
+/* A --recalibrate factor for the table: "-" where not measured. */
+static void factor_text(double k, char *buf, size_t cap) {
+    if (isnan(k)) snprintf(buf, cap, "-");
+    else snprintf(buf, cap, "%.2f", k);
+}
 
 /* The I/O channels' busy time of a run (utilisation x duration). */
 static double io_busy_s(const moe_replay_result *r) { return metric(r, "io_utilisation") * metric(r, "total_s"); }
@@ -528,7 +660,8 @@ static int validate_grid(vopts *o, const char *path) {
     }
     static const char *const keys[] = {"description", "model", "prompt_files", "prompt_bytes", "max_tokens",
                                        "repeat", "policies", "capacities", "global_capacities", "prefetch", "io",
-                                       "route_from", "route_steps", "route_truncate", "device", "stream_dense", NULL};
+                                       "route_from", "route_steps", "route_truncate", "device", "stream_dense", "recalibrate",
+                                       NULL};
     if (moe_ini_check_keys(ini, sec, keys, &err)) goto out;
     if (!o->model) o->model = moe_ini_get(ini, sec, "model");
     if (!o->model) {
@@ -552,6 +685,11 @@ static int validate_grid(vopts *o, const char *path) {
     if (moe_ini_get_u64(ini, sec, "max_tokens", o->max_tokens, 1, 1 << 20, &o->max_tokens, &err) ||
         moe_ini_get_u64(ini, sec, "repeat", o->repeat, 1, 1000, &o->repeat, &err))
         goto out;
+    const char *recal = moe_ini_get(ini, sec, "recalibrate");
+    if (recal && !o->recal_set && parse_recal(recal, &o->recal, &err)) {
+        moe_fail_prefix(&err, "%s: [%s] recalibrate", path, sec);
+        goto out;
+    }
     const char *io = moe_ini_get(ini, sec, "io");
     if (io && moe_io_mode_parse(io, &o->off.io_mode, &err)) goto out;
     if (!o->off.route_from) o->off.route_from = moe_ini_get(ini, sec, "route_from");
@@ -588,8 +726,10 @@ static int validate_grid(vopts *o, const char *path) {
      * device ran slower or faster than calibrated (this VM's disk moved
      * between 1.2 and 4.2 GB/s on the same reads within minutes) can be
      * told from one the timing model got wrong */
-    printf("%-40s %-9s %4s %-14s %9s %9s %7s %9s %9s %7s %6s %s\n", "policy", "scope", "cap", "prefetch", "tok/s",
-           "pred", "err", "TTFT ms", "pred", "err", "io m/p", "counts");
+    /* read x, cpu x (--recalibrate): the machine just before the row ran,
+     * against the profile file: how far it had drifted */
+    printf("%-40s %-9s %4s %-14s %9s %9s %7s %9s %9s %7s %6s %6s %6s %5s %6s %s\n", "policy", "scope", "cap", "prefetch",
+           "tok/s", "pred", "err", "TTFT ms", "pred", "err", "io m/p", "read x", "cpu x", "steal", "spread", "counts");
     for (int f = 0; f < nf; f++)
         for (int g = 0; g < nc + ng; g++)
             for (int p = 0; p < np; p++) {
@@ -620,10 +760,20 @@ static int validate_grid(vopts *o, const char *path) {
                 r->err_ttft = rel_err(r->ttft_p, r->ttft_m);
                 r->exact = v.exact_ok;
                 r->io_ratio = io_busy_s(&v.pred) > 0 ? io_busy_s(&v.meas) / io_busy_s(&v.pred) : NAN;
+                r->k_read = v.k_read;
+                r->k_cpu = v.k_cpu;
+                r->steal = v.steal;
+                r->spread = v.spread;
                 vresult_free(&v);
-                printf("%-40s %-9s %4u %-14s %9.1f %9.1f %+6.1f%% %9.1f %9.1f %+6.1f%% %6.2f %s\n", r->policy, r->scope,
-                       r->capacity, r->prefetch, r->tok_m, r->tok_p, 100 * r->err_tok, 1e3 * r->ttft_m,
-                       1e3 * r->ttft_p, 100 * r->err_ttft, r->io_ratio, r->exact ? "exact" : "DIFFER");
+                char kr[16], kc[16], sp[16];
+                factor_text(r->k_read, kr, sizeof kr);
+                factor_text(r->k_cpu, kc, sizeof kc);
+                if (isnan(r->spread)) snprintf(sp, sizeof sp, "-");
+                else snprintf(sp, sizeof sp, "%.0f%%", 100 * r->spread);
+                printf("%-40s %-9s %4u %-14s %9.1f %9.1f %+6.1f%% %9.1f %9.1f %+6.1f%% %6.2f %6s %6s %4.0f%% %6s %s\n",
+                       r->policy, r->scope, r->capacity, r->prefetch, r->tok_m, r->tok_p, 100 * r->err_tok,
+                       1e3 * r->ttft_m, 1e3 * r->ttft_p, 100 * r->err_ttft, r->io_ratio, kr, kc, 100 * r->steal, sp,
+                       r->exact ? "exact" : "DIFFER");
                 fflush(stdout);
             }
     /* error statistics */
@@ -653,6 +803,31 @@ static int validate_grid(vopts *o, const char *path) {
                "within 15%%\n",
                n_io, nrows, 100 * fabs(e[n_io / 2]), within_io, n_io);
     else printf("I/O busy time within 15%% of predicted in 0 of %d\n", nrows);
+    /* the machine's own noise: the same configuration's repeats, and what
+     * the host took; an error inside a row's spread cannot be told from
+     * noise on this machine */
+    int n_sp = 0, inside = 0;
+    double *st = malloc((size_t)nrows * sizeof *st);
+    int n_st = 0;
+    for (int i = 0; i < nrows; i++) {
+        if (!isnan(rows[i].spread)) {
+            e[n_sp++] = rows[i].spread;
+            inside += fabs(rows[i].err_tok) <= rows[i].spread;
+        }
+        if (st && !isnan(rows[i].steal)) st[n_st++] = rows[i].steal;
+    }
+    if (n_sp) {
+        qsort(e, (size_t)n_sp, sizeof *e, cmp_abs);
+        printf("run-to-run spread (the repeats' slowest over fastest, less 1): median %.1f%%, max %.1f%%; tok/s error "
+               "within the row's spread in %d of %d\n",
+               100 * e[n_sp / 2], 100 * e[n_sp - 1], inside, n_sp);
+    }
+    if (n_st) {
+        qsort(st, (size_t)n_st, sizeof *st, cmp_abs);
+        printf("host steal during the kept runs: median %.1f%%, max %.1f%% of the CPUs' time\n", 100 * st[n_st / 2],
+               100 * st[n_st - 1]);
+    }
+    free(st);
     free(e);
     free(et);
     /* ranking of the policies at each (capacity, scope, prefetch) */
@@ -679,6 +854,7 @@ out:
     free(rows);
     free(ids);
     moe_trace_free(o->route);
+    moe_model_free(o->calib_m);
     moe_model_free(m);
     moe_ini_free(ini);
     return rc;
@@ -696,6 +872,7 @@ int cmd_validate(int argc, char **argv) {
         MOE_OFFLOAD_LONGOPTS,
         {"seed", required_argument, 0, 'X'},         {"prefill-chunk", required_argument, 0, 'X'},
         {"grid", required_argument, 0, 'g'},         {"section", required_argument, 0, 'G'},
+        {"recalibrate", optional_argument, 0, 'R'},
         {0, 0, 0, 0},
     };
     vopts o = {.device = "this-machine", .devices = MOE_LOCAL_DEVICES_INI, .max_tokens = 64, .repeat = 1,
@@ -728,6 +905,10 @@ int cmd_validate(int argc, char **argv) {
         case 'e': o.experiment = optarg; break;
         case 'J': o.json = 1; break;
         case 'g': grid = optarg; break;
+        case 'R':
+            bad = parse_recal(optarg ? optarg : "all", &o.recal, &err) && moe_fail_prefix(&err, "--recalibrate");
+            o.recal_set = 1;
+            break;
         case 'X': bad = moe_offload_opt_set(&o.off, opts[idx].name, optarg, &err) != 0; break;
         case 'h': printf(validate_usage, moe_offload_opts_help); return 0;
         default: fprintf(stderr, validate_usage, moe_offload_opts_help); return 2;

@@ -490,6 +490,58 @@ run $MOESIM validate --grid "$tmp/grid_bad.ini" --devices "$tmp/hand.ini" --devi
 if [ $rc -ne 0 ] && [ $rc -lt 128 ] && has err "$tmp/grid_bad.ini: [validate] stream_dense" && ! grep -q exact "$tmp/out"; then
     pass validate_grid_bad_stream_dense
 else fail validate_grid_bad_stream_dense "rc $rc: $(cat "$tmp/err")"; fi
+# --recalibrate in a grid: the machine measured again before each row; the
+# row is priced with the profile's read terms scaled by the printed factor
+# (checked against what the database stored: latency x k, bandwidth / k),
+# the profile file is left as it was, no temporary profile is left behind;
+# with repeats, the run-to-run spread and the host's steal are reported
+cp "$tmp/hand.ini" "$tmp/hand_before.ini"
+mkdir -p "$tmp/td_recal"
+sed 's/^capacities = 4$/capacities = 4\nrecalibrate = io\nrepeat = 2/; s/^prefetch = .*/prefetch = none/' "$tmp/grid.ini" >"$tmp/grid_recal.ini"
+run env TMPDIR="$tmp/td_recal" $MOESIM validate --grid "$tmp/grid_recal.ini" --devices "$tmp/hand.ini" --device hand \
+    --threads 2 --offload "$tmp/t.pack" $IO --db "$tmp/recal.db"
+k=$(awk '$1 == "lru" && $3 == 4 { print $(NF-4); exit }' "$tmp/out")
+cpu=$(awk '$1 == "lru" && $3 == 4 { print $(NF-3); exit }' "$tmp/out")
+spread=$(awk '$1 == "lru" && $3 == 4 { print $(NF-1); exit }' "$tmp/out")
+why=""
+if command -v sqlite3 >/dev/null 2>&1; then
+    q="select c.value from run_config c join run_config p on p.run_id = c.run_id and p.key = 'policy' and p.value like 'lru%'
+       join run_config k on k.run_id = c.run_id and k.key = 'kind' and k.value = 'predicted' where c.key ="
+    kdb=$(sqlite3 "$tmp/recal.db" "$q 'recal_read'")
+    dev=$(sqlite3 "$tmp/recal.db" "select config_text from runs r join run_config p on p.run_id = r.id and p.key = 'policy'
+        and p.value like 'lru%' join run_config k on k.run_id = r.id and k.key = 'kind' and k.value = 'predicted'" |
+        sed -n 's/^device=//p')
+    why=$(awk -v k="$kdb" -v p="$k" -v dev="$dev" 'BEGIN {
+        n = split(dev, kv, /[:,]/)
+        for (i = 1; i <= n; i++) { split(kv[i], a, "="); v[a[1]] = a[2] }
+        if (!(k > 0)) { print "no recal_read stored"; exit }
+        if (sprintf("%.2f", k) != p) { print "printed " p " stored " k; exit }
+        if ((v["io_latency_us"] - 100 * k) ^ 2 > (1e-3 * 100 * k) ^ 2) { print "latency " v["io_latency_us"] " not 100 x " k; exit }
+        if ((v["io_bandwidth_GBps"] * k - 1) ^ 2 > 1e-6) { print "bandwidth " v["io_bandwidth_GBps"] " not 1 / " k; exit }
+    }')
+fi
+if [ $rc -eq 0 ] && [ -z "$why" ] && [ "$cpu" = "-" ] && echo "$spread" | grep -q '^[0-9]*%$' &&
+   cmp -s "$tmp/hand.ini" "$tmp/hand_before.ini" && [ -z "$(ls -A "$tmp/td_recal")" ] &&
+   has out "run-to-run spread (the repeats' slowest over fastest, less 1): median" &&
+   has out "host steal during the kept runs: median"; then pass validate_grid_recalibrate_io
+else fail validate_grid_recalibrate_io "rc $rc, factor '$k' cpu '$cpu' spread '$spread', $why, left: $(ls -A "$tmp/td_recal"): $(cat "$tmp/out" "$tmp/err")"; fi
+# --recalibrate=all on one run: both factors in the JSON, and the steal
+run $VAL --capacity 8 --devices "$tmp/hand.ini" --device hand --json --recalibrate=all
+rd=$(sed -n 's/.*"recalibrated":{"read":\([0-9.e+-]*\),"cpu":\([0-9.e+-]*\)}.*/\1 \2/p' "$tmp/out")
+st=$(sed -n 's/.*"steal":\([0-9.e+-]*\).*/\1/p' "$tmp/out")
+if [ $rc -eq 0 ] && awk -v r="$rd" -v s="$st" 'BEGIN { split(r, a, " "); exit !(a[1] > 0 && a[2] > 0 && s >= 0 && s <= 1) }'; then
+    pass validate_recalibrate_all_json
+else fail validate_recalibrate_all_json "rc $rc, factors '$rd' steal '$st': $(cat "$tmp/out" "$tmp/err")"; fi
+# a bad recalibrate value: named with the file and the section, nothing run
+sed 's/^capacities = 4$/capacities = 4\nrecalibrate = sometimes/' "$tmp/grid.ini" >"$tmp/grid_bad.ini"
+run $MOESIM validate --grid "$tmp/grid_bad.ini" --devices "$tmp/hand.ini" --device hand --threads 2 --offload "$tmp/t.pack" $IO
+if [ $rc -ne 0 ] && [ $rc -lt 128 ] && has err "$tmp/grid_bad.ini: [validate] recalibrate: expected none, io or all, got 'sometimes'" &&
+   ! grep -q exact "$tmp/out"; then pass validate_grid_bad_recalibrate
+else fail validate_grid_bad_recalibrate "rc $rc: $(cat "$tmp/err")"; fi
+run $VAL --capacity 8 --devices "$tmp/hand.ini" --device hand --recalibrate=often
+if [ $rc -ne 0 ] && [ $rc -lt 128 ] && has err "--recalibrate: expected none, io or all, got 'often'" && [ ! -s "$tmp/out" ]; then
+    pass validate_bad_recalibrate
+else fail validate_bad_recalibrate "rc $rc: $(cat "$tmp/err")"; fi
 run $VAL --capacity 8 --devices "$tmp/hand.ini" --device other
 if [ $rc -eq 1 ] && has err "$tmp/hand.ini: device [other] was calibrated with model qwen3_moe, not tinymix"; then pass validate_other_model_profile
 else fail validate_other_model_profile "rc $rc: $(cat "$tmp/err")"; fi
