@@ -234,6 +234,7 @@ typedef struct vresult {
     double k_read, k_cpu; /* --recalibrate: read time and compute per token now / the profile's (NaN: not measured) */
     double steal;         /* share of the CPUs' time the host took during the kept run (host_steal.h) */
     double spread;        /* the repeats' slowest time over their fastest, less 1 (NaN: one run) */
+    double tok_p_file;    /* --recalibrate: tok/s predicted with the profile file instead (NaN: not recalibrated) */
 } vresult;
 
 static void vresult_free(vresult *v) {
@@ -348,7 +349,7 @@ static int validate_one(vopts *o, const moe_model *m, const int *ids, int n_ids,
     moe_offload_out out = {0};
     char pack[2048], dense[2048], logpath[4096] = "", extra_m[512], extra_p[512], extra_o[512], recal[4096] = "";
     memset(v, 0, sizeof *v);
-    v->k_read = v->k_cpu = v->steal = v->spread = NAN;
+    v->k_read = v->k_cpu = v->steal = v->spread = v->tok_p_file = NAN;
     if (moe_offload_pack_path(&o->off, o->model, pack, sizeof pack, err)) goto out;
     moe_offload_job job = {.model = m, .prompt = ids, .n_prompt = n_ids, .max_tokens = o->max_tokens,
                            .threads = (int)o->threads, .sample_seed = 1,
@@ -422,6 +423,14 @@ static int validate_one(vopts *o, const moe_model *m, const int *ids, int n_ids,
     }
     if (moe_replay(out.trace, &cfg, &v->pred, err)) goto out;
     v->have_pred = 1;
+    if (recal[0]) { /* the same replay priced with the profile file, for the comparison only (not stored) */
+        moe_replay_config cfg_file = cfg;
+        moe_replay_result r;
+        cfg_file.devices_path = o->devices;
+        if (moe_replay(out.trace, &cfg_file, &r, err)) goto out;
+        v->tok_p_file = metric(&r, "tok_s");
+        moe_replay_result_free(&r);
+    }
     moe_replay_config cfg_online = cfg;
     if (o->off.prefetch) {
         cfg_online.prefetch = o->off.prefetch;
@@ -632,6 +641,7 @@ typedef struct grid_row {
     double k_read, k_cpu; /* --recalibrate's factors (NaN: not measured) */
     double steal;         /* the host's share of the CPUs during the run */
     double spread;        /* run-to-run spread of the repeats */
+    double err_file;      /* --recalibrate: the tok/s error had the profile file priced the row */
     int exact;
 } grid_row;
 
@@ -764,6 +774,7 @@ static int validate_grid(vopts *o, const char *path) {
                 r->k_cpu = v.k_cpu;
                 r->steal = v.steal;
                 r->spread = v.spread;
+                r->err_file = rel_err(v.tok_p_file, r->tok_m);
                 vresult_free(&v);
                 char kr[16], kc[16], sp[16];
                 factor_text(r->k_read, kr, sizeof kr);
@@ -828,6 +839,19 @@ static int validate_grid(vopts *o, const char *path) {
                100 * st[n_st - 1]);
     }
     free(st);
+    /* --recalibrate against not: the same rows priced with the profile file */
+    int n_file = 0, within_file = 0;
+    for (int i = 0; i < nrows; i++)
+        if (!isnan(rows[i].err_file)) {
+            e[n_file++] = rows[i].err_file;
+            within_file += fabs(rows[i].err_file) <= 0.15;
+        }
+    if (n_file) {
+        qsort(e, (size_t)n_file, sizeof *e, cmp_abs);
+        printf("priced with the profile file instead of the measurement before each row: tok/s median |error| %.1f%%, "
+               "max %.1f%%, %d of %d within 15%%\n",
+               100 * fabs(e[n_file / 2]), 100 * fabs(e[n_file - 1]), within_file, n_file);
+    }
     free(e);
     free(et);
     /* ranking of the policies at each (capacity, scope, prefetch) */

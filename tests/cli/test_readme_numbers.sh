@@ -436,16 +436,26 @@ set -- $tk
 claim readme_validate_configurations "make validate ($V rows)" "runs the %s configurations of \`experiments/validate.ini\`" "$all"
 claim readme_validate_counts "make validate ($V: counts column)" "**equal in all %s** | | two calibrations" "$n"
 claim readme_validate_tok_s "make validate ($V tok/s line)" "**%s %%** (%s %%) | | configurations within 15 %%" "$1" "$(fix "$2" 0)"
-claim readme_validate_within "make validate ($V tok/s line)" "| %s of %s | | TTFT" "$3" "$4"
+claim readme_validate_within "make validate ($V tok/s line)" "| %s of %s | | the same rows priced" "$3" "$4"
 claim readme_validate_within_text "make validate ($V tok/s line)" "%s of %s configurations are within 15 %%; the rest are off in both directions, by up to %s %%" \
     "$3" "$4" "$(fix "$2" 0)"
 set -- $(sed -n 's/^I\/O busy time within 15% of predicted in \([0-9]*\) of [0-9]*; over those, tok\/s median |error| \([0-9.]*\)%, \([0-9]*\) of.*/\1 \2 \3/p' $V)
 claim readme_validate_io_rows "make validate ($V I/O busy line)" \
     "over the %s configurations whose device ran within 15 %% of its calibration the median error is %s %%, with %s of them within 15 %%" \
     "$1" "$2" "$3"
-claim readme_validate_io_late "make validate ($V io m/p column, transition rows at 8, 16, 48)" "(\`io m/p\` %s–%s)" \
-    "$(awk '$4 == "transition" && $3 != 4 {print $(NF - 1)}' $V | sort -g | head -1)" \
-    "$(awk '$4 == "transition" && $3 != 4 {print $(NF - 1)}' $V | sort -g | tail -1)"
+# the --recalibrate factors (read x, cpu x) and the machine's own noise
+col() { awk -v k="$1" '/ exact$/ {print $(NF - k)}' $V | sort -g | sed -n "$2"; }
+claim readme_validate_recal_factors "make validate ($V read x, cpu x columns)" "(\`read x\` %s–%s and \`cpu x\` %s–%s against it)" \
+    "$(col 4 1p)" "$(col 4 '$p')" "$(col 3 1p)" "$(col 3 '$p')"
+set -- $(sed -n 's/^priced with the profile file instead of the measurement before each row: tok\/s median |error| \([0-9.]*\)%, max [0-9.]*%, \([0-9]*\) of \([0-9]*\) within 15%$/\1 \2 \3/p' $V)
+claim readme_validate_file_priced "make validate ($V profile-file line)" \
+    "| the same rows priced with the calibration made before the grid: median \\|error\\|, within 15 %% | | | | | %s %%, %s of %s |" "$1" "$2" "$3"
+set -- $(sed -n 's/^run-to-run spread (the repeats. slowest over fastest, less 1): median \([0-9.]*\)%, max \([0-9.]*\)%; tok\/s error within the row.s spread in \([0-9]*\) of \([0-9]*\)$/\1 \2 \3 \4/p' $V)
+claim readme_validate_spread "make validate ($V spread line)" "| the same configuration's 3 repeats apart: median (max) | | | | | %s %% (%s %%) |" "$1" "$2"
+claim readme_validate_spread_text "make validate ($V spread line)" "were a median %s %% apart and up to %s %%; in %s of %s rows the error is within that row's own spread" \
+    "$1" "$2" "$3" "$4"
+set -- $(sed -n 's/^host steal during the kept runs: median \([0-9.]*\)%, max \([0-9.]*\)% of the CPUs. time$/\1 \2/p' $V)
+claim readme_validate_steal "make validate ($V steal line)" "| host steal during the kept runs: median (max) | | | | | %s %% (%s %%) |" "$1" "$2"
 set -- $tt
 claim readme_validate_ttft "make validate ($V TTFT line)" "**%s %%** (%s %%) | | policies ranked" "$1" "$(fix "$2" 0)"
 claim readme_validate_kendall "make validate ($V mean Kendall tau)" "| %s | On 12-01 the predictions" \
