@@ -5,7 +5,6 @@
  * `moesim validate --recalibrate` runs them again before each
  * configuration, because this VM's disk and CPU drift by a third within
  * minutes (calib_probe.h). */
-#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +15,6 @@
 #include <gsl/gsl_multifit.h>
 
 #include "../backend/engine.h"
-#include "../backend/matmul.h"
 #include "../backend/offload.h"
 #include "../backend/pack.h"
 #include "../core/timing.h"

@@ -24,7 +24,6 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stddef.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,13 +32,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <gsl/gsl_fit.h>
-#include <gsl/gsl_multifit.h>
 
-#include "../backend/engine.h"
 #include "../backend/iobench.h"
 #include "../backend/matmul.h"
-#include "../backend/offload.h"
 #include "../backend/pack.h"
 #include "../core/device_profile.h"
 #include "../core/timing.h"
