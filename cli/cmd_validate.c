@@ -1,7 +1,6 @@
 /* cmd_validate.c: `moesim validate` — run the backend offloaded, replay the
  * captured trace in the simulator with the same configuration and the
  * calibrated device profile, and set measured against predicted. */
-#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -286,9 +285,9 @@ static void print_json(const vresult *v, const vresult *warm) {
     printf("}\n");
 }
 
-/* --recalibrate: measure the machine as calibrate does, now, and write the
- * profile that prices this configuration into `path` (a section of the
- * same name in a file of its own; the profile file is left as it is).
+/* --recalibrate: measure the machine as calibrate does, now, into `d`, the
+ * profile that prices this configuration (held in memory: the profile file
+ * is left as it is).
  * Reads: demand reads of the pack through the backend's queue; the
  * profile's read (idle and beside a busy core) is scaled by the ratio of
  * that read time to its own at one expert, so what calibrate fitted over
@@ -297,8 +296,8 @@ static void print_json(const vresult *v, const vresult *warm) {
  * This VM's disk and CPU drift by a third within minutes
  * (calib_probe.h): measured before the run, the profile describes the
  * machine the run meets, and the factors say how far it had moved. */
-static int recalibrate(vopts *o, const moe_model *m, const char *pack, int io_mode, char *path, size_t cap, vresult *v,
-                       moe_error *err) {
+static int recalibrate(vopts *o, const moe_model *m, const char *pack, int io_mode, moe_device_profile *now,
+                       vresult *v, moe_error *err) {
     moe_device_profile base, d;
     moe_pack pk;
     if (strchr(pack, ','))
@@ -327,19 +326,8 @@ static int recalibrate(vopts *o, const moe_model *m, const char *pack, int io_mo
         double a = d.dense_us_per_token + d.expert_us_per_token, b = base.dense_us_per_token + base.expert_us_per_token;
         v->k_cpu = b > 0 ? a / b : NAN;
     }
-    char sec[4096], desc[256];
-    snprintf(desc, sizeof desc, "[%s] of %s measured again by moesim validate --recalibrate", o->device, o->devices);
-    if (calib_section_text(&d, desc, io_mode, sec, sizeof sec)) return moe_fail(err, "recalibrate: profile too long");
-    const char *tmp = getenv("TMPDIR");
-    snprintf(path, cap, "%s/moesim-validate-%ld.ini", tmp && *tmp ? tmp : "/tmp", (long)getpid());
-    FILE *f = fopen(path, "w");
-    if (!f) return moe_fail(err, "%s: cannot write (%s)", path, strerror(errno));
-    int bad = fputs(sec + 1, f) < 0;
-    bad |= fclose(f) != 0;
-    if (bad) {
-        unlink(path);
-        return moe_fail(err, "%s: write failed", path);
-    }
+    moe_device_profile_canonicalize(&d);
+    *now = d;
     return 0;
 }
 
@@ -347,7 +335,9 @@ static int recalibrate(vopts *o, const moe_model *m, const char *pack, int io_mo
 static int validate_one(vopts *o, const moe_model *m, const int *ids, int n_ids, vresult *v, moe_error *err) {
     int rc = -1;
     moe_offload_out out = {0};
-    char pack[2048], dense[2048], logpath[4096] = "", extra_m[512], extra_p[512], extra_o[512], recal[4096] = "";
+    char pack[2048], dense[2048], logpath[4096] = "", extra_m[512], extra_p[512], extra_o[512];
+    moe_device_profile now; /* --recalibrate: the profile measured just before the run */
+    memset(&now, 0, sizeof now);
     memset(v, 0, sizeof *v);
     v->k_read = v->k_cpu = v->steal = v->spread = v->tok_p_file = NAN;
     if (moe_offload_pack_path(&o->off, o->model, pack, sizeof pack, err)) goto out;
@@ -373,7 +363,7 @@ static int validate_one(vopts *o, const moe_model *m, const int *ids, int n_ids,
         if (job.capture_lookahead < 1) job.capture_lookahead = 1;
     }
     /* measured last thing before the run it prices */
-    if (o->recal && recalibrate(o, m, pack, job.oc.io_mode, recal, sizeof recal, v, err)) goto out;
+    if (o->recal && recalibrate(o, m, pack, job.oc.io_mode, &now, v, err)) goto out;
     if (run_repeats(o, &job, &out, &v->steal, &v->spread, err)) goto out;
     snprintf(v->policy, sizeof v->policy, "%s", moe_offload_policy(out.off));
     v->capacity = job.oc.capacity;
@@ -396,10 +386,11 @@ static int validate_one(vopts *o, const moe_model *m, const int *ids, int n_ids,
     moe_replay_config cfg = {.policy = v->policy, .capacity = job.oc.capacity,
                              .scope = job.oc.global ? MOE_SCOPE_GLOBAL : MOE_SCOPE_PER_LAYER,
                              .cold_per_seq = job.oc.cold_per_seq, .seed = job.oc.seed, .split = job.oc.split,
-                             .device = o->device, .devices_path = recal[0] ? recal : o->devices, .load_state = job.oc.load_state,
+                             .device = o->device, .devices_path = o->devices, .load_state = job.oc.load_state,
                              .on_miss = job.oc.on_miss, .skip = o->off.skip,
                              /* the dense stream as run: its budget and the pack's block bytes */
-                             .stream_dense = job.oc.stream_dense, .dense_bytes = out.stats->dense_block_bytes};
+                             .stream_dense = job.oc.stream_dense, .dense_bytes = out.stats->dense_block_bytes,
+                             .device_profile = o->recal ? &now : NULL};
     cfg.on_miss = moe_offload_on_miss(out.off); /* lowbit: with the bits its packs gave */
     /* the pack's precision prices reads and bytes */
     /* (a quantized pack's blocks are the trace header's bytes of that tier) */
@@ -423,10 +414,10 @@ static int validate_one(vopts *o, const moe_model *m, const int *ids, int n_ids,
     }
     if (moe_replay(out.trace, &cfg, &v->pred, err)) goto out;
     v->have_pred = 1;
-    if (recal[0]) { /* the same replay priced with the profile file, for the comparison only (not stored) */
+    if (o->recal) { /* the same replay priced with the profile file, for the comparison only (not stored) */
         moe_replay_config cfg_file = cfg;
         moe_replay_result r;
-        cfg_file.devices_path = o->devices;
+        cfg_file.device_profile = NULL;
         if (moe_replay(out.trace, &cfg_file, &r, err)) goto out;
         v->tok_p_file = metric(&r, "tok_s");
         moe_replay_result_free(&r);
@@ -446,6 +437,7 @@ static int validate_one(vopts *o, const moe_model *m, const int *ids, int n_ids,
     if (o->db) {
         moe_replay_config cfg_m = cfg;
         cfg_m.device = NULL; /* measured: no profile priced it */
+        cfg_m.device_profile = NULL;
         cfg_m.precision = NULL;
         cfg_m.prefetch = o->off.prefetch;
         snprintf(extra_m, sizeof extra_m, "io=%s\nio_threads=%u\nkind=measured\nsteal=%.4f\nthreads=%llu\nvalidation=%s",
@@ -468,7 +460,6 @@ static int validate_one(vopts *o, const moe_model *m, const int *ids, int n_ids,
     rc = 0;
 out:
     if (logpath[0] && !o->off.prefetch_log) unlink(logpath);
-    if (recal[0]) unlink(recal);
     moe_offload_out_free(&out);
     if (rc) vresult_free(v);
     return rc;

@@ -55,6 +55,31 @@ static moe_ini *open_section(const char *path, const char *what, const char *nam
     return ini;
 }
 
+void moe_device_profile_canonicalize(moe_device_profile *d) {
+    /* The values, not just the name, identify a run: editing the profile
+     * changes the config text and so the run's identity. %g keeps six
+     * digits, so a value read from the file prints as it was written. */
+    snprintf(d->canonical, sizeof d->canonical,
+             "%s:io_channels=%u,io_latency_us=%g,io_bandwidth_GBps=%g,mem_bandwidth_GBps=%g,"
+             "peak_tflops=%g,expert_overhead_us=%g,layer_overhead_us=%g",
+             d->name, d->io_channels, d->io_latency_s * 1e6, d->io_bandwidth_Bps / 1e9, d->mem_bandwidth_Bps / 1e9,
+             d->peak_flops / 1e12, d->expert_overhead_s * 1e6, d->layer_overhead_s * 1e6);
+    size_t n = strlen(d->canonical);
+    if (d->measured_compute)
+        n += (size_t)snprintf(d->canonical + n, sizeof d->canonical - n,
+                              ",model=%s,dense_us=%g,dense_us_per_token=%g,attn_ns_per_ctx=%g,expert_us=%g,"
+                              "expert_us_per_token=%g,head_us=%g",
+                              d->model, d->dense_us, d->dense_us_per_token, d->attn_ns_per_ctx, d->expert_us,
+                              d->expert_us_per_token, d->head_us);
+    if (n < sizeof d->canonical && d->io_busy_bandwidth_Bps > 0)
+        n += (size_t)snprintf(d->canonical + n, sizeof d->canonical - n,
+                              ",io_busy_latency_us=%g,io_busy_bandwidth_GBps=%g", d->io_busy_latency_s * 1e6,
+                              d->io_busy_bandwidth_Bps / 1e9);
+    if (n < sizeof d->canonical && (d->io_wake_s > 0 || d->io_resume_s > 0))
+        snprintf(d->canonical + n, sizeof d->canonical - n, ",io_wake_us=%g,io_resume_us=%g", d->io_wake_s * 1e6,
+                 d->io_resume_s * 1e6);
+}
+
 int moe_device_profile_load(const char *path, const char *name, moe_device_profile *out, moe_error *err) {
     static const char *const keys[] = {"description", "io_channels", "io_latency_us", "io_bandwidth_GBps",
                                        "mem_bandwidth_GBps", "peak_tflops", "expert_overhead_us",
@@ -122,29 +147,7 @@ int moe_device_profile_load(const char *path, const char *name, moe_device_profi
     out->peak_flops = tf * 1e12;
     out->expert_overhead_s = eo * 1e-6;
     out->layer_overhead_s = lo * 1e-6;
-    /* The values, not just the name, identify a run: editing the profile
-     * changes the config text and so the run's identity. */
-    snprintf(out->canonical, sizeof out->canonical,
-             "%s:io_channels=%u,io_latency_us=%g,io_bandwidth_GBps=%g,mem_bandwidth_GBps=%g,"
-             "peak_tflops=%g,expert_overhead_us=%g,layer_overhead_us=%g",
-             s, out->io_channels, lat, bw, mbw, tf, eo, lo);
-    if (out->measured_compute) {
-        size_t n = strlen(out->canonical);
-        snprintf(out->canonical + n, sizeof out->canonical - n,
-                 ",model=%s,dense_us=%g,dense_us_per_token=%g,attn_ns_per_ctx=%g,expert_us=%g,"
-                 "expert_us_per_token=%g,head_us=%g",
-                 out->model, out->dense_us, out->dense_us_per_token, out->attn_ns_per_ctx, out->expert_us,
-                 out->expert_us_per_token, out->head_us);
-    }
-    if (out->io_busy_bandwidth_Bps > 0) {
-        size_t n = strlen(out->canonical);
-        snprintf(out->canonical + n, sizeof out->canonical - n, ",io_busy_latency_us=%g,io_busy_bandwidth_GBps=%g",
-                 blat, bbw);
-    }
-    if (wake > 0 || resume > 0) {
-        size_t n = strlen(out->canonical);
-        snprintf(out->canonical + n, sizeof out->canonical - n, ",io_wake_us=%g,io_resume_us=%g", wake, resume);
-    }
+    moe_device_profile_canonicalize(out);
     rc = 0;
 out:
     moe_ini_free(ini);

@@ -100,6 +100,9 @@ int moe_prec_of_bits(long bits);
 /* Load section `name` (case-insensitive) of a devices file. Unknown names
  * list the known ones; unknown keys are errors with file:line. */
 int moe_device_profile_load(const char *path, const char *name, moe_device_profile *out, moe_error *err);
+/* Rebuild d->canonical from its fields (after changing them in memory, as
+ * `validate --recalibrate` does). */
+void moe_device_profile_canonicalize(moe_device_profile *d);
 /* Load a model profile; spec is "name" or "name:dense_bits=4,..." where the
  * options override the file (keys: dense_bits, quant_overhead_bits, attn_us). */
 int moe_model_profile_load(const char *path, const char *spec, moe_model_profile *out, moe_error *err);

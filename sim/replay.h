@@ -52,6 +52,10 @@ typedef struct moe_replay_config {
     const char *device;     /* device profile name: turns the timing model on */
     const char *model;      /* model profile spec "name[:dense_bits=4,...]", NULL = trace header */
     const char *devices_path, *models_path; /* NULL = experiments/devices.ini, models.ini */
+    /* A device profile held in memory (`validate --recalibrate` measures one
+     * before each run): used instead of loading `device` from devices_path;
+     * `device` must still be set, it turns the timing model on. */
+    const struct moe_device_profile *device_profile;
     uint64_t capacity_bytes; /* > 0: byte capacity in all (split evenly per layer in per-layer scope) */
     double capacity_frac;   /* > 0: byte capacity = this fraction of all experts' bytes */
     /* Per-layer capacity split (core/split.h): "uniform" (= NULL, the plain
@@ -119,6 +123,9 @@ typedef struct moe_replay_result {
 int moe_replay(const moe_trace *t, const moe_replay_config *cfg, moe_replay_result *res,
                moe_error *err);
 void moe_replay_result_free(moe_replay_result *r);
+/* The device profile cfg prices with: cfg->device_profile if set, else
+ * cfg->device loaded from cfg->devices_path (default experiments/devices.ini). */
+int moe_replay_device(const moe_replay_config *cfg, struct moe_device_profile *out, moe_error *err);
 /* Allocate the per-layer, warm-up-curve and per-sequence arrays of a result
  * (0 or -1); shared by the replay's two loops and the offloaded backend's
  * runs so their results have one shape. */

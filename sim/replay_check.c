@@ -82,7 +82,7 @@ int moe_replay_ext_check(const moe_trace *t, const moe_replay_config *cfg, moe_e
                         cfg->models_path ? cfg->models_path : MOE_MODELS_INI);
     if (cfg->device) {
         moe_device_profile d;
-        if (moe_device_profile_load(cfg->devices_path ? cfg->devices_path : MOE_DEVICES_INI, cfg->device, &d, err))
+        if (moe_replay_device(cfg, &d, err))
             return -1;
         if (d.measured_compute && strcmp(d.model, t->model))
             return moe_fail(err, "device %s: its compute terms were measured with model %s, the trace is of %s "

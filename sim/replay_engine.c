@@ -430,7 +430,7 @@ static int setup(eng *g, moe_error *err) {
     if (g->have_bytes) snprintf(x->model, sizeof x->model, "%s", g->model.canonical);
     memcpy(x->expert_bytes, g->model.expert_bytes, sizeof x->expert_bytes);
     if (cfg->device) {
-        if (moe_device_profile_load(cfg->devices_path ? cfg->devices_path : MOE_DEVICES_INI, cfg->device, &g->dev, err))
+        if (moe_replay_device(cfg, &g->dev, err))
             return -1;
         g->timing = x->timing = 1;
         snprintf(x->device, sizeof x->device, "%s", g->dev.canonical);

@@ -180,7 +180,7 @@ int moe_replay_config_check(const moe_replay_config *cfg, moe_error *err) {
     char canon[512];
     if (cfg->device) {
         moe_device_profile d;
-        if (moe_device_profile_load(cfg->devices_path ? cfg->devices_path : MOE_DEVICES_INI, cfg->device, &d, err))
+        if (moe_replay_device(cfg, &d, err))
             return -1;
     }
     if (cfg->model) {

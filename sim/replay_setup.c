@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/device_profile.h"
 #include "../core/split.h"
 #include "replay_ext.h"
 #include "replay_internal.h"
@@ -92,6 +93,14 @@ int moe_replay_result_alloc(moe_replay_result *res, const moe_trace *t, uint32_t
     res->win_hits = calloc(res->n_windows, sizeof(uint64_t));
     if (!res->layer_accesses || !res->layer_hits || !res->win_accesses || !res->win_hits) return -1;
     return result_alloc_seqs(res, t) || result_alloc_since_start(res, t) ? -1 : 0;
+}
+
+int moe_replay_device(const moe_replay_config *cfg, moe_device_profile *out, moe_error *err) {
+    if (cfg->device_profile) {
+        *out = *cfg->device_profile;
+        return 0;
+    }
+    return moe_device_profile_load(cfg->devices_path ? cfg->devices_path : MOE_DEVICES_INI, cfg->device, out, err);
 }
 
 void moe_replay_result_free(moe_replay_result *r) {

@@ -38,7 +38,7 @@ int moe_run_config_text_err(const moe_replay_config *cfg, const char *canonical_
     snprintf(lines[n++], sizeof lines[0], "seed=%llu", (unsigned long long)cfg->seed);
     if (cfg->device) {
         moe_device_profile d;
-        if (moe_device_profile_load(cfg->devices_path ? cfg->devices_path : MOE_DEVICES_INI, cfg->device, &d, err))
+        if (moe_replay_device(cfg, &d, err))
             return -1;
         snprintf(lines[n++], sizeof lines[0], "device=%s", d.canonical);
     }
