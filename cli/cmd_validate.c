@@ -66,6 +66,10 @@ static const char validate_usage[] =
     "                       statistics and Kendall tau of the policies' ranking\n"
     "  --section NAME       the grid's section (default validate; experiments/\n"
     "                       validate_scale.ini has one per geometry)\n"
+    "  --passes N           run the whole grid N times (default: the grid's passes\n"
+    "                       key, else 1), each pass starting further round, every\n"
+    "                       run priced by its own --recalibrate; a row's figures are\n"
+    "                       the medians over its passes\n"
     "  -h, --help           this text\n"
     "\n"
     "%s"
@@ -117,6 +121,8 @@ typedef struct vopts {
     int threads_set;           /* --threads given, else the profile's */
     int recal, recal_set;      /* --recalibrate: RECAL_*; given (wins over the grid's key) */
     moe_model *calib_m;        /* the model as calibrate computes it (RECAL_ALL), loaded once */
+    uint64_t passes;           /* --passes (0: the grid's key, else 1) */
+    uint64_t pass;             /* --grid with passes: this row's pass, 1-based (0: no passes), stored */
 } vopts;
 
 /* --recalibrate: what is measured again before each configuration. */
@@ -400,6 +406,10 @@ static int validate_one(vopts *o, const moe_model *m, const int *ids, int n_ids,
         if (tier_spec[p] && out.stats->expert_bytes == out.trace->expert_bytes[p]) cfg.precision = tier_spec[p];
     if (o->off.precision) cfg.precision = o->off.precision; /* several packs: the plan chose each read's tier */
     snprintf(extra_p, sizeof extra_p, "kind=predicted\nvalidation=%s", v->vid);
+    if (o->pass) { /* a grid's pass: which of the row's validations this is */
+        size_t n = strlen(extra_p);
+        snprintf(extra_p + n, sizeof extra_p - n, "\npass=%llu", (unsigned long long)o->pass);
+    }
     if (o->recal) { /* how far the machine had moved from the profile file */
         size_t n = strlen(extra_p);
         snprintf(extra_p + n, sizeof extra_p - n, "\nrecalibrated=%s\nrecal_read=%.4f", o->recal == RECAL_ALL ? "all" : "io",
@@ -442,6 +452,10 @@ static int validate_one(vopts *o, const moe_model *m, const int *ids, int n_ids,
         cfg_m.prefetch = o->off.prefetch;
         snprintf(extra_m, sizeof extra_m, "io=%s\nio_threads=%u\nkind=measured\nsteal=%.4f\nthreads=%llu\nvalidation=%s",
                  moe_io_mode_name(job.oc.io_mode), job.oc.io_threads, v->steal, (unsigned long long)o->threads, v->vid);
+        if (o->pass) {
+            size_t n = strlen(extra_m);
+            snprintf(extra_m + n, sizeof extra_m - n, "\npass=%llu", (unsigned long long)o->pass);
+        }
         cfg_m.extra_config = extra_m;
         moe_db *db = moe_db_open(o->db, err);
         const char *tpath = o->trace_out ? o->trace_out : "(captured by validate)";
@@ -624,17 +638,42 @@ static int *grid_prompt(const moe_ini *ini, const char *sec, int *n, moe_error *
     return ids;
 }
 
+/* One row of the grid: a configuration, and its figures over the passes
+ * (each the median of the passes' values; one pass: that pass's). */
 typedef struct grid_row {
-    char policy[64], scope[16], prefetch[64];
-    uint32_t capacity;
+    const char *policy, *scope, *prefetch, *capacity_spec; /* as the grid gives them */
+    int global;
+    uint32_t capacity; /* in experts, as run */
     double tok_m, tok_p, ttft_m, ttft_p, err_tok, err_ttft;
     double io_ratio; /* I/O busy time measured / predicted (NaN: no reads) */
     double k_read, k_cpu; /* --recalibrate's factors (NaN: not measured) */
     double steal;         /* the host's share of the CPUs during the run */
-    double spread;        /* run-to-run spread of the repeats */
+    double spread;        /* run-to-run spread: over the passes, or one pass's repeats */
     double err_file;      /* --recalibrate: the tok/s error had the profile file priced the row */
     int exact;
+    /* per pass: tok/s measured, predicted, with the profile file; TTFT measured,
+     * predicted; I/O busy measured / predicted; factors; steal; spread */
+    double *pass_v; /* n_passes x PV_COUNT */
 } grid_row;
+
+enum { PV_TOK_M, PV_TOK_P, PV_TOK_FILE, PV_TTFT_M, PV_TTFT_P, PV_IO, PV_K_READ, PV_K_CPU, PV_STEAL, PV_SPREAD, PV_COUNT };
+
+/* Median of the finite values among v[0], v[stride], ... (n of them); the
+ * mean of the middle two for an even count; NaN if none. */
+static double median_of(const double *v, size_t n, size_t stride) {
+    double buf[64];
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < 64; i++)
+        if (isfinite(v[i * stride])) buf[k++] = v[i * stride];
+    if (!k) return NAN;
+    for (size_t i = 1; i < k; i++) /* a handful of passes: insertion sort */
+        for (size_t j = i; j > 0 && buf[j - 1] > buf[j]; j--) {
+            double t = buf[j];
+            buf[j] = buf[j - 1];
+            buf[j - 1] = t;
+        }
+    return k % 2 ? buf[k / 2] : 0.5 * (buf[k / 2 - 1] + buf[k / 2]);
+}
 
 /* A --recalibrate factor for the table: "-" where not measured. */
 static void factor_text(double k, char *buf, size_t cap) {
@@ -645,12 +684,53 @@ static void factor_text(double k, char *buf, size_t cap) {
 /* The I/O channels' busy time of a run (utilisation x duration). */
 static double io_busy_s(const moe_replay_result *r) { return metric(r, "io_utilisation") * metric(r, "total_s"); }
 
+/* A row's figures from its passes: medians of the passes' values; the
+ * spread is the passes' slowest over fastest (one pass: its repeats'). */
+static void grid_row_finish(grid_row *r, uint64_t passes) {
+    const double *v = r->pass_v;
+    r->tok_m = median_of(v + PV_TOK_M, passes, PV_COUNT);
+    r->tok_p = median_of(v + PV_TOK_P, passes, PV_COUNT);
+    r->ttft_m = median_of(v + PV_TTFT_M, passes, PV_COUNT);
+    r->ttft_p = median_of(v + PV_TTFT_P, passes, PV_COUNT);
+    r->err_tok = rel_err(r->tok_p, r->tok_m);
+    r->err_ttft = rel_err(r->ttft_p, r->ttft_m);
+    r->io_ratio = median_of(v + PV_IO, passes, PV_COUNT);
+    r->k_read = median_of(v + PV_K_READ, passes, PV_COUNT);
+    r->k_cpu = median_of(v + PV_K_CPU, passes, PV_COUNT);
+    r->steal = median_of(v + PV_STEAL, passes, PV_COUNT);
+    r->err_file = rel_err(median_of(v + PV_TOK_FILE, passes, PV_COUNT), r->tok_m);
+    if (passes == 1) {
+        r->spread = v[PV_SPREAD];
+        return;
+    }
+    double lo = v[PV_TOK_M], hi = lo;
+    for (uint64_t p = 1; p < passes; p++) {
+        double t = v[p * PV_COUNT + PV_TOK_M];
+        lo = t < lo ? t : lo;
+        hi = t > hi ? t : hi;
+    }
+    r->spread = lo > 0 ? hi / lo - 1 : NAN;
+}
+
+static void print_row(const grid_row *r) {
+    char kr[16], kc[16], sp[16];
+    factor_text(r->k_read, kr, sizeof kr);
+    factor_text(r->k_cpu, kc, sizeof kc);
+    if (isnan(r->spread)) snprintf(sp, sizeof sp, "-");
+    else snprintf(sp, sizeof sp, "%.0f%%", 100 * r->spread);
+    printf("%-40s %-9s %4u %-14s %9.1f %9.1f %+6.1f%% %9.1f %9.1f %+6.1f%% %6.2f %6s %6s %4.0f%% %6s %s\n", r->policy,
+           r->scope, r->capacity, r->prefetch, r->tok_m, r->tok_p, 100 * r->err_tok, 1e3 * r->ttft_m, 1e3 * r->ttft_p,
+           100 * r->err_ttft, r->io_ratio, kr, kc, 100 * r->steal, sp, r->exact ? "exact" : "DIFFER");
+    fflush(stdout);
+}
+
 static int validate_grid(vopts *o, const char *path) {
     moe_error err = {{0}};
     int rc = 1, n_ids = 0, nrows = 0;
     moe_model *m = NULL;
     int *ids = NULL;
     grid_row *rows = NULL;
+    double *pass_v = NULL; /* every row's per-pass figures */
     moe_device_profile dev;
     moe_ini *ini = moe_ini_load(path, &err);
     const char *sec = o->section ? o->section : "validate";
@@ -660,7 +740,7 @@ static int validate_grid(vopts *o, const char *path) {
         goto out;
     }
     static const char *const keys[] = {"description", "model", "prompt_files", "prompt_bytes", "max_tokens",
-                                       "repeat", "policies", "capacities", "global_capacities", "prefetch", "io",
+                                       "repeat", "passes", "policies", "capacities", "global_capacities", "prefetch", "io",
                                        "route_from", "route_steps", "route_truncate", "device", "stream_dense", "recalibrate",
                                        NULL};
     if (moe_ini_check_keys(ini, sec, keys, &err)) goto out;
@@ -711,18 +791,35 @@ static int validate_grid(vopts *o, const char *path) {
         moe_fail(&err, "%s: the grid is empty (policies x capacities x prefetch)", path);
         goto out;
     }
-    if (!(rows = calloc((size_t)total, sizeof *rows))) {
+    uint64_t passes = o->passes;
+    if (!passes && moe_ini_get_u64(ini, sec, "passes", 1, 1, 64, &passes, &err)) goto out;
+    if (!(rows = calloc((size_t)total, sizeof *rows)) ||
+        !(pass_v = calloc((size_t)total * passes * PV_COUNT, sizeof *pass_v))) {
         moe_fail(&err, "out of memory");
         goto out;
     }
+    /* the rows in the table's order: by prefetcher, capacity, policy */
+    for (int f = 0; f < nf; f++)
+        for (int g = 0; g < nc + ng; g++)
+            for (int p = 0; p < np; p++) {
+                grid_row *r = &rows[nrows];
+                r->policy = pols[p];
+                r->global = g >= nc;
+                r->scope = r->global ? "global" : "per-layer";
+                r->capacity_spec = r->global ? gcaps[g - nc] : caps[g];
+                r->prefetch = pfs[f];
+                r->pass_v = pass_v + (size_t)nrows++ * passes * PV_COUNT;
+            }
+    char passes_text[64] = "";
+    if (passes > 1) snprintf(passes_text, sizeof passes_text, " x %llu passes", (unsigned long long)passes);
     if (o->route)
-        fprintf(stderr, "moesim validate: %d configurations x %llu runs, routing of %s (%llu steps)\n", total,
-                (unsigned long long)o->repeat, o->off.route_from,
+        fprintf(stderr, "moesim validate: %d configurations x %llu runs%s, routing of %s (%llu steps)\n", total,
+                (unsigned long long)o->repeat, passes_text, o->off.route_from,
                 (unsigned long long)(o->off.route_steps && o->off.route_steps < o->route->n_steps ? o->off.route_steps
                                                                                                  : o->route->n_steps));
     else
-        fprintf(stderr, "moesim validate: %d configurations x %llu runs, prompt %d bytes, %llu generated\n", total,
-                (unsigned long long)o->repeat, n_ids, (unsigned long long)o->max_tokens);
+        fprintf(stderr, "moesim validate: %d configurations x %llu runs%s, prompt %d bytes, %llu generated\n", total,
+                (unsigned long long)o->repeat, passes_text, n_ids, (unsigned long long)o->max_tokens);
     /* io m/p: the I/O busy time measured over predicted, so a row whose
      * device ran slower or faster than calibrated (this VM's disk moved
      * between 1.2 and 4.2 GB/s on the same reads within minutes) can be
@@ -731,53 +828,56 @@ static int validate_grid(vopts *o, const char *path) {
      * against the profile file: how far it had drifted */
     printf("%-40s %-9s %4s %-14s %9s %9s %7s %9s %9s %7s %6s %6s %6s %5s %6s %s\n", "policy", "scope", "cap", "prefetch",
            "tok/s", "pred", "err", "TTFT ms", "pred", "err", "io m/p", "read x", "cpu x", "steal", "spread", "counts");
-    for (int f = 0; f < nf; f++)
-        for (int g = 0; g < nc + ng; g++)
-            for (int p = 0; p < np; p++) {
-                int global = g >= nc;
-                moe_offload_opts off = o->off;
-                moe_error e2 = {{0}};
-                off.policy = pols[p];
-                off.capacity = global ? gcaps[g - nc] : caps[g];
-                off.global = global;
-                if (moe_offload_opt_set(&off, "prefetch", pfs[f], &e2) < 0) {
-                    err = e2;
-                    goto out;
-                }
-                vopts one = *o;
-                one.off = off;
-                vresult v;
-                if (validate_one(&one, m, ids, n_ids, &v, &err)) goto out;
-                grid_row *r = &rows[nrows++];
-                snprintf(r->policy, sizeof r->policy, "%s", pols[p]);
-                snprintf(r->scope, sizeof r->scope, "%s", global ? "global" : "per-layer");
-                snprintf(r->prefetch, sizeof r->prefetch, "%s", pfs[f]);
-                r->capacity = v.capacity;
-                r->tok_m = metric(&v.meas, "tok_s");
-                r->tok_p = metric(&v.pred, "tok_s");
-                r->ttft_m = metric(&v.meas, "ttft_mean_s");
-                r->ttft_p = metric(&v.pred, "ttft_mean_s");
-                r->err_tok = rel_err(r->tok_p, r->tok_m);
-                r->err_ttft = rel_err(r->ttft_p, r->ttft_m);
-                r->exact = v.exact_ok;
-                r->io_ratio = io_busy_s(&v.pred) > 0 ? io_busy_s(&v.meas) / io_busy_s(&v.pred) : NAN;
-                r->k_read = v.k_read;
-                r->k_cpu = v.k_cpu;
-                r->steal = v.steal;
-                r->spread = v.spread;
-                r->err_file = rel_err(v.tok_p_file, r->tok_m);
-                vresult_free(&v);
-                char kr[16], kc[16], sp[16];
-                factor_text(r->k_read, kr, sizeof kr);
-                factor_text(r->k_cpu, kc, sizeof kc);
-                if (isnan(r->spread)) snprintf(sp, sizeof sp, "-");
-                else snprintf(sp, sizeof sp, "%.0f%%", 100 * r->spread);
-                printf("%-40s %-9s %4u %-14s %9.1f %9.1f %+6.1f%% %9.1f %9.1f %+6.1f%% %6.2f %6s %6s %4.0f%% %6s %s\n",
-                       r->policy, r->scope, r->capacity, r->prefetch, r->tok_m, r->tok_p, 100 * r->err_tok,
-                       1e3 * r->ttft_m, 1e3 * r->ttft_p, 100 * r->err_ttft, r->io_ratio, kr, kc, 100 * r->steal, sp,
-                       r->exact ? "exact" : "DIFFER");
-                fflush(stdout);
-            }
+    fflush(stdout);
+    /* Passes: the whole grid again, each pass starting 1/passes further
+     * round, so a row's runs are spread evenly over the grid's time. This
+     * VM's speed moves by a fifth within seconds and back (the same
+     * configuration's runs back to back differ by a median 22%), and a
+     * probe just before a run follows it only loosely: a row measured and
+     * predicted at several times, each run priced by the probe just before
+     * it, is compared by the medians of both. */
+    for (uint64_t pass = 0; pass < passes; pass++)
+        for (int i = 0; i < total; i++) {
+            grid_row *r = &rows[((uint64_t)i + pass * (uint64_t)total / passes) % (uint64_t)total];
+            moe_offload_opts off = o->off;
+            off.policy = r->policy;
+            off.capacity = r->capacity_spec;
+            off.global = r->global;
+            if (moe_offload_opt_set(&off, "prefetch", r->prefetch, &err) < 0) goto out;
+            vopts one = *o;
+            one.off = off;
+            one.pass = passes > 1 ? pass + 1 : 0;
+            vresult v;
+            if (validate_one(&one, m, ids, n_ids, &v, &err)) goto out;
+            double *pv = r->pass_v + pass * PV_COUNT;
+            pv[PV_TOK_M] = metric(&v.meas, "tok_s");
+            pv[PV_TOK_P] = metric(&v.pred, "tok_s");
+            pv[PV_TOK_FILE] = v.tok_p_file;
+            pv[PV_TTFT_M] = metric(&v.meas, "ttft_mean_s");
+            pv[PV_TTFT_P] = metric(&v.pred, "ttft_mean_s");
+            pv[PV_IO] = io_busy_s(&v.pred) > 0 ? io_busy_s(&v.meas) / io_busy_s(&v.pred) : NAN;
+            pv[PV_K_READ] = v.k_read;
+            pv[PV_K_CPU] = v.k_cpu;
+            pv[PV_STEAL] = v.steal;
+            pv[PV_SPREAD] = v.spread;
+            r->capacity = v.capacity;
+            r->exact = pass ? r->exact && v.exact_ok : v.exact_ok;
+            vresult_free(&v);
+            if (passes == 1) {
+                grid_row_finish(r, 1);
+                print_row(r);
+            } else
+                fprintf(stderr, "moesim validate: pass %llu/%llu, %d/%d: %s %s %u %s: %.1f tok/s measured, %.1f "
+                                "predicted (%+.1f%%)\n",
+                        (unsigned long long)pass + 1, (unsigned long long)passes, i + 1, total, r->policy, r->scope,
+                        r->capacity, r->prefetch, pv[PV_TOK_M], pv[PV_TOK_P],
+                        100 * rel_err(pv[PV_TOK_P], pv[PV_TOK_M]));
+        }
+    if (passes > 1)
+        for (int i = 0; i < nrows; i++) {
+            grid_row_finish(&rows[i], passes);
+            print_row(&rows[i]);
+        }
     /* error statistics */
     double *e = malloc((size_t)nrows * sizeof *e), *et = malloc((size_t)nrows * sizeof *et);
     int within = 0, all_exact = 1;
@@ -820,9 +920,9 @@ static int validate_grid(vopts *o, const char *path) {
     }
     if (n_sp) {
         qsort(e, (size_t)n_sp, sizeof *e, cmp_abs);
-        printf("run-to-run spread (the repeats' slowest over fastest, less 1): median %.1f%%, max %.1f%%; tok/s error "
+        printf("run-to-run spread (the %s slowest over fastest, less 1): median %.1f%%, max %.1f%%; tok/s error "
                "within the row's spread in %d of %d\n",
-               100 * e[n_sp / 2], 100 * e[n_sp - 1], inside, n_sp);
+               passes > 1 ? "passes'" : "repeats'", 100 * e[n_sp / 2], 100 * e[n_sp - 1], inside, n_sp);
     }
     if (n_st) {
         qsort(st, (size_t)n_st, sizeof *st, cmp_abs);
@@ -867,6 +967,7 @@ static int validate_grid(vopts *o, const char *path) {
 out:
     if (rc) cli_error("validate", &err);
     free(rows);
+    free(pass_v);
     free(ids);
     moe_trace_free(o->route);
     moe_model_free(o->calib_m);
@@ -887,7 +988,7 @@ int cmd_validate(int argc, char **argv) {
         MOE_OFFLOAD_LONGOPTS,
         {"seed", required_argument, 0, 'X'},         {"prefill-chunk", required_argument, 0, 'X'},
         {"grid", required_argument, 0, 'g'},         {"section", required_argument, 0, 'G'},
-        {"recalibrate", optional_argument, 0, 'R'},
+        {"recalibrate", optional_argument, 0, 'R'}, {"passes", required_argument, 0, 'P'},
         {0, 0, 0, 0},
     };
     vopts o = {.device = "this-machine", .devices = MOE_LOCAL_DEVICES_INI, .max_tokens = 64, .repeat = 1,
@@ -920,6 +1021,10 @@ int cmd_validate(int argc, char **argv) {
         case 'e': o.experiment = optarg; break;
         case 'J': o.json = 1; break;
         case 'g': grid = optarg; break;
+        case 'P':
+            bad = cli_parse_u64("--passes", optarg, 64, &o.passes, &err) ||
+                  (!o.passes && moe_fail(&err, "--passes: at least 1"));
+            break;
         case 'R':
             bad = parse_recal(optarg ? optarg : "all", &o.recal, &err) && moe_fail_prefix(&err, "--recalibrate");
             o.recal_set = 1;
@@ -929,6 +1034,10 @@ int cmd_validate(int argc, char **argv) {
         default: fprintf(stderr, validate_usage, moe_offload_opts_help); return 2;
         }
         if (bad) return cli_error("validate", &err);
+    }
+    if (o.passes && !grid) {
+        fprintf(stderr, "moesim validate: --passes runs a --grid several times; for one configuration use --repeat\n");
+        return 2;
     }
     if (o.off.route_from && o.prompt_file) {
         fprintf(stderr, "moesim validate: --route-from replaces the prompt: drop --prompt-file\n");

@@ -37,7 +37,7 @@ awk -v blk="$("$M" model info models/tinymix/experts.pack | awk '$1 == "expert_b
         }
         printf "\n"
     }' results/devices.local.ini | tee results/calibration_spread.txt
-echo "validate: running experiments/validate.ini (a few minutes)"
+echo "validate: running experiments/validate.ini (about 10 minutes)"
 "$M" validate --grid experiments/validate.ini --db results/validate.db --experiment validate \
     --offload models/tinymix/experts.pack | tee results/validate.txt || die "the grid failed"
 "$M" plot validation --db results/validate.db -o results/validation.png || die "plot failed"

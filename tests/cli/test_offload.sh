@@ -533,6 +533,51 @@ if [ $rc -eq 0 ] && awk -v r="$rd" -v s="$st" 'BEGIN { split(r, a, " "); exit !(
     pass validate_recalibrate_all_json
 else fail validate_recalibrate_all_json "rc $rc, factors '$rd' steal '$st': $(cat "$tmp/out" "$tmp/err")"; fi
 # a bad recalibrate value: named with the file and the section, nothing run
+# passes: the whole grid twice, the second pass starting half way round (lfu
+# first); each (row, pass) is a validation of its own in the database, and
+# the table's tok/s, measured and predicted, is the median (of two: the mean)
+# of the row's stored runs
+sed 's/^capacities = 4$/capacities = 4\npasses = 2/; s/^prefetch = .*/prefetch = none/' "$tmp/grid.ini" >"$tmp/grid_passes.ini"
+run $MOESIM validate --grid "$tmp/grid_passes.ini" --devices "$tmp/hand.ini" --device hand --threads 2 \
+    --offload "$tmp/t.pack" $IO --db "$tmp/passes.db"
+why="sqlite3 missing"
+if command -v sqlite3 >/dev/null 2>&1; then
+    q="select k.value, p.value, pol.value, m.value from runs r
+       join run_config k on k.run_id = r.id and k.key = 'kind'
+       join run_config p on p.run_id = r.id and p.key = 'pass'
+       join run_config pol on pol.run_id = r.id and pol.key = 'policy'
+       join metrics m on m.run_id = r.id and m.name = 'tok_s' order by r.id"
+    why=$(sqlite3 -separator ' ' "$tmp/passes.db" "$q" | awk -v out="$tmp/out" '
+        { n++; kind[n] = $1; pass[n] = $2; pol[n] = substr($3, 1, 3); sum[$1, substr($3, 1, 3)] += $4; runs[$1, substr($3, 1, 3)]++ }
+        END {
+            if (n != 8) { print n " runs stored, not 8"; exit }
+            # pass 2 starts with the second row: its first run is lfu
+            for (i = 1; i <= n; i++) if (pass[i] == 2) { if (pol[i] != "lfu") print "pass 2 began with " pol[i]; break }
+            while ((getline line < out) > 0) {
+                split(line, f, " ")
+                if (f[1] != "lru" && f[1] != "lfu") continue
+                p = substr(f[1], 1, 3)
+                if (runs["measured", p] != 2 || runs["predicted", p] != 2) { print p ": not two runs of each kind"; exit }
+                m = sprintf("%.1f", sum["measured", p] / 2); q = sprintf("%.1f", sum["predicted", p] / 2)
+                if (m != f[5] || q != f[6]) { print p ": table " f[5] " / " f[6] ", stored medians " m " / " q; exit }
+                rows++
+            }
+            if (rows != 2) print rows " rows in the table"
+        }')
+fi
+if [ $rc -eq 0 ] && [ -z "$why" ] && has err "2 configurations x 1 runs x 2 passes" && has err "pass 2/2, 2/2: lru" &&
+   has out "run-to-run spread (the passes' slowest over fastest, less 1): median"; then pass validate_grid_passes
+else fail validate_grid_passes "rc $rc: $why: $(cat "$tmp/out" "$tmp/err")"; fi
+# --passes belongs to a grid; a bad passes key is named with the file
+run $VAL --capacity 8 --devices "$tmp/hand.ini" --device hand --passes 2
+if [ $rc -eq 2 ] && has err "--passes runs a --grid several times; for one configuration use --repeat" && [ ! -s "$tmp/out" ]; then
+    pass validate_passes_needs_grid
+else fail validate_passes_needs_grid "rc $rc: $(cat "$tmp/err")"; fi
+sed 's/^capacities = 4$/capacities = 4\npasses = 0/' "$tmp/grid.ini" >"$tmp/grid_bad.ini"
+run $MOESIM validate --grid "$tmp/grid_bad.ini" --devices "$tmp/hand.ini" --device hand --threads 2 --offload "$tmp/t.pack" $IO
+if [ $rc -ne 0 ] && [ $rc -lt 128 ] && has err "$tmp/grid_bad.ini" && has err "passes" && ! grep -q exact "$tmp/out"; then
+    pass validate_grid_bad_passes
+else fail validate_grid_bad_passes "rc $rc: $(cat "$tmp/err")"; fi
 sed 's/^capacities = 4$/capacities = 4\nrecalibrate = sometimes/' "$tmp/grid.ini" >"$tmp/grid_bad.ini"
 run $MOESIM validate --grid "$tmp/grid_bad.ini" --devices "$tmp/hand.ini" --device hand --threads 2 --offload "$tmp/t.pack" $IO
 if [ $rc -ne 0 ] && [ $rc -lt 128 ] && has err "$tmp/grid_bad.ini: [validate] recalibrate: expected none, io or all, got 'sometimes'" &&
