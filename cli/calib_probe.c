@@ -266,64 +266,97 @@ static void median_fit(const calib_compute_fit *f, int n, calib_compute_fit *cf)
     cf->n_fits = (size_t)n;
 }
 
-int calib_compute(const char *model_dir, const moe_model *m, int threads, FILE *report, calib_compute_fit *cf,
-                  moe_error *err) {
-    const int N = 512, decode = 96;
-    moe_engine *e = moe_engine_new(m, threads, N + decode, err);
-    if (!e) return -1;
-    expert_pool pool = {0};
-    moe_expert_source src = {.ctx = &pool, .layer = pool_layer, .get = pool_get};
+/* What a compute measurement runs on: an engine (its experts from a pool
+ * of the pack's blocks when the model has none loaded) and the seeded
+ * calibration text. */
+typedef struct calib_rig {
+    moe_engine *e;
+    expert_pool pool;
+    moe_expert_source src;
+    int *ids;
+    float *logits;
+} calib_rig;
+
+static void rig_close(calib_rig *r) {
+    free(r->ids);
+    free(r->logits);
+    moe_engine_free(r->e);
+    pool_free(&r->pool);
+}
+
+/* n tokens of context; report: where to say where the experts came from. */
+static int rig_open(calib_rig *r, const char *model_dir, const moe_model *m, int threads, int n, FILE *report,
+                    moe_error *err) {
+    memset(r, 0, sizeof *r);
+    if (!(r->e = moe_engine_new(m, threads, n, err))) return -1;
+    r->src = (moe_expert_source){.ctx = &r->pool, .layer = pool_layer, .get = pool_get};
     if (!m->experts_loaded) {
         char pack[4096];
         snprintf(pack, sizeof pack, "%s/experts.pack", model_dir);
-        if (pool_load(&pool, m, pack, err) || moe_engine_set_expert_source(e, &src, err)) {
-            pool_free(&pool);
-            moe_engine_free(e);
+        if (pool_load(&r->pool, m, pack, err) || moe_engine_set_expert_source(r->e, &r->src, err)) {
+            rig_close(r);
             return -1;
         }
-        if (report) fprintf(report, "compute: experts from %s (%zu distinct blocks)\n", pack, pool.n);
+        if (report) fprintf(report, "compute: experts from %s (%zu distinct blocks)\n", pack, r->pool.n);
     }
-    int *ids = malloc((size_t)(N + decode) * sizeof *ids);
-    float *logits = malloc((size_t)m->cfg.vocab * sizeof *logits);
-    int rc = -1;
-    if (!ids || !logits) {
-        moe_fail(err, "out of memory");
-        goto out;
+    r->ids = malloc((size_t)n * sizeof *r->ids);
+    r->logits = malloc((size_t)m->cfg.vocab * sizeof *r->logits);
+    if (!r->ids || !r->logits) {
+        rig_close(r);
+        return moe_fail(err, "out of memory");
     }
-    calib_tokens(ids, N + decode, m->cfg.vocab);
-    /* prefill in steps cycling through 1..32 tokens, then decode steps. The
-     * first pass warms caches and is discarded; each pass after it is fitted
-     * on its own, and every term is the median over those fits: on this
-     * two-vCPU VM one pass in three or four ran ~25% faster than the rest
-     * (2.8 against 3.6-3.9 us per token per layer: how the host scheduled
-     * the vCPU; offloaded runs see the slower figure), and one such pass
-     * made two calibrations in a row differ by 44%. Three fitted passes
-     * where a pass is short (< 5 s; tinymix: ~0.3 s), one where it is
-     * minutes (Mixtral-sized experts). */
+    calib_tokens(r->ids, n, m->cfg.vocab);
+    return 0;
+}
+
+/* One pass from an empty context, its samples recorded: a prefill of
+ * `prefill` tokens in steps cycling through 1..32 tokens, then `decode`
+ * steps of one token. *steps: the forward calls made. */
+static int rig_pass(calib_rig *r, int prefill, int decode, int *steps, moe_error *err) {
     static const int sizes[] = {32, 1, 16, 2, 8, 4, 24, 3, 12, 6, 32, 1};
+    moe_engine_reset(r->e);
+    moe_engine_record_experts(r->e, 1);
+    moe_engine_times_reset(r->e);
+    int pos = 0, k = 0;
+    *steps = 0;
+    while (pos < prefill) {
+        int T = sizes[k++ % (int)(sizeof sizes / sizeof *sizes)];
+        if (T > prefill - pos) T = prefill - pos;
+        if (moe_engine_forward(r->e, r->ids + pos, T, r->logits, 0, NULL, err)) return -1;
+        pos += T;
+        ++*steps;
+    }
+    for (int i = 0; i < decode; i++, ++*steps)
+        if (moe_engine_forward(r->e, r->ids + prefill + i, 1, r->logits, 0, NULL, err)) return -1;
+    return 0;
+}
+
+int calib_compute(const char *model_dir, const moe_model *m, int threads, FILE *report, calib_compute_fit *cf,
+                  moe_error *err) {
+    const int N = 512, decode = 96; /* CALIB_PASS_TOKENS */
+    calib_rig r;
+    if (rig_open(&r, model_dir, m, threads, N + decode, report, err)) return -1;
+    int rc = -1;
+    /* The first pass warms caches and is discarded; each pass after it is
+     * fitted on its own, and every term is the median over those fits: on
+     * this two-vCPU VM one pass in three or four ran ~25% faster than the
+     * rest (2.8 against 3.6-3.9 us per token per layer: how the host
+     * scheduled the vCPU; offloaded runs see the slower figure), and one
+     * such pass made two calibrations in a row differ by 44%. Three fitted
+     * passes where a pass is short (< 5 s; tinymix: ~0.3 s), one where it
+     * is minutes (Mixtral-sized experts). */
     enum { MAX_FITS = 3 };
     calib_compute_fit fits[MAX_FITS];
     int n_fits = 0, want = 1;
     for (int pass = 0; n_fits < want; pass++) {
         double t0 = moe_engine_now();
-        moe_engine_reset(e);
-        moe_engine_record_experts(e, 1);
-        moe_engine_times_reset(e);
-        int pos = 0, k = 0, steps = 0;
-        while (pos < N) {
-            int T = sizes[k++ % (int)(sizeof sizes / sizeof *sizes)];
-            if (T > N - pos) T = N - pos;
-            if (moe_engine_forward(e, ids + pos, T, logits, 0, NULL, err)) goto out;
-            pos += T;
-            steps++;
-        }
-        for (int i = 0; i < decode; i++, steps++)
-            if (moe_engine_forward(e, ids + N + i, 1, logits, 0, NULL, err)) goto out;
+        int steps;
+        if (rig_pass(&r, N, decode, &steps, err)) goto out;
         if (pass == 0) {
             want = moe_engine_now() - t0 < 5.0 ? MAX_FITS : 1;
             continue;
         }
-        if (fit_pass(e, steps, &fits[n_fits], err)) goto out;
+        if (fit_pass(r.e, steps, &fits[n_fits], err)) goto out;
         n_fits++;
     }
     median_fit(fits, n_fits, cf);
@@ -341,11 +374,55 @@ int calib_compute(const char *model_dir, const moe_model *m, int threads, FILE *
     }
     rc = 0;
 out:
-    free(ids);
-    free(logits);
-    moe_engine_free(e);
-    pool_free(&pool);
+    rig_close(&r);
     return rc;
+}
+
+int calib_compute_scale(const char *model_dir, const moe_model *m, int threads, const moe_device_profile *d,
+                        double *k, double *seconds, moe_error *err) {
+    /* a tenth of calibrate's pass (64 + 16 of 512 + 96 tokens), after two
+     * steps that warm caches and are not counted */
+    const int N = 64, decode = 16; /* CALIB_SCALE_TOKENS */
+    calib_rig r;
+    if (rig_open(&r, model_dir, m, threads, N + decode, NULL, err)) return -1;
+    double t0 = moe_engine_now();
+    int steps, rc = -1;
+    if (rig_pass(&r, 2, 0, &steps, err) || rig_pass(&r, N, decode, &steps, err)) goto out;
+    *seconds = moe_engine_now() - t0;
+    /* the profile's price of the very layers and steps just run: the
+     * simulator's formula (device_profile.h), whose per-layer term dense_us
+     * holds the expert block's fixed cost too (calib_set_compute) */
+    const int *tok, *nexp;
+    const double *ctx, *slots, *sec;
+    double meas = moe_engine_times_get(r.e).head_s, pred = 1e-6 * d->head_us * steps;
+    size_t n = moe_engine_dense_samples(r.e, &tok, &ctx, &sec);
+    for (size_t i = 0; i < n; i++) {
+        meas += sec[i];
+        pred += 1e-6 * (d->dense_us + d->dense_us_per_token * tok[i]) + 1e-9 * d->attn_ns_per_ctx * ctx[i];
+    }
+    n = moe_engine_expert_samples(r.e, &nexp, &slots, &sec);
+    for (size_t i = 0; i < n; i++) {
+        meas += sec[i];
+        pred += 1e-6 * (d->expert_us * nexp[i] + d->expert_us_per_token * slots[i]);
+    }
+    if (!(pred > 0)) {
+        moe_fail(err, "device [%s]: its compute terms price the calibration pass at 0 s", d->name);
+        goto out;
+    }
+    *k = meas / pred;
+    rc = 0;
+out:
+    rig_close(&r);
+    return rc;
+}
+
+void calib_scale_compute(moe_device_profile *d, double k) {
+    d->dense_us *= k;
+    d->dense_us_per_token *= k;
+    d->attn_ns_per_ctx *= k;
+    d->expert_us *= k;
+    d->expert_us_per_token *= k;
+    d->head_us *= k;
 }
 
 void calib_set_compute(moe_device_profile *d, const calib_compute_fit *cf) {

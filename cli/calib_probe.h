@@ -47,6 +47,21 @@ moe_model *calib_load_model(const char *dir, moe_error *err);
 int calib_compute(const char *model_dir, const moe_model *m, int threads, FILE *report, calib_compute_fit *cf,
                   moe_error *err);
 
+/* Tokens of calib_compute's pass and of calib_compute_scale's. */
+#define CALIB_PASS_TOKENS (512 + 96)
+#define CALIB_SCALE_TOKENS (64 + 16)
+
+/* A short compute pass (a tenth of calib_compute's, the same text and
+ * step sizes) priced by d's compute terms: *k = the measured time over
+ * the price, *seconds = how long the pass took. For `validate
+ * --recalibrate=all` where calibrate's passes take minutes (experts of
+ * hundreds of MiB): too few samples to refit the terms, enough to say how
+ * far the machine's compute has moved from them. */
+int calib_compute_scale(const char *model_dir, const moe_model *m, int threads, const moe_device_profile *d,
+                        double *k, double *seconds, moe_error *err);
+/* Every compute term of d times k. */
+void calib_scale_compute(moe_device_profile *d, double k);
+
 /* The fitted compute terms into d's (us, ns) fields. */
 void calib_set_compute(moe_device_profile *d, const calib_compute_fit *cf);
 

@@ -532,6 +532,29 @@ st=$(sed -n 's/.*"steal":\([0-9.e+-]*\).*/\1/p' "$tmp/out")
 if [ $rc -eq 0 ] && awk -v r="$rd" -v s="$st" 'BEGIN { split(r, a, " "); exit !(a[1] > 0 && a[2] > 0 && s >= 0 && s <= 1) }'; then
     pass validate_recalibrate_all_json
 else fail validate_recalibrate_all_json "rc $rc, factors '$rd' steal '$st': $(cat "$tmp/out" "$tmp/err")"; fi
+# --recalibrate=all where calibrate's passes would take minutes (forced here
+# on tinymix): a short pass scales every compute term of the profile by one
+# factor, the JSON's cpu factor, as the stored predicted run's device shows
+run env MOESIM_RECAL_SCALE=1 $VAL --capacity 8 --devices "$tmp/hand.ini" --device hand --json --recalibrate=all \
+    --db "$tmp/scale.db"
+kc=$(sed -n 's/.*"recalibrated":{"read":[0-9.e+-]*,"cpu":\([0-9.e+-]*\)}.*/\1/p' "$tmp/out")
+why="sqlite3 missing"
+if command -v sqlite3 >/dev/null 2>&1; then
+    dev=$(sqlite3 "$tmp/scale.db" "select config_text from runs r join run_config k on k.run_id = r.id and k.key = 'kind'
+        and k.value = 'predicted'" | sed -n 's/^device=//p')
+    why=$(awk -v k="$kc" -v dev="$dev" 'BEGIN {
+        n = split(dev, kv, /[:,]/)
+        for (i = 1; i <= n; i++) { split(kv[i], a, "="); v[a[1]] = a[2] }
+        if (!(k > 0)) { print "no cpu factor"; exit }
+        split("dense_us=20 dense_us_per_token=10 attn_ns_per_ctx=100 expert_us=10 expert_us_per_token=10 head_us=10", t, " ")
+        for (i = 1; i <= 6; i++) {
+            split(t[i], a, "=")
+            if ((v[a[1]] - a[2] * k) ^ 2 > (1e-3 * a[2] * k) ^ 2) { print a[1] " " v[a[1]] " not " a[2] " x " k; exit }
+        }
+    }')
+fi
+if [ $rc -eq 0 ] && [ -z "$why" ]; then pass validate_recalibrate_scaled_compute
+else fail validate_recalibrate_scaled_compute "rc $rc, cpu '$kc': $why: $(cat "$tmp/out" "$tmp/err")"; fi
 # a bad recalibrate value: named with the file and the section, nothing run
 # passes: the whole grid twice, the second pass starting half way round (lfu
 # first); each (row, pass) is a validation of its own in the database, and
@@ -568,6 +591,26 @@ fi
 if [ $rc -eq 0 ] && [ -z "$why" ] && has err "2 configurations x 1 runs x 2 passes" && has err "pass 2/2, 2/2: lru" &&
    has out "run-to-run spread (the passes' slowest over fastest, less 1): median"; then pass validate_grid_passes
 else fail validate_grid_passes "rc $rc: $why: $(cat "$tmp/out" "$tmp/err")"; fi
+# --max-steal: a limit no run can pass (steal is a share of at most 100%) is
+# never a reason to run again, and the grid says so; bad limits are refused
+sed 's/^capacities = 4$/capacities = 4\nmax_steal = 100/; s/^prefetch = .*/prefetch = none/' "$tmp/grid.ini" >"$tmp/grid_steal.ini"
+run $MOESIM validate --grid "$tmp/grid_steal.ini" --devices "$tmp/hand.ini" --device hand --threads 2 --offload "$tmp/t.pack" $IO
+if [ $rc -eq 0 ] && has out "run again for host steal over 100%: 0 times; kept runs still over it: 0 of 2"; then
+    pass validate_grid_max_steal
+else fail validate_grid_max_steal "rc $rc: $(cat "$tmp/out" "$tmp/err")"; fi
+ok=1
+for bad in 0 -5 101 abc 5x; do
+    run $VAL --capacity 8 --devices "$tmp/hand.ini" --device hand --max-steal "$bad"
+    if [ $rc -ne 0 ] && [ $rc -lt 128 ] && has err "--max-steal: expected a percentage in (0, 100], got '$bad'" &&
+       [ ! -s "$tmp/out" ]; then :
+    else ok=0; fail "validate_bad_max_steal_$bad" "rc $rc: $(cat "$tmp/err")"; fi
+done
+[ $ok = 1 ] && pass validate_bad_max_steal
+sed 's/^capacities = 4$/capacities = 4\nmax_steal = 250/' "$tmp/grid.ini" >"$tmp/grid_bad.ini"
+run $MOESIM validate --grid "$tmp/grid_bad.ini" --devices "$tmp/hand.ini" --device hand --threads 2 --offload "$tmp/t.pack" $IO
+if [ $rc -ne 0 ] && [ $rc -lt 128 ] && has err "$tmp/grid_bad.ini" && has err "max_steal" && ! grep -q exact "$tmp/out"; then
+    pass validate_grid_bad_max_steal
+else fail validate_grid_bad_max_steal "rc $rc: $(cat "$tmp/err")"; fi
 # --passes belongs to a grid; a bad passes key is named with the file
 run $VAL --capacity 8 --devices "$tmp/hand.ini" --device hand --passes 2
 if [ $rc -eq 2 ] && has err "--passes runs a --grid several times; for one configuration use --repeat" && [ ! -s "$tmp/out" ]; then
