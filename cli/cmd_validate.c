@@ -66,11 +66,7 @@ static const char validate_usage[] =
     "                       statistics and Kendall tau of the policies' ranking\n"
     "  --section NAME       the grid's section (default validate; experiments/\n"
     "                       validate_scale.ini has one per geometry)\n"
-    "  --max-steal P        run a configuration again (its --recalibrate probe too),\n"
-    "                       up to 3 times, while the hypervisor took more than P%%\n"
-    "                       of the CPUs' time during its run (/proc/stat steal);\n"
-    "                       the retries are reported (default: off; a grid's\n"
-    "                       max_steal key)\n"
+
     "  --passes N           run the whole grid N times (default: the grid's passes\n"
     "                       key, else 1), each pass starting further round, every\n"
     "                       run priced by its own --recalibrate; a row's figures are\n"
@@ -127,13 +123,8 @@ typedef struct vopts {
     int recal, recal_set;      /* --recalibrate: RECAL_*; given (wins over the grid's key) */
     moe_model *calib_m;        /* the model as calibrate computes it (RECAL_ALL), loaded once */
     uint64_t passes;           /* --passes (0: the grid's key, else 1) */
-    double max_steal;          /* --max-steal as a share (0: off) */
-    int max_steal_set;         /* --max-steal given (wins over the grid's key) */
     uint64_t pass;             /* --grid with passes: this row's pass, 1-based (0: no passes), stored */
 } vopts;
-
-/* --max-steal: how many times a run is made again. */
-enum { MAX_STEAL_RETRIES = 3 };
 
 /* --recalibrate: what is measured again before each configuration. */
 enum { RECAL_NONE = 0, RECAL_IO = 1, RECAL_ALL = 2 };
@@ -250,7 +241,6 @@ typedef struct vresult {
     double steal;         /* share of the CPUs' time the host took during the kept run (host_steal.h) */
     double spread;        /* the repeats' slowest time over their fastest, less 1 (NaN: one run) */
     double tok_p_file;    /* --recalibrate: tok/s predicted with the profile file instead (NaN: not recalibrated) */
-    int retries;          /* --max-steal: runs made again */
 } vresult;
 
 static void vresult_free(vresult *v) {
@@ -298,7 +288,6 @@ static void print_json(const vresult *v, const vresult *warm) {
     }
     if (!isnan(v->steal)) printf(",\"steal\":%.6g", v->steal);
     if (!isnan(v->spread)) printf(",\"spread\":%.6g", v->spread);
-    if (v->retries) printf(",\"steal_retries\":%d", v->retries);
     if (warm) print_json_warm(warm);
     printf("}\n");
 }
@@ -394,23 +383,9 @@ static int validate_one(vopts *o, const moe_model *m, const int *ids, int n_ids,
         job.capture_lookahead = a ? atoi(a + 6) : 1;
         if (job.capture_lookahead < 1) job.capture_lookahead = 1;
     }
-    /* measured last thing before the run it prices; --max-steal: a run
-     * the host took more of the CPUs from is no measurement of this
-     * machine's backend (a third of the CPUs' time at worst here, the run
-     * then 50% slower than its prediction), so it is made again, its probe
-     * too, after a pause, up to MAX_STEAL_RETRIES times (the last kept) */
-    for (int attempt = 0;; attempt++) {
-        if (o->recal && recalibrate(o, m, pack, job.oc.io_mode, &now, v, err)) goto out;
-        if (run_repeats(o, &job, &out, &v->steal, &v->spread, err)) goto out;
-        if (!(o->max_steal > 0) || !(v->steal > o->max_steal) || attempt == MAX_STEAL_RETRIES) break;
-        fprintf(stderr, "moesim validate: the host took %.0f%% of the CPUs' time during the run (over --max-steal "
-                        "%.0f%%): running it again\n", 100 * v->steal, 100 * o->max_steal);
-        moe_offload_out_free(&out);
-        memset(&out, 0, sizeof out);
-        v->retries++;
-        struct timespec pause = {1, 0};
-        nanosleep(&pause, NULL);
-    }
+    /* measured last thing before the run it prices */
+    if (o->recal && recalibrate(o, m, pack, job.oc.io_mode, &now, v, err)) goto out;
+    if (run_repeats(o, &job, &out, &v->steal, &v->spread, err)) goto out;
     snprintf(v->policy, sizeof v->policy, "%s", moe_offload_policy(out.off));
     v->capacity = job.oc.capacity;
     if (moe_offload_result(&out, v->policy, moe_offload_prefetcher(out.off), &v->meas, err)) goto out;
@@ -496,10 +471,7 @@ static int validate_one(vopts *o, const moe_model *m, const int *ids, int n_ids,
             size_t n = strlen(extra_m);
             snprintf(extra_m + n, sizeof extra_m - n, "\npass=%llu", (unsigned long long)o->pass);
         }
-        if (o->max_steal > 0) {
-            size_t n = strlen(extra_m);
-            snprintf(extra_m + n, sizeof extra_m - n, "\nsteal_retries=%d", v->retries);
-        }
+
         cfg_m.extra_config = extra_m;
         moe_db *db = moe_db_open(o->db, err);
         const char *tpath = o->trace_out ? o->trace_out : "(captured by validate)";
@@ -700,8 +672,7 @@ typedef struct grid_row {
     double *pass_v; /* n_passes x PV_COUNT */
 } grid_row;
 
-enum { PV_TOK_M, PV_TOK_P, PV_TOK_FILE, PV_TTFT_M, PV_TTFT_P, PV_IO, PV_K_READ, PV_K_CPU, PV_STEAL, PV_SPREAD, PV_RETRIES,
-       PV_COUNT };
+enum { PV_TOK_M, PV_TOK_P, PV_TOK_FILE, PV_TTFT_M, PV_TTFT_P, PV_IO, PV_K_READ, PV_K_CPU, PV_STEAL, PV_SPREAD, PV_COUNT };
 
 /* Median of the finite values among v[0], v[stride], ... (n of them); the
  * mean of the middle two for an even count; NaN if none. */
@@ -785,7 +756,7 @@ static int validate_grid(vopts *o, const char *path) {
         goto out;
     }
     static const char *const keys[] = {"description", "model", "prompt_files", "prompt_bytes", "max_tokens",
-                                       "repeat", "passes", "max_steal", "policies", "capacities", "global_capacities", "prefetch", "io",
+                                       "repeat", "passes", "policies", "capacities", "global_capacities", "prefetch", "io",
                                        "route_from", "route_steps", "route_truncate", "device", "stream_dense", "recalibrate",
                                        NULL};
     if (moe_ini_check_keys(ini, sec, keys, &err)) goto out;
@@ -835,11 +806,6 @@ static int validate_grid(vopts *o, const char *path) {
     if (!total) {
         moe_fail(&err, "%s: the grid is empty (policies x capacities x prefetch)", path);
         goto out;
-    }
-    if (!o->max_steal_set) {
-        double pct;
-        if (moe_ini_get_double(ini, sec, "max_steal", 0, 0, 100, &pct, &err)) goto out;
-        o->max_steal = pct / 100;
     }
     uint64_t passes = o->passes;
     if (!passes && moe_ini_get_u64(ini, sec, "passes", 1, 1, 64, &passes, &err)) goto out;
@@ -910,7 +876,6 @@ static int validate_grid(vopts *o, const char *path) {
             pv[PV_K_CPU] = v.k_cpu;
             pv[PV_STEAL] = v.steal;
             pv[PV_SPREAD] = v.spread;
-            pv[PV_RETRIES] = v.retries;
             r->capacity = v.capacity;
             r->exact = pass ? r->exact && v.exact_ok : v.exact_ok;
             vresult_free(&v);
@@ -981,18 +946,6 @@ static int validate_grid(vopts *o, const char *path) {
                100 * st[n_st - 1]);
     }
     free(st);
-    if (o->max_steal > 0) {
-        int again = 0, over = 0, runs = 0;
-        for (int i = 0; i < nrows; i++)
-            for (uint64_t p = 0; p < passes; p++) {
-                const double *pv = rows[i].pass_v + p * PV_COUNT;
-                again += (int)pv[PV_RETRIES];
-                over += pv[PV_STEAL] > o->max_steal;
-                runs++;
-            }
-        printf("run again for host steal over %.0f%%: %d times; kept runs still over it: %d of %d\n",
-               100 * o->max_steal, again, over, runs);
-    }
     /* --recalibrate against not: the same rows priced with the profile file */
     int n_file = 0, within_file = 0;
     for (int i = 0; i < nrows; i++)
@@ -1052,7 +1005,6 @@ int cmd_validate(int argc, char **argv) {
         {"seed", required_argument, 0, 'X'},         {"prefill-chunk", required_argument, 0, 'X'},
         {"grid", required_argument, 0, 'g'},         {"section", required_argument, 0, 'G'},
         {"recalibrate", optional_argument, 0, 'R'}, {"passes", required_argument, 0, 'P'},
-        {"max-steal", required_argument, 0, 'S'},
         {0, 0, 0, 0},
     };
     vopts o = {.device = "this-machine", .devices = MOE_LOCAL_DEVICES_INI, .max_tokens = 64, .repeat = 1,
@@ -1085,15 +1037,6 @@ int cmd_validate(int argc, char **argv) {
         case 'e': o.experiment = optarg; break;
         case 'J': o.json = 1; break;
         case 'g': grid = optarg; break;
-        case 'S': {
-            char *end;
-            double pct = strtod(optarg, &end);
-            if (end == optarg || *end || !(pct > 0 && pct <= 100))
-                bad = moe_fail(&err, "--max-steal: expected a percentage in (0, 100], got '%s'", optarg);
-            o.max_steal = pct / 100;
-            o.max_steal_set = 1;
-            break;
-        }
         case 'P':
             bad = cli_parse_u64("--passes", optarg, 64, &o.passes, &err) ||
                   (!o.passes && moe_fail(&err, "--passes: at least 1"));

@@ -591,26 +591,6 @@ fi
 if [ $rc -eq 0 ] && [ -z "$why" ] && has err "2 configurations x 1 runs x 2 passes" && has err "pass 2/2, 2/2: lru" &&
    has out "run-to-run spread (the passes' slowest over fastest, less 1): median"; then pass validate_grid_passes
 else fail validate_grid_passes "rc $rc: $why: $(cat "$tmp/out" "$tmp/err")"; fi
-# --max-steal: a limit no run can pass (steal is a share of at most 100%) is
-# never a reason to run again, and the grid says so; bad limits are refused
-sed 's/^capacities = 4$/capacities = 4\nmax_steal = 100/; s/^prefetch = .*/prefetch = none/' "$tmp/grid.ini" >"$tmp/grid_steal.ini"
-run $MOESIM validate --grid "$tmp/grid_steal.ini" --devices "$tmp/hand.ini" --device hand --threads 2 --offload "$tmp/t.pack" $IO
-if [ $rc -eq 0 ] && has out "run again for host steal over 100%: 0 times; kept runs still over it: 0 of 2"; then
-    pass validate_grid_max_steal
-else fail validate_grid_max_steal "rc $rc: $(cat "$tmp/out" "$tmp/err")"; fi
-ok=1
-for bad in 0 -5 101 abc 5x; do
-    run $VAL --capacity 8 --devices "$tmp/hand.ini" --device hand --max-steal "$bad"
-    if [ $rc -ne 0 ] && [ $rc -lt 128 ] && has err "--max-steal: expected a percentage in (0, 100], got '$bad'" &&
-       [ ! -s "$tmp/out" ]; then :
-    else ok=0; fail "validate_bad_max_steal_$bad" "rc $rc: $(cat "$tmp/err")"; fi
-done
-[ $ok = 1 ] && pass validate_bad_max_steal
-sed 's/^capacities = 4$/capacities = 4\nmax_steal = 250/' "$tmp/grid.ini" >"$tmp/grid_bad.ini"
-run $MOESIM validate --grid "$tmp/grid_bad.ini" --devices "$tmp/hand.ini" --device hand --threads 2 --offload "$tmp/t.pack" $IO
-if [ $rc -ne 0 ] && [ $rc -lt 128 ] && has err "$tmp/grid_bad.ini" && has err "max_steal" && ! grep -q exact "$tmp/out"; then
-    pass validate_grid_bad_max_steal
-else fail validate_grid_bad_max_steal "rc $rc: $(cat "$tmp/err")"; fi
 # --passes belongs to a grid; a bad passes key is named with the file
 run $VAL --capacity 8 --devices "$tmp/hand.ini" --device hand --passes 2
 if [ $rc -eq 2 ] && has err "--passes runs a --grid several times; for one configuration use --repeat" && [ ! -s "$tmp/out" ]; then
