@@ -1276,7 +1276,7 @@ int moe_offload_probe_reads(const moe_model *m, const char *pack, int io_mode, c
     if (!o) return -1;
     int rc = 0;
     uint32_t n_exp = o->L * o->E, next = 0;
-    /* per burst (reused), then per (size, round) means */
+    /* per burst (reused), then per (size, round) medians */
     double *t = malloc((3 * (size_t)most + 3 * (size_t)n_sizes * rounds) * sizeof *t);
     if (!t) {
         moe_offload_free(o);
@@ -1319,20 +1319,13 @@ int moe_offload_probe_reads(const moe_model *m, const char *pack, int io_mode, c
                     nanosleep(&ts, NULL);
                 }
             }
-            /* a round's mean, and below the median over the rounds: a run
-             * pays every read and every wake-up, slow ones included, so
-             * within a round nothing is dropped (on 12-02 this VM's host
-             * woke a halted vCPU ~330 us late for minutes at a time, in
-             * a tail that the medians of bursts left out: predicted
-             * stalls were half the measured, tinymix tok/s 83-150% too
-             * fast, against 5-39% with means); a round another tenant's
-             * I/O slowed (at 336 MiB blocks the same burst took 85 to
-             * 266 ms per read within a minute) is left out by the median
-             * over the rounds, which take turns in time */
+            /* medians: one burst slowed by another tenant's I/O (at 336 MiB
+             * blocks the same burst took 85 to 266 ms per read within a
+             * minute) says nothing about thread costs */
             size_t at = (size_t)z * rounds + r;
-            r_wall[at] = moe_time_stats_of(t, bursts[z]).mean;
-            r_busy[at] = moe_time_stats_of(busy, bursts[z]).mean;
-            r_beyond[at] = moe_time_stats_of(beyond, bursts[z]).mean;
+            r_wall[at] = moe_time_stats_of(t, bursts[z]).p50;
+            r_busy[at] = moe_time_stats_of(busy, bursts[z]).p50;
+            r_beyond[at] = moe_time_stats_of(beyond, bursts[z]).p50;
         }
     moe_offload_free(o);
     for (int z = 0; z < n_sizes && !rc; z++) { /* and the median over the rounds */

@@ -158,7 +158,7 @@ int moe_offload_save_state(const moe_offload *o, const char *path, moe_error *er
  * Every read is of the next expert of one scattered order (no read follows
  * its neighbour on disk, none repeats until the order wraps), and every
  * expert the rounds will read is read once, untimed, first (offload.c says
- * why). out[z]: medians over the rounds of each round's means over its
+ * why). out[z]: medians over the rounds of each round's medians over its
  * bursts of wall_s (first issue to last data), busy_s (the I/O thread's own
  * work: preads, checksums, conversions; the device as the backend sees it)
  * and beyond_s (wall less busy: what thread wake-ups and hand-offs add,

@@ -23,8 +23,7 @@
 /* The backend's own read path for demand reads: issue through its queue,
  * its I/O thread reads, the waiting thread wakes. Bursts of 1, 2 and 4
  * reads 200 us apart, sleeping, as a decode step's misses are. Two lines
- * are fitted over the burst size n, on the medians over the rounds of
- * each round's mean (moe_offload_probe_reads):
+ * are fitted over the burst size n, on the medians:
  *   busy(n)   the I/O thread's own work (preads + checksums, its clock)
  *             = first + n * read: `read` is one expert read as the backend
  *             sees it; `first` is what the first read of a burst pays on
