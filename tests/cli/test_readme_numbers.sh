@@ -445,17 +445,17 @@ claim readme_validate_io_rows "make validate ($V I/O busy line)" \
     "$1" "$2" "$3"
 # the --recalibrate factors (read x, cpu x) and the machine's own noise
 col() { awk -v k="$1" '/ exact$/ {print $(NF - k)}' $V | sort -g | sed -n "$2"; }
-claim readme_validate_recal_factors "make validate ($V read x, cpu x columns)" "(\`read x\` %s–%s and \`cpu x\` %s–%s against it)" \
+claim readme_validate_recal_factors "make validate ($V read x, cpu x columns)" "at \`read x\` %s–%s and \`cpu x\` %s–%s against the calibration before the grid" \
     "$(col 4 1p)" "$(col 4 '$p')" "$(col 3 1p)" "$(col 3 '$p')"
 set -- $(sed -n 's/^priced with the profile file instead of the measurement before each row: tok\/s median |error| \([0-9.]*\)%, max [0-9.]*%, \([0-9]*\) of \([0-9]*\) within 15%$/\1 \2 \3/p' $V)
 claim readme_validate_file_priced "make validate ($V profile-file line)" \
-    "| the same rows priced with the calibration made before the grid: median \\|error\\|, within 15 %% | | | | | %s %%, %s of %s |" "$1" "$2" "$3"
-set -- $(sed -n 's/^run-to-run spread (the repeats. slowest over fastest, less 1): median \([0-9.]*\)%, max \([0-9.]*\)%; tok\/s error within the row.s spread in \([0-9]*\) of \([0-9]*\)$/\1 \2 \3 \4/p' $V)
-claim readme_validate_spread "make validate ($V spread line)" "| the same configuration's 3 repeats apart: median (max) | | | | | %s %% (%s %%) |" "$1" "$2"
+    "| %s %%, %s of %s | | a configuration's 3 runs apart" "$1" "$2" "$3"
+set -- $(sed -n 's/^run-to-run spread (the [a-z]*. slowest over fastest, less 1): median \([0-9.]*\)%, max \([0-9.]*\)%; tok\/s error within the row.s spread in \([0-9]*\) of \([0-9]*\)$/\1 \2 \3 \4/p' $V)
+claim readme_validate_spread "make validate ($V spread line)" "| %s %% (%s %%) | | host steal during the kept runs" "$1" "$2"
 claim readme_validate_spread_text "make validate ($V spread line)" "were a median %s %% apart and up to %s %%; in %s of %s rows the error is within that row's own spread" \
     "$1" "$2" "$3" "$4"
 set -- $(sed -n 's/^host steal during the kept runs: median \([0-9.]*\)%, max \([0-9.]*\)% of the CPUs. time$/\1 \2/p' $V)
-claim readme_validate_steal "make validate ($V steal line)" "| host steal during the kept runs: median (max) | | | | | %s %% (%s %%) |" "$1" "$2"
+claim readme_validate_steal "make validate ($V steal line)" "| %s %% (%s %%) | | TTFT: median" "$1" "$2"
 set -- $tt
 claim readme_validate_ttft "make validate ($V TTFT line)" "**%s %%** (%s %%) | | policies ranked" "$1" "$(fix "$2" 0)"
 claim readme_validate_kendall "make validate ($V mean Kendall tau)" "| %s | On 12-01 the predictions" \
@@ -515,9 +515,9 @@ np=$(vi policies | wc -w) nc=$(vi capacities | wc -w) ng=$(vi global_capacities 
 claim readme_validate_grid "$VI" "× %s experts per layer and %s in a global pool × no prefetch, gate, transition" \
     "$(vi capacities | sed 's/ /, /g')" "$(vi global_capacities)"
 claim readme_validate_grid_size "$VI (policies × capacities × prefetchers)" "runs the %s configurations" "$((np * (nc + ng) * nf))"
-claim readme_validate_prompt "$VI (prompt_bytes, max_tokens, repeat; ${chunk% *}-token steps)" \
-    "%s prefill steps and %s greedy tokens; \`--io direct\`, each configuration run %s times" \
-    "$(( ($(vi prompt_files | wc -w) * $(vi prompt_bytes) + ${chunk% *} - 1) / ${chunk% *} ))" "$(vi max_tokens)" "$(vi repeat)"
+claim readme_validate_prompt "$VI (prompt_bytes, max_tokens, passes; ${chunk% *}-token steps)" \
+    "%s prefill steps and %s greedy tokens; \`--io direct\`; the whole grid run %s times over" \
+    "$(( ($(vi prompt_files | wc -w) * $(vi prompt_bytes) + ${chunk% *} - 1) / ${chunk% *} ))" "$(vi max_tokens)" "$(vi passes)"
 # flags the timing figures' commands use are still accepted
 for c in "trace import --help" "calibrate --help" "validate --help" "quality --help" "infer --help" "run --help"; do
     # shellcheck disable=SC2086
