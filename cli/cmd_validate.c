@@ -66,7 +66,6 @@ static const char validate_usage[] =
     "                       statistics and Kendall tau of the policies' ranking\n"
     "  --section NAME       the grid's section (default validate; experiments/\n"
     "                       validate_scale.ini has one per geometry)\n"
-
     "  --passes N           run the whole grid N times (default: the grid's passes\n"
     "                       key, else 1), each pass starting further round, every\n"
     "                       run priced by its own --recalibrate; a row's figures are\n"
@@ -471,7 +470,6 @@ static int validate_one(vopts *o, const moe_model *m, const int *ids, int n_ids,
             size_t n = strlen(extra_m);
             snprintf(extra_m + n, sizeof extra_m - n, "\npass=%llu", (unsigned long long)o->pass);
         }
-
         cfg_m.extra_config = extra_m;
         moe_db *db = moe_db_open(o->db, err);
         const char *tpath = o->trace_out ? o->trace_out : "(captured by validate)";
